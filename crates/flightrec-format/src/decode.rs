@@ -1,0 +1,460 @@
+//! Turns a ring image (a ring file, or the decompressed body of a dump) into a `Recording`.
+//!
+//! The image is untrusted: every offset and length is checked, every allocation is bounded
+//! by the image's size, and damage is counted rather than fatal wherever something useful
+//! can still be read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::layout::{chunk, get_u32, get_u64, header, state, CLOCK_MONOTONIC_NS, FLAG_DUMP};
+use crate::layout::{CHUNK_HEADER_SIZE, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_CHUNK_SIZE};
+use crate::layout::{MAX_FILE_SIZE, MIN_CHUNK_SIZE};
+use crate::meta::{parse_meta, Callsite, MetaEntry, ProcessInfo};
+use crate::record::{parse_record, FieldValue, RecordKind, FLAG_TRUNCATED};
+use crate::record::{PARENT_CONTEXTUAL, PARENT_ROOT};
+use crate::trigger::Trigger;
+use crate::FormatError;
+
+/// Everything a ring image holds, resolved: names, times, span stacks.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    pub process: ProcessInfo,
+    /// The image is a dump (a consistent copy) rather than a ring file.
+    pub is_dump: bool,
+    pub file_size: u64,
+    pub chunk_size: u32,
+    pub chunk_count: u32,
+    /// When the recorder started, ns since the Unix epoch.
+    pub start_wall_ns: i64,
+    pub trigger: Trigger,
+    pub callsites: HashMap<u32, Callsite>,
+    /// Threads ordered by index (the order they first wrote).
+    pub threads: Vec<ThreadSummary>,
+    /// User records (no chunk context records) in global time order; each thread's records
+    /// keep the order that thread wrote them.
+    pub records: Vec<Record>,
+    pub damage: Damage,
+}
+
+/// One thread's share of a recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadSummary {
+    pub index: u32,
+    pub tid: u64,
+    pub name: String,
+    /// Records of this thread present in the recording.
+    pub records: u64,
+    /// Records this thread wrote that were overwritten by newer data before the image was
+    /// taken. Exact for every thread with at least one surviving chunk.
+    pub overwritten: u64,
+    /// Records this thread could not write at all (no chunk could be claimed, or the
+    /// thread-local state was gone).
+    pub dropped: u64,
+    /// No chunk of this thread survives: its count of overwritten records is unknown.
+    pub fully_overwritten: bool,
+    /// Places where this thread's surviving chunks do not follow on from each other
+    /// (a chunk recycled while a live snapshot was being copied).
+    pub gaps: u64,
+    pub first_ts: Option<i64>,
+    pub last_ts: Option<i64>,
+}
+
+/// Counts of what could not be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Damage {
+    /// The image is shorter than its header says (bytes missing).
+    pub missing_bytes: u64,
+    /// Chunks that lie (partly) beyond the end of the image.
+    pub missing_chunks: u64,
+    /// Chunks whose header is inconsistent; all their records are lost.
+    pub bad_chunks: u64,
+    /// Chunks that ended in bytes that do not parse as a record; the records before them
+    /// are kept.
+    pub bad_chunk_tails: u64,
+    /// Chunks being re-initialised when the image was taken (expected, not damage).
+    pub claiming_chunks: u64,
+    /// Chunks the dumper saw recycled under it while copying a live ring.
+    pub recycled_during_copy: u64,
+    /// The meta log stopped parsing before its committed end.
+    pub meta_damaged: bool,
+}
+
+impl Damage {
+    /// Whether anything was actually damaged (as opposed to merely in flux).
+    pub fn is_damaged(&self) -> bool {
+        self.missing_bytes > 0
+            || self.missing_chunks > 0
+            || self.bad_chunks > 0
+            || self.bad_chunk_tails > 0
+            || self.meta_damaged
+    }
+}
+
+/// A resolved record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Nanoseconds since the Unix epoch.
+    pub ts: i64,
+    /// Index of the writing thread (see `Recording::threads`).
+    pub thread: u32,
+    pub kind: RecordKind,
+    pub callsite: u32,
+    /// The span this record is about, for span records; 0 otherwise.
+    pub span: u64,
+    /// Parent of an event or new span, resolved against the thread's entered spans.
+    pub parent: Option<u64>,
+    /// The span a `follows_from` record links to.
+    pub follows: Option<u64>,
+    pub fields: Vec<FieldValue>,
+    pub truncated: bool,
+    /// Spans entered on the writing thread at that moment, outermost first.
+    pub spans: Arc<[u64]>,
+}
+
+/// Converts a tick count to ns since the Unix epoch.
+#[derive(Debug, Clone, Copy)]
+struct TimeBase {
+    ticks0: u64,
+    mono0: i128,
+    wall0: i128,
+    /// ns per tick as num/den.
+    num: i128,
+    den: i128,
+}
+
+impl TimeBase {
+    fn to_unix_ns(&self, ticks: u64) -> i64 {
+        let dt = ticks as i128 - self.ticks0 as i128;
+        let ns = dt.saturating_mul(self.num) / self.den;
+        let mono = self.mono0.saturating_add(ns);
+        let wall = self.wall0.saturating_add(mono - self.mono0);
+        wall.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+    }
+}
+
+struct ChunkData {
+    seq: u64,
+    thread_index: u32,
+    os_tid: u64,
+    thread_seq_start: u64,
+    dropped_before: u64,
+    dropped_total: u64,
+    records: Vec<crate::record::RawRecord>,
+}
+
+/// Decodes a ring image. Fails only when the header itself is unusable; any other damage is
+/// counted in `Recording::damage` and the rest is decoded.
+pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
+    if image.len() < HEADER_SIZE {
+        if image.len() >= 8 && image[..8] != MAGIC {
+            return Err(FormatError::NotARing);
+        }
+        return Err(FormatError::Truncated {
+            len: image.len() as u64,
+        });
+    }
+    if image[..8] != MAGIC {
+        return Err(FormatError::NotARing);
+    }
+    let h = |off| get_u64(image, off).unwrap_or(0);
+    let h32 = |off| get_u32(image, off).unwrap_or(0);
+    let version = h32(header::VERSION);
+    if version != FORMAT_VERSION {
+        return Err(FormatError::UnsupportedVersion(version));
+    }
+    let file_size = h(header::FILE_SIZE);
+    let chunk_size = h32(header::CHUNK_SIZE) as u64;
+    let chunk_count = h32(header::CHUNK_COUNT) as u64;
+    let meta_offset = h(header::META_OFFSET);
+    let meta_capacity = h(header::META_CAPACITY);
+    let chunks_offset = h(header::CHUNKS_OFFSET);
+    let bad = |what: &'static str| FormatError::BadHeader(what);
+    if h32(header::HEADER_SIZE) as usize != HEADER_SIZE {
+        return Err(bad("header size"));
+    }
+    if file_size > MAX_FILE_SIZE {
+        return Err(bad("file size too large"));
+    }
+    if !(MIN_CHUNK_SIZE as u64..=MAX_CHUNK_SIZE as u64).contains(&chunk_size) || chunk_size % 64 != 0
+    {
+        return Err(bad("chunk size"));
+    }
+    if meta_offset != HEADER_SIZE as u64
+        || meta_offset.checked_add(meta_capacity) != Some(chunks_offset)
+    {
+        return Err(bad("meta log bounds"));
+    }
+    if chunks_offset
+        .checked_add(chunk_count.saturating_mul(chunk_size))
+        .is_none_or(|end| end > file_size)
+    {
+        return Err(bad("chunk pool bounds"));
+    }
+
+    let mut damage = Damage {
+        missing_bytes: file_size.saturating_sub(image.len() as u64),
+        recycled_during_copy: h32(header::DUMP_CHUNKS_RECYCLED) as u64,
+        ..Damage::default()
+    };
+
+    // Meta log: the committed part, clamped to its region and to what the image holds.
+    let meta_len = h(header::META_COMMITTED_LEN).min(meta_capacity);
+    let meta_end = (meta_offset + meta_len).min(image.len() as u64) as usize;
+    if meta_offset + meta_len > image.len() as u64 {
+        damage.meta_damaged = true;
+    }
+    let (entries, meta_err) = parse_meta(&image[meta_offset as usize..meta_end]);
+    damage.meta_damaged |= meta_err.is_some();
+    let mut process = ProcessInfo {
+        pid: h32(header::PID),
+        ..ProcessInfo::default()
+    };
+    let mut callsites = HashMap::new();
+    let mut thread_names: HashMap<u32, (u64, String)> = HashMap::new();
+    for e in entries {
+        match e {
+            MetaEntry::Process(p) => process = p,
+            MetaEntry::Callsite(c) => {
+                callsites.insert(c.id, c);
+            }
+            MetaEntry::Thread(t) => {
+                thread_names.insert(t.index, (t.tid, t.name));
+            }
+        }
+    }
+
+    // Chunks.
+    let payload_cap = chunk_size as usize - CHUNK_HEADER_SIZE;
+    let mut chunks: Vec<ChunkData> = Vec::new();
+    let mut anchors: Vec<(u64, u64)> = Vec::new();
+    for i in 0..chunk_count {
+        let off = (chunks_offset + i * chunk_size) as usize;
+        let Some(c) = image.get(off..off + chunk_size as usize) else {
+            damage.missing_chunks += 1;
+            continue;
+        };
+        let word = get_u64(c, chunk::STATE).unwrap_or(0);
+        match state::phase(word) {
+            state::FREE => continue,
+            state::CLAIMING => {
+                damage.claiming_chunks += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let committed = get_u32(c, chunk::COMMITTED_LEN).unwrap_or(0) as usize;
+        if committed > payload_cap {
+            damage.bad_chunks += 1;
+            continue;
+        }
+        let payload = &c[CHUNK_HEADER_SIZE..CHUNK_HEADER_SIZE + committed];
+        let mut records = Vec::new();
+        let mut pos = 0;
+        while pos < payload.len() {
+            match parse_record(&payload[pos..]) {
+                Ok((r, n)) => {
+                    records.push(r);
+                    pos += n;
+                }
+                Err(_) => {
+                    damage.bad_chunk_tails += 1;
+                    break;
+                }
+            }
+        }
+        let claim_ticks = get_u64(c, chunk::CLAIM_TICKS).unwrap_or(0);
+        let claim_mono = get_u64(c, chunk::CLAIM_MONO_NS).unwrap_or(0);
+        if claim_mono != 0 {
+            anchors.push((claim_ticks, claim_mono));
+        }
+        chunks.push(ChunkData {
+            seq: state::seq(word),
+            thread_index: get_u32(c, chunk::THREAD_INDEX).unwrap_or(0),
+            os_tid: get_u64(c, chunk::OS_TID).unwrap_or(0),
+            thread_seq_start: get_u64(c, chunk::THREAD_SEQ_START).unwrap_or(0),
+            dropped_before: get_u64(c, chunk::DROPPED_BEFORE).unwrap_or(0),
+            dropped_total: get_u64(c, chunk::DROPPED_TOTAL).unwrap_or(0),
+            records,
+        });
+    }
+
+    let time = time_base(image, &anchors);
+    let trigger = Trigger::read(image, |t| time.to_unix_ns(t));
+
+    // Group chunks per thread, oldest first.
+    chunks.sort_by_key(|c| (c.thread_index, c.seq));
+    let mut threads: Vec<ThreadSummary> = Vec::new();
+    let mut records: Vec<(i64, u32, u64, Record)> = Vec::new();
+    let mut i = 0;
+    while i < chunks.len() {
+        let index = chunks[i].thread_index;
+        let mut j = i;
+        while j < chunks.len() && chunks[j].thread_index == index {
+            j += 1;
+        }
+        let own = &chunks[i..j];
+        let (tid, name) = thread_names
+            .remove(&index)
+            .unwrap_or_else(|| (own[0].os_tid, format!("thread-{index}")));
+        let first = &own[0];
+        let mut summary = ThreadSummary {
+            index,
+            tid,
+            name,
+            records: 0,
+            overwritten: first.thread_seq_start.saturating_sub(first.dropped_before),
+            dropped: own.iter().map(|c| c.dropped_total).max().unwrap_or(0),
+            fully_overwritten: false,
+            gaps: 0,
+            first_ts: None,
+            last_ts: None,
+        };
+        let mut stack: Vec<u64> = Vec::new();
+        let mut shared: Arc<[u64]> = Arc::from(Vec::new());
+        let mut last_ts = i64::MIN;
+        let mut order = 0u64;
+        for (k, c) in own.iter().enumerate() {
+            if k > 0 {
+                let prev = &own[k - 1];
+                let prev_user = prev
+                    .records
+                    .iter()
+                    .filter(|r| r.kind != RecordKind::Context)
+                    .count() as u64;
+                let expected = prev.thread_seq_start
+                    + prev_user
+                    + c.dropped_before.saturating_sub(prev.dropped_before);
+                if c.thread_seq_start != expected {
+                    summary.gaps += 1;
+                }
+            }
+            for r in &c.records {
+                if r.kind == RecordKind::Context {
+                    stack.clear();
+                    stack.extend(r.context.iter().map(|&(s, _)| s));
+                    shared = Arc::from(stack.as_slice());
+                    continue;
+                }
+                // A thread's records keep their written order even if the clock stepped back.
+                let ts = time.to_unix_ns(r.ticks).max(last_ts);
+                last_ts = ts;
+                let current = stack.last().copied();
+                let resolve = |p: u64| match p {
+                    PARENT_CONTEXTUAL => current,
+                    PARENT_ROOT => None,
+                    id => Some(id),
+                };
+                let (parent, follows) = match r.kind {
+                    RecordKind::Event | RecordKind::SpanNew => (resolve(r.other), None),
+                    RecordKind::FollowsFrom => (None, Some(r.other)),
+                    _ => (None, None),
+                };
+                if r.kind == RecordKind::Enter {
+                    stack.push(r.span);
+                    shared = Arc::from(stack.as_slice());
+                }
+                records.push((
+                    ts,
+                    index,
+                    order,
+                    Record {
+                        ts,
+                        thread: index,
+                        kind: r.kind,
+                        callsite: r.callsite,
+                        span: r.span,
+                        parent,
+                        follows,
+                        fields: r.fields.clone(),
+                        truncated: r.flags & FLAG_TRUNCATED != 0,
+                        spans: shared.clone(),
+                    },
+                ));
+                order += 1;
+                if r.kind == RecordKind::Exit {
+                    if let Some(pos) = stack.iter().rposition(|&s| s == r.span) {
+                        stack.remove(pos);
+                        shared = Arc::from(stack.as_slice());
+                    }
+                }
+                summary.records += 1;
+                summary.first_ts.get_or_insert(ts);
+                summary.last_ts = Some(ts);
+            }
+        }
+        threads.push(summary);
+        i = j;
+    }
+    // Threads that registered but have no surviving chunk.
+    for (index, (tid, name)) in thread_names {
+        threads.push(ThreadSummary {
+            index,
+            tid,
+            name,
+            records: 0,
+            overwritten: 0,
+            dropped: 0,
+            fully_overwritten: true,
+            gaps: 0,
+            first_ts: None,
+            last_ts: None,
+        });
+    }
+    threads.sort_by_key(|t| t.index);
+    records.sort_by_key(|&(ts, thread, order, _)| (ts, thread, order));
+
+    Ok(Recording {
+        process,
+        is_dump: h32(header::FLAGS) & FLAG_DUMP != 0,
+        file_size,
+        chunk_size: chunk_size as u32,
+        chunk_count: chunk_count as u32,
+        start_wall_ns: time.wall0.clamp(0, i64::MAX as i128) as i64,
+        trigger,
+        callsites,
+        threads,
+        records: records.into_iter().map(|(.., r)| r).collect(),
+        damage,
+    })
+}
+
+/// Fits ticks to nanoseconds. The start anchor pins the origin; the rate comes from the
+/// anchors farthest apart in ticks (chunk claims and the dump anchor), falling back to the
+/// rate measured at start-up when the recording is too short to fit one.
+fn time_base(image: &[u8], chunk_anchors: &[(u64, u64)]) -> TimeBase {
+    let h = |off| get_u64(image, off).unwrap_or(0);
+    let ticks0 = h(header::ANCHOR_TICKS);
+    let mono0 = h(header::ANCHOR_MONO_NS);
+    let wall0 = h(header::ANCHOR_WALL_NS);
+    let mut base = TimeBase {
+        ticks0,
+        mono0: mono0 as i128,
+        wall0: wall0 as i128,
+        num: 1,
+        den: 1,
+    };
+    if get_u32(image, header::CLOCK_KIND) == Some(CLOCK_MONOTONIC_NS) {
+        return base;
+    }
+    let mut far = (ticks0, mono0);
+    let dump = (h(header::DUMP_TICKS), h(header::DUMP_MONO_NS));
+    for &(t, m) in chunk_anchors.iter().chain(std::iter::once(&dump)) {
+        if t > far.0 && m > far.1 {
+            far = (t, m);
+        }
+    }
+    let (dt, dm) = (far.0 - ticks0, far.1 - mono0);
+    // A millisecond of wall time pins the rate to better than a part in 10^5.
+    if dm >= 1_000_000 && dt > 0 && dt < (1 << 62) && dm < (1 << 62) {
+        base.num = dm as i128;
+        base.den = dt as i128;
+        return base;
+    }
+    let tps = f64::from_bits(h(header::TICKS_PER_SEC));
+    if tps.is_finite() && tps >= 1e6 && tps <= 1e11 {
+        base.num = 1 << 20;
+        base.den = ((tps / 1e9) * (1u64 << 20) as f64).round().max(1.0) as i128;
+    }
+    base
+}

@@ -1,0 +1,270 @@
+//! Where everything lives in a ring file.
+//!
+//! A ring file (and the decompressed body of a dump, which is a copy of one) is:
+//!
+//! ```text
+//! [ FileHeader: HEADER_SIZE bytes ][ meta log: meta_capacity bytes ][ chunk 0 ][ chunk 1 ] ...
+//! ```
+//!
+//! All integers are little-endian. Fields that live writers update concurrently are
+//! 8-byte aligned so the writer can treat them as atomics in place; the offsets below are
+//! the single source of truth for both the writer (`flightrec`) and the decoder.
+
+/// First eight bytes of every ring file and of every decompressed dump.
+pub const MAGIC: [u8; 8] = *b"FLTREC\0\x01";
+/// Bumped on any incompatible change to this module or to `record`.
+pub const FORMAT_VERSION: u32 = 1;
+/// The first bytes of a zstd frame; a dump starts with these.
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+
+/// Size of the file header region; the meta log starts right after it.
+pub const HEADER_SIZE: usize = 4096;
+/// Size of the per-chunk header at the start of every chunk.
+pub const CHUNK_HEADER_SIZE: usize = 64;
+/// Chunks are between these sizes (inclusive) and a multiple of 64 bytes.
+pub const MIN_CHUNK_SIZE: usize = 1024;
+/// A record's length is a `u16`, so a chunk's payload must fit in one.
+pub const MAX_CHUNK_SIZE: usize = 64 * 1024;
+/// Largest ring a decoder accepts (and a recorder creates).
+pub const MAX_FILE_SIZE: u64 = 1 << 32;
+
+/// Offsets of the file header's fields.
+pub mod header {
+    pub const MAGIC: usize = 0;
+    pub const VERSION: usize = 8;
+    pub const HEADER_SIZE: usize = 12;
+    pub const FILE_SIZE: usize = 16;
+    pub const CHUNK_SIZE: usize = 24;
+    pub const CHUNK_COUNT: usize = 28;
+    pub const META_OFFSET: usize = 32;
+    pub const META_CAPACITY: usize = 40;
+    pub const CHUNKS_OFFSET: usize = 48;
+    pub const PID: usize = 56;
+    /// `CLOCK_TSC` or `CLOCK_MONOTONIC_NS`.
+    pub const CLOCK_KIND: usize = 60;
+    /// Clock anchor taken when the recorder started: ticks, CLOCK_MONOTONIC ns and Unix ns
+    /// read back to back.
+    pub const ANCHOR_TICKS: usize = 64;
+    pub const ANCHOR_MONO_NS: usize = 72;
+    pub const ANCHOR_WALL_NS: usize = 80;
+    /// Ticks per second measured at start-up (f64 bits); a fallback when a file holds no
+    /// later anchor to fit against.
+    pub const TICKS_PER_SEC: usize = 88;
+    /// `FLAG_*` bits.
+    pub const FLAGS: usize = 96;
+
+    /// Bytes of the meta log that are complete. Updated with release ordering after the
+    /// bytes; its own cache line.
+    pub const META_COMMITTED_LEN: usize = 128;
+    /// Monotonic chunk-claim counter: chunk `c % chunk_count` is tried by claim `c`, and a
+    /// chunk claimed by claim `c` gets sequence number `c + 1`. Its own cache line.
+    pub const CLAIM_CURSOR: usize = 192;
+    /// Next thread index to hand out. Its own cache line.
+    pub const NEXT_THREAD_INDEX: usize = 256;
+    /// Next block of `SPAN_ID_BLOCK` span ids to hand out. Its own cache line.
+    pub const NEXT_SPAN_BLOCK: usize = 320;
+
+    /// The trigger block: why the last dump of this ring was taken (or why it died).
+    pub const TRIGGER_REASON: usize = 384;
+    pub const TRIGGER_SIGNAL: usize = 388;
+    pub const TRIGGER_FAULT_ADDR: usize = 392;
+    pub const TRIGGER_TID: usize = 400;
+    pub const TRIGGER_TICKS: usize = 408;
+    pub const TRIGGER_WALL_NS: usize = 416;
+    pub const TRIGGER_MSG_LEN: usize = 424;
+    pub const TRIGGER_MSG: usize = 428;
+    pub const TRIGGER_MSG_CAP: usize = 896 - TRIGGER_MSG;
+
+    /// A second clock anchor written into a dump when it is taken; with the start anchor
+    /// it pins the tick rate over the whole recording.
+    pub const DUMP_TICKS: usize = 896;
+    pub const DUMP_MONO_NS: usize = 904;
+    pub const DUMP_WALL_NS: usize = 912;
+    /// Chunks the dumper saw recycled under it while copying (their copy was dropped).
+    pub const DUMP_CHUNKS_RECYCLED: usize = 920;
+}
+
+/// Value of `header::CLOCK_KIND`: timestamps are x86 TSC ticks.
+pub const CLOCK_TSC: u32 = 1;
+/// Value of `header::CLOCK_KIND`: timestamps are CLOCK_MONOTONIC nanoseconds.
+pub const CLOCK_MONOTONIC_NS: u32 = 2;
+
+/// `header::FLAGS` bit: this image is a dump (a consistent copy), not a live ring.
+pub const FLAG_DUMP: u32 = 1;
+
+/// Span ids are handed to threads in blocks of this many, so that creating a span does
+/// not touch a shared counter.
+pub const SPAN_ID_BLOCK: u64 = 1024;
+
+/// Offsets of a chunk header's fields, relative to the chunk's start.
+pub mod chunk {
+    /// `state::pack(seq, phase)`.
+    pub const STATE: usize = 0;
+    /// Bytes of the payload holding complete records. Stored with release ordering after
+    /// the record bytes; a reader never looks past it.
+    pub const COMMITTED_LEN: usize = 8;
+    /// Index of the thread owning the chunk (see the meta log's thread entries).
+    pub const THREAD_INDEX: usize = 12;
+    pub const OS_TID: usize = 16;
+    /// How many records the owning thread had attempted before this chunk's first one.
+    pub const THREAD_SEQ_START: usize = 24;
+    /// The owning thread's drop count, kept current while it owns the chunk.
+    pub const DROPPED_TOTAL: usize = 32;
+    /// Tick and CLOCK_MONOTONIC anchor read when the chunk was claimed.
+    pub const CLAIM_TICKS: usize = 40;
+    pub const CLAIM_MONO_NS: usize = 48;
+    /// The owning thread's drop count when it claimed this chunk.
+    pub const DROPPED_BEFORE: usize = 56;
+}
+
+/// The chunk state word: a sequence number and a phase in one atomic `u64`.
+pub mod state {
+    /// Never claimed since the file was created.
+    pub const FREE: u64 = 0;
+    /// Being (re)initialised by a claimer; readers skip it.
+    pub const CLAIMING: u64 = 1;
+    /// The current chunk of a live thread; never recycled.
+    pub const ACTIVE: u64 = 2;
+    /// Holds data of a thread that has moved on; may be recycled.
+    pub const RETIRED: u64 = 3;
+
+    pub const fn pack(seq: u64, phase: u64) -> u64 {
+        (seq << 2) | phase
+    }
+    pub const fn seq(word: u64) -> u64 {
+        word >> 2
+    }
+    pub const fn phase(word: u64) -> u64 {
+        word & 3
+    }
+}
+
+/// Reads a little-endian `u16` at `off`, if in bounds.
+pub fn get_u16(b: &[u8], off: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(off..off.checked_add(2)?)?.try_into().ok()?))
+}
+/// Reads a little-endian `u32` at `off`, if in bounds.
+pub fn get_u32(b: &[u8], off: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(off..off.checked_add(4)?)?.try_into().ok()?))
+}
+/// Reads a little-endian `u64` at `off`, if in bounds.
+pub fn get_u64(b: &[u8], off: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(off..off.checked_add(8)?)?.try_into().ok()?))
+}
+/// Writes a little-endian `u32` at `off`. Panics when out of bounds (writer-side only).
+pub fn put_u32(b: &mut [u8], off: usize, v: u32) {
+    b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+/// Writes a little-endian `u64` at `off`. Panics when out of bounds (writer-side only).
+pub fn put_u64(b: &mut [u8], off: usize, v: u64) {
+    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Geometry of a ring: how a file of a given capacity is divided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub file_size: u64,
+    pub meta_offset: u64,
+    pub meta_capacity: u64,
+    pub chunks_offset: u64,
+    pub chunk_size: u32,
+    pub chunk_count: u32,
+}
+
+impl Geometry {
+    /// Divides `capacity` bytes: 1/32 for the meta log (at least 64 KiB, at most 4 MiB),
+    /// the rest in chunks of `capacity / 1024` clamped to 4..=64 KiB, so a default 16 MiB
+    /// ring has about a thousand 16 KiB chunks: enough for thread pools of hundreds.
+    pub fn for_capacity(capacity: u64, chunk_size: Option<u32>) -> Option<Geometry> {
+        if capacity > MAX_FILE_SIZE {
+            return None;
+        }
+        let meta_capacity = (capacity / 32).clamp(64 << 10, 4 << 20);
+        let chunk_size = match chunk_size {
+            Some(c) => c as u64,
+            None => (capacity / 1024).clamp(4 << 10, 64 << 10),
+        };
+        let chunk_size = chunk_size / 64 * 64;
+        if !(MIN_CHUNK_SIZE as u64..=MAX_CHUNK_SIZE as u64).contains(&chunk_size) {
+            return None;
+        }
+        let chunks_offset = HEADER_SIZE as u64 + meta_capacity;
+        let chunk_count = capacity.checked_sub(chunks_offset)? / chunk_size;
+        if chunk_count < 2 || chunk_count > u32::MAX as u64 {
+            return None;
+        }
+        Some(Geometry {
+            file_size: chunks_offset + chunk_count * chunk_size,
+            meta_offset: HEADER_SIZE as u64,
+            meta_capacity,
+            chunks_offset,
+            chunk_size: chunk_size as u32,
+            chunk_count: chunk_count as u32,
+        })
+    }
+
+    /// Byte offset of chunk `i`.
+    pub fn chunk_offset(&self, i: u32) -> u64 {
+        self.chunks_offset + i as u64 * self.chunk_size as u64
+    }
+
+    /// Writes the static part of a fresh header into `b` (at least `HEADER_SIZE` bytes).
+    pub fn write_header(&self, b: &mut [u8], pid: u32, clock: &ClockAnchor) {
+        b[..HEADER_SIZE].fill(0);
+        b[header::MAGIC..header::MAGIC + 8].copy_from_slice(&MAGIC);
+        put_u32(b, header::VERSION, FORMAT_VERSION);
+        put_u32(b, header::HEADER_SIZE, HEADER_SIZE as u32);
+        put_u64(b, header::FILE_SIZE, self.file_size);
+        put_u32(b, header::CHUNK_SIZE, self.chunk_size);
+        put_u32(b, header::CHUNK_COUNT, self.chunk_count);
+        put_u64(b, header::META_OFFSET, self.meta_offset);
+        put_u64(b, header::META_CAPACITY, self.meta_capacity);
+        put_u64(b, header::CHUNKS_OFFSET, self.chunks_offset);
+        put_u32(b, header::PID, pid);
+        put_u32(b, header::CLOCK_KIND, clock.kind);
+        put_u64(b, header::ANCHOR_TICKS, clock.ticks);
+        put_u64(b, header::ANCHOR_MONO_NS, clock.mono_ns);
+        put_u64(b, header::ANCHOR_WALL_NS, clock.wall_ns);
+        put_u64(b, header::TICKS_PER_SEC, clock.ticks_per_sec.to_bits());
+        // The first span block is reserved so that span id 0 can mean "none".
+        put_u64(b, header::NEXT_SPAN_BLOCK, 1);
+    }
+}
+
+/// A clock reading taken back to back on the tick source, CLOCK_MONOTONIC and the wall clock.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClockAnchor {
+    pub kind: u32,
+    pub ticks: u64,
+    pub mono_ns: u64,
+    pub wall_ns: u64,
+    pub ticks_per_sec: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_geometry_has_a_thousand_chunks() {
+        let g = Geometry::for_capacity(16 << 20, None).unwrap();
+        assert_eq!(g.chunk_size, 16 << 10);
+        assert!(g.chunk_count > 990, "{g:?}");
+        assert!(g.file_size <= 16 << 20);
+        assert_eq!(g.chunk_offset(0), g.chunks_offset);
+    }
+
+    #[test]
+    fn tiny_or_huge_capacities_are_refused() {
+        assert!(Geometry::for_capacity(4096, None).is_none());
+        assert!(Geometry::for_capacity(MAX_FILE_SIZE + 1, None).is_none());
+        assert!(Geometry::for_capacity(1 << 20, Some(512)).is_none());
+    }
+
+    #[test]
+    fn state_word_round_trips() {
+        let w = state::pack(12345, state::RETIRED);
+        assert_eq!(state::seq(w), 12345);
+        assert_eq!(state::phase(w), state::RETIRED);
+    }
+}

@@ -1,0 +1,111 @@
+//! flightrec's file format: the layout of a ring file, the encoding of records, and a
+//! decoder that trusts nothing it reads.
+//!
+//! This crate has no dependency on `tracing`: the agent and the viewer read recordings
+//! through it alone, and the writer (`flightrec`) shares its layout constants and encoder.
+#![forbid(unsafe_code)]
+
+pub mod decode;
+pub mod layout;
+pub mod meta;
+pub mod record;
+pub mod trigger;
+
+use std::io::Read;
+use std::path::Path;
+
+pub use decode::{decode, Damage, Record, Recording, ThreadSummary};
+pub use meta::{Callsite, Level, ProcessInfo};
+pub use record::{FieldValue, RecordKind, Value};
+pub use trigger::{Trigger, TriggerReason};
+
+/// What can go wrong reading a ring file or a dump.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("not a flightrec ring or dump (bad magic number)")]
+    NotARing,
+    #[error("file is truncated: only {len} bytes, too short for a flightrec header")]
+    Truncated { len: u64 },
+    #[error("unsupported format version {0} (this build reads version {v})", v = layout::FORMAT_VERSION)]
+    UnsupportedVersion(u32),
+    #[error("corrupt header: {0}")]
+    BadHeader(&'static str),
+    #[error("corrupt dump: zstd decompression failed: {0}")]
+    BadCompression(String),
+    #[error("corrupt dump: it decompresses to more than the {declared} bytes its header declares")]
+    DumpTooLarge { declared: u64 },
+}
+
+/// Reads a ring file or a dump from `path` ("-" for stdin) and returns the ring image
+/// (decompressed if it was a dump). Memory stays bounded by the header's declared size,
+/// which is itself capped at `layout::MAX_FILE_SIZE`.
+pub fn read_image(path: &Path) -> Result<Vec<u8>, FormatError> {
+    let io = |source| FormatError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let raw = if path.as_os_str() == "-" {
+        let mut v = Vec::new();
+        std::io::stdin().lock().read_to_end(&mut v).map_err(io)?;
+        v
+    } else {
+        std::fs::read(path).map_err(io)?
+    };
+    image_from_bytes(raw)
+}
+
+/// Turns the bytes of a ring file or a dump into a ring image.
+pub fn image_from_bytes(raw: Vec<u8>) -> Result<Vec<u8>, FormatError> {
+    if raw.len() >= 4 && raw[..4] == layout::ZSTD_MAGIC {
+        decompress_dump(&raw)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// Decompresses a dump, refusing to grow past the size its own header declares.
+pub fn decompress_dump(compressed: &[u8]) -> Result<Vec<u8>, FormatError> {
+    let zerr = |e: std::io::Error| FormatError::BadCompression(e.to_string());
+    let mut dec = zstd::stream::read::Decoder::new(compressed).map_err(zerr)?;
+    let mut head = vec![0u8; layout::HEADER_SIZE];
+    let mut got = 0;
+    while got < head.len() {
+        match dec.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(zerr(e)),
+        }
+    }
+    head.truncate(got);
+    if got < layout::HEADER_SIZE {
+        return Err(FormatError::Truncated { len: got as u64 });
+    }
+    if head[..8] != layout::MAGIC {
+        return Err(FormatError::NotARing);
+    }
+    let declared = layout::get_u64(&head, layout::header::FILE_SIZE).unwrap_or(0);
+    if declared > layout::MAX_FILE_SIZE || declared < layout::HEADER_SIZE as u64 {
+        return Err(FormatError::BadHeader("file size"));
+    }
+    let mut image = head;
+    image.reserve_exact((declared as usize).saturating_sub(got).min(256 << 20));
+    dec.take(declared - got as u64 + 1)
+        .read_to_end(&mut image)
+        .map_err(zerr)?;
+    if image.len() as u64 > declared {
+        return Err(FormatError::DumpTooLarge { declared });
+    }
+    Ok(image)
+}
+
+/// Reads and decodes a ring file or dump.
+pub fn open(path: &Path) -> Result<Recording, FormatError> {
+    decode(&read_image(path)?)
+}

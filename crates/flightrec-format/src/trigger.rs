@@ -1,0 +1,164 @@
+//! The trigger block: why an image was taken, in words a person understands.
+
+use crate::layout::{get_u32, get_u64, header, put_u32, put_u64};
+
+/// Why a dump was written (or what is known of how the process ended).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerReason {
+    /// Nothing recorded: a live ring, or a process that died without warning.
+    None,
+    /// `Recorder::snapshot()` was called.
+    Api,
+    /// The snapshot signal (SIGUSR1 by default) arrived.
+    Signal,
+    /// A thread panicked.
+    Panic,
+    /// A fatal signal (SIGSEGV, SIGABRT, ...) was caught.
+    Crash,
+    /// The stall watchdog saw threads stop making progress.
+    Stall,
+    /// A code this reader does not know.
+    Unknown(u32),
+}
+
+impl TriggerReason {
+    pub fn code(self) -> u32 {
+        match self {
+            TriggerReason::None => 0,
+            TriggerReason::Api => 1,
+            TriggerReason::Signal => 2,
+            TriggerReason::Panic => 3,
+            TriggerReason::Crash => 4,
+            TriggerReason::Stall => 5,
+            TriggerReason::Unknown(c) => c,
+        }
+    }
+    pub fn from_code(c: u32) -> TriggerReason {
+        match c {
+            0 => TriggerReason::None,
+            1 => TriggerReason::Api,
+            2 => TriggerReason::Signal,
+            3 => TriggerReason::Panic,
+            4 => TriggerReason::Crash,
+            5 => TriggerReason::Stall,
+            c => TriggerReason::Unknown(c),
+        }
+    }
+    /// The word used in dump file names.
+    pub fn slug(self) -> &'static str {
+        match self {
+            TriggerReason::None => "none",
+            TriggerReason::Api => "snapshot",
+            TriggerReason::Signal => "signal",
+            TriggerReason::Panic => "panic",
+            TriggerReason::Crash => "crash",
+            TriggerReason::Stall => "stall",
+            TriggerReason::Unknown(_) => "unknown",
+        }
+    }
+}
+
+/// A decoded trigger block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    pub reason: TriggerReason,
+    pub signal: u32,
+    pub fault_addr: u64,
+    pub tid: u64,
+    /// When it happened, ns since the Unix epoch (0 when unknown).
+    pub wall_ns: i64,
+    pub message: String,
+}
+
+impl Trigger {
+    /// Reads the trigger block; `to_unix_ns` converts its tick stamp when no wall time was
+    /// stored (a signal handler can read ticks but not format time).
+    pub fn read(image: &[u8], to_unix_ns: impl Fn(u64) -> i64) -> Trigger {
+        let len = (get_u32(image, header::TRIGGER_MSG_LEN).unwrap_or(0) as usize)
+            .min(header::TRIGGER_MSG_CAP);
+        let msg = image
+            .get(header::TRIGGER_MSG..header::TRIGGER_MSG + len)
+            .unwrap_or(&[]);
+        let wall = get_u64(image, header::TRIGGER_WALL_NS).unwrap_or(0);
+        let ticks = get_u64(image, header::TRIGGER_TICKS).unwrap_or(0);
+        Trigger {
+            reason: TriggerReason::from_code(get_u32(image, header::TRIGGER_REASON).unwrap_or(0)),
+            signal: get_u32(image, header::TRIGGER_SIGNAL).unwrap_or(0),
+            fault_addr: get_u64(image, header::TRIGGER_FAULT_ADDR).unwrap_or(0),
+            tid: get_u64(image, header::TRIGGER_TID).unwrap_or(0),
+            wall_ns: if wall != 0 {
+                wall.min(i64::MAX as u64) as i64
+            } else if ticks != 0 {
+                to_unix_ns(ticks)
+            } else {
+                0
+            },
+            message: String::from_utf8_lossy(msg).into_owned(),
+        }
+    }
+
+    /// Writes the block into a header (a dump's copy, or the live ring's).
+    pub fn write(&self, b: &mut [u8], ticks: u64) {
+        put_u32(b, header::TRIGGER_REASON, self.reason.code());
+        put_u32(b, header::TRIGGER_SIGNAL, self.signal);
+        put_u64(b, header::TRIGGER_FAULT_ADDR, self.fault_addr);
+        put_u64(b, header::TRIGGER_TID, self.tid);
+        put_u64(b, header::TRIGGER_TICKS, ticks);
+        put_u64(b, header::TRIGGER_WALL_NS, self.wall_ns.max(0) as u64);
+        let m = self.message.as_bytes();
+        let mut n = m.len().min(header::TRIGGER_MSG_CAP);
+        while n > 0 && !self.message.is_char_boundary(n) {
+            n -= 1;
+        }
+        put_u32(b, header::TRIGGER_MSG_LEN, n as u32);
+        b[header::TRIGGER_MSG..header::TRIGGER_MSG + n].copy_from_slice(&m[..n]);
+    }
+
+    /// One line for people: what happened, where, when.
+    pub fn describe(&self) -> String {
+        let mut s = match self.reason {
+            TriggerReason::None => "none recorded (a live ring, or the process was killed without warning, e.g. SIGKILL or the OOM killer)".to_string(),
+            TriggerReason::Api => "snapshot requested by the application (Recorder::snapshot)".into(),
+            TriggerReason::Signal => format!("snapshot requested by signal {}", signal_name(self.signal)),
+            TriggerReason::Panic => "a thread panicked".into(),
+            TriggerReason::Crash => format!(
+                "crashed with {} at address {:#x}",
+                signal_name(self.signal),
+                self.fault_addr
+            ),
+            TriggerReason::Stall => "the stall watchdog saw threads stop making progress".into(),
+            TriggerReason::Unknown(c) => format!("unknown trigger code {c}"),
+        };
+        if self.tid != 0 {
+            s.push_str(&format!(", thread {}", self.tid));
+        }
+        if !self.message.is_empty() {
+            s.push_str(": ");
+            s.push_str(&self.message);
+        }
+        s
+    }
+}
+
+/// A signal's conventional name, for messages.
+pub fn signal_name(sig: u32) -> String {
+    let name = match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        10 => "SIGUSR1",
+        11 => "SIGSEGV",
+        12 => "SIGUSR2",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        _ => return format!("signal {sig}"),
+    };
+    name.to_string()
+}
