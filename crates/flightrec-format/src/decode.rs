@@ -34,6 +34,9 @@ pub struct Recording {
     /// User records (no chunk context records) in global time order; each thread's records
     /// keep the order that thread wrote them.
     pub records: Vec<Record>,
+    /// The callsite of every span id seen (in span records or chunk context records), so
+    /// span stacks can be named even when a span's creation was overwritten.
+    pub span_callsites: HashMap<u64, u32>,
     pub damage: Damage,
 }
 
@@ -176,7 +179,8 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
     if file_size > MAX_FILE_SIZE {
         return Err(bad("file size too large"));
     }
-    if !(MIN_CHUNK_SIZE as u64..=MAX_CHUNK_SIZE as u64).contains(&chunk_size) || chunk_size % 64 != 0
+    if !(MIN_CHUNK_SIZE as u64..=MAX_CHUNK_SIZE as u64).contains(&chunk_size)
+        || chunk_size % 64 != 0
     {
         return Err(bad("chunk size"));
     }
@@ -286,6 +290,7 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
     chunks.sort_by_key(|c| (c.thread_index, c.seq));
     let mut threads: Vec<ThreadSummary> = Vec::new();
     let mut records: Vec<(i64, u32, u64, Record)> = Vec::new();
+    let mut span_callsites: HashMap<u64, u32> = HashMap::new();
     let mut i = 0;
     while i < chunks.len() {
         let index = chunks[i].thread_index;
@@ -331,6 +336,7 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
             }
             for r in &c.records {
                 if r.kind == RecordKind::Context {
+                    span_callsites.extend(r.context.iter().copied());
                     stack.clear();
                     stack.extend(r.context.iter().map(|&(s, _)| s));
                     shared = Arc::from(stack.as_slice());
@@ -345,6 +351,9 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
                     PARENT_ROOT => None,
                     id => Some(id),
                 };
+                if r.span != 0 {
+                    span_callsites.insert(r.span, r.callsite);
+                }
                 let (parent, follows) = match r.kind {
                     RecordKind::Event | RecordKind::SpanNew => (resolve(r.other), None),
                     RecordKind::FollowsFrom => (None, Some(r.other)),
@@ -415,6 +424,7 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
         callsites,
         threads,
         records: records.into_iter().map(|(.., r)| r).collect(),
+        span_callsites,
         damage,
     })
 }

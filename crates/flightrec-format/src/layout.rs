@@ -141,15 +141,21 @@ pub mod state {
 
 /// Reads a little-endian `u16` at `off`, if in bounds.
 pub fn get_u16(b: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(off..off.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(off..off.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 /// Reads a little-endian `u32` at `off`, if in bounds.
 pub fn get_u32(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(off..off.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(off..off.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 /// Reads a little-endian `u64` at `off`, if in bounds.
 pub fn get_u64(b: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(off..off.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(off..off.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 /// Writes a little-endian `u32` at `off`. Panics when out of bounds (writer-side only).
 pub fn put_u32(b: &mut [u8], off: usize, v: u32) {

@@ -109,7 +109,8 @@ impl MetaBuilder {
     fn str(&mut self, s: &str) {
         // Names are bounded so a pathological name cannot fill the log.
         let s = &s.as_bytes()[..floor(s, 4096)];
-        self.bytes.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(s.len() as u32).to_le_bytes());
         self.bytes.extend_from_slice(s);
     }
 

@@ -532,7 +532,10 @@ mod tests {
         let len = e.finish().unwrap();
         let (r, n) = parse_record(&buf[..len]).unwrap();
         assert_eq!(n, len);
-        assert_eq!((r.kind, r.callsite, r.ticks, r.other), (RecordKind::Event, 7, 123_456, 0));
+        assert_eq!(
+            (r.kind, r.callsite, r.ticks, r.other),
+            (RecordKind::Event, 7, 123_456, 0)
+        );
         let values: Vec<Value> = r.fields.iter().map(|f| f.value.clone()).collect();
         assert_eq!(
             values,

@@ -1,1 +1,357 @@
+//! flightrec: a flight recorder for Rust services.
+//!
+//! A `tracing` layer writes every thread's events and spans into a memory-mapped ring file
+//! without blocking; `Recorder::snapshot` turns the ring into a compressed dump that
+//! `flightrec cat`, `flightrec info` and the viewer read. The ring file itself survives the
+//! process's death (SIGKILL, OOM), so the last records of every thread are never lost with it.
+//!
+//! ```no_run
+//! use tracing_subscriber::prelude::*;
+//!
+//! let recorder = flightrec::Recorder::builder()
+//!     .service("checkout")
+//!     .dir("/var/tmp/flightrec")
+//!     .capacity(64 << 20)
+//!     .build()?;
+//! tracing_subscriber::registry()
+//!     .with(recorder.layer())
+//!     .with(tracing_subscriber::fmt::layer())
+//!     .init();
+//! let dump: std::path::PathBuf = recorder.snapshot()?;
+//! # Ok::<(), flightrec::Error>(())
+//! ```
+#![cfg_attr(not(loom), deny(unsafe_code))]
 
+#[cfg(not(loom))]
+mod callsites;
+#[cfg(not(loom))]
+mod layer;
+#[cfg(not(loom))]
+#[allow(unsafe_code)]
+mod ring;
+#[cfg(not(loom))]
+mod snapshot;
+
+#[cfg(loom)]
+#[path = "ring/loom_root.rs"]
+mod ring;
+
+#[cfg(not(loom))]
+pub use recorder::*;
+
+#[cfg(not(loom))]
+mod recorder {
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+
+    use flightrec_format::layout::Geometry;
+    use flightrec_format::meta::{MetaBuilder, ProcessInfo};
+    use flightrec_format::{Trigger, TriggerReason};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+
+    use crate::callsites::CallsiteTable;
+    pub use crate::layer::FlightrecLayer;
+    use crate::layer::Shared;
+    use crate::ring::{clock, Ring};
+
+    /// Default ring capacity: 16 MiB.
+    pub const DEFAULT_CAPACITY: u64 = 16 << 20;
+
+    /// What can go wrong setting up or using a recorder.
+    #[derive(Debug, thiserror::Error)]
+    pub enum Error {
+        #[error("cannot create the flightrec directory {path}: {source}")]
+        CreateDir {
+            path: PathBuf,
+            #[source]
+            source: std::io::Error,
+        },
+        #[error("cannot create the ring file {path}: {source}")]
+        CreateRing {
+            path: PathBuf,
+            #[source]
+            source: std::io::Error,
+        },
+        #[error("invalid ring capacity {capacity} bytes: it must be between 256 KiB and 4 GiB")]
+        Capacity { capacity: u64 },
+        #[error("invalid chunk size {0}: it must be between 1 KiB and 64 KiB")]
+        ChunkSize(u32),
+        #[error("invalid {var}={value:?}: {why}")]
+        Env {
+            var: &'static str,
+            value: String,
+            why: String,
+        },
+        #[error("cannot compress the dump: {0}")]
+        Compress(String),
+        #[error("cannot write the dump {path}: {source}")]
+        WriteDump {
+            path: PathBuf,
+            #[source]
+            source: std::io::Error,
+        },
+        #[error("a global tracing subscriber is already installed")]
+        AlreadyInitialized,
+    }
+
+    /// Configures a `Recorder`.
+    #[derive(Debug, Clone, Default)]
+    pub struct Builder {
+        service: Option<String>,
+        dir: Option<PathBuf>,
+        capacity: Option<u64>,
+        chunk_size: Option<u32>,
+    }
+
+    impl Builder {
+        /// The service name, written into the ring and used in file names. Default: the
+        /// executable's file name.
+        pub fn service(mut self, name: impl Into<String>) -> Self {
+            self.service = Some(name.into());
+            self
+        }
+
+        /// Where the ring file and dumps go. Default: `$FLIGHTREC_DIR`, else
+        /// `$XDG_RUNTIME_DIR/flightrec`, else `/dev/shm/flightrec-$USER` (tmpfs: no disk
+        /// writeback, survives the process), else the system temp directory.
+        pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+            self.dir = Some(dir.into());
+            self
+        }
+
+        /// Size of the ring file in bytes. Default 16 MiB.
+        pub fn capacity(mut self, bytes: u64) -> Self {
+            self.capacity = Some(bytes);
+            self
+        }
+
+        /// Size of the chunks threads claim (1 KiB to 64 KiB). Default: capacity / 1024,
+        /// clamped to 4..=64 KiB.
+        pub fn chunk_size(mut self, bytes: u32) -> Self {
+            self.chunk_size = Some(bytes);
+            self
+        }
+
+        /// A builder configured from `FLIGHTREC_SERVICE`, `FLIGHTREC_DIR` and
+        /// `FLIGHTREC_CAPACITY` (bytes, or with a K/M/G suffix).
+        pub fn from_env() -> Result<Builder, Error> {
+            let mut b = Builder::default();
+            if let Ok(s) = std::env::var("FLIGHTREC_SERVICE") {
+                b = b.service(s);
+            }
+            if let Some(d) = std::env::var_os("FLIGHTREC_DIR") {
+                b = b.dir(d);
+            }
+            if let Ok(c) = std::env::var("FLIGHTREC_CAPACITY") {
+                let bytes = parse_size(&c).ok_or_else(|| Error::Env {
+                    var: "FLIGHTREC_CAPACITY",
+                    value: c.clone(),
+                    why: "expected a size such as 16777216, 16M or 1G".into(),
+                })?;
+                b = b.capacity(bytes);
+            }
+            Ok(b)
+        }
+
+        /// Creates the ring file and returns the recorder.
+        pub fn build(self) -> Result<Recorder, Error> {
+            let capacity = self.capacity.unwrap_or(DEFAULT_CAPACITY);
+            if !(256 << 10..=flightrec_format::layout::MAX_FILE_SIZE).contains(&capacity) {
+                return Err(Error::Capacity { capacity });
+            }
+            if let Some(c) = self.chunk_size {
+                if !(1024..=65536).contains(&c) {
+                    return Err(Error::ChunkSize(c));
+                }
+            }
+            let geometry = Geometry::for_capacity(capacity, self.chunk_size)
+                .ok_or(Error::Capacity { capacity })?;
+            let service = self.service.unwrap_or_else(default_service);
+            let dir = self.dir.unwrap_or_else(default_dir);
+            std::fs::create_dir_all(&dir).map_err(|source| Error::CreateDir {
+                path: dir.clone(),
+                source,
+            })?;
+            let pid = std::process::id();
+            let path = dir.join(format!(
+                "{}-{pid}.flightrec-ring",
+                crate::snapshot::sanitize(&service)
+            ));
+            let anchor = clock::calibrate();
+            let ring = Ring::create(&path, geometry, pid, &anchor).map_err(|source| {
+                Error::CreateRing {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            let mut meta = MetaBuilder::default();
+            meta.process(&ProcessInfo {
+                pid,
+                service: service.clone(),
+                host: hostname(),
+                exe: std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                args: std::env::args().collect(),
+            });
+            ring.append_meta(&meta.bytes);
+            Ok(Recorder {
+                shared: Arc::new(Shared {
+                    ring: Arc::new(ring),
+                    callsites: CallsiteTable::new(),
+                }),
+                dir,
+                service,
+                pid,
+            })
+        }
+    }
+
+    /// A flight recorder: owns the ring file, hands out layers that write into it, and
+    /// writes dumps of it.
+    pub struct Recorder {
+        shared: Arc<Shared>,
+        dir: PathBuf,
+        service: String,
+        pid: u32,
+    }
+
+    impl std::fmt::Debug for Recorder {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Recorder")
+                .field("service", &self.service)
+                .field("ring", &self.shared.ring.path)
+                .finish()
+        }
+    }
+
+    impl Recorder {
+        pub fn builder() -> Builder {
+            Builder::default()
+        }
+
+        /// A layer recording into this recorder's ring. Compose it with other layers and
+        /// filters like any tracing layer.
+        pub fn layer(&self) -> FlightrecLayer {
+            FlightrecLayer {
+                shared: self.shared.clone(),
+            }
+        }
+
+        /// Writes a dump now, without pausing writers, and returns its path.
+        pub fn snapshot(&self) -> Result<PathBuf, Error> {
+            let trigger = Trigger {
+                reason: TriggerReason::Api,
+                signal: 0,
+                fault_addr: 0,
+                tid: 0,
+                wall_ns: 0,
+                message: String::new(),
+            };
+            crate::snapshot::write_dump(
+                &self.shared.ring,
+                &self.dir,
+                &self.service,
+                self.pid,
+                &trigger,
+            )
+        }
+
+        /// The ring file. It outlives the process: `flightrec cat` reads it directly.
+        pub fn ring_path(&self) -> &Path {
+            &self.shared.ring.path
+        }
+
+        /// Where dumps are written.
+        pub fn dir(&self) -> &Path {
+            &self.dir
+        }
+
+        pub fn service(&self) -> &str {
+            &self.service
+        }
+    }
+
+    /// Sets up recording in one line: a recorder configured from `FLIGHTREC_*` variables,
+    /// recording what `FLIGHTREC_FILTER` allows (default: everything), plus tracing's fmt
+    /// output to stderr filtered by `RUST_LOG` (default: info), installed as the global
+    /// subscriber. The recorder lives for the rest of the process.
+    pub fn init() -> Result<&'static Recorder, Error> {
+        let recorder: &'static Recorder = Box::leak(Box::new(Builder::from_env()?.build()?));
+        let record_filter = env_filter("FLIGHTREC_FILTER", "trace")?;
+        let log_filter = env_filter("RUST_LOG", "info")?;
+        tracing_subscriber::registry()
+            .with(recorder.layer().with_filter(record_filter))
+            .with(tracing_subscriber::fmt::layer().with_filter(log_filter))
+            .try_init()
+            .map_err(|_| Error::AlreadyInitialized)?;
+        Ok(recorder)
+    }
+
+    fn env_filter(var: &'static str, default: &str) -> Result<EnvFilter, Error> {
+        match std::env::var(var) {
+            Ok(v) => EnvFilter::try_new(&v).map_err(|e| Error::Env {
+                var,
+                value: v,
+                why: e.to_string(),
+            }),
+            Err(_) => Ok(EnvFilter::new(default)),
+        }
+    }
+
+    fn parse_size(s: &str) -> Option<u64> {
+        let s = s.trim();
+        let (num, mult) = match s.char_indices().last()? {
+            (i, 'k' | 'K') => (&s[..i], 1u64 << 10),
+            (i, 'm' | 'M') => (&s[..i], 1 << 20),
+            (i, 'g' | 'G') => (&s[..i], 1 << 30),
+            _ => (s, 1),
+        };
+        num.trim().parse::<u64>().ok()?.checked_mul(mult)
+    }
+
+    fn default_service() -> String {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "service".into())
+    }
+
+    fn default_dir() -> PathBuf {
+        if let Some(d) = std::env::var_os("FLIGHTREC_DIR") {
+            return d.into();
+        }
+        if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
+            return Path::new(&d).join("flightrec");
+        }
+        let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            return shm.join(format!("flightrec-{user}"));
+        }
+        std::env::temp_dir().join(format!("flightrec-{user}"))
+    }
+
+    fn hostname() -> String {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_default()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::parse_size;
+
+        #[test]
+        fn sizes_parse_with_suffixes() {
+            assert_eq!(parse_size("4096"), Some(4096));
+            assert_eq!(parse_size("16M"), Some(16 << 20));
+            assert_eq!(parse_size("1g"), Some(1 << 30));
+            assert_eq!(parse_size("x"), None);
+            assert_eq!(parse_size(""), None);
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! `flightrec cat`: records in global time order, as text like tracing's fmt output or as
+//! one JSON object per line.
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use flightrec_format::{Callsite, Record, RecordKind, Recording, Value};
+use serde_json::{json, Map, Value as Json};
+
+pub fn run(rec: &Recording, as_json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    let names = Names::new(rec);
+    let mut line = String::new();
+    for r in &rec.records {
+        line.clear();
+        if as_json {
+            serde_json::to_writer(&mut *out, &record_json(rec, &names, r))?;
+        } else {
+            text_line(rec, &names, r, &mut line);
+            out.write_all(line.as_bytes())?;
+        }
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Thread names by index.
+pub struct Names<'r> {
+    threads: std::collections::HashMap<u32, (&'r str, u64)>,
+}
+
+impl<'r> Names<'r> {
+    pub fn new(rec: &'r Recording) -> Names<'r> {
+        Names {
+            threads: rec
+                .threads
+                .iter()
+                .map(|t| (t.index, (t.name.as_str(), t.tid)))
+                .collect(),
+        }
+    }
+    fn thread(&self, index: u32) -> (&'r str, u64) {
+        self.threads.get(&index).copied().unwrap_or(("?", 0))
+    }
+}
+
+/// RFC 3339 UTC with nanoseconds.
+pub fn format_ts(ns: i64) -> String {
+    if ns < 0 {
+        return format!("{ns}ns");
+    }
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns as u64);
+    humantime::format_rfc3339_nanos(t).to_string()
+}
+
+fn field_name(cs: Option<&Callsite>, index: u8) -> String {
+    cs.and_then(|c| c.fields.get(index as usize))
+        .cloned()
+        .unwrap_or_else(|| format!("field{index}"))
+}
+
+fn value_json(v: &Value) -> Json {
+    match v {
+        Value::I64(x) => json!(x),
+        Value::U64(x) => json!(x),
+        Value::I128(x) => i64::try_from(*x).map_or_else(|_| json!(x.to_string()), |x| json!(x)),
+        Value::U128(x) => u64::try_from(*x).map_or_else(|_| json!(x.to_string()), |x| json!(x)),
+        Value::F64(x) => {
+            serde_json::Number::from_f64(*x).map_or_else(|| json!(x.to_string()), Json::Number)
+        }
+        Value::Bool(x) => json!(x),
+        Value::Str(s) | Value::Debug(s) | Value::Error(s) => json!(s),
+        Value::Bytes(b) => json!(b),
+    }
+}
+
+fn value_text(v: &Value, out: &mut String) {
+    let _ = match v {
+        Value::I64(x) => write!(out, "{x}"),
+        Value::U64(x) => write!(out, "{x}"),
+        Value::I128(x) => write!(out, "{x}"),
+        Value::U128(x) => write!(out, "{x}"),
+        Value::F64(x) => write!(out, "{x}"),
+        Value::Bool(x) => write!(out, "{x}"),
+        Value::Str(s) => write!(out, "{s:?}"),
+        Value::Debug(s) | Value::Error(s) => write!(out, "{s}"),
+        Value::Bytes(b) => write!(out, "{b:02x?}"),
+    };
+}
+
+pub fn record_json(rec: &Recording, names: &Names<'_>, r: &Record) -> Json {
+    let cs = rec.callsites.get(&r.callsite);
+    let (thread, tid) = names.thread(r.thread);
+    let mut fields = Map::new();
+    for f in &r.fields {
+        fields.insert(field_name(cs, f.index), value_json(&f.value));
+    }
+    let is_span = r.kind != RecordKind::Event;
+    let mut o = json!({
+        "ts": r.ts,
+        "tid": tid,
+        "thread": thread,
+        "kind": r.kind.as_str(),
+        "level": cs.map(|c| c.level.as_str()),
+        "target": cs.map(|c| c.target.as_str()),
+        "name": cs.map(|c| c.name.as_str()),
+        "file": cs.and_then(|c| c.file.as_deref()),
+        "line": cs.and_then(|c| c.line),
+        "span": if is_span { json!(r.span) } else { Json::Null },
+        "parent": r.parent,
+        "fields": fields,
+        "spans": &*r.spans,
+    });
+    if let Some(f) = r.follows {
+        o["follows"] = json!(f);
+    }
+    if r.truncated {
+        o["truncated"] = json!(true);
+    }
+    o
+}
+
+fn span_name<'r>(rec: &'r Recording, span: u64) -> &'r str {
+    rec.span_callsites
+        .get(&span)
+        .and_then(|c| rec.callsites.get(c))
+        .map_or("?", |c| c.name.as_str())
+}
+
+/// `TIME LEVEL thread[tid] span:span: target: message key=value ...`
+pub fn text_line(rec: &Recording, names: &Names<'_>, r: &Record, out: &mut String) {
+    let cs = rec.callsites.get(&r.callsite);
+    let (thread, tid) = names.thread(r.thread);
+    let level = cs.map_or("?", |c| c.level.as_str());
+    let _ = write!(out, "{} {level:>5} {thread}[{tid}] ", format_ts(r.ts));
+    for s in r.spans.iter() {
+        let _ = write!(out, "{}:", span_name(rec, *s));
+    }
+    if !r.spans.is_empty() {
+        out.push(' ');
+    }
+    let target = cs.map_or("?", |c| c.target.as_str());
+    let _ = write!(out, "{target}: ");
+    if r.kind != RecordKind::Event {
+        let _ = write!(
+            out,
+            "{} {}#{}",
+            r.kind.as_str(),
+            span_name(rec, r.span),
+            r.span
+        );
+        if let Some(f) = r.follows {
+            let _ = write!(out, " follows {}#{f}", span_name(rec, f));
+        }
+    }
+    let mut first = r.kind == RecordKind::Event;
+    for f in &r.fields {
+        let name = field_name(cs, f.index);
+        if name == "message" && first {
+            value_text_plain(&f.value, out);
+        } else {
+            if !first || r.kind != RecordKind::Event {
+                out.push(' ');
+            }
+            let _ = write!(out, "{name}=");
+            value_text(&f.value, out);
+        }
+        first = false;
+    }
+    if r.truncated {
+        out.push_str(" [truncated]");
+    }
+}
+
+/// Messages print bare, as tracing's fmt layer prints them.
+fn value_text_plain(v: &Value, out: &mut String) {
+    match v {
+        Value::Str(s) => out.push_str(s),
+        v => value_text(v, out),
+    }
+}

@@ -1,0 +1,107 @@
+//! Callsite ids: each `&'static Metadata` gets a small integer, written once to the meta
+//! log with its level, target, name, file, line and field names. Records carry only the id.
+//!
+//! Lookups (once per record) go through a fixed-size open-addressing table keyed by the
+//! metadata's address: a few atomic loads, no lock. Inserts are rare (once per callsite)
+//! and serialised by a mutex.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use flightrec_format::meta::{Callsite, Level, MetaBuilder};
+use tracing_core::Metadata;
+
+use crate::ring::Ring;
+
+const TABLE_SIZE: usize = 4096;
+const MAX_PROBES: usize = 32;
+
+pub(crate) struct CallsiteTable {
+    /// Metadata address, 0 when empty. Written once (release) after `ids`.
+    keys: Box<[AtomicUsize]>,
+    ids: Box<[AtomicU32]>,
+    /// Callsites that did not fit the table, and the next id to hand out.
+    slow: Mutex<(HashMap<usize, u32>, u32)>,
+}
+
+impl CallsiteTable {
+    pub(crate) fn new() -> CallsiteTable {
+        CallsiteTable {
+            keys: (0..TABLE_SIZE).map(|_| AtomicUsize::new(0)).collect(),
+            ids: (0..TABLE_SIZE).map(|_| AtomicU32::new(0)).collect(),
+            slow: Mutex::new((HashMap::new(), 1)),
+        }
+    }
+
+    #[inline]
+    fn slot(key: usize) -> usize {
+        // Fibonacci hashing of the address; metadata statics are 8-aligned.
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (usize::BITS - 12)) & (TABLE_SIZE - 1)
+    }
+
+    /// The id of `meta`, registering it (and writing it to the meta log) on first sight.
+    #[inline]
+    pub(crate) fn id(&self, meta: &'static Metadata<'static>, ring: &Ring) -> u32 {
+        let key = meta as *const Metadata<'static> as usize;
+        let mut i = Self::slot(key);
+        for _ in 0..MAX_PROBES {
+            let k = self.keys[i].load(Ordering::Acquire);
+            if k == key {
+                return self.ids[i].load(Ordering::Relaxed);
+            }
+            if k == 0 {
+                break;
+            }
+            i = (i + 1) & (TABLE_SIZE - 1);
+        }
+        self.register(meta, ring)
+    }
+
+    #[cold]
+    fn register(&self, meta: &'static Metadata<'static>, ring: &Ring) -> u32 {
+        let key = meta as *const Metadata<'static> as usize;
+        let mut slow = self.slow.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&id) = slow.0.get(&key) {
+            return id;
+        }
+        let id = slow.1;
+        slow.1 += 1;
+        slow.0.insert(key, id);
+        let mut m = MetaBuilder::default();
+        m.callsite(&describe(id, meta));
+        ring.append_meta(&m.bytes);
+        // Publish in the lock-free table if there is room within the probe window.
+        let mut i = Self::slot(key);
+        for _ in 0..MAX_PROBES {
+            if self.keys[i].load(Ordering::Relaxed) == 0 {
+                self.ids[i].store(id, Ordering::Relaxed);
+                self.keys[i].store(key, Ordering::Release);
+                break;
+            }
+            i = (i + 1) & (TABLE_SIZE - 1);
+        }
+        id
+    }
+}
+
+fn describe(id: u32, meta: &Metadata<'_>) -> Callsite {
+    let level = match *meta.level() {
+        tracing_core::Level::TRACE => Level::Trace,
+        tracing_core::Level::DEBUG => Level::Debug,
+        tracing_core::Level::INFO => Level::Info,
+        tracing_core::Level::WARN => Level::Warn,
+        tracing_core::Level::ERROR => Level::Error,
+    };
+    Callsite {
+        id,
+        is_span: meta.is_span(),
+        level,
+        target: meta.target().to_string(),
+        name: meta.name().to_string(),
+        file: meta.file().map(str::to_string),
+        line: meta.line(),
+        module: meta.module_path().map(str::to_string),
+        fields: meta.fields().iter().map(|f| f.name().to_string()).collect(),
+    }
+}

@@ -1,0 +1,239 @@
+//! The `tracing` layer: turns events and span lifecycle callbacks into records in the
+//! calling thread's chunk.
+
+mod visit;
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use flightrec_format::layout::header;
+use flightrec_format::meta::{MetaBuilder, ThreadEntry};
+use flightrec_format::record::{Encoder, RecordKind, PARENT_CONTEXTUAL, PARENT_ROOT};
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::{Event, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+use crate::callsites::CallsiteTable;
+use crate::ring::writer::ThreadWriter;
+use crate::ring::{clock, Ring};
+use visit::FieldEncoder;
+
+/// State shared by a recorder and its layers.
+pub(crate) struct Shared {
+    pub(crate) ring: Arc<Ring>,
+    pub(crate) callsites: CallsiteTable,
+}
+
+/// The layer that records into a `Recorder`'s ring. Get one from `Recorder::layer`.
+#[derive(Clone)]
+pub struct FlightrecLayer {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Our id and callsite for a tracing span, kept in the span's extensions. tracing reuses
+/// span `Id`s; these ids are unique within the recording.
+#[derive(Clone, Copy, Debug)]
+struct RecordedSpan {
+    id: u64,
+    callsite: u32,
+}
+
+thread_local! {
+    static WRITER: RefCell<Option<ThreadWriter>> = const { RefCell::new(None) };
+    /// Records lost because the layer was re-entered on this thread (a `Debug` impl that
+    /// logs, say); folded into the writer's drop count on its next use.
+    static REENTERED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Runs `f` with this thread's writer for `shared`'s ring, registering the thread first if
+/// needed. `None` when the thread-local is gone (thread teardown) or re-entered.
+#[inline]
+fn with_writer<R>(shared: &Shared, f: impl FnOnce(&mut ThreadWriter) -> R) -> Option<R> {
+    WRITER
+        .try_with(|cell| {
+            let Ok(mut slot) = cell.try_borrow_mut() else {
+                let _ = REENTERED.try_with(|c| c.set(c.get() + 1));
+                return None;
+            };
+            let current = matches!(&*slot, Some(w) if Arc::ptr_eq(&w.ring, &shared.ring));
+            if !current {
+                // Dropping a writer for another ring retires its chunk there.
+                *slot = Some(register_thread(shared));
+            }
+            let w = slot.as_mut()?;
+            let lost = REENTERED.try_with(|c| c.replace(0)).unwrap_or(0);
+            if lost > 0 {
+                w.note_dropped(lost);
+            }
+            Some(f(w))
+        })
+        .ok()
+        .flatten()
+}
+
+#[cold]
+fn register_thread(shared: &Shared) -> ThreadWriter {
+    let ring = &shared.ring;
+    let index = ring
+        .header_word(header::NEXT_THREAD_INDEX)
+        .fetch_add(1, Ordering::Relaxed) as u32;
+    let tid = os_tid();
+    let name = match std::thread::current().name() {
+        Some(n) => n.to_string(),
+        None => format!("thread-{tid}"),
+    };
+    let mut m = MetaBuilder::default();
+    m.thread(&ThreadEntry { index, tid, name });
+    ring.append_meta(&m.bytes);
+    ThreadWriter::new(ring.clone(), index, tid)
+}
+
+/// The kernel's id for the calling thread (what `top -H` and gdb show).
+fn os_tid() -> u64 {
+    std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name()?.to_str()?.parse().ok())
+        .unwrap_or(0)
+}
+
+impl FlightrecLayer {
+    fn recorded<S>(ctx: &Context<'_, S>, id: &Id) -> Option<RecordedSpan>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        ctx.span(id)?.extensions().get::<RecordedSpan>().copied()
+    }
+
+    fn parent_of<S>(ctx: &Context<'_, S>, contextual: bool, explicit: Option<&Id>) -> u64
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if contextual {
+            return PARENT_CONTEXTUAL;
+        }
+        explicit
+            .and_then(|p| Self::recorded(ctx, p))
+            .map_or(PARENT_ROOT, |s| s.id)
+    }
+
+    /// Writes a record that is only a span id (enter, exit, close).
+    fn span_op(&self, kind: RecordKind, span: RecordedSpan, after: impl FnOnce(&mut ThreadWriter)) {
+        let ticks = clock::ticks();
+        with_writer(&self.shared, |w| {
+            w.write(|buf, fit| {
+                let mut e = Encoder::new(buf, kind, span.callsite, ticks, fit);
+                e.u64(span.id);
+                e.finish()
+            });
+            after(w);
+        });
+    }
+}
+
+impl<S> Layer<S> for FlightrecLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let callsite = self
+            .shared
+            .callsites
+            .id(event.metadata(), &self.shared.ring);
+        let parent = Self::parent_of(&ctx, event.is_contextual(), event.parent());
+        let ticks = clock::ticks();
+        with_writer(&self.shared, |w| {
+            w.write(|buf, fit| {
+                let mut e = Encoder::new(buf, RecordKind::Event, callsite, ticks, fit);
+                e.u64(parent);
+                event.record(&mut FieldEncoder { enc: &mut e });
+                e.finish()
+            })
+        });
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let callsite = self
+            .shared
+            .callsites
+            .id(attrs.metadata(), &self.shared.ring);
+        let parent = Self::parent_of(&ctx, attrs.is_contextual(), attrs.parent());
+        let ticks = clock::ticks();
+        let ours = with_writer(&self.shared, |w| {
+            let span = w.next_span_id();
+            w.write(|buf, fit| {
+                let mut e = Encoder::new(buf, RecordKind::SpanNew, callsite, ticks, fit);
+                e.u64(span);
+                e.u64(parent);
+                attrs.record(&mut FieldEncoder { enc: &mut e });
+                e.finish()
+            });
+            span
+        });
+        if let (Some(span), Some(s)) = (ours, ctx.span(id)) {
+            s.extensions_mut()
+                .insert(RecordedSpan { id: span, callsite });
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = Self::recorded(&ctx, id) else {
+            return;
+        };
+        let ticks = clock::ticks();
+        with_writer(&self.shared, |w| {
+            w.write(|buf, fit| {
+                let mut e = Encoder::new(buf, RecordKind::SpanRecord, span.callsite, ticks, fit);
+                e.u64(span.id);
+                values.record(&mut FieldEncoder { enc: &mut e });
+                e.finish()
+            })
+        });
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
+        let (Some(span), Some(cause)) = (Self::recorded(&ctx, id), Self::recorded(&ctx, follows))
+        else {
+            return;
+        };
+        let ticks = clock::ticks();
+        with_writer(&self.shared, |w| {
+            w.write(|buf, fit| {
+                let mut e = Encoder::new(buf, RecordKind::FollowsFrom, span.callsite, ticks, fit);
+                e.u64(span.id);
+                e.u64(cause.id);
+                e.finish()
+            })
+        });
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if let Some(span) = Self::recorded(&ctx, id) {
+            // Written before the push: if the record opens a fresh chunk, that chunk's
+            // context must not already hold the span this record enters.
+            self.span_op(RecordKind::Enter, span, |w| {
+                w.push_span(span.id, span.callsite)
+            });
+        }
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        if let Some(span) = Self::recorded(&ctx, id) {
+            self.span_op(RecordKind::Exit, span, |w| w.pop_span(span.id));
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if let Some(span) = Self::recorded(&ctx, &id) {
+            self.span_op(RecordKind::Close, span, |_| {});
+        }
+    }
+}
+
+/// Test and diagnostics hook: this thread's drop count and span stack for `shared`'s ring.
+#[cfg(test)]
+pub(crate) fn thread_state(shared: &Shared) -> Option<(u64, Vec<(u64, u32)>)> {
+    with_writer(shared, |w| (w.dropped(), w.stack().to_vec()))
+}

@@ -1,0 +1,88 @@
+//! The tick source: the x86 TSC where there is one (a few ns, no syscall), CLOCK_MONOTONIC
+//! through `Instant` elsewhere.
+
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use flightrec_format::layout::{ClockAnchor, CLOCK_MONOTONIC_NS, CLOCK_TSC};
+
+/// The process-wide origin of the `mono_ns` values stored in the ring.
+fn origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+/// Reads the tick source.
+#[inline(always)]
+pub(crate) fn ticks() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: RDTSC has no preconditions: it reads a counter and touches no memory. It is
+        // present on every x86_64 CPU.
+        #[allow(unused_unsafe)]
+        unsafe {
+            core::arch::x86_64::_rdtsc()
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        mono_ns()
+    }
+}
+
+/// Nanoseconds of CLOCK_MONOTONIC since the process-wide origin, plus one (so 0 can mean
+/// "no reading"). Read through the vDSO: no syscall.
+pub(crate) fn mono_ns() -> u64 {
+    origin().elapsed().as_nanos() as u64 + 1
+}
+
+fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Which clock `ticks` reads.
+pub(crate) fn kind() -> u32 {
+    if cfg!(target_arch = "x86_64") {
+        CLOCK_TSC
+    } else {
+        CLOCK_MONOTONIC_NS
+    }
+}
+
+/// Takes an anchor (ticks, monotonic, wall read back to back) without measuring the rate.
+pub(crate) fn anchor_now() -> ClockAnchor {
+    let mono_ns = mono_ns();
+    let ticks = ticks();
+    let wall_ns = wall_ns();
+    ClockAnchor {
+        kind: kind(),
+        ticks,
+        mono_ns,
+        wall_ns,
+        ticks_per_sec: 0.0,
+    }
+}
+
+/// Takes an anchor and measures the tick rate over about a millisecond, so a ring that dies
+/// soon after start can still convert ticks to time.
+pub(crate) fn calibrate() -> ClockAnchor {
+    let mut a = anchor_now();
+    if a.kind == CLOCK_MONOTONIC_NS {
+        a.ticks_per_sec = 1e9;
+        return a;
+    }
+    let start = Instant::now();
+    while start.elapsed().as_micros() < 1000 {
+        std::hint::spin_loop();
+    }
+    let b = anchor_now();
+    let dt = b.ticks.wrapping_sub(a.ticks) as f64;
+    let dm = b.mono_ns.saturating_sub(a.mono_ns) as f64;
+    if dm > 0.0 && dt > 0.0 {
+        a.ticks_per_sec = dt / dm * 1e9;
+    }
+    a
+}

@@ -1,0 +1,285 @@
+//! The ring: one preallocated file per process, mapped shared, holding the header, the meta
+//! log and a pool of chunks that threads write into.
+//!
+//! This module is the only place in the crate with `unsafe`: it turns offsets in the mapping
+//! into atomics and byte slices. Everything it hands out is justified by the chunk protocol
+//! (`protocol`), which is written over plain atomics and model-checked with loom.
+
+pub(crate) mod clock;
+pub(crate) mod protocol;
+pub(crate) mod sync;
+pub(crate) mod writer;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use flightrec_format::layout::{self, chunk, header, Geometry, CHUNK_HEADER_SIZE, HEADER_SIZE};
+
+use protocol::{ChunkHeader, ChunkPool};
+
+// The in-place view of a chunk header must match the format crate's offsets exactly.
+const _: () = {
+    assert!(std::mem::size_of::<ChunkHeader>() == CHUNK_HEADER_SIZE);
+    assert!(std::mem::offset_of!(ChunkHeader, state) == chunk::STATE);
+    assert!(std::mem::offset_of!(ChunkHeader, committed_len) == chunk::COMMITTED_LEN);
+    assert!(std::mem::offset_of!(ChunkHeader, thread_index) == chunk::THREAD_INDEX);
+    assert!(std::mem::offset_of!(ChunkHeader, os_tid) == chunk::OS_TID);
+    assert!(std::mem::offset_of!(ChunkHeader, thread_seq_start) == chunk::THREAD_SEQ_START);
+    assert!(std::mem::offset_of!(ChunkHeader, dropped_total) == chunk::DROPPED_TOTAL);
+    assert!(std::mem::offset_of!(ChunkHeader, claim_ticks) == chunk::CLAIM_TICKS);
+    assert!(std::mem::offset_of!(ChunkHeader, claim_mono_ns) == chunk::CLAIM_MONO_NS);
+    assert!(std::mem::offset_of!(ChunkHeader, dropped_before) == chunk::DROPPED_BEFORE);
+    // Chunks start at multiples of 64 from a page-aligned base, so every atomic is aligned.
+    assert!(HEADER_SIZE % 64 == 0);
+};
+
+/// Backing memory of a ring: a shared file mapping, or (in tests) a heap buffer with the
+/// same layout.
+enum Backing {
+    File {
+        _map: memmap2::MmapRaw,
+        _file: File,
+    },
+    #[cfg(test)]
+    Heap(Box<[AtomicU64]>),
+}
+
+/// A mapped ring file.
+pub(crate) struct Ring {
+    backing: Backing,
+    /// Base address of the mapping. Page aligned (or 8-aligned for the heap backing), valid
+    /// for `geometry.file_size` bytes for as long as `backing` lives.
+    base: *mut u8,
+    pub(crate) geometry: Geometry,
+    pub(crate) path: PathBuf,
+    /// Serialises appends to the meta log; holds the committed length. Taken once per
+    /// callsite and per thread, never per record.
+    meta: Mutex<u64>,
+}
+
+// SAFETY: `base` points into `backing`, which `Ring` owns and which is itself Send + Sync
+// (a shared mapping or a heap buffer of atomics). All shared access to the memory goes
+// through atomics, the mutex-guarded meta log, or payload bytes that the chunk protocol
+// gives to exactly one writer at a time; see the individual accessors.
+unsafe impl Send for Ring {}
+// SAFETY: as above.
+unsafe impl Sync for Ring {}
+
+impl Ring {
+    /// Creates (or replaces) the ring file at `path` and initialises its header.
+    pub(crate) fn create(
+        path: &Path,
+        geometry: Geometry,
+        pid: u32,
+        anchor: &layout::ClockAnchor,
+    ) -> std::io::Result<Ring> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        file.set_len(geometry.file_size)?;
+        // Reserve the blocks now so a full disk shows up here, not as SIGBUS in a writer.
+        reserve(&file, geometry.file_size)?;
+        let map = memmap2::MmapOptions::new()
+            .len(geometry.file_size as usize)
+            .map_raw(&file)?;
+        let base = map.as_mut_ptr();
+        let ring = Ring {
+            backing: Backing::File {
+                _map: map,
+                _file: file,
+            },
+            base,
+            geometry,
+            path: path.to_path_buf(),
+            meta: Mutex::new(0),
+        };
+        ring.init_header(pid, anchor);
+        Ok(ring)
+    }
+
+    /// A ring in heap memory, for tests of the protocol without a file.
+    #[cfg(test)]
+    pub(crate) fn heap(geometry: Geometry) -> Ring {
+        let words: Box<[AtomicU64]> = (0..geometry.file_size / 8)
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        let base = words.as_ptr() as *mut u8;
+        let ring = Ring {
+            backing: Backing::Heap(words),
+            base,
+            geometry,
+            path: PathBuf::from("<heap>"),
+            meta: Mutex::new(0),
+        };
+        ring.init_header(std::process::id(), &clock::anchor_now());
+        ring
+    }
+
+    fn init_header(&self, pid: u32, anchor: &layout::ClockAnchor) {
+        let mut head = vec![0u8; HEADER_SIZE];
+        self.geometry.write_header(&mut head, pid, anchor);
+        // SAFETY: the ring has just been created and not yet shared with any thread or
+        // process that follows the protocol (a fresh, truncated file), so nothing else
+        // accesses the header; `base` is valid for HEADER_SIZE bytes.
+        unsafe { std::ptr::copy_nonoverlapping(head.as_ptr(), self.base, HEADER_SIZE) };
+        let _ = &self.backing;
+    }
+
+    /// The header word at `off`, viewed as an atomic.
+    pub(crate) fn header_word(&self, off: usize) -> &AtomicU64 {
+        assert!(off % 8 == 0 && off + 8 <= HEADER_SIZE);
+        // SAFETY: `off` is 8-aligned and within the header, which is within the mapping;
+        // `base` is page (or 8) aligned, so the address is aligned for AtomicU64, which has
+        // the size and alignment of u64. The mapping outlives `&self`. Every party that
+        // writes these words (this process, or another mapping the same file) does so
+        // atomically.
+        unsafe { &*(self.base.add(off) as *const AtomicU64) }
+    }
+
+    fn chunk_ptr(&self, index: u64) -> *mut u8 {
+        assert!(index < self.geometry.chunk_count as u64);
+        // SAFETY: index < chunk_count, so the chunk lies within file_size bytes of base.
+        unsafe {
+            self.base
+                .add(self.geometry.chunk_offset(index as u32) as usize)
+        }
+    }
+
+    /// The chunk's payload capacity in bytes.
+    pub(crate) fn payload_capacity(&self) -> usize {
+        self.geometry.chunk_size as usize - CHUNK_HEADER_SIZE
+    }
+
+    /// The unwritten tail `[from, capacity)` of chunk `index`'s payload.
+    ///
+    /// # Safety
+    /// The caller must own chunk `index` under the protocol (it claimed it and has not
+    /// retired it), `from` must be at least the chunk's `committed_len`, and the caller must
+    /// not hold another slice of the same chunk.
+    pub(crate) unsafe fn payload_tail(&self, index: u64, from: usize) -> &mut [u8] {
+        let cap = self.payload_capacity();
+        assert!(from <= cap);
+        // SAFETY: the range lies within the chunk (from <= cap). No one else writes it: the
+        // protocol gives a chunk to one owner, recyclers only take RETIRED chunks, and the
+        // caller holds no other slice. Readers only read below committed_len <= from; a
+        // reader racing a recycle may still be copying old bytes, which the seqlock check
+        // detects and discards, never interpreting them (see `copy_chunk`).
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.chunk_ptr(index).add(CHUNK_HEADER_SIZE + from),
+                cap - from,
+            )
+        }
+    }
+
+    /// Copies chunk `index` consistently into `dst` (a `chunk_size` buffer): header fields
+    /// and committed payload. Returns the view, or why nothing usable was copied.
+    pub(crate) fn copy_chunk(
+        &self,
+        index: u64,
+        dst: &mut [u8],
+    ) -> Result<protocol::ChunkView, protocol::ReadOutcome> {
+        let cap = self.payload_capacity();
+        let src = self.chunk_ptr(index);
+        protocol::read(self.chunk(index), |len| {
+            let len = len.min(cap);
+            for (i, d) in dst[CHUNK_HEADER_SIZE..CHUNK_HEADER_SIZE + len]
+                .iter_mut()
+                .enumerate()
+            {
+                // SAFETY: in bounds of the chunk (len <= cap). A volatile read of a byte that a
+                // recycler may be writing concurrently: this is the seqlock read, whose result
+                // is used only if `protocol::read` then finds the sequence unchanged, in which
+                // case no recycler wrote the chunk while it was copied. Volatile keeps the
+                // compiler from assuming the bytes are stable. Bytes are plain u8: any value
+                // is valid.
+                *d = unsafe { std::ptr::read_volatile(src.add(CHUNK_HEADER_SIZE + i)) };
+            }
+        })
+    }
+
+    /// Copies the header and the committed meta log into `dst` (at least the meta log's end).
+    pub(crate) fn copy_header_and_meta(&self, dst: &mut [u8]) {
+        let meta_len = self
+            .header_word(header::META_COMMITTED_LEN)
+            .load(Ordering::Acquire);
+        let meta_len = meta_len.min(self.geometry.meta_capacity);
+        for off in (0..HEADER_SIZE).step_by(8) {
+            let v = self.header_word(off).load(Ordering::Relaxed);
+            dst[off..off + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        let start = self.geometry.meta_offset as usize;
+        // SAFETY: [start, start + meta_len) is within the meta log, which lies within the
+        // mapping. Bytes below the committed length are never written again (the log is
+        // append-only), and the acquire load above makes their writes visible.
+        let src = unsafe { std::slice::from_raw_parts(self.base.add(start), meta_len as usize) };
+        dst[start..start + meta_len as usize].copy_from_slice(src);
+        dst[header::META_COMMITTED_LEN..header::META_COMMITTED_LEN + 8]
+            .copy_from_slice(&meta_len.to_le_bytes());
+    }
+
+    /// Appends `bytes` (whole meta entries) to the meta log. Returns false when the log is
+    /// full; the entries are then simply not recorded (records still decode, with generic
+    /// names).
+    pub(crate) fn append_meta(&self, bytes: &[u8]) -> bool {
+        let mut len = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        let cap = self.geometry.meta_capacity;
+        if *len + bytes.len() as u64 > cap {
+            return false;
+        }
+        let at = self.geometry.meta_offset + *len;
+        // SAFETY: [at, at + bytes.len()) lies within the meta log (checked against cap just
+        // above). Bytes beyond the committed length are written only under this mutex, and
+        // readers never read past the committed length.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(at as usize), bytes.len())
+        };
+        *len += bytes.len() as u64;
+        self.header_word(header::META_COMMITTED_LEN)
+            .store(*len, Ordering::Release);
+        true
+    }
+}
+
+impl ChunkPool for Ring {
+    fn chunk_count(&self) -> u64 {
+        self.geometry.chunk_count as u64
+    }
+
+    fn chunk(&self, index: u64) -> &ChunkHeader {
+        // SAFETY: the chunk header lies at the start of the chunk, within the mapping, at a
+        // 64-aligned offset from a page-aligned base. ChunkHeader is repr(C) atomics whose
+        // layout matches the format (checked at compile time above), and all parties access
+        // these words atomically. The mapping outlives `&self`.
+        unsafe { &*(self.chunk_ptr(index) as *const ChunkHeader) }
+    }
+
+    fn cursor(&self) -> &AtomicU64 {
+        self.header_word(header::CLAIM_CURSOR)
+    }
+}
+
+/// Allocates the file's blocks (where the filesystem supports it) so a full disk is an
+/// error at creation rather than SIGBUS on first touch of a page.
+fn reserve(file: &File, len: u64) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: posix_fallocate on an fd we own, with a non-negative range; it touches no
+        // memory of ours.
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+        if rc != 0 && rc != libc::EOPNOTSUPP && rc != libc::EINVAL {
+            return Err(std::io::Error::from_raw_os_error(rc));
+        }
+    }
+    let _ = (file, len);
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! A thread's writer: the chunk it owns and where it is in it. The steady-state path (a
+//! record that fits in the current chunk) is: encode into the chunk's tail, one release
+//! store of `committed_len`. No lock, no syscall, no allocation, no shared cache line.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use flightrec_format::layout::{header, SPAN_ID_BLOCK};
+use flightrec_format::record::{Encoder, RecordKind};
+
+use super::protocol::{self, ChunkPool, Claimant, Claimed};
+use super::{clock, Ring};
+
+/// Deepest span stack kept per thread; deeper spans are recorded but not repeated in the
+/// context record at the start of each chunk.
+pub(crate) const MAX_STACK: usize = 32;
+
+/// After a failed claim (every chunk in use), records are dropped without trying again
+/// for this many records, so a saturated pool does not cost every writer a full scan.
+const CLAIM_BACKOFF: u32 = 64;
+
+/// Per-thread writer state. Lives in a thread-local; dropped (and its chunk retired) when
+/// the thread exits.
+pub(crate) struct ThreadWriter {
+    pub(crate) ring: Arc<Ring>,
+    thread_index: u32,
+    os_tid: u64,
+    /// The chunk this thread owns, if any.
+    chunk: Option<Claimed>,
+    /// Payload bytes written (and committed) in `chunk`.
+    written: usize,
+    /// Records this thread has attempted, written or dropped.
+    attempted: u64,
+    /// Records this thread could not write.
+    dropped: u64,
+    backoff: u32,
+    /// Span ids handed out to this thread: `next..end`.
+    next_span: u64,
+    end_span: u64,
+    /// Entered spans (our id, callsite), outermost first; `depth` may exceed MAX_STACK.
+    stack: [(u64, u32); MAX_STACK],
+    depth: usize,
+}
+
+impl ThreadWriter {
+    pub(crate) fn new(ring: Arc<Ring>, thread_index: u32, os_tid: u64) -> ThreadWriter {
+        ThreadWriter {
+            ring,
+            thread_index,
+            os_tid,
+            chunk: None,
+            written: 0,
+            attempted: 0,
+            dropped: 0,
+            backoff: 0,
+            next_span: 0,
+            end_span: 0,
+            stack: [(0, 0); MAX_STACK],
+            depth: 0,
+        }
+    }
+
+    /// Writes one record. `encode(buf, truncate_to_fit)` encodes it at the start of `buf`
+    /// and returns its length, or `None` if it does not fit. It may be called twice: once
+    /// for the current chunk and, if that is full, once for a fresh one (then with
+    /// `truncate_to_fit`, since no other chunk could hold more).
+    #[inline]
+    pub(crate) fn write(
+        &mut self,
+        mut encode: impl FnMut(&mut [u8], bool) -> Option<usize>,
+    ) -> bool {
+        self.attempted += 1;
+        if let Some(c) = self.chunk {
+            // SAFETY: this thread owns chunk `c` (claimed, not retired), `written` is its
+            // committed length, and no other slice of the chunk is alive.
+            let tail = unsafe { self.ring.payload_tail(c.index, self.written) };
+            if let Some(n) = encode(tail, false) {
+                self.written += n;
+                protocol::commit(self.ring.chunk(c.index), self.written as u32);
+                return true;
+            }
+        }
+        self.write_slow(encode)
+    }
+
+    #[cold]
+    fn write_slow(&mut self, mut encode: impl FnMut(&mut [u8], bool) -> Option<usize>) -> bool {
+        // `attempted` already counts this record; a fresh chunk starts with it.
+        if !self.refill(self.attempted - 1) {
+            return self.drop_one();
+        }
+        let c = self.chunk.expect("refill succeeded");
+        // SAFETY: as in `write`: we own the freshly claimed chunk and hold no other slice.
+        let tail = unsafe { self.ring.payload_tail(c.index, self.written) };
+        match encode(tail, true) {
+            Some(n) => {
+                self.written += n;
+                protocol::commit(self.ring.chunk(c.index), self.written as u32);
+                true
+            }
+            None => self.drop_one(),
+        }
+    }
+
+    fn drop_one(&mut self) -> bool {
+        self.dropped += 1;
+        if let Some(c) = self.chunk {
+            self.ring
+                .chunk(c.index)
+                .dropped_total
+                .store(self.dropped, Ordering::Release);
+        }
+        false
+    }
+
+    /// Counts records lost before reaching this writer (re-entrant calls).
+    pub(crate) fn note_dropped(&mut self, n: u64) {
+        for _ in 0..n {
+            self.attempted += 1;
+            self.drop_one();
+        }
+    }
+
+    /// Claims a fresh chunk (then retires the old one) and writes the context record.
+    fn refill(&mut self, seq_start: u64) -> bool {
+        if self.backoff > 0 {
+            self.backoff -= 1;
+            return false;
+        }
+        let who = Claimant {
+            thread_index: self.thread_index,
+            os_tid: self.os_tid,
+            thread_seq_start: seq_start,
+            dropped_before: self.dropped,
+            ticks: clock::ticks(),
+            mono_ns: clock::mono_ns(),
+        };
+        let Some(new) = protocol::claim(&*self.ring, &who) else {
+            self.backoff = CLAIM_BACKOFF;
+            return false;
+        };
+        if let Some(old) = self.chunk.replace(new) {
+            protocol::retire(self.ring.chunk(old.index), old);
+        }
+        self.written = 0;
+        // The context record: which spans this thread is inside, so the chunk reads on its
+        // own even after the thread's older chunks are overwritten.
+        let kept = self.depth.min(MAX_STACK);
+        let stack = self.stack;
+        // SAFETY: we own the chunk just claimed and hold no other slice of it.
+        let tail = unsafe { self.ring.payload_tail(new.index, 0) };
+        let mut e = Encoder::new(tail, RecordKind::Context, 0, who.ticks, false);
+        e.u16(kept as u16);
+        for &(span, callsite) in &stack[..kept] {
+            e.u64(span);
+            e.u32(callsite);
+        }
+        if let Some(n) = e.finish() {
+            self.written = n;
+            protocol::commit(self.ring.chunk(new.index), n as u32);
+        }
+        true
+    }
+
+    /// A span id unique within the ring, from this thread's block.
+    pub(crate) fn next_span_id(&mut self) -> u64 {
+        if self.next_span == self.end_span {
+            let block = self
+                .ring
+                .header_word(header::NEXT_SPAN_BLOCK)
+                .fetch_add(1, Ordering::Relaxed);
+            self.next_span = block * SPAN_ID_BLOCK;
+            self.end_span = self.next_span + SPAN_ID_BLOCK;
+        }
+        let id = self.next_span;
+        self.next_span += 1;
+        id
+    }
+
+    pub(crate) fn push_span(&mut self, span: u64, callsite: u32) {
+        if self.depth < MAX_STACK {
+            self.stack[self.depth] = (span, callsite);
+        }
+        self.depth += 1;
+    }
+
+    pub(crate) fn pop_span(&mut self, span: u64) {
+        let kept = self.depth.min(MAX_STACK);
+        if self.depth > MAX_STACK {
+            self.depth -= 1;
+            return;
+        }
+        // Usually the top; spans exited out of order are removed where they are.
+        if let Some(pos) = self.stack[..kept].iter().rposition(|&(s, _)| s == span) {
+            self.stack.copy_within(pos + 1..kept, pos);
+            self.depth -= 1;
+        }
+    }
+
+    /// Entered spans, outermost first (up to MAX_STACK).
+    #[cfg(test)]
+    pub(crate) fn stack(&self) -> &[(u64, u32)] {
+        &self.stack[..self.depth.min(MAX_STACK)]
+    }
+
+    #[cfg(test)]
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+impl Drop for ThreadWriter {
+    fn drop(&mut self) {
+        if let Some(c) = self.chunk.take() {
+            protocol::retire(self.ring.chunk(c.index), c);
+        }
+    }
+}

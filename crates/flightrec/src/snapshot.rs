@@ -1,0 +1,170 @@
+//! Dumps: a consistent copy of the live ring, compressed with zstd, written under a
+//! temporary name and linked into place only when complete.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use flightrec_format::layout::get_u32;
+use flightrec_format::layout::{header, put_u32, put_u64, state, FLAG_DUMP};
+use flightrec_format::Trigger;
+
+use crate::ring::protocol::{ChunkPool, ReadOutcome};
+use crate::ring::{clock, Ring};
+use crate::Error;
+
+/// How often a chunk recycled under the copier is copied again (it then holds newer data).
+const RECOPY_ATTEMPTS: usize = 3;
+
+/// Takes a consistent copy of the ring while writers keep writing: the header, the committed
+/// meta log, and every chunk whose copy the seqlock check accepts. Chunks are copied newest
+/// first, so what a racing recycler takes is the oldest data, and each thread keeps a
+/// contiguous run of its newest records. Returns the image and how many chunks were given up.
+pub(crate) fn consistent_copy(ring: &Ring) -> (Vec<u8>, u32) {
+    let g = ring.geometry;
+    let mut image = vec![0u8; g.file_size as usize];
+    ring.copy_header_and_meta(&mut image);
+    let mut order: Vec<(u64, u64)> = (0..ring.chunk_count())
+        .filter_map(|i| {
+            let w = ring.chunk(i).state.load(Ordering::Relaxed);
+            let p = state::phase(w);
+            (p == state::ACTIVE || p == state::RETIRED).then_some((state::seq(w), i))
+        })
+        .collect();
+    order.sort_unstable_by(|a, b| b.cmp(a));
+    let mut given_up = 0;
+    for (_, i) in order {
+        let off = g.chunk_offset(i as u32) as usize;
+        let dst = &mut image[off..off + g.chunk_size as usize];
+        let mut outcome = Err(ReadOutcome::Recycled);
+        for _ in 0..RECOPY_ATTEMPTS {
+            outcome = ring.copy_chunk(i, dst);
+            if outcome != Err(ReadOutcome::Recycled) {
+                break;
+            }
+        }
+        match outcome {
+            Ok(v) => {
+                put_u64(dst, 0, v.state);
+                put_u32(dst, 8, v.committed_len);
+                put_u32(dst, 12, v.thread_index);
+                put_u64(dst, 16, v.os_tid);
+                put_u64(dst, 24, v.thread_seq_start);
+                put_u64(dst, 32, v.dropped_total);
+                put_u64(dst, 40, v.claim_ticks);
+                put_u64(dst, 48, v.claim_mono_ns);
+                put_u64(dst, 56, v.dropped_before);
+                // Bytes past the committed length may be half-written records: clear them
+                // so the dump holds nothing a reader could misread, and compresses well.
+                let end = flightrec_format::layout::CHUNK_HEADER_SIZE + v.committed_len as usize;
+                dst[end..].fill(0);
+            }
+            Err(ReadOutcome::Empty) => dst.fill(0),
+            Err(ReadOutcome::Recycled) => {
+                dst.fill(0);
+                given_up += 1;
+            }
+        }
+    }
+    (image, given_up)
+}
+
+/// Writes a dump of `ring` into `dir`, named `<service>-<pid>-<UTC time>-<reason>.flightrec`.
+pub(crate) fn write_dump(
+    ring: &Ring,
+    dir: &Path,
+    service: &str,
+    pid: u32,
+    trigger: &Trigger,
+) -> Result<PathBuf, Error> {
+    let (mut image, given_up) = consistent_copy(ring);
+    let now = clock::anchor_now();
+    put_u64(&mut image, header::DUMP_TICKS, now.ticks);
+    put_u64(&mut image, header::DUMP_MONO_NS, now.mono_ns);
+    put_u64(&mut image, header::DUMP_WALL_NS, now.wall_ns);
+    put_u32(&mut image, header::DUMP_CHUNKS_RECYCLED, given_up);
+    let flags = get_u32(&image, header::FLAGS).unwrap_or(0) | FLAG_DUMP;
+    put_u32(&mut image, header::FLAGS, flags);
+    trigger.write(&mut image, now.ticks);
+
+    let compressed = zstd::bulk::compress(&image, 3).map_err(|e| Error::Compress(e.to_string()))?;
+    drop(image);
+
+    let stamp = compact_utc(SystemTime::now());
+    let stem = format!(
+        "{}-{}-{}-{}",
+        sanitize(service),
+        pid,
+        stamp,
+        trigger.reason.slug()
+    );
+    let tmp = dir.join(format!(".{stem}.{}.tmp", std::process::id()));
+    let write_err = |source| Error::WriteDump {
+        path: tmp.clone(),
+        source,
+    };
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(&compressed)?;
+        f.sync_data()?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(write_err(e));
+    }
+    // Link under the final name without replacing anything: dumps never overwrite each other.
+    for n in 0..1000 {
+        let name = if n == 0 {
+            format!("{stem}.flightrec")
+        } else {
+            format!("{stem}-{n}.flightrec")
+        };
+        let path = dir.join(name);
+        match std::fs::hard_link(&tmp, &path) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(Error::WriteDump { path, source: e });
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&tmp);
+    Err(Error::WriteDump {
+        path: dir.to_path_buf(),
+        source: std::io::Error::other("1000 dumps with the same name and time"),
+    })
+}
+
+/// `2026-11-23T05:55:54.123Z` without the separators that trouble file names.
+fn compact_utc(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t)
+        .to_string()
+        .replace(['-', ':'], "")
+}
+
+/// Keeps a service name usable in a file name.
+pub(crate) fn sanitize(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if s.is_empty() || s.starts_with('.') {
+        format!("svc{s}")
+    } else {
+        s
+    }
+}
