@@ -1,1 +1,10 @@
+//! End-to-end tests: real recorders, real ring files, the real `flightrec` binary, and child
+//! processes killed at random moments. One binary; shared helpers in `helpers`.
 
+mod alloc;
+mod cli;
+mod contents;
+mod corrupt;
+mod helpers;
+mod kill_sweep;
+mod layer;

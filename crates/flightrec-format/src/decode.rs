@@ -48,16 +48,19 @@ pub struct ThreadSummary {
     pub name: String,
     /// Records of this thread present in the recording.
     pub records: u64,
-    /// Records this thread wrote that were overwritten by newer data before the image was
-    /// taken. Exact for every thread with at least one surviving chunk.
+    /// Records this thread wrote that are not in the recording because they were
+    /// overwritten by newer data, or lay before a hole left by an overwritten chunk. With
+    /// `records` and `dropped` it accounts exactly for everything the thread attempted, for
+    /// every thread with at least one surviving chunk.
     pub overwritten: u64,
     /// Records this thread could not write at all (no chunk could be claimed, or the
     /// thread-local state was gone).
     pub dropped: u64,
     /// No chunk of this thread survives: its count of overwritten records is unknown.
     pub fully_overwritten: bool,
-    /// Places where this thread's surviving chunks do not follow on from each other
-    /// (a chunk recycled while a live snapshot was being copied).
+    /// 1 when a hole was found in this thread's surviving chunks (an overwritten chunk
+    /// between two that survived): the records before it are not shown and are counted in
+    /// `overwritten`.
     pub gaps: u64,
     pub first_ts: Option<i64>,
     pub last_ts: Option<i64>,
@@ -298,7 +301,29 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
         while j < chunks.len() && chunks[j].thread_index == index {
             j += 1;
         }
-        let own = &chunks[i..j];
+        let mut own = &chunks[i..j];
+        // Keep the newest contiguous run of chunks. Recycling is oldest-first per thread
+        // only approximately (a claimer can be preempted mid-claim, or pass a chunk while
+        // its owner is between claiming the next one and retiring it), so a hole can open
+        // in the middle of a thread's history; what lies before the newest hole is counted
+        // as lost, never shown out of sequence.
+        let mut gaps = 0;
+        for k in (1..own.len()).rev() {
+            let (prev, c) = (&own[k - 1], &own[k]);
+            let prev_user = prev
+                .records
+                .iter()
+                .filter(|r| r.kind != RecordKind::Context)
+                .count() as u64;
+            let expected = prev.thread_seq_start
+                + prev_user
+                + c.dropped_before.saturating_sub(prev.dropped_before);
+            if c.thread_seq_start != expected {
+                gaps += 1;
+                own = &own[k..];
+                break;
+            }
+        }
         let (tid, name) = thread_names
             .remove(&index)
             .unwrap_or_else(|| (own[0].os_tid, format!("thread-{index}")));
@@ -311,7 +336,7 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
             overwritten: first.thread_seq_start.saturating_sub(first.dropped_before),
             dropped: own.iter().map(|c| c.dropped_total).max().unwrap_or(0),
             fully_overwritten: false,
-            gaps: 0,
+            gaps,
             first_ts: None,
             last_ts: None,
         };
@@ -319,21 +344,7 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
         let mut shared: Arc<[u64]> = Arc::from(Vec::new());
         let mut last_ts = i64::MIN;
         let mut order = 0u64;
-        for (k, c) in own.iter().enumerate() {
-            if k > 0 {
-                let prev = &own[k - 1];
-                let prev_user = prev
-                    .records
-                    .iter()
-                    .filter(|r| r.kind != RecordKind::Context)
-                    .count() as u64;
-                let expected = prev.thread_seq_start
-                    + prev_user
-                    + c.dropped_before.saturating_sub(prev.dropped_before);
-                if c.thread_seq_start != expected {
-                    summary.gaps += 1;
-                }
-            }
+        for c in own {
             for r in &c.records {
                 if r.kind == RecordKind::Context {
                     span_callsites.extend(r.context.iter().copied());

@@ -1,0 +1,143 @@
+//! The command line: formats, stdin, and one clear line of error for bad input.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::helpers::*;
+
+fn sample_dump() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = scratch();
+    let rec = recorder(dir.path(), "cli", 1 << 20);
+    tracing::dispatcher::with_default(&dispatch(&rec), || {
+        let span = tracing::info_span!("request", id = 7u64);
+        let _g = span.enter();
+        tracing::warn!(user = "ada", attempts = 3u64, "login failed");
+    });
+    let dump = rec.snapshot().unwrap();
+    (dir, dump)
+}
+
+#[test]
+fn dump_names_follow_the_convention() {
+    let (_dir, dump) = sample_dump();
+    let name = dump.file_name().unwrap().to_str().unwrap();
+    let pid = std::process::id().to_string();
+    let parts: Vec<&str> = name.trim_end_matches(".flightrec").split('-').collect();
+    assert_eq!(parts[0], "cli");
+    assert_eq!(parts[1], pid);
+    assert!(parts[2].ends_with('Z') && parts[2].contains('T'), "{name}");
+    assert_eq!(parts[3], "snapshot");
+}
+
+#[test]
+fn cat_prints_fmt_like_text_and_complete_json() {
+    let (_dir, dump) = sample_dump();
+    let out = flightrec(&["cat", dump.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.lines().find(|l| l.contains("login failed")).unwrap();
+    assert!(line.contains(" WARN "), "{line}");
+    assert!(line.contains("request:"), "span context missing: {line}");
+    assert!(
+        line.contains("user=\"ada\"") && line.contains("attempts=3"),
+        "{line}"
+    );
+
+    let records = cat_json(&dump);
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["span_new", "enter", "event", "exit", "close"]);
+    let ev = &records[2];
+    for key in [
+        "ts", "tid", "thread", "kind", "level", "target", "name", "file", "line", "span", "parent",
+        "fields", "spans",
+    ] {
+        assert!(ev.get(key).is_some(), "missing key {key} in {ev}");
+    }
+    let span = records[0]["span"].as_u64().unwrap();
+    assert_eq!(ev["parent"], span);
+    assert_eq!(ev["spans"], serde_json::json!([span]));
+    assert_eq!(ev["fields"]["message"], "login failed");
+    assert_eq!(ev["fields"]["attempts"], 3);
+    assert_eq!(ev["level"], "WARN");
+    assert_eq!(records[0]["fields"]["id"], 7);
+    assert!(
+        ev["ts"].as_i64().unwrap() > 1_700_000_000_000_000_000,
+        "ts is not Unix ns"
+    );
+}
+
+#[test]
+fn cat_and_info_read_standard_input() {
+    let (_dir, dump) = sample_dump();
+    let bytes = std::fs::read(&dump).unwrap();
+    let mut child = Command::new(flightrec_bin())
+        .args(["info", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("service:     cli"), "{text}");
+    assert!(
+        text.contains("snapshot requested by the application"),
+        "{text}"
+    );
+}
+
+fn assert_clear_failure(args: &[&str], needle: &str) {
+    let out = flightrec(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected {needle:?} in {err:?}"
+    );
+}
+
+#[test]
+fn bad_files_and_flags_get_one_clear_error() {
+    let dir = scratch();
+    let random = dir.path().join("random.bin");
+    std::fs::write(&random, b"this is not a ring file at all, just some bytes").unwrap();
+    let short = dir.path().join("short.flightrec");
+    std::fs::write(&short, &flightrec_format::layout::MAGIC).unwrap();
+    let bad_zstd = dir.path().join("bad.flightrec");
+    std::fs::write(&bad_zstd, [0x28, 0xB5, 0x2F, 0xFD, 1, 2, 3, 4, 5]).unwrap();
+    let missing = dir.path().join("missing.flightrec");
+
+    assert_clear_failure(&["cat", missing.to_str().unwrap()], "No such file");
+    assert_clear_failure(&["cat", random.to_str().unwrap()], "not a flightrec ring");
+    assert_clear_failure(&["info", short.to_str().unwrap()], "truncated");
+    assert_clear_failure(
+        &["cat", "--json", bad_zstd.to_str().unwrap()],
+        "corrupt dump",
+    );
+    assert_clear_failure(&["cat", "--no-such-flag", "x"], "unexpected argument");
+    let out = flightrec(&["cat", random.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().count(),
+        1,
+        "one line of error"
+    );
+}
+
+#[test]
+fn info_reports_process_and_threads() {
+    let (_dir, dump) = sample_dump();
+    let info = info_json(&dump);
+    assert_eq!(info["service"], "cli");
+    assert_eq!(info["pid"], std::process::id());
+    assert_eq!(info["kind"], "dump");
+    assert_eq!(info["trigger"]["reason"], "snapshot");
+    assert_eq!(info["records"], 5);
+    assert!(!info["host"].as_str().unwrap().is_empty());
+    assert!(info["exe"].as_str().unwrap().contains("e2e"));
+    assert_eq!(info["threads"].as_array().unwrap().len(), 1);
+}

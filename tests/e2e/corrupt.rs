@@ -1,0 +1,173 @@
+//! Untrusted input: corrupted, truncated and random files give an error or a partial decode
+//! with the damage counted; never a panic, and never more records than the bytes could hold.
+
+use std::sync::OnceLock;
+
+use flightrec_format::{decode, image_from_bytes, layout, FormatError};
+use proptest::prelude::*;
+
+use crate::helpers::*;
+
+/// A small real ring (events with every value type, nested spans) and a dump of it.
+fn samples() -> &'static (Vec<u8>, Vec<u8>) {
+    static S: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+    S.get_or_init(|| {
+        let dir = scratch();
+        let rec = recorder(dir.path(), "corrupt", 256 << 10);
+        on_threads(&dispatch(&rec), 2, "c", |t| {
+            for i in 0..3000u64 {
+                let span = tracing::info_span!("outer", t);
+                let _g = span.enter();
+                let inner = tracing::debug_span!("inner", i);
+                let _h = inner.enter();
+                let err = std::io::Error::other("disk on fire");
+                tracing::info!(i, neg = -(i as i64), big = u128::MAX, f = 0.5, ok = true, s = "text", dbg = ?Some(i), err = &err as &dyn std::error::Error, "msg");
+            }
+        });
+        let ring = std::fs::read(rec.ring_path()).unwrap();
+        let dump = std::fs::read(rec.snapshot().unwrap()).unwrap();
+        (ring, dump)
+    })
+}
+
+/// Decodes without panicking; checks the result is bounded by the input.
+fn decode_bounded(bytes: Vec<u8>) {
+    let len = bytes.len();
+    if let Ok(image) = image_from_bytes(bytes) {
+        assert!(image.len() as u64 <= layout::MAX_FILE_SIZE);
+        if let Ok(rec) = decode(&image) {
+            assert!(rec.records.len() <= image.len().max(len) / 16 + 1);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip(Vec<(usize, u8)>),
+    Truncate(usize),
+    Splice(usize, Vec<u8>),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        proptest::collection::vec((any::<usize>(), any::<u8>()), 1..32).prop_map(Mutation::Flip),
+        any::<usize>().prop_map(Mutation::Truncate),
+        (
+            any::<usize>(),
+            proptest::collection::vec(any::<u8>(), 1..512)
+        )
+            .prop_map(|(a, b)| Mutation::Splice(a, b)),
+    ]
+}
+
+fn apply(base: &[u8], m: &Mutation, focus_header: bool) -> Vec<u8> {
+    let mut b = base.to_vec();
+    // Half the flips land in the header and meta log, where one byte matters most.
+    let span = if focus_header {
+        (layout::HEADER_SIZE * 2).min(b.len())
+    } else {
+        b.len()
+    };
+    match m {
+        Mutation::Flip(flips) => {
+            for &(at, v) in flips {
+                b[at % span] ^= v | 1;
+            }
+        }
+        Mutation::Truncate(n) => b.truncate(n % (base.len() + 1)),
+        Mutation::Splice(at, bytes) => {
+            let at = at % b.len();
+            let end = (at + bytes.len()).min(b.len());
+            b[at..end].copy_from_slice(&bytes[..end - at]);
+        }
+    }
+    b
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_rings_never_panic(m in mutation(), focus in any::<bool>()) {
+        decode_bounded(apply(&samples().0, &m, focus));
+    }
+
+    #[test]
+    fn mutated_dumps_never_panic(m in mutation()) {
+        decode_bounded(apply(&samples().1, &m, false));
+    }
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..10_000), magic in any::<bool>()) {
+        let mut bytes = bytes;
+        if magic && bytes.len() >= 8 {
+            bytes[..8].copy_from_slice(&layout::MAGIC);
+        }
+        decode_bounded(bytes);
+    }
+}
+
+#[test]
+fn a_cut_ring_decodes_what_it_holds_and_counts_the_rest() {
+    let ring = &samples().0;
+    let full = decode(ring).unwrap();
+    assert!(!full.damage.is_damaged());
+    let cut = &ring[..ring.len() / 2];
+    let part = decode(cut).unwrap();
+    assert!(part.damage.missing_bytes > 0 && part.damage.missing_chunks > 0);
+    assert!(!part.records.is_empty() && part.records.len() < full.records.len());
+}
+
+#[test]
+fn a_corrupted_record_is_dropped_not_misread() {
+    let ring = &samples().0;
+    let full = decode(ring).unwrap();
+    let geometry_chunks = layout::get_u64(ring, layout::header::CHUNKS_OFFSET).unwrap() as usize;
+    // Find a chunk in use and break the length of its second record.
+    let chunk_size = layout::get_u32(ring, layout::header::CHUNK_SIZE).unwrap() as usize;
+    let mut bad = ring.clone();
+    let mut hit = false;
+    for c in 0..layout::get_u32(ring, layout::header::CHUNK_COUNT).unwrap() as usize {
+        let off = geometry_chunks + c * chunk_size;
+        if layout::get_u32(&bad, off + layout::chunk::COMMITTED_LEN).unwrap() > 200 {
+            let first = off + layout::CHUNK_HEADER_SIZE;
+            let len0 = layout::get_u16(&bad, first).unwrap() as usize;
+            bad[first + len0..first + len0 + 2].copy_from_slice(&3u16.to_le_bytes());
+            hit = true;
+            break;
+        }
+    }
+    assert!(hit);
+    let rec = decode(&bad).unwrap();
+    assert_eq!(rec.damage.bad_chunk_tails, 1);
+    assert!(rec.records.len() < full.records.len());
+    // Every record that survived is one that was written.
+    for r in &rec.records {
+        assert!(
+            full.records.contains(r),
+            "a record that was never written: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn header_damage_names_the_problem() {
+    let ring = &samples().0;
+    let mut b = ring.clone();
+    b[0] ^= 0xff;
+    assert!(matches!(decode(&b), Err(FormatError::NotARing)));
+    let mut b = ring.clone();
+    b[layout::header::VERSION] = 99;
+    assert!(matches!(
+        decode(&b),
+        Err(FormatError::UnsupportedVersion(99))
+    ));
+    let mut b = ring.clone();
+    b[layout::header::CHUNK_SIZE..layout::header::CHUNK_SIZE + 4]
+        .copy_from_slice(&7u32.to_le_bytes());
+    assert!(matches!(decode(&b), Err(FormatError::BadHeader(_))));
+    assert!(matches!(
+        decode(&ring[..100]),
+        Err(FormatError::Truncated { .. })
+    ));
+}

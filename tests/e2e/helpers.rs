@@ -1,0 +1,128 @@
+//! Shared helpers: scratch directories on tmpfs, recorders and dispatchers, and running the
+//! `flightrec` binary.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use flightrec::Recorder;
+use serde_json::Value as Json;
+use tracing::Dispatch;
+use tracing_subscriber::prelude::*;
+
+/// A scratch directory, on tmpfs where there is one (rings are meant to live there).
+pub fn scratch() -> tempfile::TempDir {
+    let b = tempfile::Builder::new()
+        .prefix("flightrec-test-")
+        .tempdir_in("/dev/shm");
+    b.or_else(|_| tempfile::tempdir())
+        .expect("scratch directory")
+}
+
+pub fn recorder(dir: &Path, service: &str, capacity: u64) -> Recorder {
+    Recorder::builder()
+        .dir(dir)
+        .service(service)
+        .capacity(capacity)
+        .build()
+        .expect("building a recorder")
+}
+
+/// A dispatcher recording into `rec` only, for threads to share.
+pub fn dispatch(rec: &Recorder) -> Dispatch {
+    Dispatch::new(tracing_subscriber::registry().with(rec.layer()))
+}
+
+/// Runs `f` on `n` named threads (`name_t`) under `dispatch`, all released at once.
+pub fn on_threads(
+    dispatch: &Dispatch,
+    n: usize,
+    name: &str,
+    f: impl Fn(usize) + Send + Sync + Clone + 'static,
+) {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|t| {
+            let (d, f, b) = (dispatch.clone(), f.clone(), barrier.clone());
+            std::thread::Builder::new()
+                .name(format!("{name}{t}"))
+                .spawn(move || {
+                    tracing::dispatcher::with_default(&d, || {
+                        b.wait();
+                        f(t);
+                        // Nobody exits until everybody is done, so a finished thread's
+                        // chunk is not recycled by the others' later writes.
+                        b.wait();
+                    })
+                })
+                .unwrap()
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("writer thread panicked");
+    }
+}
+
+pub fn flightrec_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_flightrec"))
+}
+
+pub fn flightrec(args: &[&str]) -> Output {
+    Command::new(flightrec_bin())
+        .args(args)
+        .output()
+        .expect("running flightrec")
+}
+
+/// Streams `flightrec cat --json FILE`, handing each parsed line to `f` (a million records
+/// do not fit comfortably in memory as JSON values).
+pub fn cat_json_each(path: &Path, mut f: impl FnMut(Json)) {
+    let mut child = Command::new(flightrec_bin())
+        .args(["cat", "--json"])
+        .arg(path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running flightrec cat");
+    let out = std::io::BufReader::with_capacity(1 << 20, child.stdout.take().unwrap());
+    for line in out.lines() {
+        let line = line.expect("reading cat output");
+        f(serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}")));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "cat failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn cat_json(path: &Path) -> Vec<Json> {
+    let mut v = Vec::new();
+    cat_json_each(path, |j| v.push(j));
+    v
+}
+
+pub fn info_json(path: &Path) -> Json {
+    let out = Command::new(flightrec_bin())
+        .args(["info", "--json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "info failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Per-thread entries of `info --json`, by thread name.
+pub fn info_threads(info: &Json) -> std::collections::HashMap<String, Json> {
+    info["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap().to_string(), t.clone()))
+        .collect()
+}
