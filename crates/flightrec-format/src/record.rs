@@ -111,6 +111,7 @@ pub struct Encoder<'a> {
 impl<'a> Encoder<'a> {
     /// Starts a record of `kind` in `buf`. `truncate_to_fit` says whether text values may be
     /// cut to fit (used when `buf` is an empty chunk, so retrying elsewhere cannot help).
+    #[inline]
     pub fn new(
         buf: &'a mut [u8],
         kind: RecordKind,
@@ -154,6 +155,7 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    #[inline]
     pub fn u64(&mut self, v: u64) {
         self.put(&v.to_le_bytes());
     }
@@ -184,35 +186,47 @@ impl<'a> Encoder<'a> {
         self.put(&[index as u8, tag])
     }
 
+    /// Writes a fixed-size field: index, tag and value, with one bounds check on the
+    /// common path.
+    #[inline(always)]
+    fn fixed<const N: usize>(&mut self, index: usize, tag: u8, v: [u8; N]) {
+        if index <= u8::MAX as usize && !self.overflowed {
+            if let Some(dst) = self.buf.get_mut(self.pos..self.pos + 2 + N) {
+                dst[0] = index as u8;
+                dst[1] = tag;
+                dst[2..].copy_from_slice(&v);
+                self.pos += 2 + N;
+                return;
+            }
+        }
+        if self.field_head(index, tag, N) {
+            self.put(&v);
+        }
+    }
+
+    #[inline]
     pub fn field_i64(&mut self, index: usize, v: i64) {
-        if self.field_head(index, tag::I64, 8) {
-            self.put(&v.to_le_bytes());
-        }
+        self.fixed(index, tag::I64, v.to_le_bytes());
     }
+    #[inline]
     pub fn field_u64(&mut self, index: usize, v: u64) {
-        if self.field_head(index, tag::U64, 8) {
-            self.put(&v.to_le_bytes());
-        }
+        self.fixed(index, tag::U64, v.to_le_bytes());
     }
+    #[inline]
     pub fn field_i128(&mut self, index: usize, v: i128) {
-        if self.field_head(index, tag::I128, 16) {
-            self.put(&v.to_le_bytes());
-        }
+        self.fixed(index, tag::I128, v.to_le_bytes());
     }
+    #[inline]
     pub fn field_u128(&mut self, index: usize, v: u128) {
-        if self.field_head(index, tag::U128, 16) {
-            self.put(&v.to_le_bytes());
-        }
+        self.fixed(index, tag::U128, v.to_le_bytes());
     }
+    #[inline]
     pub fn field_f64(&mut self, index: usize, v: f64) {
-        if self.field_head(index, tag::F64, 8) {
-            self.put(&v.to_bits().to_le_bytes());
-        }
+        self.fixed(index, tag::F64, v.to_bits().to_le_bytes());
     }
+    #[inline]
     pub fn field_bool(&mut self, index: usize, v: bool) {
-        if self.field_head(index, tag::BOOL, 1) {
-            self.put(&[v as u8]);
-        }
+        self.fixed(index, tag::BOOL, [v as u8]);
     }
 
     /// Writes a length-prefixed text or byte value, cut at `MAX_VALUE_LEN` (and, when
@@ -239,6 +253,7 @@ impl<'a> Encoder<'a> {
 
     /// Starts a text value written piecewise (Debug/Display output); finish with
     /// `end_text`. Returns the position of the length slot.
+    #[inline]
     pub fn begin_text(&mut self, index: usize, tag: u8) -> Option<TextWriter<'_, 'a>> {
         if !self.field_head(index, tag, 2) {
             return None;
@@ -262,6 +277,7 @@ impl<'a> Encoder<'a> {
 
     /// Finishes the record: writes its length and flags. Returns the record's length, or
     /// `None` when it did not fit in the buffer.
+    #[inline]
     pub fn finish(self) -> Option<usize> {
         if self.overflowed || self.pos > u16::MAX as usize {
             return None;
@@ -300,6 +316,7 @@ pub struct TextWriter<'e, 'a> {
 
 impl TextWriter<'_, '_> {
     /// Writes the length (and truncation mark) of the text.
+    #[inline]
     pub fn end(self) {
         let len = self.written as u16;
         if self.enc.overflowed {
@@ -314,6 +331,7 @@ impl TextWriter<'_, '_> {
 }
 
 impl core::fmt::Write for TextWriter<'_, '_> {
+    #[inline]
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
         if self.cut || self.enc.overflowed {
             return Ok(());
@@ -324,8 +342,14 @@ impl core::fmt::Write for TextWriter<'_, '_> {
             n = utf8_floor(s.as_bytes(), room);
             self.cut = true;
         }
-        if self.enc.put(&s.as_bytes()[..n]) {
-            self.written += n;
+        let pos = self.enc.pos;
+        match self.enc.buf.get_mut(pos..pos + n) {
+            Some(dst) => {
+                dst.copy_from_slice(&s.as_bytes()[..n]);
+                self.enc.pos += n;
+                self.written += n;
+            }
+            None => self.enc.overflowed = true,
         }
         // Never report an error: a formatting error would make `Debug` impls panic in
         // `to_string`-style callers, and truncation is not an error for us.

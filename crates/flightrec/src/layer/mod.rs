@@ -44,8 +44,8 @@ struct RecordedSpan {
 thread_local! {
     static WRITER: RefCell<Option<ThreadWriter>> = const { RefCell::new(None) };
     /// Records lost because the layer was re-entered on this thread (a `Debug` impl that
-    /// logs, say); folded into the writer's drop count on its next use.
-    static REENTERED: Cell<u64> = const { Cell::new(0) };
+    /// logs, say); folded into the writer's drop count when it next claims a chunk.
+    pub(crate) static REENTERED: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Runs `f` with this thread's writer for `shared`'s ring, registering the thread first if
@@ -63,12 +63,7 @@ fn with_writer<R>(shared: &Shared, f: impl FnOnce(&mut ThreadWriter) -> R) -> Op
                 // Dropping a writer for another ring retires its chunk there.
                 *slot = Some(register_thread(shared));
             }
-            let w = slot.as_mut()?;
-            let lost = REENTERED.try_with(|c| c.replace(0)).unwrap_or(0);
-            if lost > 0 {
-                w.note_dropped(lost);
-            }
-            Some(f(w))
+            Some(f(slot.as_mut()?))
         })
         .ok()
         .flatten()

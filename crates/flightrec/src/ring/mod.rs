@@ -87,8 +87,11 @@ impl Ring {
         file.set_len(geometry.file_size)?;
         // Reserve the blocks now so a full disk shows up here, not as SIGBUS in a writer.
         reserve(&file, geometry.file_size)?;
+        // Populated up front: a writer's first touch of a page must not cost a page fault
+        // (a microsecond, and a syscall-like trip into the kernel) on the hot path.
         let map = memmap2::MmapOptions::new()
             .len(geometry.file_size as usize)
+            .populate()
             .map_raw(&file)?;
         let base = map.as_mut_ptr();
         let ring = Ring {

@@ -85,7 +85,9 @@ impl ThreadWriter {
 
     #[cold]
     fn write_slow(&mut self, mut encode: impl FnMut(&mut [u8], bool) -> Option<usize>) -> bool {
-        // `attempted` already counts this record; a fresh chunk starts with it.
+        // `attempted` already counts this record; a fresh chunk starts with it, after any
+        // records lost to re-entrant calls.
+        self.fold_reentered();
         if !self.refill(self.attempted - 1) {
             return self.drop_one();
         }
@@ -113,12 +115,14 @@ impl ThreadWriter {
         false
     }
 
-    /// Counts records lost before reaching this writer (re-entrant calls).
-    pub(crate) fn note_dropped(&mut self, n: u64) {
-        for _ in 0..n {
-            self.attempted += 1;
-            self.drop_one();
-        }
+    /// Folds in records lost before reaching this writer (re-entrant calls), counted in a
+    /// thread-local by the layer. Done when claiming a chunk, off the steady-state path.
+    fn fold_reentered(&mut self) {
+        let lost = crate::layer::REENTERED
+            .try_with(|c| c.replace(0))
+            .unwrap_or(0);
+        self.attempted += lost;
+        self.dropped += lost;
     }
 
     /// Claims a fresh chunk (then retires the old one) and writes the context record.
