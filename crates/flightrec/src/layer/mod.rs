@@ -227,8 +227,46 @@ where
     }
 }
 
-/// Test and diagnostics hook: this thread's drop count and span stack for `shared`'s ring.
 #[cfg(test)]
-pub(crate) fn thread_state(shared: &Shared) -> Option<(u64, Vec<(u64, u32)>)> {
-    with_writer(shared, |w| (w.dropped(), w.stack().to_vec()))
+mod tests {
+    use tracing_subscriber::prelude::*;
+
+    struct Loud;
+    impl std::fmt::Debug for Loud {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            tracing::info!("logged from inside Debug");
+            f.write_str("loud")
+        }
+    }
+
+    /// tracing itself turns a nested dispatch on the same thread into a no-op; the layer
+    /// must not deadlock on its thread-local or corrupt the record being written.
+    #[test]
+    fn logging_from_inside_a_field_neither_deadlocks_nor_corrupts() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = crate::Recorder::builder()
+            .dir(dir.path())
+            .capacity(256 << 10)
+            .chunk_size(1024)
+            .build()
+            .unwrap();
+        let d = tracing::Dispatch::new(tracing_subscriber::registry().with(rec.layer()));
+        tracing::dispatcher::with_default(&d, || {
+            tracing::info!(v = ?Loud, "outer");
+            for i in 0..100u64 {
+                tracing::info!(i, "filler");
+            }
+        });
+        let r = flightrec_format::open(rec.ring_path()).unwrap();
+        assert!(!r.damage.is_damaged());
+        assert_eq!(r.records.len(), 101);
+        let outer = &r.records[0];
+        let names = &r.callsites[&outer.callsite].fields;
+        let v = outer
+            .fields
+            .iter()
+            .find(|f| names[f.index as usize] == "v")
+            .unwrap();
+        assert_eq!(v.value, flightrec_format::Value::Debug("loud".into()));
+    }
 }

@@ -10,8 +10,8 @@ pub(crate) mod protocol;
 pub(crate) mod sync;
 pub(crate) mod writer;
 
-#[cfg(all(test, loom))]
-mod loom_tests;
+#[cfg(test)]
+mod tests;
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -46,7 +46,7 @@ enum Backing {
         _file: File,
     },
     #[cfg(test)]
-    Heap(Box<[AtomicU64]>),
+    Heap(#[allow(dead_code)] Box<[AtomicU64]>),
 }
 
 /// A mapped ring file.

@@ -201,12 +201,6 @@ impl ThreadWriter {
         }
     }
 
-    /// Entered spans, outermost first (up to MAX_STACK).
-    #[cfg(test)]
-    pub(crate) fn stack(&self) -> &[(u64, u32)] {
-        &self.stack[..self.depth.min(MAX_STACK)]
-    }
-
     #[cfg(test)]
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped
