@@ -479,3 +479,58 @@ fn time_base(image: &[u8], chunk_anchors: &[(u64, u64)]) -> TimeBase {
     }
     base
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::sample_image;
+    use crate::Value;
+
+    #[test]
+    fn a_hand_built_image_decodes_with_names_times_and_stacks() {
+        let img = sample_image(3);
+        let rec = decode(&img).unwrap();
+        assert!(!rec.damage.is_damaged());
+        assert_eq!(rec.process.service, "seed");
+        assert_eq!(rec.threads.len(), 1);
+        assert_eq!(rec.threads[0].name, "main");
+        assert_eq!(rec.threads[0].records, 2 * 6);
+        assert_eq!(rec.records.len(), 12);
+        let ev = rec
+            .records
+            .iter()
+            .find(|r| r.kind == RecordKind::Event)
+            .unwrap();
+        assert_eq!(ev.spans.as_ref(), &[1024]);
+        assert_eq!(ev.parent, Some(1024));
+        assert_eq!(ev.fields[1].value, Value::U64(0));
+        assert!(rec.records.windows(2).all(|w| w[0].ts <= w[1].ts));
+        assert_eq!(rec.callsites[&1].name, "ev");
+        assert_eq!(rec.span_callsites[&1025], 2);
+    }
+
+    #[test]
+    fn every_truncation_of_an_image_decodes_or_errors() {
+        let img = sample_image(3);
+        let step = if cfg!(miri) { 97 } else { 1 };
+        for len in (0..img.len()).step_by(step) {
+            if let Ok(rec) = decode(&img[..len]) {
+                assert!(rec.records.len() <= 12);
+            }
+        }
+    }
+
+    #[test]
+    fn every_single_byte_flip_in_the_chunks_decodes_or_errors() {
+        let img = sample_image(3);
+        let start = crate::layout::HEADER_SIZE;
+        let step = if cfg!(miri) { 61 } else { 1 };
+        for at in (start..img.len()).step_by(step) {
+            let mut b = img.clone();
+            b[at] ^= 0x5a;
+            if let Ok(rec) = decode(&b) {
+                assert!(rec.records.len() <= 12 + 1);
+            }
+        }
+    }
+}

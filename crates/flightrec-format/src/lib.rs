@@ -9,6 +9,8 @@ pub mod decode;
 pub mod layout;
 pub mod meta;
 pub mod record;
+#[doc(hidden)]
+pub mod testing;
 pub mod trigger;
 
 use std::io::Read;

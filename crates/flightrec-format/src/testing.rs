@@ -1,0 +1,106 @@
+//! Small valid ring images built by hand, for tests, Miri and fuzz seeds. Not a stable API.
+
+use crate::layout::{self, chunk, header, state, ClockAnchor, Geometry, CHUNK_HEADER_SIZE};
+use crate::meta::{Callsite, Level, MetaBuilder, ProcessInfo, ThreadEntry};
+use crate::record::{tag, Encoder, RecordKind};
+
+/// A 7 KiB ring: one thread, two 1 KiB chunks each holding a span with
+/// `records_per_chunk` events inside it.
+pub fn sample_image(records_per_chunk: u64) -> Vec<u8> {
+    let meta_capacity = 1024u64;
+    let g = Geometry {
+        file_size: layout::HEADER_SIZE as u64 + meta_capacity + 2 * 1024,
+        meta_offset: layout::HEADER_SIZE as u64,
+        meta_capacity,
+        chunks_offset: layout::HEADER_SIZE as u64 + meta_capacity,
+        chunk_size: 1024,
+        chunk_count: 2,
+    };
+    let mut b = vec![0u8; g.file_size as usize];
+    let clock = ClockAnchor {
+        kind: layout::CLOCK_TSC,
+        ticks: 1000,
+        mono_ns: 1,
+        wall_ns: 1_700_000_000_000_000_000,
+        ticks_per_sec: 3e9,
+    };
+    g.write_header(&mut b, 42, &clock);
+    let mut m = MetaBuilder::default();
+    m.process(&ProcessInfo {
+        pid: 42,
+        service: "seed".into(),
+        host: "h".into(),
+        exe: "/e".into(),
+        args: vec!["a".into()],
+    });
+    m.callsite(&Callsite {
+        id: 1,
+        is_span: false,
+        level: Level::Info,
+        target: "t".into(),
+        name: "ev".into(),
+        file: Some("f.rs".into()),
+        line: Some(3),
+        module: None,
+        fields: vec!["message".into(), "n".into()],
+    });
+    m.callsite(&Callsite {
+        id: 2,
+        is_span: true,
+        level: Level::Debug,
+        target: "t".into(),
+        name: "sp".into(),
+        file: None,
+        line: None,
+        module: None,
+        fields: vec!["k".into()],
+    });
+    m.thread(&ThreadEntry {
+        index: 0,
+        tid: 7,
+        name: "main".into(),
+    });
+    let mo = g.meta_offset as usize;
+    b[mo..mo + m.bytes.len()].copy_from_slice(&m.bytes);
+    layout::put_u64(&mut b, header::META_COMMITTED_LEN, m.bytes.len() as u64);
+    for c in 0..2u32 {
+        let off = g.chunk_offset(c) as usize;
+        let mut pos = 0;
+        let payload = &mut b[off + CHUNK_HEADER_SIZE..off + 1024];
+        let mut ticks = 2000 + c as u64 * 1000;
+        let mut put = |kind, callsite, f: &dyn Fn(&mut Encoder)| {
+            let mut e = Encoder::new(&mut payload[pos..], kind, callsite, ticks, false);
+            f(&mut e);
+            if let Some(n) = e.finish() {
+                pos += n;
+            }
+            ticks += 10;
+        };
+        put(RecordKind::Context, 0, &|e| e.u16(0));
+        put(RecordKind::SpanNew, 2, &|e| {
+            e.u64(1024 + c as u64);
+            e.u64(0);
+            e.field_i64(0, -1)
+        });
+        put(RecordKind::Enter, 2, &|e| e.u64(1024 + c as u64));
+        for n in 0..records_per_chunk {
+            put(RecordKind::Event, 1, &|e| {
+                e.u64(0);
+                e.field_bytes(0, tag::STR, b"hello");
+                e.field_u64(1, n)
+            });
+        }
+        put(RecordKind::Exit, 2, &|e| e.u64(1024 + c as u64));
+        let seq_start = c as u64 * (records_per_chunk + 3);
+        layout::put_u64(
+            &mut b,
+            off + chunk::STATE,
+            state::pack(c as u64 + 1, state::RETIRED),
+        );
+        layout::put_u32(&mut b, off + chunk::COMMITTED_LEN, pos as u32);
+        layout::put_u64(&mut b, off + chunk::THREAD_SEQ_START, seq_start);
+        layout::put_u64(&mut b, off + chunk::CLAIM_TICKS, 2000 + c as u64 * 1000);
+        layout::put_u64(&mut b, off + chunk::CLAIM_MONO_NS, 1 + c as u64 * 333);
+    }
+    b
+}
