@@ -119,7 +119,7 @@ pub fn record_json(rec: &Recording, names: &Names<'_>, r: &Record) -> Json {
     o
 }
 
-fn span_name<'r>(rec: &'r Recording, span: u64) -> &'r str {
+fn span_name(rec: &Recording, span: u64) -> &str {
     rec.span_callsites
         .get(&span)
         .and_then(|c| rec.callsites.get(c))

@@ -22,7 +22,7 @@ pub fn run(dir: Option<PathBuf>, tail: usize, out: &mut impl Write) -> anyhow::R
         .build()
         .context("starting the recorder")?;
     let subscriber = tracing_subscriber::registry().with(recorder.layer());
-    tracing::subscriber::with_default(subscriber, || workload());
+    tracing::subscriber::with_default(subscriber, workload);
     let dump = recorder.snapshot().context("writing the dump")?;
     writeln!(
         out,
@@ -77,13 +77,13 @@ fn workload() {
                         {
                             let charge = info_span!("charge", amount_cents = order * 137 % 10_000);
                             let _c = charge.enter();
-                            if order % 97 == 0 {
+                            if order.is_multiple_of(97) {
                                 warn!(reason = "card declined", "payment failed");
                             } else {
                                 info!("payment accepted");
                             }
                         }
-                        if order % 50 == 0 {
+                        if order.is_multiple_of(50) {
                             std::thread::sleep(Duration::from_millis(1));
                         }
                     })

@@ -107,7 +107,7 @@ fn bad_files_and_flags_get_one_clear_error() {
     let random = dir.path().join("random.bin");
     std::fs::write(&random, b"this is not a ring file at all, just some bytes").unwrap();
     let short = dir.path().join("short.flightrec");
-    std::fs::write(&short, &flightrec_format::layout::MAGIC).unwrap();
+    std::fs::write(&short, flightrec_format::layout::MAGIC).unwrap();
     let bad_zstd = dir.path().join("bad.flightrec");
     std::fs::write(&bad_zstd, [0x28, 0xB5, 0x2F, 0xFD, 1, 2, 3, 4, 5]).unwrap();
     let missing = dir.path().join("missing.flightrec");

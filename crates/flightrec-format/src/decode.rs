@@ -130,7 +130,7 @@ struct TimeBase {
 }
 
 impl TimeBase {
-    fn to_unix_ns(&self, ticks: u64) -> i64 {
+    fn to_unix_ns(self, ticks: u64) -> i64 {
         let dt = ticks as i128 - self.ticks0 as i128;
         let ns = dt.saturating_mul(self.num) / self.den;
         let mono = self.mono0.saturating_add(ns);
@@ -183,7 +183,7 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
         return Err(bad("file size too large"));
     }
     if !(MIN_CHUNK_SIZE as u64..=MAX_CHUNK_SIZE as u64).contains(&chunk_size)
-        || chunk_size % 64 != 0
+        || !chunk_size.is_multiple_of(64)
     {
         return Err(bad("chunk size"));
     }
@@ -315,9 +315,12 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
                 .iter()
                 .filter(|r| r.kind != RecordKind::Context)
                 .count() as u64;
-            let expected = prev.thread_seq_start
-                + prev_user
-                + c.dropped_before.saturating_sub(prev.dropped_before);
+            // Wrapping: the counts come from the file and may be hostile; a wrong sum only
+            // reads as a hole.
+            let expected = prev
+                .thread_seq_start
+                .wrapping_add(prev_user)
+                .wrapping_add(c.dropped_before.saturating_sub(prev.dropped_before));
             if c.thread_seq_start != expected {
                 gaps += 1;
                 own = &own[k..];
@@ -473,7 +476,7 @@ fn time_base(image: &[u8], chunk_anchors: &[(u64, u64)]) -> TimeBase {
         return base;
     }
     let tps = f64::from_bits(h(header::TICKS_PER_SEC));
-    if tps.is_finite() && tps >= 1e6 && tps <= 1e11 {
+    if tps.is_finite() && (1e6..=1e11).contains(&tps) {
         base.num = 1 << 20;
         base.den = ((tps / 1e9) * (1u64 << 20) as f64).round().max(1.0) as i128;
     }
@@ -507,6 +510,19 @@ mod tests {
         assert!(rec.records.windows(2).all(|w| w[0].ts <= w[1].ts));
         assert_eq!(rec.callsites[&1].name, "ev");
         assert_eq!(rec.span_callsites[&1025], 2);
+    }
+
+    /// Found by cargo-fuzz: a huge `thread_seq_start` overflowed the continuity check.
+    #[test]
+    fn hostile_thread_counters_do_not_overflow() {
+        let mut img = sample_image(3);
+        let chunks =
+            crate::layout::get_u64(&img, crate::layout::header::CHUNKS_OFFSET).unwrap() as usize;
+        let at = chunks + crate::layout::chunk::THREAD_SEQ_START;
+        img[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let rec = decode(&img).unwrap();
+        assert_eq!(rec.threads[0].gaps, 1);
+        assert_eq!(rec.records.len(), 6, "only the newest chunk's run is shown");
     }
 
     #[test]

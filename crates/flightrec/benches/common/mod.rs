@@ -79,8 +79,11 @@ pub struct Order {
     pub items: [u16; 3],
 }
 
+/// One unit of work, given an iteration number.
+pub type Work = fn(u64);
+
 /// The cases, each one unit of work.
-pub const CASES: [(&str, fn(u64)); 4] = [
+pub const CASES: [(&str, Work); 4] = [
     ("literal + 2 scalars", |i| {
         tracing::info!(a = i, b = 7u64, "literal message")
     }),

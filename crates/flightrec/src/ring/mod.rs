@@ -35,7 +35,7 @@ const _: () = {
     assert!(std::mem::offset_of!(ChunkHeader, claim_mono_ns) == chunk::CLAIM_MONO_NS);
     assert!(std::mem::offset_of!(ChunkHeader, dropped_before) == chunk::DROPPED_BEFORE);
     // Chunks start at multiples of 64 from a page-aligned base, so every atomic is aligned.
-    assert!(HEADER_SIZE % 64 == 0);
+    assert!(HEADER_SIZE.is_multiple_of(64));
 };
 
 /// Backing memory of a ring: a shared file mapping, or (in tests) a heap buffer with the
@@ -138,7 +138,7 @@ impl Ring {
 
     /// The header word at `off`, viewed as an atomic.
     pub(crate) fn header_word(&self, off: usize) -> &AtomicU64 {
-        assert!(off % 8 == 0 && off + 8 <= HEADER_SIZE);
+        assert!(off.is_multiple_of(8) && off + 8 <= HEADER_SIZE);
         // SAFETY: `off` is 8-aligned and within the header, which is within the mapping;
         // `base` is page (or 8) aligned, so the address is aligned for AtomicU64, which has
         // the size and alignment of u64. The mapping outlives `&self`. Every party that
@@ -167,6 +167,9 @@ impl Ring {
     /// The caller must own chunk `index` under the protocol (it claimed it and has not
     /// retired it), `from` must be at least the chunk's `committed_len`, and the caller must
     /// not hold another slice of the same chunk.
+    // Exclusivity comes from the chunk protocol (one owner per chunk), not from `&mut self`:
+    // many threads write their own chunks of one shared ring at once.
+    #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn payload_tail(&self, index: u64, from: usize) -> &mut [u8] {
         let cap = self.payload_capacity();
         assert!(from <= cap);

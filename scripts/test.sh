@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it. Installs what it needs (the nightly toolchain's Miri).
+#
+#   scripts/test.sh            formatting, lints, docs, unit + end-to-end tests, loom, Miri
+#   scripts/test.sh --stress   the same, then 2000 SIGKILL runs and 5 minutes of fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stress=0
+[[ "${1:-}" == "--stress" ]] && stress=1
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+step "unit and end-to-end tests"
+cargo test --workspace
+
+step "loom: model-checking the chunk protocol"
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p flightrec --lib --release
+
+step "Miri: encoder and decoder over heap memory"
+if ! rustup toolchain list | grep -q '^nightly'; then
+    rustup toolchain install nightly --profile minimal
+fi
+rustup component add --toolchain nightly miri rust-src
+cargo +nightly miri setup
+cargo +nightly miri test -p flightrec-format --lib
+
+if (( stress )); then
+    step "stress: 2000 SIGKILL runs"
+    FLIGHTREC_KILL_RUNS=2000 cargo test -p flightrec-agent --test e2e --release -- kill_sweep
+    step "stress: fuzzing the decoder for 5 minutes"
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    cargo run -q -p flightrec-format --example fuzz_seeds -- fuzz/corpus/decode
+    (cd fuzz && cargo +nightly fuzz run decode corpus/decode -- -max_total_time=300 -max_len=16384)
+fi
+
+step "all checks passed"
