@@ -8,3 +8,4 @@ mod corrupt;
 mod helpers;
 mod kill_sweep;
 mod layer;
+mod no_syscalls;
