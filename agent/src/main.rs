@@ -4,6 +4,7 @@
 mod cat;
 mod demo;
 mod info;
+mod snapshot;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -41,6 +42,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Make a running process write a dump (by sending its snapshot signal) and print the
+    /// dump's path.
+    Snapshot {
+        pid: i32,
+        /// The signal the process's recorder listens for.
+        #[arg(long, default_value = "USR1")]
+        signal: String,
+        /// How long to wait for the dump, in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+    },
+    /// Turn the ring file of a dead process into a dump and print the dump's path.
+    Collect {
+        /// The ring file (`<service>-<pid>.flightrec-ring`).
+        ring: PathBuf,
+        /// Where to write the dump (default: beside the ring).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
     /// Record a small multi-threaded workload, dump it and show the dump.
     Demo {
         /// Where the ring and the dump go (default: a fresh directory under the system
@@ -63,6 +83,12 @@ fn main() -> ExitCode {
             open(&file).and_then(|r| info::run(&file, &r, json, &mut out))
         }
         Command::Demo { dir, tail } => demo::run(dir, tail, &mut out),
+        Command::Snapshot {
+            pid,
+            signal,
+            timeout,
+        } => snapshot::run(pid, &signal, timeout, &mut out),
+        Command::Collect { ring, out: dir } => collect(&ring, dir, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {
@@ -73,6 +99,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn collect(
+    ring: &std::path::Path,
+    dir: Option<PathBuf>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let dir = dir.unwrap_or_else(|| match ring.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    });
+    let dump = flightrec_format::dump::collect(ring, &dir)
+        .with_context(|| format!("{}", ring.display()))?;
+    writeln!(out, "{}", dump.display())?;
+    Ok(())
 }
 
 fn open(path: &std::path::Path) -> anyhow::Result<flightrec_format::Recording> {

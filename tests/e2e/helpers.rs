@@ -19,13 +19,62 @@ pub fn scratch() -> tempfile::TempDir {
         .expect("scratch directory")
 }
 
+/// A recorder without the process-wide triggers (snapshot signal, panic hook), so tests
+/// sharing this process do not set off each other's dumps.
 pub fn recorder(dir: &Path, service: &str, capacity: u64) -> Recorder {
     Recorder::builder()
         .dir(dir)
         .service(service)
         .capacity(capacity)
+        .snapshot_signal(None)
+        .panic_hook(false)
         .build()
         .expect("building a recorder")
+}
+
+/// Re-executes this test binary to run the ignored test `name` as a child process, with
+/// `env` set. The child's stdout is piped.
+pub fn child(name: &str, env: &[(&str, &Path)]) -> std::process::Child {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.spawn().expect("spawning a child")
+}
+
+/// Reads the child's stdout until a line ends with `word`.
+pub fn wait_for(child: &mut std::process::Child, word: &str) {
+    let out = child.stdout.as_mut().unwrap();
+    let mut r = std::io::BufReader::new(out);
+    let mut line = String::new();
+    // The harness prints "test NAME ... " just before, on the same line.
+    while !line.trim_end().ends_with(word) {
+        line.clear();
+        assert!(
+            r.read_line(&mut line).unwrap() > 0,
+            "child exited before printing {word:?}"
+        );
+    }
+}
+
+/// Dumps (complete `.flightrec` files) in `dir`.
+pub fn dumps_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "flightrec"))
+        .collect();
+    v.sort();
+    v
 }
 
 /// A dispatcher recording into `rec` only, for threads to share.

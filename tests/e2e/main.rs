@@ -9,3 +9,4 @@ mod helpers;
 mod kill_sweep;
 mod layer;
 mod no_syscalls;
+mod triggers;

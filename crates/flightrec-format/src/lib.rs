@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod decode;
+pub mod dump;
 pub mod layout;
 pub mod meta;
 pub mod record;

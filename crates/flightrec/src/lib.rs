@@ -31,6 +31,8 @@ mod layer;
 mod ring;
 #[cfg(not(loom))]
 mod snapshot;
+#[cfg(not(loom))]
+mod trigger;
 
 #[cfg(loom)]
 #[path = "ring/loom_root.rs"]
@@ -46,7 +48,7 @@ mod recorder {
 
     use flightrec_format::layout::Geometry;
     use flightrec_format::meta::{MetaBuilder, ProcessInfo};
-    use flightrec_format::{Trigger, TriggerReason};
+    use flightrec_format::TriggerReason;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, Layer};
@@ -55,6 +57,7 @@ mod recorder {
     pub use crate::layer::FlightrecLayer;
     use crate::layer::Shared;
     use crate::ring::{clock, Ring};
+    use crate::trigger::signal::Dumper;
 
     /// Default ring capacity: 16 MiB.
     pub const DEFAULT_CAPACITY: u64 = 16 << 20;
@@ -84,11 +87,11 @@ mod recorder {
             value: String,
             why: String,
         },
-        #[error("cannot compress the dump: {0}")]
-        Compress(String),
-        #[error("cannot write the dump {path}: {source}")]
-        WriteDump {
-            path: PathBuf,
+        #[error(transparent)]
+        Dump(#[from] flightrec_format::dump::DumpError),
+        #[error("cannot install the handler for snapshot signal {signal}: {source}")]
+        Signal {
+            signal: i32,
             #[source]
             source: std::io::Error,
         },
@@ -103,6 +106,10 @@ mod recorder {
         dir: Option<PathBuf>,
         capacity: Option<u64>,
         chunk_size: Option<u32>,
+        /// `None`: the default (SIGUSR1); `Some(None)`: no snapshot signal.
+        snapshot_signal: Option<Option<i32>>,
+        no_panic_hook: bool,
+        no_collect: bool,
     }
 
     impl Builder {
@@ -134,7 +141,29 @@ mod recorder {
             self
         }
 
-        /// A builder configured from `FLIGHTREC_SERVICE`, `FLIGHTREC_DIR` and
+        /// The signal that makes a dump (default SIGUSR1, as `kill -USR1 <pid>` sends);
+        /// `None` for an application that owns SIGUSR1 itself.
+        pub fn snapshot_signal(mut self, signal: Option<i32>) -> Self {
+            self.snapshot_signal = Some(signal);
+            self
+        }
+
+        /// Whether to chain a panic hook that records the panic and writes a dump
+        /// (default: yes).
+        pub fn panic_hook(mut self, install: bool) -> Self {
+            self.no_panic_hook = !install;
+            self
+        }
+
+        /// Whether to turn rings left in the directory by dead processes into dumps at
+        /// start (default: yes). See `Recorder::collected`.
+        pub fn collect_dead_rings(mut self, collect: bool) -> Self {
+            self.no_collect = !collect;
+            self
+        }
+
+        /// A builder configured from `FLIGHTREC_SERVICE`, `FLIGHTREC_DIR`,
+        /// `FLIGHTREC_SIGNAL` (`USR1`, `USR2`, a number, or `off`) and
         /// `FLIGHTREC_CAPACITY` (bytes, or with a K/M/G suffix).
         pub fn from_env() -> Result<Builder, Error> {
             let mut b = Builder::default();
@@ -151,6 +180,24 @@ mod recorder {
                     why: "expected a size such as 16777216, 16M or 1G".into(),
                 })?;
                 b = b.capacity(bytes);
+            }
+            if let Ok(v) = std::env::var("FLIGHTREC_SIGNAL") {
+                let sig = match v
+                    .trim()
+                    .trim_start_matches("SIG")
+                    .to_ascii_uppercase()
+                    .as_str()
+                {
+                    "OFF" | "NONE" | "" => None,
+                    "USR1" => Some(signal_hook::consts::SIGUSR1),
+                    "USR2" => Some(signal_hook::consts::SIGUSR2),
+                    n => Some(n.parse::<i32>().map_err(|_| Error::Env {
+                        var: "FLIGHTREC_SIGNAL",
+                        value: v.clone(),
+                        why: "expected USR1, USR2, a signal number, or off".into(),
+                    })?),
+                };
+                b = b.snapshot_signal(sig);
             }
             Ok(b)
         }
@@ -175,9 +222,15 @@ mod recorder {
                 source,
             })?;
             let pid = std::process::id();
+            // Before our ring exists: a dead process's ring must be dumped, not replaced.
+            let collected = if self.no_collect {
+                Vec::new()
+            } else {
+                crate::trigger::collect_dead_rings(&dir)
+            };
             let path = dir.join(format!(
                 "{}-{pid}.flightrec-ring",
-                crate::snapshot::sanitize(&service)
+                flightrec_format::dump::sanitize(&service)
             ));
             let anchor = clock::calibrate();
             let ring = Ring::create(&path, geometry, pid, &anchor).map_err(|source| {
@@ -197,14 +250,33 @@ mod recorder {
                 args: std::env::args().collect(),
             });
             ring.append_meta(&meta.bytes);
-            Ok(Recorder {
-                shared: Arc::new(Shared {
-                    ring: Arc::new(ring),
-                    callsites: CallsiteTable::new(),
-                }),
+            let shared = Arc::new(Shared {
+                ring: Arc::new(ring),
+                callsites: CallsiteTable::new(),
                 dir,
                 service,
                 pid,
+            });
+            let dumper =
+                match self
+                    .snapshot_signal
+                    .unwrap_or(Some(signal_hook::consts::SIGUSR1))
+                {
+                    Some(sig) => Some(Dumper::start(shared.clone(), sig).map_err(|source| {
+                        Error::Signal {
+                            signal: sig,
+                            source,
+                        }
+                    })?),
+                    None => None,
+                };
+            if !self.no_panic_hook {
+                crate::trigger::panic::install(Arc::downgrade(&shared));
+            }
+            Ok(Recorder {
+                shared,
+                _dumper: dumper,
+                collected,
             })
         }
     }
@@ -213,15 +285,15 @@ mod recorder {
     /// writes dumps of it.
     pub struct Recorder {
         shared: Arc<Shared>,
-        dir: PathBuf,
-        service: String,
-        pid: u32,
+        /// Stops (and joins) the dumper thread when the recorder goes.
+        _dumper: Option<Dumper>,
+        collected: Vec<PathBuf>,
     }
 
     impl std::fmt::Debug for Recorder {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.debug_struct("Recorder")
-                .field("service", &self.service)
+                .field("service", &self.shared.service)
                 .field("ring", &self.shared.ring.path)
                 .finish()
         }
@@ -242,21 +314,19 @@ mod recorder {
 
         /// Writes a dump now, without pausing writers, and returns its path.
         pub fn snapshot(&self) -> Result<PathBuf, Error> {
-            let trigger = Trigger {
-                reason: TriggerReason::Api,
-                signal: 0,
-                fault_addr: 0,
-                tid: 0,
-                wall_ns: 0,
-                message: String::new(),
-            };
-            crate::snapshot::write_dump(
-                &self.shared.ring,
-                &self.dir,
-                &self.service,
-                self.pid,
-                &trigger,
-            )
+            let t = crate::trigger::trigger(
+                TriggerReason::Api,
+                0,
+                crate::layer::os_tid(),
+                String::new(),
+            );
+            self.shared.dump(&t)
+        }
+
+        /// Dumps made at start from rings left in the directory by processes that died
+        /// without a word (SIGKILL, the OOM killer). `init()` logs them.
+        pub fn collected(&self) -> &[PathBuf] {
+            &self.collected
         }
 
         /// The ring file. It outlives the process: `flightrec cat` reads it directly.
@@ -266,11 +336,11 @@ mod recorder {
 
         /// Where dumps are written.
         pub fn dir(&self) -> &Path {
-            &self.dir
+            &self.shared.dir
         }
 
         pub fn service(&self) -> &str {
-            &self.service
+            &self.shared.service
         }
     }
 
@@ -287,6 +357,9 @@ mod recorder {
             .with(tracing_subscriber::fmt::layer().with_filter(log_filter))
             .try_init()
             .map_err(|_| Error::AlreadyInitialized)?;
+        for dump in recorder.collected() {
+            tracing::warn!(dump = %dump.display(), "collected the ring of a process that died without a dump");
+        }
         Ok(recorder)
     }
 

@@ -1,11 +1,8 @@
 //! Dumps: a consistent copy of the live ring, compressed with zstd, written under a
 //! temporary name and linked into place only when complete.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
 
 use flightrec_format::layout::get_u32;
 use flightrec_format::layout::{header, put_u32, put_u64, state, FLAG_DUMP};
@@ -89,82 +86,5 @@ pub(crate) fn write_dump(
     put_u32(&mut image, header::FLAGS, flags);
     trigger.write(&mut image, now.ticks);
 
-    let compressed = zstd::bulk::compress(&image, 3).map_err(|e| Error::Compress(e.to_string()))?;
-    drop(image);
-
-    let stamp = compact_utc(SystemTime::now());
-    let stem = format!(
-        "{}-{}-{}-{}",
-        sanitize(service),
-        pid,
-        stamp,
-        trigger.reason.slug()
-    );
-    let tmp = dir.join(format!(".{stem}.{}.tmp", std::process::id()));
-    let write_err = |source| Error::WriteDump {
-        path: tmp.clone(),
-        source,
-    };
-    let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(&compressed)?;
-        f.sync_data()?;
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(write_err(e));
-    }
-    // Link under the final name without replacing anything: dumps never overwrite each other.
-    for n in 0..1000 {
-        let name = if n == 0 {
-            format!("{stem}.flightrec")
-        } else {
-            format!("{stem}-{n}.flightrec")
-        };
-        let path = dir.join(name);
-        match std::fs::hard_link(&tmp, &path) {
-            Ok(()) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Ok(path);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(Error::WriteDump { path, source: e });
-            }
-        }
-    }
-    let _ = std::fs::remove_file(&tmp);
-    Err(Error::WriteDump {
-        path: dir.to_path_buf(),
-        source: std::io::Error::other("1000 dumps with the same name and time"),
-    })
-}
-
-/// `2026-11-23T05:55:54.123Z` without the separators that trouble file names.
-fn compact_utc(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t)
-        .to_string()
-        .replace(['-', ':'], "")
-}
-
-/// Keeps a service name usable in a file name.
-pub(crate) fn sanitize(s: &str) -> String {
-    let s: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    if s.is_empty() || s.starts_with('.') {
-        format!("svc{s}")
-    } else {
-        s
-    }
+    flightrec_format::dump::write(dir, service, pid, trigger.reason, &image).map_err(Error::from)
 }

@@ -21,10 +21,14 @@ use crate::ring::writer::ThreadWriter;
 use crate::ring::{clock, Ring};
 use visit::FieldEncoder;
 
-/// State shared by a recorder and its layers.
+/// State shared by a recorder, its layers and its triggers.
 pub(crate) struct Shared {
     pub(crate) ring: Arc<Ring>,
     pub(crate) callsites: CallsiteTable,
+    /// Where dumps go and what they are named after.
+    pub(crate) dir: std::path::PathBuf,
+    pub(crate) service: String,
+    pub(crate) pid: u32,
 }
 
 /// The layer that records into a `Recorder`'s ring. Get one from `Recorder::layer`.
@@ -87,7 +91,7 @@ fn register_thread(shared: &Shared) -> ThreadWriter {
 }
 
 /// The kernel's id for the calling thread (what `top -H` and gdb show).
-fn os_tid() -> u64 {
+pub(crate) fn os_tid() -> u64 {
     std::fs::read_link("/proc/thread-self")
         .ok()
         .and_then(|p| p.file_name()?.to_str()?.parse().ok())

@@ -84,6 +84,12 @@ impl Ring {
             .create(true)
             .truncate(true)
             .open(path)?;
+        // Held for the life of the ring (the process): the kernel releases it at death, which
+        // is how a later recorder or `flightrec collect` tells a dead owner from a live one.
+        match file.try_lock() {
+            Ok(()) | Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
         file.set_len(geometry.file_size)?;
         // Reserve the blocks now so a full disk shows up here, not as SIGBUS in a writer.
         reserve(&file, geometry.file_size)?;

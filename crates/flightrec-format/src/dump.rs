@@ -1,0 +1,177 @@
+//! Dump files: a ring image, zstd-compressed, written under a temporary name and linked
+//! into place only when complete, named `<service>-<pid>-<UTC time>-<reason>.flightrec`.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::TriggerReason;
+
+/// Why a dump could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    #[error("cannot compress the dump: {0}")]
+    Compress(String),
+    #[error("cannot write the dump {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Compresses `image` and writes it into `dir`; returns the dump's path. Never replaces an
+/// existing file: a name already taken gets a `-N` suffix.
+pub fn write(
+    dir: &Path,
+    service: &str,
+    pid: u32,
+    reason: TriggerReason,
+    image: &[u8],
+) -> Result<PathBuf, DumpError> {
+    let compressed =
+        zstd::bulk::compress(image, 3).map_err(|e| DumpError::Compress(e.to_string()))?;
+    let stamp = compact_utc(SystemTime::now());
+    let stem = format!("{}-{}-{}-{}", sanitize(service), pid, stamp, reason.slug());
+    let tmp = dir.join(format!(".{stem}.{}.tmp", std::process::id()));
+    let write_err = |source| DumpError::Write {
+        path: tmp.clone(),
+        source,
+    };
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(&compressed)?;
+        f.sync_data()?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(write_err(e));
+    }
+    // Link under the final name without replacing anything: dumps never overwrite each other.
+    for n in 0..1000 {
+        let name = if n == 0 {
+            format!("{stem}.flightrec")
+        } else {
+            format!("{stem}-{n}.flightrec")
+        };
+        let path = dir.join(name);
+        match std::fs::hard_link(&tmp, &path) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(DumpError::Write { path, source: e });
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&tmp);
+    Err(DumpError::Write {
+        path: dir.to_path_buf(),
+        source: std::io::Error::other("1000 dumps with the same name and time"),
+    })
+}
+
+/// `2026-11-23T05:55:54.123Z` without the separators that trouble file names.
+fn compact_utc(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t)
+        .to_string()
+        .replace(['-', ':'], "")
+}
+
+/// Keeps a service name usable in a file name.
+pub fn sanitize(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if s.is_empty() || s.starts_with('.') {
+        format!("svc{s}")
+    } else {
+        s
+    }
+}
+
+/// Whether the process that owns a ring file is still alive. A recorder holds an exclusive
+/// lock on its ring for as long as it runs; the kernel releases it when the process dies,
+/// however it dies. Returns an error only if the file cannot be opened.
+pub fn owner_alive(ring: &Path) -> std::io::Result<bool> {
+    let f = std::fs::File::open(ring)?;
+    match f.try_lock() {
+        Ok(()) => Ok(false),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// Why a ring could not be collected.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("the process owning {0} is still running; take a snapshot of it instead (flightrec snapshot PID)")]
+    OwnerAlive(PathBuf),
+    #[error(transparent)]
+    Read(#[from] crate::FormatError),
+    #[error(transparent)]
+    Dump(#[from] DumpError),
+}
+
+/// Turns the ring file of a dead process into a dump in `out_dir`. The ring file is left as
+/// it is. The dump keeps whatever trigger the process recorded before dying (none, for a
+/// SIGKILL or the OOM killer).
+pub fn collect(ring: &Path, out_dir: &Path) -> Result<PathBuf, CollectError> {
+    let alive = owner_alive(ring).map_err(|source| crate::FormatError::Io {
+        path: ring.display().to_string(),
+        source,
+    })?;
+    if alive {
+        return Err(CollectError::OwnerAlive(ring.to_path_buf()));
+    }
+    let mut image = crate::read_image(ring)?;
+    let rec = crate::decode(&image)?;
+    let flags = crate::layout::get_u32(&image, crate::layout::header::FLAGS).unwrap_or(0);
+    crate::layout::put_u32(
+        &mut image,
+        crate::layout::header::FLAGS,
+        flags | crate::layout::FLAG_DUMP,
+    );
+    // Bytes past a chunk's committed length may be half-written records of the dead
+    // process: the decoder never reads them, and they compress away when zeroed.
+    zero_uncommitted(&mut image);
+    Ok(write(
+        out_dir,
+        &rec.process.service,
+        rec.process.pid,
+        rec.trigger.reason,
+        &image,
+    )?)
+}
+
+fn zero_uncommitted(image: &mut [u8]) {
+    use crate::layout::{chunk, get_u32, get_u64, header, CHUNK_HEADER_SIZE};
+    let chunk_size = get_u32(image, header::CHUNK_SIZE).unwrap_or(0) as usize;
+    let count = get_u32(image, header::CHUNK_COUNT).unwrap_or(0) as usize;
+    let start = get_u64(image, header::CHUNKS_OFFSET).unwrap_or(0) as usize;
+    if chunk_size <= CHUNK_HEADER_SIZE {
+        return;
+    }
+    for c in 0..count {
+        let off = start + c * chunk_size;
+        let Some(ch) = image.get_mut(off..off + chunk_size) else {
+            return;
+        };
+        let committed = get_u32(ch, chunk::COMMITTED_LEN).unwrap_or(0) as usize;
+        let end = (CHUNK_HEADER_SIZE + committed).min(chunk_size);
+        ch[end..].fill(0);
+    }
+}

@@ -1,0 +1,59 @@
+//! What makes a dump: the snapshot signal (a dedicated dumper thread), panics (a chained
+//! hook), and rings left by processes that died without a word (collected at start).
+
+pub(crate) mod panic;
+pub(crate) mod signal;
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use flightrec_format::{Trigger, TriggerReason};
+
+use crate::layer::Shared;
+use crate::Error;
+
+/// A trigger block stamped now.
+pub(crate) fn trigger(reason: TriggerReason, signal: u32, tid: u64, message: String) -> Trigger {
+    let wall_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    Trigger {
+        reason,
+        signal,
+        fault_addr: 0,
+        tid,
+        wall_ns,
+        message,
+    }
+}
+
+impl Shared {
+    /// Writes a dump of the ring with `trigger`.
+    pub(crate) fn dump(&self, trigger: &Trigger) -> Result<PathBuf, Error> {
+        crate::snapshot::write_dump(&self.ring, &self.dir, &self.service, self.pid, trigger)
+    }
+}
+
+/// Collects the rings in `dir` whose owner is dead (their lock is free) into dumps, and
+/// removes those ring files. Returns the dumps written. A ring that cannot be read or
+/// dumped is left where it is for a later attempt.
+pub(crate) fn collect_dead_rings(dir: &std::path::Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut dumps = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "flightrec-ring") {
+            continue;
+        }
+        if !matches!(flightrec_format::dump::owner_alive(&path), Ok(false)) {
+            continue;
+        }
+        if let Ok(dump) = flightrec_format::dump::collect(&path, dir) {
+            let _ = std::fs::remove_file(&path);
+            dumps.push(dump);
+        }
+    }
+    dumps
+}

@@ -1,0 +1,55 @@
+//! A panic hook, chained before the one already installed: it records the panic as an
+//! event (message, location, thread, backtrace when captured) and writes a dump before the
+//! process goes on unwinding or aborting (`panic = "abort"` runs the hook first too).
+
+use std::backtrace::{Backtrace, BacktraceStatus};
+use std::panic::PanicHookInfo;
+use std::sync::Weak;
+
+use flightrec_format::TriggerReason;
+
+use crate::layer::Shared;
+
+pub(crate) fn install(shared: Weak<Shared>) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info: &PanicHookInfo<'_>| {
+        if let Some(shared) = shared.upgrade() {
+            record_and_dump(&shared, info);
+        }
+        previous(info);
+    }));
+}
+
+fn record_and_dump(shared: &Shared, info: &PanicHookInfo<'_>) {
+    let message = match info.payload().downcast_ref::<&str>() {
+        Some(s) => (*s).to_string(),
+        None => match info.payload().downcast_ref::<String>() {
+            Some(s) => s.clone(),
+            None => "Box<dyn Any>".to_string(),
+        },
+    };
+    let location = info
+        .location()
+        .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+        .unwrap_or_default();
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("<unnamed>").to_string();
+    let backtrace = Backtrace::capture();
+    let backtrace =
+        (backtrace.status() == BacktraceStatus::Captured).then(|| backtrace.to_string());
+    tracing::error!(
+        target: "flightrec::panic",
+        panic_message = %message,
+        location = %location,
+        thread = %name,
+        backtrace = backtrace.as_deref(),
+        "thread '{name}' panicked at {location}: {message}"
+    );
+    let t = super::trigger(
+        TriggerReason::Panic,
+        0,
+        crate::layer::os_tid(),
+        format!("thread '{name}' panicked at {location}: {message}"),
+    );
+    let _ = shared.dump(&t);
+}

@@ -1,0 +1,303 @@
+//! Triggers, each against a real child process: the snapshot signal, a storm of it, panics
+//! (unwinding and aborting), and rings left by SIGKILL collected by the next recorder or by
+//! `flightrec collect`.
+
+use std::os::unix::process::ExitStatusExt;
+use std::time::{Duration, Instant};
+
+use flightrec_format::{RecordKind, TriggerReason, Value};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::helpers::*;
+
+const CHILD_DIR: &str = "FLIGHTREC_TRIGGER_CHILD_DIR";
+
+fn child_recorder() -> Option<flightrec::Recorder> {
+    let dir = std::env::var(CHILD_DIR).ok()?;
+    Some(
+        flightrec::Recorder::builder()
+            .dir(dir)
+            .service("trig")
+            .capacity(4 << 20)
+            .build()
+            .unwrap(),
+    )
+}
+
+/// Child: four threads writing numbered events at full speed, forever.
+#[test]
+#[ignore = "child process of the trigger tests"]
+fn writer_child() {
+    let Some(rec) = child_recorder() else { return };
+    let d = dispatch(&rec);
+    // "ready" only once every writer has written: a test may kill the child right after.
+    let started = std::sync::Arc::new(std::sync::Barrier::new(5));
+    for t in 0..4u64 {
+        let (d, started) = (d.clone(), started.clone());
+        std::thread::Builder::new()
+            .name(format!("w{t}"))
+            .spawn(move || {
+                tracing::dispatcher::with_default(&d, || {
+                    tracing::info!(t, seq = 0u64, "write");
+                    started.wait();
+                    for seq in 1u64.. {
+                        tracing::info!(t, seq, "write");
+                    }
+                })
+            })
+            .unwrap();
+    }
+    started.wait();
+    println!("ready");
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+fn panic_child(abort: bool) {
+    let Some(rec) = child_recorder() else { return };
+    if abort {
+        // What `panic = "abort"` does: run the hook chain, then abort.
+        let hooks = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            hooks(info);
+            std::process::abort();
+        }));
+    }
+    let d = dispatch(&rec);
+    let worker = std::thread::Builder::new()
+        .name("doomed".into())
+        .spawn(move || {
+            tracing::dispatcher::with_default(&d, || {
+                for step in 0..5u64 {
+                    tracing::info!(step, "working");
+                }
+                let answer = 42;
+                panic!("boom {answer}");
+            })
+        })
+        .unwrap();
+    assert!(worker.join().is_err());
+    println!("survived");
+}
+
+#[test]
+#[ignore = "child process of the trigger tests"]
+fn panic_unwind_child() {
+    panic_child(false);
+}
+
+#[test]
+#[ignore = "child process of the trigger tests"]
+fn panic_abort_child() {
+    panic_child(true);
+}
+
+/// Each thread's `seq` values: a contiguous run per writer thread.
+fn check_runs(rec: &flightrec_format::Recording) -> usize {
+    let mut runs: std::collections::HashMap<u32, Vec<u64>> = Default::default();
+    for r in rec.records.iter().filter(|r| r.kind == RecordKind::Event) {
+        if let Some(Value::U64(seq)) = r.fields.get(2).map(|f| f.value.clone()) {
+            runs.entry(r.thread).or_default().push(seq);
+        }
+    }
+    for (t, seqs) in &runs {
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "thread {t}: not contiguous"
+        );
+    }
+    runs.len()
+}
+
+#[test]
+fn usr1_makes_a_dump_within_a_second_while_writers_run() {
+    let dir = scratch();
+    let mut c = child("triggers::writer_child", &[(CHILD_DIR, dir.path())]);
+    wait_for(&mut c, "ready");
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    let out = flightrec(&["snapshot", &c.id().to_string()]);
+    let took = start.elapsed();
+    let _ = c.kill();
+    let _ = c.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(1), "the dump took {took:?}");
+    let path = String::from_utf8(out.stdout).unwrap();
+    let path = std::path::Path::new(path.trim());
+    assert!(
+        path.to_str().unwrap().ends_with("-signal.flightrec"),
+        "{path:?}"
+    );
+    let rec = flightrec_format::open(path).unwrap();
+    assert_eq!(rec.trigger.reason, TriggerReason::Signal);
+    assert_eq!(rec.trigger.signal, libc::SIGUSR1 as u32);
+    assert_eq!(check_runs(&rec), 4, "all four writers are in the dump");
+    let info = flightrec(&["info", path.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&info.stdout).contains("snapshot requested by signal SIGUSR1"));
+}
+
+#[test]
+fn a_storm_of_200_signals_leaves_the_process_alive_and_every_dump_whole() {
+    let dir = scratch();
+    let mut c = child("triggers::writer_child", &[(CHILD_DIR, dir.path())]);
+    wait_for(&mut c, "ready");
+    let pid = Pid::from_raw(c.id() as i32);
+    for _ in 0..200 {
+        kill(pid, Signal::SIGUSR1).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        c.try_wait().unwrap().is_none(),
+        "the storm killed the process"
+    );
+    let _ = c.kill();
+    let _ = c.wait();
+    let dumps = dumps_in(dir.path());
+    assert!(
+        !dumps.is_empty() && dumps.len() <= 200,
+        "{} dumps",
+        dumps.len()
+    );
+    for d in &dumps {
+        let rec = flightrec_format::open(d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+        assert!(
+            !rec.damage.is_damaged(),
+            "{}: {:?}",
+            d.display(),
+            rec.damage
+        );
+        check_runs(&rec);
+    }
+}
+
+fn check_panic_dump(dir: &std::path::Path) {
+    let dumps: Vec<_> = dumps_in(dir)
+        .into_iter()
+        .filter(|p| p.to_str().unwrap().ends_with("-panic.flightrec"))
+        .collect();
+    assert_eq!(dumps.len(), 1, "one panic dump");
+    let rec = flightrec_format::open(&dumps[0]).unwrap();
+    assert_eq!(rec.trigger.reason, TriggerReason::Panic);
+    assert!(
+        rec.trigger.message.contains("boom 42"),
+        "{}",
+        rec.trigger.message
+    );
+    assert!(
+        rec.trigger.message.contains("triggers.rs"),
+        "{}",
+        rec.trigger.message
+    );
+    assert!(
+        rec.trigger.message.contains("doomed"),
+        "{}",
+        rec.trigger.message
+    );
+    let doomed = rec
+        .threads
+        .iter()
+        .find(|t| t.name == "doomed")
+        .unwrap()
+        .index;
+    let mine: Vec<_> = rec.records.iter().filter(|r| r.thread == doomed).collect();
+    assert_eq!(mine.len(), 6, "five steps and the panic event");
+    let panic_ev = mine.last().unwrap();
+    let cs = &rec.callsites[&panic_ev.callsite];
+    assert_eq!(cs.target, "flightrec::panic");
+    let field = |name: &str| {
+        panic_ev
+            .fields
+            .iter()
+            .find(|f| cs.fields[f.index as usize] == name)
+            .map(|f| f.value.clone())
+    };
+    assert_eq!(field("panic_message"), Some(Value::Debug("boom 42".into())));
+    assert!(matches!(field("location"), Some(Value::Debug(l)) if l.contains("triggers.rs")));
+}
+
+#[test]
+fn a_panic_with_unwinding_leaves_a_dump_with_the_panic_and_what_led_to_it() {
+    let dir = scratch();
+    let mut c = child("triggers::panic_unwind_child", &[(CHILD_DIR, dir.path())]);
+    wait_for(&mut c, "survived");
+    assert!(c.wait().unwrap().success());
+    check_panic_dump(dir.path());
+}
+
+#[test]
+fn a_panic_that_aborts_leaves_a_dump_too() {
+    let dir = scratch();
+    let c = child("triggers::panic_abort_child", &[(CHILD_DIR, dir.path())]);
+    let status = c.wait_with_output().unwrap().status;
+    assert_eq!(status.signal(), Some(libc::SIGABRT));
+    check_panic_dump(dir.path());
+}
+
+#[test]
+fn after_sigkill_the_next_recorder_collects_the_dead_ring() {
+    let dir = scratch();
+    let mut c = child("triggers::writer_child", &[(CHILD_DIR, dir.path())]);
+    wait_for(&mut c, "ready");
+    std::thread::sleep(Duration::from_millis(50));
+    let dead_pid = c.id();
+    c.kill().unwrap();
+    c.wait().unwrap();
+    let rec = flightrec::Recorder::builder()
+        .dir(dir.path())
+        .service("next")
+        .capacity(1 << 20)
+        .snapshot_signal(None)
+        .panic_hook(false)
+        .build()
+        .unwrap();
+    assert_eq!(rec.collected().len(), 1);
+    let dump = &rec.collected()[0];
+    assert!(dump.to_str().unwrap().contains(&format!("-{dead_pid}-")));
+    let old = flightrec_format::open(dump).unwrap();
+    assert_eq!(old.process.pid, dead_pid);
+    assert_eq!(old.trigger.reason, TriggerReason::None);
+    assert!(old.trigger.describe().contains("killed without warning"));
+    assert_eq!(check_runs(&old), 4);
+    assert!(!dir
+        .path()
+        .join(format!("trig-{dead_pid}.flightrec-ring"))
+        .exists());
+}
+
+#[test]
+fn collect_refuses_a_live_ring_and_dumps_a_dead_one() {
+    let dir = scratch();
+    let mut c = child("triggers::writer_child", &[(CHILD_DIR, dir.path())]);
+    wait_for(&mut c, "ready");
+    let ring = dir.path().join(format!("trig-{}.flightrec-ring", c.id()));
+    let live = flightrec(&["collect", ring.to_str().unwrap()]);
+    assert!(!live.status.success());
+    assert!(String::from_utf8_lossy(&live.stderr).contains("still running"));
+    c.kill().unwrap();
+    c.wait().unwrap();
+    let out = flightrec(&["collect", ring.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dump = String::from_utf8(out.stdout).unwrap();
+    let rec = flightrec_format::open(std::path::Path::new(dump.trim())).unwrap();
+    assert!(rec.is_dump);
+    assert_eq!(check_runs(&rec), 4);
+    assert!(ring.exists(), "collect leaves the ring file alone");
+}
+
+#[test]
+fn snapshot_of_a_pid_without_a_recorder_or_no_pid_is_a_clear_error() {
+    let me = std::process::id().to_string();
+    let out = flightrec(&["snapshot", &me, "--timeout", "0.2"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no flightrec recorder"));
+    let out = flightrec(&["snapshot", "999999999"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no process with pid"));
+}
