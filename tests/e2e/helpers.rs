@@ -28,6 +28,7 @@ pub fn recorder(dir: &Path, service: &str, capacity: u64) -> Recorder {
         .capacity(capacity)
         .snapshot_signal(None)
         .panic_hook(false)
+        .crash_handler(false)
         .build()
         .expect("building a recorder")
 }

@@ -5,6 +5,7 @@ mod alloc;
 mod cli;
 mod contents;
 mod corrupt;
+mod crashes;
 mod helpers;
 mod kill_sweep;
 mod layer;

@@ -109,6 +109,7 @@ mod recorder {
         /// `None`: the default (SIGUSR1); `Some(None)`: no snapshot signal.
         snapshot_signal: Option<Option<i32>>,
         no_panic_hook: bool,
+        no_crash_handler: bool,
         no_collect: bool,
     }
 
@@ -152,6 +153,14 @@ mod recorder {
         /// (default: yes).
         pub fn panic_hook(mut self, install: bool) -> Self {
             self.no_panic_hook = !install;
+            self
+        }
+
+        /// Whether to mark the ring when the process dies of SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+        /// SIGABRT or SIGTRAP (default: yes). The handler restores the previous one and
+        /// re-raises, so the process still dies of that signal.
+        pub fn crash_handler(mut self, install: bool) -> Self {
+            self.no_crash_handler = !install;
             self
         }
 
@@ -272,6 +281,9 @@ mod recorder {
                 };
             if !self.no_panic_hook {
                 crate::trigger::panic::install(Arc::downgrade(&shared));
+            }
+            if !self.no_crash_handler {
+                crate::ring::crash::watch(&shared.ring);
             }
             Ok(Recorder {
                 shared,

@@ -6,6 +6,7 @@
 //! (`protocol`), which is written over plain atomics and model-checked with loom.
 
 pub(crate) mod clock;
+pub(crate) mod crash;
 pub(crate) mod protocol;
 pub(crate) mod sync;
 pub(crate) mod writer;
@@ -258,6 +259,12 @@ impl Ring {
         self.header_word(header::META_COMMITTED_LEN)
             .store(*len, Ordering::Release);
         true
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        crash::unwatch(self);
     }
 }
 

@@ -1,0 +1,215 @@
+//! Fatal signals, for real: a worker thread writes five events, then dies of a null write,
+//! a truncated mapping, a division by zero, an illegal instruction, a breakpoint, abort()
+//! or a stack overflow. The process must die of that signal, and its ring, collected
+//! afterwards, must name the signal and the thread and hold the worker's events.
+//!
+//! The crashes themselves need `unsafe` (and inline assembly): that is what they test.
+
+use std::os::unix::process::ExitStatusExt;
+
+use flightrec_format::{RecordKind, TriggerReason};
+
+use crate::helpers::*;
+
+const CHILD_DIR: &str = "FLIGHTREC_CRASH_CHILD_DIR";
+const CHILD_HOW: &str = "FLIGHTREC_CRASH_HOW";
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let buf = std::hint::black_box([depth; 64]);
+    recurse(depth + 1) + buf[3]
+}
+
+fn crash(how: &str) {
+    match how {
+        "segv" => {
+            // SAFETY: none; this write to address 0 is meant to fault.
+            unsafe { std::ptr::write_volatile(std::ptr::null_mut::<u64>(), 1) };
+        }
+        "bus" => {
+            let path = std::env::temp_dir().join(format!("flightrec-bus-{}", std::process::id()));
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .unwrap();
+            f.set_len(4096).unwrap();
+            let map = unsafe_map(&f);
+            f.set_len(0).unwrap(); // the page behind the mapping is gone
+                                   // SAFETY: none; reading a page past the end of the file is meant to raise SIGBUS.
+            let _ = unsafe { std::ptr::read_volatile(map) };
+        }
+        #[cfg(target_arch = "x86_64")]
+        "fpe" => {
+            // SAFETY: none; an integer division by zero is meant to trap (#DE, SIGFPE).
+            unsafe {
+                std::arch::asm!("div {0}", in(reg) 0u64, inout("rax") 1u64 => _, inout("rdx") 0u64 => _);
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        "ill" => {
+            // SAFETY: none; ud2 is meant to raise SIGILL.
+            unsafe { std::arch::asm!("ud2") };
+        }
+        #[cfg(target_arch = "x86_64")]
+        "trap" => {
+            // SAFETY: none; int3 is meant to raise SIGTRAP.
+            unsafe { std::arch::asm!("int3") };
+        }
+        "abrt" => std::process::abort(),
+        "overflow" => {
+            std::hint::black_box(recurse(0));
+        }
+        other => panic!("unknown crash {other}"),
+    }
+}
+
+fn unsafe_map(f: &std::fs::File) -> *const u8 {
+    use std::os::fd::AsRawFd;
+    // SAFETY: maps 4096 bytes of a file we own, shared and read-only; the pointer is only
+    // read once, to fault.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED);
+    p as *const u8
+}
+
+#[test]
+#[ignore = "child process of the crash tests"]
+fn crash_child() {
+    let (Ok(dir), Ok(how)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_HOW)) else {
+        return;
+    };
+    let rec = flightrec::Recorder::builder()
+        .dir(dir)
+        .service("crash")
+        .capacity(1 << 20)
+        .snapshot_signal(None)
+        .build()
+        .unwrap();
+    let d = dispatch(&rec);
+    let worker = std::thread::Builder::new()
+        .name("victim".into())
+        .spawn(move || {
+            tracing::dispatcher::with_default(&d, || {
+                for step in 0..5u64 {
+                    tracing::info!(step, "about to crash");
+                }
+                crash(&how);
+            })
+        })
+        .unwrap();
+    let _ = worker.join();
+    println!("survived a crash that should have killed the process");
+}
+
+fn crash_and_collect(how: &str, expect_signal: i32, dies_with: i32) -> String {
+    let dir = scratch();
+    let c = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "crashes::crash_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIR, dir.path())
+        .env(CHILD_HOW, how)
+        .output()
+        .unwrap();
+    assert_eq!(c.status.signal(), Some(dies_with), "{how}: {:?}", c.status);
+    let ring = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "flightrec-ring"))
+        .unwrap();
+    let out = flightrec(&["collect", ring.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dump = std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    assert!(
+        dump.to_str().unwrap().ends_with("-crash.flightrec"),
+        "{dump:?}"
+    );
+    let rec = flightrec_format::open(&dump).unwrap();
+    assert_eq!(rec.trigger.reason, TriggerReason::Crash, "{how}");
+    assert_eq!(rec.trigger.signal, expect_signal as u32, "{how}");
+    let victim = rec.threads.iter().find(|t| t.name == "victim").unwrap();
+    assert_eq!(
+        rec.trigger.tid, victim.tid,
+        "{how}: the trigger names the crashing thread"
+    );
+    assert!(
+        rec.trigger.wall_ns > rec.start_wall_ns,
+        "{how}: the crash has a time"
+    );
+    let events = rec
+        .records
+        .iter()
+        .filter(|r| r.thread == victim.index && r.kind == RecordKind::Event)
+        .count();
+    assert_eq!(events, 5, "{how}: the victim's last events");
+    let info = flightrec(&["info", dump.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&info.stdout);
+    let name = flightrec_format::trigger::signal_name(expect_signal as u32);
+    assert!(text.contains(&format!("crashed with {name}")), "{text}");
+    String::from_utf8_lossy(&c.stderr).into_owned()
+}
+
+#[test]
+fn sigsegv_from_a_real_invalid_write() {
+    crash_and_collect("segv", libc::SIGSEGV, libc::SIGSEGV);
+}
+
+#[test]
+fn sigbus_from_a_truncated_mapping() {
+    crash_and_collect("bus", libc::SIGBUS, libc::SIGBUS);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn sigfpe_from_a_division_by_zero() {
+    crash_and_collect("fpe", libc::SIGFPE, libc::SIGFPE);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn sigill_from_an_illegal_instruction() {
+    crash_and_collect("ill", libc::SIGILL, libc::SIGILL);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn sigtrap_from_a_breakpoint() {
+    crash_and_collect("trap", libc::SIGTRAP, libc::SIGTRAP);
+}
+
+#[test]
+fn sigabrt_from_abort() {
+    crash_and_collect("abrt", libc::SIGABRT, libc::SIGABRT);
+}
+
+/// Rust's own stack-overflow handler (chained after ours) prints the overflow and aborts, so
+/// the process dies of SIGABRT; the ring records the SIGSEGV that started it.
+#[test]
+fn a_stack_overflow_on_a_worker_thread() {
+    let stderr = crash_and_collect("overflow", libc::SIGSEGV, libc::SIGABRT);
+    assert!(
+        stderr.contains("has overflowed its stack"),
+        "the previous handler's report: {stderr}"
+    );
+}
