@@ -61,6 +61,17 @@ enum Command {
         #[arg(short, long)]
         out: Option<PathBuf>,
     },
+    /// Watch a directory: turn the ring of every process that dies there into a dump (and
+    /// remove the ring), printing each dump's path, until interrupted.
+    Watch {
+        dir: PathBuf,
+        /// Seconds between scans.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Scan once and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Record a small multi-threaded workload, dump it and show the dump.
     Demo {
         /// Where the ring and the dump go (default: a fresh directory under the system
@@ -89,6 +100,11 @@ fn main() -> ExitCode {
             timeout,
         } => snapshot::run(pid, &signal, timeout, &mut out),
         Command::Collect { ring, out: dir } => collect(&ring, dir, &mut out),
+        Command::Watch {
+            dir,
+            interval,
+            once,
+        } => watch(&dir, interval, once, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {
@@ -114,6 +130,41 @@ fn collect(
         .with_context(|| format!("{}", ring.display()))?;
     writeln!(out, "{}", dump.display())?;
     Ok(())
+}
+
+fn watch(
+    dir: &std::path::Path,
+    interval: f64,
+    once: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    loop {
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("cannot watch {}", dir.display()))?;
+        for ring in entries.flatten().map(|e| e.path()) {
+            if ring.extension().is_none_or(|e| e != "flightrec-ring") {
+                continue;
+            }
+            if !matches!(flightrec_format::dump::owner_alive(&ring), Ok(false)) {
+                continue;
+            }
+            match flightrec_format::dump::collect(&ring, dir) {
+                Ok(dump) => {
+                    // The dump holds everything the ring did; the ring would only be
+                    // collected again.
+                    let _ = std::fs::remove_file(&ring);
+                    writeln!(out, "{}", dump.display())?;
+                    out.flush()?;
+                }
+                // Left in place for the next scan (a full disk may clear).
+                Err(e) => eprintln!("flightrec: cannot collect {}: {e}", ring.display()),
+            }
+        }
+        if once {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64(interval.max(0.01)));
+    }
 }
 
 fn open(path: &std::path::Path) -> anyhow::Result<flightrec_format::Recording> {

@@ -301,3 +301,45 @@ fn snapshot_of_a_pid_without_a_recorder_or_no_pid_is_a_clear_error() {
     let out = flightrec(&["snapshot", "999999999"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no process with pid"));
 }
+
+#[test]
+fn watch_collects_a_process_that_never_restarts() {
+    let dir = scratch();
+    let mut watcher = std::process::Command::new(flightrec_bin())
+        .args(["watch", "--interval", "0.05"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut c = child("triggers::writer_child", &[(CHILD_DIR, dir.path())]);
+    wait_for(&mut c, "ready");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        dumps_in(dir.path()).is_empty(),
+        "watch collected a live ring"
+    );
+    let dead_pid = c.id();
+    c.kill().unwrap();
+    c.wait().unwrap();
+    let mut line = String::new();
+    let start = Instant::now();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(watcher.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "watch took {:?}",
+        start.elapsed()
+    );
+    let rec = flightrec_format::open(std::path::Path::new(line.trim())).unwrap();
+    assert_eq!(rec.process.pid, dead_pid);
+    assert_eq!(check_runs(&rec), 4);
+    assert!(!dir
+        .path()
+        .join(format!("trig-{dead_pid}.flightrec-ring"))
+        .exists());
+}
