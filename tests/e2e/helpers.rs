@@ -29,6 +29,7 @@ pub fn recorder(dir: &Path, service: &str, capacity: u64) -> Recorder {
         .snapshot_signal(None)
         .panic_hook(false)
         .crash_handler(false)
+        .stall_threshold(None)
         .build()
         .expect("building a recorder")
 }

@@ -10,4 +10,5 @@ mod helpers;
 mod kill_sweep;
 mod layer;
 mod no_syscalls;
+mod stalls;
 mod triggers;

@@ -58,6 +58,7 @@ mod recorder {
     use crate::layer::Shared;
     use crate::ring::{clock, Ring};
     use crate::trigger::signal::Dumper;
+    use crate::trigger::stall::Watchdog;
 
     /// Default ring capacity: 16 MiB.
     pub const DEFAULT_CAPACITY: u64 = 16 << 20;
@@ -95,6 +96,8 @@ mod recorder {
             #[source]
             source: std::io::Error,
         },
+        #[error("cannot start the stall watchdog: {0}")]
+        Watchdog(#[source] std::io::Error),
         #[error("a global tracing subscriber is already installed")]
         AlreadyInitialized,
     }
@@ -111,6 +114,8 @@ mod recorder {
         no_panic_hook: bool,
         no_crash_handler: bool,
         no_collect: bool,
+        /// `None`: the default (5 s); `Some(None)`: no watchdog.
+        stall_threshold: Option<Option<std::time::Duration>>,
     }
 
     impl Builder {
@@ -161,6 +166,13 @@ mod recorder {
         /// re-raises, so the process still dies of that signal.
         pub fn crash_handler(mut self, install: bool) -> Self {
             self.no_crash_handler = !install;
+            self
+        }
+
+        /// How long a thread may stay inside a span without writing a record before the
+        /// stall watchdog dumps (default 5 s); `None` turns the watchdog off.
+        pub fn stall_threshold(mut self, threshold: Option<std::time::Duration>) -> Self {
+            self.stall_threshold = Some(threshold);
             self
         }
 
@@ -285,9 +297,17 @@ mod recorder {
             if !self.no_crash_handler {
                 crate::ring::crash::watch(&shared.ring);
             }
+            let watchdog = match self
+                .stall_threshold
+                .unwrap_or(Some(std::time::Duration::from_secs(5)))
+            {
+                Some(t) => Some(Watchdog::start(shared.clone(), t).map_err(Error::Watchdog)?),
+                None => None,
+            };
             Ok(Recorder {
                 shared,
                 _dumper: dumper,
+                _watchdog: watchdog,
                 collected,
             })
         }
@@ -299,6 +319,8 @@ mod recorder {
         shared: Arc<Shared>,
         /// Stops (and joins) the dumper thread when the recorder goes.
         _dumper: Option<Dumper>,
+        /// Stops (and joins) the stall watchdog when the recorder goes.
+        _watchdog: Option<Watchdog>,
         collected: Vec<PathBuf>,
     }
 

@@ -3,6 +3,7 @@
 
 pub(crate) mod panic;
 pub(crate) mod signal;
+pub(crate) mod stall;
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
