@@ -6,6 +6,7 @@ mod cli;
 mod contents;
 mod corrupt;
 mod crashes;
+mod disk;
 mod helpers;
 mod kill_sweep;
 mod layer;

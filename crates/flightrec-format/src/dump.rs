@@ -175,3 +175,62 @@ fn zero_uncommitted(image: &mut [u8]) {
         ch[end..].fill(0);
     }
 }
+
+/// Deletes the oldest dumps of `service` in `dir` beyond the newest `keep`, and beyond
+/// `max_bytes` in total. The newest dump is always kept. Returns the dumps deleted.
+pub fn prune(dir: &Path, service: &str, keep: usize, max_bytes: u64) -> Vec<PathBuf> {
+    let prefix = format!("{}-", sanitize(service));
+    let mut dumps: Vec<(SystemTime, u64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with(&prefix) && n.ends_with(".flightrec")
+        })
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((m.modified().ok()?, m.len(), e.path()))
+        })
+        .collect();
+    // Newest first; the name (which holds the time) breaks ties within a clock tick.
+    dumps.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.2.cmp(&a.2)));
+    let mut total = 0u64;
+    let mut deleted = Vec::new();
+    for (i, (_, len, path)) in dumps.into_iter().enumerate() {
+        total = total.saturating_add(len);
+        if i > 0 && (i >= keep || total > max_bytes) && std::fs::remove_file(&path).is_ok() {
+            deleted.push(path);
+        }
+    }
+    deleted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_keeps_the_newest_within_count_and_budget() {
+        let dir = std::env::temp_dir().join(format!("flightrec-prune-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut written = Vec::new();
+        for i in 0..6 {
+            let p = write(&dir, "svc", 1, TriggerReason::Api, &vec![i as u8; 1000]).unwrap();
+            written.push(p);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::fs::write(dir.join("other-1-x-snapshot.flightrec"), b"not ours").unwrap();
+        let deleted = prune(&dir, "svc", 4, u64::MAX);
+        assert_eq!(deleted.len(), 2);
+        assert!(
+            deleted.iter().all(|d| written[..2].contains(d)),
+            "the oldest go first"
+        );
+        let deleted = prune(&dir, "svc", 10, 1);
+        assert_eq!(deleted.len(), 3, "over budget: all but the newest");
+        assert!(written[5].exists() && dir.join("other-1-x-snapshot.flightrec").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -116,6 +116,8 @@ mod recorder {
         no_collect: bool,
         /// `None`: the default (5 s); `Some(None)`: no watchdog.
         stall_threshold: Option<Option<std::time::Duration>>,
+        keep_dumps: Option<usize>,
+        dump_budget: Option<u64>,
     }
 
     impl Builder {
@@ -166,6 +168,20 @@ mod recorder {
         /// re-raises, so the process still dies of that signal.
         pub fn crash_handler(mut self, install: bool) -> Self {
             self.no_crash_handler = !install;
+            self
+        }
+
+        /// Retention: how many of the service's dumps to keep in the directory, newest first
+        /// (default 20). The newest is always kept.
+        pub fn keep_dumps(mut self, n: usize) -> Self {
+            self.keep_dumps = Some(n);
+            self
+        }
+
+        /// Retention: the most bytes the service's dumps may take in the directory
+        /// (default 512 MiB). The newest is always kept.
+        pub fn dump_budget(mut self, bytes: u64) -> Self {
+            self.dump_budget = Some(bytes);
             self
         }
 
@@ -277,6 +293,8 @@ mod recorder {
                 dir,
                 service,
                 pid,
+                keep_dumps: self.keep_dumps.unwrap_or(20),
+                dump_budget: self.dump_budget.unwrap_or(512 << 20),
             });
             let dumper =
                 match self

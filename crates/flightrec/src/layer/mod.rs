@@ -29,6 +29,10 @@ pub(crate) struct Shared {
     pub(crate) dir: std::path::PathBuf,
     pub(crate) service: String,
     pub(crate) pid: u32,
+    /// Retention: the newest this many dumps of the service are kept...
+    pub(crate) keep_dumps: usize,
+    /// ...within this many bytes.
+    pub(crate) dump_budget: u64,
 }
 
 /// The layer that records into a `Recorder`'s ring. Get one from `Recorder::layer`.

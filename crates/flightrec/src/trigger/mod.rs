@@ -29,9 +29,13 @@ pub(crate) fn trigger(reason: TriggerReason, signal: u32, tid: u64, message: Str
 }
 
 impl Shared {
-    /// Writes a dump of the ring with `trigger`.
+    /// Writes a dump of the ring with `trigger`, then deletes the service's oldest dumps
+    /// beyond the retention limits.
     pub(crate) fn dump(&self, trigger: &Trigger) -> Result<PathBuf, Error> {
-        crate::snapshot::write_dump(&self.ring, &self.dir, &self.service, self.pid, trigger)
+        let path =
+            crate::snapshot::write_dump(&self.ring, &self.dir, &self.service, self.pid, trigger)?;
+        flightrec_format::dump::prune(&self.dir, &self.service, self.keep_dumps, self.dump_budget);
+        Ok(path)
     }
 }
 
