@@ -41,7 +41,10 @@ fn a_full_disk_gives_a_clear_error_and_leaves_the_ring_intact() {
         eprintln!("skipped: needs root to mount a small tmpfs");
         return;
     }
-    let fs = SmallFs::mount("1536k").expect("mounting a small tmpfs as root");
+    let Some(fs) = SmallFs::mount("1536k") else {
+        eprintln!("skipped: this environment does not allow mounting a tmpfs");
+        return;
+    };
     let rec = recorder(fs.0.path(), "full", 1 << 20);
     tracing::dispatcher::with_default(&dispatch(&rec), || {
         for i in 0..2000u64 {
