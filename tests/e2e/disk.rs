@@ -73,11 +73,24 @@ fn a_full_disk_gives_a_clear_error_and_leaves_the_ring_intact() {
 
     let ring = flightrec_format::open(rec.ring_path()).unwrap();
     assert!(!ring.damage.is_damaged());
-    assert_eq!(ring.records.len(), 2000, "the ring is intact");
+    assert_eq!(
+        ring.records.len(),
+        2001,
+        "the ring is intact, plus the failure"
+    );
+    let failure = ring.records.last().unwrap();
+    let cs = &ring.callsites[&failure.callsite];
+    assert_eq!(
+        (cs.target.as_str(), cs.name.as_str(), cs.level),
+        ("flightrec", "dump failed", flightrec_format::Level::Error)
+    );
+    assert!(
+        matches!(&failure.fields[1].value, flightrec_format::Value::Str(e) if e.contains("No space left"))
+    );
 
     std::fs::remove_file(&filler).unwrap();
     let dump = rec.snapshot().expect("a later try, with room again");
-    assert_eq!(flightrec_format::open(&dump).unwrap().records.len(), 2000);
+    assert_eq!(flightrec_format::open(&dump).unwrap().records.len(), 2001);
     drop(rec);
 }
 
@@ -158,6 +171,10 @@ fn an_unwritable_directory_gives_a_clear_error_and_a_later_try_works() {
     writeln!(stdin, "go").unwrap();
     let second = next();
     assert!(second.starts_with("second: ok "), "{second}");
-    assert_eq!(next().trim(), "ring: 500 records");
+    assert_eq!(
+        next().trim(),
+        "ring: 501 records",
+        "the 500 events and the failure"
+    );
     assert!(c.wait().unwrap().success());
 }

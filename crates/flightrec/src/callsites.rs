@@ -85,6 +85,20 @@ impl CallsiteTable {
     }
 }
 
+impl CallsiteTable {
+    /// Registers a callsite of flightrec's own (no tracing metadata behind it), for records
+    /// written without going through tracing. Returns its id.
+    pub(crate) fn synthetic(&self, ring: &Ring, mut callsite: Callsite) -> u32 {
+        let mut slow = self.slow.lock().unwrap_or_else(|e| e.into_inner());
+        callsite.id = slow.1;
+        slow.1 += 1;
+        let mut m = MetaBuilder::default();
+        m.callsite(&callsite);
+        ring.append_meta(&m.bytes);
+        callsite.id
+    }
+}
+
 fn describe(id: u32, meta: &Metadata<'_>) -> Callsite {
     let level = match *meta.level() {
         tracing_core::Level::TRACE => Level::Trace,

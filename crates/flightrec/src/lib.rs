@@ -287,9 +287,25 @@ mod recorder {
                 args: std::env::args().collect(),
             });
             ring.append_meta(&meta.bytes);
+            let callsites = CallsiteTable::new();
+            let dump_failed = callsites.synthetic(
+                &ring,
+                flightrec_format::Callsite {
+                    id: 0,
+                    is_span: false,
+                    level: flightrec_format::Level::Error,
+                    target: "flightrec".into(),
+                    name: "dump failed".into(),
+                    file: Some(file!().into()),
+                    line: None,
+                    module: Some(module_path!().into()),
+                    fields: vec!["message".into(), "error".into(), "reason".into()],
+                },
+            );
             let shared = Arc::new(Shared {
                 ring: Arc::new(ring),
-                callsites: CallsiteTable::new(),
+                callsites,
+                dump_failed,
                 dir,
                 service,
                 pid,

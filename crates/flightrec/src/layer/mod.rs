@@ -33,6 +33,27 @@ pub(crate) struct Shared {
     pub(crate) keep_dumps: usize,
     /// ...within this many bytes.
     pub(crate) dump_budget: u64,
+    /// flightrec's own "dump failed" callsite (fields: message, error, reason).
+    pub(crate) dump_failed: u32,
+}
+
+impl Shared {
+    /// Records that a dump failed, as an ERROR event in the ring, written directly (never
+    /// through tracing, which may be what is stuck). It shows in the next dump, or when the
+    /// ring is collected.
+    pub(crate) fn record_dump_failure(&self, reason: &str, error: &str) {
+        let ticks = clock::ticks();
+        with_writer(self, |w| {
+            w.write(|buf, fit| {
+                let mut e = Encoder::new(buf, RecordKind::Event, self.dump_failed, ticks, fit);
+                e.u64(PARENT_ROOT);
+                e.field_bytes(0, flightrec_format::record::tag::STR, b"dump failed");
+                e.field_bytes(1, flightrec_format::record::tag::STR, error.as_bytes());
+                e.field_bytes(2, flightrec_format::record::tag::STR, reason.as_bytes());
+                e.finish()
+            })
+        });
+    }
 }
 
 /// The layer that records into a `Recorder`'s ring. Get one from `Recorder::layer`.

@@ -30,12 +30,25 @@ pub(crate) fn trigger(reason: TriggerReason, signal: u32, tid: u64, message: Str
 
 impl Shared {
     /// Writes a dump of the ring with `trigger`, then deletes the service's oldest dumps
-    /// beyond the retention limits.
+    /// beyond the retention limits. A failure is also recorded in the ring as an ERROR
+    /// event (see `record_dump_failure`), so a dump triggered by a signal, a stall or a
+    /// panic does not fail silently.
     pub(crate) fn dump(&self, trigger: &Trigger) -> Result<PathBuf, Error> {
-        let path =
-            crate::snapshot::write_dump(&self.ring, &self.dir, &self.service, self.pid, trigger)?;
-        flightrec_format::dump::prune(&self.dir, &self.service, self.keep_dumps, self.dump_budget);
-        Ok(path)
+        match crate::snapshot::write_dump(&self.ring, &self.dir, &self.service, self.pid, trigger) {
+            Ok(path) => {
+                flightrec_format::dump::prune(
+                    &self.dir,
+                    &self.service,
+                    self.keep_dumps,
+                    self.dump_budget,
+                );
+                Ok(path)
+            }
+            Err(e) => {
+                self.record_dump_failure(trigger.reason.slug(), &e.to_string());
+                Err(e)
+            }
+        }
     }
 }
 
