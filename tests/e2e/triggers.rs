@@ -174,7 +174,7 @@ fn a_storm_of_200_signals_leaves_the_process_alive_and_every_dump_whole() {
     }
 }
 
-fn check_panic_dump(dir: &std::path::Path) {
+fn check_panic_dump(dir: &std::path::Path, file: &str) {
     let dumps: Vec<_> = dumps_in(dir)
         .into_iter()
         .filter(|p| p.to_str().unwrap().ends_with("-panic.flightrec"))
@@ -188,7 +188,7 @@ fn check_panic_dump(dir: &std::path::Path) {
         rec.trigger.message
     );
     assert!(
-        rec.trigger.message.contains("triggers.rs"),
+        rec.trigger.message.contains(file),
         "{}",
         rec.trigger.message
     );
@@ -216,7 +216,7 @@ fn check_panic_dump(dir: &std::path::Path) {
             .map(|f| f.value.clone())
     };
     assert_eq!(field("panic_message"), Some(Value::Debug("boom 42".into())));
-    assert!(matches!(field("location"), Some(Value::Debug(l)) if l.contains("triggers.rs")));
+    assert!(matches!(field("location"), Some(Value::Debug(l)) if l.contains(file)));
 }
 
 #[test]
@@ -225,7 +225,7 @@ fn a_panic_with_unwinding_leaves_a_dump_with_the_panic_and_what_led_to_it() {
     let mut c = child("triggers::panic_unwind_child", &[(CHILD_DIR, dir.path())]);
     wait_for(&mut c, "survived");
     assert!(c.wait().unwrap().success());
-    check_panic_dump(dir.path());
+    check_panic_dump(dir.path(), "triggers.rs");
 }
 
 #[test]
@@ -234,7 +234,37 @@ fn a_panic_that_aborts_leaves_a_dump_too() {
     let c = child("triggers::panic_abort_child", &[(CHILD_DIR, dir.path())]);
     let status = c.wait_with_output().unwrap().status;
     assert_eq!(status.signal(), Some(libc::SIGABRT));
-    check_panic_dump(dir.path());
+    check_panic_dump(dir.path(), "triggers.rs");
+}
+
+/// The real thing: a program built with `panic = "abort"` (tests/panic-abort), built here
+/// with cargo into its own target directory.
+#[test]
+fn a_program_built_with_panic_abort_leaves_a_dump() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let manifest = root.join("tests/panic-abort/Cargo.toml");
+    let target = root.join("target/panic-abort");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let build = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(build.success(), "building tests/panic-abort");
+    let dir = scratch();
+    let out = std::process::Command::new(target.join("debug/flightrec-panic-abort"))
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_panic_dump(dir.path(), "main.rs");
 }
 
 #[test]
