@@ -146,12 +146,41 @@ struct ChunkData {
     thread_seq_start: u64,
     dropped_before: u64,
     dropped_total: u64,
-    records: Vec<crate::record::RawRecord>,
+    /// The chunk's records in the image: the committed bytes up to the first that do not
+    /// parse.
+    payload: std::ops::Range<usize>,
+    /// Records other than chunk context records.
+    user_records: u64,
+    first_ticks: Option<u64>,
+    max_ticks: u64,
+}
+
+/// A ring image checked and indexed, with its records not yet materialised.
+///
+/// `recording` holds everything but the records (its `records` is empty); `records()`
+/// streams them in global time order, holding one pending record per thread, so memory
+/// stays bounded by the image however many records it holds.
+pub struct Scan<'a> {
+    image: &'a [u8],
+    time: TimeBase,
+    /// Per thread (in `recording.threads` order): the payload ranges of its kept chunks,
+    /// oldest first.
+    runs: Vec<(u32, Vec<std::ops::Range<usize>>)>,
+    pub recording: Recording,
 }
 
 /// Decodes a ring image. Fails only when the header itself is unusable; any other damage is
 /// counted in `Recording::damage` and the rest is decoded.
 pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
+    let mut scan = scan(image)?;
+    let records: Vec<Record> = scan.records().collect();
+    scan.recording.records = records;
+    Ok(scan.recording)
+}
+
+/// Checks and indexes a ring image without materialising its records (see `Scan`). Fails
+/// only when the header itself is unusable.
+pub fn scan(image: &[u8]) -> Result<Scan<'_>, FormatError> {
     if image.len() < HEADER_SIZE {
         if image.len() >= 8 && image[..8] != MAGIC {
             return Err(FormatError::NotARing);
@@ -231,7 +260,9 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
         }
     }
 
-    // Chunks.
+    // Chunks: validate each and measure what it holds; records are parsed again, lazily,
+    // when streamed.
+    let mut span_callsites: HashMap<u64, u32> = HashMap::new();
     let payload_cap = chunk_size as usize - CHUNK_HEADER_SIZE;
     let mut chunks: Vec<ChunkData> = Vec::new();
     let mut anchors: Vec<(u64, u64)> = Vec::new();
@@ -256,13 +287,22 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
             continue;
         }
         let payload = &c[CHUNK_HEADER_SIZE..CHUNK_HEADER_SIZE + committed];
-        let mut records = Vec::new();
         let mut pos = 0;
+        let (mut user_records, mut first_ticks, mut max_ticks) = (0u64, None, 0u64);
         while pos < payload.len() {
             match parse_record(&payload[pos..]) {
                 Ok((r, n)) => {
-                    records.push(r);
                     pos += n;
+                    if r.kind == RecordKind::Context {
+                        span_callsites.extend(r.context.iter().copied());
+                        continue;
+                    }
+                    if r.span != 0 {
+                        span_callsites.insert(r.span, r.callsite);
+                    }
+                    user_records += 1;
+                    first_ticks.get_or_insert(r.ticks);
+                    max_ticks = max_ticks.max(r.ticks);
                 }
                 Err(_) => {
                     damage.bad_chunk_tails += 1;
@@ -282,7 +322,10 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
             thread_seq_start: get_u64(c, chunk::THREAD_SEQ_START).unwrap_or(0),
             dropped_before: get_u64(c, chunk::DROPPED_BEFORE).unwrap_or(0),
             dropped_total: get_u64(c, chunk::DROPPED_TOTAL).unwrap_or(0),
-            records,
+            payload: off + CHUNK_HEADER_SIZE..off + CHUNK_HEADER_SIZE + pos,
+            user_records,
+            first_ticks,
+            max_ticks,
         });
     }
 
@@ -292,8 +335,7 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
     // Group chunks per thread, oldest first.
     chunks.sort_by_key(|c| (c.thread_index, c.seq));
     let mut threads: Vec<ThreadSummary> = Vec::new();
-    let mut records: Vec<(i64, u32, u64, Record)> = Vec::new();
-    let mut span_callsites: HashMap<u64, u32> = HashMap::new();
+    let mut runs = Vec::new();
     let mut i = 0;
     while i < chunks.len() {
         let index = chunks[i].thread_index;
@@ -310,16 +352,11 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
         let mut gaps = 0;
         for k in (1..own.len()).rev() {
             let (prev, c) = (&own[k - 1], &own[k]);
-            let prev_user = prev
-                .records
-                .iter()
-                .filter(|r| r.kind != RecordKind::Context)
-                .count() as u64;
             // Wrapping: the counts come from the file and may be hostile; a wrong sum only
             // reads as a hole.
             let expected = prev
                 .thread_seq_start
-                .wrapping_add(prev_user)
+                .wrapping_add(prev.user_records)
                 .wrapping_add(c.dropped_before.saturating_sub(prev.dropped_before));
             if c.thread_seq_start != expected {
                 gaps += 1;
@@ -331,82 +368,24 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
             .remove(&index)
             .unwrap_or_else(|| (own[0].os_tid, format!("thread-{index}")));
         let first = &own[0];
-        let mut summary = ThreadSummary {
+        let records: u64 = own.iter().map(|c| c.user_records).sum();
+        // Times are clamped to be non-decreasing per thread and the tick conversion is
+        // monotonic, so the first record's ticks and the largest ticks give the range.
+        let first_ticks = own.iter().find_map(|c| c.first_ticks);
+        let max_ticks = own.iter().map(|c| c.max_ticks).max().unwrap_or(0);
+        threads.push(ThreadSummary {
             index,
             tid,
             name,
-            records: 0,
+            records,
             overwritten: first.thread_seq_start.saturating_sub(first.dropped_before),
             dropped: own.iter().map(|c| c.dropped_total).max().unwrap_or(0),
             fully_overwritten: false,
             gaps,
-            first_ts: None,
-            last_ts: None,
-        };
-        let mut stack: Vec<u64> = Vec::new();
-        let mut shared: Arc<[u64]> = Arc::from(Vec::new());
-        let mut last_ts = i64::MIN;
-        let mut order = 0u64;
-        for c in own {
-            for r in &c.records {
-                if r.kind == RecordKind::Context {
-                    span_callsites.extend(r.context.iter().copied());
-                    stack.clear();
-                    stack.extend(r.context.iter().map(|&(s, _)| s));
-                    shared = Arc::from(stack.as_slice());
-                    continue;
-                }
-                // A thread's records keep their written order even if the clock stepped back.
-                let ts = time.to_unix_ns(r.ticks).max(last_ts);
-                last_ts = ts;
-                let current = stack.last().copied();
-                let resolve = |p: u64| match p {
-                    PARENT_CONTEXTUAL => current,
-                    PARENT_ROOT => None,
-                    id => Some(id),
-                };
-                if r.span != 0 {
-                    span_callsites.insert(r.span, r.callsite);
-                }
-                let (parent, follows) = match r.kind {
-                    RecordKind::Event | RecordKind::SpanNew => (resolve(r.other), None),
-                    RecordKind::FollowsFrom => (None, Some(r.other)),
-                    _ => (None, None),
-                };
-                if r.kind == RecordKind::Enter {
-                    stack.push(r.span);
-                    shared = Arc::from(stack.as_slice());
-                }
-                records.push((
-                    ts,
-                    index,
-                    order,
-                    Record {
-                        ts,
-                        thread: index,
-                        kind: r.kind,
-                        callsite: r.callsite,
-                        span: r.span,
-                        parent,
-                        follows,
-                        fields: r.fields.clone(),
-                        truncated: r.flags & FLAG_TRUNCATED != 0,
-                        spans: shared.clone(),
-                    },
-                ));
-                order += 1;
-                if r.kind == RecordKind::Exit {
-                    if let Some(pos) = stack.iter().rposition(|&s| s == r.span) {
-                        stack.remove(pos);
-                        shared = Arc::from(stack.as_slice());
-                    }
-                }
-                summary.records += 1;
-                summary.first_ts.get_or_insert(ts);
-                summary.last_ts = Some(ts);
-            }
-        }
-        threads.push(summary);
+            first_ts: first_ticks.map(|t| time.to_unix_ns(t)),
+            last_ts: first_ticks.map(|_| time.to_unix_ns(max_ticks)),
+        });
+        runs.push((index, own.iter().map(|c| c.payload.clone()).collect()));
         i = j;
     }
     // Threads that registered but have no surviving chunk.
@@ -425,22 +404,166 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
         });
     }
     threads.sort_by_key(|t| t.index);
-    records.sort_by_key(|&(ts, thread, order, _)| (ts, thread, order));
 
-    Ok(Recording {
-        process,
-        is_dump: h32(header::FLAGS) & FLAG_DUMP != 0,
-        file_size,
-        chunk_size: chunk_size as u32,
-        chunk_count: chunk_count as u32,
-        start_wall_ns: time.wall0.clamp(0, i64::MAX as i128) as i64,
-        trigger,
-        callsites,
-        threads,
-        records: records.into_iter().map(|(.., r)| r).collect(),
-        span_callsites,
-        damage,
+    Ok(Scan {
+        image,
+        time,
+        runs,
+        recording: Recording {
+            process,
+            is_dump: h32(header::FLAGS) & FLAG_DUMP != 0,
+            file_size,
+            chunk_size: chunk_size as u32,
+            chunk_count: chunk_count as u32,
+            start_wall_ns: time.wall0.clamp(0, i64::MAX as i128) as i64,
+            trigger,
+            callsites,
+            threads,
+            records: Vec::new(),
+            span_callsites,
+            damage,
+        },
     })
+}
+
+impl<'a> Scan<'a> {
+    /// The records in global time order (ties broken by thread index, then by the order
+    /// the thread wrote them), without context records. Each call starts from the
+    /// beginning.
+    pub fn records(&self) -> RecordStream<'a> {
+        let mut cursors: Vec<ThreadCursor<'a>> = self
+            .runs
+            .iter()
+            .map(|(index, chunks)| ThreadCursor {
+                image: self.image,
+                time: self.time,
+                thread: *index,
+                chunks: chunks.clone(),
+                chunk: 0,
+                pos: 0,
+                stack: Vec::new(),
+                shared: Arc::from(Vec::new()),
+                last_ts: i64::MIN,
+            })
+            .collect();
+        let mut pending = Vec::with_capacity(cursors.len());
+        let mut heap = std::collections::BinaryHeap::new();
+        for (slot, c) in cursors.iter_mut().enumerate() {
+            let next = c.next();
+            if let Some(r) = &next {
+                heap.push(std::cmp::Reverse((r.ts, r.thread, slot)));
+            }
+            pending.push(next);
+        }
+        RecordStream {
+            cursors,
+            pending,
+            heap,
+        }
+    }
+}
+
+/// Records in global time order: a merge of per-thread cursors. See `Scan::records`.
+pub struct RecordStream<'a> {
+    cursors: Vec<ThreadCursor<'a>>,
+    /// Each cursor's next record, waiting its turn.
+    pending: Vec<Option<Record>>,
+    /// (time, thread index, cursor slot) of every pending record.
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<(i64, u32, usize)>>,
+}
+
+impl Iterator for RecordStream<'_> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        let std::cmp::Reverse((_, _, slot)) = self.heap.pop()?;
+        let next = self.cursors[slot].next();
+        if let Some(r) = &next {
+            self.heap.push(std::cmp::Reverse((r.ts, r.thread, slot)));
+        }
+        std::mem::replace(&mut self.pending[slot], next)
+    }
+}
+
+/// Walks one thread's kept chunks, resolving times, parents and span stacks.
+struct ThreadCursor<'a> {
+    image: &'a [u8],
+    time: TimeBase,
+    thread: u32,
+    chunks: Vec<std::ops::Range<usize>>,
+    chunk: usize,
+    pos: usize,
+    /// Spans entered on the thread, outermost first.
+    stack: Vec<u64>,
+    /// `stack` as shared by the records written under it.
+    shared: Arc<[u64]>,
+    /// Times never step back within a thread, even if the clock did.
+    last_ts: i64,
+}
+
+impl Iterator for ThreadCursor<'_> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        loop {
+            let range = self.chunks.get(self.chunk)?.clone();
+            let payload = &self.image[range];
+            if self.pos >= payload.len() {
+                self.chunk += 1;
+                self.pos = 0;
+                continue;
+            }
+            // The scan parsed these bytes already: a failure here cannot happen, but ends
+            // the chunk rather than trusting that.
+            let Ok((r, n)) = parse_record(&payload[self.pos..]) else {
+                self.pos = payload.len();
+                continue;
+            };
+            self.pos += n;
+            if r.kind == RecordKind::Context {
+                self.stack.clear();
+                self.stack.extend(r.context.iter().map(|&(s, _)| s));
+                self.shared = Arc::from(self.stack.as_slice());
+                continue;
+            }
+            let ts = self.time.to_unix_ns(r.ticks).max(self.last_ts);
+            self.last_ts = ts;
+            let current = self.stack.last().copied();
+            let resolve = |p: u64| match p {
+                PARENT_CONTEXTUAL => current,
+                PARENT_ROOT => None,
+                id => Some(id),
+            };
+            let (parent, follows) = match r.kind {
+                RecordKind::Event | RecordKind::SpanNew => (resolve(r.other), None),
+                RecordKind::FollowsFrom => (None, Some(r.other)),
+                _ => (None, None),
+            };
+            if r.kind == RecordKind::Enter {
+                self.stack.push(r.span);
+                self.shared = Arc::from(self.stack.as_slice());
+            }
+            let record = Record {
+                ts,
+                thread: self.thread,
+                kind: r.kind,
+                callsite: r.callsite,
+                span: r.span,
+                parent,
+                follows,
+                fields: r.fields,
+                truncated: r.flags & FLAG_TRUNCATED != 0,
+                spans: self.shared.clone(),
+            };
+            if r.kind == RecordKind::Exit {
+                if let Some(pos) = self.stack.iter().rposition(|&s| s == r.span) {
+                    self.stack.remove(pos);
+                    self.shared = Arc::from(self.stack.as_slice());
+                }
+            }
+            return Some(record);
+        }
+    }
 }
 
 /// Fits ticks to nanoseconds. The start anchor pins the origin; the rate comes from the

@@ -17,7 +17,7 @@ pub mod trigger;
 use std::io::Read;
 use std::path::Path;
 
-pub use decode::{decode, Damage, Record, Recording, ThreadSummary};
+pub use decode::{decode, scan, Damage, Record, RecordStream, Recording, Scan, ThreadSummary};
 pub use meta::{Callsite, Level, ProcessInfo};
 pub use record::{FieldValue, RecordKind, Value};
 pub use trigger::{Trigger, TriggerReason};
