@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it. Installs what it needs (the nightly toolchain's Miri).
+# The whole test suite, as CI runs it. Installs what it needs: the nightly toolchain's Miri,
+# and a Python with Perfetto's generated protobuf classes (PyPI) under target/test-tools.
 #
 #   scripts/test.sh            formatting, lints, docs, unit + end-to-end tests, loom, Miri
 #   scripts/test.sh --stress   the same, then 2000 SIGKILL runs and 5 minutes of fuzzing
@@ -19,6 +20,14 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+step "test tools: Perfetto's own protobuf classes, to decode our Perfetto exports"
+py=target/test-tools/python
+if ! "$py/bin/python" -c 'import perfetto.protos.perfetto.trace.perfetto_trace_pb2' 2>/dev/null; then
+    python3 -m venv "$py"
+    "$py/bin/pip" install --quiet --disable-pip-version-check 'perfetto==0.59.1' 'protobuf>=5'
+fi
+export FLIGHTREC_PYTHON="$PWD/$py/bin/python" FLIGHTREC_REQUIRE_PERFETTO_PY=1
 
 step "unit and end-to-end tests"
 cargo test --workspace

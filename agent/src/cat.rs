@@ -4,13 +4,16 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use flightrec_format::{Callsite, Record, RecordKind, Recording, Value};
+use flightrec_format::{Callsite, Record, RecordKind, Recording, Scan, Value};
 use serde_json::{json, Map, Value as Json};
 
-pub fn run(rec: &Recording, as_json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+/// Streams the records: memory stays bounded by the image, whatever it holds.
+pub fn run(scan: &Scan<'_>, as_json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    let rec = &scan.recording;
     let names = Names::new(rec);
     let mut line = String::new();
-    for r in &rec.records {
+    for r in scan.records() {
+        let r = &r;
         line.clear();
         if as_json {
             serde_json::to_writer(&mut *out, &record_json(rec, &names, r))?;

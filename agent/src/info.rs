@@ -43,7 +43,7 @@ pub fn run(
                 "description": rec.trigger.describe(),
             },
             "chunk_size": rec.chunk_size, "chunk_count": rec.chunk_count, "file_size": rec.file_size,
-            "records": rec.records.len(), "overwritten": overwritten, "dropped": dropped,
+            "records": rec.threads.iter().map(|t| t.records).sum::<u64>(), "overwritten": overwritten, "dropped": dropped,
             "damage": {
                 "missing_bytes": d.missing_bytes, "missing_chunks": d.missing_chunks,
                 "bad_chunks": d.bad_chunks, "bad_chunk_tails": d.bad_chunk_tails,

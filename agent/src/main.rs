@@ -3,6 +3,7 @@
 
 mod cat;
 mod demo;
+mod export;
 mod info;
 mod snapshot;
 
@@ -41,6 +42,17 @@ enum Command {
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Convert a dump (or ring file) for Perfetto UI or chrome://tracing.
+    Export {
+        /// A dump or ring file; `-` reads standard input.
+        file: PathBuf,
+        /// The output format.
+        #[arg(long, value_enum)]
+        format: export::Format,
+        /// Where to write; `-` writes to standard output.
+        #[arg(short, long)]
+        out: PathBuf,
     },
     /// Make a running process write a dump (by sending its snapshot signal) and print the
     /// dump's path.
@@ -89,10 +101,19 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = match cli.command {
-        Command::Cat { file, json } => open(&file).and_then(|r| cat::run(&r, json, &mut out)),
-        Command::Info { file, json } => {
-            open(&file).and_then(|r| info::run(&file, &r, json, &mut out))
-        }
+        Command::Cat { file, json } => read(&file).and_then(|image| {
+            let scan = scan(&file, &image)?;
+            cat::run(&scan, json, &mut out)
+        }),
+        Command::Info { file, json } => read(&file).and_then(|image| {
+            let scan = scan(&file, &image)?;
+            info::run(&file, &scan.recording, json, &mut out)
+        }),
+        Command::Export {
+            file,
+            format,
+            out: to,
+        } => export::run(&file, format, &to),
         Command::Demo { dir, tail } => demo::run(dir, tail, &mut out),
         Command::Snapshot {
             pid,
@@ -167,8 +188,14 @@ fn watch(
     }
 }
 
-fn open(path: &std::path::Path) -> anyhow::Result<flightrec_format::Recording> {
-    flightrec_format::open(path).with_context(|| format!("{}", path.display()))
+/// A ring file or dump as a ring image.
+fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    flightrec_format::read_image(path).with_context(|| format!("{}", path.display()))
+}
+
+/// The image indexed, its records left to stream.
+fn scan<'a>(path: &std::path::Path, image: &'a [u8]) -> anyhow::Result<flightrec_format::Scan<'a>> {
+    flightrec_format::scan(image).with_context(|| format!("{}", path.display()))
 }
 
 /// `flightrec cat dump | head` must end quietly, like any Unix filter.

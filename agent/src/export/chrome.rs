@@ -1,0 +1,253 @@
+//! The Chrome trace-event JSON format: `{"traceEvents": [...]}`, written one event at a
+//! time. Times are microseconds (with three decimals, so nanoseconds survive) since the
+//! recording's first timestamp, which `otherData` gives in ns since the Unix epoch: a
+//! double cannot hold epoch microseconds to the nanosecond.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use flightrec_format::{FieldValue, Recording};
+use serde_json::{json, Map, Value as Json};
+
+use super::{FlowRole, FlowStep, Instant, Names, Plan, Sink, Slice, Track};
+
+pub struct ChromeSink<'r, 'o> {
+    rec: &'r Recording,
+    names: Names<'r>,
+    out: &'o mut dyn Write,
+    origin: i64,
+    pid: u32,
+    /// Thread index to the tid written: the OS tid, unless two threads share one.
+    tids: HashMap<u32, u64>,
+    /// Name and categories of each open async slice, which its end must repeat.
+    async_open: HashMap<(u64, u32), Vec<(String, String)>>,
+    /// Names of the slices open on each thread track, for their `E` events.
+    open: HashMap<u32, Vec<String>>,
+}
+
+impl<'r, 'o> ChromeSink<'r, 'o> {
+    pub fn new(
+        rec: &'r Recording,
+        plan: &Plan,
+        out: &'o mut dyn Write,
+    ) -> anyhow::Result<ChromeSink<'r, 'o>> {
+        let mut seen: HashMap<u64, u32> = HashMap::new();
+        for t in &rec.threads {
+            *seen.entry(t.tid).or_insert(0) += 1;
+        }
+        let tids = rec
+            .threads
+            .iter()
+            .map(|t| {
+                let tid = if seen[&t.tid] > 1 {
+                    // A reused OS tid: keep the threads apart.
+                    1_000_000_000 + t.index as u64
+                } else {
+                    t.tid
+                };
+                (t.index, tid)
+            })
+            .collect();
+        let mut sink = ChromeSink {
+            rec,
+            names: Names::new(rec),
+            out,
+            origin: plan.start_ts,
+            pid: rec.process.pid,
+            tids,
+            async_open: HashMap::new(),
+            open: HashMap::new(),
+        };
+        sink.out.write_all(b"{\"traceEvents\":[\n")?;
+        let pid = sink.pid;
+        sink.raw(&json!({
+            "name": "process_name", "ph": "M", "pid": pid, "tid": 0,
+            "args": {"name": rec.process.service},
+        }))?;
+        for t in &rec.threads {
+            let tid = sink.tids[&t.index];
+            sink.out.write_all(b",\n")?;
+            sink.raw(&json!({
+                "name": "thread_name", "ph": "M", "pid": pid, "tid": tid,
+                "args": {"name": t.name},
+            }))?;
+            sink.out.write_all(b",\n")?;
+            sink.raw(&json!({
+                "name": "thread_sort_index", "ph": "M", "pid": pid, "tid": tid,
+                "args": {"sort_index": t.index},
+            }))?;
+        }
+        Ok(sink)
+    }
+
+    fn raw(&mut self, v: &Json) -> anyhow::Result<()> {
+        serde_json::to_writer(&mut *self.out, v)?;
+        Ok(())
+    }
+
+    fn event(&mut self, v: &Json) -> anyhow::Result<()> {
+        self.out.write_all(b",\n")?;
+        self.raw(v)
+    }
+
+    /// Microseconds since the origin, with nanosecond digits.
+    fn ts(&self, ns: i64) -> Json {
+        let d = ns.saturating_sub(self.origin);
+        let v: f64 = format!("{}.{:03}", d / 1000, (d % 1000).abs())
+            .parse()
+            .unwrap_or(d as f64 / 1000.0);
+        json!(v)
+    }
+
+    fn tid(&self, track: Track) -> u64 {
+        match track {
+            Track::Process => 0,
+            Track::Thread(t) | Track::Async { thread: t, .. } => {
+                self.tids.get(&t).copied().unwrap_or(t as u64)
+            }
+        }
+    }
+
+    fn args(&self, callsite: u32, fields: &[FieldValue]) -> Map<String, Json> {
+        fields
+            .iter()
+            .map(|f| {
+                (
+                    self.names.field_name(callsite, f.index).into_owned(),
+                    json!(super::value_string(&f.value)),
+                )
+            })
+            .collect()
+    }
+
+    fn category(&self, callsite: Option<u32>) -> String {
+        match callsite.and_then(|c| self.names.callsite(c)) {
+            Some(cs) => format!("{},{}", cs.level.as_str(), cs.target),
+            None => "span".into(),
+        }
+    }
+
+    fn flows(&mut self, ts: i64, tid: u64, flows: &[FlowStep]) -> anyhow::Result<()> {
+        for f in flows {
+            let ph = match f.role {
+                FlowRole::Start => "s",
+                FlowRole::Step => "t",
+                FlowRole::End => "f",
+            };
+            let mut e = json!({
+                "name": "flow", "cat": "flow", "ph": ph, "id": f.id,
+                "ts": self.ts(ts), "pid": self.pid, "tid": tid,
+            });
+            if f.role == FlowRole::End {
+                // Bind to the slice the arrow ends in, not the next one.
+                e["bp"] = json!("e");
+            }
+            self.event(&e)?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> anyhow::Result<()> {
+        let other = json!({
+            "service": self.rec.process.service,
+            "host": self.rec.process.host,
+            "pid": self.rec.process.pid,
+            "trigger": self.rec.trigger.reason.slug(),
+            "origin_unix_ns": self.origin,
+        });
+        write!(
+            self.out,
+            "\n],\"displayTimeUnit\":\"ns\",\"otherData\":{other}}}\n"
+        )?;
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+impl Sink for ChromeSink<'_, '_> {
+    fn begin(&mut self, s: &Slice<'_>) -> anyhow::Result<()> {
+        let tid = self.tid(s.track);
+        let name = self.names.span_name(s.callsite).to_owned();
+        let cat = self.category(s.callsite);
+        let mut args = s.callsite.map_or_else(Map::new, |c| self.args(c, s.fields));
+        args.insert("span_id".into(), json!(s.span));
+        let mut e = json!({
+            "name": name, "cat": cat, "ph": "B", "ts": self.ts(s.ts),
+            "pid": self.pid, "tid": tid, "args": args,
+        });
+        match s.track {
+            Track::Async { span, thread } => {
+                e["ph"] = json!("b");
+                e["id"] = json!(format!("0x{span:x}"));
+                self.async_open
+                    .entry((span, thread))
+                    .or_default()
+                    .push((name, cat));
+            }
+            Track::Thread(t) => self.open.entry(t).or_default().push(name),
+            Track::Process => {}
+        }
+        self.event(&e)?;
+        self.flows(s.ts, tid, s.flows)
+    }
+
+    fn end(&mut self, ts: i64, track: Track, span: u64) -> anyhow::Result<()> {
+        let tid = self.tid(track);
+        let e = match track {
+            Track::Async { span, thread } => {
+                let (name, cat) = self
+                    .async_open
+                    .get_mut(&(span, thread))
+                    .and_then(|v| v.pop())
+                    .unwrap_or_else(|| ("span".into(), "span".into()));
+                json!({
+                    "name": name, "cat": cat, "ph": "e", "id": format!("0x{span:x}"),
+                    "ts": self.ts(ts), "pid": self.pid, "tid": tid,
+                })
+            }
+            Track::Thread(t) => {
+                let name = self.open.get_mut(&t).and_then(|v| v.pop());
+                json!({
+                    "name": name, "ph": "E", "ts": self.ts(ts), "pid": self.pid,
+                    "tid": tid, "args": {"span_id": span},
+                })
+            }
+            Track::Process => return Ok(()),
+        };
+        self.event(&e)
+    }
+
+    fn instant(&mut self, i: &Instant<'_>) -> anyhow::Result<()> {
+        let tid = self.tid(i.track);
+        let e = match i.record {
+            Some(r) => {
+                let mut args = self.args(r.callsite, &r.fields);
+                if let Some(cs) = self.names.callsite(r.callsite) {
+                    if let (Some(file), Some(line)) = (&cs.file, cs.line) {
+                        args.insert("source".into(), json!(format!("{file}:{line}")));
+                    }
+                }
+                if let Some(f) = r.follows {
+                    args.insert("span_id".into(), json!(r.span));
+                    args.insert("follows".into(), json!(f));
+                }
+                json!({
+                    "name": self.names.event_title(r), "cat": self.category(Some(r.callsite)),
+                    "ph": "i", "s": "t", "ts": self.ts(i.ts), "pid": self.pid, "tid": tid,
+                    "args": args,
+                })
+            }
+            None => {
+                let t = &self.rec.trigger;
+                json!({
+                    "name": self.names.trigger_title(), "cat": "flightrec", "ph": "i", "s": "g",
+                    "ts": self.ts(i.ts), "pid": self.pid, "tid": tid,
+                    "args": {"reason": t.reason.slug(), "message": t.message, "tid": t.tid,
+                             "signal": t.signal},
+                })
+            }
+        };
+        self.event(&e)?;
+        self.flows(i.ts, tid, i.flows)
+    }
+}
