@@ -18,6 +18,7 @@ pub fn run(
     let d = &rec.damage;
     let overwritten: u64 = rec.threads.iter().map(|t| t.overwritten).sum();
     let dropped: u64 = rec.threads.iter().map(|t| t.dropped).sum();
+    let present: u64 = rec.threads.iter().map(|t| t.records).sum();
     if as_json {
         let threads: Vec<_> = rec
             .threads
@@ -43,7 +44,7 @@ pub fn run(
                 "description": rec.trigger.describe(),
             },
             "chunk_size": rec.chunk_size, "chunk_count": rec.chunk_count, "file_size": rec.file_size,
-            "records": rec.threads.iter().map(|t| t.records).sum::<u64>(), "overwritten": overwritten, "dropped": dropped,
+            "records": present, "overwritten": overwritten, "dropped": dropped,
             "damage": {
                 "missing_bytes": d.missing_bytes, "missing_chunks": d.missing_chunks,
                 "bad_chunks": d.bad_chunks, "bad_chunk_tails": d.bad_chunk_tails,
@@ -83,7 +84,7 @@ pub fn run(
     writeln!(
         out,
         "records:     {} present, {overwritten} overwritten, {dropped} dropped",
-        rec.records.len()
+        present
     )?;
     if d.is_damaged() {
         writeln!(

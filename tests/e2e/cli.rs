@@ -84,6 +84,12 @@ fn cat_and_info_read_standard_input() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("service:     cli"), "{text}");
+    let present = cat_json(&dump).len();
+    assert!(present > 0);
+    assert!(
+        text.contains(&format!("records:     {present} present, 0 overwritten")),
+        "{text}"
+    );
     assert!(
         text.contains("snapshot requested by the application"),
         "{text}"
