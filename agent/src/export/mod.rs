@@ -42,7 +42,7 @@ pub fn run(input: &Path, format: Format, output: &Path) -> anyhow::Result<()> {
     let progress = indicatif::ProgressBar::new(total * 2);
     progress.set_style(
         indicatif::ProgressStyle::with_template(
-            "{spinner} exporting [{bar:40}] {pos}/{len} records ({eta} left)",
+            "{spinner} exporting [{bar:40}] {percent}% ({eta} left)",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> "),
@@ -103,7 +103,9 @@ pub struct Plan {
     /// Spans that exit out of nesting order on some thread: drawn on an async track of
     /// their own (one per span and thread).
     async_spans: HashSet<u64>,
-    /// Per span: how many times it was entered, and whether on more than one thread.
+    /// Per span: how many times it was entered, and whether on more than one thread. Kept
+    /// after the span closes only where the second pass needs it (a hand-over or a
+    /// `follows_from` cause), so the map holds the live spans and those.
     spans: HashMap<u64, SpanPlan>,
     /// `follows_from` links whose cause had been entered before the link was made: the
     /// cause's first entry starts a flow that the `follows_from` instant ends.
@@ -169,6 +171,15 @@ impl Plan {
                         // the rest of it properly nested.
                         stack.remove(pos);
                         plan.async_spans.insert(r.span);
+                    }
+                }
+                RecordKind::Close => {
+                    // Ids are never reused: a closed span is entered no more. Only what the
+                    // second pass needs is kept, so memory follows the live spans.
+                    if plan.spans.get(&r.span).is_some_and(|s| !s.moved)
+                        && !plan.follows.contains_key(&r.span)
+                    {
+                        plan.spans.remove(&r.span);
                     }
                 }
                 RecordKind::FollowsFrom => {
@@ -428,6 +439,7 @@ pub fn walk(
             RecordKind::Exit => w.exit(sink, r.ts, r.span, r.thread)?,
             RecordKind::Close => {
                 w.fields.remove(&r.span);
+                w.entered.remove(&r.span);
             }
             RecordKind::FollowsFrom => w.follows_from(sink, &r)?,
             RecordKind::Context => {}
