@@ -173,14 +173,13 @@ impl Plan {
                         plan.async_spans.insert(r.span);
                     }
                 }
-                RecordKind::Close => {
-                    // Ids are never reused: a closed span is entered no more. Only what the
-                    // second pass needs is kept, so memory follows the live spans.
+                // Ids are never reused: a closed span is entered no more. Only what the
+                // second pass needs is kept, so memory follows the live spans.
+                RecordKind::Close
                     if plan.spans.get(&r.span).is_some_and(|s| !s.moved)
-                        && !plan.follows.contains_key(&r.span)
-                    {
-                        plan.spans.remove(&r.span);
-                    }
+                        && !plan.follows.contains_key(&r.span) =>
+                {
+                    plan.spans.remove(&r.span);
                 }
                 RecordKind::FollowsFrom => {
                     if let Some(cause) = r.follows {
