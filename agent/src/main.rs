@@ -6,6 +6,7 @@ mod demo;
 mod export;
 mod info;
 mod snapshot;
+mod view;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -53,6 +54,25 @@ enum Command {
         /// Where to write; `-` writes to standard output.
         #[arg(short, long)]
         out: PathBuf,
+    },
+    /// Open dumps in the browser timeline: serves them on 127.0.0.1 and prints the URL.
+    View {
+        /// Dump files, ring files, or directories of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The port to listen on (default: a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Listen on this address instead of 127.0.0.1. Anything but loopback exposes the
+        /// recording to the network.
+        #[arg(long, default_value = "127.0.0.1")]
+        addr: std::net::IpAddr,
+        /// Another Host header to accept (a name this machine is reached by).
+        #[arg(long = "allow-host")]
+        allow_hosts: Vec<String>,
+        /// Open the page in a browser.
+        #[arg(long)]
+        open: bool,
     },
     /// Make a running process write a dump (by sending its snapshot signal) and print the
     /// dump's path.
@@ -114,6 +134,13 @@ fn main() -> ExitCode {
             format,
             out: to,
         } => export::run(&file, format, &to),
+        Command::View {
+            paths,
+            port,
+            addr,
+            allow_hosts,
+            open,
+        } => view::run(paths, addr, port, allow_hosts, open, &mut out),
         Command::Demo { dir, tail } => demo::run(dir, tail, &mut out),
         Command::Snapshot {
             pid,

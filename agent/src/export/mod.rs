@@ -537,14 +537,5 @@ impl<'r> Names<'r> {
 
 /// A value as text (strings bare).
 pub fn value_string(v: &Value) -> String {
-    match v {
-        Value::I64(x) => x.to_string(),
-        Value::U64(x) => x.to_string(),
-        Value::I128(x) => x.to_string(),
-        Value::U128(x) => x.to_string(),
-        Value::F64(x) => x.to_string(),
-        Value::Bool(x) => x.to_string(),
-        Value::Str(s) | Value::Debug(s) | Value::Error(s) => s.clone(),
-        Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
-    }
+    v.to_text()
 }

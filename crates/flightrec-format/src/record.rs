@@ -372,6 +372,38 @@ pub enum Value {
     Bytes(Vec<u8>),
 }
 
+impl Value {
+    /// The value as plain text: numbers in decimal, strings without quotes, bytes in hex.
+    pub fn to_text(&self) -> String {
+        match self {
+            Value::I64(x) => x.to_string(),
+            Value::U64(x) => x.to_string(),
+            Value::I128(x) => x.to_string(),
+            Value::U128(x) => x.to_string(),
+            Value::F64(x) => x.to_string(),
+            Value::Bool(x) => x.to_string(),
+            Value::Str(s) | Value::Debug(s) | Value::Error(s) => s.clone(),
+            Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        }
+    }
+
+    /// The name of the value's type, as the viewer and exports show it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::I64(_) => "i64",
+            Value::U64(_) => "u64",
+            Value::I128(_) => "i128",
+            Value::U128(_) => "u128",
+            Value::F64(_) => "f64",
+            Value::Bool(_) => "bool",
+            Value::Str(_) => "str",
+            Value::Debug(_) => "debug",
+            Value::Error(_) => "error",
+            Value::Bytes(_) => "bytes",
+        }
+    }
+}
+
 /// One field of a decoded record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldValue {

@@ -1,0 +1,99 @@
+//! `flightrec view`: the timeline viewer's server, in the foreground until Ctrl-C.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+pub fn run(
+    paths: Vec<PathBuf>,
+    addr: IpAddr,
+    port: u16,
+    extra_hosts: Vec<String>,
+    open: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    serve(
+        paths,
+        addr,
+        port,
+        extra_hosts,
+        open,
+        out,
+        std::future::pending(),
+    )
+}
+
+/// Serves `paths` until Ctrl-C or `stop`, printing the URL (of the one dump, when one file
+/// was given) once listening.
+pub fn serve(
+    paths: Vec<PathBuf>,
+    addr: IpAddr,
+    port: u16,
+    extra_hosts: Vec<String>,
+    open: bool,
+    out: &mut impl Write,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if !addr.is_loopback() {
+        eprintln!(
+            "flightrec: warning: listening on {addr}: anyone who can reach this machine can read \
+             these recordings"
+        );
+    }
+    let single = paths.len() == 1 && paths[0].is_file();
+    let config = flightrec_viewer::ServeConfig {
+        addr: SocketAddr::new(addr, port),
+        extra_hosts,
+        limits: flightrec_viewer::Limits::default(),
+    };
+    let mut printed = Ok(());
+    flightrec_viewer::serve(
+        paths,
+        config,
+        |bound| {
+            let host = if bound.ip().is_loopback() && bound.is_ipv4() {
+                format!("127.0.0.1:{}", bound.port())
+            } else {
+                bound.to_string()
+            };
+            let url = if single {
+                format!("http://{host}/dump/0")
+            } else {
+                format!("http://{host}/")
+            };
+            printed = writeln!(out, "flightrec viewer on {url} (Ctrl-C to stop)")
+                .and_then(|()| out.flush());
+            if open {
+                open_browser(&url);
+            }
+        },
+        stop,
+    )
+    .context("viewer")?;
+    printed.context("writing the URL")?;
+    Ok(())
+}
+
+/// Starts a browser on `url` if one can be found; says so if none can.
+pub fn open_browser(url: &str) {
+    for cmd in [
+        "xdg-open",
+        "sensible-browser",
+        "chromium",
+        "firefox",
+        "open",
+    ] {
+        let started = std::process::Command::new(cmd)
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if started.is_ok() {
+            return;
+        }
+    }
+    eprintln!("flightrec: no browser found; open {url} yourself");
+}

@@ -1,0 +1,131 @@
+// Drives the viewer in headless Debian chromium, as a user would, and prints what it saw as
+// one JSON object on stdout; the Rust test (tests/e2e/viewer.rs) decides what is right.
+//
+//   node timeline.mjs MODE FLIGHTREC_BIN DUMP ARTIFACT_DIR [options as JSON]
+//
+// MODE: "interleave" (lanes, click an event, click a field value), "xss" (hostile strings
+// stay text), "scale" (time to first render, a zoom and a pan).
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const [mode, bin, dump, artifacts, optsJson] = process.argv.slice(2);
+const opts = optsJson ? JSON.parse(optsJson) : {};
+mkdirSync(artifacts, { recursive: true });
+
+function startViewer() {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, ["view", dump], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(/(http:\/\/\S+)/);
+      if (m) resolve({ child, url: m[1] });
+    });
+    child.stderr.on("data", (d) => (err += d));
+    child.on("exit", (code) => reject(new Error(`viewer exited ${code}: ${err}`)));
+  });
+}
+
+const { child, url } = await startViewer();
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+const result = { url, mode, errors: [], dialogs: [], cspViolations: [] };
+try {
+  const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
+  page.on("pageerror", (e) => result.errors.push(String(e)));
+  page.on("console", (m) => { if (m.type() === "error") result.errors.push(m.text()); });
+  page.on("dialog", async (d) => { result.dialogs.push(d.message()); await d.dismiss(); });
+  await page.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(e.violatedDirective + " " + e.blockedURI));
+  });
+
+  const t0 = Date.now();
+  await page.goto(url);
+  await page.waitForFunction(() => window.flightrecView && window.flightrecView.state.meta);
+  await page.evaluate(() => window.flightrecView.settled());
+  result.firstRenderMs = Date.now() - t0;
+  result.lanes = await page.locator(".lane-label").count();
+  result.laneNames = await page.locator(".lane-label").evaluateAll((ls) => ls.map((l) => l.firstChild.textContent.trim()));
+  result.banner = await page.locator("#banner").textContent();
+
+  const settle = () => page.evaluate(() => window.flightrecView.settled());
+  const timed = async (f) => {
+    const s = Date.now();
+    await f();
+    await page.waitForTimeout(20); // let the debounced request start
+    await settle();
+    return Date.now() - s;
+  };
+
+  if (mode === "interleave" || mode === "xss") {
+    const events = await page.evaluate(() => window.flightrecView.drawnEvents());
+    result.drawnEvents = events.length;
+    const target = events.find((e) => e.title === opts.clickTitle);
+    if (!target) throw new Error(`no drawn event titled ${opts.clickTitle}`);
+    await page.mouse.click(target.x, target.y);
+    await page.waitForFunction((t) => document.querySelector("#details h3")?.textContent === t, opts.clickTitle);
+    result.clicked = target.id;
+    result.detailsTitle = await page.locator("#details h3").textContent();
+    result.fields = await page.evaluate(() => {
+      const o = {};
+      const dl = document.querySelector("#details dl.fields");
+      for (const dt of dl.querySelectorAll("dt")) o[dt.textContent] = dt.nextElementSibling.textContent;
+      return o;
+    });
+    if (opts.field) {
+      await page.locator(`#details button.value[data-field="${opts.field}"]`).click();
+      await page.waitForFunction(() => document.querySelectorAll("#object-list tbody tr").length > 0);
+      await page.waitForTimeout(50);
+      result.highlighted = await page.evaluate(() => window.flightrecView.highlighted());
+      result.objectRows = await page.locator("#object-list tbody tr").count();
+      result.handoverRows = await page.locator("#object-list tbody tr.handover").count();
+      result.objectThreads = await page.locator("#object-list tbody tr td:nth-child(2)").allTextContents();
+      result.objectTitle = await page.locator("#object-title").textContent();
+    }
+    if (mode === "xss") {
+      // Hostile strings must arrive as text: no element they describe may exist.
+      result.injected = await page.evaluate(() =>
+        document.querySelectorAll("img, iframe, svg, object, embed, script:not([src])").length);
+      result.xssFlag = await page.evaluate(() => window.__xss === undefined ? null : String(window.__xss));
+      result.bodyText = await page.evaluate(() => document.body.innerText);
+    }
+  }
+
+  if (mode === "scale") {
+    result.records = await page.evaluate(() => window.flightrecView.state.meta.records);
+    await page.locator("#canvas").hover({ position: { x: 700, y: 100 } });
+    result.zoomMs = [];
+    result.panMs = [];
+    for (let i = 0; i < 3; i++) result.zoomMs.push(await timed(() => page.keyboard.press("w")));
+    for (let i = 0; i < 3; i++) result.panMs.push(await timed(() => page.keyboard.press("d")));
+    result.zoomOutMs = await timed(() => page.keyboard.press("0"));
+    result.drawnItems = await page.evaluate(() => window.flightrecView.state.drawn.length);
+  }
+
+  result.cspViolations = await page.evaluate(() => window.__csp);
+} catch (e) {
+  result.failure = String(e && e.stack || e);
+} finally {
+  // A screenshot either way: of success, or of what the failure looked like.
+  try {
+    const page = browser.contexts()[0]?.pages()[0];
+    if (page) {
+      result.screenshot = join(artifacts, `timeline-${mode}.png`);
+      await page.screenshot({ path: result.screenshot, fullPage: true });
+    }
+  } catch (e) {
+    result.screenshotError = String(e);
+  }
+  await browser.close();
+  child.kill("SIGINT");
+}
+process.stdout.write(JSON.stringify(result) + "\n");

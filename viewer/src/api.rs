@@ -1,0 +1,290 @@
+//! The routes: the two pages, their assets, and the JSON API the timeline asks.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::model::{Filter, Model};
+use crate::{assets, security, AppState};
+
+/// The whole HTTP surface.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(index_page))
+        .route("/dump/{id}", get(timeline_page))
+        .route("/assets/{name}", get(asset))
+        .route("/api/dumps", get(list_dumps))
+        .route("/api/dumps/{id}/meta", get(meta))
+        .route("/api/dumps/{id}/window", get(window))
+        .route("/api/dumps/{id}/records/{record}", get(record))
+        .route("/api/dumps/{id}/spans/{span}", get(span))
+        .route("/api/dumps/{id}/object", get(object))
+        .route("/api/dumps/{id}/search", get(search))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::guard,
+        ))
+        .with_state(state)
+}
+
+/// An API error: a status and one line of explanation, as JSON.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+async fn not_found() -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "no such page".into())
+}
+
+fn html(body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+async fn index_page() -> Response {
+    html(assets::INDEX_HTML)
+}
+
+async fn timeline_page(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult {
+    file_id(&state, &id)?;
+    Ok(html(assets::TIMELINE_HTML))
+}
+
+async fn asset(Path(name): Path<String>) -> ApiResult {
+    let (body, mime) = assets::get(&name)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no such asset".into()))?;
+    Ok(([(header::CONTENT_TYPE, mime)], body).into_response())
+}
+
+/// A dump id from the URL: a number naming a file found at start or since.
+fn file_id(state: &AppState, id: &str) -> Result<usize, ApiError> {
+    let id: usize = id
+        .parse()
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "a dump id is a number".into()))?;
+    state
+        .file(id)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no dump {id}")))?;
+    Ok(id)
+}
+
+async fn list_dumps(State(state): State<Arc<AppState>>) -> ApiResult {
+    let st = state.clone();
+    let summaries = tokio::task::spawn_blocking(move || {
+        st.rescan();
+        let mut rows: Vec<(std::time::SystemTime, serde_json::Value)> = st
+            .files()
+            .into_iter()
+            .enumerate()
+            .map(|(id, f)| (f.modified, summary(&st, id, &f)))
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+        rows.into_iter().map(|r| r.1).collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(json!({ "dumps": summaries })).into_response())
+}
+
+/// A line of the index: what the file's header says, or why it cannot be read.
+fn summary(state: &AppState, id: usize, f: &crate::DumpFile) -> serde_json::Value {
+    let name = f
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut row = json!({
+        "id": id, "file": name, "size": f.size,
+        "modified": f.modified.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+    });
+    if f.size > state.limits.max_file_bytes {
+        row["error"] = json!("too large to open");
+        return row;
+    }
+    match flightrec_format::read_image(&f.path).and_then(|img| {
+        flightrec_format::scan(&img).map(|s| {
+            let r = s.recording;
+            (r.process, r.trigger, r.start_wall_ns, r.is_dump)
+        })
+    }) {
+        Ok((p, t, start, is_dump)) => {
+            row["service"] = json!(p.service);
+            row["host"] = json!(p.host);
+            row["pid"] = json!(p.pid);
+            row["trigger"] = json!(t.reason.slug());
+            row["trigger_description"] = json!(t.describe());
+            row["kind"] = json!(if is_dump { "dump" } else { "ring" });
+            let at = if t.wall_ns > 0 { t.wall_ns } else { start };
+            row["time"] = json!(at.to_string());
+        }
+        Err(e) => row["error"] = json!(e.to_string()),
+    }
+    row
+}
+
+/// The decoded dump `id`, decoding it (off the async threads) if it is not loaded.
+async fn model(state: &Arc<AppState>, id: &str) -> Result<Arc<Model>, ApiError> {
+    let id = file_id(state, id)?;
+    let mut loaded = state.loaded.lock().await;
+    if let Some(pos) = loaded.iter().position(|(i, _)| *i == id) {
+        let entry = loaded.remove(pos);
+        let m = entry.1.clone();
+        loaded.push(entry);
+        return Ok(m);
+    }
+    let file = state
+        .file(id)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no dump {id}")))?;
+    let size = std::fs::metadata(&file.path).map_or(file.size, |m| m.len());
+    if size > state.limits.max_file_bytes {
+        return Err(ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{} is {size} bytes, more than the viewer opens ({} bytes)",
+                file.path.display(),
+                state.limits.max_file_bytes
+            ),
+        ));
+    }
+    let path = file.path.clone();
+    let m = tokio::task::spawn_blocking(move || {
+        // read_image opens the file read-only.
+        flightrec_format::open(&path)
+            .map(|rec| Arc::new(Model::new(rec)))
+            .map_err(|e| format!("{}: {e}", path.display()))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    while loaded.len() >= state.limits.max_loaded.max(1) {
+        loaded.remove(0);
+    }
+    loaded.push((id, m.clone()));
+    Ok(m)
+}
+
+async fn meta(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult {
+    let m = model(&state, &id).await?;
+    let mut v = m.meta();
+    if let Some(f) = state.file(id.parse().unwrap_or(usize::MAX)) {
+        v["file"] = json!(f.path.file_name().map(|n| n.to_string_lossy().into_owned()));
+        v["size"] = json!(f.size);
+    }
+    Ok(Json(v).into_response())
+}
+
+#[derive(Deserialize)]
+struct WindowQuery {
+    start: i64,
+    end: i64,
+    width: u32,
+    #[serde(flatten)]
+    filter: Filter,
+}
+
+/// Longest filter or search text accepted.
+const MAX_TEXT: usize = 1024;
+
+fn check_filter(f: &Filter) -> Result<(), ApiError> {
+    for s in [&f.level, &f.target, &f.text].into_iter().flatten() {
+        if s.len() > MAX_TEXT {
+            return Err(ApiError(StatusCode::BAD_REQUEST, "filter too long".into()));
+        }
+    }
+    Ok(())
+}
+
+async fn window(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    q: Result<Query<WindowQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    check_filter(&q.filter)?;
+    if q.end < q.start {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "end before start".into()));
+    }
+    let m = model(&state, &id).await?;
+    let v = tokio::task::spawn_blocking(move || m.window(q.start, q.end, q.width, &q.filter))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(v).into_response())
+}
+
+async fn record(
+    State(state): State<Arc<AppState>>,
+    Path((id, record)): Path<(String, String)>,
+) -> ApiResult {
+    let n: usize = record
+        .parse()
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "a record id is a number".into()))?;
+    let m = model(&state, &id).await?;
+    let v = m
+        .record(n)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no record {n}")))?;
+    Ok(Json(v).into_response())
+}
+
+async fn span(
+    State(state): State<Arc<AppState>>,
+    Path((id, span)): Path<(String, String)>,
+) -> ApiResult {
+    let s: u64 = span
+        .parse()
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "a span id is a number".into()))?;
+    let m = model(&state, &id).await?;
+    let v = m
+        .span(s)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no span {s}")))?;
+    Ok(Json(v).into_response())
+}
+
+#[derive(Deserialize)]
+struct ObjectQuery {
+    field: String,
+    value: String,
+}
+
+async fn object(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    q: Result<Query<ObjectQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    if q.field.len() > MAX_TEXT || q.value.len() > 64 * 1024 {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "field or value too long".into(),
+        ));
+    }
+    let m = model(&state, &id).await?;
+    let v = tokio::task::spawn_blocking(move || m.object(&q.field, &q.value, 5000))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(v).into_response())
+}
+
+async fn search(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    q: Result<Query<Filter>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(f) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    check_filter(&f)?;
+    let m = model(&state, &id).await?;
+    let v = tokio::task::spawn_blocking(move || m.search(&f, 10_000))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(v).into_response())
+}

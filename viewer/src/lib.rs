@@ -1,0 +1,236 @@
+//! The flightrec timeline viewer: an axum server answering a static page (embedded in the
+//! binary) with just what its current view needs.
+//!
+//! `app(state)` is the whole HTTP surface, so it can be tested with `oneshot`; `serve` binds
+//! it (loopback unless told otherwise) and runs it until interrupted.
+#![forbid(unsafe_code)]
+
+mod api;
+mod assets;
+pub mod model;
+mod security;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use api::app;
+pub use model::Model;
+
+/// What can go wrong starting the viewer.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewerError {
+    #[error("{path}: {source}")]
+    Path {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}: not a dump, ring file or directory")]
+    NotADump(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the server: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Limits on what the server accepts.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Dump or ring files larger than this on disk are not opened.
+    pub max_file_bytes: u64,
+    /// Decoded dumps kept in memory at once.
+    pub max_loaded: usize,
+    /// Longest request URI accepted.
+    pub max_uri_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 2 << 30,
+            max_loaded: 2,
+            max_uri_len: 8192,
+        }
+    }
+}
+
+/// One file the viewer can show.
+#[derive(Debug, Clone)]
+pub struct DumpFile {
+    pub path: PathBuf,
+    pub size: u64,
+    pub modified: std::time::SystemTime,
+}
+
+/// The server's state: the files it may show (found once from the paths it was given, and
+/// again from their directories when the index is asked for) and the decoded ones.
+pub struct AppState {
+    /// Paths as given: files, or directories to look in.
+    roots: Vec<PathBuf>,
+    /// Files found so far. Ids are positions here, and files are only ever appended, so an
+    /// id names the same file for the server's life. Requests name files only by id, never
+    /// by path.
+    files: Mutex<Vec<DumpFile>>,
+    loaded: tokio::sync::Mutex<Vec<(usize, Arc<Model>)>>,
+    /// Host header values accepted (DNS rebinding defence).
+    allowed_hosts: Vec<String>,
+    limits: Limits,
+}
+
+impl AppState {
+    /// State for the given paths (dump files, ring files or directories of them), accepting
+    /// requests whose Host header is one of `allowed_hosts`.
+    pub fn new(
+        roots: Vec<PathBuf>,
+        allowed_hosts: Vec<String>,
+        limits: Limits,
+    ) -> Result<AppState, ViewerError> {
+        for r in &roots {
+            let meta = std::fs::metadata(r).map_err(|source| ViewerError::Path {
+                path: r.display().to_string(),
+                source,
+            })?;
+            if meta.is_file() && !is_dump_name(r) && !looks_like_dump(r) {
+                return Err(ViewerError::NotADump(r.display().to_string()));
+            }
+        }
+        let state = AppState {
+            roots,
+            files: Mutex::new(Vec::new()),
+            loaded: tokio::sync::Mutex::new(Vec::new()),
+            allowed_hosts,
+            limits,
+        };
+        state.rescan();
+        Ok(state)
+    }
+
+    /// Appends files that appeared under the roots since the last scan.
+    fn rescan(&self) {
+        let mut found = Vec::new();
+        for r in &self.roots {
+            if r.is_dir() {
+                if let Ok(entries) = std::fs::read_dir(r) {
+                    found.extend(
+                        entries
+                            .flatten()
+                            .map(|e| e.path())
+                            .filter(|p| is_dump_name(p)),
+                    );
+                }
+            } else {
+                found.push(r.clone());
+            }
+        }
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        for p in found {
+            if files.iter().any(|f| f.path == p) {
+                continue;
+            }
+            if let Ok(m) = std::fs::metadata(&p) {
+                if m.is_file() {
+                    files.push(DumpFile {
+                        path: p,
+                        size: m.len(),
+                        modified: m.modified().unwrap_or(std::time::UNIX_EPOCH),
+                    });
+                }
+            }
+        }
+    }
+
+    fn files(&self) -> Vec<DumpFile> {
+        self.files.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn file(&self, id: usize) -> Option<DumpFile> {
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+}
+
+/// Dumps end in `.flightrec`, ring files in `.flightrec-ring`.
+fn is_dump_name(p: &Path) -> bool {
+    p.extension()
+        .is_some_and(|e| e == "flightrec" || e == "flightrec-ring")
+}
+
+/// A file given by name may have any name; its first bytes say what it is.
+fn looks_like_dump(p: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    std::fs::File::open(p)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && (head == flightrec_format::layout::MAGIC
+            || head[..4] == flightrec_format::layout::ZSTD_MAGIC)
+}
+
+/// How `serve` listens.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub addr: SocketAddr,
+    /// Extra Host header values to accept (names this server is reached by).
+    pub extra_hosts: Vec<String>,
+    pub limits: Limits,
+}
+
+/// The Host header values a server bound to `addr` answers to.
+pub fn hosts_for(addr: SocketAddr) -> Vec<String> {
+    let port = addr.port();
+    let mut v = vec![addr.to_string()];
+    if addr.ip().is_loopback() {
+        v.push(format!("localhost:{port}"));
+        v.push(format!("127.0.0.1:{port}"));
+        v.push(format!("[::1]:{port}"));
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Binds, calls `ready` with the bound address, and serves until Ctrl-C (or until
+/// `stop` resolves).
+pub fn serve(
+    roots: Vec<PathBuf>,
+    config: ServeConfig,
+    ready: impl FnOnce(SocketAddr),
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ViewerError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(ViewerError::Runtime)?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| ViewerError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(ViewerError::Runtime)?;
+        let mut hosts = hosts_for(addr);
+        hosts.extend(config.extra_hosts);
+        let state = Arc::new(AppState::new(roots, hosts, config.limits)?);
+        ready(addr);
+        let shutdown = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = stop => {}
+            }
+        };
+        axum::serve(listener, app(state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ViewerError::Runtime)
+    })
+}

@@ -1,0 +1,677 @@
+//! A decoded recording arranged for the timeline: one lane per thread, each span entry a bar
+//! at its nesting depth, events by time, and the queries the page makes.
+//!
+//! Times in the API are nanoseconds since `origin` (the recording's earliest timestamp), so
+//! they fit a JavaScript number exactly; `origin` itself travels as a string.
+
+use std::collections::HashMap;
+
+use flightrec_format::{Level, Record, RecordKind, Recording, TriggerReason};
+use serde_json::{json, Value as Json};
+
+/// A bar's entry began before the thread's surviving data: its start was overwritten.
+pub const STARTS_BEFORE_DATA: u8 = 1;
+/// Still entered when the data ends.
+pub const OPEN_AT_END: u8 = 2;
+
+/// No record index (a bar whose enter record was overwritten).
+const NO_RECORD: u32 = u32::MAX;
+
+/// One entry of a span on one thread.
+#[derive(Debug, Clone)]
+pub struct Bar {
+    pub begin: i64,
+    pub end: i64,
+    pub span: u64,
+    /// The enter record, or `NO_RECORD`.
+    pub record: u32,
+    pub flags: u8,
+}
+
+/// An entry not yet exited: (span, begin, enter record, flags).
+type OpenEntry = (u64, i64, u32, u8);
+
+/// A thread's lane.
+#[derive(Debug)]
+pub struct Lane {
+    pub thread: u32,
+    pub tid: u64,
+    pub name: String,
+    /// Event and `follows_from` records, by time.
+    pub events: Vec<u32>,
+    /// Bars by nesting depth; within a depth, sorted by begin (and, being disjoint, by end).
+    pub depths: Vec<Vec<Bar>>,
+    /// Where this thread's surviving data starts (relative ns).
+    pub data_start: i64,
+    pub last: i64,
+    /// Records of this thread lost to overwriting (before `data_start`).
+    pub overwritten: u64,
+}
+
+/// What is known of a span.
+#[derive(Debug, Default)]
+pub struct SpanInfo {
+    pub callsite: Option<u32>,
+    /// Creation and later `record`s, merged: (field index, value).
+    pub fields: Vec<flightrec_format::FieldValue>,
+    pub parent: Option<u64>,
+    pub created_on: Option<u32>,
+    /// (lane, depth, index in the depth) of each entry.
+    pub entries: Vec<(usize, usize, usize)>,
+    pub follows: Vec<u64>,
+    pub followed_by: Vec<u64>,
+}
+
+pub struct Model {
+    pub rec: Recording,
+    /// ns since the Unix epoch of relative time 0.
+    pub origin: i64,
+    /// Relative end of the recording (last record or trigger).
+    pub end: i64,
+    pub lanes: Vec<Lane>,
+    pub spans: HashMap<u64, SpanInfo>,
+}
+
+/// Filters the page applies to what it is shown.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct Filter {
+    /// The least severe level shown: trace, debug, info, warn, error.
+    pub level: Option<String>,
+    /// A substring of the target.
+    pub target: Option<String>,
+    /// A substring of an event's message or any field value.
+    pub text: Option<String>,
+}
+
+/// The parsed filter, ready to test records.
+struct Matcher<'a> {
+    min_level: Level,
+    target: Option<&'a str>,
+    text: Option<String>,
+}
+
+fn parse_level(s: &str) -> Option<Level> {
+    Some(match s.to_ascii_lowercase().as_str() {
+        "trace" => Level::Trace,
+        "debug" => Level::Debug,
+        "info" => Level::Info,
+        "warn" => Level::Warn,
+        "error" => Level::Error,
+        _ => return None,
+    })
+}
+
+/// Levels as the page colours them: 1 (TRACE) to 5 (ERROR).
+fn level_num(l: Level) -> u8 {
+    l as u8
+}
+
+impl Model {
+    pub fn new(rec: Recording) -> Model {
+        let first = rec.records.first().map(|r| r.ts);
+        let trig = (rec.trigger.reason != TriggerReason::None && rec.trigger.wall_ns > 0)
+            .then_some(rec.trigger.wall_ns);
+        let origin = match (first, trig) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) => a,
+            (None, Some(b)) => b,
+            (None, None) => rec.start_wall_ns,
+        };
+        let last = rec.records.last().map_or(origin, |r| r.ts);
+        let end = last.max(trig.unwrap_or(last)) - origin;
+        let mut lane_of: HashMap<u32, usize> = HashMap::new();
+        let mut lanes: Vec<Lane> = Vec::new();
+        for t in &rec.threads {
+            if t.records == 0 {
+                continue;
+            }
+            lane_of.insert(t.index, lanes.len());
+            lanes.push(Lane {
+                thread: t.index,
+                tid: t.tid,
+                name: t.name.clone(),
+                events: Vec::new(),
+                depths: Vec::new(),
+                data_start: t.first_ts.map_or(0, |f| f - origin),
+                last: t.last_ts.map_or(0, |l| l - origin),
+                overwritten: t.overwritten,
+            });
+        }
+        let mut spans: HashMap<u64, SpanInfo> = HashMap::new();
+        // Per lane, once it has a record: its open entries.
+        let mut stacks: Vec<Option<Vec<OpenEntry>>> = vec![None; lanes.len()];
+        let push_bar = |lanes: &mut Vec<Lane>, lane: usize, depth: usize, bar: Bar| {
+            let depths = &mut lanes[lane].depths;
+            while depths.len() <= depth {
+                depths.push(Vec::new());
+            }
+            depths[depth].push(bar);
+        };
+        for (i, r) in rec.records.iter().enumerate() {
+            let Some(&lane) = lane_of.get(&r.thread) else {
+                continue;
+            };
+            let t = r.ts - origin;
+            let stack = stacks[lane].get_or_insert_with(|| {
+                initial_stack(r)
+                    .iter()
+                    .map(|&s| (s, t, NO_RECORD, STARTS_BEFORE_DATA))
+                    .collect()
+            });
+            match r.kind {
+                RecordKind::Event | RecordKind::FollowsFrom => lanes[lane].events.push(i as u32),
+                RecordKind::Enter => stack.push((r.span, t, i as u32, 0)),
+                RecordKind::Exit => {
+                    if let Some(pos) = stack.iter().rposition(|e| e.0 == r.span) {
+                        let (span, begin, record, flags) = stack.remove(pos);
+                        push_bar(
+                            &mut lanes,
+                            lane,
+                            pos,
+                            Bar {
+                                begin,
+                                end: t,
+                                span,
+                                record,
+                                flags,
+                            },
+                        );
+                    }
+                }
+                _ => {}
+            }
+            match r.kind {
+                RecordKind::SpanNew => {
+                    let s = spans.entry(r.span).or_default();
+                    s.parent = r.parent;
+                    s.created_on = Some(r.thread);
+                    merge_fields(&mut s.fields, &r.fields);
+                }
+                RecordKind::SpanRecord => {
+                    merge_fields(&mut spans.entry(r.span).or_default().fields, &r.fields)
+                }
+                RecordKind::FollowsFrom => {
+                    if let Some(f) = r.follows {
+                        spans.entry(r.span).or_default().follows.push(f);
+                        spans.entry(f).or_default().followed_by.push(r.span);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (lane, stack) in stacks.into_iter().enumerate() {
+            for (pos, (span, begin, record, flags)) in stack.into_iter().flatten().enumerate() {
+                push_bar(
+                    &mut lanes,
+                    lane,
+                    pos,
+                    Bar {
+                        begin,
+                        end,
+                        span,
+                        record,
+                        flags: flags | OPEN_AT_END,
+                    },
+                );
+            }
+        }
+        // Bars were pushed as they ended; the queries want them by begin.
+        for (li, l) in lanes.iter_mut().enumerate() {
+            for (depth, bars) in l.depths.iter_mut().enumerate() {
+                bars.sort_by_key(|b| b.begin);
+                for (at, b) in bars.iter().enumerate() {
+                    spans
+                        .entry(b.span)
+                        .or_default()
+                        .entries
+                        .push((li, depth, at));
+                }
+            }
+        }
+        for (k, c) in &rec.span_callsites {
+            spans.entry(*k).or_default().callsite = Some(*c);
+        }
+        Model {
+            rec,
+            origin,
+            end,
+            lanes,
+            spans,
+        }
+    }
+
+    fn callsite(&self, id: u32) -> Option<&flightrec_format::Callsite> {
+        self.rec.callsites.get(&id)
+    }
+
+    fn field_name(&self, callsite: Option<u32>, index: u8) -> String {
+        callsite
+            .and_then(|c| self.callsite(c))
+            .and_then(|c| c.fields.get(index as usize))
+            .cloned()
+            .unwrap_or_else(|| format!("field{index}"))
+    }
+
+    fn span_name(&self, span: u64) -> &str {
+        self.spans
+            .get(&span)
+            .and_then(|s| s.callsite)
+            .and_then(|c| self.callsite(c))
+            .map_or("span", |c| c.name.as_str())
+    }
+
+    fn thread_name(&self, index: u32) -> &str {
+        self.rec
+            .threads
+            .iter()
+            .find(|t| t.index == index)
+            .map_or("?", |t| t.name.as_str())
+    }
+
+    /// An event's title: its message, else its callsite's name.
+    pub fn title(&self, r: &Record) -> String {
+        if r.kind == RecordKind::FollowsFrom {
+            return format!(
+                "{} follows {}",
+                self.span_name(r.span),
+                self.span_name(r.follows.unwrap_or(0))
+            );
+        }
+        let cs = self.callsite(r.callsite);
+        for f in &r.fields {
+            if cs
+                .and_then(|c| c.fields.get(f.index as usize))
+                .map(String::as_str)
+                == Some("message")
+            {
+                return f.value.to_text();
+            }
+        }
+        cs.map_or_else(|| "event".into(), |c| c.name.clone())
+    }
+
+    fn matcher<'a>(&self, f: &'a Filter) -> Matcher<'a> {
+        Matcher {
+            min_level: f
+                .level
+                .as_deref()
+                .and_then(parse_level)
+                .unwrap_or(Level::Trace),
+            target: f.target.as_deref().filter(|t| !t.is_empty()),
+            text: f
+                .text
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .map(str::to_lowercase),
+        }
+    }
+
+    fn callsite_passes(&self, m: &Matcher<'_>, callsite: Option<u32>) -> bool {
+        let Some(cs) = callsite.and_then(|c| self.callsite(c)) else {
+            return m.target.is_none();
+        };
+        cs.level >= m.min_level && m.target.is_none_or(|t| cs.target.contains(t))
+    }
+
+    fn record_passes(&self, m: &Matcher<'_>, r: &Record) -> bool {
+        if !self.callsite_passes(m, Some(r.callsite)) {
+            return false;
+        }
+        match &m.text {
+            None => true,
+            Some(text) => {
+                self.title(r).to_lowercase().contains(text)
+                    || r.fields
+                        .iter()
+                        .any(|f| f.value.to_text().to_lowercase().contains(text))
+            }
+        }
+    }
+
+    fn level_of(&self, callsite: Option<u32>) -> u8 {
+        callsite
+            .and_then(|c| self.callsite(c))
+            .map_or(3, |c| level_num(c.level))
+    }
+
+    /// The page's first request: lanes, time range, trigger.
+    pub fn meta(&self) -> Json {
+        let lanes: Vec<Json> = self
+            .lanes
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                json!({
+                    "lane": i, "thread": l.thread, "tid": l.tid, "name": l.name,
+                    "data_start": l.data_start, "last": l.last, "overwritten": l.overwritten,
+                    "depth": l.depths.len(), "events": l.events.len(),
+                })
+            })
+            .collect();
+        let p = &self.rec.process;
+        let t = &self.rec.trigger;
+        let trigger = (t.reason != TriggerReason::None).then(|| {
+            let lane = self.lanes.iter().position(|l| l.tid == t.tid && t.tid != 0);
+            json!({
+                "reason": t.reason.slug(),
+                "description": t.describe(),
+                "message": t.message,
+                "t": if t.wall_ns > 0 { Some(t.wall_ns - self.origin) } else { None },
+                "tid": t.tid,
+                "lane": lane,
+                "thread": lane.map(|l| self.lanes[l].name.clone()),
+                "stuck": self.stuck_lanes(),
+            })
+        });
+        let mut targets: Vec<&str> = self
+            .rec
+            .callsites
+            .values()
+            .map(|c| c.target.as_str())
+            .collect();
+        targets.sort_unstable();
+        targets.dedup();
+        json!({
+            "service": p.service, "pid": p.pid, "host": p.host, "exe": p.exe,
+            "origin": self.origin.to_string(), "end": self.end,
+            "records": self.rec.records.len(),
+            "lanes": lanes, "trigger": trigger, "targets": targets,
+            "damaged": self.rec.damage.is_damaged(),
+        })
+    }
+
+    /// For a stall: each lane whose last record lies well before the trigger, with the spans
+    /// open at its end and how long it had been silent.
+    fn stuck_lanes(&self) -> Vec<Json> {
+        let t = &self.rec.trigger;
+        if t.reason != TriggerReason::Stall || t.wall_ns == 0 {
+            return Vec::new();
+        }
+        let at = t.wall_ns - self.origin;
+        self.lanes
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| at - l.last > 50_000_000)
+            .map(|(i, l)| {
+                let open: Vec<&str> = l
+                    .depths
+                    .iter()
+                    .flat_map(|d| d.last())
+                    .filter(|b| b.flags & OPEN_AT_END != 0)
+                    .map(|b| self.span_name(b.span))
+                    .collect();
+                json!({"lane": i, "name": l.name, "silent_ns": at - l.last, "open_spans": open})
+            })
+            .collect()
+    }
+
+    /// What the view `[start, end]` (relative ns) at `width` pixels needs: bars and events,
+    /// with anything smaller than a pixel merged, and events counted per pixel where there
+    /// are too many to draw one by one.
+    pub fn window(&self, start: i64, end: i64, width: u32, filter: &Filter) -> Json {
+        const MAX_EVENTS_PER_LANE: usize = 3000;
+        let m = self.matcher(filter);
+        let width = width.clamp(1, 10_000) as i64;
+        let end = end.max(start + 1);
+        let px = ((end - start) / width).max(1);
+        let mut out_lanes = Vec::with_capacity(self.lanes.len());
+        for lane in &self.lanes {
+            let mut bars: Vec<Json> = Vec::new();
+            for (depth, list) in lane.depths.iter().enumerate() {
+                let from = list.partition_point(|b| b.end < start);
+                // A run of bars narrower than a pixel becomes one "busy" bar.
+                let mut clump: Option<(i64, i64, u32)> = None;
+                for b in list[from..].iter().take_while(|b| b.begin <= end) {
+                    let cs = self.spans.get(&b.span).and_then(|s| s.callsite);
+                    if !self.callsite_passes(&m, cs) {
+                        continue;
+                    }
+                    if b.end - b.begin < px {
+                        match &mut clump {
+                            Some((_, e, n)) if b.begin - *e < px => {
+                                *e = b.end;
+                                *n += 1;
+                            }
+                            _ => {
+                                if let Some((s, e, n)) = clump.take() {
+                                    bars.push(json!([s, e, depth, n]));
+                                }
+                                clump = Some((b.begin, b.end, 1));
+                            }
+                        }
+                        continue;
+                    }
+                    if let Some((s, e, n)) = clump.take() {
+                        bars.push(json!([s, e, depth, n]));
+                    }
+                    bars.push(json!({
+                        "b": b.begin, "e": b.end, "d": depth, "span": b.span.to_string(),
+                        "name": self.span_name(b.span), "level": self.level_of(cs),
+                        "flags": b.flags,
+                    }));
+                }
+                if let Some((s, e, n)) = clump.take() {
+                    bars.push(json!([s, e, depth, n]));
+                }
+            }
+            let from = lane
+                .events
+                .partition_point(|&i| self.rec.records[i as usize].ts - self.origin < start);
+            let to = lane
+                .events
+                .partition_point(|&i| self.rec.records[i as usize].ts - self.origin <= end);
+            let matching: Vec<u32> = lane.events[from..to]
+                .iter()
+                .copied()
+                .filter(|&i| self.record_passes(&m, &self.rec.records[i as usize]))
+                .collect();
+            let (events, buckets) = if matching.len() <= MAX_EVENTS_PER_LANE {
+                let ev: Vec<Json> = matching
+                    .iter()
+                    .map(|&i| {
+                        let r = &self.rec.records[i as usize];
+                        json!({
+                            "id": i, "t": r.ts - self.origin,
+                            "level": self.level_of(Some(r.callsite)),
+                            "title": self.title(r),
+                        })
+                    })
+                    .collect();
+                (ev, Vec::new())
+            } else {
+                // [pixel start, count, most severe level]
+                let mut b: Vec<(i64, u32, u8)> = Vec::new();
+                for &i in &matching {
+                    let r = &self.rec.records[i as usize];
+                    let t = r.ts - self.origin;
+                    let x = start + (t - start) / px * px;
+                    let level = self.level_of(Some(r.callsite));
+                    match b.last_mut() {
+                        Some(last) if last.0 == x => {
+                            last.1 += 1;
+                            last.2 = last.2.max(level);
+                        }
+                        _ => b.push((x, 1, level)),
+                    }
+                }
+                (
+                    Vec::new(),
+                    b.into_iter().map(|(x, n, l)| json!([x, n, l])).collect(),
+                )
+            };
+            out_lanes.push(json!({
+                "bars": bars, "events": events, "buckets": buckets, "px": px,
+            }));
+        }
+        json!({ "start": start, "end": end, "lanes": out_lanes })
+    }
+
+    /// Everything about one record, for the details panel.
+    pub fn record(&self, id: usize) -> Option<Json> {
+        let r = self.rec.records.get(id)?;
+        let cs = self.callsite(r.callsite);
+        let fields: Vec<Json> = r
+            .fields
+            .iter()
+            .map(|f| {
+                json!({
+                    "name": self.field_name(Some(r.callsite), f.index),
+                    "value": f.value.to_text(), "type": f.value.type_name(),
+                    "truncated": f.truncated,
+                })
+            })
+            .collect();
+        let stack: Vec<Json> = r
+            .spans
+            .iter()
+            .map(|&s| json!({"span": s.to_string(), "name": self.span_name(s)}))
+            .collect();
+        let lane = self.lanes.iter().position(|l| l.thread == r.thread);
+        Some(json!({
+            "id": id, "t": r.ts - self.origin, "ts": r.ts.to_string(),
+            "kind": r.kind.as_str(), "title": self.title(r),
+            "level": cs.map(|c| c.level.as_str()), "target": cs.map(|c| c.target.as_str()),
+            "name": cs.map(|c| c.name.as_str()),
+            "file": cs.and_then(|c| c.file.as_deref()), "line": cs.and_then(|c| c.line),
+            "thread": self.thread_name(r.thread), "lane": lane,
+            "tid": lane.map(|l| self.lanes[l].tid),
+            "fields": fields, "spans": stack, "truncated": r.truncated,
+            "span": (r.span != 0).then(|| r.span.to_string()),
+            "follows": r.follows.map(|f| f.to_string()),
+        }))
+    }
+
+    /// Everything about one span: fields, every entry on every thread, links.
+    pub fn span(&self, span: u64) -> Option<Json> {
+        let s = self.spans.get(&span)?;
+        let cs = s.callsite.and_then(|c| self.callsite(c));
+        let mut entries: Vec<(i64, Json)> = s
+            .entries
+            .iter()
+            .map(|&(lane, depth, at)| {
+                let b = &self.lanes[lane].depths[depth][at];
+                (
+                    b.begin,
+                    json!({
+                        "lane": lane, "thread": self.lanes[lane].name, "b": b.begin, "e": b.end,
+                        "d": depth, "flags": b.flags,
+                        "record": (b.record != NO_RECORD).then_some(b.record),
+                    }),
+                )
+            })
+            .collect();
+        entries.sort_by_key(|e| e.0);
+        let fields: Vec<Json> = s
+            .fields
+            .iter()
+            .map(|f| {
+                json!({
+                    "name": self.field_name(s.callsite, f.index),
+                    "value": f.value.to_text(), "type": f.value.type_name(),
+                })
+            })
+            .collect();
+        let ids = |v: &[u64]| -> Vec<Json> {
+            v.iter()
+                .map(|&id| json!({"span": id.to_string(), "name": self.span_name(id)}))
+                .collect()
+        };
+        Some(json!({
+            "span": span.to_string(), "name": self.span_name(span),
+            "level": cs.map(|c| c.level.as_str()), "target": cs.map(|c| c.target.as_str()),
+            "file": cs.and_then(|c| c.file.as_deref()), "line": cs.and_then(|c| c.line),
+            "fields": fields,
+            "parent": s.parent.map(|p| json!({"span": p.to_string(), "name": self.span_name(p)})),
+            "created_on": s.created_on.map(|t| self.thread_name(t)),
+            "entries": entries.into_iter().map(|e| e.1).collect::<Vec<_>>(),
+            "follows": ids(&s.follows), "followed_by": ids(&s.followed_by),
+        }))
+    }
+
+    /// Every record that carries `field = value`, on any thread, in time order, marking where
+    /// the object passes from one thread to another.
+    pub fn object(&self, field: &str, value: &str, limit: usize) -> Json {
+        let mut out = Vec::new();
+        let mut prev_thread: Option<u32> = None;
+        let mut handovers = 0;
+        let mut total = 0usize;
+        for (i, r) in self.rec.records.iter().enumerate() {
+            let carries = r.fields.iter().any(|f| {
+                f.value.to_text() == value && self.field_name(Some(r.callsite), f.index) == field
+            });
+            if !carries {
+                continue;
+            }
+            total += 1;
+            let handover = prev_thread.is_some_and(|p| p != r.thread);
+            let from = prev_thread
+                .filter(|_| handover)
+                .map(|p| self.thread_name(p));
+            handovers += handover as usize;
+            prev_thread = Some(r.thread);
+            if out.len() < limit {
+                out.push(json!({
+                    "id": i, "t": r.ts - self.origin, "kind": r.kind.as_str(),
+                    "lane": self.lanes.iter().position(|l| l.thread == r.thread),
+                    "thread": self.thread_name(r.thread),
+                    "span": r.spans.last().map(|&s| self.span_name(s)),
+                    "title": self.title(r), "handover": handover, "from": from,
+                }));
+            }
+        }
+        json!({
+            "field": field, "value": value, "records": out, "total": total,
+            "handovers": handovers, "truncated": total > out.len(),
+        })
+    }
+
+    /// Events matching the filter (its text is the search), in time order.
+    pub fn search(&self, filter: &Filter, limit: usize) -> Json {
+        let m = self.matcher(filter);
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        for l in &self.lanes {
+            for &i in &l.events {
+                let r = &self.rec.records[i as usize];
+                if self.record_passes(&m, r) {
+                    total += 1;
+                    out.push((r.ts, i));
+                }
+            }
+        }
+        out.sort_unstable();
+        out.truncate(limit);
+        let hits: Vec<Json> = out
+            .iter()
+            .map(|&(ts, i)| {
+                let r = &self.rec.records[i as usize];
+                json!({
+                    "id": i, "t": ts - self.origin,
+                    "lane": self.lanes.iter().position(|l| l.thread == r.thread),
+                })
+            })
+            .collect();
+        json!({ "hits": hits, "total": total })
+    }
+}
+
+fn merge_fields(
+    into: &mut Vec<flightrec_format::FieldValue>,
+    from: &[flightrec_format::FieldValue],
+) {
+    for v in from {
+        match into.iter_mut().find(|o| o.index == v.index) {
+            Some(o) => *o = v.clone(),
+            None => into.push(v.clone()),
+        }
+    }
+}
+
+/// The spans entered on a thread before its first surviving record, outermost first.
+fn initial_stack(r: &Record) -> &[u64] {
+    let s = &r.spans[..];
+    match r.kind {
+        RecordKind::Enter if s.last() == Some(&r.span) => &s[..s.len() - 1],
+        _ => s,
+    }
+}
