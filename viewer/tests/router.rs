@@ -1,0 +1,367 @@
+//! Every route of `app()`, through `oneshot`: answers, malformed requests, unknown dumps, a
+//! foreign Host header, and path traversal.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use flightrec_viewer::{app, AppState, Limits};
+use http_body_util::BodyExt;
+use serde_json::Value as Json;
+use tower::ServiceExt;
+
+const HOST: &str = "127.0.0.1:4000";
+
+/// A directory holding a hand-built ring file (one thread, two spans, six events) and a
+/// file that only claims to be a dump.
+fn fixture() -> (tempfile::TempDir, Router) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app-1.flightrec-ring"),
+        flightrec_format::testing::sample_image(3),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("junk.flightrec"), b"not a dump").unwrap();
+    let router = router_for(dir.path(), Limits::default());
+    (dir, router)
+}
+
+fn router_for(dir: &Path, limits: Limits) -> Router {
+    let state = AppState::new(vec![dir.to_path_buf()], vec![HOST.into()], limits).unwrap();
+    app(Arc::new(state))
+}
+
+async fn send(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    host: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(h) = host {
+        req = req.header(header::HOST, h);
+    }
+    let resp = router
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, headers, body)
+}
+
+async fn get(router: &Router, uri: &str) -> (StatusCode, Vec<u8>) {
+    let (s, _, b) = send(router, Method::GET, uri, Some(HOST)).await;
+    (s, b)
+}
+
+async fn get_json(router: &Router, uri: &str) -> (StatusCode, Json) {
+    let (s, b) = get(router, uri).await;
+    let j = serde_json::from_slice(&b)
+        .unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {}", String::from_utf8_lossy(&b)));
+    (s, j)
+}
+
+/// The id the index gives the file named `name`.
+async fn id_of(router: &Router, name: &str) -> u64 {
+    let (s, j) = get_json(router, "/api/dumps").await;
+    assert_eq!(s, StatusCode::OK);
+    j["dumps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["file"] == name)
+        .unwrap_or_else(|| panic!("{name} not listed: {j}"))["id"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pages_and_assets_are_served_with_a_strict_content_security_policy() {
+    let (_dir, r) = fixture();
+    for uri in [
+        "/",
+        "/assets/style.css",
+        "/assets/index.js",
+        "/assets/timeline.js",
+    ] {
+        let (s, h, body) = send(&r, Method::GET, uri, Some(HOST)).await;
+        assert_eq!(s, StatusCode::OK, "{uri}");
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert!(!body.is_empty());
+    }
+    let (_, h, body) = send(&r, Method::GET, "/", Some(HOST)).await;
+    assert!(h[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = String::from_utf8(body).unwrap();
+    // No inline script anywhere: every <script> has a src.
+    assert_eq!(
+        html.matches("<script").count(),
+        html.matches("<script src=").count()
+    );
+    let (s, h, _) = send(&r, Method::GET, "/assets/timeline.js", Some(HOST)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(h[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+}
+
+#[tokio::test]
+async fn the_index_lists_every_recording_and_says_which_cannot_be_read() {
+    let (_dir, r) = fixture();
+    let (s, j) = get_json(&r, "/api/dumps").await;
+    assert_eq!(s, StatusCode::OK);
+    let dumps = j["dumps"].as_array().unwrap();
+    assert_eq!(dumps.len(), 2);
+    let ring = dumps
+        .iter()
+        .find(|d| d["file"] == "app-1.flightrec-ring")
+        .unwrap();
+    assert_eq!(ring["service"], "seed");
+    assert_eq!(ring["kind"], "ring");
+    assert!(ring["size"].as_u64().unwrap() > 0);
+    let junk = dumps
+        .iter()
+        .find(|d| d["file"] == "junk.flightrec")
+        .unwrap();
+    assert!(
+        junk["error"].as_str().unwrap().contains("not a flightrec"),
+        "{junk}"
+    );
+}
+
+#[tokio::test]
+async fn meta_window_records_spans_object_and_search_answer_for_a_dump() {
+    let (_dir, r) = fixture();
+    let id = id_of(&r, "app-1.flightrec-ring").await;
+    let (s, page) = get(&r, &format!("/dump/{id}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(String::from_utf8(page).unwrap().contains("timeline.js"));
+
+    let (s, meta) = get_json(&r, &format!("/api/dumps/{id}/meta")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(meta["lanes"].as_array().unwrap().len(), 1);
+    assert_eq!(meta["lanes"][0]["name"], "main");
+    assert_eq!(meta["records"], 12);
+    let end = meta["end"].as_i64().unwrap();
+
+    let (s, w) = get_json(
+        &r,
+        &format!("/api/dumps/{id}/window?start=0&end={end}&width=800"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let lane = &w["lanes"][0];
+    assert_eq!(lane["events"].as_array().unwrap().len(), 6);
+    assert_eq!(lane["bars"].as_array().unwrap().len(), 2, "{lane}");
+    let ev = &lane["events"][0];
+    assert_eq!(ev["title"], "hello");
+
+    // Filters: nothing is WARN or above; the text filter matches nothing but "hello".
+    let (_, w) = get_json(
+        &r,
+        &format!("/api/dumps/{id}/window?start=0&end={end}&width=800&level=warn"),
+    )
+    .await;
+    assert_eq!(w["lanes"][0]["events"].as_array().unwrap().len(), 0);
+    let (_, w) = get_json(
+        &r,
+        &format!("/api/dumps/{id}/window?start=0&end={end}&width=800&text=nope"),
+    )
+    .await;
+    assert_eq!(w["lanes"][0]["events"].as_array().unwrap().len(), 0);
+
+    let rid = ev["id"].as_u64().unwrap();
+    let (s, rec) = get_json(&r, &format!("/api/dumps/{id}/records/{rid}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(rec["thread"], "main");
+    assert_eq!(rec["fields"][1]["name"], "n");
+    assert_eq!(rec["fields"][1]["value"], "0");
+    assert_eq!(rec["fields"][1]["type"], "u64");
+    assert_eq!(rec["spans"][0]["name"], "sp");
+
+    let span = rec["spans"][0]["span"].as_str().unwrap();
+    let (s, sp) = get_json(&r, &format!("/api/dumps/{id}/spans/{span}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(sp["name"], "sp");
+    assert_eq!(sp["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(sp["fields"][0]["name"], "k");
+    assert_eq!(sp["fields"][0]["value"], "-1");
+
+    let (s, o) = get_json(&r, &format!("/api/dumps/{id}/object?field=n&value=0")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(o["total"], 2, "n=0 once per chunk");
+    assert_eq!(o["handovers"], 0, "one thread, no hand-over");
+
+    let (s, found) = get_json(&r, &format!("/api/dumps/{id}/search?text=hello")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(found["total"], 6);
+    let ts: Vec<i64> = found["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["t"].as_i64().unwrap())
+        .collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "hits in time order");
+}
+
+#[tokio::test]
+async fn malformed_requests_and_unknown_things_get_clear_errors() {
+    let (_dir, r) = fixture();
+    let id = id_of(&r, "app-1.flightrec-ring").await;
+    let junk = id_of(&r, "junk.flightrec").await;
+    let cases: Vec<(String, StatusCode)> = vec![
+        ("/nope".into(), StatusCode::NOT_FOUND),
+        ("/assets/missing.js".into(), StatusCode::NOT_FOUND),
+        ("/dump/99".into(), StatusCode::NOT_FOUND),
+        ("/dump/x".into(), StatusCode::BAD_REQUEST),
+        ("/api/dumps/99/meta".into(), StatusCode::NOT_FOUND),
+        ("/api/dumps/-1/meta".into(), StatusCode::BAD_REQUEST),
+        (
+            format!("/api/dumps/{junk}/meta"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (format!("/api/dumps/{id}/window"), StatusCode::BAD_REQUEST),
+        (
+            format!("/api/dumps/{id}/window?start=a&end=2&width=3"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/api/dumps/{id}/window?start=5&end=2&width=3"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/api/dumps/{id}/records/99999"),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!("/api/dumps/{id}/records/x"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (format!("/api/dumps/{id}/spans/1"), StatusCode::NOT_FOUND),
+        (format!("/api/dumps/{id}/spans/x"), StatusCode::BAD_REQUEST),
+        (
+            format!("/api/dumps/{id}/object?field=n"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/api/dumps/{id}/search?text={}", "a".repeat(2000)),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (uri, want) in cases {
+        let (s, body) = get(&r, &uri).await;
+        assert_eq!(s, want, "{uri}: {}", String::from_utf8_lossy(&body));
+        if uri.starts_with("/api/") {
+            let j: Json = serde_json::from_slice(&body).unwrap();
+            assert!(
+                j["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{uri}: {j}"
+            );
+        }
+    }
+    let (s, _, _) = send(&r, Method::POST, "/api/dumps", Some(HOST)).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    let long = format!("/api/dumps/{id}/search?text={}", "a".repeat(10_000));
+    let (s, _) = get(&r, &long).await;
+    assert_eq!(s, StatusCode::URI_TOO_LONG);
+}
+
+#[tokio::test]
+async fn a_foreign_or_missing_host_header_is_refused_on_every_route() {
+    let (_dir, r) = fixture();
+    let id = id_of(&r, "app-1.flightrec-ring").await;
+    let routes = [
+        "/".to_string(),
+        format!("/dump/{id}"),
+        "/assets/timeline.js".into(),
+        "/api/dumps".into(),
+        format!("/api/dumps/{id}/meta"),
+        format!("/api/dumps/{id}/window?start=0&end=10&width=10"),
+        format!("/api/dumps/{id}/records/0"),
+        format!("/api/dumps/{id}/spans/1024"),
+        format!("/api/dumps/{id}/object?field=n&value=0"),
+        format!("/api/dumps/{id}/search?text=hello"),
+    ];
+    for uri in &routes {
+        for host in [
+            Some("evil.example:4000"),
+            Some("127.0.0.1:4001"),
+            Some("localhost"),
+            None,
+        ] {
+            let (s, _, body) = send(&r, Method::GET, uri, host).await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{uri} with Host {host:?}");
+            assert!(String::from_utf8_lossy(&body).contains("Host"));
+        }
+        let (s, _, _) = send(&r, Method::GET, uri, Some(HOST)).await;
+        assert_eq!(s, StatusCode::OK, "{uri} with our own Host");
+    }
+}
+
+#[tokio::test]
+async fn path_traversal_never_reaches_the_file_system() {
+    let (dir, r) = fixture();
+    std::fs::write(dir.path().join("secret.txt"), b"secret").unwrap();
+    for uri in [
+        "/assets/../../Cargo.toml",
+        "/assets/..%2f..%2fCargo.toml",
+        "/assets/%2e%2e%2fsecret.txt",
+        "/assets/..",
+        "/dump/..%2fsecret.txt",
+        "/dump/../../etc/passwd",
+        "/api/dumps/..%2f..%2fetc%2fpasswd/meta",
+        "/api/dumps/%2e%2e/meta",
+        "/api/dumps/0/records/..%2f1",
+        "/secret.txt",
+        "/../secret.txt",
+    ] {
+        let (s, body) = get(&r, uri).await;
+        assert!(
+            s == StatusCode::NOT_FOUND || s == StatusCode::BAD_REQUEST,
+            "{uri}: {s}"
+        );
+        assert!(!String::from_utf8_lossy(&body).contains("secret"), "{uri}");
+        assert!(
+            !String::from_utf8_lossy(&body).contains("[workspace]"),
+            "{uri}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_dump_larger_than_the_limit_is_not_opened() {
+    let (dir, _) = fixture();
+    let r = router_for(
+        dir.path(),
+        Limits {
+            max_file_bytes: 100,
+            ..Limits::default()
+        },
+    );
+    let id = id_of(&r, "app-1.flightrec-ring").await;
+    let (s, j) = get_json(&r, &format!("/api/dumps/{id}/meta")).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(j["error"]
+        .as_str()
+        .unwrap()
+        .contains("more than the viewer opens"));
+}
