@@ -14,3 +14,4 @@ mod layer;
 mod no_syscalls;
 mod stalls;
 mod triggers;
+mod viewer;

@@ -1,0 +1,233 @@
+//! The viewer in a real browser: headless Debian chromium driven by playwright-core
+//! (`tests/browser/timeline.mjs`) against `flightrec view`, on dumps recorded here.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value as Json;
+use tracing::dispatcher::with_default;
+
+use crate::helpers::*;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Screenshots and timings land here (CI keeps them as artifacts).
+fn artifacts() -> PathBuf {
+    repo().join("target/test-artifacts")
+}
+
+/// Whether node, playwright-core (npm, in tests/browser) and chromium are here. Required
+/// when FLIGHTREC_REQUIRE_BROWSER is set (`scripts/test.sh` installs them and sets it);
+/// otherwise a missing browser skips the test, saying so.
+fn browser_available() -> bool {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let ok = Path::new(&chromium).exists()
+        && repo()
+            .join("tests/browser/node_modules/playwright-core")
+            .exists()
+        && Command::new("node").arg("--version").output().is_ok();
+    if !ok {
+        if std::env::var_os("FLIGHTREC_REQUIRE_BROWSER").is_some() {
+            panic!("no browser: scripts/test.sh installs chromium and playwright-core");
+        }
+        eprintln!("skipped: no chromium or playwright-core (scripts/test.sh installs them)");
+    }
+    ok
+}
+
+/// Runs the browser script and returns what it saw; fails on any page error.
+fn drive(mode: &str, dump: &Path, opts: Json) -> Json {
+    let out = Command::new("node")
+        .arg(repo().join("tests/browser/timeline.mjs"))
+        .arg(mode)
+        .arg(flightrec_bin())
+        .arg(dump)
+        .arg(artifacts())
+        .arg(opts.to_string())
+        .output()
+        .expect("running node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let r: Json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "browser script said no JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        r.get("failure").is_none(),
+        "in the browser: {}",
+        r["failure"]
+    );
+    assert_eq!(r["errors"], serde_json::json!([]), "page errors");
+    assert_eq!(r["cspViolations"], serde_json::json!([]), "CSP violations");
+    assert_eq!(r["dialogs"], serde_json::json!([]), "dialogs opened");
+    assert!(Path::new(r["screenshot"].as_str().unwrap()).exists());
+    r
+}
+
+#[test]
+fn the_timeline_shows_one_lane_per_thread_and_follows_an_object_across_threads() {
+    if !browser_available() {
+        return;
+    }
+    let dir = scratch();
+    let rec = recorder(dir.path(), "interleave", 8 << 20);
+    on_threads(&dispatch(&rec), 4, "worker-", |t| {
+        for i in 0..40u64 {
+            let _req = tracing::info_span!("request", n = i).entered();
+            // Five connections shared by four threads: each is used by several of them.
+            tracing::info!(conn = (i + t as u64) % 5, t = t as u64, "use conn");
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    });
+    let dump = rec.snapshot().unwrap();
+    let records = cat_json(&dump);
+
+    let r = drive(
+        "interleave",
+        &dump,
+        serde_json::json!({"clickTitle": "use conn", "field": "conn"}),
+    );
+    assert_eq!(r["lanes"], 4, "one lane per thread");
+    let names: HashSet<&str> = r["laneNames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        HashSet::from(["worker-0", "worker-1", "worker-2", "worker-3"])
+    );
+
+    // The clicked event's fields, as the details panel shows them. Record ids are positions
+    // in the dump's time order, the same order `cat --json` prints.
+    let clicked = &records[r["clicked"].as_u64().unwrap() as usize];
+    assert_eq!(r["detailsTitle"], "use conn");
+    assert_eq!(r["fields"]["message"], "use conn");
+    assert_eq!(r["fields"]["conn"], clicked["fields"]["conn"].to_string());
+    assert_eq!(r["fields"]["t"], clicked["fields"]["t"].to_string());
+
+    // Clicking conn's value highlights exactly the records that carry it, across threads.
+    let conn = &clicked["fields"]["conn"];
+    let carrying: Vec<usize> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| &x["fields"]["conn"] == conn)
+        .map(|(i, _)| i)
+        .collect();
+    let highlighted: Vec<usize> = r["highlighted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(highlighted, carrying);
+    let threads: Vec<&str> = carrying
+        .iter()
+        .map(|&i| records[i]["thread"].as_str().unwrap())
+        .collect();
+    assert!(
+        threads.iter().collect::<HashSet<_>>().len() >= 2,
+        "used on several threads"
+    );
+    let handovers = threads.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(handovers > 0);
+    assert_eq!(r["objectRows"], carrying.len());
+    assert_eq!(
+        r["handoverRows"], handovers,
+        "the list marks every hand-over"
+    );
+}
+
+#[test]
+fn html_and_script_in_a_dump_are_shown_as_text_and_never_run() {
+    if !browser_available() {
+        return;
+    }
+    let dir = scratch();
+    let rec = recorder(dir.path(), "xss", 4 << 20);
+    let d = dispatch(&rec);
+    std::thread::Builder::new()
+        .name("<img src=x onerror=window.__xss=1>".into())
+        .spawn(move || {
+            with_default(&d, || {
+                let _s = tracing::info_span!(
+                    "<script>window.__xss=2</script>",
+                    "<b onclick=x>" = "<svg onload=window.__xss=3>"
+                )
+                .entered();
+                tracing::event!(
+                    target: "<iframe src=javascript:window.__xss=4>",
+                    tracing::Level::WARN,
+                    { "<img src=y onerror=window.__xss=5>" = "<script>window.__xss=6</script>" },
+                    "<img src=z onerror=window.__xss=7>"
+                );
+            })
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let dump = rec.snapshot().unwrap();
+    let r = drive(
+        "xss",
+        &dump,
+        serde_json::json!({
+            "clickTitle": "<img src=z onerror=window.__xss=7>",
+            "field": "<img src=y onerror=window.__xss=5>",
+        }),
+    );
+    assert_eq!(r["injected"], 0, "no element came from a dump string");
+    assert_eq!(r["xssFlag"], Json::Null, "no script ran");
+    let text = r["bodyText"].as_str().unwrap();
+    for payload in [
+        "<img src=x onerror=window.__xss=1>",
+        "<img src=z onerror=window.__xss=7>",
+        "<iframe src=javascript:window.__xss=4>",
+        "<script>window.__xss=6</script>",
+        "<script>window.__xss=2</script>",
+    ] {
+        assert!(text.contains(payload), "{payload} is not shown as text");
+    }
+}
+
+#[test]
+fn a_million_record_dump_opens_and_zooms_and_pans_in_the_browser() {
+    if !browser_available() {
+        return;
+    }
+    let dir = scratch();
+    let rec = recorder(dir.path(), "million", 256 << 20);
+    // 4 threads × 50 000 requests × 5 records (new, enter, event, exit, close).
+    on_threads(&dispatch(&rec), 4, "w", |t| {
+        for i in 0..50_000u64 {
+            let _s = tracing::info_span!("request", id = i).entered();
+            tracing::info!(conn = i % 64, t = t as u64, "handled");
+        }
+    });
+    let dump = rec.snapshot().unwrap();
+    let r = drive("scale", &dump, serde_json::json!({}));
+    assert_eq!(r["records"], 1_000_000);
+    assert_eq!(r["lanes"], 4);
+    let report = serde_json::json!({
+        "records": r["records"], "first_render_ms": r["firstRenderMs"],
+        "zoom_ms": r["zoomMs"], "pan_ms": r["panMs"], "zoom_out_ms": r["zoomOutMs"],
+        "items_drawn": r["drawnItems"],
+    });
+    eprintln!("viewer at a million records: {report}");
+    std::fs::write(artifacts().join("viewer-scale.json"), report.to_string()).unwrap();
+    // Generous bounds for a debug build on a loaded 2-core machine; the measured numbers
+    // are the report above.
+    assert!(r["firstRenderMs"].as_u64().unwrap() < 20_000);
+    for ms in r["zoomMs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(r["panMs"].as_array().unwrap())
+    {
+        assert!(ms.as_u64().unwrap() < 5_000, "zoom/pan took {ms} ms");
+    }
+}
