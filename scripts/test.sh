@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it. Installs what it needs: the nightly toolchain's Miri,
-# and a Python with Perfetto's generated protobuf classes (PyPI) under target/test-tools.
+# a Python with Perfetto's generated protobuf classes (PyPI) under target/test-tools, and
+# Debian's chromium with playwright-core (npm) for the viewer's browser tests.
 #
 #   scripts/test.sh            formatting, lints, docs, unit + end-to-end tests, loom, Miri
 #   scripts/test.sh --stress   the same, then 2000 SIGKILL runs and 5 minutes of fuzzing
@@ -28,6 +29,17 @@ if ! "$py/bin/python" -c 'import perfetto.protos.perfetto.trace.perfetto_trace_p
     "$py/bin/pip" install --quiet --disable-pip-version-check 'perfetto==0.59.1' 'protobuf>=5'
 fi
 export FLIGHTREC_PYTHON="$PWD/$py/bin/python" FLIGHTREC_REQUIRE_PERFETTO_PY=1
+
+step "test tools: Debian's chromium and playwright-core, for the viewer's browser tests"
+if ! command -v chromium >/dev/null; then
+    sudo=""
+    [[ $(id -u) -ne 0 ]] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+# playwright-core drives the system chromium; it never downloads a browser of its own.
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+export FLIGHTREC_REQUIRE_BROWSER=1
 
 step "unit and end-to-end tests"
 cargo test --workspace

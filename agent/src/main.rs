@@ -104,15 +104,22 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Record a small multi-threaded workload, dump it and show the dump.
+    /// Run a small service with a race in it until the race bites, then show the dump in
+    /// the timeline viewer.
     Demo {
         /// Where the ring and the dump go (default: a fresh directory under the system
         /// temp directory).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// How many records of the dump's tail to print.
-        #[arg(long, default_value_t = 25)]
-        tail: usize,
+        /// Print the dump and the interleaving, but do not start the viewer.
+        #[arg(long)]
+        no_view: bool,
+        /// Open a browser on the viewer.
+        #[arg(long)]
+        open: bool,
+        /// The viewer's port (default: a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
     },
 }
 
@@ -141,7 +148,20 @@ fn main() -> ExitCode {
             allow_hosts,
             open,
         } => view::run(paths, addr, port, allow_hosts, open, &mut out),
-        Command::Demo { dir, tail } => demo::run(dir, tail, &mut out),
+        Command::Demo {
+            dir,
+            no_view,
+            open,
+            port,
+        } => demo::run(
+            demo::DemoOptions {
+                dir,
+                view: !no_view,
+                open,
+                port,
+            },
+            &mut out,
+        ),
         Command::Snapshot {
             pid,
             signal,

@@ -20,19 +20,22 @@ pub fn run(
         port,
         extra_hosts,
         open,
+        "",
         out,
         std::future::pending(),
     )
 }
 
 /// Serves `paths` until Ctrl-C or `stop`, printing the URL (of the one dump, when one file
-/// was given) once listening.
+/// was given, with `query` appended) once listening.
+#[allow(clippy::too_many_arguments)]
 pub fn serve(
     paths: Vec<PathBuf>,
     addr: IpAddr,
     port: u16,
     extra_hosts: Vec<String>,
     open: bool,
+    query: &str,
     out: &mut impl Write,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -59,7 +62,7 @@ pub fn serve(
                 bound.to_string()
             };
             let url = if single {
-                format!("http://{host}/dump/0")
+                format!("http://{host}/dump/0{query}")
             } else {
                 format!("http://{host}/")
             };

@@ -552,7 +552,7 @@ async function selectObject(field, value) {
   const threads = new Set(o.records.map((r) => r.thread));
   document.getElementById("object-title").textContent =
     `${field} = ${value}: ${o.total} records on ${threads.size} thread(s), ${o.handovers} hand-over(s)` +
-    (o.truncated ? " (list truncated)" : "");
+    (o.truncated ? ` (the newest ${o.records.length} listed)` : "");
   const body = document.querySelector("#object-list tbody");
   body.replaceChildren();
   for (const r of o.records) {
@@ -724,6 +724,15 @@ async function main() {
   window.addEventListener("resize", () => { layout(); draw(); requestWindow(); });
   const params = new URLSearchParams(location.search);
   setView(0, Math.max(1, meta.end));
+  // ?focus=trigger: the last millisecond before the trigger, where the culprit usually is.
+  if (params.get("focus") === "trigger" && meta.trigger && meta.trigger.t != null) {
+    setView(meta.trigger.t - 1e6, meta.trigger.t + 1e5);
+  }
+  // ?from=&to= (ns since the Unix epoch): open on that stretch of time.
+  const digits = /^\d+$/;
+  if (digits.test(params.get("from") || "") && digits.test(params.get("to") || "")) {
+    setView(Number(BigInt(params.get("from")) - state.origin), Number(BigInt(params.get("to")) - state.origin));
+  }
   if (params.has("field") && params.has("value")) selectObject(params.get("field"), params.get("value"));
 }
 

@@ -589,9 +589,10 @@ impl Model {
     }
 
     /// Every record that carries `field = value`, on any thread, in time order, marking where
-    /// the object passes from one thread to another.
+    /// the object passes from one thread to another. Beyond `limit`, the newest are kept:
+    /// in a flight recording the end is where the trouble is.
     pub fn object(&self, field: &str, value: &str, limit: usize) -> Json {
-        let mut out = Vec::new();
+        let mut out = std::collections::VecDeque::new();
         let mut prev_thread: Option<u32> = None;
         let mut handovers = 0;
         let mut total = 0usize;
@@ -609,8 +610,11 @@ impl Model {
                 .map(|p| self.thread_name(p));
             handovers += handover as usize;
             prev_thread = Some(r.thread);
-            if out.len() < limit {
-                out.push(json!({
+            if out.len() == limit.max(1) {
+                out.pop_front();
+            }
+            {
+                out.push_back(json!({
                     "id": i, "t": r.ts - self.origin, "kind": r.kind.as_str(),
                     "lane": self.lanes.iter().position(|l| l.thread == r.thread),
                     "thread": self.thread_name(r.thread),

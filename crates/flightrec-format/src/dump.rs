@@ -34,7 +34,11 @@ pub fn write(
         zstd::bulk::compress(image, 3).map_err(|e| DumpError::Compress(e.to_string()))?;
     let stamp = compact_utc(SystemTime::now());
     let stem = format!("{}-{}-{}-{}", sanitize(service), pid, stamp, reason.slug());
-    let tmp = dir.join(format!(".{stem}.{}.tmp", std::process::id()));
+    // Unique per call, not just per process: two threads that panic in the same millisecond
+    // each write their own dump, and neither may clobber or remove the other's file.
+    static NEXT_TMP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT_TMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{stem}.{}.{n}.tmp", std::process::id()));
     let write_err = |source| DumpError::Write {
         path: tmp.clone(),
         source,
@@ -210,6 +214,48 @@ pub fn prune(dir: &Path, service: &str, keep: usize, max_bytes: u64) -> Vec<Path
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the demo: two threads panicking at once both lost their dump, because their
+    /// temporary files had the same name.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn simultaneous_dumps_in_one_process_all_land_under_distinct_names() {
+        let dir = std::env::temp_dir().join(format!("flightrec-simul-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let image = crate::testing::sample_image(3);
+        let barrier = std::sync::Barrier::new(8);
+        let paths: Vec<PathBuf> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        write(&dir, "simul", 1, TriggerReason::Panic, &image)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().expect("every dump is written"))
+                .collect()
+        });
+        let distinct: std::collections::HashSet<_> = paths.iter().collect();
+        assert_eq!(distinct.len(), 8);
+        for p in &paths {
+            assert_eq!(crate::read_image(p).unwrap(), image);
+        }
+        let leftovers = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".tmp")
+            })
+            .count();
+        assert_eq!(leftovers, 0, "no temporary file left behind");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     // Files and zstd's C code: nothing for Miri to check, and its isolation refuses both.
     #[test]
