@@ -109,7 +109,10 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
         std::net::Ipv4Addr::LOCALHOST.into(),
         opts.port,
         Vec::new(),
-        opts.open,
+        // Where there is a desktop, the demo opens the browser itself.
+        opts.open
+            || std::env::var_os("DISPLAY").is_some()
+            || std::env::var_os("WAYLAND_DISPLAY").is_some(),
         &query,
         out,
         std::future::pending(),
@@ -147,13 +150,13 @@ fn shop() -> Outcome {
                     generation += 1;
                     let _s = info_span!("refresh", generation).entered();
                     // The bug: clearing and refilling are two critical sections, not one.
-                    let removed = {
+                    {
                         let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
-                        let n = c.len();
+                        // Every access is logged inside its critical section, so the
+                        // records' order is the order the lock was taken in.
+                        warn!(cache = %addr, removed = c.len(), "cache cleared for refresh");
                         c.clear();
-                        n
-                    };
-                    warn!(cache = %addr, removed, "cache cleared for refresh");
+                    }
                     std::thread::sleep(Duration::from_micros(300));
                     refill(&cache, &addr, generation);
                 }
@@ -206,7 +209,6 @@ fn refill(cache: &Cache, addr: &str, generation: u64) {
     for sku in 0..SKUS {
         c.insert(sku, 100 + (sku * 37 + generation) % 900);
     }
-    drop(c);
     info!(cache = %addr, generation, skus = SKUS, "cache refilled");
 }
 
@@ -214,31 +216,27 @@ fn price_order(cache: &Cache, addr: &str, order: u64, worker: usize, stop: &Atom
     let sku = order * 7 % SKUS;
     let _s = info_span!("order", order, worker).entered();
     // Check...
-    let cached = cache
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains_key(&sku);
-    if !cached {
-        debug!(cache = %addr, sku, "cache miss, pricing from the catalogue");
-        return;
+    {
+        let c = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if !c.contains_key(&sku) {
+            debug!(cache = %addr, sku, "cache miss, pricing from the catalogue");
+            return;
+        }
+        debug!(cache = %addr, sku, "cache hit");
     }
-    debug!(cache = %addr, sku, "cache hit");
     // ...then act, with the lock let go in between: the race.
     let _p = info_span!("apply_discount", sku).entered();
     for _ in 0..200 {
         std::hint::spin_loop();
     }
-    let price = cache
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&sku)
-        .copied();
-    match price {
-        Some(p) => debug!(cache = %addr, sku, price = p, "priced"),
+    let c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    match c.get(&sku) {
+        Some(&price) => debug!(cache = %addr, sku, price, "priced"),
         None => {
             // Stop the others first, so the first panic is the one that is dumped and shown.
             stop.store(true, Ordering::Relaxed);
             error!(cache = %addr, sku, "price vanished between the check and the read");
+            drop(c);
             panic!("price of sku {sku} vanished from the cache between the check and the read");
         }
     }

@@ -4,7 +4,8 @@
 //   node timeline.mjs MODE FLIGHTREC_BIN DUMP ARTIFACT_DIR [options as JSON]
 //
 // MODE: "interleave" (lanes, click an event, click a field value), "xss" (hostile strings
-// stay text), "scale" (time to first render, a zoom and a pan).
+// stay text), "scale" (time to first render, a zoom and a pan), "demo" (`flightrec demo`
+// opens the viewer on its race; DUMP is then the demo's directory).
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -16,7 +17,9 @@ mkdirSync(artifacts, { recursive: true });
 
 function startViewer() {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, ["view", dump], { stdio: ["ignore", "pipe", "pipe"] });
+    // In "demo" mode DUMP is the demo's directory and the demo starts the viewer itself.
+    const args = mode === "demo" ? ["demo", "--dir", dump] : ["view", dump];
+    const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => {
@@ -98,6 +101,20 @@ try {
       result.xssFlag = await page.evaluate(() => window.__xss === undefined ? null : String(window.__xss));
       result.bodyText = await page.evaluate(() => document.body.innerText);
     }
+  }
+
+  if (mode === "demo") {
+    await page.waitForFunction(() => window.flightrecView.state.object);
+    await settle();
+    result.objectTitle = await page.locator("#object-title").textContent();
+    result.handoverRows = await page.locator("#object-list tbody tr.handover").count();
+    // The selected object's records inside the view the page opened on, by lane.
+    result.visible = await page.evaluate(() => {
+      const s = window.flightrecView.state;
+      return s.object.records
+        .filter((r) => r.t >= s.view.start && r.t <= s.view.end)
+        .map((r) => ({ lane: s.meta.lanes[r.lane].name, title: r.title }));
+    });
   }
 
   if (mode === "scale") {

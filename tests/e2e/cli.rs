@@ -147,3 +147,43 @@ fn info_reports_process_and_threads() {
     assert!(info["exe"].as_str().unwrap().contains("e2e"));
     assert_eq!(info["threads"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn the_demo_runs_its_race_until_it_bites_and_shows_the_interleaving() {
+    let dir = scratch();
+    let out = flightrec(&["demo", "--no-view", "--dir", dir.path().to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("The race bit."), "{text}");
+    let guilty = &text[text
+        .find("The guilty interleaving")
+        .expect("an interleaving")..];
+    let lines: Vec<&str> = guilty
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(lines.first().unwrap().contains("cache hit"), "{guilty}");
+    assert!(lines.last().unwrap().contains("price vanished"), "{guilty}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("refresher") && l.contains("cleared")),
+        "the refresher's clear sits between the hit and the read: {guilty}"
+    );
+    let dumps: Vec<_> = dumps_in(dir.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with("-panic.flightrec"))
+        .collect();
+    assert!(!dumps.is_empty());
+    let info = info_json(&dumps[0]);
+    assert_eq!(info["trigger"]["reason"], "panic");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("panicked at"),
+        "no raw panic message"
+    );
+}

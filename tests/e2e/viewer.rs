@@ -231,3 +231,39 @@ fn a_million_record_dump_opens_and_zooms_and_pans_in_the_browser() {
         assert!(ms.as_u64().unwrap() < 5_000, "zoom/pan took {ms} ms");
     }
 }
+
+#[test]
+fn the_demo_opens_the_viewer_on_its_race_with_both_threads_in_view() {
+    if !browser_available() {
+        return;
+    }
+    let dir = scratch();
+    let r = drive("demo", dir.path(), serde_json::json!({}));
+    assert!(
+        r["url"].as_str().unwrap().contains("field=cache"),
+        "{}",
+        r["url"]
+    );
+    assert!(
+        r["banner"].as_str().unwrap().contains("panicked"),
+        "{}",
+        r["banner"]
+    );
+    let visible = r["visible"].as_array().unwrap();
+    let lanes: HashSet<&str> = visible
+        .iter()
+        .map(|v| v["lane"].as_str().unwrap())
+        .collect();
+    assert!(
+        lanes.contains("refresher"),
+        "the refresher's clear is in view: {visible:?}"
+    );
+    assert!(
+        lanes.iter().any(|l| l.starts_with("worker-")),
+        "the worker's hit and failed read are in view: {visible:?}"
+    );
+    assert!(visible
+        .iter()
+        .any(|v| v["title"].as_str().unwrap().starts_with("price vanished")));
+    assert!(r["handoverRows"].as_u64().unwrap() > 0);
+}
