@@ -32,6 +32,7 @@ function startViewer() {
   });
 }
 
+const launched = Date.now();
 const { child, url } = await startViewer();
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -56,6 +57,8 @@ try {
   await page.waitForFunction(() => window.flightrecView && window.flightrecView.state.meta);
   await page.evaluate(() => window.flightrecView.settled());
   result.firstRenderMs = Date.now() - t0;
+  // From starting `flightrec view` (which decodes while the browser starts) to drawn.
+  result.sinceLaunchMs = Date.now() - launched;
   result.lanes = await page.locator(".lane-label").count();
   result.laneNames = await page.locator(".lane-label").evaluateAll((ls) => ls.map((l) => l.firstChild.textContent.trim()));
   result.banner = await page.locator("#banner").textContent();

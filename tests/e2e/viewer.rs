@@ -214,6 +214,7 @@ fn a_million_record_dump_opens_and_zooms_and_pans_in_the_browser() {
     assert_eq!(r["lanes"], 4);
     let report = serde_json::json!({
         "records": r["records"], "first_render_ms": r["firstRenderMs"],
+        "since_viewer_launch_ms": r["sinceLaunchMs"],
         "zoom_ms": r["zoomMs"], "pan_ms": r["panMs"], "zoom_out_ms": r["zoomOutMs"],
         "items_drawn": r["drawnItems"],
     });

@@ -133,6 +133,12 @@ fn summary(state: &AppState, id: usize, f: &crate::DumpFile) -> serde_json::Valu
     row
 }
 
+/// Decodes dump `id` ahead of the first request for it (the single dump `flightrec view`
+/// was given), so the page finds it ready.
+pub(crate) async fn preload(state: Arc<AppState>, id: usize) {
+    let _ = model(&state, &id.to_string()).await;
+}
+
 /// The decoded dump `id`, decoding it (off the async threads) if it is not loaded.
 async fn model(state: &Arc<AppState>, id: &str) -> Result<Arc<Model>, ApiError> {
     let id = file_id(state, id)?;

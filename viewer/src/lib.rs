@@ -221,6 +221,9 @@ pub fn serve(
         let mut hosts = hosts_for(addr);
         hosts.extend(config.extra_hosts);
         let state = Arc::new(AppState::new(roots, hosts, config.limits)?);
+        if state.files().len() == 1 {
+            tokio::spawn(api::preload(state.clone(), 0));
+        }
         ready(addr);
         let shutdown = async move {
             tokio::select! {
