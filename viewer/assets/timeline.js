@@ -348,16 +348,27 @@ function drawObject() {
   }
 }
 
+function entryY(e) {
+  const [y] = state.lanesY[e.lane];
+  return y + LANE_PAD + EVENT_ROW + e.d * DEPTH_H + DEPTH_H / 2;
+}
+
 function drawFollow() {
   const f = state.follow;
   if (!f) return;
   let prev = null;
   for (const e of f.entries) {
-    const [y] = state.lanesY[e.lane];
-    const by = y + LANE_PAD + EVENT_ROW + e.d * DEPTH_H + DEPTH_H / 2;
+    const by = entryY(e);
     const x0 = xOf(e.b);
     if (prev) arrow(prev[0], prev[1], x0, by, prev[2] !== e.lane ? "#e85d04" : "#1d2330");
     prev = [xOf(e.e), by, e.lane];
+  }
+  // follows_from: from the cause's first entry to the effect's first entry.
+  for (const l of f.linked || []) {
+    const [cause, effect] = l.dir === "follows" ? [l.span, f] : [f, l.span];
+    const a = cause.entries[0];
+    const b = effect.entries[0];
+    if (a && b) arrow(xOf(a.e), entryY(a), xOf(b.b), entryY(b), "#2f6fde");
   }
 }
 
@@ -539,7 +550,14 @@ async function showSpan(span, follow) {
     showSpan(s.span, !!state.follow);
   });
   panel.append(el("br"), b);
-  if (follow) state.follow = s;
+  if (follow) {
+    state.follow = s;
+    // The spans this one follows from, or that follow from it, for their arrows.
+    const links = [...s.follows.map((l) => ["follows", l]), ...s.followed_by.map((l) => ["followed_by", l])];
+    s.linked = await Promise.all(links.slice(0, 16).map(async ([dir, l]) => ({
+      dir, span: await (await fetch(api("/spans/" + l.span))).json(),
+    })));
+  }
   draw();
   return s;
 }
