@@ -42,7 +42,8 @@ pub fn serve(
     if !addr.is_loopback() {
         eprintln!(
             "flightrec: warning: listening on {addr}: anyone who can reach this machine can read \
-             these recordings"
+             these recordings. Requests must name this server in their Host header: add the \
+             names it is reached by with --allow-host NAME:PORT"
         );
     }
     let single = paths.len() == 1 && paths[0].is_file();

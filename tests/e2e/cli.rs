@@ -187,3 +187,26 @@ fn the_demo_runs_its_race_until_it_bites_and_shows_the_interleaving() {
         "no raw panic message"
     );
 }
+
+#[test]
+fn view_refuses_missing_files_non_dumps_and_taken_ports_with_one_line() {
+    let dir = scratch();
+    let not_a_dump = dir.path().join("notes.txt");
+    std::fs::write(&not_a_dump, "just text").unwrap();
+    let missing = dir.path().join("missing.flightrec");
+    assert_clear_failure(&["view", missing.to_str().unwrap()], "No such file");
+    assert_clear_failure(&["view", not_a_dump.to_str().unwrap()], "not a dump");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    assert_clear_failure(
+        &["view", dir.path().to_str().unwrap(), "--port", &port],
+        "cannot listen",
+    );
+    for args in [
+        vec!["view", missing.to_str().unwrap()],
+        vec!["view", dir.path().to_str().unwrap(), "--port", &port],
+    ] {
+        let err = String::from_utf8(flightrec(&args).stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}

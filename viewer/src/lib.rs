@@ -20,7 +20,7 @@ pub use model::Model;
 /// What can go wrong starting the viewer.
 #[derive(Debug, thiserror::Error)]
 pub enum ViewerError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Path {
         path: String,
         #[source]
@@ -28,13 +28,13 @@ pub enum ViewerError {
     },
     #[error("{0}: not a dump, ring file or directory")]
     NotADump(String),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot start the server: {0}")]
+    #[error("cannot start the server")]
     Runtime(#[source] std::io::Error),
 }
 
@@ -187,7 +187,8 @@ pub struct ServeConfig {
 pub fn hosts_for(addr: SocketAddr) -> Vec<String> {
     let port = addr.port();
     let mut v = vec![addr.to_string()];
-    if addr.ip().is_loopback() {
+    // Bound to every address, it is also reached through loopback.
+    if addr.ip().is_loopback() || addr.ip().is_unspecified() {
         v.push(format!("localhost:{port}"));
         v.push(format!("127.0.0.1:{port}"));
         v.push(format!("[::1]:{port}"));
