@@ -679,3 +679,166 @@ fn initial_stack(r: &Record) -> &[u64] {
         _ => s,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use flightrec_format::{Callsite, Damage, FieldValue, Level, ProcessInfo, Record, RecordKind};
+    use flightrec_format::{Recording, ThreadSummary, Trigger, TriggerReason, Value};
+
+    use super::*;
+
+    const T0: i64 = 1_800_000_000_000_000_000;
+
+    fn callsite(id: u32, is_span: bool, name: &str) -> Callsite {
+        Callsite {
+            id,
+            is_span,
+            level: Level::Info,
+            target: "t".into(),
+            name: name.into(),
+            file: None,
+            line: None,
+            module: None,
+            fields: vec!["message".into(), "n".into()],
+        }
+    }
+
+    fn record(ts: i64, thread: u32, kind: RecordKind, span: u64, stack: &[u64]) -> Record {
+        Record {
+            ts: T0 + ts,
+            thread,
+            kind,
+            callsite: if kind == RecordKind::Event { 1 } else { 2 },
+            span,
+            parent: None,
+            follows: None,
+            fields: if kind == RecordKind::Event {
+                vec![
+                    FieldValue {
+                        index: 0,
+                        value: Value::Debug("tick".into()),
+                        truncated: false,
+                    },
+                    FieldValue {
+                        index: 1,
+                        value: Value::U64(ts as u64),
+                        truncated: false,
+                    },
+                ]
+            } else {
+                Vec::new()
+            },
+            truncated: false,
+            spans: Arc::from(stack),
+        }
+    }
+
+    /// Thread 0: a span `s` (id 7) entered before the data starts and never exited, holding
+    /// 10 000 short spans (ids 100..) and 10 000 events. Thread 1: one event, long before a
+    /// stall trigger.
+    fn recording() -> Recording {
+        let mut records = Vec::new();
+        for i in 0..10_000i64 {
+            let span = 100 + i as u64;
+            records.push(record(i * 100, 0, RecordKind::Enter, span, &[7, span]));
+            records.push(record(i * 100 + 10, 0, RecordKind::Event, 0, &[7, span]));
+            records.push(record(i * 100 + 20, 0, RecordKind::Exit, span, &[7, span]));
+        }
+        records.insert(0, record(0, 1, RecordKind::Event, 0, &[]));
+        records.sort_by_key(|r| r.ts);
+        let thread = |index, name: &str, n| ThreadSummary {
+            index,
+            tid: 10 + index as u64,
+            name: name.into(),
+            records: n,
+            overwritten: if index == 0 { 5 } else { 0 },
+            dropped: 0,
+            fully_overwritten: false,
+            gaps: 0,
+            first_ts: Some(T0),
+            last_ts: Some(T0 + if index == 0 { 999_920 } else { 0 }),
+        };
+        Recording {
+            process: ProcessInfo::default(),
+            is_dump: true,
+            file_size: 0,
+            chunk_size: 0,
+            chunk_count: 0,
+            start_wall_ns: T0,
+            trigger: Trigger {
+                reason: TriggerReason::Stall,
+                signal: 0,
+                fault_addr: 0,
+                tid: 11,
+                wall_ns: T0 + 2_000_000_000,
+                message: String::new(),
+            },
+            callsites: HashMap::from([(1, callsite(1, false, "ev")), (2, callsite(2, true, "s"))]),
+            threads: vec![thread(0, "busy", 30_000), thread(1, "idle", 1)],
+            records,
+            span_callsites: HashMap::from([(7, 2)]),
+            damage: Damage::default(),
+        }
+    }
+
+    #[test]
+    fn a_wide_view_merges_subpixel_bars_and_counts_events_per_pixel() {
+        let m = Model::new(recording());
+        let w = m.window(0, 1_000_000, 100, &Filter::default());
+        let lane = &w["lanes"][0];
+        // 10 000 events in 100 pixels: counted, not listed.
+        assert_eq!(lane["events"].as_array().unwrap().len(), 0);
+        let counted: u64 = lane["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b[1].as_u64().unwrap())
+            .sum();
+        assert_eq!(counted, 10_000);
+        // The 20 ns spans, 100 ns apart, are far under a pixel (10 µs): clumps, not bars.
+        let bars = lane["bars"].as_array().unwrap();
+        assert!(bars.len() < 200, "{} bars", bars.len());
+        let clumped: u64 = bars
+            .iter()
+            .filter_map(|b| b.get(3))
+            .map(|n| n.as_u64().unwrap())
+            .sum();
+        assert_eq!(clumped, 10_000);
+        // The outer span, entered before the data starts and still open, is one real bar.
+        let outer: Vec<_> = bars.iter().filter(|b| b.is_object()).collect();
+        assert_eq!(outer.len(), 1);
+        assert_eq!(outer[0]["flags"], STARTS_BEFORE_DATA | OPEN_AT_END);
+    }
+
+    #[test]
+    fn a_narrow_view_lists_each_event_and_bar() {
+        let m = Model::new(recording());
+        let w = m.window(50_000, 50_250, 1000, &Filter::default());
+        let lane = &w["lanes"][0];
+        let events = lane["events"].as_array().unwrap();
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert_eq!(events[0]["title"], "tick");
+        let spans: Vec<_> = lane["bars"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["d"] == 1)
+            .collect();
+        assert_eq!(spans.len(), 3, "the entries overlapping [50 000, 50 250]");
+    }
+
+    #[test]
+    fn a_stall_names_the_silent_threads_and_their_open_spans() {
+        let m = Model::new(recording());
+        let meta = m.meta();
+        let stuck = meta["trigger"]["stuck"].as_array().unwrap();
+        assert_eq!(stuck.len(), 2);
+        let busy = stuck.iter().find(|s| s["name"] == "busy").unwrap();
+        assert_eq!(busy["open_spans"], serde_json::json!(["s"]));
+        assert!(busy["silent_ns"].as_i64().unwrap() > 1_900_000_000);
+        assert_eq!(meta["lanes"][0]["overwritten"], 5);
+    }
+}
