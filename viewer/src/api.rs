@@ -121,7 +121,7 @@ fn summary(state: &AppState, id: usize, f: &crate::DumpFile) -> serde_json::Valu
         row["error"] = json!("too large to open");
         return row;
     }
-    match flightrec_format::read_image(&f.path).and_then(|img| {
+    match flightrec_format::read_head(&f.path).and_then(|img| {
         flightrec_format::scan(&img).map(|s| {
             let r = s.recording;
             (r.process, r.trigger, r.start_wall_ns, r.is_dump)

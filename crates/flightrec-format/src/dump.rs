@@ -215,6 +215,27 @@ pub fn prune(dir: &Path, service: &str, keep: usize, max_bytes: u64) -> Vec<Path
 mod tests {
     use super::*;
 
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn the_head_of_a_dump_describes_it_without_its_chunks() {
+        let dir = std::env::temp_dir().join(format!("flightrec-head-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let image = crate::testing::sample_image(3);
+        let dump = write(&dir, "head", 1, TriggerReason::Api, &image).unwrap();
+        let ring = dir.join("head-1.flightrec-ring");
+        std::fs::write(&ring, &image).unwrap();
+        let chunks = crate::layout::get_u64(&image, crate::layout::header::CHUNKS_OFFSET).unwrap();
+        for path in [&dump, &ring] {
+            let head = crate::read_head(path).unwrap();
+            assert_eq!(head.len() as u64, chunks, "header and meta log only");
+            assert_eq!(head[..], image[..chunks as usize]);
+            let scan = crate::scan(&head).unwrap();
+            assert_eq!(scan.recording.process.service, "seed");
+            assert_eq!(scan.recording.threads[0].name, "main");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// Found by the demo: two threads panicking at once both lost their dump, because their
     /// temporary files had the same name.
     #[test]

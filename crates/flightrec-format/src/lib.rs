@@ -108,6 +108,68 @@ pub fn decompress_dump(compressed: &[u8]) -> Result<Vec<u8>, FormatError> {
     Ok(image)
 }
 
+/// Reads only the start of a ring file or dump: the header and the meta log (process,
+/// callsites, threads, trigger), without the chunks. `scan` of the result gives a
+/// recording's description cheaply (its chunks count as missing); listing many large
+/// dumps stays fast.
+pub fn read_head(path: &Path) -> Result<Vec<u8>, FormatError> {
+    let io = |source| FormatError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut magic = [0u8; 4];
+    let got = read_up_to(&mut file, &mut magic).map_err(io)?;
+    let compressed = got == 4 && magic == layout::ZSTD_MAGIC;
+    let read_err = |e: std::io::Error| {
+        if compressed {
+            FormatError::BadCompression(e.to_string())
+        } else {
+            io(e)
+        }
+    };
+    let rest: Box<dyn Read> = if compressed {
+        let chained = std::io::Cursor::new(magic).chain(file);
+        let dec = zstd::stream::read::Decoder::new(chained)
+            .map_err(|e| FormatError::BadCompression(e.to_string()))?;
+        Box::new(dec)
+    } else {
+        Box::new(std::io::Cursor::new(magic[..got].to_vec()).chain(file))
+    };
+    let mut reader = rest;
+    let mut head = vec![0u8; layout::HEADER_SIZE];
+    let got = read_up_to(&mut reader, &mut head).map_err(read_err)?;
+    head.truncate(got);
+    if got < layout::HEADER_SIZE {
+        return Ok(head);
+    }
+    let chunks = layout::get_u64(&head, layout::header::CHUNKS_OFFSET).unwrap_or(0);
+    // The meta log is bounded by the format's file size cap; a hostile header gets no more.
+    let want = chunks.clamp(
+        layout::HEADER_SIZE as u64,
+        layout::MAX_FILE_SIZE.min(64 << 20),
+    );
+    reader
+        .take(want - layout::HEADER_SIZE as u64)
+        .read_to_end(&mut head)
+        .map_err(read_err)?;
+    Ok(head)
+}
+
+/// Fills `buf` as far as the reader allows; returns how much was read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
 /// Reads and decodes a ring file or dump.
 pub fn open(path: &Path) -> Result<Recording, FormatError> {
     decode(&read_image(path)?)
