@@ -536,6 +536,16 @@ async function showSpan(span, follow) {
     ["first entry", s.entries.length ? fmtDuration(s.entries[0].e - s.entries[0].b) : null],
   ]));
   if (s.parent) panel.append(dl([["parent", spanLink(s.parent)]]));
+  if (s.stack && s.stack.length) {
+    panel.append(el("h4", "span stack when first entered (outermost first)"));
+    const ol = el("ol", null, "stack");
+    for (const x of s.stack) {
+      const li = el("li");
+      li.append(spanLink(x));
+      ol.append(li);
+    }
+    panel.append(ol);
+  }
   panel.append(el("h4", "fields"));
   panel.append(fieldList(s.fields));
   for (const [label, list] of [["follows", s.follows], ["followed by", s.followed_by]]) {

@@ -561,6 +561,18 @@ impl Model {
             })
             .collect();
         entries.sort_by_key(|e| e.0);
+        // The span stack when it was first entered (from the enter record, when it survived).
+        let stack: Vec<Json> = entries
+            .iter()
+            .find_map(|e| e.1["record"].as_u64())
+            .and_then(|i| self.rec.records.get(i as usize))
+            .map(|r| {
+                r.spans
+                    .iter()
+                    .map(|&s| json!({"span": s.to_string(), "name": self.span_name(s)}))
+                    .collect()
+            })
+            .unwrap_or_default();
         let fields: Vec<Json> = s
             .fields
             .iter()
@@ -585,6 +597,7 @@ impl Model {
             "created_on": s.created_on.map(|t| self.thread_name(t)),
             "entries": entries.into_iter().map(|e| e.1).collect::<Vec<_>>(),
             "follows": ids(&s.follows), "followed_by": ids(&s.followed_by),
+            "stack": stack,
         }))
     }
 

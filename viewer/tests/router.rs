@@ -205,6 +205,10 @@ async fn meta_window_records_spans_object_and_search_answer_for_a_dump() {
     assert_eq!(sp["entries"].as_array().unwrap().len(), 1);
     assert_eq!(sp["fields"][0]["name"], "k");
     assert_eq!(sp["fields"][0]["value"], "-1");
+    assert_eq!(
+        sp["stack"][0]["name"], "sp",
+        "its stack when entered, itself innermost"
+    );
 
     let (s, o) = get_json(&r, &format!("/api/dumps/{id}/object?field=n&value=0")).await;
     assert_eq!(s, StatusCode::OK);
