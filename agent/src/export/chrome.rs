@@ -164,6 +164,12 @@ impl<'r, 'o> ChromeSink<'r, 'o> {
     }
 }
 
+/// An async slice's id: one per span and thread, as its track in the Perfetto export, so
+/// entries of one span on two threads at once never pair up with each other's ends.
+fn async_id(span: u64, thread: u32) -> String {
+    format!("0x{span:x}.{thread}")
+}
+
 impl Sink for ChromeSink<'_, '_> {
     fn begin(&mut self, s: &Slice<'_>) -> anyhow::Result<()> {
         let tid = self.tid(s.track);
@@ -178,7 +184,7 @@ impl Sink for ChromeSink<'_, '_> {
         match s.track {
             Track::Async { span, thread } => {
                 e["ph"] = json!("b");
-                e["id"] = json!(format!("0x{span:x}"));
+                e["id"] = json!(async_id(span, thread));
                 self.async_open
                     .entry((span, thread))
                     .or_default()
@@ -201,7 +207,7 @@ impl Sink for ChromeSink<'_, '_> {
                     .and_then(|v| v.pop())
                     .unwrap_or_else(|| ("span".into(), "span".into()));
                 json!({
-                    "name": name, "cat": cat, "ph": "e", "id": format!("0x{span:x}"),
+                    "name": name, "cat": cat, "ph": "e", "id": async_id(span, thread),
                     "ts": self.ts(ts), "pid": self.pid, "tid": tid,
                 })
             }
