@@ -65,6 +65,13 @@ function fullWallClock(nsString) {
   return d.toISOString().slice(0, 23).replace("T", " ") + sub + " UTC";
 }
 
+/** A time in the recording, to the nanosecond: "+10.403 215 ms". */
+function fmtOffset(ns) {
+  const ms = Math.floor(ns / 1e6);
+  const rest = String(Math.round(ns - ms * 1e6)).padStart(6, "0");
+  return "+" + ms + "." + rest.slice(0, 3) + " " + rest.slice(3) + " ms";
+}
+
 function fmtDuration(ns) {
   const a = Math.abs(ns);
   if (a < 1e3) return ns.toFixed(0) + " ns";
@@ -586,10 +593,16 @@ async function selectObject(field, value) {
   for (const r of o.records) {
     const tr = el("tr", null, r.handover ? "handover" : "");
     tr.dataset.id = r.id;
-    tr.append(el("td", fmtDuration(r.t)), el("td", r.thread), el("td", r.span || ""), el("td", r.title));
+    tr.append(el("td", fmtOffset(r.t)), el("td", r.thread), el("td", r.span || ""), el("td", r.title));
     tr.append(el("td", r.handover ? "⇄ from " + r.from : "", "handover-mark"));
     tr.addEventListener("click", () => { centerOn(r.t); showRecord(r.id); });
     body.append(tr);
+  }
+  // Bring the accesses inside the current view to the top of the list.
+  const firstInView = o.records.findIndex((r) => r.t >= state.view.start && r.t <= state.view.end);
+  if (firstInView >= 0) {
+    const row = body.children[firstInView];
+    document.getElementById("object").scrollTop = row.offsetTop - 48;
   }
   draw();
   return o;
