@@ -118,7 +118,7 @@ impl Model {
             (None, None) => rec.start_wall_ns,
         };
         let last = rec.records.last().map_or(origin, |r| r.ts);
-        let end = last.max(trig.unwrap_or(last)) - origin;
+        let end = last.max(trig.unwrap_or(last)).saturating_sub(origin);
         let mut lane_of: HashMap<u32, usize> = HashMap::new();
         let mut lanes: Vec<Lane> = Vec::new();
         for t in &rec.threads {
@@ -132,8 +132,8 @@ impl Model {
                 name: t.name.clone(),
                 events: Vec::new(),
                 depths: Vec::new(),
-                data_start: t.first_ts.map_or(0, |f| f - origin),
-                last: t.last_ts.map_or(0, |l| l - origin),
+                data_start: t.first_ts.map_or(0, |f| f.saturating_sub(origin)),
+                last: t.last_ts.map_or(0, |l| l.saturating_sub(origin)),
                 overwritten: t.overwritten,
             });
         }
@@ -151,7 +151,7 @@ impl Model {
             let Some(&lane) = lane_of.get(&r.thread) else {
                 continue;
             };
-            let t = r.ts - origin;
+            let t = r.ts.saturating_sub(origin);
             let stack = stacks[lane].get_or_insert_with(|| {
                 initial_stack(r)
                     .iter()
@@ -356,7 +356,7 @@ impl Model {
                 "reason": t.reason.slug(),
                 "description": t.describe(),
                 "message": t.message,
-                "t": if t.wall_ns > 0 { Some(t.wall_ns - self.origin) } else { None },
+                "t": if t.wall_ns > 0 { Some(t.wall_ns.saturating_sub(self.origin)) } else { None },
                 "tid": t.tid,
                 "lane": lane,
                 "thread": lane.map(|l| self.lanes[l].name.clone()),
@@ -387,11 +387,11 @@ impl Model {
         if t.reason != TriggerReason::Stall || t.wall_ns == 0 {
             return Vec::new();
         }
-        let at = t.wall_ns - self.origin;
+        let at = t.wall_ns.saturating_sub(self.origin);
         self.lanes
             .iter()
             .enumerate()
-            .filter(|(_, l)| at - l.last > 50_000_000)
+            .filter(|(_, l)| at.saturating_sub(l.last) > 50_000_000)
             .map(|(i, l)| {
                 let open: Vec<&str> = l
                     .depths
@@ -400,7 +400,7 @@ impl Model {
                     .filter(|b| b.flags & OPEN_AT_END != 0)
                     .map(|b| self.span_name(b.span))
                     .collect();
-                json!({"lane": i, "name": l.name, "silent_ns": at - l.last, "open_spans": open})
+                json!({"lane": i, "name": l.name, "silent_ns": at.saturating_sub(l.last), "open_spans": open})
             })
             .collect()
     }
@@ -412,7 +412,10 @@ impl Model {
         const MAX_EVENTS_PER_LANE: usize = 3000;
         let m = self.matcher(filter);
         let width = width.clamp(1, 10_000) as i64;
-        let end = end.max(start + 1);
+        // Any i64 may arrive from a URL; far beyond any recording is as good as infinity.
+        const FAR: i64 = 1 << 60;
+        let start = start.clamp(-FAR, FAR);
+        let end = end.clamp(-FAR, FAR).max(start + 1);
         let px = ((end - start) / width).max(1);
         let mut out_lanes = Vec::with_capacity(self.lanes.len());
         for lane in &self.lanes {
@@ -426,9 +429,9 @@ impl Model {
                     if !self.callsite_passes(&m, cs) {
                         continue;
                     }
-                    if b.end - b.begin < px {
+                    if b.end.saturating_sub(b.begin) < px {
                         match &mut clump {
-                            Some((_, e, n)) if b.begin - *e < px => {
+                            Some((_, e, n)) if b.begin.saturating_sub(*e) < px => {
                                 *e = b.end;
                                 *n += 1;
                             }
@@ -454,12 +457,12 @@ impl Model {
                     bars.push(json!([s, e, depth, n]));
                 }
             }
-            let from = lane
-                .events
-                .partition_point(|&i| self.rec.records[i as usize].ts - self.origin < start);
-            let to = lane
-                .events
-                .partition_point(|&i| self.rec.records[i as usize].ts - self.origin <= end);
+            let from = lane.events.partition_point(|&i| {
+                self.rec.records[i as usize].ts.saturating_sub(self.origin) < start
+            });
+            let to = lane.events.partition_point(|&i| {
+                self.rec.records[i as usize].ts.saturating_sub(self.origin) <= end
+            });
             let matching: Vec<u32> = lane.events[from..to]
                 .iter()
                 .copied()
@@ -471,7 +474,7 @@ impl Model {
                     .map(|&i| {
                         let r = &self.rec.records[i as usize];
                         json!({
-                            "id": i, "t": r.ts - self.origin,
+                            "id": i, "t": r.ts.saturating_sub(self.origin),
                             "level": self.level_of(Some(r.callsite)),
                             "title": self.title(r),
                         })
@@ -483,8 +486,8 @@ impl Model {
                 let mut b: Vec<(i64, u32, u8)> = Vec::new();
                 for &i in &matching {
                     let r = &self.rec.records[i as usize];
-                    let t = r.ts - self.origin;
-                    let x = start + (t - start) / px * px;
+                    let t = r.ts.saturating_sub(self.origin);
+                    let x = start.saturating_add(t.saturating_sub(start) / px * px);
                     let level = self.level_of(Some(r.callsite));
                     match b.last_mut() {
                         Some(last) if last.0 == x => {
@@ -528,7 +531,7 @@ impl Model {
             .collect();
         let lane = self.lanes.iter().position(|l| l.thread == r.thread);
         Some(json!({
-            "id": id, "t": r.ts - self.origin, "ts": r.ts.to_string(),
+            "id": id, "t": r.ts.saturating_sub(self.origin), "ts": r.ts.to_string(),
             "kind": r.kind.as_str(), "title": self.title(r),
             "level": cs.map(|c| c.level.as_str()), "target": cs.map(|c| c.target.as_str()),
             "name": cs.map(|c| c.name.as_str()),
@@ -628,7 +631,7 @@ impl Model {
             }
             {
                 out.push_back(json!({
-                    "id": i, "t": r.ts - self.origin, "kind": r.kind.as_str(),
+                    "id": i, "t": r.ts.saturating_sub(self.origin), "kind": r.kind.as_str(),
                     "lane": self.lanes.iter().position(|l| l.thread == r.thread),
                     "thread": self.thread_name(r.thread),
                     "span": r.spans.last().map(|&s| self.span_name(s)),
@@ -663,7 +666,7 @@ impl Model {
             .map(|&(ts, i)| {
                 let r = &self.rec.records[i as usize];
                 json!({
-                    "id": i, "t": ts - self.origin,
+                    "id": i, "t": ts.saturating_sub(self.origin),
                     "lane": self.lanes.iter().position(|l| l.thread == r.thread),
                 })
             })
@@ -843,6 +846,22 @@ mod tests {
         assert_eq!(spans.len(), 3, "the entries overlapping [50 000, 50 250]");
     }
 
+    /// A hostile dump can hold any timestamps; relative times saturate instead of wrapping.
+    #[test]
+    fn timestamps_at_the_ends_of_i64_do_not_overflow() {
+        let mut rec = recording();
+        rec.records[0].ts = i64::MIN;
+        let last = rec.records.len() - 1;
+        rec.records[last].ts = i64::MAX;
+        rec.trigger.wall_ns = i64::MAX;
+        let m = Model::new(rec);
+        let _ = m.meta();
+        let w = m.window(i64::MIN, i64::MAX, 1000, &Filter::default());
+        assert_eq!(w["lanes"].as_array().unwrap().len(), 2);
+        let _ = m.search(&Filter::default(), 10);
+        let _ = m.object("n", "0", 10);
+    }
+
     #[test]
     fn a_stall_names_the_silent_threads_and_their_open_spans() {
         let m = Model::new(recording());
@@ -853,5 +872,53 @@ mod tests {
         assert_eq!(busy["open_spans"], serde_json::json!(["s"]));
         assert!(busy["silent_ns"].as_i64().unwrap() > 1_900_000_000);
         assert_eq!(meta["lanes"][0]["overwritten"], 5);
+    }
+}
+
+/// The model over damaged input: every single-byte flip and every truncation of a small
+/// image that still decodes must give a model whose every query answers without a panic.
+#[cfg(test)]
+mod damage_tests {
+    use super::*;
+
+    fn exercise(img: &[u8]) {
+        let Ok(rec) = flightrec_format::decode(img) else {
+            return;
+        };
+        let n = rec.records.len();
+        let m = Model::new(rec);
+        let _ = m.meta();
+        for (start, end) in [(0, m.end.max(1)), (i64::MIN, i64::MAX), (-5, 3), (7, 7)] {
+            let _ = m.window(start, end, 800, &Filter::default());
+        }
+        for i in 0..n + 1 {
+            let _ = m.record(i);
+        }
+        let spans: Vec<u64> = m.spans.keys().copied().collect();
+        for s in spans {
+            let _ = m.span(s);
+        }
+        let _ = m.object("n", "0", 10);
+        let _ = m.search(
+            &Filter {
+                text: Some("hello".into()),
+                ..Filter::default()
+            },
+            10,
+        );
+    }
+
+    #[test]
+    fn every_flip_and_truncation_of_an_image_gives_a_model_that_answers() {
+        let img = flightrec_format::testing::sample_image(3);
+        let start = flightrec_format::layout::HEADER_SIZE;
+        for at in start..img.len() {
+            let mut b = img.clone();
+            b[at] ^= 0x5a;
+            exercise(&b);
+        }
+        for len in (0..img.len()).step_by(7) {
+            exercise(&img[..len]);
+        }
     }
 }

@@ -175,6 +175,18 @@ async fn meta_window_records_spans_object_and_search_answer_for_a_dump() {
     let ev = &lane["events"][0];
     assert_eq!(ev["title"], "hello");
 
+    // Any window a URL can name is answered.
+    let (s, _) = get_json(
+        &r,
+        &format!(
+            "/api/dumps/{id}/window?start={}&end={}&width=4294967295",
+            i64::MIN,
+            i64::MAX
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+
     // Filters: nothing is WARN or above; the text filter matches nothing but "hello".
     let (_, w) = get_json(
         &r,
