@@ -114,7 +114,7 @@ impl<'r, 'o> ChromeSink<'r, 'o> {
             .map(|f| {
                 (
                     self.names.field_name(callsite, f.index).into_owned(),
-                    json!(super::value_string(&f.value)),
+                    json!(f.value.to_text()),
                 )
             })
             .collect()

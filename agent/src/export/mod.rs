@@ -22,7 +22,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context as _;
-use flightrec_format::{FieldValue, Record, RecordKind, Recording, Scan, TriggerReason, Value};
+use flightrec_format::{FieldValue, Record, RecordKind, Recording, Scan, TriggerReason};
 
 /// The output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -514,7 +514,7 @@ impl<'r> Names<'r> {
         }
         for f in &r.fields {
             if self.field_name(r.callsite, f.index) == "message" {
-                let mut s = value_string(&f.value);
+                let mut s = f.value.to_text();
                 if s.len() > 200 {
                     let mut cut = 200;
                     while !s.is_char_boundary(cut) {
@@ -533,9 +533,4 @@ impl<'r> Names<'r> {
     pub fn trigger_title(&self) -> String {
         format!("flightrec trigger: {}", self.rec.trigger.reason.slug())
     }
-}
-
-/// A value as text (strings bare).
-pub fn value_string(v: &Value) -> String {
-    v.to_text()
 }

@@ -300,7 +300,7 @@ impl<'r, 'o> PerfettoSink<'r, 'o> {
             },
             Value::F64(x) => a.double_value = Some(*x),
             Value::Bool(x) => a.bool_value = Some(*x),
-            v => a.string_value = Some(super::value_string(v)),
+            v => a.string_value = Some(v.to_text()),
         }
         a
     }
