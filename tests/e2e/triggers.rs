@@ -204,8 +204,22 @@ fn check_panic_dump(dir: &std::path::Path, file: &str) {
         .unwrap()
         .index;
     let mine: Vec<_> = rec.records.iter().filter(|r| r.thread == doomed).collect();
-    assert_eq!(mine.len(), 6, "five steps and the panic event");
-    let panic_ev = mine.last().unwrap();
+    // Five steps, the panic event, and its backtrace when RUST_BACKTRACE asks for one.
+    assert!(mine.len() == 6 || mine.len() == 7, "{} records", mine.len());
+    let panic_ev = mine[5];
+    if let Some(bt) = mine.get(6) {
+        let cs = &rec.callsites[&bt.callsite];
+        assert_eq!(cs.target, "flightrec::panic");
+        assert!(cs.fields.iter().any(|f| f == "backtrace"), "{cs:?}");
+    }
+    // The panic is stamped where it happened, not after its backtrace was resolved.
+    let last_step = mine[4].ts;
+    assert!(
+        panic_ev.ts - last_step < 50_000_000,
+        "the panic event is {} ms after the last step",
+        (panic_ev.ts - last_step) / 1_000_000
+    );
+    assert!((rec.trigger.wall_ns - panic_ev.ts).abs() < 50_000_000);
     let cs = &rec.callsites[&panic_ev.callsite];
     assert_eq!(cs.target, "flightrec::panic");
     let field = |name: &str| {
@@ -222,7 +236,14 @@ fn check_panic_dump(dir: &std::path::Path, file: &str) {
 #[test]
 fn a_panic_with_unwinding_leaves_a_dump_with_the_panic_and_what_led_to_it() {
     let dir = scratch();
-    let mut c = child("triggers::panic_unwind_child", &[(CHILD_DIR, dir.path())]);
+    // With a backtrace to resolve, which is slow: the panic must still be stamped on time.
+    let mut c = child(
+        "triggers::panic_unwind_child",
+        &[
+            (CHILD_DIR, dir.path()),
+            ("RUST_BACKTRACE", std::path::Path::new("1")),
+        ],
+    );
     wait_for(&mut c, "survived");
     assert!(c.wait().unwrap().success());
     check_panic_dump(dir.path(), "triggers.rs");

@@ -1,6 +1,7 @@
 //! A panic hook, chained before the one already installed: it records the panic as an
-//! event (message, location, thread, backtrace when captured) and writes a dump before the
-//! process goes on unwinding or aborting (`panic = "abort"` runs the hook first too).
+//! event (message, location, thread), then its backtrace as a second event when one is
+//! captured, and writes a dump before the process goes on unwinding or aborting
+//! (`panic = "abort"` runs the hook first too).
 
 use std::backtrace::{Backtrace, BacktraceStatus};
 use std::panic::PanicHookInfo;
@@ -34,22 +35,28 @@ fn record_and_dump(shared: &Shared, info: &PanicHookInfo<'_>) {
         .unwrap_or_default();
     let thread = std::thread::current();
     let name = thread.name().unwrap_or("<unnamed>").to_string();
-    let backtrace = Backtrace::capture();
-    let backtrace =
-        (backtrace.status() == BacktraceStatus::Captured).then(|| backtrace.to_string());
-    tracing::error!(
-        target: "flightrec::panic",
-        panic_message = %message,
-        location = %location,
-        thread = %name,
-        backtrace = backtrace.as_deref(),
-        "thread '{name}' panicked at {location}: {message}"
-    );
+    // Stamp and record the panic first: resolving a backtrace's symbols can take a tenth of
+    // a second, and the timeline must show the panic where it happened.
     let t = super::trigger(
         TriggerReason::Panic,
         0,
         crate::layer::os_tid(),
         format!("thread '{name}' panicked at {location}: {message}"),
     );
+    tracing::error!(
+        target: "flightrec::panic",
+        panic_message = %message,
+        location = %location,
+        thread = %name,
+        "thread '{name}' panicked at {location}: {message}"
+    );
+    let backtrace = Backtrace::capture();
+    if backtrace.status() == BacktraceStatus::Captured {
+        tracing::error!(
+            target: "flightrec::panic",
+            backtrace = %backtrace,
+            "backtrace of the panic in thread '{name}'"
+        );
+    }
     let _ = shared.dump(&t);
 }
