@@ -37,16 +37,20 @@ pub fn recorder(dir: &Path, service: &str, capacity: u64) -> Recorder {
 /// Re-executes this test binary to run the ignored test `name` as a child process, with
 /// `env` set. The child's stdout is piped.
 pub fn child(name: &str, env: &[(&str, &Path)]) -> std::process::Child {
+    spawn_child(name, env, Stdio::null())
+}
+
+/// `child`, with a piped stdin the test can write to.
+pub fn child_with_stdin(name: &str, env: &[(&str, &Path)]) -> std::process::Child {
+    spawn_child(name, env, Stdio::piped())
+}
+
+fn spawn_child(name: &str, env: &[(&str, &Path)], stdin: Stdio) -> std::process::Child {
     let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([
-        name,
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    c.args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     for (k, v) in env {
         c.env(k, v);
     }

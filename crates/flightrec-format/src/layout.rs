@@ -82,7 +82,21 @@ pub mod header {
     pub const DUMP_WALL_NS: usize = 912;
     /// Chunks the dumper saw recycled under it while copying (their copy was dropped).
     pub const DUMP_CHUNKS_RECYCLED: usize = 920;
+
+    /// The copy gate, while a dumper copies the live ring oldest chunk first: chunks whose
+    /// sequence number is at least this value are not yet copied and must not be recycled.
+    /// 0 when no copy is under way. Its own cache line. Always 0 in a dump.
+    pub const COPY_GATE: usize = 960;
+    /// The signal the recorder takes snapshots on: `SNAPSHOT_SIGNAL_RECORDED | signo`, with
+    /// signo 0 when it listens for none. 0 in files of older writers (not recorded).
+    pub const SNAPSHOT_SIGNAL: usize = 1024;
+    /// Unix ns of a clean shutdown (the recorder dropped, or the process exiting through
+    /// `exit`); 0 while the process runs, and forever if it died without exiting.
+    pub const CLOSED_WALL_NS: usize = 1032;
 }
+
+/// Set in `header::SNAPSHOT_SIGNAL` by writers that record their snapshot signal.
+pub const SNAPSHOT_SIGNAL_RECORDED: u64 = 1 << 32;
 
 /// Value of `header::CLOCK_KIND`: timestamps are x86 TSC ticks.
 pub const CLOCK_TSC: u32 = 1;

@@ -8,7 +8,7 @@ use flightrec_format::layout::get_u32;
 use flightrec_format::layout::{header, put_u32, put_u64, state, FLAG_DUMP};
 use flightrec_format::Trigger;
 
-use crate::ring::protocol::{ChunkPool, ReadOutcome};
+use crate::ring::protocol::{ChunkPool, CopyGate, ReadOutcome};
 use crate::ring::{clock, Ring};
 use crate::Error;
 
@@ -16,13 +16,23 @@ use crate::Error;
 const RECOPY_ATTEMPTS: usize = 3;
 
 /// Takes a consistent copy of the ring while writers keep writing: the header, the committed
-/// meta log, and every chunk whose copy the seqlock check accepts. Chunks are copied newest
-/// first, so what a racing recycler takes is the oldest data, and each thread keeps a
-/// contiguous run of its newest records. Returns the image and how many chunks were given up.
+/// meta log, and every chunk whose copy the seqlock check accepts. Returns the image and how
+/// many chunks were given up.
+///
+/// The copy closes the copy gate and takes chunks oldest first, the order claimers recycle
+/// in, opening the gate behind itself: a writer never recycles a chunk that is still to be
+/// copied, so the dump holds what the ring held when it was asked, at any write rate.
+/// Writers that find nothing to claim meanwhile drop records and count them; they never
+/// wait. If another copy holds the gate, this one goes newest first instead, so what a
+/// racing recycler takes is the oldest data and each thread keeps a contiguous run of its
+/// newest records.
 pub(crate) fn consistent_copy(ring: &Ring) -> (Vec<u8>, u32) {
     let g = ring.geometry;
     let mut image = vec![0u8; g.file_size as usize];
+    // Closed before the chunks are listed, so every chunk listed below is protected.
+    let gate = CopyGate::close(ring);
     ring.copy_header_and_meta(&mut image);
+    put_u64(&mut image, header::COPY_GATE, 0);
     let mut order: Vec<(u64, u64)> = (0..ring.chunk_count())
         .filter_map(|i| {
             let w = ring.chunk(i).state.load(Ordering::Relaxed);
@@ -30,9 +40,13 @@ pub(crate) fn consistent_copy(ring: &Ring) -> (Vec<u8>, u32) {
             (p == state::ACTIVE || p == state::RETIRED).then_some((state::seq(w), i))
         })
         .collect();
-    order.sort_unstable_by(|a, b| b.cmp(a));
+    if gate.is_some() {
+        order.sort_unstable();
+    } else {
+        order.sort_unstable_by(|a, b| b.cmp(a));
+    }
     let mut given_up = 0;
-    for (_, i) in order {
+    for (seq, i) in order {
         let off = g.chunk_offset(i as u32) as usize;
         let dst = &mut image[off..off + g.chunk_size as usize];
         let mut outcome = Err(ReadOutcome::Recycled);
@@ -64,7 +78,11 @@ pub(crate) fn consistent_copy(ring: &Ring) -> (Vec<u8>, u32) {
                 given_up += 1;
             }
         }
+        if let Some(gate) = &gate {
+            gate.copied(seq);
+        }
     }
+    drop(gate);
     (image, given_up)
 }
 

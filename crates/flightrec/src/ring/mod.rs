@@ -203,18 +203,21 @@ impl Ring {
         let cap = self.payload_capacity();
         let src = self.chunk_ptr(index);
         protocol::read(self.chunk(index), |len| {
-            let len = len.min(cap);
-            for (i, d) in dst[CHUNK_HEADER_SIZE..CHUNK_HEADER_SIZE + len]
-                .iter_mut()
-                .enumerate()
-            {
-                // SAFETY: in bounds of the chunk (len <= cap). A volatile read of a byte that a
-                // recycler may be writing concurrently: this is the seqlock read, whose result
-                // is used only if `protocol::read` then finds the sequence unchanged, in which
-                // case no recycler wrote the chunk while it was copied. Volatile keeps the
-                // compiler from assuming the bytes are stable. Bytes are plain u8: any value
-                // is valid.
-                *d = unsafe { std::ptr::read_volatile(src.add(CHUNK_HEADER_SIZE + i)) };
+            // Whole words: the payload starts 64-aligned and its capacity is a multiple of
+            // 64, so rounding `len` up to 8 stays inside the chunk.
+            let words = len.min(cap).div_ceil(8);
+            let dst = &mut dst[CHUNK_HEADER_SIZE..CHUNK_HEADER_SIZE + words * 8];
+            for (i, d) in dst.chunks_exact_mut(8).enumerate() {
+                // SAFETY: in bounds of the chunk (i < words <= cap / 8) and 8-aligned (the
+                // chunk is 64-aligned from an aligned base). A volatile read of a word that a
+                // recycler may be writing concurrently: this is the seqlock read, whose
+                // result is used only if `protocol::read` then finds the sequence unchanged,
+                // in which case no recycler wrote the chunk while it was copied. Volatile
+                // keeps the compiler from assuming the bytes are stable. Any u64 is valid.
+                let w = unsafe {
+                    std::ptr::read_volatile(src.add(CHUNK_HEADER_SIZE + i * 8) as *const u64)
+                };
+                d.copy_from_slice(&w.to_ne_bytes());
             }
         })
     }
@@ -283,6 +286,10 @@ impl ChunkPool for Ring {
 
     fn cursor(&self) -> &AtomicU64 {
         self.header_word(header::CLAIM_CURSOR)
+    }
+
+    fn copy_gate(&self) -> &AtomicU64 {
+        self.header_word(header::COPY_GATE)
     }
 }
 

@@ -15,6 +15,12 @@
 //! * A reader copies a chunk seqlock-style: load the state, load `committed_len`, copy the
 //!   bytes, fence, load the state again; if the sequence number changed the chunk was
 //!   recycled under it and the copy is thrown away.
+//! * A dumper that wants the whole ring as it was when asked closes the *copy gate* and
+//!   copies oldest chunk first, which is also the order claimers recycle in. While the gate
+//!   is closed a claimer does not take a `RETIRED` chunk the dumper has not copied yet
+//!   (`seq >= gate`); it moves on, and if nothing is free it drops the record and counts it,
+//!   as when every chunk is in use. After each chunk the dumper opens the gate up to it, so
+//!   writers only wait for the copy of the chunk they would recycle, never block.
 
 use super::sync::{fence, AtomicU32, AtomicU64, Ordering};
 use flightrec_format::layout::state;
@@ -66,6 +72,9 @@ pub(crate) trait ChunkPool {
     fn chunk_count(&self) -> u64;
     fn chunk(&self, index: u64) -> &ChunkHeader;
     fn cursor(&self) -> &AtomicU64;
+    /// The copy gate (`layout::header::COPY_GATE`): 0, or the lowest sequence number a
+    /// copier has not copied yet.
+    fn copy_gate(&self) -> &AtomicU64;
 }
 
 /// What a claimer writes into the header of the chunk it takes.
@@ -103,6 +112,14 @@ pub(crate) fn claim(pool: &impl ChunkPool, who: &Claimant) -> Option<Claimed> {
             // Claimed by a later lap while this claimer was delayed: newer data.
             continue;
         }
+        // SeqCst pairs with the copier's SeqCst close of the gate: a claimer that starts
+        // after the gate closed sees it. One that loaded it just before may still recycle a
+        // chunk the copier listed; the copier's seqlock check then discards that copy.
+        let gate = pool.copy_gate().load(Ordering::SeqCst);
+        if phase == state::RETIRED && gate != 0 && state::seq(word) >= gate {
+            // A dumper has yet to copy it.
+            continue;
+        }
         let seq = c + 1;
         if h.state
             .compare_exchange(
@@ -133,6 +150,36 @@ pub(crate) fn claim(pool: &impl ChunkPool, who: &Claimant) -> Option<Claimed> {
         return Some(Claimed { index, seq });
     }
     None
+}
+
+/// The copy gate, closed: while it lives, claimers leave alone every `RETIRED` chunk whose
+/// sequence number is at least the last `copied` one plus one. Dropping it opens the gate.
+pub(crate) struct CopyGate<'a> {
+    /// The pool's gate word; this value owns it (it was 0 when taken) until dropped.
+    gate: &'a AtomicU64,
+}
+
+impl<'a> CopyGate<'a> {
+    /// Closes the gate over every chunk; `None` when another copier holds it (that copy then
+    /// proceeds without one and relies on the seqlock check alone).
+    pub(crate) fn close(pool: &'a impl ChunkPool) -> Option<CopyGate<'a>> {
+        let gate = pool.copy_gate();
+        gate.compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
+            .ok()?;
+        Some(CopyGate { gate })
+    }
+
+    /// Every chunk with a sequence number up to `seq` has been copied: claimers may take
+    /// them again. Sequence numbers must be given in increasing order.
+    pub(crate) fn copied(&self, seq: u64) {
+        self.gate.store(seq + 1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for CopyGate<'_> {
+    fn drop(&mut self) {
+        self.gate.store(0, Ordering::SeqCst);
+    }
 }
 
 /// Publishes `len` payload bytes of the owner's chunk: everything written before this call

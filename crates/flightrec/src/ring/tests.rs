@@ -89,7 +89,7 @@ fn when_every_chunk_is_held_new_threads_drop_and_count() {
 }
 
 #[test]
-fn the_copy_takes_chunks_newest_first_and_drops_unfinished_bytes() {
+fn the_copy_keeps_each_threads_newest_run_and_drops_unfinished_bytes() {
     let ring = ring(8);
     let mut a = ThreadWriter::new(ring.clone(), 0, 10);
     let mut b = ThreadWriter::new(ring.clone(), 1, 11);
@@ -118,4 +118,114 @@ fn span_ids_are_unique_across_threads() {
         assert!(ids.insert(b.next_span_id()));
     }
     assert!(!ids.contains(&0), "0 means no span");
+}
+
+/// While the copy gate is closed, a writer that fills its chunk does not recycle any chunk
+/// still to be copied: it drops and counts its records instead. Opened up to a chunk, the
+/// gate lets that chunk (and only older ones) be taken again.
+#[test]
+fn a_closed_copy_gate_keeps_uncopied_chunks_from_recycling() {
+    use super::protocol::{ChunkPool, CopyGate};
+    use flightrec_format::layout::state;
+    let ring = ring(4);
+    let mut w = ThreadWriter::new(ring.clone(), 0, 1);
+    for i in 0..200 {
+        assert!(event(&mut w, i));
+    }
+    let states = |r: &Ring| -> Vec<u64> {
+        (0..r.chunk_count())
+            .map(|i| r.chunk(i).state.load(std::sync::atomic::Ordering::Relaxed))
+            .collect()
+    };
+    let before = states(&ring);
+    let gate = CopyGate::close(&*ring).expect("nobody else copies");
+    assert!(
+        CopyGate::close(&*ring).is_none(),
+        "one copier holds the gate"
+    );
+    let mut written = 0;
+    for i in 200..400 {
+        written += event(&mut w, i) as u64;
+    }
+    assert_eq!(
+        states(&ring),
+        before,
+        "a chunk changed hands behind the gate"
+    );
+    assert!(written < 200 && w.dropped() > 0, "{written} written");
+    // Opened up to the oldest chunk: that one, and no other, can be claimed again.
+    let oldest = before.iter().map(|&w| state::seq(w)).min().unwrap();
+    gate.copied(oldest);
+    for i in 400..2000 {
+        event(&mut w, i);
+    }
+    let after = states(&ring);
+    // Only the oldest chunk has a new sequence number (others may have changed phase).
+    let changed: Vec<usize> = (0..4)
+        .filter(|&i| state::seq(after[i]) != state::seq(before[i]))
+        .collect();
+    assert_eq!(changed.len(), 1, "{before:?} -> {after:?}");
+    assert_eq!(state::seq(before[changed[0]]), oldest);
+    drop(gate);
+    let dropped = w.dropped();
+    for i in 2000..2100 {
+        event(&mut w, i);
+    }
+    assert!(
+        (0..4).filter(|&i| states(&ring)[i] != after[i]).count() > 1,
+        "the gate did not open"
+    );
+    assert!(w.dropped() - dropped < 100);
+}
+
+/// Real threads writing at full speed into a small ring while copies are taken: every copy
+/// holds every thread, each as one contiguous run, and nearly everything the ring holds
+/// (compared with a copy of the same ring once the writers have stopped).
+#[test]
+fn copies_taken_under_full_load_hold_the_whole_ring() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let ring = ring(64);
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(std::sync::Barrier::new(5));
+    let writers: Vec<_> = (0..4u32)
+        .map(|t| {
+            let (ring, stop, started) = (ring.clone(), stop.clone(), started.clone());
+            std::thread::spawn(move || {
+                let mut w = ThreadWriter::new(ring, t, 100 + t as u64);
+                event(&mut w, 0);
+                started.wait();
+                let mut i = 1;
+                while !stop.load(Ordering::Relaxed) {
+                    event(&mut w, i);
+                    i += 1;
+                }
+                // Parked, not exited: an exiting writer retires its chunk.
+                w
+            })
+        })
+        .collect();
+    started.wait();
+    let mut counts = Vec::new();
+    for _ in 0..30 {
+        let (image, _) = consistent_copy(&ring);
+        let rec = decode(&image).unwrap();
+        assert!(!rec.damage.is_damaged(), "{:?}", rec.damage);
+        for t in 0..4 {
+            let s = seqs(&image, t);
+            assert!(!s.is_empty(), "thread {t} missing: {:#?}", rec.threads);
+            assert!(
+                s.windows(2).all(|p| p[1] == p[0] + 1),
+                "thread {t} not contiguous"
+            );
+        }
+        counts.push(rec.records.len());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _parked: Vec<ThreadWriter> = writers.into_iter().map(|h| h.join().unwrap()).collect();
+    let full = decode(&consistent_copy(&ring).0).unwrap().records.len();
+    let min = *counts.iter().min().unwrap();
+    assert!(
+        min * 10 >= full * 9,
+        "a copy under load held {min} records, the paused ring {full}: {counts:?}"
+    );
 }

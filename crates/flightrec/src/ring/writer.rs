@@ -25,8 +25,12 @@ pub(crate) struct ThreadWriter {
     pub(crate) ring: Arc<Ring>,
     thread_index: u32,
     os_tid: u64,
-    /// The chunk this thread owns, if any.
+    /// The chunk this thread writes into, if any.
     chunk: Option<Claimed>,
+    /// The chunk it filled before `chunk`, still held (`ACTIVE`): a thread that has just
+    /// moved to a fresh chunk has its last records here, and a busy thread must not recycle
+    /// them. Retired when the thread claims the chunk after `chunk`.
+    previous: Option<Claimed>,
     /// Payload bytes written (and committed) in `chunk`.
     written: usize,
     /// Records this thread has attempted, written or dropped.
@@ -49,6 +53,7 @@ impl ThreadWriter {
             thread_index,
             os_tid,
             chunk: None,
+            previous: None,
             written: 0,
             attempted: 0,
             dropped: 0,
@@ -125,7 +130,8 @@ impl ThreadWriter {
         self.dropped += lost;
     }
 
-    /// Claims a fresh chunk (then retires the old one) and writes the context record.
+    /// Claims a fresh chunk (then retires the one before the current one) and writes the
+    /// context record.
     fn refill(&mut self, seq_start: u64) -> bool {
         if self.backoff > 0 {
             self.backoff -= 1;
@@ -143,9 +149,10 @@ impl ThreadWriter {
             self.backoff = CLAIM_BACKOFF;
             return false;
         };
-        if let Some(old) = self.chunk.replace(new) {
+        if let Some(old) = self.previous.take() {
             protocol::retire(self.ring.chunk(old.index), old);
         }
+        self.previous = self.chunk.replace(new);
         self.written = 0;
         // The context record: which spans this thread is inside, so the chunk reads on its
         // own even after the thread's older chunks are overwritten.
@@ -209,7 +216,11 @@ impl ThreadWriter {
 
 impl Drop for ThreadWriter {
     fn drop(&mut self) {
-        if let Some(c) = self.chunk.take() {
+        // Oldest first, the order claimers should recycle them in.
+        for c in [self.previous.take(), self.chunk.take()]
+            .into_iter()
+            .flatten()
+        {
             protocol::retire(self.ring.chunk(c.index), c);
         }
     }

@@ -77,10 +77,25 @@ impl Drop for Watchdog {
 fn scan(shared: &Shared, threshold: Duration, seen: &mut HashMap<u64, Progress>, buf: &mut [u8]) {
     let ring = &shared.ring;
     let now = Instant::now();
+    // A thread holds two ACTIVE chunks (see `ThreadWriter::previous`); only the newer one
+    // moves. Threads are told apart by the index in the chunk header.
+    let mut newest: HashMap<u32, (u64, u64)> = HashMap::new();
     for i in 0..ring.chunk_count() {
         let h = ring.chunk(i);
         let word = h.state.load(Ordering::Acquire);
-        if state::phase(word) != state::ACTIVE {
+        if state::phase(word) == state::ACTIVE {
+            let t = h.thread_index.load(Ordering::Relaxed);
+            let e = newest.entry(t).or_insert((state::seq(word), i));
+            if state::seq(word) > e.0 {
+                *e = (state::seq(word), i);
+            }
+        }
+    }
+    for i in 0..ring.chunk_count() {
+        let h = ring.chunk(i);
+        let word = h.state.load(Ordering::Acquire);
+        let t = h.thread_index.load(Ordering::Relaxed);
+        if state::phase(word) != state::ACTIVE || newest.get(&t).map(|e| e.1) != Some(i) {
             seen.remove(&i);
             continue;
         }
