@@ -60,7 +60,7 @@ enum Command {
         /// Dump files, ring files, or directories of them.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// The port to listen on (default: a free one).
+        /// The port to listen on; 0 takes a free one.
         #[arg(long, default_value_t = 0)]
         port: u16,
         /// Listen on this address instead of 127.0.0.1. Anything but loopback exposes the
@@ -77,10 +77,12 @@ enum Command {
     /// Make a running process write a dump (by sending its snapshot signal) and print the
     /// dump's path.
     Snapshot {
+        /// The process to dump.
         pid: i32,
-        /// The signal the process's recorder listens for.
-        #[arg(long, default_value = "USR1")]
-        signal: String,
+        /// The signal to send (default: the one its recorder listens for, read from its
+        /// ring). Any other is refused, since it could kill the process.
+        #[arg(long)]
+        signal: Option<String>,
         /// How long to wait for the dump, in seconds.
         #[arg(long, default_value_t = 10.0)]
         timeout: f64,
@@ -89,13 +91,15 @@ enum Command {
     Collect {
         /// The ring file (`<service>-<pid>.flightrec-ring`).
         ring: PathBuf,
-        /// Where to write the dump (default: beside the ring).
+        /// Where to write the dump: a file name, or an existing directory to write it into
+        /// under its usual name (default: beside the ring).
         #[arg(short, long)]
         out: Option<PathBuf>,
     },
     /// Watch a directory: turn the ring of every process that dies there into a dump (and
     /// remove the ring), printing each dump's path, until interrupted.
     Watch {
+        /// The directory of ring files to watch (the recorders' `dir`).
         dir: PathBuf,
         /// Seconds between scans.
         #[arg(long, default_value_t = 1.0)]
@@ -117,7 +121,7 @@ enum Command {
         /// Open a browser on the viewer.
         #[arg(long)]
         open: bool,
-        /// The viewer's port (default: a free one).
+        /// The viewer's port; 0 takes a free one.
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
@@ -166,7 +170,7 @@ fn main() -> ExitCode {
             pid,
             signal,
             timeout,
-        } => snapshot::run(pid, &signal, timeout, &mut out),
+        } => snapshot::run(pid, signal.as_deref(), timeout, &mut out),
         Command::Collect { ring, out: dir } => collect(&ring, dir, &mut out),
         Command::Watch {
             dir,
@@ -179,23 +183,84 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("flightrec: {e:#}");
+            eprintln!("flightrec: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
 }
 
+/// The error and its causes on one line, each said once: a context that another message
+/// of the chain already contains (the path, or a source an error quotes in its own text)
+/// is left out.
+fn one_line(e: &anyhow::Error) -> String {
+    let texts: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    let kept: Vec<&str> = texts
+        .iter()
+        .enumerate()
+        .filter(|&(i, t)| {
+            !texts
+                .iter()
+                .enumerate()
+                .any(|(j, u)| j != i && u.contains(t.as_str()) && (u != t || j < i))
+        })
+        .map(|(_, t)| t.as_str())
+        .collect();
+    kept.join(": ")
+}
+
 fn collect(
     ring: &std::path::Path,
-    dir: Option<PathBuf>,
+    to: Option<PathBuf>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let dir = dir.unwrap_or_else(|| match ring.parent() {
+    let head = flightrec_format::read_head(ring).with_context(|| format!("{}", ring.display()))?;
+    let is_dump = flightrec_format::layout::get_u32(&head, flightrec_format::layout::header::FLAGS)
+        .is_some_and(|f| f & flightrec_format::layout::FLAG_DUMP != 0);
+    if is_dump {
+        anyhow::bail!(
+            "{} is already a dump: read it with cat, info, export or view (collect turns a dead process's .flightrec-ring into one)",
+            ring.display()
+        );
+    }
+    let parent_of = |p: &std::path::Path| match p.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
-    });
+    };
+    // An existing directory receives the dump under its usual name; anything else names
+    // the dump file itself.
+    let (dir, file) = match to {
+        None => (parent_of(ring), None),
+        Some(d) if d.is_dir() => (d, None),
+        Some(f) => {
+            if f.exists() {
+                anyhow::bail!(
+                    "{} already exists; collect never replaces a file",
+                    f.display()
+                );
+            }
+            let parent = parent_of(&f);
+            if !parent.is_dir() {
+                anyhow::bail!(
+                    "cannot write {}: {} is not a directory",
+                    f.display(),
+                    parent.display()
+                );
+            }
+            (parent, Some(f))
+        }
+    };
     let dump = flightrec_format::dump::collect(ring, &dir)
         .with_context(|| format!("{}", ring.display()))?;
+    let dump = match file {
+        None => dump,
+        Some(f) => {
+            // A hard link never replaces an existing file, unlike a rename.
+            std::fs::hard_link(&dump, &f)
+                .with_context(|| format!("cannot write {}", f.display()))?;
+            let _ = std::fs::remove_file(&dump);
+            f
+        }
+    };
     writeln!(out, "{}", dump.display())?;
     Ok(())
 }
@@ -216,7 +281,17 @@ fn watch(
             if !matches!(flightrec_format::dump::owner_alive(&ring), Ok(false)) {
                 continue;
             }
-            match flightrec_format::dump::collect(&ring, dir) {
+            let settings = flightrec_format::ring_settings(&ring).unwrap_or_default();
+            // Its process exited cleanly: nothing to report, and nothing to keep.
+            if settings.closed_wall_ns.is_some() {
+                let _ = std::fs::remove_file(&ring);
+                continue;
+            }
+            let dumps = settings
+                .dump_dir
+                .filter(|d| d.is_dir())
+                .unwrap_or_else(|| dir.to_path_buf());
+            match flightrec_format::dump::collect(&ring, &dumps) {
                 Ok(dump) => {
                     // The dump holds everything the ring did; the ring would only be
                     // collected again.
@@ -250,5 +325,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
     })
 }

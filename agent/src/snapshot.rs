@@ -1,5 +1,7 @@
 //! `flightrec snapshot PID`: send the process its snapshot signal, wait for the new dump to
-//! appear beside its ring file, print its path.
+//! appear in its dump directory, print its path. Both come from the ring's header, found
+//! through `/proc/PID/maps`; a signal the recorder does not listen for is never sent (it
+//! could kill the process).
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -11,7 +13,12 @@ use anyhow::{anyhow, bail, Context as _};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-pub fn run(pid: i32, signal: &str, timeout: f64, out: &mut impl Write) -> anyhow::Result<()> {
+pub fn run(
+    pid: i32,
+    signal: Option<&str>,
+    timeout: f64,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     if pid <= 0 || !proc_dir.exists() {
         bail!("no process with pid {pid}");
@@ -26,10 +33,30 @@ pub fn run(pid: i32, signal: &str, timeout: f64, out: &mut impl Write) -> anyhow
         .ok_or_else(|| {
             anyhow!("process {pid} has no flightrec recorder (no ring file is mapped)")
         })?;
-    let dir = ring.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let settings = flightrec_format::ring_settings(&ring)
+        .with_context(|| format!("cannot read the ring of pid {pid}, {}", ring.display()))?;
+    let asked = signal.map(parse_signal).transpose()?;
+    let sig = match (settings.snapshot_signal, asked) {
+        (Some(None), _) => bail!(
+            "process {pid}'s recorder listens for no snapshot signal (snapshot_signal(None) or FLIGHTREC_SIGNAL=off); nothing sent"
+        ),
+        (Some(Some(n)), asked) => {
+            let listens = Signal::try_from(n)
+                .map_err(|_| anyhow!("process {pid}'s recorder listens for signal {n}, which this system does not know"))?;
+            if let Some(asked) = asked.filter(|&a| a != listens) {
+                bail!(
+                    "process {pid}'s recorder takes snapshots on {listens}, not {asked}; refusing to send {asked}, which could kill it (leave out --signal)"
+                );
+            }
+            listens
+        }
+        // Written by a recorder too old to record its signal: trust the user.
+        (None, asked) => asked.unwrap_or(Signal::SIGUSR1),
+    };
+    let ring_dir = ring.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let dir = settings.dump_dir.unwrap_or(ring_dir);
     let marker = format!("-{pid}-");
     let before = dumps(&dir, &marker);
-    let sig = parse_signal(signal)?;
     kill(Pid::from_raw(pid), sig).with_context(|| format!("cannot send {sig} to pid {pid}"))?;
     let deadline = Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
     loop {
@@ -42,7 +69,7 @@ pub fn run(pid: i32, signal: &str, timeout: f64, out: &mut impl Write) -> anyhow
         }
         if Instant::now() > deadline {
             bail!(
-                "no dump from pid {pid} in {}: its recorder may not listen for {sig} (see --signal)",
+                "no dump from pid {pid} in {} after {timeout} s (see --timeout)",
                 dir.display()
             );
         }

@@ -47,10 +47,16 @@ pub fn child_with_stdin(name: &str, env: &[(&str, &Path)]) -> std::process::Chil
 
 fn spawn_child(name: &str, env: &[(&str, &Path)], stdin: Stdio) -> std::process::Child {
     let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    c.args([
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .stdin(stdin)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     for (k, v) in env {
         c.env(k, v);
     }

@@ -449,12 +449,19 @@ fn snapshots_under_full_load_hold_the_whole_ring() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
     let dir = scratch();
-    let mut c = child_with_stdin("triggers::pausable_writer_child", &[(CHILD_DIR, dir.path())]);
+    let mut c = child_with_stdin(
+        "triggers::pausable_writer_child",
+        &[(CHILD_DIR, dir.path())],
+    );
     wait_for(&mut c, "ready");
     let pid = c.id().to_string();
     let snapshot = || {
         let out = flightrec(&["snapshot", &pid, "--timeout", "60"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let path = std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
         let rec = flightrec_format::open(&path).unwrap();
         let _ = std::fs::remove_file(&path);

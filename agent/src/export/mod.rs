@@ -35,6 +35,7 @@ pub enum Format {
 
 /// `flightrec export DUMP --format F -o OUT`.
 pub fn run(input: &Path, format: Format, output: &Path) -> anyhow::Result<()> {
+    check_output(output)?;
     let image = flightrec_format::read_image(input).with_context(|| input.display().to_string())?;
     let scan = flightrec_format::scan(&image).with_context(|| input.display().to_string())?;
     let total: u64 = scan.recording.threads.iter().map(|t| t.records).sum();
@@ -78,8 +79,9 @@ pub fn run(input: &Path, format: Format, output: &Path) -> anyhow::Result<()> {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
+        // Errors name the user's path, never the temporary one.
         let tmp = tempfile::NamedTempFile::new_in(dir)
-            .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {}", output.display(), io_reason(&e)))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file());
         write(&mut out).with_context(|| format!("cannot write {}", output.display()))?;
         out.flush()
@@ -90,11 +92,43 @@ pub fn run(input: &Path, format: Format, output: &Path) -> anyhow::Result<()> {
         let _ = tmp
             .as_file()
             .set_permissions(std::fs::Permissions::from_mode(0o644));
-        tmp.persist(output)
-            .with_context(|| format!("cannot write {}", output.display()))?;
+        tmp.persist(output).map_err(|e| {
+            anyhow::anyhow!("cannot write {}: {}", output.display(), io_reason(&e.error))
+        })?;
     }
     progress.finish_and_clear();
     Ok(())
+}
+
+/// Refuses, before any work, an output that cannot be written: a directory, or a file in a
+/// directory that does not exist.
+fn check_output(output: &Path) -> anyhow::Result<()> {
+    if output.as_os_str() == "-" {
+        return Ok(());
+    }
+    if output.is_dir() {
+        anyhow::bail!(
+            "cannot write {}: it is a directory (give a file name)",
+            output.display()
+        );
+    }
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "cannot write {}: there is no directory {}",
+            output.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// An I/O error's reason without the path the library attached to it.
+fn io_reason(e: &std::io::Error) -> String {
+    std::io::Error::from(e.kind()).to_string()
 }
 
 /// What the first pass learns about spans.

@@ -93,6 +93,11 @@ pub mod header {
     /// Unix ns of a clean shutdown (the recorder dropped, or the process exiting through
     /// `exit`); 0 while the process runs, and forever if it died without exiting.
     pub const CLOSED_WALL_NS: usize = 1032;
+    /// Where the recorder writes its dumps (they may live apart from the ring): a length
+    /// here, the path's bytes at `DUMP_DIR` (at most `DUMP_DIR_CAP`; 0 when not recorded).
+    pub const DUMP_DIR_LEN: usize = 1040;
+    pub const DUMP_DIR: usize = 1088;
+    pub const DUMP_DIR_CAP: usize = super::HEADER_SIZE - DUMP_DIR;
 }
 
 /// Set in `header::SNAPSHOT_SIGNAL` by writers that record their snapshot signal.
@@ -178,6 +183,45 @@ pub fn put_u32(b: &mut [u8], off: usize, v: u32) {
 /// Writes a little-endian `u64` at `off`. Panics when out of bounds (writer-side only).
 pub fn put_u64(b: &mut [u8], off: usize, v: u64) {
     b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// What a running recorder wrote into its ring's header about itself, for the tools that
+/// act on a live or dead process (`flightrec snapshot`, `collect`, `watch`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RingSettings {
+    /// The snapshot signal: `None` when the writer did not record it (an older version),
+    /// `Some(None)` when it listens for none.
+    pub snapshot_signal: Option<Option<i32>>,
+    /// Unix ns of a clean shutdown; `None` while running or after a crash or a kill.
+    pub closed_wall_ns: Option<u64>,
+    /// Where dumps go, when recorded.
+    pub dump_dir: Option<std::path::PathBuf>,
+}
+
+impl RingSettings {
+    /// Reads the settings from a header (the first `HEADER_SIZE` bytes of a ring or image).
+    /// Anything out of range reads as not recorded.
+    pub fn parse(head: &[u8]) -> RingSettings {
+        let sig = get_u64(head, header::SNAPSHOT_SIGNAL).unwrap_or(0);
+        let snapshot_signal = (sig & SNAPSHOT_SIGNAL_RECORDED != 0).then(|| {
+            let n = (sig & 0xffff_ffff) as i32;
+            (n != 0).then_some(n)
+        });
+        let closed = get_u64(head, header::CLOSED_WALL_NS).unwrap_or(0);
+        let len = get_u64(head, header::DUMP_DIR_LEN).unwrap_or(0) as usize;
+        let dump_dir = (len > 0 && len <= header::DUMP_DIR_CAP)
+            .then(|| head.get(header::DUMP_DIR..header::DUMP_DIR + len))
+            .flatten()
+            .map(|b| {
+                use std::os::unix::ffi::OsStrExt;
+                std::path::PathBuf::from(std::ffi::OsStr::from_bytes(b))
+            });
+        RingSettings {
+            snapshot_signal,
+            closed_wall_ns: (closed != 0).then_some(closed),
+            dump_dir,
+        }
+    }
 }
 
 /// Geometry of a ring: how a file of a given capacity is divided.

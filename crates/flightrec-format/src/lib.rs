@@ -156,6 +156,22 @@ pub fn read_head(path: &Path) -> Result<Vec<u8>, FormatError> {
     Ok(head)
 }
 
+/// What a recorder wrote about itself into a ring file's header (snapshot signal, clean
+/// shutdown, dump directory). Reads only the header.
+pub fn ring_settings(path: &Path) -> Result<layout::RingSettings, FormatError> {
+    let io = |source| FormatError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut head = vec![0u8; layout::HEADER_SIZE];
+    let got = read_up_to(&mut file, &mut head).map_err(io)?;
+    if got < layout::HEADER_SIZE || head[..8] != layout::MAGIC {
+        return Err(FormatError::NotARing);
+    }
+    Ok(layout::RingSettings::parse(&head))
+}
+
 /// Fills `buf` as far as the reader allows; returns how much was read.
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut got = 0;

@@ -107,6 +107,7 @@ mod recorder {
     pub struct Builder {
         service: Option<String>,
         dir: Option<PathBuf>,
+        dump_dir: Option<PathBuf>,
         capacity: Option<u64>,
         chunk_size: Option<u32>,
         /// `None`: the default (SIGUSR1); `Some(None)`: no snapshot signal.
@@ -128,11 +129,20 @@ mod recorder {
             self
         }
 
-        /// Where the ring file and dumps go. Default: `$FLIGHTREC_DIR`, else
-        /// `$XDG_RUNTIME_DIR/flightrec`, else `/dev/shm/flightrec-$USER` (tmpfs: no disk
-        /// writeback, survives the process), else the system temp directory.
+        /// Where the ring file and dumps go (dumps can be sent elsewhere with `dump_dir`).
+        /// Default for the ring: `$FLIGHTREC_DIR`, else `$XDG_RUNTIME_DIR/flightrec`, else
+        /// `/dev/shm/flightrec-$USER` (tmpfs: no disk writeback, survives the process), else
+        /// the system temp directory.
         pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
             self.dir = Some(dir.into());
+            self
+        }
+
+        /// Where dumps go. Default: `$FLIGHTREC_DUMP_DIR`, else the directory given to
+        /// `dir` (or `$FLIGHTREC_DIR`), else a persistent one that survives a reboot:
+        /// `$XDG_STATE_HOME/flightrec`, else `/var/tmp/flightrec-$USER`.
+        pub fn dump_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+            self.dump_dir = Some(dir.into());
             self
         }
 
@@ -199,7 +209,7 @@ mod recorder {
             self
         }
 
-        /// A builder configured from `FLIGHTREC_SERVICE`, `FLIGHTREC_DIR`,
+        /// A builder configured from `FLIGHTREC_SERVICE`, `FLIGHTREC_DIR`, `FLIGHTREC_DUMP_DIR`,
         /// `FLIGHTREC_SIGNAL` (`USR1`, `USR2`, a number, or `off`) and
         /// `FLIGHTREC_CAPACITY` (bytes, or with a K/M/G suffix).
         pub fn from_env() -> Result<Builder, Error> {
@@ -209,6 +219,9 @@ mod recorder {
             }
             if let Some(d) = std::env::var_os("FLIGHTREC_DIR") {
                 b = b.dir(d);
+            }
+            if let Some(d) = std::env::var_os("FLIGHTREC_DUMP_DIR") {
+                b = b.dump_dir(d);
             }
             if let Ok(c) = std::env::var("FLIGHTREC_CAPACITY") {
                 let bytes = parse_size(&c).ok_or_else(|| Error::Env {
@@ -253,17 +266,24 @@ mod recorder {
             let geometry = Geometry::for_capacity(capacity, self.chunk_size)
                 .ok_or(Error::Capacity { capacity })?;
             let service = self.service.unwrap_or_else(default_service);
+            let dump_dir = self
+                .dump_dir
+                .or_else(|| self.dir.clone())
+                .or_else(|| std::env::var_os("FLIGHTREC_DIR").map(PathBuf::from))
+                .unwrap_or_else(default_dump_dir);
             let dir = self.dir.unwrap_or_else(default_dir);
-            std::fs::create_dir_all(&dir).map_err(|source| Error::CreateDir {
-                path: dir.clone(),
-                source,
-            })?;
+            for d in [&dir, &dump_dir] {
+                std::fs::create_dir_all(d).map_err(|source| Error::CreateDir {
+                    path: d.clone(),
+                    source,
+                })?;
+            }
             let pid = std::process::id();
             // Before our ring exists: a dead process's ring must be dumped, not replaced.
             let collected = if self.no_collect {
                 Vec::new()
             } else {
-                crate::trigger::collect_dead_rings(&dir)
+                crate::trigger::collect_dead_rings(&dir, &dump_dir)
             };
             let path = dir.join(format!(
                 "{}-{pid}.flightrec-ring",
@@ -302,21 +322,24 @@ mod recorder {
                     fields: vec!["message".into(), "error".into(), "reason".into()],
                 },
             );
+            let ring = Arc::new(ring);
+            crate::ring::close_at_exit(&ring);
             let shared = Arc::new(Shared {
-                ring: Arc::new(ring),
+                ring,
                 callsites,
                 dump_failed,
-                dir,
+                dir: dump_dir,
                 service,
                 pid,
                 keep_dumps: self.keep_dumps.unwrap_or(20),
                 dump_budget: self.dump_budget.unwrap_or(512 << 20),
             });
+            let snapshot_signal = self
+                .snapshot_signal
+                .unwrap_or(Some(signal_hook::consts::SIGUSR1));
+            shared.ring.record_settings(snapshot_signal, &shared.dir);
             let dumper =
-                match self
-                    .snapshot_signal
-                    .unwrap_or(Some(signal_hook::consts::SIGUSR1))
-                {
+                match snapshot_signal {
                     Some(sig) => Some(Dumper::start(shared.clone(), sig).map_err(|source| {
                         Error::Signal {
                             signal: sig,
@@ -425,6 +448,11 @@ mod recorder {
             .with(tracing_subscriber::fmt::layer().with_filter(log_filter))
             .try_init()
             .map_err(|_| Error::AlreadyInitialized)?;
+        tracing::info!(
+            ring = %recorder.ring_path().display(),
+            dumps = %recorder.dir().display(),
+            "flightrec is recording"
+        );
         for dump in recorder.collected() {
             tracing::warn!(dump = %dump.display(), "collected the ring of a process that died without a dump");
         }
@@ -473,6 +501,14 @@ mod recorder {
             return shm.join(format!("flightrec-{user}"));
         }
         std::env::temp_dir().join(format!("flightrec-{user}"))
+    }
+
+    fn default_dump_dir() -> PathBuf {
+        if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+            return Path::new(&d).join("flightrec");
+        }
+        let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+        Path::new("/var/tmp").join(format!("flightrec-{user}"))
     }
 
     fn hostname() -> String {

@@ -17,7 +17,7 @@ mod tests;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use flightrec_format::layout::{self, chunk, header, Geometry, CHUNK_HEADER_SIZE, HEADER_SIZE};
 
@@ -265,9 +265,73 @@ impl Ring {
     }
 }
 
+impl Ring {
+    /// Records the snapshot signal (`None`: it listens for none) and the dump directory in
+    /// the header, where `flightrec snapshot` reads them. Paths longer than the header's
+    /// field are not recorded (the tool then looks beside the ring).
+    pub(crate) fn record_settings(&self, signal: Option<i32>, dump_dir: &Path) {
+        let sig = layout::SNAPSHOT_SIGNAL_RECORDED | signal.unwrap_or(0) as u32 as u64;
+        self.header_word(header::SNAPSHOT_SIGNAL)
+            .store(sig, Ordering::Release);
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = dump_dir.as_os_str().as_bytes();
+        if bytes.len() > header::DUMP_DIR_CAP {
+            return;
+        }
+        for (i, word) in bytes.chunks(8).enumerate() {
+            let mut w = [0u8; 8];
+            w[..word.len()].copy_from_slice(word);
+            self.header_word(header::DUMP_DIR + i * 8)
+                .store(u64::from_le_bytes(w), Ordering::Relaxed);
+        }
+        self.header_word(header::DUMP_DIR_LEN)
+            .store(bytes.len() as u64, Ordering::Release);
+    }
+
+    /// Marks a clean shutdown: the next recorder (or `flightrec watch`) removes this ring
+    /// quietly instead of reporting a process that died without a dump.
+    pub(crate) fn mark_closed(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        self.header_word(header::CLOSED_WALL_NS)
+            .store(now.max(1), Ordering::Release);
+    }
+}
+
+/// Rings of this process that `exit` marks closed: a process that returns from `main` or
+/// calls `std::process::exit` never drops a recorder kept in a static (`init()` leaks it).
+static CLOSE_AT_EXIT: Mutex<Vec<std::sync::Weak<Ring>>> = Mutex::new(Vec::new());
+
+/// Marks `ring` closed when the process exits through `exit` (not on a crash, an abort or a
+/// kill, whose rings stay as evidence).
+pub(crate) fn close_at_exit(ring: &Arc<Ring>) {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    let mut rings = CLOSE_AT_EXIT.lock().unwrap_or_else(|e| e.into_inner());
+    rings.retain(|r| r.strong_count() > 0);
+    rings.push(Arc::downgrade(ring));
+    drop(rings);
+    INSTALL.call_once(|| {
+        // SAFETY: registers a plain `extern "C" fn()` with no preconditions; it runs during
+        // `exit`, on the exiting thread, outside any signal handler.
+        unsafe { libc::atexit(close_rings_at_exit) };
+    });
+}
+
+extern "C" fn close_rings_at_exit() {
+    // `try_lock`: exit can run while another thread holds the list (registering a recorder);
+    // blocking here could hang the exit, so that rare case is left unmarked.
+    if let Ok(rings) = CLOSE_AT_EXIT.try_lock() {
+        for ring in rings.iter().filter_map(std::sync::Weak::upgrade) {
+            ring.mark_closed();
+        }
+    }
+}
+
 impl Drop for Ring {
     fn drop(&mut self) {
         crash::unwatch(self);
+        self.mark_closed();
     }
 }
 

@@ -52,10 +52,15 @@ impl Shared {
     }
 }
 
-/// Collects the rings in `dir` whose owner is dead (their lock is free) into dumps, and
-/// removes those ring files. Returns the dumps written. A ring that cannot be read or
-/// dumped is left where it is for a later attempt.
-pub(crate) fn collect_dead_rings(dir: &std::path::Path) -> Vec<PathBuf> {
+/// Collects the rings in `dir` whose owner is dead (their lock is free) into dumps in
+/// `dump_dir`, and removes those ring files. Returns the dumps written. A ring that cannot
+/// be read or dumped is left where it is for a later attempt. A ring its process closed
+/// cleanly (it exited, or dropped its recorder) is removed without a dump: nothing went
+/// wrong there.
+pub(crate) fn collect_dead_rings(
+    dir: &std::path::Path,
+    dump_dir: &std::path::Path,
+) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -68,7 +73,11 @@ pub(crate) fn collect_dead_rings(dir: &std::path::Path) -> Vec<PathBuf> {
         if !matches!(flightrec_format::dump::owner_alive(&path), Ok(false)) {
             continue;
         }
-        if let Ok(dump) = flightrec_format::dump::collect(&path, dir) {
+        if flightrec_format::ring_settings(&path).is_ok_and(|s| s.closed_wall_ns.is_some()) {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        if let Ok(dump) = flightrec_format::dump::collect(&path, dump_dir) {
             let _ = std::fs::remove_file(&path);
             dumps.push(dump);
         }
