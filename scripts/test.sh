@@ -4,7 +4,8 @@
 # Debian's chromium with playwright-core (npm) for the viewer's browser tests.
 #
 #   scripts/test.sh            formatting, lints, docs, unit + end-to-end tests, loom, Miri
-#   scripts/test.sh --stress   the same, then 2000 SIGKILL runs and 5 minutes of fuzzing
+#   scripts/test.sh --stress   the same, then 2000 SIGKILL runs, 1000 snapshots under full load
+#                              and 5 minutes of fuzzing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,6 +59,9 @@ cargo +nightly miri test -p flightrec-format --lib
 if (( stress )); then
     step "stress: 2000 SIGKILL runs"
     FLIGHTREC_KILL_RUNS=2000 cargo test -p flightrec-agent --test e2e --release -- kill_sweep
+    step "stress: 1000 snapshots of a ring under full load"
+    FLIGHTREC_SNAPSHOT_RUNS=1000 cargo test -p flightrec-agent --test e2e --release -- \
+        triggers::snapshots_under_full_load --nocapture
     step "stress: fuzzing the decoder for 5 minutes"
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
     cargo run -q -p flightrec-format --example fuzz_seeds -- fuzz/corpus/decode

@@ -76,8 +76,24 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
     let rec = flightrec_format::open(&dump).context("reading the dump back")?;
     crate::info::run(&dump, &rec, false, out)?;
     let culprit = print_interleaving(&rec, out)?;
-    out.flush()?;
+    let ring = recorder.ring_path().to_path_buf();
     drop(recorder);
+    // The 8 MB ring and any other dumps are not needed any more: only the dump shown stays.
+    let _ = std::fs::remove_file(&ring);
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for p in entries.flatten().map(|e| e.path()) {
+            if p != dump && p.extension().is_some_and(|x| x == "flightrec") {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    writeln!(
+        out,
+        "\nThe dump is kept at {} (the ring file was removed); open it again with: flightrec view {}",
+        dump.display(),
+        dump.display()
+    )?;
+    out.flush()?;
     if !opts.view {
         return Ok(());
     }

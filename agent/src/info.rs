@@ -27,7 +27,8 @@ pub fn run(
                 json!({
                     "index": t.index, "tid": t.tid, "name": t.name, "records": t.records,
                     "overwritten": t.overwritten, "dropped": t.dropped,
-                    "fully_overwritten": t.fully_overwritten, "gaps": t.gaps,
+                    "fully_overwritten": t.fully_overwritten,
+                    "lost_to_damage": t.lost_to_damage, "gaps": t.gaps,
                     "first_ts": t.first_ts, "last_ts": t.last_ts,
                 })
             })
@@ -116,6 +117,8 @@ pub fn run(
         let span = |ts: Option<i64>| ts.map_or_else(|| "-".to_string(), format_ts);
         let overwritten = if t.fully_overwritten {
             "all".to_string()
+        } else if t.lost_to_damage {
+            "? (damaged)".to_string()
         } else {
             t.overwritten.to_string()
         };

@@ -7,6 +7,7 @@ mod contents;
 mod corrupt;
 mod crashes;
 mod disk;
+mod edges;
 mod export;
 mod helpers;
 mod kill_sweep;

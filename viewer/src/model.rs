@@ -773,6 +773,7 @@ mod tests {
             overwritten: if index == 0 { 5 } else { 0 },
             dropped: 0,
             fully_overwritten: false,
+            lost_to_damage: false,
             gaps: 0,
             first_ts: Some(T0),
             last_ts: Some(T0 + if index == 0 { 999_920 } else { 0 }),

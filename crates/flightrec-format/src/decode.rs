@@ -56,8 +56,13 @@ pub struct ThreadSummary {
     /// Records this thread could not write at all (no chunk could be claimed, or the
     /// thread-local state was gone).
     pub dropped: u64,
-    /// No chunk of this thread survives: its count of overwritten records is unknown.
+    /// No chunk of this thread survives and the image is intact: newer data took them all,
+    /// so its count of overwritten records is unknown.
     pub fully_overwritten: bool,
+    /// No chunk of this thread survives and the image is damaged (bad or missing chunks):
+    /// its records may have been in those, so they are counted as lost to damage, never as
+    /// overwritten.
+    pub lost_to_damage: bool,
     /// 1 when a hole was found in this thread's surviving chunks (an overwritten chunk
     /// between two that survived): the records before it are not shown and are counted in
     /// `overwritten`.
@@ -381,6 +386,7 @@ pub fn scan(image: &[u8]) -> Result<Scan<'_>, FormatError> {
             overwritten: first.thread_seq_start.saturating_sub(first.dropped_before),
             dropped: own.iter().map(|c| c.dropped_total).max().unwrap_or(0),
             fully_overwritten: false,
+            lost_to_damage: false,
             gaps,
             first_ts: first_ticks.map(|t| time.to_unix_ns(t)),
             last_ts: first_ticks.map(|_| time.to_unix_ns(max_ticks)),
@@ -388,7 +394,9 @@ pub fn scan(image: &[u8]) -> Result<Scan<'_>, FormatError> {
         runs.push((index, own.iter().map(|c| c.payload.clone()).collect()));
         i = j;
     }
-    // Threads that registered but have no surviving chunk.
+    // Threads that registered but have no surviving chunk: overwritten, unless chunks were
+    // damaged or missing, which may have been theirs.
+    let damaged = damage.bad_chunks > 0 || damage.missing_chunks > 0;
     for (index, (tid, name)) in thread_names {
         threads.push(ThreadSummary {
             index,
@@ -397,7 +405,8 @@ pub fn scan(image: &[u8]) -> Result<Scan<'_>, FormatError> {
             records: 0,
             overwritten: 0,
             dropped: 0,
-            fully_overwritten: true,
+            fully_overwritten: !damaged,
+            lost_to_damage: damaged,
             gaps: 0,
             first_ts: None,
             last_ts: None,

@@ -99,9 +99,10 @@ pub fn decompress_dump(compressed: &[u8]) -> Result<Vec<u8>, FormatError> {
     }
     let mut image = head;
     image.reserve_exact((declared as usize).saturating_sub(got).min(256 << 20));
-    dec.take(declared - got as u64 + 1)
-        .read_to_end(&mut image)
-        .map_err(zerr)?;
+    // A dump cut short (a copy interrupted, a full disk) still holds whatever decompresses:
+    // `read_to_end` keeps the bytes read before the error, and the decoder counts the rest
+    // as missing, as it does for a truncated ring file.
+    let _cut_short = dec.take(declared - got as u64 + 1).read_to_end(&mut image);
     if image.len() as u64 > declared {
         return Err(FormatError::DumpTooLarge { declared });
     }

@@ -269,7 +269,6 @@ mod recorder {
             let dump_dir = self
                 .dump_dir
                 .or_else(|| self.dir.clone())
-                .or_else(|| std::env::var_os("FLIGHTREC_DIR").map(PathBuf::from))
                 .unwrap_or_else(default_dump_dir);
             let dir = self.dir.unwrap_or_else(default_dir);
             for d in [&dir, &dump_dir] {
@@ -504,6 +503,11 @@ mod recorder {
     }
 
     fn default_dump_dir() -> PathBuf {
+        for var in ["FLIGHTREC_DUMP_DIR", "FLIGHTREC_DIR"] {
+            if let Some(d) = std::env::var_os(var).filter(|d| !d.is_empty()) {
+                return d.into();
+            }
+        }
         if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
             return Path::new(&d).join("flightrec");
         }
