@@ -331,7 +331,7 @@ fn collect_writes_the_file_it_is_told_and_refuses_a_dump() {
     );
     assert_eq!(
         dumps_in(dir.path()),
-        [target.clone()],
+        std::slice::from_ref(&target),
         "exactly the file asked for"
     );
     flightrec_format::open(&target).unwrap();
