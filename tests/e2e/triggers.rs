@@ -54,7 +54,8 @@ fn writer_child() {
 }
 
 /// Child: four threads writing numbered events at full speed until a line on stdin pauses
-/// them (they stay alive, holding their chunks); prints "paused" once none writes.
+/// them (they stay alive, holding their chunks); prints "ready" once they have written the
+/// ring over several times (so every dump is of a full ring), "paused" once none writes.
 #[test]
 #[ignore = "child process of the trigger tests"]
 fn pausable_writer_child() {
@@ -63,10 +64,16 @@ fn pausable_writer_child() {
     let d = dispatch(&rec);
     let pause = std::sync::Arc::new(AtomicBool::new(false));
     let parked = std::sync::Arc::new(AtomicUsize::new(0));
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let started = std::sync::Arc::new(std::sync::Barrier::new(5));
     for t in 0..4u64 {
-        let (d, started, pause, parked) =
-            (d.clone(), started.clone(), pause.clone(), parked.clone());
+        let (d, started, pause, parked, written) = (
+            d.clone(),
+            started.clone(),
+            pause.clone(),
+            parked.clone(),
+            written.clone(),
+        );
         std::thread::Builder::new()
             .name(format!("w{t}"))
             .spawn(move || {
@@ -77,6 +84,9 @@ fn pausable_writer_child() {
                     while !pause.load(Ordering::Relaxed) {
                         tracing::info!(t, seq, "write");
                         seq += 1;
+                        if seq % 1024 == 0 {
+                            written.fetch_add(1024, Ordering::Relaxed);
+                        }
                     }
                     parked.fetch_add(1, Ordering::SeqCst);
                     std::thread::park();
@@ -85,6 +95,10 @@ fn pausable_writer_child() {
             .unwrap();
     }
     started.wait();
+    // A 4 MiB ring holds about 75 000 of these records: four times that fills it over.
+    while written.load(Ordering::Relaxed) < 300_000 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     println!("ready");
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);

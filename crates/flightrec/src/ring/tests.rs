@@ -183,6 +183,7 @@ fn a_closed_copy_gate_keeps_uncopied_chunks_from_recycling() {
 /// (compared with a copy of the same ring once the writers have stopped).
 #[test]
 fn copies_taken_under_full_load_hold_the_whole_ring() {
+    use super::protocol::ChunkPool;
     use std::sync::atomic::{AtomicBool, Ordering};
     let ring = ring(64);
     let stop = Arc::new(AtomicBool::new(false));
@@ -205,6 +206,18 @@ fn copies_taken_under_full_load_hold_the_whole_ring() {
         })
         .collect();
     started.wait();
+    // Compare like with like: copies start once the ring is full (no chunk left FREE).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while (0..ring.chunk_count()).any(|i| {
+        flightrec_format::layout::state::phase(ring.chunk(i).state.load(Ordering::Relaxed))
+            == flightrec_format::layout::state::FREE
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writers never filled the ring"
+        );
+        std::thread::yield_now();
+    }
     let mut counts = Vec::new();
     for _ in 0..30 {
         let (image, _) = consistent_copy(&ring);
