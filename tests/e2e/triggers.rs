@@ -84,7 +84,7 @@ fn pausable_writer_child() {
                     while !pause.load(Ordering::Relaxed) {
                         tracing::info!(t, seq, "write");
                         seq += 1;
-                        if seq % 1024 == 0 {
+                        if seq.is_multiple_of(1024) {
                             written.fetch_add(1024, Ordering::Relaxed);
                         }
                     }
