@@ -15,6 +15,9 @@ use crate::Error;
 /// How often a chunk recycled under the copier is copied again (it then holds newer data).
 const RECOPY_ATTEMPTS: usize = 3;
 
+/// How long a copy behind the gate waits for a claimer to hand a listed chunk back.
+const GATED_RETRY_LIMIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Takes a consistent copy of the ring while writers keep writing: the header, the committed
 /// meta log, and every chunk whose copy the seqlock check accepts. Returns the image and how
 /// many chunks were given up.
@@ -35,7 +38,9 @@ pub(crate) fn consistent_copy(ring: &Ring) -> (Vec<u8>, u32) {
     put_u64(&mut image, header::COPY_GATE, 0);
     let mut order: Vec<(u64, u64)> = (0..ring.chunk_count())
         .filter_map(|i| {
-            let w = ring.chunk(i).state.load(Ordering::Relaxed);
+            // Acquire: a claimer whose gate check missed the close did its CAS before
+            // the close (see `protocol::claim`), and this load then sees it.
+            let w = ring.chunk(i).state.load(Ordering::Acquire);
             let p = state::phase(w);
             (p == state::ACTIVE || p == state::RETIRED).then_some((state::seq(w), i))
         })
@@ -50,10 +55,26 @@ pub(crate) fn consistent_copy(ring: &Ring) -> (Vec<u8>, u32) {
         let off = g.chunk_offset(i as u32) as usize;
         let dst = &mut image[off..off + g.chunk_size as usize];
         let mut outcome = Err(ReadOutcome::Recycled);
-        for _ in 0..RECOPY_ATTEMPTS {
-            outcome = ring.copy_chunk(i, dst);
-            if outcome != Err(ReadOutcome::Recycled) {
-                break;
+        if gate.is_some() {
+            // Behind the gate a listed chunk cannot be recycled; a claimer may hold it for a
+            // moment before handing it back (`Busy`, or `Recycled` with the seqlock seeing
+            // that moment). Read again until it is back, within a bound that only a claimer
+            // stopped mid-claim (a crashed thread) could exhaust.
+            let deadline = std::time::Instant::now() + GATED_RETRY_LIMIT;
+            loop {
+                outcome = ring.copy_chunk(i, dst);
+                let transient = matches!(outcome, Err(ReadOutcome::Busy | ReadOutcome::Recycled));
+                if !transient || std::time::Instant::now() >= deadline {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+        } else {
+            for _ in 0..RECOPY_ATTEMPTS {
+                outcome = ring.copy_chunk(i, dst);
+                if outcome != Err(ReadOutcome::Recycled) {
+                    break;
+                }
             }
         }
         match outcome {
@@ -72,8 +93,10 @@ pub(crate) fn consistent_copy(ring: &Ring) -> (Vec<u8>, u32) {
                 let end = flightrec_format::layout::CHUNK_HEADER_SIZE + v.committed_len as usize;
                 dst[end..].fill(0);
             }
+            // Without the gate, a chunk being claimed holds nothing of the ring as it was.
             Err(ReadOutcome::Empty) => dst.fill(0),
-            Err(ReadOutcome::Recycled) => {
+            Err(ReadOutcome::Busy) if gate.is_none() => dst.fill(0),
+            Err(ReadOutcome::Recycled | ReadOutcome::Busy) => {
                 dst.fill(0);
                 given_up += 1;
             }

@@ -112,12 +112,9 @@ pub(crate) fn claim(pool: &impl ChunkPool, who: &Claimant) -> Option<Claimed> {
             // Claimed by a later lap while this claimer was delayed: newer data.
             continue;
         }
-        // SeqCst pairs with the copier's SeqCst close of the gate: a claimer that starts
-        // after the gate closed sees it. One that loaded it just before may still recycle a
-        // chunk the copier listed; the copier's seqlock check then discards that copy.
-        let gate = pool.copy_gate().load(Ordering::SeqCst);
-        if phase == state::RETIRED && gate != 0 && state::seq(word) >= gate {
-            // A dumper has yet to copy it.
+        // A cheap first look at the gate, to leave a protected chunk alone without a CAS.
+        // It can be stale; the check after the CAS below is the one that counts.
+        if phase == state::RETIRED && gated(pool.copy_gate().load(Ordering::Relaxed), word) {
             continue;
         }
         let seq = c + 1;
@@ -125,11 +122,22 @@ pub(crate) fn claim(pool: &impl ChunkPool, who: &Claimant) -> Option<Claimed> {
             .compare_exchange(
                 word,
                 state::pack(seq, state::CLAIMING),
-                Ordering::Acquire,
+                Ordering::AcqRel,
                 Ordering::Relaxed,
             )
             .is_err()
         {
+            continue;
+        }
+        // The gate again, now that the chunk is ours, as a read-modify-write: it reads the
+        // latest gate value, and the copier's closing CAS is ordered with it. Either this
+        // RMW comes first, and then (release here, acquire in the close) our CAS above
+        // happens before the copier lists the chunks, so it sees CLAIMING and does not list
+        // this chunk; or the close comes first and this reads the closed gate. A protected
+        // chunk is handed back untouched: nothing of it has been written yet, so a copier
+        // that saw it RETIRED before and after copies it whole.
+        if phase == state::RETIRED && gated(pool.copy_gate().fetch_add(0, Ordering::AcqRel), word) {
+            h.state.store(word, Ordering::Release);
             continue;
         }
         // Seqlock write side: the CLAIMING store must be visible before any byte of the
@@ -150,6 +158,12 @@ pub(crate) fn claim(pool: &impl ChunkPool, who: &Claimant) -> Option<Claimed> {
         return Some(Claimed { index, seq });
     }
     None
+}
+
+/// Whether a closed gate (`gate`, as loaded) protects the `RETIRED` chunk whose state is
+/// `word`: a copier holds the gate and has not copied that chunk yet.
+fn gated(gate: u64, word: u64) -> bool {
+    gate != 0 && state::seq(word) >= gate
 }
 
 /// The copy gate, closed: while it lives, claimers leave alone every `RETIRED` chunk whose
@@ -215,6 +229,9 @@ pub(crate) enum ReadOutcome {
     Empty,
     /// Recycled while being copied: the copy is inconsistent and must be discarded.
     Recycled,
+    /// A claimer holds the chunk right now (`CLAIMING`). Behind a closed copy gate this is
+    /// a claimer about to hand a protected chunk back: read again.
+    Busy,
 }
 
 /// Reads a chunk consistently: `copy(len)` must copy the first `len` payload bytes (and may
@@ -222,8 +239,11 @@ pub(crate) enum ReadOutcome {
 pub(crate) fn read(h: &ChunkHeader, copy: impl FnOnce(usize)) -> Result<ChunkView, ReadOutcome> {
     let s1 = h.state.load(Ordering::Acquire);
     let phase = state::phase(s1);
-    if phase == state::FREE || phase == state::CLAIMING {
+    if phase == state::FREE {
         return Err(ReadOutcome::Empty);
+    }
+    if phase == state::CLAIMING {
+        return Err(ReadOutcome::Busy);
     }
     let view = ChunkView {
         state: s1,
