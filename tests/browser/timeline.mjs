@@ -109,9 +109,22 @@ try {
   if (mode === "demo") {
     await page.waitForFunction(() => window.flightrecView.state.object);
     await settle();
+    result.view = await page.evaluate(() => ({ ...window.flightrecView.state.view }));
     result.objectTitle = await page.locator("#object-title").textContent();
     result.handoverRows = await page.locator("#object-list tbody tr.handover").count();
     // The selected object's records inside the view the page opened on, by lane.
+    result.layout = await page.evaluate(() => window.flightrecView.layout());
+    // The trigger at the very right of the view: its label must still be whole.
+    await page.evaluate(() => {
+      const v = window.flightrecView.state.view;
+      const t = window.flightrecView.state.meta.trigger.t;
+      const span = v.end - v.start;
+      window.flightrecView.setView(t - span * 0.998, t + span * 0.002);
+    });
+    await settle();
+    result.layoutAtTrigger = await page.evaluate(() => window.flightrecView.layout());
+    await page.evaluate((v) => window.flightrecView.setView(v.start, v.end), result.view);
+    await settle();
     result.visible = await page.evaluate(() => {
       const s = window.flightrecView.state;
       return s.object.records

@@ -267,4 +267,58 @@ fn the_demo_opens_the_viewer_on_its_race_with_both_threads_in_view() {
         .iter()
         .any(|v| v["title"].as_str().unwrap().starts_with("price vanished")));
     assert!(r["handoverRows"].as_u64().unwrap() > 0);
+    assert_layout(&r["layout"]);
+    let at_trigger = &r["layoutAtTrigger"];
+    assert_layout(at_trigger);
+    let label = &at_trigger["triggerLabel"];
+    assert!(
+        label["text"].as_str().unwrap().contains("panic"),
+        "the trigger's label is drawn: {at_trigger}"
+    );
+}
+
+/// What a user sees of the page's layout: every axis label and the trigger's label whole
+/// inside the canvas (none hidden under the details panel), the object list right below the
+/// last lane, and its times on the axis's clock with the offset beside them.
+fn assert_layout(l: &Json) {
+    let width = l["canvasWidth"].as_f64().unwrap();
+    let labels = l["axisLabels"].as_array().unwrap();
+    assert!(labels.len() >= 3, "axis labels: {l}");
+    let mut labels_inside = labels
+        .iter()
+        .chain(Some(&l["triggerLabel"]).filter(|t| !t.is_null()));
+    assert!(
+        labels_inside.all(|a| {
+            let (x, w) = (a["x"].as_f64().unwrap(), a["w"].as_f64().unwrap());
+            x >= 0.0 && x + w <= width
+        }),
+        "a label runs out of the canvas ({width} px wide): {l}"
+    );
+    let gap = l["objectTop"].as_f64().unwrap() - l["lanesBottom"].as_f64().unwrap();
+    assert!(
+        (0.0..=40.0).contains(&gap),
+        "{gap} px between the last lane and the object list: {l}"
+    );
+    // "14:17:37.185 608 294" on the axis's clock, then "+5.608 294 ms".
+    let row = l["objectFirstRow"].as_array().unwrap();
+    let time = row[0].as_str().unwrap();
+    let first_axis = labels[0]["text"].as_str().unwrap();
+    let clock = |s: &str| {
+        let b = s.as_bytes();
+        b.len() >= 12
+            && [2, 5].iter().all(|&i| b[i] == b':')
+            && b[8] == b'.'
+            && [0, 1, 3, 4, 6, 7, 9, 10, 11]
+                .iter()
+                .all(|&i| b[i].is_ascii_digit())
+    };
+    assert!(
+        clock(time) && clock(first_axis),
+        "the list and the axis use one clock: {time:?}, {first_axis:?}"
+    );
+    assert_eq!(time.len(), "14:17:37.185 608 294".len(), "{time}");
+    assert!(
+        row[1].as_str().unwrap().starts_with('+') && row[1].as_str().unwrap().ends_with(" ms"),
+        "{l}"
+    );
 }

@@ -13,6 +13,8 @@ const api = (path, params) => {
 const LEVEL_COLOURS = { 1: "#9aa0a6", 2: "#2e9d5b", 3: "#2f6fde", 4: "#e08a00", 5: "#d0312d" };
 const LEVEL_NAMES = { 1: "TRACE", 2: "DEBUG", 3: "INFO", 4: "WARN", 5: "ERROR" };
 const AXIS_H = 24;
+const MIN_MAIN_H = 260; // px: room for the details panel however few lanes there are
+const RESERVED_BELOW = 170; // px kept below the timeline for the object list and the footer
 const EVENT_ROW = 14;
 const DEPTH_H = 14;
 const LANE_PAD = 6;
@@ -95,6 +97,11 @@ function layout() {
     y += h;
     return r;
   });
+  // The timeline is as tall as its lanes (up to what the window allows; then it scrolls),
+  // so what follows it (the object list) starts right below the last lane.
+  const main = document.getElementById("main");
+  const room = Math.max(MIN_MAIN_H, window.innerHeight - main.getBoundingClientRect().top - RESERVED_BELOW);
+  main.style.height = Math.max(MIN_MAIN_H, Math.min(y + 10, room)) + "px";
   const total = Math.max(y + 10, wrap.clientHeight);
   const dpr = window.devicePixelRatio || 1;
   canvas.style.height = total + "px";
@@ -195,13 +202,23 @@ function drawAxis(w) {
   ctx.fillStyle = "#334";
   ctx.font = "11px system-ui, sans-serif";
   ctx.strokeStyle = "#dfe3ea";
+  // Labels stay whole inside the canvas: one that would run past the right edge moves left
+  // of it, and is left out only if that would cover its neighbour.
+  state.axisLabels = [];
+  let prevEnd = -Infinity;
   for (let t = first; t <= state.view.end; t += step) {
     const x = Math.round(xOf(t)) + 0.5;
     ctx.beginPath();
     ctx.moveTo(x, AXIS_H - 6);
     ctx.lineTo(x, canvas.clientHeight);
     ctx.stroke();
-    ctx.fillText(wallClock(t, step), x + 3, 14);
+    const text = wallClock(t, step);
+    const tw = ctx.measureText(text).width;
+    const lx = Math.min(x + 3, w - tw - 3);
+    if (lx < prevEnd + 8) continue;
+    ctx.fillText(text, lx, 14);
+    state.axisLabels.push({ text, x: lx, w: tw });
+    prevEnd = lx + tw;
   }
 }
 
@@ -393,7 +410,12 @@ function drawTrigger(w) {
   ctx.lineWidth = 1;
   ctx.fillStyle = "#d0312d";
   ctx.font = "bold 11px system-ui, sans-serif";
-  ctx.fillText("⚡ " + t.reason, x + 4, AXIS_H - 2);
+  const text = "⚡ " + t.reason;
+  const tw = ctx.measureText(text).width;
+  // Right of the line, or left of it where the right would run out of the canvas.
+  const lx = x + 4 + tw <= w ? x + 4 : Math.max(0, x - 4 - tw);
+  ctx.fillText(text, lx, AXIS_H - 2);
+  state.triggerLabel = { text, x: lx, w: tw };
 }
 
 function drawRuler() {
@@ -593,7 +615,9 @@ async function selectObject(field, value) {
   for (const r of o.records) {
     const tr = el("tr", null, r.handover ? "handover" : "");
     tr.dataset.id = r.id;
-    tr.append(el("td", fmtOffset(r.t)), el("td", r.thread), el("td", r.span || ""), el("td", r.title));
+    // The axis's clock (UTC, to the ns), and the offset into the recording beside it.
+    tr.append(el("td", wallClock(r.t, 1)), el("td", fmtOffset(r.t), "offset"));
+    tr.append(el("td", r.thread), el("td", r.span || ""), el("td", r.title));
     tr.append(el("td", r.handover ? "⇄ from " + r.from : "", "handover-mark"));
     tr.addEventListener("click", () => { centerOn(r.t); showRecord(r.id); });
     body.append(tr);
@@ -793,6 +817,22 @@ window.flightrecView = {
     }));
   },
   highlighted() { return state.object ? state.object.records.map((r) => r.id) : []; },
+  /** Where things landed on the page, for layout checks: canvas, lanes, labels, list. */
+  layout() {
+    const rect = canvas.getBoundingClientRect();
+    const last = state.lanesY[state.lanesY.length - 1];
+    const wrapRect = document.getElementById("timeline-wrap").getBoundingClientRect();
+    const object = document.getElementById("object");
+    return {
+      canvasWidth: width(),
+      axisLabels: state.axisLabels,
+      triggerLabel: state.triggerLabel || null,
+      lanesBottom: Math.min(rect.top + last[0] + last[1], wrapRect.bottom),
+      timelineBottom: document.getElementById("main").getBoundingClientRect().bottom,
+      objectTop: object.hidden ? null : object.getBoundingClientRect().top,
+      objectFirstRow: [...(object.querySelector("tbody tr")?.children || [])].map((td) => td.textContent),
+    };
+  },
   zoom, pan, setView,
 };
 
