@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use flightrec_format::{Callsite, Record, RecordKind, Recording, Scan, Value};
+use flightrec_analysis::Names;
+use flightrec_format::{Record, RecordKind, Recording, Scan, Value};
 use serde_json::{json, Map, Value as Json};
 
 /// Streams the records: memory stays bounded by the image, whatever it holds.
@@ -26,26 +27,6 @@ pub fn run(scan: &Scan<'_>, as_json: bool, out: &mut impl Write) -> anyhow::Resu
     Ok(())
 }
 
-/// Thread names by index.
-pub struct Names<'r> {
-    threads: std::collections::HashMap<u32, (&'r str, u64)>,
-}
-
-impl<'r> Names<'r> {
-    pub fn new(rec: &'r Recording) -> Names<'r> {
-        Names {
-            threads: rec
-                .threads
-                .iter()
-                .map(|t| (t.index, (t.name.as_str(), t.tid)))
-                .collect(),
-        }
-    }
-    fn thread(&self, index: u32) -> (&'r str, u64) {
-        self.threads.get(&index).copied().unwrap_or(("?", 0))
-    }
-}
-
 /// RFC 3339 UTC with nanoseconds.
 pub fn format_ts(ns: i64) -> String {
     if ns < 0 {
@@ -53,12 +34,6 @@ pub fn format_ts(ns: i64) -> String {
     }
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns as u64);
     humantime::format_rfc3339_nanos(t).to_string()
-}
-
-fn field_name(cs: Option<&Callsite>, index: u8) -> String {
-    cs.and_then(|c| c.fields.get(index as usize))
-        .cloned()
-        .unwrap_or_else(|| format!("field{index}"))
 }
 
 fn value_json(v: &Value) -> Json {
@@ -95,7 +70,10 @@ pub fn record_json(rec: &Recording, names: &Names<'_>, r: &Record) -> Json {
     let (thread, tid) = names.thread(r.thread);
     let mut fields = Map::new();
     for f in &r.fields {
-        fields.insert(field_name(cs, f.index), value_json(&f.value));
+        fields.insert(
+            names.field_name(r.callsite, f.index).into_owned(),
+            value_json(&f.value),
+        );
     }
     let is_span = r.kind != RecordKind::Event;
     let mut o = json!({
@@ -122,13 +100,6 @@ pub fn record_json(rec: &Recording, names: &Names<'_>, r: &Record) -> Json {
     o
 }
 
-fn span_name(rec: &Recording, span: u64) -> &str {
-    rec.span_callsites
-        .get(&span)
-        .and_then(|c| rec.callsites.get(c))
-        .map_or("?", |c| c.name.as_str())
-}
-
 /// `TIME LEVEL thread[tid] span:span: target: message key=value ...`
 pub fn text_line(rec: &Recording, names: &Names<'_>, r: &Record, out: &mut String) {
     let cs = rec.callsites.get(&r.callsite);
@@ -136,7 +107,7 @@ pub fn text_line(rec: &Recording, names: &Names<'_>, r: &Record, out: &mut Strin
     let level = cs.map_or("?", |c| c.level.as_str());
     let _ = write!(out, "{} {level:>5} {thread}[{tid}] ", format_ts(r.ts));
     for s in r.spans.iter() {
-        let _ = write!(out, "{}:", span_name(rec, *s));
+        let _ = write!(out, "{}:", names.span_name(*s));
     }
     if !r.spans.is_empty() {
         out.push(' ');
@@ -148,16 +119,16 @@ pub fn text_line(rec: &Recording, names: &Names<'_>, r: &Record, out: &mut Strin
             out,
             "{} {}#{}",
             r.kind.as_str(),
-            span_name(rec, r.span),
+            names.span_name(r.span),
             r.span
         );
         if let Some(f) = r.follows {
-            let _ = write!(out, " follows {}#{f}", span_name(rec, f));
+            let _ = write!(out, " follows {}#{f}", names.span_name(f));
         }
     }
     let mut first = r.kind == RecordKind::Event;
     for f in &r.fields {
-        let name = field_name(cs, f.index);
+        let name = names.field_name(r.callsite, f.index);
         if name == "message" && first {
             value_text_plain(&f.value, out);
         } else {

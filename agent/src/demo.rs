@@ -294,20 +294,15 @@ struct Culprit {
 /// Prints the guilty interleaving: the panicking worker's cache hit, what other threads did
 /// to the cache before its read, and the failed read.
 fn print_interleaving(rec: &Recording, out: &mut impl Write) -> anyhow::Result<Option<Culprit>> {
+    let names = flightrec_analysis::Names::new(rec);
     let field = |r: &Record, name: &str| -> Option<String> {
-        let cs = rec.callsites.get(&r.callsite)?;
         r.fields
             .iter()
-            .find(|f| cs.fields.get(f.index as usize).map(String::as_str) == Some(name))
+            .find(|f| names.field_name(r.callsite, f.index) == name)
             .map(|f| f.value.to_text())
     };
     let message = |r: &Record| field(r, "message").unwrap_or_default();
-    let thread_name = |index: u32| {
-        rec.threads
-            .iter()
-            .find(|t| t.index == index)
-            .map_or_else(|| "?".to_string(), |t| t.name.clone())
-    };
+    let thread_name = |index: u32| names.thread(index).0.to_string();
     let victim = rec
         .threads
         .iter()

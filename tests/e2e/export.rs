@@ -374,7 +374,7 @@ fn the_perfetto_export_decodes_with_perfettos_own_definitions_and_matches_the_du
     let cause = begin(main_track, "cause");
     let link = p.events[&main_track]
         .iter()
-        .find(|e| e.name == "follows_from")
+        .find(|e| e.name == "job follows cause")
         .expect("a follows_from instant");
     assert_eq!(cause.flows.len(), 1);
     assert_eq!(link.terminating, cause.flows);

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use flightrec_analysis::{entries, merge_fields, Names, ObjectKey, Placement, Trail};
 use flightrec_format::{Level, Record, RecordKind, Recording, TriggerReason};
 use serde_json::{json, Value as Json};
 
@@ -26,10 +27,10 @@ pub struct Bar {
     /// The enter record, or `NO_RECORD`.
     pub record: u32,
     pub flags: u8,
+    /// Where the reading layer placed the entry: nested at its depth, or on the span's own
+    /// track (drawn in the rows below the lane's nested depths).
+    pub placement: Placement,
 }
-
-/// An entry not yet exited: (span, begin, enter record, flags).
-type OpenEntry = (u64, i64, u32, u8);
 
 /// A thread's lane.
 #[derive(Debug)]
@@ -138,48 +139,40 @@ impl Model {
             });
         }
         let mut spans: HashMap<u64, SpanInfo> = HashMap::new();
-        // Per lane, once it has a record: its open entries.
-        let mut stacks: Vec<Option<Vec<OpenEntry>>> = vec![None; lanes.len()];
-        let push_bar = |lanes: &mut Vec<Lane>, lane: usize, depth: usize, bar: Bar| {
-            let depths = &mut lanes[lane].depths;
-            while depths.len() <= depth {
-                depths.push(Vec::new());
-            }
-            depths[depth].push(bar);
-        };
-        for (i, r) in rec.records.iter().enumerate() {
-            let Some(&lane) = lane_of.get(&r.thread) else {
+        // Entries, as the reading layer reconstructs them for every reader.
+        // Own-track bars per lane, placed in rows below the nested ones afterwards.
+        let mut own: Vec<Vec<Bar>> = (0..lanes.len()).map(|_| Vec::new()).collect();
+        for e in entries(&rec.records, &rec.trigger) {
+            let Some(&lane) = lane_of.get(&e.thread) else {
                 continue;
             };
-            let t = r.ts.saturating_sub(origin);
-            let stack = stacks[lane].get_or_insert_with(|| {
-                initial_stack(r)
-                    .iter()
-                    .map(|&s| (s, t, NO_RECORD, STARTS_BEFORE_DATA))
-                    .collect()
-            });
-            match r.kind {
-                RecordKind::Event | RecordKind::FollowsFrom => lanes[lane].events.push(i as u32),
-                RecordKind::Enter => stack.push((r.span, t, i as u32, 0)),
-                RecordKind::Exit => {
-                    if let Some(pos) = stack.iter().rposition(|e| e.0 == r.span) {
-                        let (span, begin, record, flags) = stack.remove(pos);
-                        push_bar(
-                            &mut lanes,
-                            lane,
-                            pos,
-                            Bar {
-                                begin,
-                                end: t,
-                                span,
-                                record,
-                                flags,
-                            },
-                        );
-                    }
-                }
-                _ => {}
+            let mut flags = 0;
+            if e.enter_record.is_none() {
+                flags |= STARTS_BEFORE_DATA;
             }
+            if e.open_at_end {
+                flags |= OPEN_AT_END;
+            }
+            let bar = Bar {
+                begin: e.begin.saturating_sub(origin),
+                end: e.end.saturating_sub(origin),
+                span: e.span,
+                record: e.enter_record.map_or(NO_RECORD, |i| i as u32),
+                flags,
+                placement: e.placement,
+            };
+            match e.placement {
+                Placement::Nested { depth } => {
+                    let depths = &mut lanes[lane].depths;
+                    while depths.len() <= depth as usize {
+                        depths.push(Vec::new());
+                    }
+                    depths[depth as usize].push(bar);
+                }
+                Placement::Own => own[lane].push(bar),
+            }
+        }
+        for r in &rec.records {
             match r.kind {
                 RecordKind::SpanNew => {
                     let s = spans.entry(r.span).or_default();
@@ -199,20 +192,33 @@ impl Model {
                 _ => {}
             }
         }
-        for (lane, stack) in stacks.into_iter().enumerate() {
-            for (pos, (span, begin, record, flags)) in stack.into_iter().flatten().enumerate() {
-                push_bar(
-                    &mut lanes,
-                    lane,
-                    pos,
-                    Bar {
-                        begin,
-                        end,
-                        span,
-                        record,
-                        flags: flags | OPEN_AT_END,
-                    },
-                );
+        for (i, r) in rec.records.iter().enumerate() {
+            if matches!(r.kind, RecordKind::Event | RecordKind::FollowsFrom) {
+                if let Some(&lane) = lane_of.get(&r.thread) {
+                    lanes[lane].events.push(i as u32);
+                }
+            }
+        }
+        // Own-track entries go in rows below the thread's nested depths, each bar in the
+        // first row where it overlaps nothing.
+        for (lane, mut bars) in own.into_iter().enumerate() {
+            bars.sort_by_key(|b| (b.begin, b.end));
+            let base = lanes[lane].depths.len();
+            let mut row_ends: Vec<i64> = Vec::new();
+            for bar in bars {
+                let row = match row_ends.iter().position(|&e| e <= bar.begin) {
+                    Some(r) => r,
+                    None => {
+                        row_ends.push(i64::MIN);
+                        row_ends.len() - 1
+                    }
+                };
+                row_ends[row] = bar.end;
+                let depths = &mut lanes[lane].depths;
+                while depths.len() <= base + row {
+                    depths.push(Vec::new());
+                }
+                depths[base + row].push(bar);
             }
         }
         // Bars were pushed as they ended; the queries want them by begin.
@@ -240,54 +246,32 @@ impl Model {
         }
     }
 
+    fn names(&self) -> Names<'_> {
+        Names::new(&self.rec)
+    }
+
     fn callsite(&self, id: u32) -> Option<&flightrec_format::Callsite> {
         self.rec.callsites.get(&id)
     }
 
     fn field_name(&self, callsite: Option<u32>, index: u8) -> String {
-        callsite
-            .and_then(|c| self.callsite(c))
-            .and_then(|c| c.fields.get(index as usize))
-            .cloned()
-            .unwrap_or_else(|| format!("field{index}"))
+        match callsite {
+            Some(c) => self.names().field_name(c, index).into_owned(),
+            None => format!("field{index}"),
+        }
     }
 
     fn span_name(&self, span: u64) -> &str {
-        self.spans
-            .get(&span)
-            .and_then(|s| s.callsite)
-            .and_then(|c| self.callsite(c))
-            .map_or("span", |c| c.name.as_str())
+        self.names().span_name(span)
     }
 
     fn thread_name(&self, index: u32) -> &str {
-        self.rec
-            .threads
-            .iter()
-            .find(|t| t.index == index)
-            .map_or("?", |t| t.name.as_str())
+        self.names().thread(index).0
     }
 
-    /// An event's title: its message, else its callsite's name.
+    /// A record's title, by the reading layer's rule.
     pub fn title(&self, r: &Record) -> String {
-        if r.kind == RecordKind::FollowsFrom {
-            return format!(
-                "{} follows {}",
-                self.span_name(r.span),
-                self.span_name(r.follows.unwrap_or(0))
-            );
-        }
-        let cs = self.callsite(r.callsite);
-        for f in &r.fields {
-            if cs
-                .and_then(|c| c.fields.get(f.index as usize))
-                .map(String::as_str)
-                == Some("message")
-            {
-                return f.value.to_text();
-            }
-        }
-        cs.map_or_else(|| "event".into(), |c| c.name.clone())
+        self.names().title(r).into_owned()
     }
 
     fn matcher<'a>(&self, f: &'a Filter) -> Matcher<'a> {
@@ -609,23 +593,16 @@ impl Model {
     /// in a flight recording the end is where the trouble is.
     pub fn object(&self, field: &str, value: &str, limit: usize) -> Json {
         let mut out = std::collections::VecDeque::new();
-        let mut prev_thread: Option<u32> = None;
-        let mut handovers = 0;
-        let mut total = 0usize;
+        let key = ObjectKey::new(field, value);
+        let names = self.names();
+        let mut trail = Trail::default();
         for (i, r) in self.rec.records.iter().enumerate() {
-            let carries = r.fields.iter().any(|f| {
-                f.value.to_text() == value && self.field_name(Some(r.callsite), f.index) == field
-            });
-            if !carries {
+            if !key.carried_by(&names, r) {
                 continue;
             }
-            total += 1;
-            let handover = prev_thread.is_some_and(|p| p != r.thread);
-            let from = prev_thread
-                .filter(|_| handover)
-                .map(|p| self.thread_name(p));
-            handovers += handover as usize;
-            prev_thread = Some(r.thread);
+            let from_thread = trail.step(r.thread);
+            let handover = from_thread.is_some();
+            let from = from_thread.map(|p| self.thread_name(p));
             if out.len() == limit.max(1) {
                 out.pop_front();
             }
@@ -640,8 +617,8 @@ impl Model {
             }
         }
         json!({
-            "field": field, "value": value, "records": out, "total": total,
-            "handovers": handovers, "truncated": total > out.len(),
+            "field": field, "value": value, "records": out, "total": trail.carriers,
+            "handovers": trail.handovers, "truncated": trail.carriers > out.len(),
         })
     }
 
@@ -672,27 +649,6 @@ impl Model {
             })
             .collect();
         json!({ "hits": hits, "total": total })
-    }
-}
-
-fn merge_fields(
-    into: &mut Vec<flightrec_format::FieldValue>,
-    from: &[flightrec_format::FieldValue],
-) {
-    for v in from {
-        match into.iter_mut().find(|o| o.index == v.index) {
-            Some(o) => *o = v.clone(),
-            None => into.push(v.clone()),
-        }
-    }
-}
-
-/// The spans entered on a thread before its first surviving record, outermost first.
-fn initial_stack(r: &Record) -> &[u64] {
-    let s = &r.spans[..];
-    match r.kind {
-        RecordKind::Enter if s.last() == Some(&r.span) => &s[..s.len() - 1],
-        _ => s,
     }
 }
 

@@ -9,7 +9,8 @@ use std::io::Write;
 use flightrec_format::{FieldValue, Recording};
 use serde_json::{json, Map, Value as Json};
 
-use super::{FlowRole, FlowStep, Instant, Names, Plan, Sink, Slice, Track};
+use super::{FlowRole, FlowStep, Instant, Sink, Slice, Track};
+use flightrec_analysis::{Names, SpanPlan};
 
 pub struct ChromeSink<'r, 'o> {
     rec: &'r Recording,
@@ -28,7 +29,7 @@ pub struct ChromeSink<'r, 'o> {
 impl<'r, 'o> ChromeSink<'r, 'o> {
     pub fn new(
         rec: &'r Recording,
-        plan: &Plan,
+        plan: &SpanPlan,
         out: &'o mut dyn Write,
     ) -> anyhow::Result<ChromeSink<'r, 'o>> {
         let mut seen: HashMap<u64, u32> = HashMap::new();
@@ -173,7 +174,7 @@ fn async_id(span: u64, thread: u32) -> String {
 impl Sink for ChromeSink<'_, '_> {
     fn begin(&mut self, s: &Slice<'_>) -> anyhow::Result<()> {
         let tid = self.tid(s.track);
-        let name = self.names.span_name(s.callsite).to_owned();
+        let name = self.names.callsite_name(s.callsite).to_owned();
         let cat = self.category(s.callsite);
         let mut args = s.callsite.map_or_else(Map::new, |c| self.args(c, s.fields));
         args.insert("span_id".into(), json!(s.span));
@@ -238,7 +239,7 @@ impl Sink for ChromeSink<'_, '_> {
                     args.insert("follows".into(), json!(f));
                 }
                 json!({
-                    "name": self.names.event_title(r), "cat": self.category(Some(r.callsite)),
+                    "name": self.names.title(r), "cat": self.category(Some(r.callsite)),
                     "ph": "i", "s": "t", "ts": self.ts(i.ts), "pid": self.pid, "tid": tid,
                     "args": args,
                 })
@@ -246,7 +247,7 @@ impl Sink for ChromeSink<'_, '_> {
             None => {
                 let t = &self.rec.trigger;
                 json!({
-                    "name": self.names.trigger_title(), "cat": "flightrec", "ph": "i", "s": "g",
+                    "name": super::trigger_title(self.rec), "cat": "flightrec", "ph": "i", "s": "g",
                     "ts": self.ts(i.ts), "pid": self.pid, "tid": tid,
                     "args": {"reason": t.reason.slug(), "message": t.message, "tid": t.tid,
                              "signal": t.signal},

@@ -14,15 +14,18 @@
 //!    thread's surviving data begins start at its first record, and spans still entered
 //!    at the end end at the recording's last timestamp.
 
+#[cfg(test)]
+mod agreement;
 mod chrome;
 mod perfetto;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context as _;
-use flightrec_format::{FieldValue, Record, RecordKind, Recording, Scan, TriggerReason};
+use flightrec_analysis::{merge_fields, Placement, SpanPlan, SpanWalker, Step, StepKind};
+use flightrec_format::{FieldValue, Record, RecordKind, Recording, TriggerReason};
 
 /// The output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -52,17 +55,18 @@ pub fn run(input: &Path, format: Format, output: &Path) -> anyhow::Result<()> {
     if total < 1_000_000 {
         progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let plan = Plan::new(&scan, &progress);
+    let rec = &scan.recording;
+    let plan = plan(rec, scan.records(), &progress);
     let write = |out: &mut dyn Write| -> anyhow::Result<()> {
         match format {
             Format::Perfetto => {
-                let mut sink = perfetto::PerfettoSink::new(&scan.recording, out);
-                walk(&scan, &plan, &mut sink, &progress)?;
+                let mut sink = perfetto::PerfettoSink::new(rec, out);
+                walk(rec, scan.records(), &plan, &mut sink, &progress)?;
                 sink.finish()
             }
             Format::Chrome => {
-                let mut sink = chrome::ChromeSink::new(&scan.recording, &plan, out)?;
-                walk(&scan, &plan, &mut sink, &progress)?;
+                let mut sink = chrome::ChromeSink::new(rec, &plan, out)?;
+                walk(rec, scan.records(), &plan, &mut sink, &progress)?;
                 sink.finish()
             }
         }
@@ -131,122 +135,21 @@ fn io_reason(e: &std::io::Error) -> String {
     std::io::Error::from(e.kind()).to_string()
 }
 
-/// What the first pass learns about spans.
-#[derive(Debug, Default)]
-pub struct Plan {
-    /// Spans that exit out of nesting order on some thread: drawn on an async track of
-    /// their own (one per span and thread).
-    async_spans: HashSet<u64>,
-    /// Per span: how many times it was entered, and whether on more than one thread. Kept
-    /// after the span closes only where the second pass needs it (a hand-over or a
-    /// `follows_from` cause), so the map holds the live spans and those.
-    spans: HashMap<u64, SpanPlan>,
-    /// `follows_from` links whose cause had been entered before the link was made: the
-    /// cause's first entry starts a flow that the `follows_from` instant ends.
-    follows: HashMap<u64, Vec<u64>>,
-    /// The latest timestamp in the recording (records and trigger).
-    pub end_ts: i64,
-    /// The earliest timestamp in the recording.
-    pub start_ts: i64,
-}
-
-#[derive(Debug, Default, Clone)]
-struct SpanPlan {
-    enters: u32,
-    first_thread: u32,
-    moved: bool,
-}
-
-/// The spans that were entered on a thread before its first surviving record (the chunk
-/// context), outermost first.
-fn initial_stack(r: &Record) -> &[u64] {
-    let s = &r.spans[..];
-    match r.kind {
-        // An enter's stack already holds the span it enters.
-        RecordKind::Enter if s.last() == Some(&r.span) => &s[..s.len() - 1],
-        _ => s,
-    }
-}
-
-impl Plan {
-    pub fn new(scan: &Scan<'_>, progress: &indicatif::ProgressBar) -> Plan {
-        let mut plan = Plan {
-            start_ts: i64::MAX,
-            end_ts: i64::MIN,
-            ..Plan::default()
-        };
-        let mut stacks: HashMap<u32, Vec<u64>> = HashMap::new();
-        let mut next_follow_id = 0u64;
-        for (n, r) in scan.records().enumerate() {
-            if n % PROGRESS_STEP == PROGRESS_STEP - 1 {
-                progress.inc(PROGRESS_STEP as u64);
-            }
-            plan.start_ts = plan.start_ts.min(r.ts);
-            plan.end_ts = plan.end_ts.max(r.ts);
-            let stack = stacks.entry(r.thread).or_insert_with(|| {
-                let initial = initial_stack(&r).to_vec();
-                for &s in &initial {
-                    plan.note_enter(s, r.thread);
-                }
-                initial
-            });
-            match r.kind {
-                RecordKind::Enter => {
-                    plan.note_enter(r.span, r.thread);
-                    if !plan.async_spans.contains(&r.span) {
-                        stack.push(r.span);
-                    }
-                }
-                RecordKind::Exit => {
-                    if stack.last() == Some(&r.span) {
-                        stack.pop();
-                    } else if let Some(pos) = stack.iter().rposition(|&s| s == r.span) {
-                        // Removing every entry of this span from the thread's track keeps
-                        // the rest of it properly nested.
-                        stack.remove(pos);
-                        plan.async_spans.insert(r.span);
-                    }
-                }
-                // Ids are never reused: a closed span is entered no more. Only what the
-                // second pass needs is kept, so memory follows the live spans.
-                RecordKind::Close
-                    if plan.spans.get(&r.span).is_some_and(|s| !s.moved)
-                        && !plan.follows.contains_key(&r.span) =>
-                {
-                    plan.spans.remove(&r.span);
-                }
-                RecordKind::FollowsFrom => {
-                    if let Some(cause) = r.follows {
-                        if plan.spans.get(&cause).is_some_and(|s| s.enters > 0) {
-                            plan.follows.entry(cause).or_default().push(next_follow_id);
-                            next_follow_id += 1;
-                        }
-                    }
-                }
-                _ => {}
-            }
+/// The first pass (see `flightrec_analysis::spans`), counted on the progress bar.
+pub fn plan(
+    rec: &Recording,
+    records: impl Iterator<Item = Record>,
+    progress: &indicatif::ProgressBar,
+) -> SpanPlan {
+    let mut plan = SpanPlan::new();
+    for (n, r) in records.enumerate() {
+        if n % PROGRESS_STEP == PROGRESS_STEP - 1 {
+            progress.inc(PROGRESS_STEP as u64);
         }
-        let trigger = &scan.recording.trigger;
-        if trigger.reason != TriggerReason::None && trigger.wall_ns > 0 {
-            plan.end_ts = plan.end_ts.max(trigger.wall_ns);
-            plan.start_ts = plan.start_ts.min(trigger.wall_ns);
-        }
-        if plan.start_ts > plan.end_ts {
-            plan.start_ts = 0;
-            plan.end_ts = 0;
-        }
-        plan
+        plan.observe(&r);
     }
-
-    fn note_enter(&mut self, span: u64, thread: u32) {
-        let s = self.spans.entry(span).or_insert(SpanPlan {
-            enters: 0,
-            first_thread: thread,
-            moved: false,
-        });
-        s.enters += 1;
-        s.moved |= s.first_thread != thread;
-    }
+    plan.finish(&rec.trigger);
+    plan
 }
 
 /// Where a slice or instant is drawn.
@@ -301,16 +204,10 @@ pub struct Instant<'a> {
     pub flows: &'a [FlowStep],
 }
 
-/// The second pass's state.
+/// The second pass's state, beside the shared span walker: what only the formats need.
 struct Walk<'p> {
-    plan: &'p Plan,
+    plan: &'p SpanPlan,
     rec: &'p Recording,
-    /// Per thread: the spans open on its thread track, outermost first.
-    stacks: HashMap<u32, Vec<u64>>,
-    /// Async slices open, per (span, thread): how many entries deep.
-    open_async: HashMap<(u64, u32), u32>,
-    /// Per span: entries seen so far (for flow roles).
-    entered: HashMap<u64, u32>,
     /// Per cause span: `follows_from` links to it seen so far.
     links_made: HashMap<u64, usize>,
     /// Each live span's fields (from its creation and later `record`s).
@@ -318,98 +215,66 @@ struct Walk<'p> {
     flows: Vec<FlowStep>,
 }
 
+/// The track a step's placement is drawn on.
+fn track(s: &Step) -> Track {
+    match s.placement {
+        Placement::Nested { .. } => Track::Thread(s.thread),
+        Placement::Own => Track::Async {
+            span: s.span,
+            thread: s.thread,
+        },
+    }
+}
+
 impl Walk<'_> {
-    fn enter(
-        &mut self,
-        sink: &mut dyn Sink,
-        ts: i64,
-        span: u64,
-        thread: u32,
-    ) -> anyhow::Result<()> {
-        let n = self.entered.entry(span).or_insert(0);
-        *n += 1;
-        let n = *n;
-        self.flows.clear();
-        if let Some(sp) = self.plan.spans.get(&span) {
-            if sp.moved {
-                let role = match n {
-                    1 => FlowRole::Start,
-                    k if k >= sp.enters => FlowRole::End,
-                    _ => FlowRole::Step,
-                };
-                self.flows.push(FlowStep {
-                    id: span_flow_id(span),
-                    role,
-                });
-            }
+    fn step(&mut self, sink: &mut dyn Sink, s: Step) -> anyhow::Result<()> {
+        if s.kind == StepKind::End {
+            return sink.end(s.ts, track(&s), s.span);
         }
-        if n == 1 {
-            for &id in self.plan.follows.get(&span).into_iter().flatten() {
+        self.flows.clear();
+        if let Some(facts) = self.plan.facts(s.span).filter(|f| f.moved) {
+            // A hand-over: the span's entries on different threads, linked by one flow.
+            let role = match s.entry {
+                1 => FlowRole::Start,
+                k if k >= facts.enters => FlowRole::End,
+                _ => FlowRole::Step,
+            };
+            self.flows.push(FlowStep {
+                id: span_flow_id(s.span),
+                role,
+            });
+        }
+        if s.entry == 1 {
+            for &id in self.plan.follow_links(s.span) {
                 self.flows.push(FlowStep {
                     id: follow_flow_id(id),
                     role: FlowRole::Start,
                 });
             }
         }
-        let track = if self.plan.async_spans.contains(&span) {
-            *self.open_async.entry((span, thread)).or_insert(0) += 1;
-            Track::Async { span, thread }
-        } else {
-            self.stacks.entry(thread).or_default().push(span);
-            Track::Thread(thread)
-        };
         sink.begin(&Slice {
-            ts,
-            track,
-            span,
-            callsite: self.rec.span_callsites.get(&span).copied(),
-            fields: self.fields.get(&span).map_or(&[], |f| f.as_slice()),
+            ts: s.ts,
+            track: track(&s),
+            span: s.span,
+            callsite: self.rec.span_callsites.get(&s.span).copied(),
+            fields: self.fields.get(&s.span).map_or(&[], |f| f.as_slice()),
             flows: &self.flows,
         })
-    }
-
-    fn exit(&mut self, sink: &mut dyn Sink, ts: i64, span: u64, thread: u32) -> anyhow::Result<()> {
-        if self.plan.async_spans.contains(&span) {
-            if let Some(n) = self.open_async.get_mut(&(span, thread)).filter(|n| **n > 0) {
-                *n -= 1;
-                sink.end(ts, Track::Async { span, thread }, span)?;
-            }
-        } else {
-            let stack = self.stacks.entry(thread).or_default();
-            // The plan makes the span the innermost; anything else (an exit whose entry
-            // was overwritten) is dropped rather than misnested.
-            if stack.last() == Some(&span) {
-                stack.pop();
-                sink.end(ts, Track::Thread(thread), span)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn record_fields(&mut self, r: &Record) {
-        let f = self.fields.entry(r.span).or_default();
-        for v in &r.fields {
-            match f.iter_mut().find(|o| o.index == v.index) {
-                Some(o) => *o = v.clone(),
-                None => f.push(v.clone()),
-            }
-        }
     }
 
     fn follows_from(&mut self, sink: &mut dyn Sink, r: &Record) -> anyhow::Result<()> {
         self.flows.clear();
         if let Some(cause) = r.follows {
-            if let Some(ids) = self.plan.follows.get(&cause) {
-                // The plan numbered this cause's drawable links in the order they were made.
-                let made = self.links_made.entry(cause).or_insert(0);
-                if let Some(&id) = ids.get(*made) {
-                    self.flows.push(FlowStep {
-                        id: follow_flow_id(id),
-                        role: FlowRole::End,
-                    });
-                }
-                *made += 1;
+            let ids = self.plan.follow_links(cause);
+            // The plan numbered this cause's drawable links in the order they were made.
+            let made = self.links_made.entry(cause).or_insert(0);
+            if let Some(&id) = ids.get(*made) {
+                self.flows.push(FlowStep {
+                    id: follow_flow_id(id),
+                    role: FlowRole::End,
+                });
             }
+            *made += 1;
         }
         sink.instant(&Instant {
             ts: r.ts,
@@ -422,22 +287,20 @@ impl Walk<'_> {
 
 /// The second pass: turns records into slices and instants for `sink`.
 pub fn walk(
-    scan: &Scan<'_>,
-    plan: &Plan,
+    rec: &Recording,
+    records: impl Iterator<Item = Record>,
+    plan: &SpanPlan,
     sink: &mut dyn Sink,
     progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<()> {
-    let rec = &scan.recording;
     let mut w = Walk {
         plan,
         rec,
-        stacks: HashMap::new(),
-        open_async: HashMap::new(),
-        entered: HashMap::new(),
         links_made: HashMap::new(),
         fields: HashMap::new(),
         flows: Vec::new(),
     };
+    let mut spans = SpanWalker::new(plan);
     let trigger = &rec.trigger;
     let mut trigger_pending = trigger.reason != TriggerReason::None && trigger.wall_ns > 0;
     let trigger_instant = Instant {
@@ -446,7 +309,10 @@ pub fn walk(
         record: None,
         flows: &[],
     };
-    for (n, r) in scan.records().enumerate() {
+    // Steps are collected per record, then written: the walker cannot call the sink
+    // itself, whose errors must stop the export.
+    let mut steps: Vec<Step> = Vec::new();
+    for (n, r) in records.enumerate() {
         if n % PROGRESS_STEP == PROGRESS_STEP - 1 {
             progress.inc(PROGRESS_STEP as u64);
         }
@@ -454,11 +320,12 @@ pub fn walk(
             trigger_pending = false;
             sink.instant(&trigger_instant)?;
         }
-        if let std::collections::hash_map::Entry::Vacant(e) = w.stacks.entry(r.thread) {
-            e.insert(Vec::new());
-            for &s in initial_stack(&r) {
-                w.enter(sink, r.ts, s, r.thread)?;
-            }
+        if matches!(r.kind, RecordKind::SpanNew | RecordKind::SpanRecord) {
+            merge_fields(w.fields.entry(r.span).or_default(), &r.fields);
+        }
+        spans.push(&r, &mut |s| steps.push(s));
+        for s in steps.drain(..) {
+            w.step(sink, s)?;
         }
         match r.kind {
             RecordKind::Event => sink.instant(&Instant {
@@ -467,34 +334,20 @@ pub fn walk(
                 record: Some(&r),
                 flows: &[],
             })?,
-            RecordKind::SpanNew | RecordKind::SpanRecord => w.record_fields(&r),
-            RecordKind::Enter => w.enter(sink, r.ts, r.span, r.thread)?,
-            RecordKind::Exit => w.exit(sink, r.ts, r.span, r.thread)?,
             RecordKind::Close => {
                 w.fields.remove(&r.span);
-                w.entered.remove(&r.span);
             }
             RecordKind::FollowsFrom => w.follows_from(sink, &r)?,
-            RecordKind::Context => {}
+            _ => {}
         }
     }
     if trigger_pending {
         sink.instant(&trigger_instant)?;
     }
-    // Close what is still open at the end of the data, innermost first.
-    let mut threads: Vec<_> = w.stacks.into_iter().collect();
-    threads.sort_by_key(|(t, _)| *t);
-    for (thread, stack) in threads {
-        for &span in stack.iter().rev() {
-            sink.end(plan.end_ts, Track::Thread(thread), span)?;
-        }
-    }
-    let mut open: Vec<_> = w.open_async.into_iter().collect();
-    open.sort();
-    for ((span, thread), n) in open {
-        for _ in 0..n {
-            sink.end(plan.end_ts, Track::Async { span, thread }, span)?;
-        }
+    // Close what is still open at the end of the data.
+    spans.finish(&mut |s| steps.push(s));
+    for s in steps.drain(..) {
+        w.step(sink, s)?;
     }
     Ok(())
 }
@@ -511,60 +364,7 @@ fn follow_flow_id(n: u64) -> u64 {
     n.wrapping_mul(2) | 1
 }
 
-/// Names used by both formats.
-pub struct Names<'r> {
-    rec: &'r Recording,
-}
-
-impl<'r> Names<'r> {
-    pub fn new(rec: &'r Recording) -> Names<'r> {
-        Names { rec }
-    }
-
-    pub fn callsite(&self, id: u32) -> Option<&'r flightrec_format::Callsite> {
-        self.rec.callsites.get(&id)
-    }
-
-    pub fn span_name(&self, callsite: Option<u32>) -> &'r str {
-        callsite
-            .and_then(|c| self.callsite(c))
-            .map_or("span", |c| c.name.as_str())
-    }
-
-    pub fn field_name(&self, callsite: u32, index: u8) -> std::borrow::Cow<'r, str> {
-        match self
-            .callsite(callsite)
-            .and_then(|c| c.fields.get(index as usize))
-        {
-            Some(n) => n.as_str().into(),
-            None => format!("field{index}").into(),
-        }
-    }
-
-    /// An event's title: its message, else its callsite's name.
-    pub fn event_title(&self, r: &'r Record) -> std::borrow::Cow<'r, str> {
-        if r.kind == RecordKind::FollowsFrom {
-            return "follows_from".into();
-        }
-        for f in &r.fields {
-            if self.field_name(r.callsite, f.index) == "message" {
-                let mut s = f.value.to_text();
-                if s.len() > 200 {
-                    let mut cut = 200;
-                    while !s.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    s.truncate(cut);
-                    s.push('…');
-                }
-                return s.into();
-            }
-        }
-        self.callsite(r.callsite)
-            .map_or("event".into(), |c| c.name.as_str().into())
-    }
-
-    pub fn trigger_title(&self) -> String {
-        format!("flightrec trigger: {}", self.rec.trigger.reason.slug())
-    }
+/// The trigger's title in both formats.
+pub fn trigger_title(rec: &Recording) -> String {
+    format!("flightrec trigger: {}", rec.trigger.reason.slug())
 }

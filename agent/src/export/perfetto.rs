@@ -11,7 +11,8 @@ use std::io::Write;
 use flightrec_format::{FieldValue, Recording, Value};
 use prost::Message;
 
-use super::{FlowRole, FlowStep, Instant, Names, Sink, Slice, Track};
+use super::{FlowRole, FlowStep, Instant, Sink, Slice, Track};
+use flightrec_analysis::Names;
 
 #[derive(Clone, PartialEq, Message)]
 pub struct TracePacket {
@@ -263,7 +264,7 @@ impl<'r, 'o> PerfettoSink<'r, 'o> {
                     .map_or("?", |t| t.name.as_str());
                 let name = format!(
                     "{} #{span} ({thread_name})",
-                    self.names.span_name(span_callsite)
+                    self.names.callsite_name(span_callsite)
                 );
                 self.write_packet(TracePacket {
                     track_descriptor: Some(TrackDescriptor {
@@ -373,7 +374,7 @@ impl Sink for PerfettoSink<'_, '_> {
         let mut new = InternedData::default();
         let name_iid = self
             .event_names
-            .intern(self.names.span_name(s.callsite), &mut new.event_names);
+            .intern(self.names.callsite_name(s.callsite), &mut new.event_names);
         let category_iids = self.categories(s.callsite, &mut new);
         let mut debug_annotations = match s.callsite {
             Some(cs) => self.annotations(cs, s.fields, &mut new),
@@ -422,7 +423,7 @@ impl Sink for PerfettoSink<'_, '_> {
         };
         match i.record {
             Some(r) => {
-                event.name = Some(self.names.event_title(r).into_owned());
+                event.name = Some(self.names.title(r).into_owned());
                 event.category_iids = self.categories(Some(r.callsite), &mut new);
                 event.debug_annotations = self.annotations(r.callsite, &r.fields, &mut new);
                 if let Some(cs) = self.names.callsite(r.callsite) {
@@ -449,7 +450,7 @@ impl Sink for PerfettoSink<'_, '_> {
             None => {
                 // The trigger.
                 let t = &self.rec.trigger;
-                event.name = Some(self.names.trigger_title());
+                event.name = Some(super::trigger_title(self.rec));
                 event.debug_annotations = vec![
                     self.annotation("reason", &Value::Str(t.reason.slug().into()), &mut new),
                     self.annotation("message", &Value::Str(t.message.clone()), &mut new),

@@ -71,6 +71,18 @@ pub struct Trigger {
 }
 
 impl Trigger {
+    /// No trigger: a ring, or a dump taken without one.
+    pub fn none() -> Trigger {
+        Trigger {
+            reason: TriggerReason::None,
+            signal: 0,
+            fault_addr: 0,
+            tid: 0,
+            wall_ns: 0,
+            message: String::new(),
+        }
+    }
+
     /// Reads the trigger block; `to_unix_ns` converts its tick stamp when no wall time was
     /// stored (a signal handler can read ticks but not format time).
     pub fn read(image: &[u8], to_unix_ns: impl Fn(u64) -> i64) -> Trigger {

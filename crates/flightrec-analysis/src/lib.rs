@@ -1,0 +1,27 @@
+//! The reading layer: what a recording *means*, resolved once for every reader.
+//!
+//! The format crate decodes bytes into records; this crate says what those records amount
+//! to, with one rule for each question, so `cat`, both exporters, the viewer and the demo
+//! cannot disagree:
+//!
+//! * [`Names`]: callsite, field, thread and span names, and record titles.
+//! * [`spans`]: span entries reconstructed from a record stream, in two streaming passes
+//!   ([`SpanPlan`] then [`SpanWalker`]): initial stacks from chunk context records,
+//!   enter/exit pairing, spans that exit out of nesting order (they go on a track of their
+//!   own), spans entered on several threads (hand-overs), `follows_from` links, and entries
+//!   still open when the data ends.
+//! * [`objects`]: which records carry a field value, for "follow this object".
+//!
+//! It depends on the format crate alone: no tracing, no server, no command line.
+
+#![forbid(unsafe_code)]
+
+pub mod names;
+pub mod objects;
+pub mod spans;
+
+pub use names::{Names, TITLE_MAX_CHARS};
+pub use objects::{ObjectKey, Trail};
+pub use spans::{
+    entries, initial_stack, merge_fields, Entry, Placement, SpanPlan, SpanWalker, Step, StepKind,
+};
