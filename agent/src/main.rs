@@ -310,14 +310,17 @@ fn watch(
     }
 }
 
-/// A ring file or dump as a ring image.
-fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+/// A ring file or dump as a ring image, holding only the chunks in use.
+fn read(path: &std::path::Path) -> anyhow::Result<flightrec_format::Image> {
     flightrec_format::read_image(path).with_context(|| format!("{}", path.display()))
 }
 
 /// The image indexed, its records left to stream.
-fn scan<'a>(path: &std::path::Path, image: &'a [u8]) -> anyhow::Result<flightrec_format::Scan<'a>> {
-    flightrec_format::scan(image).with_context(|| format!("{}", path.display()))
+fn scan<'a>(
+    path: &std::path::Path,
+    image: &'a flightrec_format::Image,
+) -> anyhow::Result<flightrec_format::Scan<'a>> {
+    image.scan().with_context(|| format!("{}", path.display()))
 }
 
 /// `flightrec cat dump | head` must end quietly, like any Unix filter.

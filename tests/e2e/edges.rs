@@ -506,3 +506,123 @@ fn the_demo_keeps_only_its_dump_and_says_where() {
         "{stdout}"
     );
 }
+
+/// A process's peak resident memory since its exec, in bytes (`VmHWM`). Read while it
+/// lives: `wait4`'s `ru_maxrss` would also count the test process's memory, which the child
+/// shared until its exec.
+fn vm_hwm(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kb * 1024
+}
+
+/// Peak memory of `flightrec ARGS` once its output has begun (the recording is read by
+/// then); it then runs to the end.
+fn peak_once_output_starts(args: &[&std::ffi::OsStr]) -> u64 {
+    let mut child = Command::new(flightrec_bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    if out.read_exact(&mut first).is_err() {
+        let status = child.wait().unwrap();
+        panic!("flightrec {args:?} wrote nothing: {status}");
+    }
+    // Blocked on the full pipe or still writing: either way it has read the recording.
+    let peak = vm_hwm(child.id());
+    std::io::copy(&mut out, &mut std::io::sink()).unwrap();
+    assert!(child.wait().unwrap().success());
+    peak
+}
+
+/// Peak memory of `flightrec view FILE` once it has answered for the recording.
+fn viewer_peak(file: &Path) -> u64 {
+    let mut child = Command::new(flightrec_bin())
+        .arg("view")
+        .arg(file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line[line.find("http://").unwrap()..].trim().to_string();
+    let host = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut conn = std::net::TcpStream::connect(&host).unwrap();
+    write!(
+        conn,
+        "GET /api/dumps/0/meta HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let peak = vm_hwm(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    peak
+}
+
+/// Reading a big ring that holds little costs memory in proportion to what it holds, not
+/// to its capacity: the readers keep only the chunks in use.
+#[test]
+fn reading_a_big_ring_that_holds_little_costs_little_memory() {
+    let dir = scratch();
+    const CAPACITY: u64 = 256 << 20;
+    let rec = recorder(dir.path(), "roomy", CAPACITY);
+    on_threads(&dispatch(&rec), 2, "w", |t| {
+        for i in 0..20_000u64 {
+            tracing::info!(i, t, "small");
+        }
+    });
+    let ring = rec.ring_path().to_path_buf();
+    // The ring compressed as it streams by: a dump's body, without holding the image here.
+    let dump = dir.path().join("roomy.flightrec");
+    zstd::stream::copy_encode(
+        std::fs::File::open(&ring).unwrap(),
+        std::fs::File::create(&dump).unwrap(),
+        1,
+    )
+    .unwrap();
+    let limit = 48 << 20;
+    for args in [
+        vec!["cat".as_ref(), "--json".as_ref(), dump.as_os_str()],
+        vec!["cat".as_ref(), ring.as_os_str()],
+        vec![
+            "export".as_ref(),
+            dump.as_os_str(),
+            "--format".as_ref(),
+            "perfetto".as_ref(),
+            "-o".as_ref(),
+            "-".as_ref(),
+        ],
+    ] {
+        let peak = peak_once_output_starts(&args);
+        assert!(
+            peak < limit,
+            "{args:?} peaked at {} MiB reading a {} MiB ring",
+            peak >> 20,
+            CAPACITY >> 20
+        );
+    }
+    let peak = viewer_peak(&dump);
+    assert!(peak < limit, "the viewer peaked at {} MiB", peak >> 20);
+}

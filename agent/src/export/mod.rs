@@ -40,7 +40,7 @@ pub enum Format {
 pub fn run(input: &Path, format: Format, output: &Path) -> anyhow::Result<()> {
     check_output(output)?;
     let image = flightrec_format::read_image(input).with_context(|| input.display().to_string())?;
-    let scan = flightrec_format::scan(&image).with_context(|| input.display().to_string())?;
+    let scan = image.scan().with_context(|| input.display().to_string())?;
     let total: u64 = scan.recording.threads.iter().map(|t| t.records).sum();
     // Two passes over the records; the bar counts both.
     let progress = indicatif::ProgressBar::new(total * 2);

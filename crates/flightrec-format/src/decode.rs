@@ -17,7 +17,7 @@ use crate::trigger::Trigger;
 use crate::FormatError;
 
 /// Everything a ring image holds, resolved: names, times, span stacks.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Recording {
     pub process: ProcessInfo,
     /// The image is a dump (a consistent copy) rather than a ring file.
@@ -183,9 +183,29 @@ pub fn decode(image: &[u8]) -> Result<Recording, FormatError> {
     Ok(scan.recording)
 }
 
+/// Where the chunks are in the bytes given to `scan_parts`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ChunkLayout<'k> {
+    /// The bytes are the file: chunk `i` at `chunks_offset + i * chunk_size`.
+    Dense,
+    /// The bytes hold the header and meta log (`chunks_offset` bytes), then only the chunks
+    /// listed, in that order, back to back; every other chunk of the file was `FREE`.
+    Sparse { kept: &'k [u32] },
+}
+
 /// Checks and indexes a ring image without materialising its records (see `Scan`). Fails
 /// only when the header itself is unusable.
 pub fn scan(image: &[u8]) -> Result<Scan<'_>, FormatError> {
+    scan_parts(image, image.len() as u64, ChunkLayout::Dense)
+}
+
+/// `scan` over an image held in `image` as `layout` says; `logical_len` is how many bytes of
+/// the file it stands for (what was read of it).
+pub(crate) fn scan_parts<'a>(
+    image: &'a [u8],
+    logical_len: u64,
+    layout: ChunkLayout<'_>,
+) -> Result<Scan<'a>, FormatError> {
     if image.len() < HEADER_SIZE {
         if image.len() >= 8 && image[..8] != MAGIC {
             return Err(FormatError::NotARing);
@@ -234,7 +254,7 @@ pub fn scan(image: &[u8]) -> Result<Scan<'_>, FormatError> {
     }
 
     let mut damage = Damage {
-        missing_bytes: file_size.saturating_sub(image.len() as u64),
+        missing_bytes: file_size.saturating_sub(logical_len),
         recycled_during_copy: h32(header::DUMP_CHUNKS_RECYCLED) as u64,
         ..Damage::default()
     };
@@ -272,11 +292,26 @@ pub fn scan(image: &[u8]) -> Result<Scan<'_>, FormatError> {
     let mut chunks: Vec<ChunkData> = Vec::new();
     let mut anchors: Vec<(u64, u64)> = Vec::new();
     for i in 0..chunk_count {
-        let off = (chunks_offset + i * chunk_size) as usize;
-        let Some(c) = image.get(off..off + chunk_size as usize) else {
-            damage.missing_chunks += 1;
+        let located = match layout {
+            ChunkLayout::Dense => Some(chunks_offset + i * chunk_size),
+            ChunkLayout::Sparse { kept } => u32::try_from(i)
+                .ok()
+                .and_then(|i| kept.binary_search(&i).ok())
+                .map(|k| chunks_offset + k as u64 * chunk_size),
+        };
+        let c = located.and_then(|off| {
+            let off = usize::try_from(off).ok()?;
+            image.get(off..off.checked_add(chunk_size as usize)?)
+        });
+        let Some(c) = c else {
+            // Not held: a chunk the sparse reader left out because it was FREE, or one
+            // beyond what was read of the file.
+            if chunks_offset + (i + 1) * chunk_size > logical_len {
+                damage.missing_chunks += 1;
+            }
             continue;
         };
+        let off = located.unwrap_or(0) as usize;
         let word = get_u64(c, chunk::STATE).unwrap_or(0);
         match state::phase(word) {
             state::FREE => continue,

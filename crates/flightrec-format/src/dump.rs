@@ -141,7 +141,7 @@ pub fn collect(ring: &Path, out_dir: &Path) -> Result<PathBuf, CollectError> {
     if alive {
         return Err(CollectError::OwnerAlive(ring.to_path_buf()));
     }
-    let mut image = crate::read_image(ring)?;
+    let mut image = crate::read_dense_image(ring)?;
     let rec = crate::decode(&image)?;
     let flags = crate::layout::get_u32(&image, crate::layout::header::FLAGS).unwrap_or(0);
     crate::layout::put_u32(
@@ -262,7 +262,7 @@ mod tests {
         let distinct: std::collections::HashSet<_> = paths.iter().collect();
         assert_eq!(distinct.len(), 8);
         for p in &paths {
-            assert_eq!(crate::read_image(p).unwrap(), image);
+            assert_eq!(crate::read_dense_image(p).unwrap(), image);
         }
         let leftovers = std::fs::read_dir(&dir)
             .unwrap()

@@ -7,6 +7,7 @@
 
 pub mod decode;
 pub mod dump;
+pub mod image;
 pub mod layout;
 pub mod meta;
 pub mod record;
@@ -18,6 +19,7 @@ use std::io::Read;
 use std::path::Path;
 
 pub use decode::{decode, scan, Damage, Record, RecordStream, Recording, Scan, ThreadSummary};
+pub use image::{read_image, Image};
 pub use meta::{Callsite, Level, ProcessInfo};
 pub use record::{FieldValue, RecordKind, Value};
 pub use trigger::{Trigger, TriggerReason};
@@ -45,10 +47,11 @@ pub enum FormatError {
     DumpTooLarge { declared: u64 },
 }
 
-/// Reads a ring file or a dump from `path` ("-" for stdin) and returns the ring image
-/// (decompressed if it was a dump). Memory stays bounded by the header's declared size,
-/// which is itself capped at `layout::MAX_FILE_SIZE`.
-pub fn read_image(path: &Path) -> Result<Vec<u8>, FormatError> {
+/// Reads a ring file or a dump from `path` ("-" for stdin) and returns the whole ring image
+/// (decompressed if it was a dump), free chunks included: for writing it out again. Readers
+/// use [`read_image`], which holds only the chunks in use. Memory stays bounded by the
+/// header's declared size, which is itself capped at `layout::MAX_FILE_SIZE`.
+pub fn read_dense_image(path: &Path) -> Result<Vec<u8>, FormatError> {
     let io = |source| FormatError::Io {
         path: path.display().to_string(),
         source,
@@ -189,5 +192,5 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// Reads and decodes a ring file or dump.
 pub fn open(path: &Path) -> Result<Recording, FormatError> {
-    decode(&read_image(path)?)
+    read_image(path)?.decode()
 }

@@ -2,7 +2,7 @@
 //! spans and fields, and prints its path: the input for measuring `flightrec export` and
 //! the viewer at scale.
 //!
-//! `cargo run --release -p flightrec --example big_dump -- [RECORDS] [DIR]`
+//! `cargo run --release -p flightrec --example big_dump -- [RECORDS] [DIR] [CAPACITY_MIB]`
 use tracing_subscriber::prelude::*;
 
 fn main() {
@@ -14,13 +14,16 @@ fn main() {
         || std::env::temp_dir().join("flightrec-big-dump"),
         Into::into,
     );
+    let capacity_mib: u64 = args
+        .next()
+        .map_or(256, |a| a.parse().expect("CAPACITY_MIB"));
     const THREADS: u64 = 4;
     // Each iteration writes 5 records: a span's new, enter, event, exit and close.
     let per_thread = records / THREADS / 5;
     let rec = flightrec::Recorder::builder()
         .dir(&dir)
         .service("big")
-        .capacity(256 << 20)
+        .capacity(capacity_mib << 20)
         .snapshot_signal(None)
         .build()
         .expect("recorder");

@@ -1,0 +1,277 @@
+//! Reading a ring file or dump into memory in proportion to the data it holds.
+//!
+//! A ring's capacity is mostly `FREE` chunks until it wraps: a 1 GiB ring holding 10 MB of
+//! records is 99% zeros. The reader streams the file (decompressing a dump as it goes) and
+//! keeps the header, the meta log and only the chunks in use, back to back; `scan` then
+//! finds each kept chunk by its index. Nothing is trusted: a header whose geometry does not
+//! add up makes the reader keep the bytes as they are, for `scan` to reject.
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::decode::{scan_parts, ChunkLayout};
+use crate::layout::{self, chunk, header, state, HEADER_SIZE};
+use crate::{FormatError, Recording, Scan};
+
+/// A ring image as read: the header and meta log, then the chunks in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// Dense: the file's bytes as read. Sparse: the first `chunks_offset` bytes, then the
+    /// chunks listed in `kept`, in that order.
+    bytes: Vec<u8>,
+    /// How many bytes of the file were read (less than the header's file size when the
+    /// file or dump was cut short).
+    logical_len: u64,
+    /// For a sparse image, the indices of the chunks held, ascending; `None` when `bytes`
+    /// is the file itself.
+    kept: Option<Vec<u32>>,
+}
+
+impl Image {
+    /// An image that is the file's bytes as they are.
+    pub fn dense(bytes: Vec<u8>) -> Image {
+        Image {
+            logical_len: bytes.len() as u64,
+            bytes,
+            kept: None,
+        }
+    }
+
+    /// Checks and indexes the image (see [`crate::scan`]).
+    pub fn scan(&self) -> Result<Scan<'_>, FormatError> {
+        let layout = match &self.kept {
+            None => ChunkLayout::Dense,
+            Some(kept) => ChunkLayout::Sparse { kept },
+        };
+        scan_parts(&self.bytes, self.logical_len, layout)
+    }
+
+    /// Decodes the image (see [`crate::decode`]).
+    pub fn decode(&self) -> Result<Recording, FormatError> {
+        let mut scan = self.scan()?;
+        scan.recording.records = scan.records().collect();
+        Ok(scan.recording)
+    }
+
+    /// The bytes held in memory.
+    pub fn held_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Reads an uncompressed ring image from `r`, keeping only the chunks in use. `cut_ok`:
+    /// a read error after the header ends the image where it happened (a dump cut short)
+    /// instead of failing.
+    pub fn read_sparse(mut r: impl Read, cut_ok: bool) -> std::io::Result<Image> {
+        let mut bytes = vec![0u8; HEADER_SIZE];
+        // The header itself must read: without it nothing can be made of the rest.
+        let got = read_up_to(&mut r, &mut bytes, false)?;
+        bytes.truncate(got);
+        let geometry = (got == HEADER_SIZE && bytes[..8] == layout::MAGIC)
+            .then(|| SparseGeometry::of(&bytes))
+            .flatten();
+        let Some(g) = geometry else {
+            // Not something to take apart: keep it as it is (bounded), for `scan` to judge.
+            (&mut r)
+                .take(layout::MAX_FILE_SIZE.saturating_sub(got as u64))
+                .read_to_end(&mut bytes)
+                .or_else(|e| if cut_ok { Ok(0) } else { Err(e) })?;
+            return Ok(Image::dense(bytes));
+        };
+        let mut logical_len = got as u64;
+        // The header and meta log.
+        let want = g.chunks_offset - HEADER_SIZE as u64;
+        let before = bytes.len();
+        (&mut r)
+            .take(want)
+            .read_to_end(&mut bytes)
+            .or_else(|e| if cut_ok { Ok(0) } else { Err(e) })?;
+        logical_len += (bytes.len() - before) as u64;
+        let mut kept = Vec::new();
+        if bytes.len() as u64 == g.chunks_offset {
+            let mut buf = vec![0u8; g.chunk_size as usize];
+            for i in 0..g.chunk_count {
+                let n = read_up_to(&mut r, &mut buf, cut_ok)?;
+                logical_len += n as u64;
+                if n < buf.len() {
+                    break;
+                }
+                let word = layout::get_u64(&buf, chunk::STATE).unwrap_or(0);
+                if state::phase(word) != state::FREE {
+                    bytes.extend_from_slice(&buf);
+                    kept.push(i);
+                }
+            }
+        }
+        // Whatever follows the chunk pool, up to the declared size, counts as read; a
+        // stream longer than its header declares is refused by `read_image` for dumps.
+        let rest = g.file_size.saturating_sub(logical_len);
+        logical_len += std::io::copy(&mut (&mut r).take(rest), &mut std::io::sink())
+            .or_else(|e| if cut_ok { Ok(0) } else { Err(e) })?;
+        Ok(Image {
+            bytes,
+            logical_len,
+            kept: Some(kept),
+        })
+    }
+}
+
+/// The header fields a sparse read needs, when they are consistent.
+struct SparseGeometry {
+    file_size: u64,
+    chunks_offset: u64,
+    chunk_size: u32,
+    chunk_count: u32,
+}
+
+impl SparseGeometry {
+    fn of(head: &[u8]) -> Option<SparseGeometry> {
+        let g = SparseGeometry {
+            file_size: layout::get_u64(head, header::FILE_SIZE)?,
+            chunks_offset: layout::get_u64(head, header::CHUNKS_OFFSET)?,
+            chunk_size: layout::get_u32(head, header::CHUNK_SIZE)?,
+            chunk_count: layout::get_u32(head, header::CHUNK_COUNT)?,
+        };
+        let pool = (g.chunk_count as u64).checked_mul(g.chunk_size as u64)?;
+        let ok = g.file_size <= layout::MAX_FILE_SIZE
+            && g.chunks_offset >= HEADER_SIZE as u64
+            && (layout::MIN_CHUNK_SIZE..=layout::MAX_CHUNK_SIZE).contains(&(g.chunk_size as usize))
+            && g.chunks_offset.checked_add(pool)? <= g.file_size;
+        ok.then_some(g)
+    }
+}
+
+/// Fills `buf` as far as the reader allows; returns how much was read. With `cut_ok`, a
+/// read error ends the data like end of file.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8], cut_ok: bool) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) if cut_ok => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Reads a ring file or a dump from `path` ("-" for stdin), holding only the chunks in use
+/// (see the module's documentation). A dump that decompresses to more than its header
+/// declares is refused; one cut short yields what decompressed, the rest counted missing.
+pub fn read_image(path: &Path) -> Result<Image, FormatError> {
+    let io = |source| FormatError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let input: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(path).map_err(io)?)
+    };
+    load(input, io)
+}
+
+impl Image {
+    /// [`read_image`] over bytes in memory: a ring file's or a dump's.
+    pub fn from_bytes(raw: &[u8]) -> Result<Image, FormatError> {
+        load(raw, |source| FormatError::Io {
+            path: "<memory>".into(),
+            source,
+        })
+    }
+}
+
+fn load(
+    mut input: impl Read,
+    io: impl Fn(std::io::Error) -> FormatError,
+) -> Result<Image, FormatError> {
+    let mut magic = [0u8; 4];
+    let got = read_up_to(&mut input, &mut magic, false).map_err(&io)?;
+    let chained = std::io::Cursor::new(magic).take(got as u64).chain(input);
+    if got < 4 || magic != layout::ZSTD_MAGIC {
+        return Image::read_sparse(chained, false).map_err(io);
+    }
+    let zerr = |e: std::io::Error| FormatError::BadCompression(e.to_string());
+    let mut dec = zstd::stream::read::Decoder::new(chained).map_err(zerr)?;
+    // After the header, a decompression error is a dump cut short: keep what came out.
+    let image = Image::read_sparse(&mut dec, true).map_err(zerr)?;
+    if image.bytes.len() < HEADER_SIZE {
+        return Err(FormatError::Truncated {
+            len: image.bytes.len() as u64,
+        });
+    }
+    if image.bytes[..8] != layout::MAGIC {
+        return Err(FormatError::NotARing);
+    }
+    let declared = layout::get_u64(&image.bytes, header::FILE_SIZE).unwrap_or(0);
+    if declared > layout::MAX_FILE_SIZE || declared < HEADER_SIZE as u64 {
+        return Err(FormatError::BadHeader("file size"));
+    }
+    let longer = image.logical_len > declared
+        || (image.logical_len == declared && matches!(dec.read(&mut [0u8; 1]), Ok(n) if n > 0));
+    if longer {
+        return Err(FormatError::DumpTooLarge { declared });
+    }
+    Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::sample_image;
+
+    fn sparse(bytes: &[u8]) -> Image {
+        Image::read_sparse(bytes, false).unwrap()
+    }
+
+    #[test]
+    fn a_sparse_read_decodes_like_the_dense_image_and_leaves_free_chunks_out() {
+        let dense = sample_image(3);
+        // Free the second chunk: the sparse image leaves it out.
+        let g = layout::get_u64(&dense, header::CHUNKS_OFFSET).unwrap() as usize;
+        let size = layout::get_u32(&dense, header::CHUNK_SIZE).unwrap() as usize;
+        let mut one_free = dense.clone();
+        one_free[g + size..g + 2 * size].fill(0);
+        for img in [dense, one_free] {
+            let s = sparse(&img);
+            assert_eq!(s.decode().unwrap(), crate::decode(&img).unwrap());
+        }
+        let s = sparse(&{
+            let mut b = sample_image(3);
+            b[g + size..g + 2 * size].fill(0);
+            b
+        });
+        assert_eq!(s.held_bytes(), g + size, "the free chunk is not held");
+    }
+
+    #[test]
+    fn a_dump_reads_sparse_whole_or_cut_short_as_it_decodes_dense() {
+        let img = sample_image(3);
+        let dump = zstd::bulk::compress(&img, 3).unwrap();
+        for len in [dump.len(), dump.len() - 10, dump.len() / 2] {
+            let raw = &dump[..len];
+            let dense = crate::image_from_bytes(raw.to_vec()).map(|i| crate::decode(&i));
+            let sparse = Image::from_bytes(raw).map(|i| i.decode());
+            match (dense, sparse) {
+                (Ok(Ok(a)), Ok(Ok(b))) => assert_eq!(a, b, "cut at {len}"),
+                (a, b) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "cut at {len}"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_truncation_reads_sparse_as_it_decodes_dense() {
+        let img = sample_image(3);
+        for len in 0..img.len() {
+            let cut = &img[..len];
+            let dense = crate::decode(cut);
+            let sparse = sparse(cut).decode();
+            match (dense, sparse) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "cut at {len}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "cut at {len}"),
+                (a, b) => panic!("cut at {len}: dense {a:?}, sparse {b:?}"),
+            }
+        }
+    }
+}
