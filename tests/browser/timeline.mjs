@@ -138,10 +138,24 @@ try {
     await page.locator("#canvas").hover({ position: { x: 700, y: 100 } });
     result.zoomMs = [];
     result.panMs = [];
-    for (let i = 0; i < 3; i++) result.zoomMs.push(await timed(() => page.keyboard.press("w")));
-    for (let i = 0; i < 3; i++) result.panMs.push(await timed(() => page.keyboard.press("d")));
-    result.zoomOutMs = await timed(() => page.keyboard.press("0"));
+    // Each input's redraw, timed by the page from the input event to the end of its draw:
+    // it must come from data the page holds, before any answer from the server.
+    const frame = async (key) => {
+      const before = await page.evaluate(() => window.flightrecView.frameTimes().length);
+      await page.keyboard.press(key);
+      const frames = await page.evaluate(() => window.flightrecView.frameTimes());
+      if (frames.length !== before + 1) throw new Error(`no redraw for ${key}: ${frames.length - before}`);
+      return frames[before];
+    };
+    result.zoomFrameMs = [];
+    result.panFrameMs = [];
+    for (let i = 0; i < 3; i++) result.zoomMs.push(await timed(async () => result.zoomFrameMs.push(await frame("w"))));
+    for (let i = 0; i < 3; i++) result.panMs.push(await timed(async () => result.panFrameMs.push(await frame("d"))));
+    result.zoomOutFrameMs = [];
+    result.zoomOutMs = await timed(async () => result.zoomOutFrameMs.push(await frame("0")));
     result.drawnItems = await page.evaluate(() => window.flightrecView.state.drawn.length);
+    result.refineMs = await page.evaluate(() => window.flightrecView.refineTimes());
+    result.fetches = await page.evaluate(() => window.flightrecView.state.fetchSeq);
   }
 
   result.cspViolations = await page.evaluate(() => window.__csp);

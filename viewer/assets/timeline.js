@@ -1,8 +1,11 @@
 "use strict";
 // The timeline of one dump. The server holds the decoded dump; this page asks it only for
-// what the current view needs (a time window at the canvas's width) and draws that on a
-// canvas. Every string from the dump is drawn with fillText or set with textContent:
-// nothing from a dump is ever parsed as HTML.
+// what the view needs and draws that on a canvas. Pan and zoom never wait for the network:
+// they redraw at once from what the page holds (the window around the view, asked for with
+// a view's width of margin on each side, and an overview of the whole recording as the
+// coarser level), and the server's answer for the new view refines the drawing when it
+// comes. Every string from the dump is drawn with fillText or set with textContent: nothing
+// from a dump is ever parsed as HTML.
 
 const dumpId = location.pathname.split("/").pop();
 const api = (path, params) => {
@@ -30,6 +33,13 @@ const state = {
   origin: 0n,
   view: { start: 0, end: 1 },
   data: null, // last window answer
+  dataReq: null, // what it answers: {start, end, width, filters}
+  overview: null, // the whole recording at the canvas's width (the coarser level)
+  overviewReq: null,
+  inputAt: null, // when the input being answered by the next draw happened (ms)
+  frames: [], // ms from each input to its redraw
+  lastInput: null, // when the latest pan or zoom input happened (ms)
+  refines: [], // ms from an input to the drawing of the server's answer for its view
   lanesY: [], // per lane: [top, height]
   drawn: [], // hit-test items: {x, y, w, h, kind, id | span}
   selected: null, // {kind: "event"|"span", id}
@@ -142,27 +152,63 @@ function filterParams() {
   };
 }
 
+/** Margin asked for on each side of the view, in view widths. */
+const MARGIN_VIEWS = 1;
+
+/** Whether the answer to `req` holds the current view at about the view's resolution. */
+function covers(req) {
+  if (!req || req.filters !== JSON.stringify(filterParams())) return false;
+  const v = state.view;
+  const nsPerPx = (v.end - v.start) / Math.max(1, width());
+  const reqNsPerPx = (req.end - req.start) / req.width;
+  return req.start <= v.start && req.end >= v.end && reqNsPerPx <= nsPerPx * 1.5 && reqNsPerPx >= nsPerPx / 3;
+}
+
 let fetchTimer = null;
-function requestWindow() {
+/** Asks the server for the view, unless what the page holds already answers it. */
+function requestWindow(force) {
+  if (!force && covers(state.dataReq)) return;
   clearTimeout(fetchTimer);
   state.pending++;
   fetchTimer = setTimeout(fetchWindow, 16);
 }
 
+/** The whole recording at the canvas's width: what zooming out shows before the answer. */
+async function fetchOverview() {
+  const full = Math.max(1, state.meta.end);
+  const req = { start: -full * 0.05, end: full * 1.05, width: Math.max(1, Math.round(width())), filters: JSON.stringify(filterParams()) };
+  const r = await fetch(api("/window", {
+    start: Math.floor(req.start), end: Math.ceil(req.end), width: req.width, ...filterParams(),
+  }));
+  if (!r.ok) return;
+  state.overview = await r.json();
+  state.overviewReq = req;
+  draw();
+}
+
 async function fetchWindow() {
   const seq = ++state.fetchSeq;
+  const input = state.lastInput;
+  state.lastInput = null;
   const v = { ...state.view };
-  const params = {
-    start: Math.floor(v.start), end: Math.ceil(v.end), width: Math.max(1, Math.round(width())),
-    ...filterParams(),
+  const span = v.end - v.start;
+  const px = Math.max(1, Math.round(width()));
+  const req = {
+    start: Math.floor(v.start - MARGIN_VIEWS * span),
+    end: Math.ceil(v.end + MARGIN_VIEWS * span),
+    width: px * (1 + 2 * MARGIN_VIEWS),
+    filters: JSON.stringify(filterParams()),
   };
+  const params = { start: req.start, end: req.end, width: req.width, ...filterParams() };
   try {
     const r = await fetch(api("/window", params));
     const data = await r.json();
     if (!r.ok) throw new Error(data.error || r.statusText);
     if (seq === state.fetchSeq) {
       state.data = data;
+      state.dataReq = req;
       draw();
+      if (input != null) state.refines.push(performance.now() - input);
     }
   } catch (e) {
     setStatus("error: " + e.message);
@@ -275,6 +321,7 @@ function drawBars(w, laneIndex, lane, y) {
     else { begin = b.b; end = b.e; depth = b.d; bar = b; }
     const x0 = Math.max(-2, xOf(begin));
     const x1 = Math.min(w + 2, xOf(end));
+    if (x1 < 0 || x0 > w) continue; // held for panning, outside the view
     const by = y + LANE_PAD + EVENT_ROW + depth * DEPTH_H;
     const bw = Math.max(1, x1 - x0);
     if (!bar) {
@@ -312,6 +359,7 @@ function drawEvents(w, laneIndex, lane, y) {
   for (const [x0t, count, level] of lane.buckets) {
     const x = xOf(x0t);
     const px = Math.max(1, xOf(x0t + lane.px) - x);
+    if (x + px < 0 || x > w) continue;
     ctx.globalAlpha = Math.min(1, 0.25 + Math.log10(1 + count) / 3);
     ctx.fillStyle = LEVEL_COLOURS[level] || "#888";
     ctx.fillRect(x, ey, px, EVENT_ROW - 2);
@@ -451,6 +499,20 @@ function drawSearchHit() {
   ctx.lineWidth = 1;
 }
 
+function drawLanes(data, w) {
+  data.lanes.forEach((lane, i) => {
+    const [y] = state.lanesY[i];
+    drawBars(w, i, lane, y);
+    drawEvents(w, i, lane, y);
+  });
+}
+
+/** Notes when an input happened, so that the redraw it causes can be timed. */
+function markInput(e) {
+  state.inputAt = e.timeStamp;
+  state.lastInput = e.timeStamp;
+}
+
 function draw() {
   if (!state.meta) return;
   const t0 = performance.now();
@@ -459,12 +521,30 @@ function draw() {
   drawLaneBackgrounds(w);
   drawAxis(w);
   state.drawn = [];
+  // The detailed answer where it reaches; the overview (coarser) around it, so that no
+  // part of the view waits for the server.
+  const dataFrom = state.dataReq ? xOf(state.dataReq.start) : 0;
+  const dataTo = state.dataReq ? xOf(state.dataReq.end) : 0;
+  const overviewCurrent = state.overviewReq && state.overviewReq.filters === JSON.stringify(filterParams());
+  if (state.overview && overviewCurrent && (!state.data || dataFrom > 0 || dataTo < w)) {
+    ctx.save();
+    ctx.beginPath();
+    if (!state.data) ctx.rect(0, 0, w, canvas.clientHeight);
+    else {
+      if (dataFrom > 0) ctx.rect(0, 0, dataFrom, canvas.clientHeight);
+      if (dataTo < w) ctx.rect(dataTo, 0, w - dataTo, canvas.clientHeight);
+    }
+    ctx.clip();
+    drawLanes(state.overview, w);
+    ctx.restore();
+  }
   if (state.data) {
-    state.data.lanes.forEach((lane, i) => {
-      const [y] = state.lanesY[i];
-      drawBars(w, i, lane, y);
-      drawEvents(w, i, lane, y);
-    });
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(dataFrom, 0, dataTo - dataFrom, canvas.clientHeight);
+    ctx.clip();
+    drawLanes(state.data, w);
+    ctx.restore();
   }
   drawFollow();
   drawObject();
@@ -472,7 +552,12 @@ function draw() {
   drawSearchHit();
   drawRuler();
   state.renders++;
-  const ms = performance.now() - t0;
+  const done = performance.now();
+  const ms = done - t0;
+  if (state.inputAt != null) {
+    state.frames.push(done - state.inputAt);
+    state.inputAt = null;
+  }
   if (state.data && state.firstRenderMs == null) state.firstRenderMs = performance.now();
   setStatus(
     `${fmtDuration(state.view.end - state.view.start)} shown · ${state.drawn.length} items drawn in ${ms.toFixed(1)} ms`,
@@ -677,6 +762,7 @@ window.addEventListener("mousemove", (e) => {
     state.ruler.b = tOf(x);
     draw();
   } else if (drag.moved) {
+    markInput(e);
     const dt = ((x - drag.x) / width()) * (drag.end - drag.start);
     setView(drag.start - dt, drag.end - dt);
   }
@@ -699,6 +785,7 @@ function click(e) {
 
 canvas.addEventListener("wheel", (e) => {
   e.preventDefault();
+  markInput(e);
   if (e.shiftKey || Math.abs(e.deltaX) > Math.abs(e.deltaY)) pan((e.deltaX || e.deltaY) / 500);
   else zoom(Math.pow(1.0015, e.deltaY), e.offsetX);
 }, { passive: false });
@@ -706,6 +793,7 @@ canvas.addEventListener("wheel", (e) => {
 window.addEventListener("keydown", (e) => {
   if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
   const k = e.key.toLowerCase();
+  markInput(e);
   if (k === "w") zoom(0.7);
   else if (k === "s") zoom(1 / 0.7);
   else if (k === "a") pan(-0.2);
@@ -715,14 +803,20 @@ window.addEventListener("keydown", (e) => {
     state.ruler = null; state.object = null; state.follow = null;
     document.getElementById("object").hidden = true;
     draw();
-  } else return;
+  } else {
+    state.inputAt = null; // not a navigation key: nothing to time
+    return;
+  }
   e.preventDefault();
 });
 
 // ---- filters and search -----------------------------------------------------------------
 
 for (const id of ["level", "target", "text"]) {
-  document.getElementById(id).addEventListener("input", () => requestWindow());
+  document.getElementById(id).addEventListener("input", () => {
+    requestWindow(true);
+    fetchOverview();
+  });
 }
 
 document.getElementById("search").addEventListener("keydown", async (e) => {
@@ -786,7 +880,8 @@ async function main() {
   document.title = "flightrec: " + meta.service + " " + meta.pid;
   banner(meta);
   layout();
-  window.addEventListener("resize", () => { layout(); draw(); requestWindow(); });
+  window.addEventListener("resize", () => { layout(); draw(); requestWindow(true); fetchOverview(); });
+  fetchOverview();
   const params = new URLSearchParams(location.search);
   setView(0, Math.max(1, meta.end));
   // ?focus=trigger: the last millisecond before the trigger, where the culprit usually is.
@@ -829,10 +924,16 @@ window.flightrecView = {
       triggerLabel: state.triggerLabel || null,
       lanesBottom: Math.min(rect.top + last[0] + last[1], wrapRect.bottom),
       timelineBottom: document.getElementById("main").getBoundingClientRect().bottom,
+      timelineHeight: document.getElementById("main").getBoundingClientRect().height,
+      minTimelineHeight: MIN_MAIN_H,
       objectTop: object.hidden ? null : object.getBoundingClientRect().top,
       objectFirstRow: [...(object.querySelector("tbody tr")?.children || [])].map((td) => td.textContent),
     };
   },
+  /** ms from each pan or zoom input to its redraw, in order. */
+  frameTimes() { return state.frames.slice(); },
+  /** ms from each input that needed the server to the drawing of its answer. */
+  refineTimes() { return state.refines.slice(); },
   zoom, pan, setView,
 };
 

@@ -40,6 +40,10 @@ pub struct Lane {
     pub name: String,
     /// Event and `follows_from` records, by time.
     pub events: Vec<u32>,
+    /// Each event's time (relative ns) and level, beside `events`: a window over many
+    /// events reads these two arrays, not the records.
+    pub event_ts: Vec<i64>,
+    pub event_level: Vec<u8>,
     /// Bars by nesting depth; within a depth, sorted by begin (and, being disjoint, by end).
     pub depths: Vec<Vec<Bar>>,
     /// Where this thread's surviving data starts (relative ns).
@@ -132,6 +136,8 @@ impl Model {
                 tid: t.tid,
                 name: t.name.clone(),
                 events: Vec::new(),
+                event_ts: Vec::new(),
+                event_level: Vec::new(),
                 depths: Vec::new(),
                 data_start: t.first_ts.map_or(0, |f| f.saturating_sub(origin)),
                 last: t.last_ts.map_or(0, |l| l.saturating_sub(origin)),
@@ -195,7 +201,14 @@ impl Model {
         for (i, r) in rec.records.iter().enumerate() {
             if matches!(r.kind, RecordKind::Event | RecordKind::FollowsFrom) {
                 if let Some(&lane) = lane_of.get(&r.thread) {
-                    lanes[lane].events.push(i as u32);
+                    let level = rec
+                        .callsites
+                        .get(&r.callsite)
+                        .map_or(3, |c| level_num(c.level));
+                    let l = &mut lanes[lane];
+                    l.events.push(i as u32);
+                    l.event_ts.push(r.ts.saturating_sub(origin));
+                    l.event_level.push(level);
                 }
             }
         }
@@ -395,6 +408,8 @@ impl Model {
     pub fn window(&self, start: i64, end: i64, width: u32, filter: &Filter) -> Json {
         const MAX_EVENTS_PER_LANE: usize = 3000;
         let m = self.matcher(filter);
+        // No filter: nothing to look up per item.
+        let everything = m.min_level == Level::Trace && m.target.is_none() && m.text.is_none();
         let width = width.clamp(1, 10_000) as i64;
         // Any i64 may arrive from a URL; far beyond any recording is as good as infinity.
         const FAR: i64 = 1 << 60;
@@ -409,8 +424,8 @@ impl Model {
                 // A run of bars narrower than a pixel becomes one "busy" bar.
                 let mut clump: Option<(i64, i64, u32)> = None;
                 for b in list[from..].iter().take_while(|b| b.begin <= end) {
-                    let cs = self.spans.get(&b.span).and_then(|s| s.callsite);
-                    if !self.callsite_passes(&m, cs) {
+                    let cs = || self.spans.get(&b.span).and_then(|s| s.callsite);
+                    if !everything && !self.callsite_passes(&m, cs()) {
                         continue;
                     }
                     if b.end.saturating_sub(b.begin) < px {
@@ -433,7 +448,7 @@ impl Model {
                     }
                     bars.push(json!({
                         "b": b.begin, "e": b.end, "d": depth, "span": b.span.to_string(),
-                        "name": self.span_name(b.span), "level": self.level_of(cs),
+                        "name": self.span_name(b.span), "level": self.level_of(cs()),
                         "flags": b.flags,
                     }));
                 }
@@ -441,21 +456,21 @@ impl Model {
                     bars.push(json!([s, e, depth, n]));
                 }
             }
-            let from = lane.events.partition_point(|&i| {
-                self.rec.records[i as usize].ts.saturating_sub(self.origin) < start
-            });
-            let to = lane.events.partition_point(|&i| {
-                self.rec.records[i as usize].ts.saturating_sub(self.origin) <= end
-            });
-            let matching: Vec<u32> = lane.events[from..to]
-                .iter()
-                .copied()
-                .filter(|&i| self.record_passes(&m, &self.rec.records[i as usize]))
-                .collect();
+            let from = lane.event_ts.partition_point(|&t| t < start);
+            let to = lane.event_ts.partition_point(|&t| t <= end);
+            // Positions in the lane's event arrays.
+            let matching: Vec<usize> = if everything {
+                (from..to).collect()
+            } else {
+                (from..to)
+                    .filter(|&k| self.record_passes(&m, &self.rec.records[lane.events[k] as usize]))
+                    .collect()
+            };
             let (events, buckets) = if matching.len() <= MAX_EVENTS_PER_LANE {
                 let ev: Vec<Json> = matching
                     .iter()
-                    .map(|&i| {
+                    .map(|&k| {
+                        let i = lane.events[k];
                         let r = &self.rec.records[i as usize];
                         json!({
                             "id": i, "t": r.ts.saturating_sub(self.origin),
@@ -468,11 +483,10 @@ impl Model {
             } else {
                 // [pixel start, count, most severe level]
                 let mut b: Vec<(i64, u32, u8)> = Vec::new();
-                for &i in &matching {
-                    let r = &self.rec.records[i as usize];
-                    let t = r.ts.saturating_sub(self.origin);
+                for &k in &matching {
+                    let t = lane.event_ts[k];
                     let x = start.saturating_add(t.saturating_sub(start) / px * px);
-                    let level = self.level_of(Some(r.callsite));
+                    let level = lane.event_level[k];
                     match b.last_mut() {
                         Some(last) if last.0 == x => {
                             last.1 += 1;
