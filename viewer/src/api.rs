@@ -151,13 +151,33 @@ pub(crate) async fn preload(state: Arc<AppState>, id: usize) {
 /// The decoded dump `id`, decoding it (off the async threads) if it is not loaded.
 async fn model(state: &Arc<AppState>, id: &str) -> Result<Arc<Model>, ApiError> {
     let id = file_id(state, id)?;
-    let mut loaded = state.loaded.lock().await;
-    if let Some(pos) = loaded.iter().position(|(i, _)| *i == id) {
-        let entry = loaded.remove(pos);
-        let m = entry.1.clone();
-        loaded.push(entry);
-        return Ok(m);
-    }
+    let slot = {
+        let mut loaded = state.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        match loaded.iter().position(|(i, _)| *i == id) {
+            Some(pos) => {
+                let entry = loaded.remove(pos);
+                let slot = entry.1.clone();
+                loaded.push(entry);
+                slot
+            }
+            None => {
+                while loaded.len() >= state.limits.max_loaded.max(1) {
+                    loaded.remove(0);
+                }
+                let slot = Arc::new(crate::ModelSlot::new());
+                loaded.push((id, slot.clone()));
+                slot
+            }
+        }
+    };
+    // Concurrent requests for this dump wait for one decode; a failed decode is not kept,
+    // so the next request tries again (the file may have been completed since).
+    let m = slot.get_or_try_init(|| decode(state, id)).await?;
+    Ok(m.clone())
+}
+
+/// Reads and arranges dump `id` for the timeline, off the async threads.
+async fn decode(state: &Arc<AppState>, id: usize) -> Result<Arc<Model>, ApiError> {
     let file = state
         .file(id)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no dump {id}")))?;
@@ -173,7 +193,7 @@ async fn model(state: &Arc<AppState>, id: &str) -> Result<Arc<Model>, ApiError> 
         ));
     }
     let path = file.path.clone();
-    let m = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         // read_image opens the file read-only.
         flightrec_format::open(&path)
             .map(|rec| Arc::new(Model::new(rec)))
@@ -181,12 +201,7 @@ async fn model(state: &Arc<AppState>, id: &str) -> Result<Arc<Model>, ApiError> 
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-    .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
-    while loaded.len() >= state.limits.max_loaded.max(1) {
-        loaded.remove(0);
-    }
-    loaded.push((id, m.clone()));
-    Ok(m)
+    .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))
 }
 
 async fn meta(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult {

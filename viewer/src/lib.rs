@@ -69,6 +69,9 @@ pub struct DumpFile {
 
 /// The server's state: the files it may show (found once from the paths it was given, and
 /// again from their directories when the index is asked for) and the decoded ones.
+/// A decoded dump, once some request has decoded it.
+pub(crate) type ModelSlot = tokio::sync::OnceCell<Arc<Model>>;
+
 pub struct AppState {
     /// Paths as given: files, or directories to look in.
     roots: Vec<PathBuf>,
@@ -76,7 +79,10 @@ pub struct AppState {
     /// id names the same file for the server's life. Requests name files only by id, never
     /// by path.
     files: Mutex<Vec<DumpFile>>,
-    loaded: tokio::sync::Mutex<Vec<(usize, Arc<Model>)>>,
+    /// Decoded dumps, least recently used first. Each slot is filled once, by whichever
+    /// request gets there first; the lock is held only to find or add a slot, never while
+    /// decoding, so a dump being decoded does not hold up requests for the others.
+    loaded: std::sync::Mutex<Vec<(usize, Arc<ModelSlot>)>>,
     /// Host header values accepted (DNS rebinding defence).
     allowed_hosts: Vec<String>,
     limits: Limits,
@@ -102,7 +108,7 @@ impl AppState {
         let state = AppState {
             roots,
             files: Mutex::new(Vec::new()),
-            loaded: tokio::sync::Mutex::new(Vec::new()),
+            loaded: std::sync::Mutex::new(Vec::new()),
             allowed_hosts,
             limits,
         };

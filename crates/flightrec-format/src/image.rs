@@ -37,7 +37,7 @@ impl Image {
         }
     }
 
-    /// Checks and indexes the image (see [`crate::scan`]).
+    /// Checks and indexes the image (see [`crate::scan()`]).
     pub fn scan(&self) -> Result<Scan<'_>, FormatError> {
         let layout = match &self.kept {
             None => ChunkLayout::Dense,
@@ -46,7 +46,7 @@ impl Image {
         scan_parts(&self.bytes, self.logical_len, layout)
     }
 
-    /// Decodes the image (see [`crate::decode`]).
+    /// Decodes the image (see [`crate::decode()`]).
     pub fn decode(&self) -> Result<Recording, FormatError> {
         let mut scan = self.scan()?;
         scan.recording.records = scan.records().collect();
