@@ -14,15 +14,14 @@ const api = (path, params) => {
 };
 
 const LEVEL_COLOURS = { 1: "#9aa0a6", 2: "#2e9d5b", 3: "#2f6fde", 4: "#e08a00", 5: "#d0312d" };
-const LEVEL_NAMES = { 1: "TRACE", 2: "DEBUG", 3: "INFO", 4: "WARN", 5: "ERROR" };
 const AXIS_H = 24;
 const MIN_MAIN_H = 260; // px: room for the details panel however few lanes there are
 const RESERVED_BELOW = 170; // px kept below the timeline for the object list and the footer
 const EVENT_ROW = 14;
 const DEPTH_H = 14;
 const LANE_PAD = 6;
-const STARTS_BEFORE_DATA = 1;
-const OPEN_AT_END = 2;
+// Bar flags, as the server defines them (meta.constants); set when the meta arrives.
+const FLAGS = { startsBeforeData: 0, openAtEnd: 0 };
 
 const canvas = document.getElementById("canvas");
 const ctx = canvas.getContext("2d");
@@ -333,8 +332,8 @@ function drawBars(w, laneIndex, lane, y) {
     const selected = state.selected && state.selected.kind === "span" && state.selected.id === bar.span;
     ctx.fillStyle = `hsl(${hue(bar.name)}, 55%, ${followed || selected ? 55 : 72}%)`;
     ctx.fillRect(x0, by + 1, bw, DEPTH_H - 2);
-    if (bar.flags & STARTS_BEFORE_DATA) { ctx.fillStyle = "#a60"; ctx.fillRect(x0, by + 1, 2, DEPTH_H - 2); }
-    if (bar.flags & OPEN_AT_END) { ctx.fillStyle = "#a00"; ctx.fillRect(x0 + bw - 2, by + 1, 2, DEPTH_H - 2); }
+    if (bar.flags & FLAGS.startsBeforeData) { ctx.fillStyle = "#a60"; ctx.fillRect(x0, by + 1, 2, DEPTH_H - 2); }
+    if (bar.flags & FLAGS.openAtEnd) { ctx.fillStyle = "#a00"; ctx.fillRect(x0 + bw - 2, by + 1, 2, DEPTH_H - 2); }
     if (followed || selected) {
       ctx.strokeStyle = "#1d2330";
       ctx.lineWidth = 1.5;
@@ -875,6 +874,8 @@ async function main() {
   }
   state.meta = meta;
   state.origin = BigInt(meta.origin);
+  FLAGS.startsBeforeData = meta.constants.flags.starts_before_data;
+  FLAGS.openAtEnd = meta.constants.flags.open_at_end;
   document.getElementById("title").textContent =
     `${meta.service} · pid ${meta.pid} · ${meta.host} · ${meta.records} records · ${meta.lanes.length} threads`;
   document.title = "flightrec: " + meta.service + " " + meta.pid;

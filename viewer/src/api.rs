@@ -7,9 +7,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
+use crate::contract::{DumpList, DumpSummary, ErrorAnswer};
 use crate::model::{Filter, Model};
 use crate::{assets, security, AppState};
 
@@ -39,7 +39,7 @@ struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        (self.0, Json(ErrorAnswer { error: self.1 })).into_response()
     }
 }
 
@@ -47,7 +47,9 @@ type ApiResult = Result<Response, ApiError>;
 
 /// Answers with what `f` computes, run off the async threads (a query over a million records
 /// takes milliseconds).
-async fn json_off_thread(f: impl FnOnce() -> serde_json::Value + Send + 'static) -> ApiResult {
+async fn json_off_thread<T: Serialize + Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult {
     let v = tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -90,9 +92,9 @@ fn file_id(state: &AppState, id: &str) -> Result<usize, ApiError> {
 
 async fn list_dumps(State(state): State<Arc<AppState>>) -> ApiResult {
     let st = state.clone();
-    let summaries = tokio::task::spawn_blocking(move || {
+    let dumps = tokio::task::spawn_blocking(move || {
         st.rescan();
-        let mut rows: Vec<(std::time::SystemTime, serde_json::Value)> = st
+        let mut rows: Vec<(std::time::SystemTime, DumpSummary)> = st
             .files()
             .into_iter()
             .enumerate()
@@ -103,22 +105,27 @@ async fn list_dumps(State(state): State<Arc<AppState>>) -> ApiResult {
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(Json(json!({ "dumps": summaries })).into_response())
+    Ok(Json(DumpList { dumps }).into_response())
 }
 
 /// A line of the index: what the file's header says, or why it cannot be read.
-fn summary(state: &AppState, id: usize, f: &crate::DumpFile) -> serde_json::Value {
-    let name = f
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut row = json!({
-        "id": id, "file": name, "size": f.size,
-        "modified": f.modified.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-    });
+fn summary(state: &AppState, id: usize, f: &crate::DumpFile) -> DumpSummary {
+    let mut row = DumpSummary {
+        id,
+        file: f
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        size: f.size,
+        modified: f
+            .modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        ..DumpSummary::default()
+    };
     if f.size > state.limits.max_file_bytes {
-        row["error"] = json!("too large to open");
+        row.error = Some("too large to open".into());
         return row;
     }
     match flightrec_format::read_head(&f.path).and_then(|img| {
@@ -128,16 +135,16 @@ fn summary(state: &AppState, id: usize, f: &crate::DumpFile) -> serde_json::Valu
         })
     }) {
         Ok((p, t, start, is_dump)) => {
-            row["service"] = json!(p.service);
-            row["host"] = json!(p.host);
-            row["pid"] = json!(p.pid);
-            row["trigger"] = json!(t.reason.slug());
-            row["trigger_description"] = json!(t.describe());
-            row["kind"] = json!(if is_dump { "dump" } else { "ring" });
+            row.service = Some(p.service);
+            row.host = Some(p.host);
+            row.pid = Some(p.pid);
+            row.trigger = Some(t.reason.slug());
+            row.trigger_description = Some(t.describe());
+            row.kind = Some(if is_dump { "dump" } else { "ring" });
             let at = if t.wall_ns > 0 { t.wall_ns } else { start };
-            row["time"] = json!(at.to_string());
+            row.time = Some(at.to_string());
         }
-        Err(e) => row["error"] = json!(e.to_string()),
+        Err(e) => row.error = Some(e.to_string()),
     }
     row
 }
@@ -208,8 +215,8 @@ async fn meta(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Api
     let m = model(&state, &id).await?;
     let mut v = m.meta();
     if let Some(f) = state.file(id.parse().unwrap_or(usize::MAX)) {
-        v["file"] = json!(f.path.file_name().map(|n| n.to_string_lossy().into_owned()));
-        v["size"] = json!(f.size);
+        v.file = f.path.file_name().map(|n| n.to_string_lossy().into_owned());
+        v.size = Some(f.size);
     }
     Ok(Json(v).into_response())
 }

@@ -7,6 +7,7 @@
 
 mod api;
 mod assets;
+pub mod contract;
 pub mod model;
 mod security;
 

@@ -6,9 +6,13 @@
 
 use std::collections::HashMap;
 
+use crate::contract::{
+    BarFlags, BarOut, Constants, FieldOut, LaneMeta, LaneWindow, LevelName, Meta, ObjectRecord,
+    ObjectTrail, RecordDetails, SearchHit, SearchHits, SpanDetails, SpanEntryOut, SpanRef,
+    StuckLane, TriggerMeta, Window, WindowBar, WindowEvent,
+};
 use flightrec_analysis::{entries, merge_fields, Names, ObjectKey, Placement, Trail};
 use flightrec_format::{Level, Record, RecordKind, Recording, TriggerReason};
-use serde_json::{json, Value as Json};
 
 /// A bar's entry began before the thread's surviving data: its start was overwritten.
 pub const STARTS_BEFORE_DATA: u8 = 1;
@@ -332,54 +336,85 @@ impl Model {
     }
 
     /// The page's first request: lanes, time range, trigger.
-    pub fn meta(&self) -> Json {
-        let lanes: Vec<Json> = self
+    pub fn meta(&self) -> Meta {
+        let lanes = self
             .lanes
             .iter()
             .enumerate()
-            .map(|(i, l)| {
-                json!({
-                    "lane": i, "thread": l.thread, "tid": l.tid, "name": l.name,
-                    "data_start": l.data_start, "last": l.last, "overwritten": l.overwritten,
-                    "depth": l.depths.len(), "events": l.events.len(),
-                })
+            .map(|(i, l)| LaneMeta {
+                lane: i,
+                thread: l.thread,
+                tid: l.tid,
+                name: l.name.clone(),
+                data_start: l.data_start,
+                last: l.last,
+                overwritten: l.overwritten,
+                depth: l.depths.len(),
+                events: l.events.len(),
             })
             .collect();
         let p = &self.rec.process;
         let t = &self.rec.trigger;
         let trigger = (t.reason != TriggerReason::None).then(|| {
             let lane = self.lanes.iter().position(|l| l.tid == t.tid && t.tid != 0);
-            json!({
-                "reason": t.reason.slug(),
-                "description": t.describe(),
-                "message": t.message,
-                "t": if t.wall_ns > 0 { Some(t.wall_ns.saturating_sub(self.origin)) } else { None },
-                "tid": t.tid,
-                "lane": lane,
-                "thread": lane.map(|l| self.lanes[l].name.clone()),
-                "stuck": self.stuck_lanes(),
-            })
+            TriggerMeta {
+                reason: t.reason.slug(),
+                description: t.describe(),
+                message: t.message.clone(),
+                t: (t.wall_ns > 0).then(|| t.wall_ns.saturating_sub(self.origin)),
+                tid: t.tid,
+                lane,
+                thread: lane.map(|l| self.lanes[l].name.clone()),
+                stuck: self.stuck_lanes(),
+            }
         });
-        let mut targets: Vec<&str> = self
+        let mut targets: Vec<String> = self
             .rec
             .callsites
             .values()
-            .map(|c| c.target.as_str())
+            .map(|c| c.target.clone())
             .collect();
         targets.sort_unstable();
         targets.dedup();
-        json!({
-            "service": p.service, "pid": p.pid, "host": p.host, "exe": p.exe,
-            "origin": self.origin.to_string(), "end": self.end,
-            "records": self.rec.records.len(),
-            "lanes": lanes, "trigger": trigger, "targets": targets,
-            "damaged": self.rec.damage.is_damaged(),
-        })
+        Meta {
+            service: p.service.clone(),
+            pid: p.pid,
+            host: p.host.clone(),
+            exe: p.exe.clone(),
+            origin: self.origin.to_string(),
+            end: self.end,
+            records: self.rec.records.len(),
+            lanes,
+            trigger,
+            targets,
+            damaged: self.rec.damage.is_damaged(),
+            constants: Constants {
+                flags: BarFlags {
+                    starts_before_data: STARTS_BEFORE_DATA,
+                    open_at_end: OPEN_AT_END,
+                },
+                levels: [
+                    Level::Trace,
+                    Level::Debug,
+                    Level::Info,
+                    Level::Warn,
+                    Level::Error,
+                ]
+                .into_iter()
+                .map(|l| LevelName {
+                    level: level_num(l),
+                    name: l.as_str(),
+                })
+                .collect(),
+            },
+            file: None,
+            size: None,
+        }
     }
 
     /// For a stall: each lane whose last record lies well before the trigger, with the spans
     /// open at its end and how long it had been silent.
-    fn stuck_lanes(&self) -> Vec<Json> {
+    fn stuck_lanes(&self) -> Vec<StuckLane> {
         let t = &self.rec.trigger;
         if t.reason != TriggerReason::Stall || t.wall_ns == 0 {
             return Vec::new();
@@ -389,15 +424,17 @@ impl Model {
             .iter()
             .enumerate()
             .filter(|(_, l)| at.saturating_sub(l.last) > 50_000_000)
-            .map(|(i, l)| {
-                let open: Vec<&str> = l
+            .map(|(i, l)| StuckLane {
+                lane: i,
+                name: l.name.clone(),
+                silent_ns: at.saturating_sub(l.last),
+                open_spans: l
                     .depths
                     .iter()
                     .flat_map(|d| d.last())
                     .filter(|b| b.flags & OPEN_AT_END != 0)
-                    .map(|b| self.span_name(b.span))
-                    .collect();
-                json!({"lane": i, "name": l.name, "silent_ns": at.saturating_sub(l.last), "open_spans": open})
+                    .map(|b| self.span_name(b.span).to_owned())
+                    .collect(),
             })
             .collect()
     }
@@ -405,7 +442,7 @@ impl Model {
     /// What the view `[start, end]` (relative ns) at `width` pixels needs: bars and events,
     /// with anything smaller than a pixel merged, and events counted per pixel where there
     /// are too many to draw one by one.
-    pub fn window(&self, start: i64, end: i64, width: u32, filter: &Filter) -> Json {
+    pub fn window(&self, start: i64, end: i64, width: u32, filter: &Filter) -> Window {
         const MAX_EVENTS_PER_LANE: usize = 3000;
         let m = self.matcher(filter);
         // No filter: nothing to look up per item.
@@ -418,7 +455,7 @@ impl Model {
         let px = ((end - start) / width).max(1);
         let mut out_lanes = Vec::with_capacity(self.lanes.len());
         for lane in &self.lanes {
-            let mut bars: Vec<Json> = Vec::new();
+            let mut bars: Vec<WindowBar> = Vec::new();
             for (depth, list) in lane.depths.iter().enumerate() {
                 let from = list.partition_point(|b| b.end < start);
                 // A run of bars narrower than a pixel becomes one "busy" bar.
@@ -436,7 +473,7 @@ impl Model {
                             }
                             _ => {
                                 if let Some((s, e, n)) = clump.take() {
-                                    bars.push(json!([s, e, depth, n]));
+                                    bars.push(WindowBar::Clump(s, e, depth, n));
                                 }
                                 clump = Some((b.begin, b.end, 1));
                             }
@@ -444,16 +481,20 @@ impl Model {
                         continue;
                     }
                     if let Some((s, e, n)) = clump.take() {
-                        bars.push(json!([s, e, depth, n]));
+                        bars.push(WindowBar::Clump(s, e, depth, n));
                     }
-                    bars.push(json!({
-                        "b": b.begin, "e": b.end, "d": depth, "span": b.span.to_string(),
-                        "name": self.span_name(b.span), "level": self.level_of(cs()),
-                        "flags": b.flags,
+                    bars.push(WindowBar::Bar(BarOut {
+                        b: b.begin,
+                        e: b.end,
+                        d: depth,
+                        span: b.span.to_string(),
+                        name: self.span_name(b.span).to_owned(),
+                        level: self.level_of(cs()),
+                        flags: b.flags,
                     }));
                 }
                 if let Some((s, e, n)) = clump.take() {
-                    bars.push(json!([s, e, depth, n]));
+                    bars.push(WindowBar::Clump(s, e, depth, n));
                 }
             }
             let from = lane.event_ts.partition_point(|&t| t < start);
@@ -467,16 +508,17 @@ impl Model {
                     .collect()
             };
             let (events, buckets) = if matching.len() <= MAX_EVENTS_PER_LANE {
-                let ev: Vec<Json> = matching
+                let ev: Vec<WindowEvent> = matching
                     .iter()
                     .map(|&k| {
                         let i = lane.events[k];
                         let r = &self.rec.records[i as usize];
-                        json!({
-                            "id": i, "t": r.ts.saturating_sub(self.origin),
-                            "level": self.level_of(Some(r.callsite)),
-                            "title": self.title(r),
-                        })
+                        WindowEvent {
+                            id: i,
+                            t: lane.event_ts[k],
+                            level: lane.event_level[k],
+                            title: self.title(r),
+                        }
                     })
                     .collect();
                 (ev, Vec::new())
@@ -495,117 +537,126 @@ impl Model {
                         _ => b.push((x, 1, level)),
                     }
                 }
-                (
-                    Vec::new(),
-                    b.into_iter().map(|(x, n, l)| json!([x, n, l])).collect(),
-                )
+                (Vec::new(), b)
             };
-            out_lanes.push(json!({
-                "bars": bars, "events": events, "buckets": buckets, "px": px,
-            }));
+            out_lanes.push(LaneWindow {
+                bars,
+                events,
+                buckets,
+                px,
+            });
         }
-        json!({ "start": start, "end": end, "lanes": out_lanes })
+        Window {
+            start,
+            end,
+            lanes: out_lanes,
+        }
+    }
+
+    fn span_ref(&self, span: u64) -> SpanRef {
+        SpanRef {
+            span: span.to_string(),
+            name: self.span_name(span).to_owned(),
+        }
     }
 
     /// Everything about one record, for the details panel.
-    pub fn record(&self, id: usize) -> Option<Json> {
+    pub fn record(&self, id: usize) -> Option<RecordDetails> {
         let r = self.rec.records.get(id)?;
         let cs = self.callsite(r.callsite);
-        let fields: Vec<Json> = r
+        let fields = r
             .fields
             .iter()
-            .map(|f| {
-                json!({
-                    "name": self.field_name(Some(r.callsite), f.index),
-                    "value": f.value.to_text(), "type": f.value.type_name(),
-                    "truncated": f.truncated,
-                })
+            .map(|f| FieldOut {
+                name: self.field_name(Some(r.callsite), f.index),
+                value: f.value.to_text(),
+                kind: f.value.type_name(),
+                truncated: Some(f.truncated),
             })
             .collect();
-        let stack: Vec<Json> = r
-            .spans
-            .iter()
-            .map(|&s| json!({"span": s.to_string(), "name": self.span_name(s)}))
-            .collect();
         let lane = self.lanes.iter().position(|l| l.thread == r.thread);
-        Some(json!({
-            "id": id, "t": r.ts.saturating_sub(self.origin), "ts": r.ts.to_string(),
-            "kind": r.kind.as_str(), "title": self.title(r),
-            "level": cs.map(|c| c.level.as_str()), "target": cs.map(|c| c.target.as_str()),
-            "name": cs.map(|c| c.name.as_str()),
-            "file": cs.and_then(|c| c.file.as_deref()), "line": cs.and_then(|c| c.line),
-            "thread": self.thread_name(r.thread), "lane": lane,
-            "tid": lane.map(|l| self.lanes[l].tid),
-            "fields": fields, "spans": stack, "truncated": r.truncated,
-            "span": (r.span != 0).then(|| r.span.to_string()),
-            "follows": r.follows.map(|f| f.to_string()),
-        }))
+        Some(RecordDetails {
+            id,
+            t: r.ts.saturating_sub(self.origin),
+            ts: r.ts.to_string(),
+            kind: r.kind.as_str(),
+            title: self.title(r),
+            level: cs.map(|c| c.level.as_str()),
+            target: cs.map(|c| c.target.clone()),
+            name: cs.map(|c| c.name.clone()),
+            file: cs.and_then(|c| c.file.clone()),
+            line: cs.and_then(|c| c.line),
+            thread: self.thread_name(r.thread).to_owned(),
+            lane,
+            tid: lane.map(|l| self.lanes[l].tid),
+            fields,
+            spans: r.spans.iter().map(|&s| self.span_ref(s)).collect(),
+            truncated: r.truncated,
+            span: (r.span != 0).then(|| r.span.to_string()),
+            follows: r.follows.map(|f| f.to_string()),
+        })
     }
 
     /// Everything about one span: fields, every entry on every thread, links.
-    pub fn span(&self, span: u64) -> Option<Json> {
+    pub fn span(&self, span: u64) -> Option<SpanDetails> {
         let s = self.spans.get(&span)?;
         let cs = s.callsite.and_then(|c| self.callsite(c));
-        let mut entries: Vec<(i64, Json)> = s
+        let mut entries: Vec<SpanEntryOut> = s
             .entries
             .iter()
             .map(|&(lane, depth, at)| {
                 let b = &self.lanes[lane].depths[depth][at];
-                (
-                    b.begin,
-                    json!({
-                        "lane": lane, "thread": self.lanes[lane].name, "b": b.begin, "e": b.end,
-                        "d": depth, "flags": b.flags,
-                        "record": (b.record != NO_RECORD).then_some(b.record),
-                    }),
-                )
+                SpanEntryOut {
+                    lane,
+                    thread: self.lanes[lane].name.clone(),
+                    b: b.begin,
+                    e: b.end,
+                    d: depth,
+                    flags: b.flags,
+                    record: (b.record != NO_RECORD).then_some(b.record),
+                }
             })
             .collect();
-        entries.sort_by_key(|e| e.0);
+        entries.sort_by_key(|e| e.b);
         // The span stack when it was first entered (from the enter record, when it survived).
-        let stack: Vec<Json> = entries
+        let stack = entries
             .iter()
-            .find_map(|e| e.1["record"].as_u64())
+            .find_map(|e| e.record)
             .and_then(|i| self.rec.records.get(i as usize))
-            .map(|r| {
-                r.spans
-                    .iter()
-                    .map(|&s| json!({"span": s.to_string(), "name": self.span_name(s)}))
-                    .collect()
-            })
+            .map(|r| r.spans.iter().map(|&s| self.span_ref(s)).collect())
             .unwrap_or_default();
-        let fields: Vec<Json> = s
+        let fields = s
             .fields
             .iter()
-            .map(|f| {
-                json!({
-                    "name": self.field_name(s.callsite, f.index),
-                    "value": f.value.to_text(), "type": f.value.type_name(),
-                })
+            .map(|f| FieldOut {
+                name: self.field_name(s.callsite, f.index),
+                value: f.value.to_text(),
+                kind: f.value.type_name(),
+                truncated: None,
             })
             .collect();
-        let ids = |v: &[u64]| -> Vec<Json> {
-            v.iter()
-                .map(|&id| json!({"span": id.to_string(), "name": self.span_name(id)}))
-                .collect()
-        };
-        Some(json!({
-            "span": span.to_string(), "name": self.span_name(span),
-            "level": cs.map(|c| c.level.as_str()), "target": cs.map(|c| c.target.as_str()),
-            "file": cs.and_then(|c| c.file.as_deref()), "line": cs.and_then(|c| c.line),
-            "fields": fields,
-            "parent": s.parent.map(|p| json!({"span": p.to_string(), "name": self.span_name(p)})),
-            "created_on": s.created_on.map(|t| self.thread_name(t)),
-            "entries": entries.into_iter().map(|e| e.1).collect::<Vec<_>>(),
-            "follows": ids(&s.follows), "followed_by": ids(&s.followed_by),
-            "stack": stack,
-        }))
+        let refs = |v: &[u64]| v.iter().map(|&id| self.span_ref(id)).collect();
+        Some(SpanDetails {
+            span: span.to_string(),
+            name: self.span_name(span).to_owned(),
+            level: cs.map(|c| c.level.as_str()),
+            target: cs.map(|c| c.target.clone()),
+            file: cs.and_then(|c| c.file.clone()),
+            line: cs.and_then(|c| c.line),
+            fields,
+            parent: s.parent.map(|p| self.span_ref(p)),
+            created_on: s.created_on.map(|t| self.thread_name(t).to_owned()),
+            entries,
+            follows: refs(&s.follows),
+            followed_by: refs(&s.followed_by),
+            stack,
+        })
     }
 
     /// Every record that carries `field = value`, on any thread, in time order, marking where
     /// the object passes from one thread to another. Beyond `limit`, the newest are kept:
     /// in a flight recording the end is where the trouble is.
-    pub fn object(&self, field: &str, value: &str, limit: usize) -> Json {
+    pub fn object(&self, field: &str, value: &str, limit: usize) -> ObjectTrail {
         let mut out = std::collections::VecDeque::new();
         let key = ObjectKey::new(field, value);
         let names = self.names();
@@ -615,29 +666,33 @@ impl Model {
                 continue;
             }
             let from_thread = trail.step(r.thread);
-            let handover = from_thread.is_some();
-            let from = from_thread.map(|p| self.thread_name(p));
             if out.len() == limit.max(1) {
                 out.pop_front();
             }
-            {
-                out.push_back(json!({
-                    "id": i, "t": r.ts.saturating_sub(self.origin), "kind": r.kind.as_str(),
-                    "lane": self.lanes.iter().position(|l| l.thread == r.thread),
-                    "thread": self.thread_name(r.thread),
-                    "span": r.spans.last().map(|&s| self.span_name(s)),
-                    "title": self.title(r), "handover": handover, "from": from,
-                }));
-            }
+            out.push_back(ObjectRecord {
+                id: i,
+                t: r.ts.saturating_sub(self.origin),
+                kind: r.kind.as_str(),
+                lane: self.lanes.iter().position(|l| l.thread == r.thread),
+                thread: self.thread_name(r.thread).to_owned(),
+                span: r.spans.last().map(|&s| self.span_name(s).to_owned()),
+                title: self.title(r),
+                handover: from_thread.is_some(),
+                from: from_thread.map(|p| self.thread_name(p).to_owned()),
+            });
         }
-        json!({
-            "field": field, "value": value, "records": out, "total": trail.carriers,
-            "handovers": trail.handovers, "truncated": trail.carriers > out.len(),
-        })
+        ObjectTrail {
+            field: field.to_owned(),
+            value: value.to_owned(),
+            truncated: trail.carriers > out.len(),
+            records: out.into(),
+            total: trail.carriers,
+            handovers: trail.handovers,
+        }
     }
 
     /// Events matching the filter (its text is the search), in time order.
-    pub fn search(&self, filter: &Filter, limit: usize) -> Json {
+    pub fn search(&self, filter: &Filter, limit: usize) -> SearchHits {
         let m = self.matcher(filter);
         let mut out = Vec::new();
         let mut total = 0usize;
@@ -652,17 +707,18 @@ impl Model {
         }
         out.sort_unstable();
         out.truncate(limit);
-        let hits: Vec<Json> = out
+        let hits = out
             .iter()
             .map(|&(ts, i)| {
                 let r = &self.rec.records[i as usize];
-                json!({
-                    "id": i, "t": ts.saturating_sub(self.origin),
-                    "lane": self.lanes.iter().position(|l| l.thread == r.thread),
-                })
+                SearchHit {
+                    id: i,
+                    t: ts.saturating_sub(self.origin),
+                    lane: self.lanes.iter().position(|l| l.thread == r.thread),
+                }
             })
             .collect();
-        json!({ "hits": hits, "total": total })
+        SearchHits { hits, total }
     }
 }
 
@@ -774,7 +830,7 @@ mod tests {
     #[test]
     fn a_wide_view_merges_subpixel_bars_and_counts_events_per_pixel() {
         let m = Model::new(recording());
-        let w = m.window(0, 1_000_000, 100, &Filter::default());
+        let w = serde_json::to_value(m.window(0, 1_000_000, 100, &Filter::default())).unwrap();
         let lane = &w["lanes"][0];
         // 10 000 events in 100 pixels: counted, not listed.
         assert_eq!(lane["events"].as_array().unwrap().len(), 0);
@@ -803,7 +859,7 @@ mod tests {
     #[test]
     fn a_narrow_view_lists_each_event_and_bar() {
         let m = Model::new(recording());
-        let w = m.window(50_000, 50_250, 1000, &Filter::default());
+        let w = serde_json::to_value(m.window(50_000, 50_250, 1000, &Filter::default())).unwrap();
         let lane = &w["lanes"][0];
         let events = lane["events"].as_array().unwrap();
         assert_eq!(events.len(), 3, "{events:?}");
@@ -827,7 +883,8 @@ mod tests {
         rec.trigger.wall_ns = i64::MAX;
         let m = Model::new(rec);
         let _ = m.meta();
-        let w = m.window(i64::MIN, i64::MAX, 1000, &Filter::default());
+        let w =
+            serde_json::to_value(m.window(i64::MIN, i64::MAX, 1000, &Filter::default())).unwrap();
         assert_eq!(w["lanes"].as_array().unwrap().len(), 2);
         let _ = m.search(&Filter::default(), 10);
         let _ = m.object("n", "0", 10);
@@ -836,7 +893,7 @@ mod tests {
     #[test]
     fn a_stall_names_the_silent_threads_and_their_open_spans() {
         let m = Model::new(recording());
-        let meta = m.meta();
+        let meta = serde_json::to_value(m.meta()).unwrap();
         let stuck = meta["trigger"]["stuck"].as_array().unwrap();
         assert_eq!(stuck.len(), 2);
         let busy = stuck.iter().find(|s| s["name"] == "busy").unwrap();

@@ -162,6 +162,23 @@ async fn meta_window_records_spans_object_and_search_answer_for_a_dump() {
     assert_eq!(meta["lanes"][0]["name"], "main");
     assert_eq!(meta["records"], 12);
     let end = meta["end"].as_i64().unwrap();
+    // The page takes these from the server rather than repeating them.
+    let c = &meta["constants"];
+    assert_eq!(
+        c["flags"]["starts_before_data"],
+        flightrec_viewer::model::STARTS_BEFORE_DATA
+    );
+    assert_eq!(
+        c["flags"]["open_at_end"],
+        flightrec_viewer::model::OPEN_AT_END
+    );
+    let levels: Vec<&str> = c["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(levels, ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]);
 
     let (s, w) = get_json(
         &r,

@@ -1,0 +1,280 @@
+//! The viewer's contract with its page: the shape of every answer, typed. Times are ns
+//! relative to the recording's `origin` (which travels as a string, like span ids: a
+//! JavaScript number cannot hold every u64).
+
+use serde::Serialize;
+
+/// An error, with one line of explanation.
+#[derive(Debug, Serialize)]
+pub struct ErrorAnswer {
+    pub error: String,
+}
+
+/// `/api/dumps`: the recordings the server knows, newest first.
+#[derive(Debug, Serialize)]
+pub struct DumpList {
+    pub dumps: Vec<DumpSummary>,
+}
+
+/// A line of the index: what a file's header says, or why it cannot be read.
+#[derive(Debug, Default, Serialize)]
+pub struct DumpSummary {
+    pub id: usize,
+    pub file: String,
+    pub size: u64,
+    /// Seconds since the Unix epoch.
+    pub modified: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger_description: Option<String>,
+    /// "dump" or "ring".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// When it was taken (the trigger, else the recorder's start), ns since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Values the page must agree on with the server, sent rather than repeated in the page.
+#[derive(Debug, Serialize)]
+pub struct Constants {
+    /// Bar flags (`WindowBar::Bar::flags`).
+    pub flags: BarFlags,
+    /// Level numbers as the answers carry them (`level` fields), 1 (TRACE) to 5 (ERROR).
+    pub levels: Vec<LevelName>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BarFlags {
+    pub starts_before_data: u8,
+    pub open_at_end: u8,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LevelName {
+    pub level: u8,
+    pub name: &'static str,
+}
+
+/// `/api/dumps/{id}/meta`: the page's first question.
+#[derive(Debug, Serialize)]
+pub struct Meta {
+    pub service: String,
+    pub pid: u32,
+    pub host: String,
+    pub exe: String,
+    /// ns since the Unix epoch of relative time 0.
+    pub origin: String,
+    pub end: i64,
+    pub records: usize,
+    pub lanes: Vec<LaneMeta>,
+    pub trigger: Option<TriggerMeta>,
+    pub targets: Vec<String>,
+    pub damaged: bool,
+    pub constants: Constants,
+    /// The file's name and size, when the server knows the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LaneMeta {
+    pub lane: usize,
+    pub thread: u32,
+    pub tid: u64,
+    pub name: String,
+    pub data_start: i64,
+    pub last: i64,
+    pub overwritten: u64,
+    /// Rows of bars: nested depths, then the rows of spans on tracks of their own.
+    pub depth: usize,
+    pub events: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TriggerMeta {
+    pub reason: &'static str,
+    pub description: String,
+    pub message: String,
+    pub t: Option<i64>,
+    pub tid: u64,
+    pub lane: Option<usize>,
+    pub thread: Option<String>,
+    pub stuck: Vec<StuckLane>,
+}
+
+/// For a stall: a lane silent well before the trigger, and the spans open at its end.
+#[derive(Debug, Serialize)]
+pub struct StuckLane {
+    pub lane: usize,
+    pub name: String,
+    pub silent_ns: i64,
+    pub open_spans: Vec<String>,
+}
+
+/// `/api/dumps/{id}/window`: what a view needs.
+#[derive(Debug, Serialize)]
+pub struct Window {
+    pub start: i64,
+    pub end: i64,
+    pub lanes: Vec<LaneWindow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LaneWindow {
+    pub bars: Vec<WindowBar>,
+    /// Events one by one, when few enough...
+    pub events: Vec<WindowEvent>,
+    /// ...else per pixel: `[pixel start, count, most severe level]`.
+    pub buckets: Vec<(i64, u32, u8)>,
+    /// ns per pixel.
+    pub px: i64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum WindowBar {
+    /// A run of bars narrower than a pixel: `[begin, end, row, how many]`.
+    Clump(i64, i64, usize, u32),
+    Bar(BarOut),
+}
+
+#[derive(Debug, Serialize)]
+pub struct BarOut {
+    pub b: i64,
+    pub e: i64,
+    /// The row in the lane.
+    pub d: usize,
+    pub span: String,
+    pub name: String,
+    pub level: u8,
+    pub flags: u8,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WindowEvent {
+    pub id: u32,
+    pub t: i64,
+    pub level: u8,
+    pub title: String,
+}
+
+/// A span named.
+#[derive(Debug, Serialize)]
+pub struct SpanRef {
+    pub span: String,
+    pub name: String,
+}
+
+/// A field's value, as text, with its type.
+#[derive(Debug, Serialize)]
+pub struct FieldOut {
+    pub name: String,
+    pub value: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<bool>,
+}
+
+/// `/api/dumps/{id}/records/{n}`: everything about one record.
+#[derive(Debug, Serialize)]
+pub struct RecordDetails {
+    pub id: usize,
+    pub t: i64,
+    pub ts: String,
+    pub kind: &'static str,
+    pub title: String,
+    pub level: Option<&'static str>,
+    pub target: Option<String>,
+    pub name: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub thread: String,
+    pub lane: Option<usize>,
+    pub tid: Option<u64>,
+    pub fields: Vec<FieldOut>,
+    pub spans: Vec<SpanRef>,
+    pub truncated: bool,
+    pub span: Option<String>,
+    pub follows: Option<String>,
+}
+
+/// One entry of a span on one lane.
+#[derive(Debug, Serialize)]
+pub struct SpanEntryOut {
+    pub lane: usize,
+    pub thread: String,
+    pub b: i64,
+    pub e: i64,
+    pub d: usize,
+    pub flags: u8,
+    pub record: Option<u32>,
+}
+
+/// `/api/dumps/{id}/spans/{span}`: everything about one span.
+#[derive(Debug, Serialize)]
+pub struct SpanDetails {
+    pub span: String,
+    pub name: String,
+    pub level: Option<&'static str>,
+    pub target: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub fields: Vec<FieldOut>,
+    pub parent: Option<SpanRef>,
+    pub created_on: Option<String>,
+    pub entries: Vec<SpanEntryOut>,
+    pub follows: Vec<SpanRef>,
+    pub followed_by: Vec<SpanRef>,
+    pub stack: Vec<SpanRef>,
+}
+
+/// `/api/dumps/{id}/object`: every record carrying `field = value`.
+#[derive(Debug, Serialize)]
+pub struct ObjectTrail {
+    pub field: String,
+    pub value: String,
+    pub records: Vec<ObjectRecord>,
+    pub total: usize,
+    pub handovers: usize,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ObjectRecord {
+    pub id: usize,
+    pub t: i64,
+    pub kind: &'static str,
+    pub lane: Option<usize>,
+    pub thread: String,
+    pub span: Option<String>,
+    pub title: String,
+    pub handover: bool,
+    pub from: Option<String>,
+}
+
+/// `/api/dumps/{id}/search`.
+#[derive(Debug, Serialize)]
+pub struct SearchHits {
+    pub hits: Vec<SearchHit>,
+    pub total: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SearchHit {
+    pub id: u32,
+    pub t: i64,
+    pub lane: Option<usize>,
+}
