@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::layout::{chunk, get_u32, get_u64, header, state, CLOCK_MONOTONIC_NS, FLAG_DUMP};
+use crate::layout::{get_u32, get_u64, header, state, ChunkFields, CLOCK_MONOTONIC_NS, FLAG_DUMP};
 use crate::layout::{CHUNK_HEADER_SIZE, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_CHUNK_SIZE};
 use crate::layout::{MAX_FILE_SIZE, MIN_CHUNK_SIZE};
 use crate::meta::{parse_meta, Callsite, MetaEntry, ProcessInfo};
@@ -312,7 +312,9 @@ pub(crate) fn scan_parts<'a>(
             continue;
         };
         let off = located.unwrap_or(0) as usize;
-        let word = get_u64(c, chunk::STATE).unwrap_or(0);
+        // `c` is a whole chunk, so its header reads.
+        let head = ChunkFields::read(c).unwrap_or_default();
+        let word = head.state;
         match state::phase(word) {
             state::FREE => continue,
             state::CLAIMING => {
@@ -321,7 +323,7 @@ pub(crate) fn scan_parts<'a>(
             }
             _ => {}
         }
-        let committed = get_u32(c, chunk::COMMITTED_LEN).unwrap_or(0) as usize;
+        let committed = head.committed_len as usize;
         if committed > payload_cap {
             damage.bad_chunks += 1;
             continue;
@@ -350,18 +352,17 @@ pub(crate) fn scan_parts<'a>(
                 }
             }
         }
-        let claim_ticks = get_u64(c, chunk::CLAIM_TICKS).unwrap_or(0);
-        let claim_mono = get_u64(c, chunk::CLAIM_MONO_NS).unwrap_or(0);
+        let (claim_ticks, claim_mono) = (head.claim_ticks, head.claim_mono_ns);
         if claim_mono != 0 {
             anchors.push((claim_ticks, claim_mono));
         }
         chunks.push(ChunkData {
             seq: state::seq(word),
-            thread_index: get_u32(c, chunk::THREAD_INDEX).unwrap_or(0),
-            os_tid: get_u64(c, chunk::OS_TID).unwrap_or(0),
-            thread_seq_start: get_u64(c, chunk::THREAD_SEQ_START).unwrap_or(0),
-            dropped_before: get_u64(c, chunk::DROPPED_BEFORE).unwrap_or(0),
-            dropped_total: get_u64(c, chunk::DROPPED_TOTAL).unwrap_or(0),
+            thread_index: head.thread_index,
+            os_tid: head.os_tid,
+            thread_seq_start: head.thread_seq_start,
+            dropped_before: head.dropped_before,
+            dropped_total: head.dropped_total,
             payload: off + CHUNK_HEADER_SIZE..off + CHUNK_HEADER_SIZE + pos,
             user_records,
             first_ticks,

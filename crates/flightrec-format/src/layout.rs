@@ -136,6 +136,52 @@ pub mod chunk {
     pub const DROPPED_BEFORE: usize = 56;
 }
 
+/// A chunk header's fields as plain values: the one description of the header that the
+/// writer's atomic view (`flightrec`'s `ChunkHeader`, checked against `chunk` at compile
+/// time), the dumper and the decoder share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChunkFields {
+    pub state: u64,
+    pub committed_len: u32,
+    pub thread_index: u32,
+    pub os_tid: u64,
+    pub thread_seq_start: u64,
+    pub dropped_total: u64,
+    pub claim_ticks: u64,
+    pub claim_mono_ns: u64,
+    pub dropped_before: u64,
+}
+
+impl ChunkFields {
+    /// Reads the header at the start of `chunk`; `None` if `chunk` is too short.
+    pub fn read(chunk: &[u8]) -> Option<ChunkFields> {
+        Some(ChunkFields {
+            state: get_u64(chunk, chunk::STATE)?,
+            committed_len: get_u32(chunk, chunk::COMMITTED_LEN)?,
+            thread_index: get_u32(chunk, chunk::THREAD_INDEX)?,
+            os_tid: get_u64(chunk, chunk::OS_TID)?,
+            thread_seq_start: get_u64(chunk, chunk::THREAD_SEQ_START)?,
+            dropped_total: get_u64(chunk, chunk::DROPPED_TOTAL)?,
+            claim_ticks: get_u64(chunk, chunk::CLAIM_TICKS)?,
+            claim_mono_ns: get_u64(chunk, chunk::CLAIM_MONO_NS)?,
+            dropped_before: get_u64(chunk, chunk::DROPPED_BEFORE)?,
+        })
+    }
+
+    /// Writes the header at the start of `chunk` (at least `CHUNK_HEADER_SIZE` bytes).
+    pub fn write(&self, chunk: &mut [u8]) {
+        put_u64(chunk, chunk::STATE, self.state);
+        put_u32(chunk, chunk::COMMITTED_LEN, self.committed_len);
+        put_u32(chunk, chunk::THREAD_INDEX, self.thread_index);
+        put_u64(chunk, chunk::OS_TID, self.os_tid);
+        put_u64(chunk, chunk::THREAD_SEQ_START, self.thread_seq_start);
+        put_u64(chunk, chunk::DROPPED_TOTAL, self.dropped_total);
+        put_u64(chunk, chunk::CLAIM_TICKS, self.claim_ticks);
+        put_u64(chunk, chunk::CLAIM_MONO_NS, self.claim_mono_ns);
+        put_u64(chunk, chunk::DROPPED_BEFORE, self.dropped_before);
+    }
+}
+
 /// The chunk state word: a sequence number and a phase in one atomic `u64`.
 pub mod state {
     /// Never claimed since the file was created.
@@ -330,5 +376,26 @@ mod tests {
         let w = state::pack(12345, state::RETIRED);
         assert_eq!(state::seq(w), 12345);
         assert_eq!(state::phase(w), state::RETIRED);
+    }
+
+    #[test]
+    fn chunk_fields_write_where_the_offsets_say_and_read_back() {
+        let f = ChunkFields {
+            state: 1,
+            committed_len: 2,
+            thread_index: 3,
+            os_tid: 4,
+            thread_seq_start: 5,
+            dropped_total: 6,
+            claim_ticks: 7,
+            claim_mono_ns: 8,
+            dropped_before: 9,
+        };
+        let mut b = vec![0u8; CHUNK_HEADER_SIZE];
+        f.write(&mut b);
+        assert_eq!(ChunkFields::read(&b), Some(f));
+        assert_eq!(get_u64(&b, chunk::DROPPED_BEFORE), Some(9));
+        assert_eq!(get_u32(&b, chunk::THREAD_INDEX), Some(3));
+        assert_eq!(ChunkFields::read(&b[..CHUNK_HEADER_SIZE - 1]), None);
     }
 }

@@ -79,15 +79,7 @@ pub(crate) fn consistent_copy(ring: &Ring) -> (Vec<u8>, u32) {
         }
         match outcome {
             Ok(v) => {
-                put_u64(dst, 0, v.state);
-                put_u32(dst, 8, v.committed_len);
-                put_u32(dst, 12, v.thread_index);
-                put_u64(dst, 16, v.os_tid);
-                put_u64(dst, 24, v.thread_seq_start);
-                put_u64(dst, 32, v.dropped_total);
-                put_u64(dst, 40, v.claim_ticks);
-                put_u64(dst, 48, v.claim_mono_ns);
-                put_u64(dst, 56, v.dropped_before);
+                v.write(dst);
                 // Bytes past the committed length may be half-written records: clear them
                 // so the dump holds nothing a reader could misread, and compresses well.
                 let end = flightrec_format::layout::CHUNK_HEADER_SIZE + v.committed_len as usize;

@@ -208,19 +208,8 @@ pub(crate) fn retire(h: &ChunkHeader, c: Claimed) {
         .store(state::pack(c.seq, state::RETIRED), Ordering::Release);
 }
 
-/// A chunk header as a reader saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ChunkView {
-    pub state: u64,
-    pub committed_len: u32,
-    pub thread_index: u32,
-    pub os_tid: u64,
-    pub thread_seq_start: u64,
-    pub dropped_total: u64,
-    pub claim_ticks: u64,
-    pub claim_mono_ns: u64,
-    pub dropped_before: u64,
-}
+/// A chunk header as a reader saw it: the format's one description of the header.
+pub(crate) type ChunkView = flightrec_format::layout::ChunkFields;
 
 /// Why a chunk was not copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
