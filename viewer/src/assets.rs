@@ -15,9 +15,37 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../assets/index.js"),
         "text/javascript; charset=utf-8",
     ),
+    // The timeline page, as ES modules: state (constants, shared state, time and geometry),
+    // data (the server's answers and what is held), drawing, panels (details, the object
+    // list), input (navigation, filters, search) and main (start-up).
     (
-        "timeline.js",
-        include_str!("../assets/timeline.js"),
+        "timeline-state.js",
+        include_str!("../assets/timeline-state.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "timeline-data.js",
+        include_str!("../assets/timeline-data.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "timeline-drawing.js",
+        include_str!("../assets/timeline-drawing.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "timeline-panels.js",
+        include_str!("../assets/timeline-panels.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "timeline-input.js",
+        include_str!("../assets/timeline-input.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "timeline-main.js",
+        include_str!("../assets/timeline-main.js"),
         "text/javascript; charset=utf-8",
     ),
 ];

@@ -93,7 +93,7 @@ async fn pages_and_assets_are_served_with_a_strict_content_security_policy() {
         "/",
         "/assets/style.css",
         "/assets/index.js",
-        "/assets/timeline.js",
+        "/assets/timeline-main.js",
     ] {
         let (s, h, body) = send(&r, Method::GET, uri, Some(HOST)).await;
         assert_eq!(s, StatusCode::OK, "{uri}");
@@ -116,12 +116,34 @@ async fn pages_and_assets_are_served_with_a_strict_content_security_policy() {
         html.matches("<script").count(),
         html.matches("<script src=").count()
     );
-    let (s, h, _) = send(&r, Method::GET, "/assets/timeline.js", Some(HOST)).await;
-    assert_eq!(s, StatusCode::OK);
-    assert!(h[header::CONTENT_TYPE]
-        .to_str()
-        .unwrap()
-        .starts_with("text/javascript"));
+    // The timeline's ES modules: from its entry point, every module it imports is served,
+    // as JavaScript.
+    let id = id_of(&r, "app-1.flightrec-ring").await;
+    let (_, page) = get(&r, &format!("/dump/{id}")).await;
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains(r#"<script type="module" src="/assets/timeline-main.js">"#),
+        "{page}"
+    );
+    let mut todo = vec!["timeline-main.js".to_string()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let (s, h, body) = send(&r, Method::GET, &format!("/assets/{name}"), Some(HOST)).await;
+        assert_eq!(s, StatusCode::OK, "{name}");
+        assert!(h[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript"));
+        let js = String::from_utf8(body).unwrap();
+        for line in js.lines().filter(|l| l.starts_with("import ")) {
+            let from = line.split("from \"./").nth(1).unwrap();
+            todo.push(from.trim_end_matches("\";").to_string());
+        }
+    }
+    assert_eq!(seen.len(), 6, "{seen:?}");
 }
 
 #[tokio::test]
@@ -154,7 +176,9 @@ async fn meta_window_records_spans_object_and_search_answer_for_a_dump() {
     let id = id_of(&r, "app-1.flightrec-ring").await;
     let (s, page) = get(&r, &format!("/dump/{id}")).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(String::from_utf8(page).unwrap().contains("timeline.js"));
+    assert!(String::from_utf8(page)
+        .unwrap()
+        .contains("timeline-main.js"));
 
     let (s, meta) = get_json(&r, &format!("/api/dumps/{id}/meta")).await;
     assert_eq!(s, StatusCode::OK);
@@ -325,7 +349,7 @@ async fn a_foreign_or_missing_host_header_is_refused_on_every_route() {
     let routes = [
         "/".to_string(),
         format!("/dump/{id}"),
-        "/assets/timeline.js".into(),
+        "/assets/timeline-main.js".into(),
         "/api/dumps".into(),
         format!("/api/dumps/{id}/meta"),
         format!("/api/dumps/{id}/window?start=0&end=10&width=10"),

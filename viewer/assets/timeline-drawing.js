@@ -1,0 +1,341 @@
+import { filterParams, setStatus } from "./timeline-data.js";
+import { AXIS_H, DEPTH_H, EVENT_ROW, FLAGS, LANE_PAD, LEVEL_COLOURS, canvas, ctx, fmtDuration, state, wallClock, width, xOf } from "./timeline-state.js";
+
+// ---- drawing ----------------------------------------------------------------------------
+
+export function hue(s) {
+  let h = 0;
+  for (let i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) >>> 0;
+  return h % 360;
+}
+
+export function niceStep(ns) {
+  const p = Math.pow(10, Math.floor(Math.log10(ns)));
+  for (const m of [1, 2, 5, 10]) if (m * p >= ns) return m * p;
+  return 10 * p;
+}
+
+export function drawAxis(w) {
+  ctx.fillStyle = "#eef0f4";
+  ctx.fillRect(0, 0, w, AXIS_H);
+  const span = state.view.end - state.view.start;
+  const step = niceStep(span / Math.max(2, w / 140));
+  const first = Math.ceil(state.view.start / step) * step;
+  ctx.fillStyle = "#334";
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.strokeStyle = "#dfe3ea";
+  // Labels stay whole inside the canvas: one that would run past the right edge moves left
+  // of it, and is left out only if that would cover its neighbour.
+  state.axisLabels = [];
+  let prevEnd = -Infinity;
+  for (let t = first; t <= state.view.end; t += step) {
+    const x = Math.round(xOf(t)) + 0.5;
+    ctx.beginPath();
+    ctx.moveTo(x, AXIS_H - 6);
+    ctx.lineTo(x, canvas.clientHeight);
+    ctx.stroke();
+    const text = wallClock(t, step);
+    const tw = ctx.measureText(text).width;
+    const lx = Math.min(x + 3, w - tw - 3);
+    if (lx < prevEnd + 8) continue;
+    ctx.fillText(text, lx, 14);
+    state.axisLabels.push({ text, x: lx, w: tw });
+    prevEnd = lx + tw;
+  }
+}
+
+export function drawLaneBackgrounds(w) {
+  state.meta.lanes.forEach((l, i) => {
+    const [y, h] = state.lanesY[i];
+    ctx.fillStyle = i % 2 ? "#fbfbfd" : "#ffffff";
+    ctx.fillRect(0, y, w, h);
+    if (l.overwritten > 0) {
+      // Before this thread's data starts, nothing is known: hatch it, so an overwritten
+      // past is never mistaken for an idle one.
+      const x = Math.min(w, Math.max(0, xOf(l.data_start)));
+      if (x > 0) {
+        ctx.save();
+        ctx.beginPath();
+        ctx.rect(0, y, x, h);
+        ctx.clip();
+        ctx.strokeStyle = "#e6d3b3";
+        for (let k = -h; k < x; k += 8) {
+          ctx.beginPath();
+          ctx.moveTo(k, y + h);
+          ctx.lineTo(k + h, y);
+          ctx.stroke();
+        }
+        ctx.restore();
+        ctx.fillStyle = "#a60";
+        ctx.font = "11px system-ui, sans-serif";
+        const label = "◀ overwritten · data starts here";
+        const tw = ctx.measureText(label).width;
+        ctx.fillText(label, Math.max(2, x - tw - 4), y + h - 4);
+      }
+      const xs = xOf(l.data_start);
+      if (xs >= 0 && xs <= w) {
+        ctx.strokeStyle = "#c80";
+        ctx.beginPath();
+        ctx.moveTo(xs + 0.5, y);
+        ctx.lineTo(xs + 0.5, y + h);
+        ctx.stroke();
+      }
+    }
+    ctx.strokeStyle = "#eef";
+    ctx.beginPath();
+    ctx.moveTo(0, y + h - 0.5);
+    ctx.lineTo(w, y + h - 0.5);
+    ctx.stroke();
+  });
+}
+
+export function drawBars(w, laneIndex, lane, y) {
+  ctx.font = "11px system-ui, sans-serif";
+  for (const b of lane.bars) {
+    let begin, end, depth, bar = null;
+    if (Array.isArray(b)) [begin, end, depth] = b; // a clump of sub-pixel bars
+    else { begin = b.b; end = b.e; depth = b.d; bar = b; }
+    const x0 = Math.max(-2, xOf(begin));
+    const x1 = Math.min(w + 2, xOf(end));
+    if (x1 < 0 || x0 > w) continue; // held for panning, outside the view
+    const by = y + LANE_PAD + EVENT_ROW + depth * DEPTH_H;
+    const bw = Math.max(1, x1 - x0);
+    if (!bar) {
+      ctx.fillStyle = "#c9ced8";
+      ctx.fillRect(x0, by + 1, bw, DEPTH_H - 2);
+      continue;
+    }
+    const followed = state.follow && state.follow.span === bar.span;
+    const selected = state.selected && state.selected.kind === "span" && state.selected.id === bar.span;
+    ctx.fillStyle = `hsl(${hue(bar.name)}, 55%, ${followed || selected ? 55 : 72}%)`;
+    ctx.fillRect(x0, by + 1, bw, DEPTH_H - 2);
+    if (bar.flags & FLAGS.startsBeforeData) { ctx.fillStyle = "#a60"; ctx.fillRect(x0, by + 1, 2, DEPTH_H - 2); }
+    if (bar.flags & FLAGS.openAtEnd) { ctx.fillStyle = "#a00"; ctx.fillRect(x0 + bw - 2, by + 1, 2, DEPTH_H - 2); }
+    if (followed || selected) {
+      ctx.strokeStyle = "#1d2330";
+      ctx.lineWidth = 1.5;
+      ctx.strokeRect(x0 + 0.5, by + 1.5, bw - 1, DEPTH_H - 3);
+      ctx.lineWidth = 1;
+    }
+    if (bw > 24) {
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(x0, by, bw, DEPTH_H);
+      ctx.clip();
+      ctx.fillStyle = "#1d2330";
+      ctx.fillText(bar.name, Math.max(x0, 0) + 3, by + DEPTH_H - 3);
+      ctx.restore();
+    }
+    state.drawn.push({ x: x0, y: by, w: bw, h: DEPTH_H, kind: "span", span: bar.span, lane: laneIndex });
+  }
+}
+
+export function drawEvents(w, laneIndex, lane, y) {
+  const ey = y + LANE_PAD;
+  for (const [x0t, count, level] of lane.buckets) {
+    const x = xOf(x0t);
+    const px = Math.max(1, xOf(x0t + lane.px) - x);
+    if (x + px < 0 || x > w) continue;
+    ctx.globalAlpha = Math.min(1, 0.25 + Math.log10(1 + count) / 3);
+    ctx.fillStyle = LEVEL_COLOURS[level] || "#888";
+    ctx.fillRect(x, ey, px, EVENT_ROW - 2);
+  }
+  ctx.globalAlpha = 1;
+  for (const e of lane.events) {
+    const x = xOf(e.t);
+    if (x < -5 || x > w + 5) continue;
+    ctx.fillStyle = LEVEL_COLOURS[e.level] || "#888";
+    ctx.beginPath();
+    ctx.moveTo(x, ey);
+    ctx.lineTo(x + 4, ey + EVENT_ROW - 3);
+    ctx.lineTo(x - 4, ey + EVENT_ROW - 3);
+    ctx.closePath();
+    ctx.fill();
+    state.drawn.push({ x: x - 5, y: ey - 1, w: 10, h: EVENT_ROW + 1, kind: "event", id: e.id, lane: laneIndex, t: e.t, title: e.title });
+  }
+}
+
+export function eventPoint(lane, t) {
+  const [y] = state.lanesY[lane];
+  return [xOf(t), y + LANE_PAD + EVENT_ROW / 2];
+}
+
+export function arrow(x0, y0, x1, y1, colour) {
+  ctx.strokeStyle = colour;
+  ctx.fillStyle = colour;
+  ctx.lineWidth = 1.5;
+  ctx.beginPath();
+  ctx.moveTo(x0, y0);
+  ctx.lineTo(x1, y1);
+  ctx.stroke();
+  const a = Math.atan2(y1 - y0, x1 - x0);
+  ctx.beginPath();
+  ctx.moveTo(x1, y1);
+  ctx.lineTo(x1 - 8 * Math.cos(a - 0.4), y1 - 8 * Math.sin(a - 0.4));
+  ctx.lineTo(x1 - 8 * Math.cos(a + 0.4), y1 - 8 * Math.sin(a + 0.4));
+  ctx.closePath();
+  ctx.fill();
+  ctx.lineWidth = 1;
+}
+
+export function drawObject() {
+  const o = state.object;
+  if (!o) return;
+  let prev = null;
+  for (const r of o.records) {
+    if (r.lane == null) continue;
+    const [x, y] = eventPoint(r.lane, r.t);
+    ctx.strokeStyle = "#7b2cbf";
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    ctx.arc(x, y, 7, 0, 2 * Math.PI);
+    ctx.stroke();
+    ctx.lineWidth = 1;
+    if (prev) arrow(prev[0], prev[1], x, y, r.handover ? "#e85d04" : "#7b2cbf");
+    prev = [x, y];
+  }
+}
+
+export function entryY(e) {
+  const [y] = state.lanesY[e.lane];
+  return y + LANE_PAD + EVENT_ROW + e.d * DEPTH_H + DEPTH_H / 2;
+}
+
+export function drawFollow() {
+  const f = state.follow;
+  if (!f) return;
+  let prev = null;
+  for (const e of f.entries) {
+    const by = entryY(e);
+    const x0 = xOf(e.b);
+    if (prev) arrow(prev[0], prev[1], x0, by, prev[2] !== e.lane ? "#e85d04" : "#1d2330");
+    prev = [xOf(e.e), by, e.lane];
+  }
+  // follows_from: from the cause's first entry to the effect's first entry.
+  for (const l of f.linked || []) {
+    const [cause, effect] = l.dir === "follows" ? [l.span, f] : [f, l.span];
+    const a = cause.entries[0];
+    const b = effect.entries[0];
+    if (a && b) arrow(xOf(a.e), entryY(a), xOf(b.b), entryY(b), "#2f6fde");
+  }
+}
+
+export function drawTrigger(w) {
+  const t = state.meta.trigger;
+  if (!t || t.t == null) return;
+  const x = xOf(t.t);
+  if (x < 0 || x > w) return;
+  ctx.strokeStyle = "#d0312d";
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  ctx.moveTo(x, 0);
+  ctx.lineTo(x, canvas.clientHeight);
+  ctx.stroke();
+  ctx.lineWidth = 1;
+  ctx.fillStyle = "#d0312d";
+  ctx.font = "bold 11px system-ui, sans-serif";
+  const text = "⚡ " + t.reason;
+  const tw = ctx.measureText(text).width;
+  // Right of the line, or left of it where the right would run out of the canvas.
+  const lx = x + 4 + tw <= w ? x + 4 : Math.max(0, x - 4 - tw);
+  ctx.fillText(text, lx, AXIS_H - 2);
+  state.triggerLabel = { text, x: lx, w: tw };
+}
+
+export function drawRuler() {
+  const r = state.ruler;
+  if (!r) return;
+  const x0 = xOf(Math.min(r.a, r.b));
+  const x1 = xOf(Math.max(r.a, r.b));
+  ctx.fillStyle = "rgba(47, 111, 222, 0.12)";
+  ctx.fillRect(x0, AXIS_H, x1 - x0, canvas.clientHeight);
+  ctx.strokeStyle = "#2f6fde";
+  for (const x of [x0, x1]) {
+    ctx.beginPath();
+    ctx.moveTo(x + 0.5, AXIS_H);
+    ctx.lineTo(x + 0.5, canvas.clientHeight);
+    ctx.stroke();
+  }
+  const label = fmtDuration(Math.abs(r.b - r.a));
+  ctx.font = "bold 12px system-ui, sans-serif";
+  const tw = ctx.measureText(label).width;
+  ctx.fillStyle = "#2f6fde";
+  ctx.fillRect((x0 + x1) / 2 - tw / 2 - 4, AXIS_H + 2, tw + 8, 16);
+  ctx.fillStyle = "#fff";
+  ctx.fillText(label, (x0 + x1) / 2 - tw / 2, AXIS_H + 14);
+}
+
+export function drawSearchHit() {
+  const h = state.hits[state.hitIndex];
+  if (!h || h.lane == null) return;
+  const [x, y] = eventPoint(h.lane, h.t);
+  ctx.strokeStyle = "#000";
+  ctx.lineWidth = 2;
+  ctx.strokeRect(x - 7, y - 8, 14, 16);
+  ctx.lineWidth = 1;
+}
+
+export function drawLanes(data, w) {
+  data.lanes.forEach((lane, i) => {
+    const [y] = state.lanesY[i];
+    drawBars(w, i, lane, y);
+    drawEvents(w, i, lane, y);
+  });
+}
+
+/** Notes when an input happened, so that the redraw it causes can be timed. */
+export function markInput(e) {
+  state.inputAt = e.timeStamp;
+  state.lastInput = e.timeStamp;
+}
+
+export function draw() {
+  if (!state.meta) return;
+  const t0 = performance.now();
+  const w = width();
+  ctx.clearRect(0, 0, w, canvas.clientHeight);
+  drawLaneBackgrounds(w);
+  drawAxis(w);
+  state.drawn = [];
+  // The detailed answer where it reaches; the overview (coarser) around it, so that no
+  // part of the view waits for the server.
+  const dataFrom = state.dataReq ? xOf(state.dataReq.start) : 0;
+  const dataTo = state.dataReq ? xOf(state.dataReq.end) : 0;
+  const overviewCurrent = state.overviewReq && state.overviewReq.filters === JSON.stringify(filterParams());
+  if (state.overview && overviewCurrent && (!state.data || dataFrom > 0 || dataTo < w)) {
+    ctx.save();
+    ctx.beginPath();
+    if (!state.data) ctx.rect(0, 0, w, canvas.clientHeight);
+    else {
+      if (dataFrom > 0) ctx.rect(0, 0, dataFrom, canvas.clientHeight);
+      if (dataTo < w) ctx.rect(dataTo, 0, w - dataTo, canvas.clientHeight);
+    }
+    ctx.clip();
+    drawLanes(state.overview, w);
+    ctx.restore();
+  }
+  if (state.data) {
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(dataFrom, 0, dataTo - dataFrom, canvas.clientHeight);
+    ctx.clip();
+    drawLanes(state.data, w);
+    ctx.restore();
+  }
+  drawFollow();
+  drawObject();
+  drawTrigger(w);
+  drawSearchHit();
+  drawRuler();
+  state.renders++;
+  const done = performance.now();
+  const ms = done - t0;
+  if (state.inputAt != null) {
+    state.frames.push(done - state.inputAt);
+    state.inputAt = null;
+  }
+  if (state.data && state.firstRenderMs == null) state.firstRenderMs = performance.now();
+  setStatus(
+    `${fmtDuration(state.view.end - state.view.start)} shown · ${state.drawn.length} items drawn in ${ms.toFixed(1)} ms`,
+  );
+}

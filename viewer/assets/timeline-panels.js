@@ -1,0 +1,156 @@
+import { draw } from "./timeline-drawing.js";
+import { centerOn } from "./timeline-input.js";
+import { api, fmtDuration, fmtOffset, fullWallClock, state, wallClock } from "./timeline-state.js";
+
+// ---- details ----------------------------------------------------------------------------
+
+export function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text != null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+export function dl(rows) {
+  const d = el("dl");
+  for (const [k, v] of rows) {
+    if (v == null || v === "") continue;
+    d.append(el("dt", k));
+    const dd = el("dd");
+    if (v instanceof Node) dd.append(v);
+    else dd.textContent = String(v);
+    d.append(dd);
+  }
+  return d;
+}
+
+export function fieldList(fields) {
+  const d = el("dl", null, "fields");
+  for (const f of fields) {
+    d.append(el("dt", f.name));
+    const dd = el("dd");
+    const b = el("button", f.value, "value");
+    b.title = "follow " + f.name + "=" + f.value + " across threads (" + f.type + ")";
+    b.dataset.field = f.name;
+    b.addEventListener("click", () => selectObject(f.name, f.value));
+    dd.append(b);
+    if (f.truncated) dd.append(el("span", " (truncated)", "hint"));
+    d.append(dd);
+  }
+  return d;
+}
+
+export function spanLink(s) {
+  const b = el("button", s.name + " #" + s.span, "span-link");
+  b.addEventListener("click", () => showSpan(s.span, true));
+  return b;
+}
+
+export async function showRecord(id) {
+  const r = await (await fetch(api("/records/" + id))).json();
+  state.selected = { kind: "event", id };
+  const panel = document.getElementById("details");
+  panel.replaceChildren();
+  panel.append(el("h3", r.title));
+  panel.append(dl([
+    ["kind", r.kind], ["level", r.level], ["target", r.target],
+    ["at", r.file ? r.file + ":" + (r.line ?? "?") : null],
+    ["thread", r.thread + " (tid " + r.tid + ")"], ["time", fullWallClock(r.ts)],
+  ]));
+  panel.append(el("h4", "fields"));
+  panel.append(fieldList(r.fields));
+  if (r.spans.length) {
+    panel.append(el("h4", "span stack (outermost first)"));
+    const ol = el("ol", null, "stack");
+    for (const s of r.spans) {
+      const li = el("li");
+      li.append(spanLink(s));
+      ol.append(li);
+    }
+    panel.append(ol);
+  }
+  draw();
+  return r;
+}
+
+export async function showSpan(span, follow) {
+  const s = await (await fetch(api("/spans/" + span))).json();
+  state.selected = { kind: "span", id: span };
+  const panel = document.getElementById("details");
+  panel.replaceChildren();
+  panel.append(el("h3", "span " + s.name + " #" + s.span));
+  const total = s.entries.reduce((a, e) => a + (e.e - e.b), 0);
+  const threads = [...new Set(s.entries.map((e) => e.thread))];
+  panel.append(dl([
+    ["level", s.level], ["target", s.target], ["at", s.file ? s.file + ":" + (s.line ?? "?") : null],
+    ["created on", s.created_on], ["entered", s.entries.length + "× on " + threads.join(", ")],
+    ["time inside", fmtDuration(total)],
+    ["first entry", s.entries.length ? fmtDuration(s.entries[0].e - s.entries[0].b) : null],
+  ]));
+  if (s.parent) panel.append(dl([["parent", spanLink(s.parent)]]));
+  if (s.stack && s.stack.length) {
+    panel.append(el("h4", "span stack when first entered (outermost first)"));
+    const ol = el("ol", null, "stack");
+    for (const x of s.stack) {
+      const li = el("li");
+      li.append(spanLink(x));
+      ol.append(li);
+    }
+    panel.append(ol);
+  }
+  panel.append(el("h4", "fields"));
+  panel.append(fieldList(s.fields));
+  for (const [label, list] of [["follows", s.follows], ["followed by", s.followed_by]]) {
+    if (list.length) {
+      panel.append(el("h4", label));
+      for (const l of list) panel.append(spanLink(l));
+    }
+  }
+  const b = el("button", follow ? "stop following" : "follow this span across threads", "follow");
+  b.addEventListener("click", () => {
+    state.follow = state.follow && state.follow.span === s.span ? null : s;
+    showSpan(s.span, !!state.follow);
+  });
+  panel.append(el("br"), b);
+  if (follow) {
+    state.follow = s;
+    // The spans this one follows from, or that follow from it, for their arrows.
+    const links = [...s.follows.map((l) => ["follows", l]), ...s.followed_by.map((l) => ["followed_by", l])];
+    s.linked = await Promise.all(links.slice(0, 16).map(async ([dir, l]) => ({
+      dir, span: await (await fetch(api("/spans/" + l.span))).json(),
+    })));
+  }
+  draw();
+  return s;
+}
+
+export async function selectObject(field, value) {
+  const o = await (await fetch(api("/object", { field, value }))).json();
+  state.object = o;
+  const sec = document.getElementById("object");
+  sec.hidden = false;
+  const threads = new Set(o.records.map((r) => r.thread));
+  document.getElementById("object-title").textContent =
+    `${field} = ${value}: ${o.total} records on ${threads.size} thread(s), ${o.handovers} hand-over(s)` +
+    (o.truncated ? ` (the newest ${o.records.length} listed)` : "");
+  const body = document.querySelector("#object-list tbody");
+  body.replaceChildren();
+  for (const r of o.records) {
+    const tr = el("tr", null, r.handover ? "handover" : "");
+    tr.dataset.id = r.id;
+    // The axis's clock (UTC, to the ns), and the offset into the recording beside it.
+    tr.append(el("td", wallClock(r.t, 1)), el("td", fmtOffset(r.t), "offset"));
+    tr.append(el("td", r.thread), el("td", r.span || ""), el("td", r.title));
+    tr.append(el("td", r.handover ? "⇄ from " + r.from : "", "handover-mark"));
+    tr.addEventListener("click", () => { centerOn(r.t); showRecord(r.id); });
+    body.append(tr);
+  }
+  // Bring the accesses inside the current view to the top of the list.
+  const firstInView = o.records.findIndex((r) => r.t >= state.view.start && r.t <= state.view.end);
+  if (firstInView >= 0) {
+    const row = body.children[firstInView];
+    document.getElementById("object").scrollTop = row.offsetTop - 48;
+  }
+  draw();
+  return o;
+}

@@ -1,0 +1,141 @@
+// The timeline of one dump. The server holds the decoded dump; this page asks it only for
+// what the view needs and draws that on a canvas. Pan and zoom never wait for the network:
+// they redraw at once from what the page holds (the window around the view, asked for with
+// a view's width of margin on each side, and an overview of the whole recording as the
+// coarser level), and the server's answer for the new view refines the drawing when it
+// comes. Every string from the dump is drawn with fillText or set with textContent: nothing
+// from a dump is ever parsed as HTML.
+
+export const dumpId = location.pathname.split("/").pop();
+export const api = (path, params) => {
+  const q = params ? "?" + new URLSearchParams(params).toString() : "";
+  return "/api/dumps/" + encodeURIComponent(dumpId) + path + q;
+};
+
+export const LEVEL_COLOURS = { 1: "#9aa0a6", 2: "#2e9d5b", 3: "#2f6fde", 4: "#e08a00", 5: "#d0312d" };
+export const AXIS_H = 24;
+export const MIN_MAIN_H = 260; // px: room for the details panel however few lanes there are
+export const RESERVED_BELOW = 170; // px kept below the timeline for the object list and the footer
+export const EVENT_ROW = 14;
+export const DEPTH_H = 14;
+export const LANE_PAD = 6;
+// Bar flags, as the server defines them (meta.constants); set when the meta arrives.
+export const FLAGS = { startsBeforeData: 0, openAtEnd: 0 };
+
+export const canvas = document.getElementById("canvas");
+export const ctx = canvas.getContext("2d");
+export const wrap = document.getElementById("canvas-wrap");
+
+export const state = {
+  meta: null,
+  origin: 0n,
+  view: { start: 0, end: 1 },
+  data: null, // last window answer
+  dataReq: null, // what it answers: {start, end, width, filters}
+  overview: null, // the whole recording at the canvas's width (the coarser level)
+  overviewReq: null,
+  inputAt: null, // when the input being answered by the next draw happened (ms)
+  frames: [], // ms from each input to its redraw
+  lastInput: null, // when the latest pan or zoom input happened (ms)
+  refines: [], // ms from an input to the drawing of the server's answer for its view
+  lanesY: [], // per lane: [top, height]
+  drawn: [], // hit-test items: {x, y, w, h, kind, id | span}
+  selected: null, // {kind: "event"|"span", id}
+  object: null, // {field, value, records, byId}
+  follow: null, // span answer being followed
+  ruler: null, // {a, b} relative ns
+  hits: [],
+  hitIndex: -1,
+  pending: 0,
+  renders: 0,
+  firstRenderMs: null,
+  settledWaiters: [],
+  fetchSeq: 0,
+};
+
+// ---- time formatting -------------------------------------------------------------------
+
+export function wallClock(t, stepNs) {
+  const ns = state.origin + BigInt(Math.round(t));
+  const ms = ns / 1000000n;
+  const d = new Date(Number(ms));
+  const hms = d.toISOString().slice(11, 23); // HH:MM:SS.mmm
+  const sub = ns % 1000000n;
+  if (stepNs >= 1e6) return hms;
+  const micros = (sub / 1000n).toString().padStart(3, "0");
+  if (stepNs >= 1e3) return hms + " " + micros;
+  const nanos = (sub % 1000n).toString().padStart(3, "0");
+  return hms + " " + micros + " " + nanos;
+}
+
+export function fullWallClock(nsString) {
+  const ns = BigInt(nsString);
+  const d = new Date(Number(ns / 1000000n));
+  const sub = (ns % 1000000n).toString().padStart(6, "0");
+  return d.toISOString().slice(0, 23).replace("T", " ") + sub + " UTC";
+}
+
+/** A time in the recording, to the nanosecond: "+10.403 215 ms". */
+export function fmtOffset(ns) {
+  const ms = Math.floor(ns / 1e6);
+  const rest = String(Math.round(ns - ms * 1e6)).padStart(6, "0");
+  return "+" + ms + "." + rest.slice(0, 3) + " " + rest.slice(3) + " ms";
+}
+
+export function fmtDuration(ns) {
+  const a = Math.abs(ns);
+  if (a < 1e3) return ns.toFixed(0) + " ns";
+  if (a < 1e6) return (ns / 1e3).toFixed(a < 1e4 ? 3 : 1) + " µs";
+  if (a < 1e9) return (ns / 1e6).toFixed(a < 1e7 ? 3 : 1) + " ms";
+  return (ns / 1e9).toFixed(3) + " s";
+}
+
+// ---- geometry ---------------------------------------------------------------------------
+
+export function width() { return canvas.clientWidth; }
+export function xOf(t) { return ((t - state.view.start) / (state.view.end - state.view.start)) * width(); }
+export function tOf(x) { return state.view.start + (x / width()) * (state.view.end - state.view.start); }
+
+export function layout() {
+  const lanes = state.meta.lanes;
+  let y = AXIS_H;
+  state.lanesY = lanes.map((l) => {
+    const h = LANE_PAD + EVENT_ROW + Math.max(1, l.depth) * DEPTH_H + LANE_PAD;
+    const r = [y, h];
+    y += h;
+    return r;
+  });
+  // The timeline is as tall as its lanes (up to what the window allows; then it scrolls),
+  // so what follows it (the object list) starts right below the last lane.
+  const main = document.getElementById("main");
+  const room = Math.max(MIN_MAIN_H, window.innerHeight - main.getBoundingClientRect().top - RESERVED_BELOW);
+  main.style.height = Math.max(MIN_MAIN_H, Math.min(y + 10, room)) + "px";
+  const total = Math.max(y + 10, wrap.clientHeight);
+  const dpr = window.devicePixelRatio || 1;
+  canvas.style.height = total + "px";
+  canvas.style.width = "100%";
+  canvas.width = Math.floor(wrap.clientWidth * dpr);
+  canvas.height = Math.floor(total * dpr);
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const labels = document.getElementById("labels");
+  labels.replaceChildren();
+  lanes.forEach((l, i) => {
+    const div = document.createElement("div");
+    div.className = "lane-label";
+    div.style.height = state.lanesY[i][1] + "px";
+    const name = document.createElement("span");
+    name.textContent = l.name + " ";
+    const tid = document.createElement("span");
+    tid.className = "tid";
+    tid.textContent = l.tid;
+    div.append(name, tid);
+    if (l.overwritten > 0) {
+      const lost = document.createElement("span");
+      lost.className = "lost";
+      lost.textContent = l.overwritten + " older records overwritten";
+      div.appendChild(lost);
+    }
+    div.title = l.name + " (tid " + l.tid + ")";
+    labels.appendChild(div);
+  });
+}
