@@ -57,6 +57,34 @@ fn mixed_events(i: u64) {
     tracing::warn!(ratio = 0.5, ok = false, neg = -1i64, "formatted {}", i);
 }
 
+/// Spans without Debug fields, created, entered, exited and closed, and a long-lived span
+/// entered and exited as an async task's polls are: no allocation by our layer, and the
+/// registry's own span slots are reused (its pool warms up first).
+#[test]
+fn spans_allocate_nothing_once_warm() {
+    let dir = scratch();
+    let rec = recorder(dir.path(), "alloc-spans", 256 << 10);
+    tracing::dispatcher::with_default(&dispatch(&rec), || {
+        let task = tracing::info_span!("task", id = 7u64);
+        let work = |i: u64| {
+            let s = tracing::info_span!("request", i, path = "/checkout");
+            let _g = s.enter();
+            for _ in 0..3 {
+                let _poll = task.enter();
+            }
+        };
+        for i in 0..1000 {
+            work(i);
+        }
+        let before = allocations();
+        for i in 0..100_000 {
+            work(i);
+        }
+        let during = allocations() - before;
+        assert_eq!(during, 0, "{during} allocations for 100 000 span lifetimes");
+    });
+}
+
 #[test]
 fn events_allocate_nothing_even_across_chunk_claims() {
     let dir = scratch();

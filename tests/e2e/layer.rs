@@ -228,3 +228,37 @@ fn thousands_of_short_lived_threads_fit_in_bounded_memory() {
         .iter()
         .any(|x| fields_by_name(&r, x).contains(&("batch".into(), Value::I64(39)))));
 }
+
+/// One layer cloned into two subscribers, whose registries both number spans from 1: each
+/// subscriber's enters are recorded against its own span.
+#[test]
+fn a_layer_cloned_into_two_subscribers_keeps_their_spans_apart() {
+    let dir = scratch();
+    let rec = recorder(dir.path(), "two-subscribers", 1 << 20);
+    let layer = rec.layer();
+    let first = tracing::Dispatch::new(tracing_subscriber::registry().with(layer.clone()));
+    let second = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let a = tracing::dispatcher::with_default(&first, || tracing::info_span!("in_first"));
+    let b = tracing::dispatcher::with_default(&second, || tracing::info_span!("in_second"));
+    assert_eq!(a.id(), b.id(), "both registries gave out the same id");
+    for _ in 0..3 {
+        tracing::dispatcher::with_default(&first, || drop(a.enter()));
+        tracing::dispatcher::with_default(&second, || drop(b.enter()));
+    }
+    let r = flightrec_format::open(rec.ring_path()).unwrap();
+    let name_of = |span: u64| {
+        let cs = r.span_callsites[&span];
+        r.callsites[&cs].name.clone()
+    };
+    let entered: Vec<String> = r
+        .records
+        .iter()
+        .filter(|x| x.kind == RecordKind::Enter)
+        .map(|x| name_of(x.span))
+        .collect();
+    assert_eq!(
+        entered,
+        ["in_first", "in_second"].repeat(3),
+        "enters recorded against the wrong span"
+    );
+}

@@ -397,9 +397,7 @@ mod recorder {
         /// A layer recording into this recorder's ring. Compose it with other layers and
         /// filters like any tracing layer.
         pub fn layer(&self) -> FlightrecLayer {
-            FlightrecLayer {
-                shared: self.shared.clone(),
-            }
+            FlightrecLayer::new(self.shared.clone())
         }
 
         /// Writes a dump now, without pausing writers, and returns its path.

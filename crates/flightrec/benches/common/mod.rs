@@ -83,7 +83,7 @@ pub struct Order {
 pub type Work = fn(u64);
 
 /// The cases, each one unit of work.
-pub const CASES: [(&str, Work); 4] = [
+pub const CASES: [(&str, Work); 5] = [
     ("literal + 2 scalars", |i| {
         tracing::info!(a = i, b = 7u64, "literal message")
     }),
@@ -99,4 +99,16 @@ pub const CASES: [(&str, Work); 4] = [
         let s = tracing::info_span!("request", i);
         let _g = s.enter();
     }),
+    // An async task's poll: its span, alive across polls, entered and exited.
+    ("enter+exit of a live span", |_| {
+        TASK.with(|t| {
+            let _g = t.enter();
+        })
+    }),
 ];
+
+thread_local! {
+    /// The long-lived span of the "live span" case, one per thread, created under the
+    /// subscriber being measured (the first call happens inside its dispatcher).
+    static TASK: tracing::Span = tracing::info_span!("task", id = 7u64);
+}

@@ -17,6 +17,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 use crate::callsites::CallsiteTable;
+use crate::ring::span_table::{SpanEntry, SpanTable};
 use crate::ring::writer::ThreadWriter;
 use crate::ring::{clock, Ring};
 use visit::FieldEncoder;
@@ -60,6 +61,23 @@ impl Shared {
 #[derive(Clone)]
 pub struct FlightrecLayer {
     pub(crate) shared: Arc<Shared>,
+    /// Our id and callsite of each live span, by tracing `Id`: what enter and exit need,
+    /// without the registry's lock or an allocation. One per subscriber the layer joins
+    /// (`on_layer` makes it), since each registry numbers its spans from 1.
+    spans: Arc<SpanTable>,
+}
+
+/// Slots in a layer's span table: room for about 20 000 live spans before some go to the
+/// registry's extensions instead.
+const SPAN_TABLE_SLOTS: usize = 1 << 15;
+
+impl FlightrecLayer {
+    pub(crate) fn new(shared: Arc<Shared>) -> FlightrecLayer {
+        FlightrecLayer {
+            shared,
+            spans: Arc::new(SpanTable::new(SPAN_TABLE_SLOTS)),
+        }
+    }
 }
 
 /// Our id and callsite for a tracing span, kept in the span's extensions. tracing reuses
@@ -124,14 +142,31 @@ pub(crate) fn os_tid() -> u64 {
 }
 
 impl FlightrecLayer {
-    fn recorded<S>(ctx: &Context<'_, S>, id: &Id) -> Option<RecordedSpan>
+    /// Our id and callsite for a live span: from the span table, or from the registry's
+    /// extensions for a span the table had no room for.
+    #[inline]
+    fn recorded<S>(&self, ctx: &Context<'_, S>, id: &Id) -> Option<RecordedSpan>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if let Some(e) = self.spans.get(id.into_u64()) {
+            return Some(RecordedSpan {
+                id: e.id,
+                callsite: e.callsite,
+            });
+        }
+        Self::recorded_in_extensions(ctx, id)
+    }
+
+    #[cold]
+    fn recorded_in_extensions<S>(ctx: &Context<'_, S>, id: &Id) -> Option<RecordedSpan>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         ctx.span(id)?.extensions().get::<RecordedSpan>().copied()
     }
 
-    fn parent_of<S>(ctx: &Context<'_, S>, contextual: bool, explicit: Option<&Id>) -> u64
+    fn parent_of<S>(&self, ctx: &Context<'_, S>, contextual: bool, explicit: Option<&Id>) -> u64
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
@@ -139,7 +174,7 @@ impl FlightrecLayer {
             return PARENT_CONTEXTUAL;
         }
         explicit
-            .and_then(|p| Self::recorded(ctx, p))
+            .and_then(|p| self.recorded(ctx, p))
             .map_or(PARENT_ROOT, |s| s.id)
     }
 
@@ -166,7 +201,7 @@ where
             .shared
             .callsites
             .id(event.metadata(), &self.shared.ring);
-        let parent = Self::parent_of(&ctx, event.is_contextual(), event.parent());
+        let parent = self.parent_of(&ctx, event.is_contextual(), event.parent());
         let ticks = clock::ticks();
         with_writer(&self.shared, |w| {
             w.write(|buf, fit| {
@@ -178,12 +213,18 @@ where
         });
     }
 
+    fn on_layer(&mut self, _subscriber: &mut S) {
+        // A table of its own for this subscriber's span ids, even for a clone of a layer
+        // that already joined another.
+        self.spans = Arc::new(SpanTable::new(SPAN_TABLE_SLOTS));
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let callsite = self
             .shared
             .callsites
             .id(attrs.metadata(), &self.shared.ring);
-        let parent = Self::parent_of(&ctx, attrs.is_contextual(), attrs.parent());
+        let parent = self.parent_of(&ctx, attrs.is_contextual(), attrs.parent());
         let ticks = clock::ticks();
         let ours = with_writer(&self.shared, |w| {
             let span = w.next_span_id();
@@ -196,14 +237,21 @@ where
             });
             span
         });
-        if let (Some(span), Some(s)) = (ours, ctx.span(id)) {
-            s.extensions_mut()
-                .insert(RecordedSpan { id: span, callsite });
+        if let Some(span) = ours {
+            let entry = SpanEntry { id: span, callsite };
+            // The registry's extensions (a lock and an allocation) only when the table has
+            // no room near this id.
+            if !self.spans.insert(id.into_u64(), entry) {
+                if let Some(s) = ctx.span(id) {
+                    s.extensions_mut()
+                        .insert(RecordedSpan { id: span, callsite });
+                }
+            }
         }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let Some(span) = Self::recorded(&ctx, id) else {
+        let Some(span) = self.recorded(&ctx, id) else {
             return;
         };
         let ticks = clock::ticks();
@@ -218,7 +266,7 @@ where
     }
 
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
-        let (Some(span), Some(cause)) = (Self::recorded(&ctx, id), Self::recorded(&ctx, follows))
+        let (Some(span), Some(cause)) = (self.recorded(&ctx, id), self.recorded(&ctx, follows))
         else {
             return;
         };
@@ -234,7 +282,7 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if let Some(span) = Self::recorded(&ctx, id) {
+        if let Some(span) = self.recorded(&ctx, id) {
             // Written before the push: if the record opens a fresh chunk, that chunk's
             // context must not already hold the span this record enters.
             self.span_op(RecordKind::Enter, span, |w| {
@@ -244,15 +292,17 @@ where
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        if let Some(span) = Self::recorded(&ctx, id) {
+        if let Some(span) = self.recorded(&ctx, id) {
             self.span_op(RecordKind::Exit, span, |w| w.pop_span(span.id));
         }
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        if let Some(span) = Self::recorded(&ctx, &id) {
+        if let Some(span) = self.recorded(&ctx, &id) {
             self.span_op(RecordKind::Close, span, |_| {});
         }
+        // The registry may give this `Id` to a new span from now on.
+        self.spans.remove(id.into_u64());
     }
 }
 

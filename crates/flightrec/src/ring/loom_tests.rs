@@ -207,3 +207,53 @@ fn a_claim_racing_the_gate_never_recycles_an_uncopied_chunk() {
         claimer.join().unwrap();
     });
 }
+
+/// Threads keep spans in a two-slot table at once, one of them replacing its span after
+/// closing it: no insert that succeeded is lost or mixed with another, and a closed span is
+/// gone. (Entries are handed to other threads as spans are: after the insert.)
+#[test]
+fn span_table_entries_never_mix_or_vanish() {
+    use super::span_table::{SpanEntry, SpanTable};
+    model(|| {
+        let table = Arc::new(SpanTable::new(2));
+        let t = table.clone();
+        let other = thread::spawn(move || {
+            let e = SpanEntry {
+                id: 20,
+                callsite: 2,
+            };
+            if t.insert(2, e) {
+                assert_eq!(t.get(2), Some(e));
+                t.remove(2);
+                assert_eq!(t.get(2), None);
+            }
+            let e = SpanEntry {
+                id: 40,
+                callsite: 4,
+            };
+            t.insert(4, e)
+        });
+        let e = SpanEntry {
+            id: 10,
+            callsite: 1,
+        };
+        let mine = table.insert(1, e);
+        if mine {
+            assert_eq!(table.get(1), Some(e));
+        }
+        let theirs = other.join().unwrap();
+        if mine {
+            assert_eq!(table.get(1), Some(e), "an entry was lost");
+        }
+        if theirs {
+            assert_eq!(
+                table.get(4),
+                Some(SpanEntry {
+                    id: 40,
+                    callsite: 4
+                })
+            );
+        }
+        assert!(mine || theirs, "a two-slot table refused both");
+    });
+}

@@ -8,6 +8,7 @@
 pub(crate) mod clock;
 pub(crate) mod crash;
 pub(crate) mod protocol;
+pub(crate) mod span_table;
 pub(crate) mod sync;
 pub(crate) mod writer;
 
