@@ -727,7 +727,7 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Arc;
 
-    use flightrec_format::{Callsite, Damage, FieldValue, Level, ProcessInfo, Record, RecordKind};
+    use flightrec_format::{Callsite, Damage, FieldValue, ProcessInfo, Record, RecordKind};
     use flightrec_format::{Recording, ThreadSummary, Trigger, TriggerReason, Value};
 
     use super::*;
@@ -735,17 +735,7 @@ mod tests {
     const T0: i64 = 1_800_000_000_000_000_000;
 
     fn callsite(id: u32, is_span: bool, name: &str) -> Callsite {
-        Callsite {
-            id,
-            is_span,
-            level: Level::Info,
-            target: "t".into(),
-            name: name.into(),
-            file: None,
-            line: None,
-            module: None,
-            fields: vec!["message".into(), "n".into()],
-        }
+        flightrec_format::testing::callsite(id, is_span, name, &["message", "n"])
     }
 
     fn record(ts: i64, thread: u32, kind: RecordKind, span: u64, stack: &[u64]) -> Record {

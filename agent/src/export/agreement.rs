@@ -8,8 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use flightrec_format::{
-    Callsite, Damage, FieldValue, Level, ProcessInfo, Record, RecordKind, Recording, ThreadSummary,
-    Trigger, Value,
+    Damage, FieldValue, ProcessInfo, Record, RecordKind, Recording, ThreadSummary, Trigger, Value,
 };
 use proptest::prelude::*;
 use prost::Message;
@@ -152,16 +151,8 @@ fn recording(ops: &[Op], cut: &[usize]) -> Recording {
         records.extend(rs);
     }
     records.sort_by_key(|r| (r.ts, r.thread));
-    let callsite = |id: u32, is_span: bool, name: &str| Callsite {
-        id,
-        is_span,
-        level: Level::Info,
-        target: "t".into(),
-        name: name.into(),
-        file: None,
-        line: None,
-        module: None,
-        fields: vec!["n".into()],
+    let callsite = |id: u32, is_span: bool, name: &str| {
+        flightrec_format::testing::callsite(id, is_span, name, &["n"])
     };
     Recording {
         process: ProcessInfo {

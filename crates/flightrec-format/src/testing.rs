@@ -4,6 +4,21 @@ use crate::layout::{self, chunk, header, state, ClockAnchor, Geometry, CHUNK_HEA
 use crate::meta::{Callsite, Level, MetaBuilder, ProcessInfo, ThreadEntry};
 use crate::record::{tag, Encoder, RecordKind};
 
+/// A callsite for tests: level INFO, target "t", no file or line.
+pub fn callsite(id: u32, is_span: bool, name: &str, fields: &[&str]) -> Callsite {
+    Callsite {
+        id,
+        is_span,
+        level: Level::Info,
+        target: "t".into(),
+        name: name.into(),
+        file: None,
+        line: None,
+        module: None,
+        fields: fields.iter().map(|f| f.to_string()).collect(),
+    }
+}
+
 /// A 7 KiB ring: one thread, two 1 KiB chunks each holding a span with
 /// `records_per_chunk` events inside it.
 pub fn sample_image(records_per_chunk: u64) -> Vec<u8> {
