@@ -14,5 +14,6 @@ mod kill_sweep;
 mod layer;
 mod no_syscalls;
 mod stalls;
+mod tasks;
 mod triggers;
 mod viewer;

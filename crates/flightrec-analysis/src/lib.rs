@@ -11,6 +11,8 @@
 //!   own), spans entered on several threads (hand-overs), `follows_from` links, and entries
 //!   still open when the data ends.
 //! * [`objects`]: which records carry a field value, for "follow this object".
+//! * [`tasks`]: requests and tasks (the root span of an instrumented future) with their
+//!   polls and records.
 //!
 //! It depends on the format crate alone: no tracing, no server, no command line.
 
@@ -19,6 +21,7 @@
 pub mod names;
 pub mod objects;
 pub mod spans;
+pub mod tasks;
 
 pub use names::{Names, TITLE_MAX_CHARS};
 pub use objects::{ObjectKey, Trail};

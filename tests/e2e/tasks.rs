@@ -1,0 +1,170 @@
+//! Async services: requests as `.instrument`ed futures on a tokio multi-thread runtime, with
+//! state shared between them. Every record is attributed to its request, every poll is found
+//! on the worker that ran it, and `cat --json` says the same.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use flightrec_analysis::tasks::{task_of, tasks};
+use flightrec_format::{RecordKind, Value};
+use tracing::Instrument;
+
+use crate::helpers::*;
+
+const REQUESTS: u64 = 40;
+const STEPS: u64 = 5;
+
+/// Runs the requests on a fresh runtime and recorder; returns the dump and the directory
+/// holding it.
+fn run_requests() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = scratch();
+    let rec = recorder(dir.path(), "tokio", 8 << 20);
+    let d = dispatch(&rec);
+    let on_workers = d.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(3)
+        .thread_name("worker")
+        .enable_all()
+        // Events inside the futures go to the thread's default subscriber.
+        .on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&on_workers)))
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(&d, || {
+        rt.block_on(async {
+            let shared = Arc::new(tokio::sync::Mutex::new(0u64));
+            let handles: Vec<_> = (0..REQUESTS)
+                .map(|id| {
+                    let shared = shared.clone();
+                    tokio::spawn(
+                        async move {
+                            tracing::info!(id, "start");
+                            for step in 0..STEPS {
+                                tokio::task::yield_now().await;
+                                let mut total = shared.lock().await;
+                                *total += 1;
+                                tracing::info!(id, step, "step");
+                                drop(total);
+                                // Work that keeps this worker busy, so the others take
+                                // the ready requests.
+                                std::thread::sleep(Duration::from_micros(100));
+                                tokio::time::sleep(Duration::from_micros(200)).await;
+                            }
+                            tracing::info!(id, "done");
+                        }
+                        .instrument(tracing::info_span!("request", id)),
+                    )
+                })
+                .collect();
+            for h in handles {
+                h.await.unwrap();
+            }
+        })
+    });
+    drop(rt);
+    let dump = rec.snapshot().unwrap();
+    (dir, dump)
+}
+
+#[test]
+fn requests_on_a_tokio_runtime_are_attributed_and_their_polls_found() {
+    // Which workers run what is the runtime's choice: run until a recording has requests
+    // polled on several workers (nearly always the first), checking every recording.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_dir, dump) = run_requests();
+        if check_requests(&dump) >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "in a minute of runs, the runtime never used two workers"
+        );
+    }
+}
+
+/// Checks one recording of the requests; returns how many workers ran their polls.
+fn check_requests(dump: &std::path::Path) -> usize {
+    let r = flightrec_format::open(dump).unwrap();
+    let field = |rec: &flightrec_format::Record, name: &str| {
+        let cs = &r.callsites[&rec.callsite];
+        rec.fields
+            .iter()
+            .find(|f| cs.fields[f.index as usize] == name)
+            .map(|f| match f.value {
+                Value::U64(v) => v,
+                Value::I64(v) => v as u64,
+                ref v => panic!("{v:?}"),
+            })
+    };
+    // Each request's span, from its creation record.
+    let span_of: HashMap<u64, u64> = r
+        .records
+        .iter()
+        .filter(|x| x.kind == RecordKind::SpanNew)
+        .filter_map(|x| Some((field(x, "id")?, x.span)))
+        .collect();
+    assert_eq!(span_of.len(), REQUESTS as usize);
+    let found = tasks(&r.records, &r.trigger);
+    let by_span: HashMap<u64, &flightrec_analysis::tasks::Task> =
+        found.iter().map(|t| (t.span, t)).collect();
+    let thread_name = |index: u32| {
+        r.threads
+            .iter()
+            .find(|t| t.index == index)
+            .map(|t| t.name.clone())
+            .unwrap()
+    };
+    let mut workers_used = HashSet::new();
+    for id in 0..REQUESTS {
+        let span = span_of[&id];
+        let task = by_span
+            .get(&span)
+            .unwrap_or_else(|| panic!("request {id} has no task"));
+        // Its records: exactly its own events, start, every step, done.
+        let events: Vec<&flightrec_format::Record> = task
+            .records
+            .iter()
+            .map(|&i| &r.records[i])
+            .filter(|x| x.kind == RecordKind::Event)
+            .collect();
+        assert_eq!(events.len() as u64, STEPS + 2, "request {id}");
+        assert!(events.iter().all(|e| field(e, "id") == Some(id)));
+        // Every event lies inside one of its polls, on the thread that polled it, and
+        // every poll ran on a runtime worker.
+        for e in &events {
+            assert!(
+                task.polls
+                    .iter()
+                    .any(|p| p.thread == e.thread && p.begin <= e.ts && e.ts <= p.end),
+                "request {id}: an event outside its polls"
+            );
+        }
+        assert!(
+            task.polls.len() as u64 > STEPS,
+            "request {id}: {:?}",
+            task.polls
+        );
+        for p in &task.polls {
+            let name = thread_name(p.thread);
+            assert_eq!(name, "worker");
+            workers_used.insert(p.thread);
+        }
+    }
+    // No event of a request is attributed elsewhere.
+    for x in r.records.iter().filter(|x| x.kind == RecordKind::Event) {
+        let id = field(x, "id").unwrap();
+        assert_eq!(task_of(x), Some(span_of[&id]));
+    }
+    // `cat --json` says the same: each event's outermost span is its request's.
+    let mut checked = 0;
+    cat_json_each(dump, |j| {
+        if j["kind"] == "event" {
+            let id = j["fields"]["id"].as_u64().unwrap();
+            assert_eq!(j["spans"][0].as_u64(), Some(span_of[&id]));
+            checked += 1;
+        }
+    });
+    assert_eq!(checked, REQUESTS * (STEPS + 2));
+    workers_used.len()
+}
