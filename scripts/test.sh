@@ -45,6 +45,18 @@ export FLIGHTREC_REQUIRE_BROWSER=1
 step "unit and end-to-end tests"
 cargo test --workspace
 
+step "tokio task hooks: the \`tokio\` feature under --cfg tokio_unstable, and its message without"
+RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR=target/tokio cargo test -p flightrec --features tokio --lib tokio_tasks
+RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR=target/tokio cargo clippy -p flightrec --features tokio --all-targets -- -D warnings
+if out=$(cargo check -p flightrec --features tokio --message-format short 2>&1); then
+    echo "the tokio feature built without --cfg tokio_unstable: it must refuse" >&2
+    exit 1
+elif ! grep -q "needs.*tokio_unstable\|only offers when built with \`--cfg tokio_unstable\`" <<<"$out"; then
+    echo "the tokio feature failed without --cfg tokio_unstable, but not with its message:" >&2
+    echo "$out" >&2
+    exit 1
+fi
+
 step "loom: model-checking the chunk protocol"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p flightrec --lib --release
 

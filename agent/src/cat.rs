@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use flightrec_analysis::Names;
+use flightrec_analysis::{Names, TokioIds};
 use flightrec_format::{Record, RecordKind, Recording, Scan, Value};
 use serde_json::{json, Map, Value as Json};
 
@@ -13,11 +13,15 @@ pub fn run(scan: &Scan<'_>, as_json: bool, out: &mut impl Write) -> anyhow::Resu
     let rec = &scan.recording;
     let names = Names::new(rec);
     let mut line = String::new();
+    let mut tokio_ids = TokioIds::default();
     for r in scan.records() {
         let r = &r;
         line.clear();
+        let task = tokio_ids.observe(&names, r);
         if as_json {
-            serde_json::to_writer(&mut *out, &record_json(rec, &names, r))?;
+            let mut j = record_json(rec, &names, r);
+            j["task"] = json!(task);
+            serde_json::to_writer(&mut *out, &j)?;
         } else {
             text_line(rec, &names, r, &mut line);
             out.write_all(line.as_bytes())?;

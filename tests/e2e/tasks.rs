@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use flightrec_analysis::tasks::{task_of, tasks};
+use flightrec_analysis::tasks::{task_of, Tasks};
 use flightrec_format::{RecordKind, Value};
 use tracing::Instrument;
 
@@ -105,9 +105,8 @@ fn check_requests(dump: &std::path::Path) -> usize {
         .filter_map(|x| Some((field(x, "id")?, x.span)))
         .collect();
     assert_eq!(span_of.len(), REQUESTS as usize);
-    let found = tasks(&r.records, &r.trigger);
-    let by_span: HashMap<u64, &flightrec_analysis::tasks::Task> =
-        found.iter().map(|t| (t.span, t)).collect();
+    let found = Tasks::of(&r);
+    assert!(found.hop_threads() || found.list.iter().all(|t| t.workers().len() == 1));
     let thread_name = |index: u32| {
         r.threads
             .iter()
@@ -118,9 +117,14 @@ fn check_requests(dump: &std::path::Path) -> usize {
     let mut workers_used = HashSet::new();
     for id in 0..REQUESTS {
         let span = span_of[&id];
-        let task = by_span
-            .get(&span)
+        let task = found
+            .get(span)
             .unwrap_or_else(|| panic!("request {id} has no task"));
+        assert!(
+            task.created.is_some() && task.closed.is_some(),
+            "request {id}"
+        );
+        assert_eq!(task.tokio, None);
         // Its records: exactly its own events, start, every step, done.
         let events: Vec<&flightrec_format::Record> = task
             .records
@@ -162,6 +166,8 @@ fn check_requests(dump: &std::path::Path) -> usize {
         if j["kind"] == "event" {
             let id = j["fields"]["id"].as_u64().unwrap();
             assert_eq!(j["spans"][0].as_u64(), Some(span_of[&id]));
+            // No runtime hooks: no tokio task id.
+            assert!(j["task"].is_null());
             checked += 1;
         }
     });

@@ -11,8 +11,9 @@
 //!   own), spans entered on several threads (hand-overs), `follows_from` links, and entries
 //!   still open when the data ends.
 //! * [`objects`]: which records carry a field value, for "follow this object".
-//! * [`tasks`]: requests and tasks (the root span of an instrumented future) with their
-//!   polls and records.
+//! * [`tasks`]: requests and tasks (the root span of an instrumented future, or a tokio
+//!   task recorded by the `tokio` feature) with their polls, the spans inside them and
+//!   their records.
 //!
 //! It depends on the format crate alone: no tracing, no server, no command line.
 
@@ -28,3 +29,4 @@ pub use objects::{ObjectKey, Trail};
 pub use spans::{
     entries, initial_stack, merge_fields, Entry, Placement, SpanPlan, SpanWalker, Step, StepKind,
 };
+pub use tasks::{Task, Tasks, TokioIds};

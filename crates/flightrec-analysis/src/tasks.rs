@@ -1,15 +1,23 @@
-//! Requests and tasks, without runtime hooks: the root span of an `.instrument`ed future is
-//! the request, and each of its entries is a poll (on whichever worker ran it).
+//! Requests and tasks: what an async service's records belong to.
 //!
-//! A record belongs to the task whose span was outermost on its thread when it was written
-//! (`Record::spans[0]`). A task's polls are the entries of that span, as `spans` places
-//! them.
+//! * **Without runtime hooks**, the root span of an `.instrument`ed future is the request:
+//!   each entry of it is a poll, on whichever worker ran it.
+//! * **With flightrec's `tokio` feature**, each tokio task is itself recorded as a span of
+//!   the `tokio_task` callsite, entered for every poll, so the same rule finds it: the task
+//!   is the outermost span, and the request it runs nests inside its polls.
+//!
+//! One rule, used by every reader: a record belongs to the task whose span was outermost on
+//! its thread when it was written (`Record::spans[0]`). A task is a span that is outermost
+//! in some record, or a root span never seen inside another (a request created but not yet
+//! polled). Its polls are that span's entries; the spans it enters nest inside them.
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, HashSet};
 
-use flightrec_format::{Record, Trigger};
+use flightrec_format::meta::tokio_task;
+use flightrec_format::{FieldValue, Record, RecordKind, Recording, Trigger, Value};
 
-use crate::spans::entries;
+use crate::names::Names;
+use crate::spans::{entries, merge_fields, Entry, Placement};
 
 /// One poll: the task's span entered on a thread, from `begin` to `end` (ns since the Unix
 /// epoch).
@@ -18,15 +26,87 @@ pub struct Poll {
     pub thread: u32,
     pub begin: i64,
     pub end: i64,
+    /// Began before the thread's surviving data.
+    pub starts_before_data: bool,
+    /// Still running when the data ends.
+    pub open_at_end: bool,
 }
 
-/// A request or task: its root span, its polls in time order, and its records.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Task {
+/// A span entered inside a task's polls, placed relative to the task: depth 1 is a span the
+/// task entered directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inner {
     pub span: u64,
+    pub thread: u32,
+    pub depth: usize,
+    pub begin: i64,
+    pub end: i64,
+    pub open_at_end: bool,
+}
+
+/// What the `tokio` feature recorded of a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokioTask {
+    pub id: u64,
+    /// `file:line` of the spawn.
+    pub spawned_at: Option<String>,
+}
+
+/// A request or task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    /// Its root span.
+    pub span: u64,
+    pub tokio: Option<TokioTask>,
+    /// The root span's fields, from its creation and later `record`s.
+    pub fields: Vec<FieldValue>,
+    /// When its span was created and closed (ns since the Unix epoch), when recorded.
+    pub created: Option<i64>,
+    pub closed: Option<i64>,
+    /// Polls in time order.
     pub polls: Vec<Poll>,
-    /// Positions in the record slice, in time order.
+    /// Spans entered inside its polls, in the order they ended.
+    pub inner: Vec<Inner>,
+    /// Positions in the record slice of its records, in time order.
     pub records: Vec<usize>,
+}
+
+impl Task {
+    /// When it began, as far as the recording shows: its creation, else its first poll or
+    /// record.
+    pub fn start(&self, records: &[Record]) -> i64 {
+        let first_poll = self.polls.first().map(|p| p.begin);
+        let first_record = self.records.first().map(|&i| records[i].ts);
+        self.created
+            .or(first_poll.into_iter().chain(first_record).min())
+            .unwrap_or(0)
+    }
+
+    /// When it ended: its close, else the end of the recording's data if it still ran.
+    pub fn end(&self, records: &[Record], data_end: i64) -> i64 {
+        self.closed.unwrap_or(data_end).max(self.start(records))
+    }
+
+    /// The threads that polled it, in order of first poll.
+    pub fn workers(&self) -> Vec<u32> {
+        let mut seen = Vec::new();
+        for p in &self.polls {
+            if !seen.contains(&p.thread) {
+                seen.push(p.thread);
+            }
+        }
+        seen
+    }
+}
+
+/// The tasks of a recording, sorted by start time, with the record-to-task index.
+#[derive(Debug, Default)]
+pub struct Tasks {
+    pub list: Vec<Task>,
+    /// Position in `list` by root span.
+    by_span: HashMap<u64, usize>,
+    /// For each record, its task's position in `list`.
+    of_record: Vec<Option<u32>>,
 }
 
 /// The task a record belongs to: the outermost span entered on its thread, if any.
@@ -34,34 +114,283 @@ pub fn task_of(r: &Record) -> Option<u64> {
     r.spans.first().copied()
 }
 
-/// Every task with at least one record, by span id.
-pub fn tasks(records: &[Record], trigger: &Trigger) -> Vec<Task> {
-    let mut by_span: BTreeMap<u64, Task> = BTreeMap::new();
-    for (i, r) in records.iter().enumerate() {
-        if let Some(span) = task_of(r) {
-            by_span
-                .entry(span)
-                .or_insert_with(|| Task {
-                    span,
-                    polls: Vec::new(),
-                    records: Vec::new(),
-                })
-                .records
-                .push(i);
-        }
+impl Tasks {
+    /// The tasks of `rec`.
+    pub fn of(rec: &Recording) -> Tasks {
+        Tasks::from_records(&rec.records, &rec.trigger, Names::new(rec))
     }
-    for e in entries(records, trigger) {
-        if let Some(t) = by_span.get_mut(&e.span) {
-            t.polls.push(Poll {
-                thread: e.thread,
-                begin: e.begin,
-                end: e.end,
+
+    /// The tasks of a record slice, with `names` from the same recording.
+    pub fn from_records(records: &[Record], trigger: &Trigger, names: Names<'_>) -> Tasks {
+        let entries = entries(records, trigger);
+        Tasks::from_entries(records, &entries, names)
+    }
+
+    /// As `from_records`, reusing entries already reconstructed by [`entries`].
+    pub fn from_entries(records: &[Record], entries: &[Entry], names: Names<'_>) -> Tasks {
+        // Which spans are tasks.
+        let mut outermost: HashSet<u64> = HashSet::new();
+        let mut nested: HashSet<u64> = HashSet::new();
+        let mut created_root: Vec<u64> = Vec::new();
+        for r in records {
+            if let Some((&first, rest)) = r.spans.split_first() {
+                outermost.insert(first);
+                nested.extend(rest.iter().copied());
+            }
+            if r.kind == RecordKind::SpanNew && r.parent.is_none() {
+                created_root.push(r.span);
+            }
+        }
+        let mut candidates: Vec<u64> = outermost.into_iter().collect();
+        candidates.extend(created_root);
+        let mut list: Vec<Task> = Vec::new();
+        let mut by_span: HashMap<u64, usize> = HashMap::new();
+        for span in candidates {
+            if nested.contains(&span) || by_span.contains_key(&span) {
+                continue;
+            }
+            by_span.insert(span, list.len());
+            list.push(Task {
+                span,
+                tokio: None,
+                fields: Vec::new(),
+                created: None,
+                closed: None,
+                polls: Vec::new(),
+                inner: Vec::new(),
+                records: Vec::new(),
             });
         }
+        // Records, creation, close, fields.
+        let mut of_record: Vec<Option<u32>> = vec![None; records.len()];
+        for (i, r) in records.iter().enumerate() {
+            let own = match r.kind {
+                RecordKind::SpanNew | RecordKind::SpanRecord | RecordKind::Close => {
+                    by_span.get(&r.span).copied()
+                }
+                _ => None,
+            };
+            let Some(t) = own.or_else(|| task_of(r).and_then(|s| by_span.get(&s).copied())) else {
+                continue;
+            };
+            of_record[i] = Some(t as u32);
+            let task = &mut list[t];
+            task.records.push(i);
+            if r.span == task.span {
+                match r.kind {
+                    RecordKind::SpanNew => {
+                        task.created = Some(r.ts);
+                        merge_fields(&mut task.fields, &r.fields);
+                    }
+                    RecordKind::SpanRecord => merge_fields(&mut task.fields, &r.fields),
+                    RecordKind::Close => task.closed = Some(r.ts),
+                    _ => {}
+                }
+            }
+        }
+        // Polls, then the spans entered inside them (found by the poll that covers them on
+        // their thread).
+        let mut polls_by_thread: HashMap<u32, Vec<(i64, i64, usize)>> = HashMap::new();
+        for e in entries {
+            if let Some(&t) = by_span.get(&e.span) {
+                list[t].polls.push(Poll {
+                    thread: e.thread,
+                    begin: e.begin,
+                    end: e.end,
+                    starts_before_data: e.enter_record.is_none(),
+                    open_at_end: e.open_at_end,
+                });
+                polls_by_thread
+                    .entry(e.thread)
+                    .or_default()
+                    .push((e.begin, e.end, t));
+            }
+        }
+        for v in polls_by_thread.values_mut() {
+            v.sort_unstable();
+        }
+        for e in entries {
+            if by_span.contains_key(&e.span) {
+                continue;
+            }
+            let Some(polls) = polls_by_thread.get(&e.thread) else {
+                continue;
+            };
+            let k = polls.partition_point(|p| p.0 <= e.begin);
+            let Some(&(_, end, t)) = k.checked_sub(1).map(|k| &polls[k]) else {
+                continue;
+            };
+            if e.begin > end {
+                continue;
+            }
+            let depth = match e.placement {
+                Placement::Nested { depth } => (depth as usize).max(1),
+                // Out of nesting order: below what nests.
+                Placement::Own => usize::MAX,
+            };
+            list[t].inner.push(Inner {
+                span: e.span,
+                thread: e.thread,
+                depth,
+                begin: e.begin,
+                end: e.end,
+                open_at_end: e.open_at_end,
+            });
+        }
+        for task in &mut list {
+            task.polls.sort_by_key(|p| (p.begin, p.end));
+            let deepest = task
+                .inner
+                .iter()
+                .filter(|i| i.depth != usize::MAX)
+                .map(|i| i.depth)
+                .max()
+                .unwrap_or(0);
+            for i in &mut task.inner {
+                if i.depth == usize::MAX {
+                    i.depth = deepest + 1;
+                }
+            }
+            let is_tokio = names
+                .span_callsite(task.span)
+                .and_then(|c| names.callsite(c))
+                .is_some_and(tokio_task::is);
+            if is_tokio {
+                task.tokio = Some(tokio_info(&task.fields));
+            }
+        }
+        // By start time (ties by span id, for a stable order).
+        let mut order: Vec<usize> = (0..list.len()).collect();
+        order.sort_by_key(|&t| (list[t].start(records), list[t].span));
+        let mut new_pos = vec![0u32; list.len()];
+        for (pos, &old) in order.iter().enumerate() {
+            new_pos[old] = pos as u32;
+        }
+        let mut slots: Vec<Option<Task>> = list.into_iter().map(Some).collect();
+        let list: Vec<Task> = order
+            .iter()
+            .map(|&old| slots[old].take().expect("each task moved once"))
+            .collect();
+        for t in of_record.iter_mut().flatten() {
+            *t = new_pos[*t as usize];
+        }
+        let by_span = list.iter().enumerate().map(|(i, t)| (t.span, i)).collect();
+        Tasks {
+            list,
+            by_span,
+            of_record,
+        }
     }
-    let mut out: Vec<Task> = by_span.into_values().collect();
-    for t in &mut out {
-        t.polls.sort_by_key(|p| (p.begin, p.end));
+
+    /// The task whose root span is `span`.
+    pub fn get(&self, span: u64) -> Option<&Task> {
+        self.by_span.get(&span).map(|&i| &self.list[i])
     }
-    out
+
+    /// Position in `list` of the task whose root span is `span`.
+    pub fn position(&self, span: u64) -> Option<usize> {
+        self.by_span.get(&span).copied()
+    }
+
+    /// Position in `list` of the task record `i` (of the slice these tasks were made from)
+    /// belongs to.
+    pub fn of_record(&self, i: usize) -> Option<usize> {
+        self.of_record.get(i).copied().flatten().map(|t| t as usize)
+    }
+
+    /// The tokio task id record `i` ran in, when the `tokio` feature recorded it.
+    pub fn tokio_id(&self, i: usize) -> Option<u64> {
+        self.of_record(i)
+            .and_then(|t| self.list[t].tokio.as_ref())
+            .map(|t| t.id)
+    }
+
+    /// Whether some task was polled on more than one thread: the recording is of an async
+    /// runtime, and its tasks tell more than its threads.
+    pub fn hop_threads(&self) -> bool {
+        self.list.iter().any(|t| {
+            let first = t.polls.first().map(|p| p.thread);
+            t.polls.iter().any(|p| Some(p.thread) != first)
+        })
+    }
+}
+
+fn tokio_info(fields: &[FieldValue]) -> TokioTask {
+    let get = |i: usize| fields.iter().find(|f| f.index as usize == i);
+    let id = match get(tokio_task::TASK_ID as usize).map(|f| &f.value) {
+        Some(Value::U64(v)) => *v,
+        Some(Value::I64(v)) => *v as u64,
+        _ => 0,
+    };
+    let spawned_at = match (get(1), get(2)) {
+        (Some(file), Some(line)) => {
+            Some(format!("{}:{}", file.value.to_text(), line.value.to_text()))
+        }
+        (Some(file), None) => Some(file.value.to_text()),
+        _ => None,
+    };
+    TokioTask { id, spawned_at }
+}
+
+/// A task's one-line label: its span's name and fields (`request id=3`); for a tokio task,
+/// `task 17` followed by the request it runs, if any.
+pub fn label(names: &Names<'_>, task: &Task) -> String {
+    let name_and_fields = |span: u64, fields: &[FieldValue]| {
+        let mut s = names.span_name(span).to_string();
+        if let Some(cs) = names.span_callsite(span) {
+            for f in fields {
+                s.push(' ');
+                s.push_str(&names.field_name(cs, f.index));
+                s.push('=');
+                s.push_str(&f.value.to_text());
+            }
+        }
+        s
+    };
+    match &task.tokio {
+        Some(t) => {
+            let mut s = format!("task {}", t.id);
+            if let Some(inner) = task
+                .inner
+                .iter()
+                .filter(|i| i.depth == 1)
+                .min_by_key(|i| i.begin)
+            {
+                s.push_str(" · ");
+                s.push_str(names.span_name(inner.span));
+            }
+            s
+        }
+        None => name_and_fields(task.span, &task.fields),
+    }
+}
+
+/// The tokio task id of each record of a stream, in one streaming pass (for readers that
+/// hold no records, like `cat`): the id of the task span outermost on the record's thread.
+/// Memory holds the live tasks.
+#[derive(Debug, Default)]
+pub struct TokioIds {
+    /// Live tokio task spans: span id to task id.
+    live: HashMap<u64, u64>,
+}
+
+impl TokioIds {
+    /// The tokio task id `r` ran in, if the `tokio` feature recorded it; takes `r` into
+    /// account for the records that follow.
+    pub fn observe(&mut self, names: &Names<'_>, r: &Record) -> Option<u64> {
+        if r.kind == RecordKind::SpanNew && names.callsite(r.callsite).is_some_and(tokio_task::is) {
+            self.live.insert(r.span, tokio_info(&r.fields).id);
+        }
+        let task = match r.kind {
+            RecordKind::SpanNew | RecordKind::Close if self.live.contains_key(&r.span) => {
+                Some(r.span)
+            }
+            _ => task_of(r),
+        };
+        let id = task.and_then(|s| self.live.get(&s).copied());
+        if r.kind == RecordKind::Close {
+            self.live.remove(&r.span);
+        }
+        id
+    }
 }

@@ -359,3 +359,21 @@ mod tests {
         assert!(err.is_some());
     }
 }
+
+/// The callsite flightrec's `tokio` feature registers for tokio tasks. A task is recorded
+/// as a span of this callsite: created at spawn, entered for each poll on the worker that
+/// runs it, exited after the poll, closed when the task terminates. Readers recognise it
+/// by target and name.
+pub mod tokio_task {
+    pub const TARGET: &str = "flightrec::tokio";
+    pub const NAME: &str = "task";
+    /// The span's fields, in this order: tokio's task id, and where it was spawned.
+    pub const FIELDS: [&str; 3] = ["task.id", "spawned.file", "spawned.line"];
+    /// Index of `task.id` in `FIELDS`.
+    pub const TASK_ID: u8 = 0;
+
+    /// Whether `callsite` is the tokio task callsite.
+    pub fn is(callsite: &super::Callsite) -> bool {
+        callsite.is_span && callsite.target == TARGET && callsite.name == NAME
+    }
+}

@@ -31,6 +31,14 @@ mod layer;
 mod ring;
 #[cfg(not(loom))]
 mod snapshot;
+#[cfg(all(feature = "tokio", tokio_unstable, not(loom)))]
+mod tokio_tasks;
+#[cfg(all(feature = "tokio", not(tokio_unstable)))]
+compile_error!(
+    "flightrec's `tokio` feature records tokio's task hooks, which tokio only offers when built \
+     with `--cfg tokio_unstable`: set RUSTFLAGS=\"--cfg tokio_unstable\" (or `rustflags` in \
+     .cargo/config.toml), or turn the feature off."
+);
 #[cfg(not(loom))]
 mod trigger;
 
@@ -372,7 +380,7 @@ mod recorder {
     /// A flight recorder: owns the ring file, hands out layers that write into it, and
     /// writes dumps of it.
     pub struct Recorder {
-        shared: Arc<Shared>,
+        pub(crate) shared: Arc<Shared>,
         /// Stops (and joins) the dumper thread when the recorder goes.
         _dumper: Option<Dumper>,
         /// Stops (and joins) the stall watchdog when the recorder goes.

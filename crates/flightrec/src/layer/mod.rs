@@ -98,7 +98,7 @@ thread_local! {
 /// Runs `f` with this thread's writer for `shared`'s ring, registering the thread first if
 /// needed. `None` when the thread-local is gone (thread teardown) or re-entered.
 #[inline]
-fn with_writer<R>(shared: &Shared, f: impl FnOnce(&mut ThreadWriter) -> R) -> Option<R> {
+pub(crate) fn with_writer<R>(shared: &Shared, f: impl FnOnce(&mut ThreadWriter) -> R) -> Option<R> {
     WRITER
         .try_with(|cell| {
             let Ok(mut slot) = cell.try_borrow_mut() else {
@@ -177,19 +177,26 @@ impl FlightrecLayer {
             .and_then(|p| self.recorded(ctx, p))
             .map_or(PARENT_ROOT, |s| s.id)
     }
+}
 
-    /// Writes a record that is only a span id (enter, exit, close).
-    fn span_op(&self, kind: RecordKind, span: RecordedSpan, after: impl FnOnce(&mut ThreadWriter)) {
-        let ticks = clock::ticks();
-        with_writer(&self.shared, |w| {
-            w.write(|buf, fit| {
-                let mut e = Encoder::new(buf, kind, span.callsite, ticks, fit);
-                e.u64(span.id);
-                e.finish()
-            });
-            after(w);
+/// Writes a record that is only a span id (enter, exit, close), then runs `after` on the
+/// writer (to push or pop the span on the thread's context).
+pub(crate) fn span_op(
+    shared: &Shared,
+    kind: RecordKind,
+    span: u64,
+    callsite: u32,
+    after: impl FnOnce(&mut ThreadWriter),
+) {
+    let ticks = clock::ticks();
+    with_writer(shared, |w| {
+        w.write(|buf, fit| {
+            let mut e = Encoder::new(buf, kind, callsite, ticks, fit);
+            e.u64(span);
+            e.finish()
         });
-    }
+        after(w);
+    });
 }
 
 impl<S> Layer<S> for FlightrecLayer
@@ -285,21 +292,37 @@ where
         if let Some(span) = self.recorded(&ctx, id) {
             // Written before the push: if the record opens a fresh chunk, that chunk's
             // context must not already hold the span this record enters.
-            self.span_op(RecordKind::Enter, span, |w| {
-                w.push_span(span.id, span.callsite)
-            });
+            span_op(
+                &self.shared,
+                RecordKind::Enter,
+                span.id,
+                span.callsite,
+                |w| w.push_span(span.id, span.callsite),
+            );
         }
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         if let Some(span) = self.recorded(&ctx, id) {
-            self.span_op(RecordKind::Exit, span, |w| w.pop_span(span.id));
+            span_op(
+                &self.shared,
+                RecordKind::Exit,
+                span.id,
+                span.callsite,
+                |w| w.pop_span(span.id),
+            );
         }
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         if let Some(span) = self.recorded(&ctx, &id) {
-            self.span_op(RecordKind::Close, span, |_| {});
+            span_op(
+                &self.shared,
+                RecordKind::Close,
+                span.id,
+                span.callsite,
+                |_| {},
+            );
         }
         // The registry may give this `Id` to a new span from now on.
         self.spans.remove(id.into_u64());

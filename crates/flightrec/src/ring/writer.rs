@@ -208,6 +208,14 @@ impl ThreadWriter {
         }
     }
 
+    /// Whether `span` is entered on this thread (among the spans the context keeps).
+    #[cfg_attr(not(all(feature = "tokio", tokio_unstable)), allow(dead_code))]
+    pub(crate) fn is_entered(&self, span: u64) -> bool {
+        self.stack[..self.depth.min(MAX_STACK)]
+            .iter()
+            .any(|&(s, _)| s == span)
+    }
+
     #[cfg(test)]
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped
