@@ -56,7 +56,7 @@ fn record_workload(dir: &Path) -> PathBuf {
     rec.snapshot().expect("snapshot")
 }
 
-fn export(dump: &Path, format: &str, out: &Path) {
+pub(crate) fn export(dump: &Path, format: &str, out: &Path) {
     let o = flightrec(&[
         "export",
         dump.to_str().unwrap(),
@@ -75,7 +75,7 @@ fn export(dump: &Path, format: &str, out: &Path) {
 /// A Python with Perfetto's generated protobuf classes (`pip install perfetto protobuf`).
 /// `scripts/test.sh` provides one in FLIGHTREC_PYTHON and requires it; a bare `cargo test`
 /// without it skips the Perfetto decoding tests and says so.
-fn perfetto_python() -> Option<String> {
+pub(crate) fn perfetto_python() -> Option<String> {
     let python = std::env::var("FLIGHTREC_PYTHON").unwrap_or_else(|_| "python3".into());
     let ok = Command::new(&python)
         .args([
@@ -95,7 +95,7 @@ fn perfetto_python() -> Option<String> {
 }
 
 /// The trace as Perfetto's own classes decode it (packets as JSON objects).
-fn decode_perfetto(python: &str, trace: &Path) -> Vec<Json> {
+pub(crate) fn decode_perfetto(python: &str, trace: &Path) -> Vec<Json> {
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/support/perfetto_decode.py");
     let o = Command::new(python)
@@ -117,7 +117,7 @@ fn decode_perfetto(python: &str, trace: &Path) -> Vec<Json> {
     v["trace"]["packet"].as_array().unwrap().clone()
 }
 
-fn num(v: &Json) -> u64 {
+pub(crate) fn num(v: &Json) -> u64 {
     // MessageToDict writes 64-bit integers as strings.
     match v {
         Json::String(s) => s.parse().unwrap(),
@@ -127,18 +127,18 @@ fn num(v: &Json) -> u64 {
 
 /// A decoded Perfetto trace, with interned names resolved.
 #[derive(Default, Debug)]
-struct Perfetto {
-    process: Option<(u64, Json)>,
+pub(crate) struct Perfetto {
+    pub(crate) process: Option<(u64, Json)>,
     /// uuid -> (thread name, tid) for thread tracks.
-    threads: HashMap<u64, (String, u64)>,
+    pub(crate) threads: HashMap<u64, (String, u64)>,
     /// uuid -> name for other tracks (async tracks), with their parent.
-    others: HashMap<u64, (String, u64)>,
+    pub(crate) others: HashMap<u64, (String, u64)>,
     /// Per track: (ts, type, name, annotations, flow ids, terminating flow ids).
-    events: HashMap<u64, Vec<PEvent>>,
+    pub(crate) events: HashMap<u64, Vec<PEvent>>,
 }
 
 #[derive(Debug, Clone)]
-struct PEvent {
+pub(crate) struct PEvent {
     ts: u64,
     kind: String,
     name: String,
@@ -147,7 +147,7 @@ struct PEvent {
     terminating: Vec<u64>,
 }
 
-fn parse_perfetto(packets: &[Json]) -> Perfetto {
+pub(crate) fn parse_perfetto(packets: &[Json]) -> Perfetto {
     let mut p = Perfetto::default();
     let mut names: HashMap<u64, String> = HashMap::new();
     let mut cats: HashMap<u64, String> = HashMap::new();
@@ -244,7 +244,7 @@ fn parse_perfetto(packets: &[Json]) -> Perfetto {
 
 /// Per track: slices as (name, begin, end, depth), checking that ends match begins,
 /// nothing is left open, and no slice ends before it begins.
-fn slices(events: &[PEvent]) -> Vec<(String, u64, u64, usize)> {
+pub(crate) fn slices(events: &[PEvent]) -> Vec<(String, u64, u64, usize)> {
     let mut open: Vec<(String, u64)> = Vec::new();
     let mut out = Vec::new();
     let mut last = 0;

@@ -174,3 +174,78 @@ fn check_requests(dump: &std::path::Path) -> usize {
     assert_eq!(checked, REQUESTS * (STEPS + 2));
     workers_used.len()
 }
+
+/// The Perfetto export, decoded with Perfetto's own definitions, gives each request a track
+/// of its own (a child of the process track, named after the request) holding its polls,
+/// each named after the worker that ran it; the Chrome export does the same with async
+/// events.
+#[test]
+fn each_request_gets_a_track_of_its_polls_in_both_exports() {
+    let (dir, dump) = run_requests();
+    let r = flightrec_format::open(&dump).unwrap();
+    let names = flightrec_analysis::Names::new(&r);
+    let tasks = Tasks::of(&r);
+    // What the reading layer says each request's track must hold.
+    let mut expected: HashMap<String, Vec<(String, u64, u64)>> = HashMap::new();
+    for t in tasks.list.iter().filter(|t| t.is_async) {
+        let polls = t
+            .polls
+            .iter()
+            .filter(|p| p.outermost)
+            .map(|p| {
+                let (name, tid) = names.thread(p.thread);
+                (format!("{name} [{tid}]"), p.begin as u64, p.end as u64)
+            })
+            .collect();
+        expected.insert(flightrec_analysis::tasks::label(&names, t), polls);
+    }
+    assert_eq!(expected.len(), REQUESTS as usize, "{:?}", expected.keys());
+    if let Some(python) = crate::export::perfetto_python() {
+        let out = dir.path().join("tasks.perfetto-trace");
+        crate::export::export(&dump, "perfetto", &out);
+        let p = crate::export::parse_perfetto(&crate::export::decode_perfetto(&python, &out));
+        let process = p.process.as_ref().unwrap().0;
+        let mut seen = 0;
+        for (uuid, (name, parent)) in &p.others {
+            let Some(want) = expected.get(name) else {
+                continue;
+            };
+            assert_eq!(*parent, process, "{name}: not a child of the process track");
+            let got: Vec<(String, u64, u64)> = crate::export::slices(&p.events[uuid])
+                .into_iter()
+                .map(|(n, b, e, depth)| {
+                    assert_eq!(depth, 0, "{name}: polls overlap");
+                    (n, b, e)
+                })
+                .collect();
+            assert_eq!(&got, want, "{name}");
+            seen += 1;
+        }
+        assert_eq!(seen, REQUESTS as usize, "tracks: {:?}", p.others);
+    }
+    // Chrome: per request, async begin/end pairs with one id, named after the request.
+    let out = dir.path().join("tasks.json");
+    crate::export::export(&dump, "chrome", &out);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let mut per_id: HashMap<String, (String, usize, usize)> = HashMap::new();
+    for e in v["traceEvents"].as_array().unwrap() {
+        if e["cat"] != "task" {
+            continue;
+        }
+        let id = e["id"].as_str().unwrap().to_string();
+        let entry = per_id
+            .entry(id)
+            .or_insert((e["name"].as_str().unwrap().into(), 0, 0));
+        assert_eq!(entry.0, e["name"].as_str().unwrap());
+        match e["ph"].as_str().unwrap() {
+            "b" => entry.1 += 1,
+            "e" => entry.2 += 1,
+            ph => panic!("unexpected phase {ph}"),
+        }
+    }
+    assert_eq!(per_id.len(), REQUESTS as usize);
+    for (name, begins, ends) in per_id.values() {
+        assert_eq!(begins, ends, "{name}");
+        assert_eq!(*begins, expected[name].len(), "{name}");
+    }
+}

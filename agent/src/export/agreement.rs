@@ -190,6 +190,32 @@ enum Drawn {
 /// (where, span, begin, end), sorted.
 type Entries = Vec<(Drawn, u64, i64, i64)>;
 
+/// (span, thread, begin, end) of each poll on a task's own track, sorted.
+type Polls = Vec<(u64, u32, i64, i64)>;
+
+/// The outermost polls of the reading layer's async tasks; a task polled on two threads at
+/// once (a span, not a real task) shows only what began while no other poll of it was open
+/// (every op has a time of its own, so only entries still open at the end end together).
+fn analysis_polls(rec: &Recording) -> Polls {
+    let tasks = flightrec_analysis::Tasks::of(rec);
+    let mut out = Vec::new();
+    for t in tasks.list.iter().filter(|t| t.is_async) {
+        let mut open: Option<(i64, bool)> = None;
+        for p in t.polls.iter().filter(|p| p.outermost) {
+            let free = match open {
+                None => true,
+                Some((end, at_end)) => p.begin > end || (p.begin == end && !at_end),
+            };
+            if free {
+                out.push((t.span, p.thread, p.begin, p.end));
+                open = Some((p.end, p.open_at_end));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 fn viewer_entries(rec: &Recording) -> Entries {
     let model = flightrec_viewer::model::Model::new(rec.clone());
     let mut out = Vec::new();
@@ -213,7 +239,7 @@ fn viewer_entries(rec: &Recording) -> Entries {
     out
 }
 
-fn perfetto_entries(rec: &Recording) -> Entries {
+fn perfetto_entries(rec: &Recording) -> (Entries, Polls) {
     let hidden = indicatif::ProgressBar::hidden();
     let plan = plan(rec, rec.records.iter().cloned(), &hidden);
     let mut bytes = Vec::new();
@@ -233,6 +259,7 @@ fn perfetto_entries(rec: &Recording) -> Entries {
     // Track uuids: thread tracks from their descriptors; own tracks are named
     // "<span name> #<span> (<thread name>)".
     let mut tracks: HashMap<u64, Drawn> = HashMap::new();
+    let mut task_tracks = std::collections::HashSet::new();
     for p in &packets {
         let Some(d) = &p.track_descriptor else {
             continue;
@@ -255,8 +282,21 @@ fn perfetto_entries(rec: &Recording) -> Entries {
         } else if let Some(open) = name.rfind("(t") {
             let thread: u32 = name[open + 2..name.len() - 1].parse().unwrap();
             tracks.insert(d.uuid.unwrap(), Drawn::Own { thread });
+        } else if d.parent_uuid.is_some() {
+            task_tracks.insert(d.uuid.unwrap());
         }
     }
+    // Each poll's slice is named after the thread that ran it: "t<index> [<tid>]".
+    let mut names: HashMap<u64, String> = HashMap::new();
+    for p in &packets {
+        if let Some(i) = &p.interned_data {
+            for n in &i.event_names {
+                names.insert(n.iid.unwrap(), n.name.clone().unwrap());
+            }
+        }
+    }
+    let mut polls = Vec::new();
+    let mut open_poll: HashMap<u64, usize> = HashMap::new();
     let mut open: HashMap<u64, Vec<(i64, u64)>> = HashMap::new();
     let mut out = Vec::new();
     for p in &packets {
@@ -265,6 +305,24 @@ fn perfetto_entries(rec: &Recording) -> Entries {
         };
         let uuid = e.track_uuid.unwrap();
         let ts = p.timestamp.unwrap() as i64;
+        if task_tracks.contains(&uuid) {
+            match e.r#type {
+                Some(TYPE_SLICE_BEGIN) => {
+                    let span = e.debug_annotations[0].uint_value.unwrap();
+                    let name = &names[&e.name_iid.unwrap()];
+                    let thread: u32 = name[1..name.find(' ').unwrap()].parse().unwrap();
+                    assert!(!open_poll.contains_key(&uuid), "overlapping polls");
+                    open_poll.insert(uuid, polls.len());
+                    polls.push((span, thread, ts, i64::MIN));
+                }
+                Some(TYPE_SLICE_END) => {
+                    let k = open_poll.remove(&uuid).expect("an end without a begin");
+                    polls[k].3 = ts;
+                }
+                _ => {}
+            }
+            continue;
+        }
         match e.r#type {
             Some(TYPE_SLICE_BEGIN) => {
                 // The span id is the last annotation.
@@ -291,7 +349,8 @@ fn perfetto_entries(rec: &Recording) -> Entries {
         "slices left open: {open:?}"
     );
     out.sort();
-    out
+    polls.sort();
+    (out, polls)
 }
 
 proptest! {
@@ -304,7 +363,8 @@ proptest! {
     ) {
         let rec = recording(&ops, &cut);
         let viewer = viewer_entries(&rec);
-        let perfetto = perfetto_entries(&rec);
+        let (perfetto, polls) = perfetto_entries(&rec);
         prop_assert_eq!(viewer, perfetto);
+        prop_assert_eq!(analysis_polls(&rec), polls);
     }
 }

@@ -24,6 +24,8 @@ pub struct ChromeSink<'r, 'o> {
     async_open: HashMap<(u64, u32), Vec<(String, String)>>,
     /// Names of the slices open on each thread track, for their `E` events.
     open: HashMap<u32, Vec<String>>,
+    /// The name of each task with a poll open, which the poll's end repeats.
+    polls_open: HashMap<u64, String>,
 }
 
 impl<'r, 'o> ChromeSink<'r, 'o> {
@@ -58,6 +60,7 @@ impl<'r, 'o> ChromeSink<'r, 'o> {
             tids,
             async_open: HashMap::new(),
             open: HashMap::new(),
+            polls_open: HashMap::new(),
         };
         sink.out.write_all(b"{\"traceEvents\":[\n")?;
         let pid = sink.pid;
@@ -103,7 +106,7 @@ impl<'r, 'o> ChromeSink<'r, 'o> {
     fn tid(&self, track: Track) -> u64 {
         match track {
             Track::Process => 0,
-            Track::Thread(t) | Track::Async { thread: t, .. } => {
+            Track::Thread(t) | Track::Async { thread: t, .. } | Track::Task { thread: t, .. } => {
                 self.tids.get(&t).copied().unwrap_or(t as u64)
             }
         }
@@ -165,6 +168,11 @@ impl<'r, 'o> ChromeSink<'r, 'o> {
     }
 }
 
+/// A task's async id: all its polls, whichever thread ran them, on one track.
+fn task_id(span: u64) -> String {
+    format!("task.0x{span:x}")
+}
+
 /// An async slice's id: one per span and thread, as its track in the Perfetto export, so
 /// entries of one span on two threads at once never pair up with each other's ends.
 fn async_id(span: u64, thread: u32) -> String {
@@ -174,6 +182,18 @@ fn async_id(span: u64, thread: u32) -> String {
 impl Sink for ChromeSink<'_, '_> {
     fn begin(&mut self, s: &Slice<'_>) -> anyhow::Result<()> {
         let tid = self.tid(s.track);
+        if let Track::Task { span, thread } = s.track {
+            // One async track per task, named after it; each poll names its worker.
+            let name = flightrec_analysis::tasks::task_name(&self.names, s.callsite, s.fields);
+            let (worker, worker_tid) = self.names.thread(thread);
+            let e = json!({
+                "name": name, "cat": "task", "ph": "b", "id": task_id(span),
+                "ts": self.ts(s.ts), "pid": self.pid, "tid": tid,
+                "args": {"span_id": span, "worker": worker, "worker_tid": worker_tid},
+            });
+            self.polls_open.insert(span, name);
+            return self.event(&e);
+        }
         let name = self.names.callsite_name(s.callsite).to_owned();
         let cat = self.category(s.callsite);
         let mut args = s.callsite.map_or_else(Map::new, |c| self.args(c, s.fields));
@@ -192,7 +212,7 @@ impl Sink for ChromeSink<'_, '_> {
                     .push((name, cat));
             }
             Track::Thread(t) => self.open.entry(t).or_default().push(name),
-            Track::Process => {}
+            Track::Process | Track::Task { .. } => {}
         }
         self.event(&e)?;
         self.flows(s.ts, tid, s.flows)
@@ -217,6 +237,16 @@ impl Sink for ChromeSink<'_, '_> {
                 json!({
                     "name": name, "ph": "E", "ts": self.ts(ts), "pid": self.pid,
                     "tid": tid, "args": {"span_id": span},
+                })
+            }
+            Track::Task { span, .. } => {
+                let name = self
+                    .polls_open
+                    .remove(&span)
+                    .unwrap_or_else(|| "task".into());
+                json!({
+                    "name": name, "cat": "task", "ph": "e", "id": task_id(span),
+                    "ts": self.ts(ts), "pid": self.pid, "tid": tid,
                 })
             }
             Track::Process => return Ok(()),

@@ -141,7 +141,7 @@ pub fn plan(
     records: impl Iterator<Item = Record>,
     progress: &indicatif::ProgressBar,
 ) -> SpanPlan {
-    let mut plan = SpanPlan::new();
+    let mut plan = SpanPlan::for_recording(rec);
     for (n, r) in records.enumerate() {
         if n % PROGRESS_STEP == PROGRESS_STEP - 1 {
             progress.inc(PROGRESS_STEP as u64);
@@ -161,6 +161,9 @@ pub enum Track {
     Thread(u32),
     /// A span that exits out of nesting order, as entered on one thread (by index).
     Async { span: u64, thread: u32 },
+    /// An async task's own track (see `SpanPlan::is_task`), holding its polls; each poll
+    /// names the thread (by index) that ran it.
+    Task { span: u64, thread: u32 },
 }
 
 /// One step of a flow (an arrow between slices or instants, possibly across threads).
@@ -212,6 +215,9 @@ struct Walk<'p> {
     links_made: HashMap<u64, usize>,
     /// Each live span's fields (from its creation and later `record`s).
     fields: HashMap<u64, Vec<FieldValue>>,
+    /// Tasks with a poll open on their own track, and the thread running it. A span entered
+    /// on two threads at once (not a real task's poll) shows its first entry there only.
+    polling: HashMap<u64, u32>,
     flows: Vec<FlowStep>,
 }
 
@@ -228,8 +234,19 @@ fn track(s: &Step) -> Track {
 
 impl Walk<'_> {
     fn step(&mut self, sink: &mut dyn Sink, s: Step) -> anyhow::Result<()> {
+        // A task's poll: its span entered outermost on a thread.
+        let is_poll = s.placement == Placement::Nested { depth: 0 } && self.plan.is_task(s.span);
         if s.kind == StepKind::End {
-            return sink.end(s.ts, track(&s), s.span);
+            sink.end(s.ts, track(&s), s.span)?;
+            if is_poll && self.polling.get(&s.span) == Some(&s.thread) {
+                self.polling.remove(&s.span);
+                let task = Track::Task {
+                    span: s.span,
+                    thread: s.thread,
+                };
+                sink.end(s.ts, task, s.span)?;
+            }
+            return Ok(());
         }
         self.flows.clear();
         if let Some(facts) = self.plan.facts(s.span).filter(|f| f.moved) {
@@ -252,14 +269,31 @@ impl Walk<'_> {
                 });
             }
         }
+        let callsite = self.rec.span_callsites.get(&s.span).copied();
+        let fields = self.fields.get(&s.span).map_or(&[][..], |f| f.as_slice());
         sink.begin(&Slice {
             ts: s.ts,
             track: track(&s),
             span: s.span,
-            callsite: self.rec.span_callsites.get(&s.span).copied(),
-            fields: self.fields.get(&s.span).map_or(&[], |f| f.as_slice()),
+            callsite,
+            fields,
             flows: &self.flows,
-        })
+        })?;
+        if is_poll && !self.polling.contains_key(&s.span) {
+            self.polling.insert(s.span, s.thread);
+            sink.begin(&Slice {
+                ts: s.ts,
+                track: Track::Task {
+                    span: s.span,
+                    thread: s.thread,
+                },
+                span: s.span,
+                callsite,
+                fields,
+                flows: &[],
+            })?;
+        }
+        Ok(())
     }
 
     fn follows_from(&mut self, sink: &mut dyn Sink, r: &Record) -> anyhow::Result<()> {
@@ -298,6 +332,7 @@ pub fn walk(
         rec,
         links_made: HashMap::new(),
         fields: HashMap::new(),
+        polling: HashMap::new(),
         flows: Vec::new(),
     };
     let mut spans = SpanWalker::new(plan);

@@ -168,6 +168,8 @@ pub struct PerfettoSink<'r, 'o> {
     event_names: Interner,
     annotation_names: Interner,
     async_tracks: HashMap<(u64, u32), u64>,
+    /// Each task's own track, by its span.
+    task_tracks: HashMap<u64, u64>,
     started: bool,
 }
 
@@ -182,6 +184,7 @@ impl<'r, 'o> PerfettoSink<'r, 'o> {
             event_names: Interner::default(),
             annotation_names: Interner::default(),
             async_tracks: HashMap::new(),
+            task_tracks: HashMap::new(),
             started: false,
         }
     }
@@ -250,6 +253,11 @@ impl<'r, 'o> PerfettoSink<'r, 'o> {
         Ok(match track {
             Track::Process => PROCESS_UUID,
             Track::Thread(t) => thread_uuid(t),
+            Track::Task { span, .. } => match self.task_tracks.get(&span) {
+                Some(&u) => u,
+                // Declared by the task's first poll (`task_track`).
+                None => anyhow::bail!("internal error: task {span} ends before it begins"),
+            },
             Track::Async { span, thread } => {
                 if let Some(&u) = self.async_tracks.get(&(span, thread)) {
                     return Ok(u);
@@ -368,8 +376,63 @@ fn flow_ids(flows: &[FlowStep]) -> (Vec<u64>, Vec<u64>) {
     (ids, terminating)
 }
 
+impl PerfettoSink<'_, '_> {
+    /// A task's track, a child of the process track named after the task, declared at its
+    /// first poll.
+    fn task_track(&mut self, s: &Slice<'_>) -> anyhow::Result<u64> {
+        if let Some(&u) = self.task_tracks.get(&s.span) {
+            return Ok(u);
+        }
+        let uuid = (2 << 40) + self.task_tracks.len() as u64;
+        self.task_tracks.insert(s.span, uuid);
+        let name = flightrec_analysis::tasks::task_name(&self.names, s.callsite, s.fields);
+        self.write_packet(TracePacket {
+            track_descriptor: Some(TrackDescriptor {
+                uuid: Some(uuid),
+                name: Some(name),
+                parent_uuid: Some(PROCESS_UUID),
+                ..TrackDescriptor::default()
+            }),
+            ..TracePacket::default()
+        })?;
+        Ok(uuid)
+    }
+
+    /// A poll on a task's track: named after the worker thread that ran it, so polls are
+    /// coloured by worker.
+    fn poll(&mut self, s: &Slice<'_>, thread: u32) -> anyhow::Result<()> {
+        let track_uuid = self.task_track(s)?;
+        let (thread_name, tid) = self.names.thread(thread);
+        let mut new = InternedData::default();
+        let name_iid = self
+            .event_names
+            .intern(&format!("{thread_name} [{tid}]"), &mut new.event_names);
+        let category_iids = vec![self.categories.intern("poll", &mut new.event_categories)];
+        let debug_annotations = vec![
+            self.annotation("span_id", &Value::U64(s.span), &mut new),
+            self.annotation("tid", &Value::U64(tid), &mut new),
+        ];
+        let p = self.event_packet(
+            s.ts,
+            TrackEvent {
+                category_iids,
+                debug_annotations,
+                r#type: Some(TYPE_SLICE_BEGIN),
+                name_iid: Some(name_iid),
+                track_uuid: Some(track_uuid),
+                ..TrackEvent::default()
+            },
+            new,
+        );
+        self.write_packet(p)
+    }
+}
+
 impl Sink for PerfettoSink<'_, '_> {
     fn begin(&mut self, s: &Slice<'_>) -> anyhow::Result<()> {
+        if let Track::Task { thread, .. } = s.track {
+            return self.poll(s, thread);
+        }
         let track_uuid = self.track_uuid(s.track, s.callsite)?;
         let mut new = InternedData::default();
         let name_iid = self

@@ -27,6 +27,7 @@ pub mod tasks;
 pub use names::{Names, TITLE_MAX_CHARS};
 pub use objects::{ObjectKey, Trail};
 pub use spans::{
-    entries, initial_stack, merge_fields, Entry, Placement, SpanPlan, SpanWalker, Step, StepKind,
+    entries, entries_of_plan, initial_stack, merge_fields, Entry, Placement, SpanPlan, SpanWalker,
+    Step, StepKind,
 };
 pub use tasks::{Task, Tasks, TokioIds};

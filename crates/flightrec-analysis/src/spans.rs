@@ -20,7 +20,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use flightrec_format::{FieldValue, Record, RecordKind, Trigger, TriggerReason};
+use flightrec_format::meta::tokio_task;
+use flightrec_format::{FieldValue, Record, RecordKind, Recording, Trigger, TriggerReason};
 
 /// The spans entered on a thread before the record `r` (its chunk context), outermost
 /// first: an enter record's stack already holds the span it enters.
@@ -68,6 +69,12 @@ pub struct SpanPlan {
     next_follow: u64,
     /// Per thread: the spans entered, outermost first.
     stacks: HashMap<u32, Vec<u64>>,
+    /// Live spans entered outermost on a thread at least once.
+    outermost: HashSet<u64>,
+    /// Spans that are async tasks (see [`SpanPlan::is_task`]).
+    tasks: HashSet<u64>,
+    /// The callsite of tokio tasks recorded by the `tokio` feature, if the recording has it.
+    tokio_callsite: Option<u32>,
     /// The earliest and latest timestamps (records and, after `finish`, the trigger).
     pub start_ts: i64,
     pub end_ts: i64,
@@ -80,6 +87,28 @@ impl SpanPlan {
             end_ts: i64::MIN,
             ..SpanPlan::default()
         }
+    }
+
+    /// A plan for a stream of `rec`'s records, knowing its callsites (tokio tasks).
+    pub fn for_recording(rec: &Recording) -> SpanPlan {
+        SpanPlan {
+            tokio_callsite: rec
+                .callsites
+                .values()
+                .find(|c| tokio_task::is(c))
+                .map(|c| c.id),
+            ..SpanPlan::new()
+        }
+    }
+
+    /// The whole first pass over a recording's records, knowing its callsites.
+    pub fn of_recording(rec: &Recording) -> SpanPlan {
+        let mut plan = SpanPlan::for_recording(rec);
+        for r in &rec.records {
+            plan.observe(r);
+        }
+        plan.finish(&rec.trigger);
+        plan
     }
 
     /// The whole first pass over `records`.
@@ -101,13 +130,24 @@ impl SpanPlan {
             for &s in &initial {
                 self.note_enter(s, r.thread);
             }
+            if let Some(&first) = initial.first() {
+                self.note_outermost(first, r.thread);
+            }
             self.stacks.insert(r.thread, initial);
         }
         match r.kind {
+            RecordKind::SpanNew if self.tokio_callsite == Some(r.callsite) => {
+                self.tasks.insert(r.span);
+            }
             RecordKind::Enter => {
                 self.note_enter(r.span, r.thread);
                 if !self.own_track.contains(&r.span) {
-                    self.stacks.entry(r.thread).or_default().push(r.span);
+                    let stack = self.stacks.entry(r.thread).or_default();
+                    let outermost = stack.is_empty();
+                    stack.push(r.span);
+                    if outermost {
+                        self.note_outermost(r.span, r.thread);
+                    }
                 }
             }
             RecordKind::Exit => {
@@ -122,11 +162,13 @@ impl SpanPlan {
                 }
             }
             // Ids are never reused: a closed span is entered no more.
-            RecordKind::Close
+            RecordKind::Close => {
+                self.settle_task(r.span);
                 if self.spans.get(&r.span).is_some_and(|s| !s.moved)
-                    && !self.follows.contains_key(&r.span) =>
-            {
-                self.spans.remove(&r.span);
+                    && !self.follows.contains_key(&r.span)
+                {
+                    self.spans.remove(&r.span);
+                }
             }
             RecordKind::FollowsFrom => {
                 if let Some(cause) = r.follows {
@@ -154,6 +196,34 @@ impl SpanPlan {
             self.end_ts = 0;
         }
         self.stacks = HashMap::new();
+        let live: Vec<u64> = self.outermost.iter().copied().collect();
+        for span in live {
+            self.settle_task(span);
+        }
+    }
+
+    fn note_outermost(&mut self, span: u64, _thread: u32) {
+        self.outermost.insert(span);
+    }
+
+    /// Decides, once its entries are all seen, whether an outermost span is a task.
+    fn settle_task(&mut self, span: u64) {
+        if self.outermost.remove(&span) {
+            if let Some(f) = self.spans.get(&span) {
+                if f.enters >= 2 || f.moved {
+                    self.tasks.insert(span);
+                }
+            }
+        }
+    }
+
+    /// Whether `span` is an async task or request: a tokio task recorded by the `tokio`
+    /// feature, or a span entered outermost on its thread at least once and entered more
+    /// than once or on more than one thread (the root span of an `.instrument`ed future,
+    /// each entry a poll). A root span entered once is an ordinary span on its thread.
+    /// Known after `finish`; agrees with `tasks::Task::is_async`.
+    pub fn is_task(&self, span: u64) -> bool {
+        self.tasks.contains(&span)
     }
 
     fn note_enter(&mut self, span: u64, thread: u32) {
@@ -392,7 +462,12 @@ pub struct Entry {
 /// entry, in the order they ended.
 pub fn entries(records: &[Record], trigger: &Trigger) -> Vec<Entry> {
     let plan = SpanPlan::of(records, trigger);
-    let mut walker = SpanWalker::new(&plan);
+    entries_of_plan(&plan, records)
+}
+
+/// The second pass alone, over the records `plan` was made from.
+pub fn entries_of_plan(plan: &SpanPlan, records: &[Record]) -> Vec<Entry> {
+    let mut walker = SpanWalker::new(plan);
     // Per (thread, placement, span): the open entries' begins and enter records.
     type Open = HashMap<(u32, Placement, u64), Vec<(i64, Option<u64>)>>;
     let mut open: Open = HashMap::new();

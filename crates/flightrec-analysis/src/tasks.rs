@@ -8,16 +8,16 @@
 //!
 //! One rule, used by every reader: a record belongs to the task whose span was outermost on
 //! its thread when it was written (`Record::spans[0]`). A task is a span that is outermost
-//! in some record, or a root span never seen inside another (a request created but not yet
-//! polled). Its polls are that span's entries; the spans it enters nest inside them.
+//! in some record, or a root span never entered (a request created but not yet polled).
+//! Its polls are that span's entries; the spans it enters nest inside them.
 
 use std::collections::{HashMap, HashSet};
 
 use flightrec_format::meta::tokio_task;
-use flightrec_format::{FieldValue, Record, RecordKind, Recording, Trigger, Value};
+use flightrec_format::{FieldValue, Record, RecordKind, Recording, Value};
 
 use crate::names::Names;
-use crate::spans::{entries, merge_fields, Entry, Placement};
+use crate::spans::{entries_of_plan, merge_fields, Entry, Placement, SpanPlan};
 
 /// One poll: the task's span entered on a thread, from `begin` to `end` (ns since the Unix
 /// epoch).
@@ -30,6 +30,9 @@ pub struct Poll {
     pub starts_before_data: bool,
     /// Still running when the data ends.
     pub open_at_end: bool,
+    /// The task's span was the outermost on the thread (not re-entered inside itself or
+    /// inside another span): what a poll by a runtime is.
+    pub outermost: bool,
 }
 
 /// A span entered inside a task's polls, placed relative to the task: depth 1 is a span the
@@ -69,6 +72,10 @@ pub struct Task {
     pub inner: Vec<Inner>,
     /// Positions in the record slice of its records, in time order.
     pub records: Vec<usize>,
+    /// Whether it is an async task (what the exporters give a track of its own): a tokio
+    /// task, or a span entered more than once or on more than one thread. A root span
+    /// entered once is an ordinary span of its thread. The rule is `SpanPlan::is_task`.
+    pub is_async: bool,
 }
 
 impl Task {
@@ -117,36 +124,44 @@ pub fn task_of(r: &Record) -> Option<u64> {
 impl Tasks {
     /// The tasks of `rec`.
     pub fn of(rec: &Recording) -> Tasks {
-        Tasks::from_records(&rec.records, &rec.trigger, Names::new(rec))
+        let plan = SpanPlan::of_recording(rec);
+        let entries = entries_of_plan(&plan, &rec.records);
+        Tasks::from_parts(&rec.records, &entries, &plan, Names::new(rec))
     }
 
-    /// The tasks of a record slice, with `names` from the same recording.
-    pub fn from_records(records: &[Record], trigger: &Trigger, names: Names<'_>) -> Tasks {
-        let entries = entries(records, trigger);
-        Tasks::from_entries(records, &entries, names)
-    }
-
-    /// As `from_records`, reusing entries already reconstructed by [`entries`].
-    pub fn from_entries(records: &[Record], entries: &[Entry], names: Names<'_>) -> Tasks {
-        // Which spans are tasks.
+    /// The tasks of `records`, from their span plan and the entries it placed, with `names`
+    /// from the same recording.
+    pub fn from_parts(
+        records: &[Record],
+        entries: &[Entry],
+        plan: &SpanPlan,
+        names: Names<'_>,
+    ) -> Tasks {
+        // Which spans are tasks: outermost somewhere, or created as roots and never entered.
         let mut outermost: HashSet<u64> = HashSet::new();
-        let mut nested: HashSet<u64> = HashSet::new();
+        let mut entered: HashSet<u64> = HashSet::new();
         let mut created_root: Vec<u64> = Vec::new();
         for r in records {
-            if let Some((&first, rest)) = r.spans.split_first() {
+            if let Some(&first) = r.spans.first() {
                 outermost.insert(first);
-                nested.extend(rest.iter().copied());
+                entered.extend(r.spans.iter().copied());
             }
             if r.kind == RecordKind::SpanNew && r.parent.is_none() {
                 created_root.push(r.span);
             }
         }
-        let mut candidates: Vec<u64> = outermost.into_iter().collect();
-        candidates.extend(created_root);
+        // Outermost on a thread as the placement rule sees it, too.
+        for e in entries {
+            if e.placement == (Placement::Nested { depth: 0 }) {
+                outermost.insert(e.span);
+            }
+        }
+        let mut candidates: Vec<u64> = outermost.iter().copied().collect();
+        candidates.extend(created_root.into_iter().filter(|s| !entered.contains(s)));
         let mut list: Vec<Task> = Vec::new();
         let mut by_span: HashMap<u64, usize> = HashMap::new();
         for span in candidates {
-            if nested.contains(&span) || by_span.contains_key(&span) {
+            if by_span.contains_key(&span) {
                 continue;
             }
             by_span.insert(span, list.len());
@@ -159,6 +174,7 @@ impl Tasks {
                 polls: Vec::new(),
                 inner: Vec::new(),
                 records: Vec::new(),
+                is_async: plan.is_task(span),
             });
         }
         // Records, creation, close, fields.
@@ -199,6 +215,7 @@ impl Tasks {
                     end: e.end,
                     starts_before_data: e.enter_record.is_none(),
                     open_at_end: e.open_at_end,
+                    outermost: e.placement == Placement::Nested { depth: 0 },
                 });
                 polls_by_thread
                     .entry(e.thread)
@@ -332,37 +349,41 @@ fn tokio_info(fields: &[FieldValue]) -> TokioTask {
     TokioTask { id, spawned_at }
 }
 
-/// A task's one-line label: its span's name and fields (`request id=3`); for a tokio task,
-/// `task 17` followed by the request it runs, if any.
-pub fn label(names: &Names<'_>, task: &Task) -> String {
-    let name_and_fields = |span: u64, fields: &[FieldValue]| {
-        let mut s = names.span_name(span).to_string();
-        if let Some(cs) = names.span_callsite(span) {
-            for f in fields {
-                s.push(' ');
-                s.push_str(&names.field_name(cs, f.index));
-                s.push('=');
-                s.push_str(&f.value.to_text());
-            }
-        }
-        s
-    };
-    match &task.tokio {
-        Some(t) => {
-            let mut s = format!("task {}", t.id);
-            if let Some(inner) = task
-                .inner
-                .iter()
-                .filter(|i| i.depth == 1)
-                .min_by_key(|i| i.begin)
-            {
-                s.push_str(" · ");
-                s.push_str(names.span_name(inner.span));
-            }
-            s
-        }
-        None => name_and_fields(task.span, &task.fields),
+/// A task's name from its root span alone: `task 17` for a tokio task, else the span's
+/// name and fields (`request id=3`). What the exporters name a task's track.
+pub fn task_name(names: &Names<'_>, callsite: Option<u32>, fields: &[FieldValue]) -> String {
+    let cs = callsite.and_then(|c| names.callsite(c));
+    if cs.is_some_and(tokio_task::is) {
+        return format!("task {}", tokio_info(fields).id);
     }
+    let mut s = names.callsite_name(callsite).to_string();
+    if let Some(c) = callsite {
+        for f in fields {
+            s.push(' ');
+            s.push_str(&names.field_name(c, f.index));
+            s.push('=');
+            s.push_str(&f.value.to_text());
+        }
+    }
+    s
+}
+
+/// A task's one-line label: [`task_name`], and for a tokio task the name of the span it
+/// runs, if any (`task 17 · request`).
+pub fn label(names: &Names<'_>, task: &Task) -> String {
+    let mut s = task_name(names, names.span_callsite(task.span), &task.fields);
+    if task.tokio.is_some() {
+        if let Some(inner) = task
+            .inner
+            .iter()
+            .filter(|i| i.depth == 1)
+            .min_by_key(|i| i.begin)
+        {
+            s.push_str(" · ");
+            s.push_str(names.span_name(inner.span));
+        }
+    }
+    s
 }
 
 /// The tokio task id of each record of a stream, in one streaming pass (for readers that
