@@ -5,7 +5,9 @@
 //
 // MODE: "interleave" (lanes, click an event, click a field value), "xss" (hostile strings
 // stay text), "scale" (time to first render, a zoom and a pan), "demo" (`flightrec demo`
-// opens the viewer on its race; DUMP is then the demo's directory).
+// opens the viewer on its race; DUMP is then the demo's directory), "tasks" (the task view:
+// proposed, switched to with a selection, lanes and polls; scrolling through many tasks),
+// "asyncdemo" (`flightrec demo --async` opens the task view on its interleaved requests).
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -18,7 +20,8 @@ mkdirSync(artifacts, { recursive: true });
 function startViewer() {
   return new Promise((resolve, reject) => {
     // In "demo" mode DUMP is the demo's directory and the demo starts the viewer itself.
-    const args = mode === "demo" ? ["demo", "--dir", dump] : ["view", dump];
+    const args = mode === "demo" ? ["demo", "--dir", dump]
+      : mode === "asyncdemo" ? ["demo", "--async", "--dir", dump] : ["view", dump];
     const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
@@ -62,6 +65,8 @@ try {
   result.lanes = await page.locator(".lane-label").count();
   result.laneNames = await page.locator(".lane-label").evaluateAll((ls) => ls.map((l) => l.firstChild.textContent.trim()));
   result.banner = await page.locator("#banner").textContent();
+  result.metaLanes = await page.evaluate(() => window.flightrecView.state.meta.lanes.map((l) => ({ thread: l.thread, name: l.name })));
+  result.origin = await page.evaluate(() => window.flightrecView.state.meta.origin);
 
   const settle = () => page.evaluate(() => window.flightrecView.settled());
   const timed = async (f) => {
@@ -131,6 +136,80 @@ try {
         .filter((r) => r.t >= s.view.start && r.t <= s.view.end)
         .map((r) => ({ lane: s.meta.lanes[r.lane].name, title: r.title }));
     });
+  }
+
+  if (mode === "tasks") {
+    const fv = () => window.flightrecView;
+    result.proposed = await page.locator("#proposal").isVisible();
+    result.proposalText = await page.locator("#proposal-text").textContent();
+    if (opts.clickTitle) {
+      // Select an object in the thread view first: the switch must keep it.
+      const events = await page.evaluate(() => window.flightrecView.drawnEvents());
+      // One the click lands on (the first drawn under the pointer is the one clicked).
+      const under = (c) => events.find((e) => Math.abs(e.x - c.x) <= 5 && Math.abs(e.y - c.y) <= 7);
+      const target = events.find((e) => e.title === opts.clickTitle && under(e) === e);
+      if (!target) throw new Error(`no clickable drawn event titled ${opts.clickTitle}`);
+      await page.mouse.click(target.x, target.y);
+      await page.waitForFunction((t) => document.querySelector("#details h3")?.textContent === t, opts.clickTitle);
+      await page.locator(`#details button.value[data-field="${opts.field}"]`).click();
+      await page.waitForFunction(() => window.flightrecView.state.object);
+      result.selectedBefore = await page.evaluate(() => window.flightrecView.state.selected);
+      result.highlightedBefore = await page.evaluate(() => window.flightrecView.highlighted());
+    }
+    const switched = Date.now();
+    await page.locator("#mode-tasks").click();
+    await page.waitForFunction(() => window.flightrecView.mode() === "tasks");
+    await settle();
+    result.switchMs = Date.now() - switched;
+    result.taskCount = await page.evaluate(() => window.flightrecView.taskCount());
+    result.selectedAfter = await page.evaluate(() => window.flightrecView.state.selected);
+    result.highlightedAfter = await page.evaluate(() => window.flightrecView.highlighted());
+    result.objectTitle = await page.locator("#object-title").textContent();
+    result.objectDrawnOn = await page.evaluate(() => {
+      const s = window.flightrecView.state;
+      return (s.object?.records || []).map((r) => ({ task: r.task, handover: r.task_handover }));
+    });
+    result.labelsInDom = await page.locator("#labels .task-label").count();
+    // Zoom onto a few tasks' lives: their polls, drawn, with the worker that ran each.
+    result.zoomed = [];
+    for (const position of opts.zoomOn || []) {
+      await page.evaluate((p) => window.flightrecView.scrollToTask(p), position);
+      await settle();
+      const t = (await page.evaluate(() => window.flightrecView.visibleTasks())).find((x) => x.position === position);
+      await page.evaluate((t) => window.flightrecView.setView(t.start - (t.end - t.start) * 0.02, t.end + (t.end - t.start) * 0.02), t);
+      await page.waitForTimeout(20);
+      await settle();
+      const seen = (await page.evaluate(() => window.flightrecView.visibleTasks())).find((x) => x.position === position);
+      result.zoomed.push(seen);
+    }
+    await page.screenshot({ path: join(artifacts, "timeline-tasks-view.png") });
+    // Scroll through the lanes: each scroll redraws from what the page holds at once.
+    result.scrollMs = [];
+    const count = result.taskCount;
+    for (const f of opts.scrollTo || []) {
+      const position = Math.min(count - 1, Math.floor(f * count));
+      result.scrollMs.push(await timed(() => page.evaluate((p) => window.flightrecView.scrollToTask(p), position)));
+      const vis = await page.evaluate(() => window.flightrecView.visibleTasks());
+      if (!vis.some((v) => v.position === position)) throw new Error(`lane ${position} not on screen after scrolling to it`);
+    }
+    result.scrollFrameMs = await page.evaluate(() => window.flightrecView.scrollTimes());
+    result.labelsInDomAfterScroll = await page.locator("#labels .task-label").count();
+    // Back to threads: the selection stays.
+    await page.locator("#mode-threads").click();
+    await settle();
+    result.modeBack = await page.evaluate(() => window.flightrecView.mode());
+    result.highlightedBack = await page.evaluate(() => window.flightrecView.highlighted());
+    result.lanesBack = await page.locator(".lane-label").count();
+    void fv;
+  }
+
+  if (mode === "asyncdemo") {
+    await page.waitForFunction(() => window.flightrecView.state.object && window.flightrecView.mode() === "tasks");
+    await settle();
+    result.objectTitle = await page.locator("#object-title").textContent();
+    result.visibleTasks = await page.evaluate(() => window.flightrecView.visibleTasks());
+    result.objectRecords = await page.evaluate(() => window.flightrecView.state.object.records.map((r) => ({ task: r.task, handover: r.task_handover, t: r.t, title: r.title })));
+    result.view = await page.evaluate(() => ({ ...window.flightrecView.state.view }));
   }
 
   if (mode === "scale") {

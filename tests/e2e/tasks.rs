@@ -66,21 +66,133 @@ fn run_requests() -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, dump)
 }
 
-#[test]
-fn requests_on_a_tokio_runtime_are_attributed_and_their_polls_found() {
-    // Which workers run what is the runtime's choice: run until a recording has requests
-    // polled on several workers (nearly always the first), checking every recording.
+/// A recording of the requests in which the runtime polled them on several workers (which
+/// workers run what is its choice: nearly always the first run), every recording checked.
+fn requests_on_several_workers() -> (tempfile::TempDir, std::path::PathBuf) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let (_dir, dump) = run_requests();
+        let (dir, dump) = run_requests();
         if check_requests(&dump) >= 2 {
-            break;
+            return (dir, dump);
         }
         assert!(
             std::time::Instant::now() < deadline,
             "in a minute of runs, the runtime never used two workers"
         );
     }
+}
+
+#[test]
+fn requests_on_a_tokio_runtime_are_attributed_and_their_polls_found() {
+    requests_on_several_workers();
+}
+
+/// The task view in a real browser: proposed for this dump, one lane per request, each
+/// poll drawn on its lane with the worker that ran it and the waits between polls, the
+/// selection kept across the switch both ways.
+#[test]
+fn the_task_view_shows_each_request_with_its_polls_on_their_workers() {
+    if !crate::viewer::browser_available() {
+        return;
+    }
+    let (_dir, dump) = requests_on_several_workers();
+    let r = flightrec_format::open(&dump).unwrap();
+    let tasks = Tasks::of(&r);
+    let out = crate::viewer::drive(
+        "tasks",
+        &dump,
+        serde_json::json!({
+            "clickTitle": "step", "field": "id",
+            "zoomOn": [0, 17, 39], "scrollTo": [0.5, 0.95, 0.0],
+        }),
+    );
+    assert_eq!(out["proposed"], true, "{}", out["proposalText"]);
+    assert_eq!(out["taskCount"], REQUESTS);
+    // The selection survives the switch, and the switch back.
+    assert!(!out["highlightedBefore"].as_array().unwrap().is_empty());
+    assert_eq!(out["highlightedAfter"], out["highlightedBefore"]);
+    assert_eq!(out["selectedAfter"], out["selectedBefore"]);
+    assert_eq!(out["highlightedBack"], out["highlightedBefore"]);
+    assert_eq!(out["modeBack"], "threads");
+    // The object's records are placed on tasks.
+    assert!(out["objectDrawnOn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|o| o["task"].is_u64()));
+    let origin: i64 = out["origin"].as_str().unwrap().parse().unwrap();
+    let lane_thread: Vec<u64> = out["metaLanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["thread"].as_u64().unwrap())
+        .collect();
+    for seen in out["zoomed"].as_array().unwrap() {
+        let task = &tasks.list[seen["task"].as_u64().unwrap() as usize];
+        let label = seen["label"].as_str().unwrap();
+        assert!(label.starts_with("request id="), "{label}");
+        // Every poll of the task is drawn, on the worker that ran it.
+        let drawn: Vec<(i64, i64, u64)> = seen["polls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let worker = p["worker"].as_u64().unwrap() as usize;
+                (
+                    p["b"].as_i64().unwrap() + origin,
+                    p["e"].as_i64().unwrap() + origin,
+                    lane_thread[worker],
+                )
+            })
+            .collect();
+        let expected: Vec<(i64, i64, u64)> = task
+            .polls
+            .iter()
+            .map(|p| (p.begin, p.end, p.thread as u64))
+            .collect();
+        // Polls narrower than a pixel are drawn merged, as a busy stretch of the poll row.
+        let clumps: Vec<(i64, i64)> = seen["clumps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["row"] == 0)
+            .map(|c| {
+                (
+                    c["b"].as_i64().unwrap() + origin,
+                    c["e"].as_i64().unwrap() + origin,
+                )
+            })
+            .collect();
+        for p in &expected {
+            assert!(
+                drawn.contains(p) || clumps.iter().any(|&(b, e)| b <= p.0 && p.1 <= e),
+                "{label}: poll {p:?} not drawn"
+            );
+        }
+        assert!(drawn.iter().all(|p| expected.contains(p)), "{label}");
+        assert!(!drawn.is_empty(), "{label}: no poll wide enough to draw");
+        // Its life, drawn as waiting, holds every poll: the gaps between them are waits.
+        let life = &seen["life"];
+        let (lb, le) = (
+            life["b"].as_i64().unwrap() + origin,
+            life["e"].as_i64().unwrap() + origin,
+        );
+        assert!(
+            expected.iter().all(|&(b, e, _)| lb <= b && e <= le),
+            "{label}"
+        );
+        assert!(expected.len() as u64 > STEPS);
+    }
+    // Only lanes on screen have labels; scrolling moves them.
+    let in_dom = out["labelsInDom"].as_u64().unwrap();
+    assert!(
+        in_dom > 0 && in_dom < REQUESTS,
+        "{in_dom} labels for {REQUESTS} lanes"
+    );
+    eprintln!(
+        "task view: switch {} ms, scrolls {} ms (frames {} ms)",
+        out["switchMs"], out["scrollMs"], out["scrollFrameMs"]
+    );
 }
 
 /// Checks one recording of the requests; returns how many workers ran their polls.
@@ -248,4 +360,87 @@ fn each_request_gets_a_track_of_its_polls_in_both_exports() {
         assert_eq!(begins, ends, "{name}");
         assert_eq!(*begins, expected[name].len(), "{name}");
     }
+}
+
+/// Ten thousand tasks in one dump: the task view opens and scrolls without stalls, drawing
+/// and labelling only the lanes on screen. Times go to target/test-artifacts.
+#[test]
+fn ten_thousand_tasks_open_and_scroll_in_the_task_view() {
+    const TASKS: u64 = 10_000;
+    if !crate::viewer::browser_available() {
+        return;
+    }
+    let dir = scratch();
+    let rec = recorder(dir.path(), "many-tasks", 64 << 20);
+    let d = dispatch(&rec);
+    let on_workers = d.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(3)
+        .enable_all()
+        .on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&on_workers)))
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(&d, || {
+        rt.block_on(async {
+            let handles: Vec<_> = (0..TASKS)
+                .map(|id| {
+                    tokio::spawn(
+                        async move {
+                            tokio::task::yield_now().await;
+                            tracing::info!(id, "work");
+                            tokio::task::yield_now().await;
+                        }
+                        .instrument(tracing::info_span!("job", id)),
+                    )
+                })
+                .collect();
+            for h in handles {
+                h.await.unwrap();
+            }
+        })
+    });
+    drop(rt);
+    let dump = rec.snapshot().unwrap();
+    let r = flightrec_format::open(&dump).unwrap();
+    assert_eq!(r.threads.iter().map(|t| t.overwritten).sum::<u64>(), 0);
+    let out = crate::viewer::drive(
+        "tasks",
+        &dump,
+        serde_json::json!({"scrollTo": [0.25, 0.5, 0.75, 0.999, 0.0]}),
+    );
+    assert_eq!(out["taskCount"], TASKS);
+    let labels = out["labelsInDomAfterScroll"].as_u64().unwrap();
+    assert!(labels > 0 && labels < 100, "{labels} label elements");
+    // Each scroll is redrawn from what the page holds, at once; the lanes' contents follow
+    // when the server answers.
+    let frames: Vec<f64> = out["scrollFrameMs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(!frames.is_empty());
+    assert!(
+        frames.iter().all(|&ms| ms < 250.0),
+        "a scroll redraw stalled: {frames:?}"
+    );
+    let scrolls: Vec<u64> = out["scrollMs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert!(scrolls.iter().all(|&ms| ms < 10_000), "{scrolls:?}");
+    let report = serde_json::json!({
+        "tasks": TASKS, "records": r.records.len(),
+        "task_view_first_render_ms": out["switchMs"], "scroll_settled_ms": scrolls,
+        "scroll_frame_ms": frames, "thread_view_first_render_ms": out["firstRenderMs"],
+    });
+    std::fs::create_dir_all(crate::viewer::artifacts()).unwrap();
+    std::fs::write(
+        crate::viewer::artifacts().join("task-view-scale.json"),
+        report.to_string(),
+    )
+    .unwrap();
+    eprintln!("task view at scale: {report}");
 }

@@ -15,14 +15,14 @@ fn repo() -> PathBuf {
 }
 
 /// Screenshots and timings land here (CI keeps them as artifacts).
-fn artifacts() -> PathBuf {
+pub(crate) fn artifacts() -> PathBuf {
     repo().join("target/test-artifacts")
 }
 
 /// Whether node, playwright-core (npm, in tests/browser) and chromium are here. Required
 /// when FLIGHTREC_REQUIRE_BROWSER is set (`scripts/test.sh` installs them and sets it);
 /// otherwise a missing browser skips the test, saying so.
-fn browser_available() -> bool {
+pub(crate) fn browser_available() -> bool {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let ok = Path::new(&chromium).exists()
         && repo()
@@ -39,7 +39,7 @@ fn browser_available() -> bool {
 }
 
 /// Runs the browser script and returns what it saw; fails on any page error.
-fn drive(mode: &str, dump: &Path, opts: Json) -> Json {
+pub(crate) fn drive(mode: &str, dump: &Path, opts: Json) -> Json {
     let out = Command::new("node")
         .arg(repo().join("tests/browser/timeline.mjs"))
         .arg(mode)

@@ -1,5 +1,5 @@
 import { draw } from "./timeline-drawing.js";
-import { api, state, width } from "./timeline-state.js";
+import { api, placeTaskLabels, state, visibleLanes, width } from "./timeline-state.js";
 
 // ---- data -------------------------------------------------------------------------------
 
@@ -14,9 +14,29 @@ export function filterParams() {
 /** Margin asked for on each side of the view, in view widths. */
 export const MARGIN_VIEWS = 1;
 
+/** Task lanes asked for above and below those on screen. */
+export const MARGIN_LANES = 30;
+
+/** The view's part of a window request: threads, or the task lanes around those on screen. */
+export function viewParams() {
+  if (state.mode !== "tasks") return { view: "threads" };
+  const [first, last] = visibleLanes();
+  const from = Math.max(0, first - MARGIN_LANES);
+  return { view: "tasks", order: state.taskOrder, first: from, count: last + MARGIN_LANES - from };
+}
+
+/** Whether `req` was for the current view and holds every lane on screen. */
+function coversLanes(req) {
+  if (req.view.view !== state.mode) return false;
+  if (state.mode !== "tasks") return true;
+  const [first, last] = visibleLanes();
+  return req.view.order === state.taskOrder && req.view.first <= first && req.view.first + req.view.count >= last;
+}
+
 /** Whether the answer to `req` holds the current view at about the view's resolution. */
 export function covers(req) {
   if (!req || req.filters !== JSON.stringify(filterParams())) return false;
+  if (!coversLanes(req)) return false;
   const v = state.view;
   const nsPerPx = (v.end - v.start) / Math.max(1, width());
   const reqNsPerPx = (req.end - req.start) / req.width;
@@ -35,14 +55,23 @@ export function requestWindow(force) {
 /** The whole recording at the canvas's width: what zooming out shows before the answer. */
 export async function fetchOverview() {
   const full = Math.max(1, state.meta.end);
-  const req = { start: -full * 0.05, end: full * 1.05, width: Math.max(1, Math.round(width())), filters: JSON.stringify(filterParams()) };
+  const view = viewParams();
+  const req = { start: -full * 0.05, end: full * 1.05, width: Math.max(1, Math.round(width())), filters: JSON.stringify(filterParams()), view };
   const r = await fetch(api("/window", {
-    start: Math.floor(req.start), end: Math.ceil(req.end), width: req.width, ...filterParams(),
+    start: Math.floor(req.start), end: Math.ceil(req.end), width: req.width, ...view, ...filterParams(),
   }));
   if (!r.ok) return;
-  state.overview = await r.json();
+  const answer = await r.json();
+  if (view.view !== state.mode) return; // the view changed meanwhile
+  state.overview = answer;
   state.overviewReq = req;
   draw();
+}
+
+/** The overview holds the lanes on screen (the task view scrolls past what it asked for). */
+export function overviewCovers() {
+  const req = state.overviewReq;
+  return req && req.filters === JSON.stringify(filterParams()) && coversLanes(req);
 }
 
 export async function fetchWindow() {
@@ -57,13 +86,14 @@ export async function fetchWindow() {
     end: Math.ceil(v.end + MARGIN_VIEWS * span),
     width: px * (1 + 2 * MARGIN_VIEWS),
     filters: JSON.stringify(filterParams()),
+    view: viewParams(),
   };
-  const params = { start: req.start, end: req.end, width: req.width, ...filterParams() };
+  const params = { start: req.start, end: req.end, width: req.width, ...req.view, ...filterParams() };
   try {
     const r = await fetch(api("/window", params));
     const data = await r.json();
     if (!r.ok) throw new Error(data.error || r.statusText);
-    if (seq === state.fetchSeq) {
+    if (seq === state.fetchSeq && req.view.view === state.mode) {
       state.data = data;
       state.dataReq = req;
       draw();
@@ -83,3 +113,16 @@ export async function fetchWindow() {
 }
 
 export function setStatus(text) { document.getElementById("perf").textContent = text; }
+
+/** The task lanes scrolled: labels and drawing follow at once, the lanes' contents when the
+ * server answers (only for lanes the page does not hold yet). */
+export function scrollTasks() {
+  if (state.mode !== "tasks") return;
+  const t0 = performance.now();
+  state.scrollY = document.getElementById("timeline-wrap").scrollTop;
+  placeTaskLabels();
+  draw();
+  state.scrolls.push(performance.now() - t0);
+  requestWindow();
+  if (!overviewCovers()) fetchOverview();
+}

@@ -1,5 +1,5 @@
-import { filterParams, setStatus } from "./timeline-data.js";
-import { AXIS_H, DEPTH_H, EVENT_ROW, FLAGS, LANE_PAD, LEVEL_COLOURS, canvas, ctx, fmtDuration, state, wallClock, width, xOf } from "./timeline-state.js";
+import { overviewCovers, setStatus } from "./timeline-data.js";
+import { AXIS_H, DEPTH_H, EVENT_ROW, FLAGS, LANE_PAD, LEVEL_COLOURS, canvas, ctx, fmtDuration, laneTop, state, visibleLanes, wallClock, width, xOf } from "./timeline-state.js";
 
 // ---- drawing ----------------------------------------------------------------------------
 
@@ -44,7 +44,56 @@ export function drawAxis(w) {
   }
 }
 
+/** A worker's colour in the task view: each thread its own hue. */
+export function workerColour(lane, light) {
+  const l = state.meta.lanes[lane];
+  return `hsl(${hue((l ? l.name + "/" + l.tid : "?") + "#")}, 60%, ${light ? 62 : 45}%)`;
+}
+
+/** Task lanes: stripes, and the task's life from creation to close drawn as waiting (a thin
+ * dashed line on the poll row, the polls drawn over it). */
+export function drawTaskBackgrounds(w) {
+  const [first, last] = visibleLanes();
+  for (let i = first; i < last; i++) {
+    const t = state.tasks[i];
+    const y = laneTop(i);
+    const h = state.lanesY[i][1];
+    ctx.fillStyle = i % 2 ? "#fbfbfd" : "#ffffff";
+    ctx.fillRect(0, y, w, h);
+    if (state.taskOrder === "name" && i > 0 && state.tasks[i - 1].name !== t.name) {
+      ctx.strokeStyle = "#99a";
+      ctx.beginPath();
+      ctx.moveTo(0, y + 0.5);
+      ctx.lineTo(w, y + 0.5);
+      ctx.stroke();
+    }
+    const x0 = Math.max(-2, xOf(t.start));
+    const x1 = Math.min(w + 2, xOf(t.end));
+    if (x1 >= 0 && x0 <= w) {
+      const py = y + LANE_PAD + EVENT_ROW + DEPTH_H / 2;
+      ctx.strokeStyle = "#8a93a6";
+      ctx.setLineDash([3, 3]);
+      ctx.beginPath();
+      ctx.moveTo(x0, py + 0.5);
+      ctx.lineTo(x1, py + 0.5);
+      ctx.stroke();
+      ctx.setLineDash([]);
+      // Creation and close marks.
+      ctx.fillStyle = "#8a93a6";
+      ctx.fillRect(x0, py - 4, 1.5, 9);
+      if (!t.open) ctx.fillRect(x1 - 1.5, py - 4, 1.5, 9);
+      state.drawn.push({ kind: "life", lane: i, x: x0, y: py - 4, w: x1 - x0, h: 9, b: t.start, e: t.end });
+    }
+    ctx.strokeStyle = "#eef";
+    ctx.beginPath();
+    ctx.moveTo(0, y + h - 0.5);
+    ctx.lineTo(w, y + h - 0.5);
+    ctx.stroke();
+  }
+}
+
 export function drawLaneBackgrounds(w) {
+  if (state.mode === "tasks") return drawTaskBackgrounds(w);
   state.meta.lanes.forEach((l, i) => {
     const [y, h] = state.lanesY[i];
     ctx.fillStyle = i % 2 ? "#fbfbfd" : "#ffffff";
@@ -103,11 +152,13 @@ export function drawBars(w, laneIndex, lane, y) {
     if (!bar) {
       ctx.fillStyle = "#c9ced8";
       ctx.fillRect(x0, by + 1, bw, DEPTH_H - 2);
+      state.drawn.push({ x: x0, y: by, w: bw, h: DEPTH_H, kind: "clump", lane: laneIndex, d: depth, b: begin, e: end });
       continue;
     }
     const followed = state.follow && state.follow.span === bar.span;
     const selected = state.selected && state.selected.kind === "span" && state.selected.id === bar.span;
-    ctx.fillStyle = `hsl(${hue(bar.name)}, 55%, ${followed || selected ? 55 : 72}%)`;
+    const poll = bar.worker != null;
+    ctx.fillStyle = poll ? workerColour(bar.worker, !(followed || selected)) : `hsl(${hue(bar.name)}, 55%, ${followed || selected ? 55 : 72}%)`;
     ctx.fillRect(x0, by + 1, bw, DEPTH_H - 2);
     if (bar.flags & FLAGS.startsBeforeData) { ctx.fillStyle = "#a60"; ctx.fillRect(x0, by + 1, 2, DEPTH_H - 2); }
     if (bar.flags & FLAGS.openAtEnd) { ctx.fillStyle = "#a00"; ctx.fillRect(x0 + bw - 2, by + 1, 2, DEPTH_H - 2); }
@@ -122,11 +173,12 @@ export function drawBars(w, laneIndex, lane, y) {
       ctx.beginPath();
       ctx.rect(x0, by, bw, DEPTH_H);
       ctx.clip();
-      ctx.fillStyle = "#1d2330";
-      ctx.fillText(bar.name, Math.max(x0, 0) + 3, by + DEPTH_H - 3);
+      ctx.fillStyle = poll ? "#fff" : "#1d2330";
+      const text = poll ? (state.meta.lanes[bar.worker]?.name ?? "?") : bar.name;
+      ctx.fillText(text, Math.max(x0, 0) + 3, by + DEPTH_H - 3);
       ctx.restore();
     }
-    state.drawn.push({ x: x0, y: by, w: bw, h: DEPTH_H, kind: "span", span: bar.span, lane: laneIndex });
+    state.drawn.push({ x: x0, y: by, w: bw, h: DEPTH_H, kind: poll ? "poll" : "span", span: bar.span, lane: laneIndex, worker: bar.worker, b: begin, e: end });
   }
 }
 
@@ -156,8 +208,13 @@ export function drawEvents(w, laneIndex, lane, y) {
 }
 
 export function eventPoint(lane, t) {
-  const [y] = state.lanesY[lane];
-  return [xOf(t), y + LANE_PAD + EVENT_ROW / 2];
+  return [xOf(t), laneTop(lane) + LANE_PAD + EVENT_ROW / 2];
+}
+
+/** The lane a record of an object trail or search is drawn on, in the current view. */
+export function recordLane(r) {
+  if (state.mode === "tasks") return r.task == null ? null : state.taskPos.get(r.task) ?? null;
+  return r.lane;
 }
 
 export function arrow(x0, y0, x1, y1, colour) {
@@ -182,28 +239,31 @@ export function drawObject() {
   const o = state.object;
   if (!o) return;
   let prev = null;
+  const tasks = state.mode === "tasks";
   for (const r of o.records) {
-    if (r.lane == null) continue;
-    const [x, y] = eventPoint(r.lane, r.t);
+    const lane = recordLane(r);
+    if (lane == null) continue;
+    const [x, y] = eventPoint(lane, r.t);
     ctx.strokeStyle = "#7b2cbf";
     ctx.lineWidth = 2;
     ctx.beginPath();
     ctx.arc(x, y, 7, 0, 2 * Math.PI);
     ctx.stroke();
     ctx.lineWidth = 1;
-    if (prev) arrow(prev[0], prev[1], x, y, r.handover ? "#e85d04" : "#7b2cbf");
+    const handover = tasks ? r.task_handover : r.handover;
+    if (prev) arrow(prev[0], prev[1], x, y, handover ? "#e85d04" : "#7b2cbf");
     prev = [x, y];
   }
 }
 
 export function entryY(e) {
-  const [y] = state.lanesY[e.lane];
-  return y + LANE_PAD + EVENT_ROW + e.d * DEPTH_H + DEPTH_H / 2;
+  return laneTop(e.lane) + LANE_PAD + EVENT_ROW + e.d * DEPTH_H + DEPTH_H / 2;
 }
 
 export function drawFollow() {
   const f = state.follow;
-  if (!f) return;
+  // A span's entries are placed on thread lanes.
+  if (!f || state.mode === "tasks") return;
   let prev = null;
   for (const e of f.entries) {
     const by = entryY(e);
@@ -267,7 +327,7 @@ export function drawRuler() {
 
 export function drawSearchHit() {
   const h = state.hits[state.hitIndex];
-  if (!h || h.lane == null) return;
+  if (!h || h.lane == null || state.mode === "tasks") return;
   const [x, y] = eventPoint(h.lane, h.t);
   ctx.strokeStyle = "#000";
   ctx.lineWidth = 2;
@@ -276,8 +336,12 @@ export function drawSearchHit() {
 }
 
 export function drawLanes(data, w) {
-  data.lanes.forEach((lane, i) => {
-    const [y] = state.lanesY[i];
+  const [first, last] = visibleLanes();
+  const base = data.first || 0;
+  data.lanes.forEach((lane, k) => {
+    const i = base + k;
+    if (i < first || i >= last || i >= state.lanesY.length) return;
+    const y = laneTop(i);
     drawBars(w, i, lane, y);
     drawEvents(w, i, lane, y);
   });
@@ -294,14 +358,26 @@ export function draw() {
   const t0 = performance.now();
   const w = width();
   ctx.clearRect(0, 0, w, canvas.clientHeight);
-  drawLaneBackgrounds(w);
-  drawAxis(w);
+  // In the task view, lanes scrolled up pass under the axis.
+  const clipBelowAxis = () => {
+    if (state.mode !== "tasks") return;
+    ctx.beginPath();
+    ctx.rect(0, AXIS_H, w, canvas.clientHeight - AXIS_H);
+    ctx.clip();
+  };
   state.drawn = [];
+  ctx.save();
+  clipBelowAxis();
+  drawLaneBackgrounds(w);
+  ctx.restore();
+  drawAxis(w);
+  ctx.save();
+  clipBelowAxis();
   // The detailed answer where it reaches; the overview (coarser) around it, so that no
   // part of the view waits for the server.
   const dataFrom = state.dataReq ? xOf(state.dataReq.start) : 0;
   const dataTo = state.dataReq ? xOf(state.dataReq.end) : 0;
-  const overviewCurrent = state.overviewReq && state.overviewReq.filters === JSON.stringify(filterParams());
+  const overviewCurrent = overviewCovers();
   if (state.overview && overviewCurrent && (!state.data || dataFrom > 0 || dataTo < w)) {
     ctx.save();
     ctx.beginPath();
@@ -314,7 +390,7 @@ export function draw() {
     drawLanes(state.overview, w);
     ctx.restore();
   }
-  if (state.data) {
+  if (state.data && state.dataReq.view.view === state.mode) {
     ctx.save();
     ctx.beginPath();
     ctx.rect(dataFrom, 0, dataTo - dataFrom, canvas.clientHeight);
@@ -324,6 +400,7 @@ export function draw() {
   }
   drawFollow();
   drawObject();
+  ctx.restore();
   drawTrigger(w);
   drawSearchHit();
   drawRuler();

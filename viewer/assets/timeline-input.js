@@ -63,7 +63,7 @@ export function click(e) {
   const x = e.clientX - rect.left;
   const y = e.clientY - rect.top;
   const inside = (d) => x >= d.x && x <= d.x + d.w && y >= d.y && y <= d.y + d.h;
-  const hit = state.drawn.find((d) => d.kind === "event" && inside(d)) || state.drawn.find((d) => d.kind === "span" && inside(d));
+  const hit = state.drawn.find((d) => d.kind === "event" && inside(d)) || state.drawn.find((d) => (d.kind === "span" || d.kind === "poll") && inside(d));
   if (!hit) return;
   if (hit.kind === "event") showRecord(hit.id);
   else showSpan(hit.span, false);

@@ -1,8 +1,50 @@
-import { fetchOverview, requestWindow } from "./timeline-data.js";
+import { fetchOverview, requestWindow, scrollTasks } from "./timeline-data.js";
 import { draw } from "./timeline-drawing.js";
 import { pan, setView, zoom } from "./timeline-input.js";
-import { selectObject } from "./timeline-panels.js";
-import { FLAGS, MIN_MAIN_H, api, canvas, fmtDuration, layout, state, width } from "./timeline-state.js";
+import { revealObjectTasks, selectObject } from "./timeline-panels.js";
+import { FLAGS, MIN_MAIN_H, api, canvas, fmtDuration, laneTop, layout, state, visibleLanes, width } from "./timeline-state.js";
+
+// ---- threads or tasks -------------------------------------------------------------------
+
+/** Fetches the task lanes in `order` (their layout: labels, lives, depths). */
+async function loadTasks(order) {
+  const r = await fetch(api("/tasks", { order }));
+  const answer = await r.json();
+  if (!r.ok) throw new Error(answer.error || r.statusText);
+  state.tasks = answer.tasks;
+  state.taskOrder = order;
+  state.taskPos = new Map(answer.tasks.map((t, i) => [t.task, i]));
+}
+
+/** Switches the lanes between threads and tasks, keeping the view, the selection and the
+ * followed object. */
+export async function setMode(mode, order) {
+  order = order || state.taskOrder;
+  if (mode === "tasks" && (!state.tasks || order !== state.taskOrder)) await loadTasks(order);
+  state.mode = mode;
+  state.data = null;
+  state.dataReq = null;
+  state.overview = null;
+  state.overviewReq = null;
+  document.getElementById("mode-threads").classList.toggle("on", mode === "threads");
+  document.getElementById("mode-tasks").classList.toggle("on", mode === "tasks");
+  document.getElementById("order-label").hidden = mode !== "tasks";
+  document.getElementById("order").value = state.taskOrder;
+  document.getElementById("proposal").hidden = true;
+  const scroller = document.getElementById("timeline-wrap");
+  scroller.scrollTop = 0;
+  layout();
+  if (mode === "tasks") revealObjectTasks();
+  draw();
+  requestWindow(true);
+  fetchOverview();
+}
+
+document.getElementById("mode-threads").addEventListener("click", () => setMode("threads"));
+document.getElementById("mode-tasks").addEventListener("click", () => setMode("tasks"));
+document.getElementById("order").addEventListener("change", (e) => setMode("tasks", e.target.value));
+document.getElementById("proposal-go").addEventListener("click", () => setMode("tasks"));
+document.getElementById("timeline-wrap").addEventListener("scroll", () => scrollTasks(), { passive: true });
 
 // ---- start ------------------------------------------------------------------------------
 
@@ -36,13 +78,28 @@ export async function main() {
   FLAGS.startsBeforeData = meta.constants.flags.starts_before_data;
   FLAGS.openAtEnd = meta.constants.flags.open_at_end;
   document.getElementById("title").textContent =
-    `${meta.service} · pid ${meta.pid} · ${meta.host} · ${meta.records} records · ${meta.lanes.length} threads`;
+    `${meta.service} · pid ${meta.pid} · ${meta.host} · ${meta.records} records · ${meta.lanes.length} threads · ${meta.tasks.count} tasks`;
   document.title = "flightrec: " + meta.service + " " + meta.pid;
   banner(meta);
+  const params = new URLSearchParams(location.search);
+  if (params.get("order") === "name") state.taskOrder = "name";
+  if (params.get("view") === "tasks" && meta.tasks.count > 0) {
+    await loadTasks(state.taskOrder);
+    state.mode = "tasks";
+    document.getElementById("mode-threads").classList.remove("on");
+    document.getElementById("mode-tasks").classList.add("on");
+    document.getElementById("order-label").hidden = false;
+    document.getElementById("order").value = state.taskOrder;
+  } else if (meta.tasks.hop) {
+    // Requests polled by several workers: their threads tell less than their tasks.
+    document.getElementById("proposal-text").textContent =
+      `${meta.tasks.count} tasks or requests ran here, polled on more than one thread: ` +
+      "the task view shows each of them on a lane of its own.";
+    document.getElementById("proposal").hidden = false;
+  }
   layout();
   window.addEventListener("resize", () => { layout(); draw(); requestWindow(true); fetchOverview(); });
   fetchOverview();
-  const params = new URLSearchParams(location.search);
   setView(0, Math.max(1, meta.end));
   // ?focus=trigger: the last millisecond before the trigger, where the culprit usually is.
   if (params.get("focus") === "trigger" && meta.trigger && meta.trigger.t != null) {
@@ -90,6 +147,43 @@ window.flightrecView = {
       objectFirstRow: [...(object.querySelector("tbody tr")?.children || [])].map((td) => td.textContent),
     };
   },
+  /** The lanes now shown: "threads" or "tasks". */
+  mode() { return state.mode; },
+  setMode,
+  /** Task lanes on screen, with their polls as drawn (worker lane, x range) and where their
+   * labels are, in page coordinates. */
+  visibleTasks() {
+    if (state.mode !== "tasks") return [];
+    const rect = canvas.getBoundingClientRect();
+    const [first, last] = visibleLanes();
+    const labels = [...document.querySelectorAll("#labels .task-label")];
+    const out = [];
+    for (let i = first; i < last; i++) {
+      const t = state.tasks[i];
+      const label = labels.find((l) => Number(l.dataset.task) === t.task);
+      out.push({
+        position: i, task: t.task, span: t.span, label: t.label, name: t.name, start: t.start, end: t.end,
+        top: rect.top + laneTop(i),
+        labelTop: label ? label.getBoundingClientRect().top : null,
+        polls: state.drawn.filter((d) => d.kind === "poll" && d.lane === i)
+          .map((d) => ({ worker: d.worker, b: d.b, e: d.e, x: rect.left + d.x, w: d.w, y: rect.top + d.y })),
+        clumps: state.drawn.filter((d) => d.kind === "clump" && d.lane === i).map((d) => ({ row: d.d, b: d.b, e: d.e })),
+        events: state.drawn.filter((d) => d.kind === "event" && d.lane === i).map((d) => d.id),
+        life: state.drawn.filter((d) => d.kind === "life" && d.lane === i).map((d) => ({ b: d.b, e: d.e, x: rect.left + d.x, w: d.w }))[0] || null,
+      });
+    }
+    return out;
+  },
+  taskCount() { return state.tasks ? state.tasks.length : 0; },
+  /** Scrolls the task lanes so that lane `position` is at the top. */
+  scrollToTask(position) {
+    const scroller = document.getElementById("timeline-wrap");
+    scroller.scrollTop = state.lanesY[position][0] - 24;
+    scrollTasks();
+  },
+  /** ms to redraw after each scroll of the task lanes. */
+  scrollTimes() { return state.scrolls.slice(); },
+  firstRenderMs() { return state.firstRenderMs; },
   /** ms from each pan or zoom input to its redraw, in order. */
   frameTimes() { return state.frames.slice(); },
   /** ms from each input that needed the server to the drawing of its answer. */

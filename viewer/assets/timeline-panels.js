@@ -1,6 +1,7 @@
 import { draw } from "./timeline-drawing.js";
 import { centerOn } from "./timeline-input.js";
-import { api, fmtDuration, fmtOffset, fullWallClock, state, wallClock } from "./timeline-state.js";
+import { scrollTasks } from "./timeline-data.js";
+import { AXIS_H, api, fmtDuration, fmtOffset, fullWallClock, state, wallClock } from "./timeline-state.js";
 
 // ---- details ----------------------------------------------------------------------------
 
@@ -130,8 +131,11 @@ export async function selectObject(field, value) {
   const sec = document.getElementById("object");
   sec.hidden = false;
   const threads = new Set(o.records.map((r) => r.thread));
+  const tasks = new Set(o.records.filter((r) => r.task != null).map((r) => r.task));
+  const taskHandovers = o.records.filter((r) => r.task_handover).length;
   document.getElementById("object-title").textContent =
     `${field} = ${value}: ${o.total} records on ${threads.size} thread(s), ${o.handovers} hand-over(s)` +
+    (tasks.size ? `; in ${tasks.size} task(s), ${taskHandovers} hand-over(s) between tasks` : "") +
     (o.truncated ? ` (the newest ${o.records.length} listed)` : "");
   const body = document.querySelector("#object-list tbody");
   body.replaceChildren();
@@ -145,6 +149,7 @@ export async function selectObject(field, value) {
     tr.addEventListener("click", () => { centerOn(r.t); showRecord(r.id); });
     body.append(tr);
   }
+  revealObjectTasks();
   // Bring the accesses inside the current view to the top of the list.
   const firstInView = o.records.findIndex((r) => r.t >= state.view.start && r.t <= state.view.end);
   if (firstInView >= 0) {
@@ -153,4 +158,21 @@ export async function selectObject(field, value) {
   }
   draw();
   return o;
+}
+
+/** In the task view, scrolls the selected object's first hand-over between tasks (else its
+ * first task) into view, with the task it came from just above. */
+export function revealObjectTasks() {
+  const o = state.object;
+  if (!o || state.mode !== "tasks" || !state.tasks) return;
+  const k = o.records.findIndex((r) => r.task_handover);
+  const lanes = [];
+  if (k > 0) lanes.push(o.records[k - 1].task, o.records[k].task);
+  else if (o.records.length) lanes.push(o.records[0].task);
+  const pos = lanes.map((t) => state.taskPos.get(t)).filter((p) => p != null);
+  if (!pos.length) return;
+  const top = state.lanesY[Math.min(...pos)][0] - AXIS_H - 8;
+  const scroller = document.getElementById("timeline-wrap");
+  scroller.scrollTop = Math.max(0, top);
+  scrollTasks();
 }

@@ -51,7 +51,41 @@ export const state = {
   firstRenderMs: null,
   settledWaiters: [],
   fetchSeq: 0,
+  // The task view: one lane per request or task, laid out from the task list and drawn
+  // (and asked for) only where on screen.
+  mode: "threads", // or "tasks"
+  tasks: null, // the task list answer's lanes, in `taskOrder`
+  taskOrder: "start",
+  taskPos: new Map(), // task number -> its lane's position
+  scrollY: 0, // px the task lanes are scrolled by
+  scrolls: [], // ms to redraw after each scroll of the task lanes
 };
+
+/** The lanes of the current view: threads (meta.lanes) or tasks. */
+export function currentLanes() {
+  return state.mode === "tasks" ? state.tasks || [] : state.meta.lanes;
+}
+
+/** A lane's top on the canvas. */
+export function laneTop(i) {
+  return state.lanesY[i][0] - state.scrollY;
+}
+
+/** The lanes at least partly on screen: [first, last). */
+export function visibleLanes() {
+  const ys = state.lanesY;
+  if (state.mode !== "tasks") return [0, ys.length];
+  const top = state.scrollY + AXIS_H;
+  const bottom = state.scrollY + wrap.parentElement.clientHeight;
+  let lo = 0, hi = ys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ys[mid][0] + ys[mid][1] <= top) lo = mid + 1; else hi = mid;
+  }
+  let last = lo;
+  while (last < ys.length && ys[last][0] < bottom) last++;
+  return [lo, last];
+}
 
 // ---- time formatting -------------------------------------------------------------------
 
@@ -97,6 +131,10 @@ export function xOf(t) { return ((t - state.view.start) / (state.view.end - stat
 export function tOf(x) { return state.view.start + (x / width()) * (state.view.end - state.view.start); }
 
 export function layout() {
+  if (state.mode === "tasks") return layoutTasks();
+  state.scrollY = 0;
+  canvas.style.position = "";
+  wrap.style.height = "";
   const lanes = state.meta.lanes;
   let y = AXIS_H;
   state.lanesY = lanes.map((l) => {
@@ -111,13 +149,10 @@ export function layout() {
   const room = Math.max(MIN_MAIN_H, window.innerHeight - main.getBoundingClientRect().top - RESERVED_BELOW);
   main.style.height = Math.max(MIN_MAIN_H, Math.min(y + 10, room)) + "px";
   const total = Math.max(y + 10, wrap.clientHeight);
-  const dpr = window.devicePixelRatio || 1;
-  canvas.style.height = total + "px";
-  canvas.style.width = "100%";
-  canvas.width = Math.floor(wrap.clientWidth * dpr);
-  canvas.height = Math.floor(total * dpr);
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  sizeCanvas(total);
   const labels = document.getElementById("labels");
+  labels.style.height = "";
+  labels.style.position = "";
   labels.replaceChildren();
   lanes.forEach((l, i) => {
     const div = document.createElement("div");
@@ -138,4 +173,73 @@ export function layout() {
     div.title = l.name + " (tid " + l.tid + ")";
     labels.appendChild(div);
   });
+}
+
+function sizeCanvas(cssHeight) {
+  const dpr = window.devicePixelRatio || 1;
+  canvas.style.height = cssHeight + "px";
+  canvas.style.width = "100%";
+  canvas.width = Math.floor(wrap.clientWidth * dpr);
+  canvas.height = Math.floor(cssHeight * dpr);
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+}
+
+/** Task lane height: the event row, the poll row and a row per depth of spans inside. */
+export function taskLaneHeight(t) {
+  return LANE_PAD + EVENT_ROW + Math.max(1, t.depth) * DEPTH_H + LANE_PAD;
+}
+
+/** The task view: ten thousand lanes cannot each be a canvas row and a label element. The
+ * scroll area is as tall as every lane; the canvas stays at its top (sticky) as tall as
+ * the screen, and draws the lanes scrolled into it; labels exist for those lanes only. */
+function layoutTasks() {
+  const tasks = state.tasks || [];
+  let y = AXIS_H;
+  state.lanesY = tasks.map((t) => {
+    const h = taskLaneHeight(t);
+    const r = [y, h];
+    y += h;
+    return r;
+  });
+  const main = document.getElementById("main");
+  const room = Math.max(MIN_MAIN_H, window.innerHeight - main.getBoundingClientRect().top - RESERVED_BELOW);
+  main.style.height = Math.max(MIN_MAIN_H, Math.min(y + 10, room)) + "px";
+  const scroller = wrap.parentElement;
+  wrap.style.height = (y + 10) + "px";
+  canvas.style.position = "sticky";
+  canvas.style.top = "0px";
+  sizeCanvas(scroller.clientHeight);
+  const labels = document.getElementById("labels");
+  labels.style.position = "relative";
+  labels.style.height = (y + 10) + "px";
+  state.scrollY = scroller.scrollTop;
+  placeTaskLabels();
+}
+
+/** Labels for the task lanes on screen only. */
+export function placeTaskLabels() {
+  const labels = document.getElementById("labels");
+  labels.replaceChildren();
+  const [first, last] = visibleLanes();
+  for (let i = first; i < last; i++) {
+    const t = state.tasks[i];
+    const div = document.createElement("div");
+    div.className = "lane-label task-label";
+    div.style.position = "absolute";
+    div.style.left = "0";
+    div.style.right = "0";
+    div.style.top = state.lanesY[i][0] + "px"; // from the padding edge: the axis row included
+    div.style.height = state.lanesY[i][1] + "px";
+    const group = state.taskOrder === "name" && (i === 0 || state.tasks[i - 1].name !== t.name);
+    const name = document.createElement("span");
+    name.textContent = t.label + " ";
+    if (group) div.classList.add("group-start");
+    const polls = document.createElement("span");
+    polls.className = "tid";
+    polls.textContent = t.polls + (t.polls === 1 ? " poll" : " polls") + (t.open ? " · open" : "");
+    div.append(name, polls);
+    div.title = t.label + " (" + t.polls + " polls on " + t.workers.map((w) => state.meta.lanes[w]?.name ?? "?").join(", ") + ")";
+    div.dataset.task = t.task;
+    labels.appendChild(div);
+  }
 }

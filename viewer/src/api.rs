@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::contract::{DumpList, DumpSummary, ErrorAnswer};
-use crate::model::{Filter, Model};
+use crate::model::{Filter, Model, TaskOrder, TaskRange};
 use crate::{assets, security, AppState};
 
 /// The whole HTTP surface.
@@ -22,6 +22,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/dumps", get(list_dumps))
         .route("/api/dumps/{id}/meta", get(meta))
         .route("/api/dumps/{id}/window", get(window))
+        .route("/api/dumps/{id}/tasks", get(tasks))
         .route("/api/dumps/{id}/records/{record}", get(record))
         .route("/api/dumps/{id}/spans/{span}", get(span))
         .route("/api/dumps/{id}/object", get(object))
@@ -226,8 +227,32 @@ struct WindowQuery {
     start: i64,
     end: i64,
     width: u32,
+    /// "threads" (the default) or "tasks".
+    #[serde(default)]
+    view: View,
+    /// The task view: the lanes' order, and which of them (on screen) to answer for.
+    #[serde(default)]
+    order: TaskOrder,
+    #[serde(default)]
+    first: usize,
+    #[serde(default)]
+    count: usize,
     #[serde(flatten)]
     filter: Filter,
+}
+
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum View {
+    #[default]
+    Threads,
+    Tasks,
+}
+
+#[derive(Deserialize)]
+struct TasksQuery {
+    #[serde(default)]
+    order: TaskOrder,
 }
 
 /// Longest filter or search text accepted.
@@ -253,7 +278,28 @@ async fn window(
         return Err(ApiError(StatusCode::BAD_REQUEST, "end before start".into()));
     }
     let m = model(&state, &id).await?;
-    json_off_thread(move || m.window(q.start, q.end, q.width, &q.filter)).await
+    json_off_thread(move || match q.view {
+        View::Threads => m.window(q.start, q.end, q.width, &q.filter),
+        View::Tasks => {
+            let lanes = TaskRange {
+                order: q.order,
+                first: q.first,
+                count: q.count,
+            };
+            m.task_window(q.start, q.end, q.width, &q.filter, lanes)
+        }
+    })
+    .await
+}
+
+async fn tasks(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    q: Result<Query<TasksQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let m = model(&state, &id).await?;
+    json_off_thread(move || m.task_list(q.order)).await
 }
 
 async fn record(

@@ -78,6 +78,7 @@ pub struct Meta {
     pub records: usize,
     pub lanes: Vec<LaneMeta>,
     pub trigger: Option<TriggerMeta>,
+    pub tasks: TasksMeta,
     pub targets: Vec<String>,
     pub damaged: bool,
     pub constants: Constants,
@@ -128,7 +129,46 @@ pub struct StuckLane {
 pub struct Window {
     pub start: i64,
     pub end: i64,
+    /// The position of `lanes[0]` among the view's lanes (the task view asks for the lanes
+    /// on screen only).
+    pub first: usize,
     pub lanes: Vec<LaneWindow>,
+}
+
+/// What the meta says of the recording's tasks.
+#[derive(Debug, Serialize)]
+pub struct TasksMeta {
+    /// How many task lanes the task view has.
+    pub count: usize,
+    /// Some task was polled on more than one thread: the page proposes the task view.
+    pub hop: bool,
+    /// Tasks recorded by the `tokio` feature.
+    pub tokio: usize,
+}
+
+/// `/api/dumps/{id}/tasks`: the task view's lanes, in the order asked for.
+#[derive(Debug, Serialize)]
+pub struct TaskList {
+    pub tasks: Vec<TaskMetaOut>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TaskMetaOut {
+    /// The task's number (its position by start time), as object trails name it.
+    pub task: usize,
+    pub span: String,
+    pub label: String,
+    /// The root span's name (what the lanes are grouped by).
+    pub name: String,
+    pub start: i64,
+    pub end: i64,
+    /// Not closed when the data ends.
+    pub open: bool,
+    /// Rows of bars: polls, then the spans it entered by depth.
+    pub depth: usize,
+    pub polls: usize,
+    /// Thread-view lanes of the workers that polled it.
+    pub workers: Vec<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -160,6 +200,9 @@ pub struct BarOut {
     pub name: String,
     pub level: u8,
     pub flags: u8,
+    /// A poll in the task view: the thread-view lane of the worker that ran it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -263,6 +306,10 @@ pub struct ObjectRecord {
     pub title: String,
     pub handover: bool,
     pub from: Option<String>,
+    /// The task it belongs to (`TaskMetaOut::task`), and whether the object came from
+    /// another task.
+    pub task: Option<usize>,
+    pub task_handover: bool,
 }
 
 /// `/api/dumps/{id}/search`.

@@ -9,9 +9,11 @@ use std::collections::HashMap;
 use crate::contract::{
     BarFlags, BarOut, Constants, FieldOut, LaneMeta, LaneWindow, LevelName, Meta, ObjectRecord,
     ObjectTrail, RecordDetails, SearchHit, SearchHits, SpanDetails, SpanEntryOut, SpanRef,
-    StuckLane, TriggerMeta, Window, WindowBar, WindowEvent,
+    StuckLane, TaskList, TaskMetaOut, TasksMeta, TriggerMeta, Window, WindowBar, WindowEvent,
 };
-use flightrec_analysis::{entries, merge_fields, Names, ObjectKey, Placement, Trail};
+use flightrec_analysis::{
+    entries_of_plan, merge_fields, Names, ObjectKey, Placement, SpanPlan, Tasks, Trail,
+};
 use flightrec_format::{Level, Record, RecordKind, Recording, TriggerReason};
 
 /// A bar's entry began before the thread's surviving data: its start was overwritten.
@@ -34,6 +36,8 @@ pub struct Bar {
     /// Where the reading layer placed the entry: nested at its depth, or on the span's own
     /// track (drawn in the rows below the lane's nested depths).
     pub placement: Placement,
+    /// In the task view, a poll: the lane (of the thread view) of the worker that ran it.
+    pub worker: Option<u32>,
 }
 
 /// A thread's lane.
@@ -71,6 +75,28 @@ pub struct SpanInfo {
     pub followed_by: Vec<u64>,
 }
 
+/// A task's lane in the task view: its polls (row 0), the spans it entered (rows below, by
+/// depth), and its events.
+#[derive(Debug)]
+pub struct TaskLane {
+    pub span: u64,
+    pub label: String,
+    /// Its root span's name, for grouping.
+    pub name: String,
+    /// From creation (or first sign of life) to close (or the end of the data), relative.
+    pub start: i64,
+    pub end: i64,
+    /// Not closed when the data ends.
+    pub open: bool,
+    /// Lanes (of the thread view) of the workers that polled it, in order of first poll.
+    pub workers: Vec<usize>,
+    pub polls: usize,
+    pub events: Vec<u32>,
+    pub event_ts: Vec<i64>,
+    pub event_level: Vec<u8>,
+    pub depths: Vec<Vec<Bar>>,
+}
+
 pub struct Model {
     pub rec: Recording,
     /// ns since the Unix epoch of relative time 0.
@@ -79,6 +105,12 @@ pub struct Model {
     pub end: i64,
     pub lanes: Vec<Lane>,
     pub spans: HashMap<u64, SpanInfo>,
+    /// The reading layer's tasks (requests, tokio tasks), by start time.
+    pub tasks: Tasks,
+    /// One lane per task, in `tasks.list` order.
+    pub task_lanes: Vec<TaskLane>,
+    /// Task lanes grouped by root span name (then by start).
+    pub by_name: Vec<u32>,
 }
 
 /// Filters the page applies to what it is shown.
@@ -90,6 +122,67 @@ pub struct Filter {
     pub target: Option<String>,
     /// A substring of an event's message or any field value.
     pub text: Option<String>,
+}
+
+/// Task lanes one window answer holds at most: a screenful, with room to spare.
+pub const MAX_TASK_LANES_PER_WINDOW: usize = 500;
+
+/// The order of the task view's lanes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskOrder {
+    /// By start time.
+    #[default]
+    Start,
+    /// Grouped by root span name, then by start time.
+    Name,
+}
+
+/// Which task lanes a task window is for: `count` lanes from position `first` in `order`.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskRange {
+    pub order: TaskOrder,
+    pub first: usize,
+    pub count: usize,
+}
+
+/// A window's time range and filter, resolved once for all its lanes.
+struct WindowQuery<'a> {
+    start: i64,
+    end: i64,
+    /// ns per pixel.
+    px: i64,
+    matcher: Matcher<'a>,
+    /// No filter: nothing to look up per item.
+    everything: bool,
+}
+
+impl<'a> WindowQuery<'a> {
+    fn new(model: &Model, start: i64, end: i64, width: u32, filter: &'a Filter) -> Self {
+        let matcher = model.matcher(filter);
+        let everything =
+            matcher.min_level == Level::Trace && matcher.target.is_none() && matcher.text.is_none();
+        let width = width.clamp(1, 10_000) as i64;
+        // Any i64 may arrive from a URL; far beyond any recording is as good as infinity.
+        const FAR: i64 = 1 << 60;
+        let start = start.clamp(-FAR, FAR);
+        let end = end.clamp(-FAR, FAR).max(start + 1);
+        WindowQuery {
+            start,
+            end,
+            px: ((end - start) / width).max(1),
+            matcher,
+            everything,
+        }
+    }
+}
+
+/// What a window reads of a lane, thread or task.
+struct LaneRef<'l> {
+    depths: &'l [Vec<Bar>],
+    events: &'l [u32],
+    event_ts: &'l [i64],
+    event_level: &'l [u8],
 }
 
 /// The parsed filter, ready to test records.
@@ -113,6 +206,99 @@ fn parse_level(s: &str) -> Option<Level> {
 /// Levels as the page colours them: 1 (TRACE) to 5 (ERROR).
 fn level_num(l: Level) -> u8 {
     l as u8
+}
+
+/// The task view's lanes, one per task of the reading layer, in its order.
+fn task_lanes(
+    rec: &Recording,
+    tasks: &Tasks,
+    lane_of: &HashMap<u32, usize>,
+    origin: i64,
+    end: i64,
+) -> Vec<TaskLane> {
+    let names = Names::new(rec);
+    let rel = |t: i64| t.saturating_sub(origin);
+    tasks
+        .list
+        .iter()
+        .map(|t| {
+            let mut depths: Vec<Vec<Bar>> = vec![Vec::new()];
+            let mut workers: Vec<usize> = Vec::new();
+            for p in &t.polls {
+                let worker = lane_of.get(&p.thread).copied();
+                if let Some(w) = worker {
+                    if !workers.contains(&w) {
+                        workers.push(w);
+                    }
+                }
+                let mut flags = 0;
+                if p.starts_before_data {
+                    flags |= STARTS_BEFORE_DATA;
+                }
+                if p.open_at_end {
+                    flags |= OPEN_AT_END;
+                }
+                depths[0].push(Bar {
+                    begin: rel(p.begin),
+                    end: rel(p.end),
+                    span: t.span,
+                    record: NO_RECORD,
+                    flags,
+                    placement: Placement::Nested { depth: 0 },
+                    worker: worker.map(|w| w as u32),
+                });
+            }
+            for i in &t.inner {
+                while depths.len() <= i.depth {
+                    depths.push(Vec::new());
+                }
+                depths[i.depth].push(Bar {
+                    begin: rel(i.begin),
+                    end: rel(i.end),
+                    span: i.span,
+                    record: NO_RECORD,
+                    flags: if i.open_at_end { OPEN_AT_END } else { 0 },
+                    placement: Placement::Nested {
+                        depth: i.depth as u32,
+                    },
+                    worker: None,
+                });
+            }
+            // A span polled on two threads at once would overlap itself in a row: the rows
+            // are drawn as given, by begin.
+            for d in &mut depths {
+                d.sort_by_key(|b| (b.begin, b.end));
+            }
+            let (mut events, mut event_ts, mut event_level) = (Vec::new(), Vec::new(), Vec::new());
+            for &i in &t.records {
+                let r = &rec.records[i];
+                if matches!(r.kind, RecordKind::Event | RecordKind::FollowsFrom) {
+                    events.push(i as u32);
+                    event_ts.push(rel(r.ts));
+                    event_level.push(
+                        rec.callsites
+                            .get(&r.callsite)
+                            .map_or(3, |c| level_num(c.level)),
+                    );
+                }
+            }
+            let start = rel(t.start(&rec.records));
+            TaskLane {
+                span: t.span,
+                label: flightrec_analysis::tasks::label(&names, t),
+                name: names.span_name(t.span).to_owned(),
+                start,
+                end: t.closed.map_or(end, rel).max(start),
+                open: t.closed.is_none(),
+                workers,
+                polls: t.polls.len(),
+                events,
+                event_ts,
+                event_level,
+                depths,
+            }
+        })
+        .collect()
 }
 
 impl Model {
@@ -152,7 +338,11 @@ impl Model {
         // Entries, as the reading layer reconstructs them for every reader.
         // Own-track bars per lane, placed in rows below the nested ones afterwards.
         let mut own: Vec<Vec<Bar>> = (0..lanes.len()).map(|_| Vec::new()).collect();
-        for e in entries(&rec.records, &rec.trigger) {
+        let plan = SpanPlan::of_recording(&rec);
+        let all_entries = entries_of_plan(&plan, &rec.records);
+        let tasks = Tasks::from_parts(&rec.records, &all_entries, &plan, Names::new(&rec));
+        drop(plan);
+        for &e in &all_entries {
             let Some(&lane) = lane_of.get(&e.thread) else {
                 continue;
             };
@@ -170,6 +360,7 @@ impl Model {
                 record: e.enter_record.map_or(NO_RECORD, |i| i as u32),
                 flags,
                 placement: e.placement,
+                worker: None,
             };
             match e.placement {
                 Placement::Nested { depth } => {
@@ -254,12 +445,22 @@ impl Model {
         for (k, c) in &rec.span_callsites {
             spans.entry(*k).or_default().callsite = Some(*c);
         }
+        drop(all_entries);
+        let task_lanes = task_lanes(&rec, &tasks, &lane_of, origin, end);
+        let mut by_name: Vec<u32> = (0..task_lanes.len() as u32).collect();
+        by_name.sort_by(|&a, &b| {
+            let (a, b) = (&task_lanes[a as usize], &task_lanes[b as usize]);
+            (a.name.as_str(), a.start).cmp(&(b.name.as_str(), b.start))
+        });
         Model {
             rec,
             origin,
             end,
             lanes,
             spans,
+            tasks,
+            task_lanes,
+            by_name,
         }
     }
 
@@ -386,6 +587,11 @@ impl Model {
             records: self.rec.records.len(),
             lanes,
             trigger,
+            tasks: TasksMeta {
+                count: self.task_lanes.len(),
+                hop: self.tasks.hop_threads(),
+                tokio: self.tasks.list.iter().filter(|t| t.tokio.is_some()).count(),
+            },
             targets,
             damaged: self.rec.damage.is_damaged(),
             constants: Constants {
@@ -443,113 +649,185 @@ impl Model {
     /// with anything smaller than a pixel merged, and events counted per pixel where there
     /// are too many to draw one by one.
     pub fn window(&self, start: i64, end: i64, width: u32, filter: &Filter) -> Window {
+        let q = WindowQuery::new(self, start, end, width, filter);
+        let lanes = self
+            .lanes
+            .iter()
+            .map(|l| self.lane_window(&q, &l.depths, &l.events, &l.event_ts, &l.event_level))
+            .collect();
+        Window {
+            start: q.start,
+            end: q.end,
+            first: 0,
+            lanes,
+        }
+    }
+
+    /// The task view's window: as `window`, for the task lanes `first..first + count` in
+    /// `order` (only the lanes on screen are asked for).
+    pub fn task_window(
+        &self,
+        start: i64,
+        end: i64,
+        width: u32,
+        filter: &Filter,
+        lanes: TaskRange,
+    ) -> Window {
+        let q = WindowQuery::new(self, start, end, width, filter);
+        let first = lanes.first.min(self.task_lanes.len());
+        let count = lanes.count.min(MAX_TASK_LANES_PER_WINDOW);
+        let lanes = (first..(first + count).min(self.task_lanes.len()))
+            .map(|pos| {
+                let l = &self.task_lanes[self.task_at(lanes.order, pos)];
+                self.lane_window(&q, &l.depths, &l.events, &l.event_ts, &l.event_level)
+            })
+            .collect();
+        Window {
+            start: q.start,
+            end: q.end,
+            first,
+            lanes,
+        }
+    }
+
+    /// The task lane at position `pos` in `order`.
+    pub fn task_at(&self, order: TaskOrder, pos: usize) -> usize {
+        match order {
+            TaskOrder::Start => pos,
+            TaskOrder::Name => self.by_name[pos] as usize,
+        }
+    }
+
+    /// The task lanes, in `order`: what the task view lays out (their contents come with
+    /// `task_window`).
+    pub fn task_list(&self, order: TaskOrder) -> TaskList {
+        let tasks = (0..self.task_lanes.len())
+            .map(|pos| {
+                let task = self.task_at(order, pos);
+                let l = &self.task_lanes[task];
+                TaskMetaOut {
+                    task,
+                    span: l.span.to_string(),
+                    label: l.label.clone(),
+                    name: l.name.clone(),
+                    start: l.start,
+                    end: l.end,
+                    open: l.open,
+                    depth: l.depths.len(),
+                    polls: l.polls,
+                    workers: l.workers.clone(),
+                }
+            })
+            .collect();
+        TaskList { tasks }
+    }
+
+    fn lane_window(
+        &self,
+        q: &WindowQuery<'_>,
+        depths: &[Vec<Bar>],
+        events: &[u32],
+        event_ts: &[i64],
+        event_level: &[u8],
+    ) -> LaneWindow {
         const MAX_EVENTS_PER_LANE: usize = 3000;
-        let m = self.matcher(filter);
-        // No filter: nothing to look up per item.
-        let everything = m.min_level == Level::Trace && m.target.is_none() && m.text.is_none();
-        let width = width.clamp(1, 10_000) as i64;
-        // Any i64 may arrive from a URL; far beyond any recording is as good as infinity.
-        const FAR: i64 = 1 << 60;
-        let start = start.clamp(-FAR, FAR);
-        let end = end.clamp(-FAR, FAR).max(start + 1);
-        let px = ((end - start) / width).max(1);
-        let mut out_lanes = Vec::with_capacity(self.lanes.len());
-        for lane in &self.lanes {
-            let mut bars: Vec<WindowBar> = Vec::new();
-            for (depth, list) in lane.depths.iter().enumerate() {
-                let from = list.partition_point(|b| b.end < start);
-                // A run of bars narrower than a pixel becomes one "busy" bar.
-                let mut clump: Option<(i64, i64, u32)> = None;
-                for b in list[from..].iter().take_while(|b| b.begin <= end) {
-                    let cs = || self.spans.get(&b.span).and_then(|s| s.callsite);
-                    if !everything && !self.callsite_passes(&m, cs()) {
-                        continue;
-                    }
-                    if b.end.saturating_sub(b.begin) < px {
-                        match &mut clump {
-                            Some((_, e, n)) if b.begin.saturating_sub(*e) < px => {
-                                *e = b.end;
-                                *n += 1;
-                            }
-                            _ => {
-                                if let Some((s, e, n)) = clump.take() {
-                                    bars.push(WindowBar::Clump(s, e, depth, n));
-                                }
-                                clump = Some((b.begin, b.end, 1));
-                            }
+        let (start, end, px, m, everything) = (q.start, q.end, q.px, &q.matcher, q.everything);
+        let lane = LaneRef {
+            depths,
+            events,
+            event_ts,
+            event_level,
+        };
+        let mut bars: Vec<WindowBar> = Vec::new();
+        for (depth, list) in lane.depths.iter().enumerate() {
+            let from = list.partition_point(|b| b.end < start);
+            // A run of bars narrower than a pixel becomes one "busy" bar.
+            let mut clump: Option<(i64, i64, u32)> = None;
+            for b in list[from..].iter().take_while(|b| b.begin <= end) {
+                let cs = || self.spans.get(&b.span).and_then(|s| s.callsite);
+                if !everything && !self.callsite_passes(m, cs()) {
+                    continue;
+                }
+                if b.end.saturating_sub(b.begin) < px {
+                    match &mut clump {
+                        Some((_, e, n)) if b.begin.saturating_sub(*e) < px => {
+                            *e = b.end;
+                            *n += 1;
                         }
-                        continue;
+                        _ => {
+                            if let Some((s, e, n)) = clump.take() {
+                                bars.push(WindowBar::Clump(s, e, depth, n));
+                            }
+                            clump = Some((b.begin, b.end, 1));
+                        }
                     }
-                    if let Some((s, e, n)) = clump.take() {
-                        bars.push(WindowBar::Clump(s, e, depth, n));
-                    }
-                    bars.push(WindowBar::Bar(BarOut {
-                        b: b.begin,
-                        e: b.end,
-                        d: depth,
-                        span: b.span.to_string(),
-                        name: self.span_name(b.span).to_owned(),
-                        level: self.level_of(cs()),
-                        flags: b.flags,
-                    }));
+                    continue;
                 }
                 if let Some((s, e, n)) = clump.take() {
                     bars.push(WindowBar::Clump(s, e, depth, n));
                 }
+                bars.push(WindowBar::Bar(BarOut {
+                    b: b.begin,
+                    e: b.end,
+                    d: depth,
+                    span: b.span.to_string(),
+                    name: self.span_name(b.span).to_owned(),
+                    level: self.level_of(cs()),
+                    flags: b.flags,
+                    worker: b.worker,
+                }));
             }
-            let from = lane.event_ts.partition_point(|&t| t < start);
-            let to = lane.event_ts.partition_point(|&t| t <= end);
-            // Positions in the lane's event arrays.
-            let matching: Vec<usize> = if everything {
-                (from..to).collect()
-            } else {
-                (from..to)
-                    .filter(|&k| self.record_passes(&m, &self.rec.records[lane.events[k] as usize]))
-                    .collect()
-            };
-            let (events, buckets) = if matching.len() <= MAX_EVENTS_PER_LANE {
-                let ev: Vec<WindowEvent> = matching
-                    .iter()
-                    .map(|&k| {
-                        let i = lane.events[k];
-                        let r = &self.rec.records[i as usize];
-                        WindowEvent {
-                            id: i,
-                            t: lane.event_ts[k],
-                            level: lane.event_level[k],
-                            title: self.title(r),
-                        }
-                    })
-                    .collect();
-                (ev, Vec::new())
-            } else {
-                // [pixel start, count, most severe level]
-                let mut b: Vec<(i64, u32, u8)> = Vec::new();
-                for &k in &matching {
-                    let t = lane.event_ts[k];
-                    let x = start.saturating_add(t.saturating_sub(start) / px * px);
-                    let level = lane.event_level[k];
-                    match b.last_mut() {
-                        Some(last) if last.0 == x => {
-                            last.1 += 1;
-                            last.2 = last.2.max(level);
-                        }
-                        _ => b.push((x, 1, level)),
-                    }
-                }
-                (Vec::new(), b)
-            };
-            out_lanes.push(LaneWindow {
-                bars,
-                events,
-                buckets,
-                px,
-            });
+            if let Some((s, e, n)) = clump.take() {
+                bars.push(WindowBar::Clump(s, e, depth, n));
+            }
         }
-        Window {
-            start,
-            end,
-            lanes: out_lanes,
+        let from = lane.event_ts.partition_point(|&t| t < start);
+        let to = lane.event_ts.partition_point(|&t| t <= end);
+        // Positions in the lane's event arrays.
+        let matching: Vec<usize> = if everything {
+            (from..to).collect()
+        } else {
+            (from..to)
+                .filter(|&k| self.record_passes(m, &self.rec.records[lane.events[k] as usize]))
+                .collect()
+        };
+        let (events, buckets) = if matching.len() <= MAX_EVENTS_PER_LANE {
+            let ev: Vec<WindowEvent> = matching
+                .iter()
+                .map(|&k| {
+                    let i = lane.events[k];
+                    let r = &self.rec.records[i as usize];
+                    WindowEvent {
+                        id: i,
+                        t: lane.event_ts[k],
+                        level: lane.event_level[k],
+                        title: self.title(r),
+                    }
+                })
+                .collect();
+            (ev, Vec::new())
+        } else {
+            // [pixel start, count, most severe level]
+            let mut b: Vec<(i64, u32, u8)> = Vec::new();
+            for &k in &matching {
+                let t = lane.event_ts[k];
+                let x = start.saturating_add(t.saturating_sub(start) / px * px);
+                let level = lane.event_level[k];
+                match b.last_mut() {
+                    Some(last) if last.0 == x => {
+                        last.1 += 1;
+                        last.2 = last.2.max(level);
+                    }
+                    _ => b.push((x, 1, level)),
+                }
+            }
+            (Vec::new(), b)
+        };
+        LaneWindow {
+            bars,
+            events,
+            buckets,
+            px,
         }
     }
 
@@ -661,11 +939,15 @@ impl Model {
         let key = ObjectKey::new(field, value);
         let names = self.names();
         let mut trail = Trail::default();
+        // The same trail, between tasks (a record outside any task ends no hand-over).
+        let mut task_trail = Trail::default();
         for (i, r) in self.rec.records.iter().enumerate() {
             if !key.carried_by(&names, r) {
                 continue;
             }
             let from_thread = trail.step(r.thread);
+            let task = self.tasks.of_record(i);
+            let from_task = task.and_then(|t| task_trail.step(t as u32));
             if out.len() == limit.max(1) {
                 out.pop_front();
             }
@@ -679,6 +961,8 @@ impl Model {
                 title: self.title(r),
                 handover: from_thread.is_some(),
                 from: from_thread.map(|p| self.thread_name(p).to_owned()),
+                task,
+                task_handover: from_task.is_some(),
             });
         }
         ObjectTrail {
@@ -815,6 +1099,62 @@ mod tests {
             span_callsites: HashMap::from([(7, 2)]),
             damage: Damage::default(),
         }
+    }
+
+    /// Two requests (spans 1 and 2) polled alternately on two workers, each event carrying
+    /// `n` = 5: the task view has a lane per request, its polls on the workers that ran
+    /// them, and the object passes between tasks.
+    #[test]
+    fn the_task_view_has_a_lane_per_request_with_its_polls_and_hand_overs() {
+        use RecordKind::*;
+        let mut rec = recording();
+        let mut records = Vec::new();
+        for (k, (span, thread)) in [(1u64, 0u32), (2, 1), (1, 1), (2, 0)]
+            .into_iter()
+            .enumerate()
+        {
+            let t = k as i64 * 100;
+            records.push(record(t, thread, Enter, span, &[span]));
+            let mut ev = record(t + 10, thread, Event, 0, &[span]);
+            ev.fields[1].value = Value::U64(5);
+            records.push(ev);
+            records.push(record(t + 20, thread, Exit, span, &[span]));
+        }
+        rec.records = records;
+        rec.trigger = Trigger::none();
+        rec.span_callsites = HashMap::from([(1, 2), (2, 2)]);
+        for t in &mut rec.threads {
+            t.overwritten = 0;
+        }
+        let m = Model::new(rec);
+        assert!(m.tasks.hop_threads());
+        assert_eq!(m.meta().tasks.count, 2);
+        let list = m.task_list(TaskOrder::Start);
+        assert_eq!(list.tasks.len(), 2);
+        assert_eq!((list.tasks[0].polls, list.tasks[1].polls), (2, 2));
+        assert_eq!(list.tasks[0].workers, vec![0, 1]);
+        let range = TaskRange {
+            order: TaskOrder::Start,
+            first: 1,
+            count: 5,
+        };
+        let w = m.task_window(-10, 400, 1000, &Filter::default(), range);
+        assert_eq!((w.first, w.lanes.len()), (1, 1));
+        let workers: Vec<Option<u32>> = w.lanes[0]
+            .bars
+            .iter()
+            .map(|b| match b {
+                WindowBar::Bar(b) => b.worker,
+                WindowBar::Clump(..) => None,
+            })
+            .collect();
+        assert_eq!(workers, vec![Some(1), Some(0)]);
+        assert_eq!(w.lanes[0].events.len(), 2);
+        let o = m.object("n", "5", 100);
+        let tasks: Vec<Option<usize>> = o.records.iter().map(|r| r.task).collect();
+        assert_eq!(tasks, vec![Some(0), Some(1), Some(0), Some(1)]);
+        assert!(o.records[1..].iter().all(|r| r.task_handover));
+        assert!(!o.records[0].task_handover);
     }
 
     #[test]
