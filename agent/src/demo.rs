@@ -78,15 +78,7 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
     let culprit = print_interleaving(&rec, out)?;
     let ring = recorder.ring_path().to_path_buf();
     drop(recorder);
-    // The 8 MB ring and any other dumps are not needed any more: only the dump shown stays.
-    let _ = std::fs::remove_file(&ring);
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for p in entries.flatten().map(|e| e.path()) {
-            if p != dump && p.extension().is_some_and(|x| x == "flightrec") {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-    }
+    keep_only(&dir, &dump, &ring);
     writeln!(
         out,
         "\nThe dump is kept at {} (the ring file was removed); open it again with: flightrec view {}",
@@ -133,6 +125,18 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
         out,
         std::future::pending(),
     )
+}
+
+/// The ring and any other dumps are not needed any more: only the dump shown stays.
+pub(crate) fn keep_only(dir: &Path, dump: &Path, ring: &Path) {
+    let _ = std::fs::remove_file(ring);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for p in entries.flatten().map(|e| e.path()) {
+            if p != dump && p.extension().is_some_and(|x| x == "flightrec") {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
 }
 
 enum Outcome {
@@ -260,7 +264,7 @@ fn price_order(cache: &Cache, addr: &str, order: u64, worker: usize, stop: &Atom
 
 /// The dump of this process's first panic (another worker may have panicked before it
 /// stopped).
-fn first_panic_dump(dir: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn first_panic_dump(dir: &Path) -> anyhow::Result<PathBuf> {
     let mine = format!("-{}-", std::process::id());
     let mut dumps: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)?
         .flatten()

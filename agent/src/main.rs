@@ -3,6 +3,7 @@
 
 mod cat;
 mod demo;
+mod demo_async;
 mod export;
 mod info;
 mod snapshot;
@@ -124,6 +125,10 @@ enum Command {
         /// The viewer's port; 0 takes a free one.
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// The async scenario: an axum HTTP service on a tokio runtime, whose requests race
+        /// across an `.await`; the viewer opens in the task view.
+        #[arg(long = "async")]
+        async_service: bool,
     },
 }
 
@@ -157,15 +162,20 @@ fn main() -> ExitCode {
             no_view,
             open,
             port,
-        } => demo::run(
-            demo::DemoOptions {
+            async_service,
+        } => {
+            let opts = demo::DemoOptions {
                 dir,
                 view: !no_view,
                 open,
                 port,
-            },
-            &mut out,
-        ),
+            };
+            if async_service {
+                demo_async::run(opts, &mut out)
+            } else {
+                demo::run(opts, &mut out)
+            }
+        }
         Command::Snapshot {
             pid,
             signal,

@@ -6,6 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value as Json;
+
 use flightrec_analysis::tasks::{task_of, Tasks};
 use flightrec_format::{RecordKind, Value};
 use tracing::Instrument;
@@ -443,4 +445,59 @@ fn ten_thousand_tasks_open_and_scroll_in_the_task_view() {
     )
     .unwrap();
     eprintln!("task view at scale: {report}");
+}
+
+/// `flightrec demo --async`: the race between two requests bites, the panic dumps, and the
+/// viewer opens in the task view on the two requests that interleaved on the lot, with the
+/// lot selected.
+#[test]
+fn the_async_demo_bites_and_opens_the_task_view_on_the_two_interleaved_requests() {
+    if !crate::viewer::browser_available() {
+        return;
+    }
+    let dir = scratch();
+    let out = crate::viewer::drive("asyncdemo", dir.path(), serde_json::json!({}));
+    let title = out["objectTitle"].as_str().unwrap();
+    assert!(title.starts_with("lot = e"), "{title}");
+    let records = out["objectRecords"].as_array().unwrap();
+    let failure = records
+        .iter()
+        .position(|r| {
+            r["title"]
+                .as_str()
+                .unwrap()
+                .starts_with("ticket gone between the check and the sale")
+        })
+        .expect("the failed sale is among the lot's records");
+    // The hand-over into the failing request: who took the ticket it had checked.
+    let k = (1..=failure)
+        .rev()
+        .find(|&k| records[k]["handover"] == true)
+        .expect("the lot passed between requests before the failure");
+    let (culprit, victim) = (&records[k - 1]["task"], &records[k]["task"]);
+    assert_ne!(culprit, victim);
+    assert_eq!(victim, &records[failure]["task"]);
+    let visible = out["visibleTasks"].as_array().unwrap();
+    let label_of = |task: &Json| {
+        visible
+            .iter()
+            .find(|v| &v["task"] == task)
+            .map(|v| v["label"].as_str().unwrap().to_string())
+    };
+    let (a, b) = (label_of(culprit), label_of(victim));
+    assert!(
+        a.as_deref().is_some_and(|l| l.starts_with("request id="))
+            && b.as_deref().is_some_and(|l| l.starts_with("request id=")),
+        "both requests on screen: {a:?} {b:?} among {:?}",
+        visible.iter().map(|v| &v["label"]).collect::<Vec<_>>()
+    );
+    // The view holds the interleaving: the culprit's step and the failure.
+    let (start, end) = (
+        out["view"]["start"].as_f64().unwrap(),
+        out["view"]["end"].as_f64().unwrap(),
+    );
+    for r in [&records[k - 1], &records[failure]] {
+        let t = r["t"].as_f64().unwrap();
+        assert!(start <= t && t <= end, "{t} outside [{start}, {end}]");
+    }
 }

@@ -1,7 +1,7 @@
 import { fetchOverview, requestWindow, scrollTasks } from "./timeline-data.js";
 import { draw } from "./timeline-drawing.js";
 import { pan, setView, zoom } from "./timeline-input.js";
-import { revealObjectTasks, selectObject } from "./timeline-panels.js";
+import { selectObject } from "./timeline-panels.js";
 import { FLAGS, MIN_MAIN_H, api, canvas, fmtDuration, laneTop, layout, state, visibleLanes, width } from "./timeline-state.js";
 
 // ---- threads or tasks -------------------------------------------------------------------
@@ -34,7 +34,8 @@ export async function setMode(mode, order) {
   const scroller = document.getElementById("timeline-wrap");
   scroller.scrollTop = 0;
   layout();
-  if (mode === "tasks") revealObjectTasks();
+  // The object list names tasks or spans, as the lanes do.
+  if (state.object) await selectObject(state.object.field, state.object.value);
   draw();
   requestWindow(true);
   fetchOverview();

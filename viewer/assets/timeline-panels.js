@@ -139,13 +139,17 @@ export async function selectObject(field, value) {
     (o.truncated ? ` (the newest ${o.records.length} listed)` : "");
   const body = document.querySelector("#object-list tbody");
   body.replaceChildren();
+  // In the task view, the list names each record's task and marks hand-overs between tasks.
+  const byTask = state.mode === "tasks";
+  document.querySelector("#object-list thead th:nth-child(4)").textContent = byTask ? "task" : "span";
   for (const r of o.records) {
-    const tr = el("tr", null, r.handover ? "handover" : "");
+    const handover = byTask ? r.task_handover : r.handover;
+    const tr = el("tr", null, handover ? "handover" : "");
     tr.dataset.id = r.id;
     // The axis's clock (UTC, to the ns), and the offset into the recording beside it.
     tr.append(el("td", wallClock(r.t, 1)), el("td", fmtOffset(r.t), "offset"));
-    tr.append(el("td", r.thread), el("td", r.span || ""), el("td", r.title));
-    tr.append(el("td", r.handover ? "⇄ from " + r.from : "", "handover-mark"));
+    tr.append(el("td", r.thread), el("td", (byTask ? r.task_label : r.span) || ""), el("td", r.title));
+    tr.append(el("td", handover ? "⇄ from " + (byTask ? r.from_task : r.from) : "", "handover-mark"));
     tr.addEventListener("click", () => { centerOn(r.t); showRecord(r.id); });
     body.append(tr);
   }
@@ -160,12 +164,14 @@ export async function selectObject(field, value) {
   return o;
 }
 
-/** In the task view, scrolls the selected object's first hand-over between tasks (else its
- * first task) into view, with the task it came from just above. */
+/** In the task view, scrolls the selected object's last hand-over between tasks (the end
+ * of a flight recording is where the trouble is; else its first task) into view, with the
+ * task it came from. */
 export function revealObjectTasks() {
   const o = state.object;
   if (!o || state.mode !== "tasks" || !state.tasks) return;
-  const k = o.records.findIndex((r) => r.task_handover);
+  // The last hand-over up to the end of the view (the demo opens the view on its failure).
+  const k = o.records.findLastIndex((r) => r.task_handover && r.t <= state.view.end);
   const lanes = [];
   if (k > 0) lanes.push(o.records[k - 1].task, o.records[k].task);
   else if (o.records.length) lanes.push(o.records[0].task);

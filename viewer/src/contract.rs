@@ -310,6 +310,9 @@ pub struct ObjectRecord {
     /// another task.
     pub task: Option<usize>,
     pub task_handover: bool,
+    /// The task's label, and the label of the task it came from.
+    pub task_label: Option<String>,
+    pub from_task: Option<String>,
 }
 
 /// `/api/dumps/{id}/search`.

@@ -963,6 +963,8 @@ impl Model {
                 from: from_thread.map(|p| self.thread_name(p).to_owned()),
                 task,
                 task_handover: from_task.is_some(),
+                task_label: task.map(|t| self.task_lanes[t].label.clone()),
+                from_task: from_task.map(|t| self.task_lanes[t as usize].label.clone()),
             });
         }
         ObjectTrail {
