@@ -138,6 +138,22 @@ impl<'a> Encoder<'a> {
         e
     }
 
+    /// Writes a value of a size known at compile time: a fixed-size store, never a call to
+    /// `memmove`.
+    #[inline(always)]
+    fn put_fixed<const N: usize>(&mut self, v: [u8; N]) {
+        if self.overflowed {
+            return;
+        }
+        match self.buf.get_mut(self.pos..self.pos + N) {
+            Some(dst) => {
+                dst.copy_from_slice(&v);
+                self.pos += N;
+            }
+            None => self.overflowed = true,
+        }
+    }
+
     fn put(&mut self, bytes: &[u8]) -> bool {
         if self.overflowed {
             return false;
@@ -157,15 +173,17 @@ impl<'a> Encoder<'a> {
 
     #[inline]
     pub fn u64(&mut self, v: u64) {
-        self.put(&v.to_le_bytes());
+        self.put_fixed(v.to_le_bytes());
     }
 
+    #[inline]
     pub fn u16(&mut self, v: u16) {
-        self.put(&v.to_le_bytes());
+        self.put_fixed(v.to_le_bytes());
     }
 
+    #[inline]
     pub fn u32(&mut self, v: u32) {
-        self.put(&v.to_le_bytes());
+        self.put_fixed(v.to_le_bytes());
     }
 
     fn field_head(&mut self, index: usize, tag: u8, value_len: usize) -> bool {

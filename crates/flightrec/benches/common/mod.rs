@@ -18,6 +18,9 @@ pub struct Subject {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// The subjects, in the order they are measured: flightrec right after the no-op layer,
+/// before the non_blocking appender, whose worker thread may still be draining its backlog
+/// (on two cores, a third busy thread) when the next subject starts.
 pub fn subjects() -> Vec<Subject> {
     let noop = Dispatch::new(tracing_subscriber::registry().with(NoopLayer));
     let fmt = Dispatch::new(
@@ -49,6 +52,13 @@ pub fn subjects() -> Vec<Subject> {
             _dir: None,
         },
         Subject {
+            name: "flightrec",
+            dispatch: flightrec,
+            _guard: None,
+            _recorder: Some(recorder),
+            _dir: Some(dir),
+        },
+        Subject {
             name: "fmt to sink",
             dispatch: fmt,
             _guard: None,
@@ -61,13 +71,6 @@ pub fn subjects() -> Vec<Subject> {
             _guard: Some(guard),
             _recorder: None,
             _dir: None,
-        },
-        Subject {
-            name: "flightrec",
-            dispatch: flightrec,
-            _guard: None,
-            _recorder: Some(recorder),
-            _dir: Some(dir),
         },
     ]
 }

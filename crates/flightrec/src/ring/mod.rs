@@ -155,6 +155,7 @@ impl Ring {
         unsafe { &*(self.base.add(off) as *const AtomicU64) }
     }
 
+    #[inline]
     fn chunk_ptr(&self, index: u64) -> *mut u8 {
         assert!(index < self.geometry.chunk_count as u64);
         // SAFETY: index < chunk_count, so the chunk lies within file_size bytes of base.
@@ -165,6 +166,7 @@ impl Ring {
     }
 
     /// The chunk's payload capacity in bytes.
+    #[inline]
     pub(crate) fn payload_capacity(&self) -> usize {
         self.geometry.chunk_size as usize - CHUNK_HEADER_SIZE
     }
@@ -178,6 +180,7 @@ impl Ring {
     // Exclusivity comes from the chunk protocol (one owner per chunk), not from `&mut self`:
     // many threads write their own chunks of one shared ring at once.
     #[allow(clippy::mut_from_ref)]
+    #[inline]
     pub(crate) unsafe fn payload_tail(&self, index: u64, from: usize) -> &mut [u8] {
         let cap = self.payload_capacity();
         assert!(from <= cap);
@@ -341,6 +344,7 @@ impl ChunkPool for Ring {
         self.geometry.chunk_count as u64
     }
 
+    #[inline]
     fn chunk(&self, index: u64) -> &ChunkHeader {
         // SAFETY: the chunk header lies at the start of the chunk, within the mapping, at a
         // 64-aligned offset from a page-aligned base. ChunkHeader is repr(C) atomics whose

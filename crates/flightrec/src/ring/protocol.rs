@@ -198,6 +198,7 @@ impl Drop for CopyGate<'_> {
 
 /// Publishes `len` payload bytes of the owner's chunk: everything written before this call
 /// becomes visible to a reader that loads `committed_len` with acquire ordering.
+#[inline]
 pub(crate) fn commit(h: &ChunkHeader, len: u32) {
     h.committed_len.store(len, Ordering::Release);
 }

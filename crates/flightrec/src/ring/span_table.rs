@@ -24,6 +24,9 @@ const EMPTY: u64 = 0;
 const TOMBSTONE: u64 = u64::MAX;
 const BUSY: u64 = u64::MAX - 1;
 
+/// The bits of a registry id below its generation (see `SpanTable::home`).
+const GENERATION_FREE: u64 = (1 << 48) - 1;
+
 /// Slots looked at from a key's home slot before giving up (fewer under loom, whose state
 /// space grows with every atomic access).
 const MAX_PROBE: usize = if cfg!(loom) { 2 } else { 16 };
@@ -47,6 +50,8 @@ struct Slot {
 pub(crate) struct SpanTable {
     slots: Box<[Slot]>,
     mask: usize,
+    /// log2 of the slot count.
+    bits: u32,
 }
 
 impl SpanTable {
@@ -62,13 +67,21 @@ impl SpanTable {
                 })
                 .collect(),
             mask: n - 1,
+            bits: n.trailing_zeros(),
         }
     }
 
     fn home(&self, key: u64) -> usize {
-        // Fibonacci hashing: registry ids differ mostly in their low bits, but also carry
-        // generation bits high up.
-        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20) as usize & self.mask
+        // A registry id packs, from the low bits up, the slot's address in its thread's
+        // shard, the shard, and the slot's generation (sharded-slab's layout, at bit 51 and
+        // up by default). The home ignores the generation: the next span in the same slot,
+        // on the same thread, lands where its predecessor was, in a cache line that thread
+        // already holds, while other threads' shards land elsewhere. (If the layout changes,
+        // placement gets worse, never wrong.) Fibonacci hashing, taking the product's top
+        // bits, which every bit of the key reaches.
+        let k = key & GENERATION_FREE;
+        let h = (k ^ (k >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> (64 - self.bits)) as usize & self.mask
     }
 
     fn probe(&self, key: u64) -> impl Iterator<Item = &Slot> {
@@ -129,6 +142,31 @@ impl SpanTable {
         None
     }
 
+    /// Forgets the span `key` (it closed) and returns its entry, in one probe. Its `Id` may
+    /// be given to a new span afterwards.
+    #[inline]
+    pub(crate) fn take(&self, key: u64) -> Option<SpanEntry> {
+        for slot in self.probe(key) {
+            let k = slot.key.load(Ordering::Acquire);
+            if k == EMPTY {
+                return None;
+            }
+            if k == key {
+                // Only the span's own close gets here; its values were published before any
+                // thread could enter it, and nobody writes them while the key is live.
+                let entry = SpanEntry {
+                    id: slot.span.load(Ordering::Relaxed),
+                    callsite: slot.callsite.load(Ordering::Relaxed),
+                };
+                // A plain store: while the key is live no one else writes it (inserts only
+                // take EMPTY or TOMBSTONE slots), so no read-modify-write is needed.
+                slot.key.store(TOMBSTONE, Ordering::Release);
+                return Some(entry);
+            }
+        }
+        None
+    }
+
     /// Forgets the span `key` (it closed). Its `Id` may be given to a new span afterwards.
     pub(crate) fn remove(&self, key: u64) {
         for slot in self.probe(key) {
@@ -137,10 +175,9 @@ impl SpanTable {
                 return;
             }
             if k == key {
-                // Only the span's own close gets here, and nobody looks it up any more.
-                let _ =
-                    slot.key
-                        .compare_exchange(key, TOMBSTONE, Ordering::Release, Ordering::Relaxed);
+                // Only the span's own close gets here, and nobody looks it up any more; while
+                // the key is live no one else writes it (see `take`).
+                slot.key.store(TOMBSTONE, Ordering::Release);
                 return;
             }
         }
@@ -169,6 +206,8 @@ mod tests {
         assert_eq!(t.get(41), None);
         t.remove(7);
         assert_eq!(t.get(7), None);
+        assert_eq!(t.take(9).map(|e| e.id), Some(90));
+        assert_eq!((t.get(9), t.take(9)), (None, None));
         assert_eq!(t.get(8).map(|e| e.callsite), Some(8));
         // Reused after removal.
         assert!(t.insert(7, SpanEntry { id: 1, callsite: 1 }));
