@@ -113,11 +113,8 @@ impl Tasks {
 
     fn terminated(&self, meta: &TaskMeta<'_>) {
         let task = task_id(meta);
-        let s = match self.table.get(task) {
-            Some(s) => {
-                self.table.remove(task);
-                s
-            }
+        let s = match self.table.take(task) {
+            Some(s) => s,
             None => {
                 let gone = {
                     let mut map = self.overflow.lock().unwrap_or_else(|e| e.into_inner());

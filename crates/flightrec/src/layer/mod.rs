@@ -315,7 +315,15 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        if let Some(span) = self.recorded(&ctx, &id) {
+        // Out of the table at once: the registry may give this `Id` to a new span from now on.
+        let span = match self.spans.take(id.into_u64()) {
+            Some(e) => Some(RecordedSpan {
+                id: e.id,
+                callsite: e.callsite,
+            }),
+            None => Self::recorded_in_extensions(&ctx, &id),
+        };
+        if let Some(span) = span {
             span_op(
                 &self.shared,
                 RecordKind::Close,
@@ -324,8 +332,6 @@ where
                 |_| {},
             );
         }
-        // The registry may give this `Id` to a new span from now on.
-        self.spans.remove(id.into_u64());
     }
 }
 

@@ -224,7 +224,7 @@ fn span_table_entries_never_mix_or_vanish() {
             };
             if t.insert(2, e) {
                 assert_eq!(t.get(2), Some(e));
-                t.remove(2);
+                t.take(2);
                 assert_eq!(t.get(2), None);
             }
             let e = SpanEntry {

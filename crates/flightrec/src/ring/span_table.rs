@@ -166,22 +166,6 @@ impl SpanTable {
         }
         None
     }
-
-    /// Forgets the span `key` (it closed). Its `Id` may be given to a new span afterwards.
-    pub(crate) fn remove(&self, key: u64) {
-        for slot in self.probe(key) {
-            let k = slot.key.load(Ordering::Relaxed);
-            if k == EMPTY {
-                return;
-            }
-            if k == key {
-                // Only the span's own close gets here, and nobody looks it up any more; while
-                // the key is live no one else writes it (see `take`).
-                slot.key.store(TOMBSTONE, Ordering::Release);
-                return;
-            }
-        }
-    }
 }
 
 #[cfg(all(test, not(loom)))]
@@ -204,7 +188,7 @@ mod tests {
             assert_eq!(t.get(k).map(|e| e.id), Some(k * 10));
         }
         assert_eq!(t.get(41), None);
-        t.remove(7);
+        assert_eq!(t.take(7).map(|e| e.id), Some(70));
         assert_eq!(t.get(7), None);
         assert_eq!(t.take(9).map(|e| e.id), Some(90));
         assert_eq!((t.get(9), t.take(9)), (None, None));
@@ -242,7 +226,7 @@ mod tests {
                             for _ in 0..3 {
                                 assert_eq!(t.get(key), Some(entry));
                             }
-                            t.remove(key);
+                            assert_eq!(t.take(key), Some(entry));
                         }
                         assert_eq!(t.get(key), None);
                     }
