@@ -501,3 +501,230 @@ fn the_async_demo_bites_and_opens_the_task_view_on_the_two_interleaved_requests(
         assert!(start <= t && t <= end, "{t} outside [{start}, {end}]");
     }
 }
+
+/// Odd lives, each shown as it happened, in the reading layer and in the viewer's task and
+/// thread lanes: a future dropped in the middle of its life, a panic inside a poll, a span
+/// entered on one thread and closed on another, a task that has not ended when the dump is
+/// taken, and a span whose registry slot is reused after it closes.
+#[test]
+fn odd_lives_are_shown_as_they_happened() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+
+    let dir = scratch();
+    let rec = recorder(dir.path(), "odd-lives", 8 << 20);
+    let d = dispatch(&rec);
+    let on_workers = d.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("worker")
+        .enable_all()
+        .on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&on_workers)))
+        .build()
+        .unwrap();
+    let (reused_ids, never_ends) = tracing::dispatcher::with_default(&d, || {
+        // 1. Dropped mid-life: polled once (pending), then dropped.
+        let mut dropped = Box::pin(
+            async {
+                tracing::info!(life = "dropped", "first poll");
+                std::future::pending::<()>().await;
+                tracing::info!(life = "dropped", "never");
+            }
+            .instrument(tracing::info_span!("life", kind = "dropped")),
+        );
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(dropped.as_mut().poll(&mut cx).is_pending());
+        drop(dropped);
+
+        // 2. A panic inside its second poll.
+        let panicked = rt.block_on(
+            rt.spawn(
+                async {
+                    tracing::info!(life = "panicked", "first poll");
+                    tokio::task::yield_now().await;
+                    tracing::info!(life = "panicked", "about to panic");
+                    panic!("inside a poll");
+                }
+                .instrument(tracing::info_span!("life", kind = "panicked")),
+            ),
+        );
+        assert!(panicked.unwrap_err().is_panic());
+
+        // 3. Entered on one thread, then on another, and closed there.
+        let moved = tracing::info_span!("life", kind = "moved");
+        moved.in_scope(|| tracing::info!(life = "moved", "on main"));
+        let d2 = tracing::dispatcher::get_default(|d| d.clone());
+        std::thread::Builder::new()
+            .name("closer".into())
+            .spawn(move || {
+                tracing::dispatcher::with_default(&d2, || {
+                    moved.in_scope(|| tracing::info!(life = "moved", "on closer"));
+                    drop(moved);
+                })
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+
+        // 5. A span closed, and its registry slot given to the next one.
+        let first = tracing::info_span!("life", kind = "first");
+        let first_id = first.id().unwrap();
+        first.in_scope(|| tracing::info!(life = "first", "in the first"));
+        drop(first);
+        let second = tracing::info_span!("life", kind = "second");
+        let second_id = second.id().unwrap();
+        second.in_scope(|| tracing::info!(life = "second", "in the second"));
+        drop(second);
+
+        // 4. Never ends: polled, still pending when the dump is taken.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let never = rt.spawn(
+            async move {
+                tracing::info!(life = "open", "polled");
+                let _ = tx.send(());
+                std::future::pending::<()>().await;
+            }
+            .instrument(tracing::info_span!("life", kind = "open")),
+        );
+        rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        ((first_id, second_id), never)
+    });
+    // The pending task's poll ends when its worker goes back to the runtime: wait for that
+    // in the dump itself, not for a fixed time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let r = loop {
+        let dump = rec.snapshot().unwrap();
+        let r = flightrec_format::open(&dump).unwrap();
+        let open_exited = r.records.iter().any(|x| {
+            x.kind == RecordKind::Exit
+                && r.span_callsites.contains_key(&x.span)
+                && r.records.iter().any(|n| {
+                    n.kind == RecordKind::SpanNew
+                        && n.span == x.span
+                        && n.fields
+                            .iter()
+                            .any(|f| f.value == Value::Str("open".into()))
+                })
+        });
+        if open_exited || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    never_ends.abort();
+    drop(rt);
+
+    let names = flightrec_analysis::Names::new(&r);
+    let tasks = Tasks::of(&r);
+    let kind_of = |t: &flightrec_analysis::Task| {
+        t.fields
+            .iter()
+            .find(|f| names.field_name(names.span_callsite(t.span).unwrap(), f.index) == "kind")
+            .map(|f| f.value.to_text())
+            .unwrap_or_default()
+    };
+    let task = |kind: &str| {
+        tasks
+            .list
+            .iter()
+            .find(|t| kind_of(t) == kind)
+            .unwrap_or_else(|| panic!("no task {kind}"))
+    };
+    let events = |t: &flightrec_analysis::Task| {
+        t.records
+            .iter()
+            .filter(|&&i| r.records[i].kind == RecordKind::Event)
+            .count()
+    };
+    // Each event of a task lies in one of its polls, and the task ends after its last poll.
+    let well_formed = |t: &flightrec_analysis::Task| {
+        for &i in &t.records {
+            let x = &r.records[i];
+            if x.kind == RecordKind::Event {
+                assert!(
+                    t.polls
+                        .iter()
+                        .any(|p| p.thread == x.thread && p.begin <= x.ts && x.ts <= p.end),
+                    "an event outside the polls of {}",
+                    kind_of(t)
+                );
+            }
+        }
+        if let Some(closed) = t.closed {
+            assert!(t.polls.iter().all(|p| p.end <= closed && !p.open_at_end));
+        }
+    };
+    for t in &tasks.list {
+        well_formed(t);
+    }
+    // 1. Polled once; dropped (tracing enters the span to drop the future inside it: a
+    // second, short entry); closed at the drop, its one event in the first poll.
+    let dropped = task("dropped");
+    assert_eq!(dropped.polls.len(), 2, "{:?}", dropped.polls);
+    assert!(dropped.closed.is_some());
+    assert_eq!(events(dropped), 1);
+    // 2. Polled twice, the second ended by the unwinding, then dropped; closed.
+    let panicked = task("panicked");
+    assert!(panicked.polls.len() >= 2, "{:?}", panicked.polls);
+    assert!(panicked.closed.is_some());
+    assert_eq!(events(panicked), 2);
+    let event_polls: HashSet<i64> = panicked
+        .records
+        .iter()
+        .map(|&i| &r.records[i])
+        .filter(|x| x.kind == RecordKind::Event)
+        .map(|x| {
+            panicked
+                .polls
+                .iter()
+                .find(|p| p.begin <= x.ts && x.ts <= p.end)
+                .unwrap()
+                .begin
+        })
+        .collect();
+    assert_eq!(event_polls.len(), 2, "its two events in two polls");
+    // 3. Polled on two threads, closed on the second.
+    let moved = task("moved");
+    assert_eq!(moved.workers().len(), 2);
+    assert!(moved.is_async);
+    let close = r
+        .records
+        .iter()
+        .find(|x| x.kind == RecordKind::Close && x.span == moved.span)
+        .unwrap();
+    assert_eq!(names.thread(close.thread).0, "closer");
+    assert_eq!(events(moved), 2);
+    // 4. Not closed; its life runs to the end of the data.
+    let open = task("open");
+    assert_eq!(open.closed, None);
+    assert_eq!(open.polls.len(), 1);
+    assert_eq!(events(open), 1);
+    // 5. Two spans, two tasks, each with its own event, whatever the registry's ids.
+    let (first, second) = (task("first"), task("second"));
+    assert_ne!(first.span, second.span);
+    assert_eq!((events(first), events(second)), (1, 1));
+    let slot = |id: &tracing::Id| id.into_u64() & ((1 << 38) - 1);
+    assert_eq!(
+        slot(&reused_ids.0),
+        slot(&reused_ids.1),
+        "the registry reused the slot"
+    );
+
+    // The viewer shows the same: a lane per life, closed or open as recorded.
+    let model = flightrec_viewer::model::Model::new(r.clone());
+    let lane = |kind: &str| {
+        let t = task(kind);
+        let pos = tasks.position(t.span).unwrap();
+        &model.task_lanes[pos]
+    };
+    assert!(!lane("dropped").open && lane("dropped").polls == 2);
+    assert!(!lane("panicked").open && lane("panicked").polls == panicked.polls.len());
+    assert_eq!(lane("moved").workers.len(), 2);
+    assert!(lane("open").open);
+    assert_eq!(
+        lane("open").end,
+        model.end,
+        "an open task lasts to the end of the data"
+    );
+    assert!(lane("first").end <= lane("second").start);
+}
