@@ -1124,7 +1124,9 @@ mod tests {
         }
         rec.records = records;
         rec.trigger = Trigger::none();
-        rec.span_callsites = HashMap::from([(1, 2), (2, 2)]);
+        // Request 2's span has another name, "a", which groups before "s".
+        rec.callsites.insert(3, callsite(3, true, "a"));
+        rec.span_callsites = HashMap::from([(1, 2), (2, 3)]);
         for t in &mut rec.threads {
             t.overwritten = 0;
         }
@@ -1152,6 +1154,26 @@ mod tests {
             .collect();
         assert_eq!(workers, vec![Some(1), Some(0)]);
         assert_eq!(w.lanes[0].events.len(), 2);
+        // Grouped by span name: "a" (the second to start) first.
+        let grouped: Vec<usize> = m
+            .task_list(TaskOrder::Name)
+            .tasks
+            .iter()
+            .map(|t| t.task)
+            .collect();
+        assert_eq!(grouped, vec![1, 0]);
+        let w = m.task_window(
+            -10,
+            400,
+            1000,
+            &Filter::default(),
+            TaskRange {
+                order: TaskOrder::Name,
+                first: 0,
+                count: 1,
+            },
+        );
+        assert_eq!(w.lanes[0].events.len(), 2, "lane 0 by name is request 2");
         let o = m.object("n", "5", 100);
         let tasks: Vec<Option<usize>> = o.records.iter().map(|r| r.task).collect();
         assert_eq!(tasks, vec![Some(0), Some(1), Some(0), Some(1)]);
