@@ -266,7 +266,7 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
     };
     writeln!(out, "Dump: {}\n", dump.display())?;
     let rec = flightrec_format::open(&dump).context("reading the dump back")?;
-    crate::info::run(&dump, &rec, false, out)?;
+    crate::info::run(&dump, &rec, rec.records.iter().cloned(), false, out)?;
     let culprit = print_interleaving(&rec, out)?;
     let ring = recorder.ring_path().to_path_buf();
     drop(recorder);

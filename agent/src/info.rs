@@ -3,17 +3,32 @@
 use std::io::Write;
 use std::path::Path;
 
-use flightrec_format::Recording;
-use serde_json::json;
+use flightrec_analysis::locks::{describe_deadlock, locks, LockState, LockTracker};
+use flightrec_analysis::Names;
+use flightrec_format::{Record, Recording};
+use serde_json::{json, Value as Json};
 
 use crate::cat::format_ts;
 
+/// The header and per-thread counts of `rec`, and its locks from one pass over `records`.
 pub fn run(
     path: &Path,
     rec: &Recording,
+    records: impl Iterator<Item = Record>,
     as_json: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
+    let names = Names::new(rec);
+    let lock_list = locks(rec);
+    let lock_state = if lock_list.is_empty() {
+        LockState::default()
+    } else {
+        let mut t = LockTracker::default();
+        for r in records {
+            t.observe(&names, &r);
+        }
+        t.finish()
+    };
     let p = &rec.process;
     let d = &rec.damage;
     let overwritten: u64 = rec.threads.iter().map(|t| t.overwritten).sum();
@@ -53,6 +68,7 @@ pub fn run(
                 "recycled_during_copy": d.recycled_during_copy, "meta_damaged": d.meta_damaged,
             },
             "threads": threads,
+            "locks": locks_json(&names, &lock_list, &lock_state),
         });
         serde_json::to_writer_pretty(&mut *out, &v)?;
         writeln!(out)?;
@@ -140,5 +156,115 @@ pub fn run(
             }
         )?;
     }
+    write_locks(rec, &names, &lock_list, &lock_state, out)?;
     Ok(())
+}
+
+fn lock_name(names: &Names<'_>, id: u32) -> String {
+    names
+        .callsite(id)
+        .map_or_else(|| format!("lock {id}"), |c| c.name.clone())
+}
+
+fn write_locks(
+    rec: &Recording,
+    names: &Names<'_>,
+    list: &[flightrec_analysis::LockInfo],
+    state: &LockState,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    if list.is_empty() {
+        return Ok(());
+    }
+    let end = rec.trigger.wall_ns;
+    let since = |t: i64| {
+        if end > t {
+            format!(
+                "since {} ({:.3} s before the trigger)",
+                format_ts(t),
+                (end - t) as f64 / 1e9
+            )
+        } else {
+            format!("since {}", format_ts(t))
+        }
+    };
+    writeln!(out, "locks:       {}", list.len())?;
+    for cycle in &state.deadlocks {
+        writeln!(out, "  DEADLOCK:  {}", describe_deadlock(names, cycle))?;
+    }
+    for w in &state.waits {
+        writeln!(
+            out,
+            "  waiting    {} waits for `{}`{} {}",
+            names.thread(w.thread).0,
+            lock_name(names, w.lock),
+            if w.shared { " (shared)" } else { "" },
+            since(w.since)
+        )?;
+    }
+    for h in &state.holds {
+        writeln!(
+            out,
+            "  holding    {} holds `{}`{} {}",
+            names.thread(h.thread).0,
+            lock_name(names, h.lock),
+            if h.shared { " (shared)" } else { "" },
+            since(h.since)
+        )?;
+    }
+    writeln!(
+        out,
+        "  {:<24} {:<12} {:>8} {:>9} {:>12} {:>12}  made at",
+        "lock", "kind", "taken", "contended", "max wait", "max hold"
+    )?;
+    for l in list {
+        let s = state.stats.get(&l.id).copied().unwrap_or_default();
+        writeln!(
+            out,
+            "  {:<24} {:<12} {:>8} {:>9} {:>12} {:>12}  {}",
+            l.name,
+            l.kind,
+            s.acquisitions,
+            s.contended,
+            flightrec_analysis::locks::duration(s.max_wait_ns),
+            flightrec_analysis::locks::duration(s.max_hold_ns),
+            l.place.as_deref().unwrap_or("?")
+        )?;
+    }
+    Ok(())
+}
+
+fn locks_json(names: &Names<'_>, list: &[flightrec_analysis::LockInfo], state: &LockState) -> Json {
+    let thread = |t: u32| {
+        let (name, tid) = names.thread(t);
+        json!({"index": t, "name": name, "tid": tid})
+    };
+    json!({
+        "locks": list.iter().map(|l| {
+            let s = state.stats.get(&l.id).copied().unwrap_or_default();
+            json!({
+                "id": l.id, "name": l.name, "kind": l.kind, "place": l.place,
+                "acquisitions": s.acquisitions, "contended": s.contended,
+                "total_wait_ns": s.total_wait_ns, "max_wait_ns": s.max_wait_ns,
+                "total_hold_ns": s.total_hold_ns, "max_hold_ns": s.max_hold_ns,
+            })
+        }).collect::<Vec<_>>(),
+        "holds": state.holds.iter().map(|h| json!({
+            "thread": thread(h.thread), "lock": h.lock, "lock_name": lock_name(names, h.lock),
+            "shared": h.shared, "since": h.since,
+        })).collect::<Vec<_>>(),
+        "waits": state.waits.iter().map(|w| json!({
+            "thread": thread(w.thread), "lock": w.lock, "lock_name": lock_name(names, w.lock),
+            "shared": w.shared, "since": w.since,
+        })).collect::<Vec<_>>(),
+        "deadlocks": state.deadlocks.iter().map(|c| json!({
+            "description": describe_deadlock(names, c),
+            "cycle": c.iter().map(|s| json!({
+                "thread": thread(s.thread),
+                "holds": s.holds, "holds_name": lock_name(names, s.holds),
+                "waits_for": s.waits_for, "waits_for_name": lock_name(names, s.waits_for),
+                "since": s.since,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
 }

@@ -143,7 +143,7 @@ fn main() -> ExitCode {
         }),
         Command::Info { file, json } => read(&file).and_then(|image| {
             let scan = scan(&file, &image)?;
-            info::run(&file, &scan.recording, json, &mut out)
+            info::run(&file, &scan.recording, scan.records(), json, &mut out)
         }),
         Command::Export {
             file,

@@ -12,6 +12,7 @@ mod export;
 mod helpers;
 mod kill_sweep;
 mod layer;
+mod locks;
 mod no_syscalls;
 mod stalls;
 mod tasks;

@@ -11,6 +11,8 @@
 //!   own), spans entered on several threads (hand-overs), `follows_from` links, and entries
 //!   still open when the data ends.
 //! * [`objects`]: which records carry a field value, for "follow this object".
+//! * [`locks`]: `flightrec::sync`'s lock events, who holds and waits for what when the data
+//!   ends (the wait-for graph), its cycles (deadlocks, in words) and per-lock statistics.
 //! * [`tasks`]: requests and tasks (the root span of an instrumented future, or a tokio
 //!   task recorded by the `tokio` feature) with their polls, the spans inside them and
 //!   their records.
@@ -19,11 +21,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod locks;
 pub mod names;
 pub mod objects;
 pub mod spans;
 pub mod tasks;
 
+pub use locks::{LockInfo, LockState, LockTracker};
 pub use names::{Names, TITLE_MAX_CHARS};
 pub use objects::{ObjectKey, Trail};
 pub use spans::{

@@ -86,6 +86,10 @@ impl<'r> Names<'r> {
             _ => return Cow::Borrowed(self.span_name(r.span)),
         }
         let cs = self.callsite(r.callsite);
+        if let Some((_, op)) = crate::locks::lock_op(self, r) {
+            let name = cs.map_or("lock", |c| c.name.as_str());
+            return Cow::Owned(cut(crate::locks::op_title(name, op)));
+        }
         let message = r.fields.iter().find(|f| {
             cs.and_then(|c| c.fields.get(f.index as usize))
                 .is_some_and(|n| n == "message")

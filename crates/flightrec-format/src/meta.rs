@@ -377,3 +377,40 @@ pub mod tokio_task {
         callsite.is_span && callsite.target == TARGET && callsite.name == NAME
     }
 }
+
+/// Locks recorded by `flightrec::sync`. Each lock is a callsite of its own, registered on its
+/// first use: target [`lock::TARGET`], name the lock's name, file and line where it was made,
+/// `module` its kind ([`lock::MUTEX`], [`lock::RW_LOCK`], [`lock::TOKIO_MUTEX`]), fields
+/// [`lock::FIELDS`]. The callsite's id is the lock's id in the recording. What happens to it
+/// is an event of that callsite: `op` (one of the `lock::op` values) and, for an acquisition,
+/// how long it waited, for a release, how long it was held (`ns`).
+pub mod lock {
+    pub const TARGET: &str = "flightrec::lock";
+    pub const FIELDS: [&str; 2] = ["op", "ns"];
+    /// Indexes in `FIELDS`.
+    pub const OP: u8 = 0;
+    pub const NS: u8 = 1;
+
+    pub const MUTEX: &str = "Mutex";
+    pub const RW_LOCK: &str = "RwLock";
+    pub const TOKIO_MUTEX: &str = "tokio::Mutex";
+
+    /// What happened to a lock.
+    pub mod op {
+        /// A thread found the lock taken and began to wait (exclusive access).
+        pub const WAIT: u64 = 1;
+        /// It got the lock; `ns` is how long it waited (0: it was free).
+        pub const ACQUIRED: u64 = 2;
+        /// It let go; `ns` is how long it held the lock.
+        pub const RELEASED: u64 = 3;
+        /// The same three for shared (read) access to an `RwLock`.
+        pub const WAIT_SHARED: u64 = 4;
+        pub const ACQUIRED_SHARED: u64 = 5;
+        pub const RELEASED_SHARED: u64 = 6;
+    }
+
+    /// Whether `callsite` is a recorded lock.
+    pub fn is(callsite: &super::Callsite) -> bool {
+        !callsite.is_span && callsite.target == TARGET
+    }
+}

@@ -21,8 +21,8 @@ pub(crate) struct CallsiteTable {
     /// Metadata address, 0 when empty. Written once (release) after `ids`.
     keys: Box<[AtomicUsize]>,
     ids: Box<[AtomicU32]>,
-    /// Callsites that did not fit the table, and the next id to hand out.
-    slow: Mutex<(HashMap<usize, u32>, u32)>,
+    /// Callsites that did not fit the table (ids come from `Ring::next_callsite`).
+    slow: Mutex<HashMap<usize, u32>>,
 }
 
 impl CallsiteTable {
@@ -30,7 +30,7 @@ impl CallsiteTable {
         CallsiteTable {
             keys: (0..TABLE_SIZE).map(|_| AtomicUsize::new(0)).collect(),
             ids: (0..TABLE_SIZE).map(|_| AtomicU32::new(0)).collect(),
-            slow: Mutex::new((HashMap::new(), 1)),
+            slow: Mutex::new(HashMap::new()),
         }
     }
 
@@ -62,12 +62,11 @@ impl CallsiteTable {
     fn register(&self, meta: &'static Metadata<'static>, ring: &Ring) -> u32 {
         let key = meta as *const Metadata<'static> as usize;
         let mut slow = self.slow.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&id) = slow.0.get(&key) {
+        if let Some(&id) = slow.get(&key) {
             return id;
         }
-        let id = slow.1;
-        slow.1 += 1;
-        slow.0.insert(key, id);
+        let id = ring.next_callsite.fetch_add(1, Ordering::Relaxed);
+        slow.insert(key, id);
         let mut m = MetaBuilder::default();
         m.callsite(&describe(id, meta));
         ring.append_meta(&m.bytes);
@@ -89,9 +88,7 @@ impl CallsiteTable {
     /// Registers a callsite of flightrec's own (no tracing metadata behind it), for records
     /// written without going through tracing. Returns its id.
     pub(crate) fn synthetic(&self, ring: &Ring, mut callsite: Callsite) -> u32 {
-        let mut slow = self.slow.lock().unwrap_or_else(|e| e.into_inner());
-        callsite.id = slow.1;
-        slow.1 += 1;
+        callsite.id = ring.next_callsite.fetch_add(1, Ordering::Relaxed);
         let mut m = MetaBuilder::default();
         m.callsite(&callsite);
         ring.append_meta(&m.bytes);

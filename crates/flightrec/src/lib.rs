@@ -31,6 +31,8 @@ mod layer;
 mod ring;
 #[cfg(not(loom))]
 mod snapshot;
+#[cfg(not(loom))]
+pub mod sync;
 #[cfg(all(feature = "tokio", tokio_unstable, not(loom)))]
 mod tokio_tasks;
 #[cfg(all(feature = "tokio", not(tokio_unstable)))]
@@ -341,6 +343,7 @@ mod recorder {
                 keep_dumps: self.keep_dumps.unwrap_or(20),
                 dump_budget: self.dump_budget.unwrap_or(512 << 20),
             });
+            crate::layer::set_default_recorder(&shared);
             let snapshot_signal = self
                 .snapshot_signal
                 .unwrap_or(Some(signal_hook::consts::SIGUSR1));

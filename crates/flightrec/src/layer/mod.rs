@@ -116,6 +116,42 @@ pub(crate) fn with_writer<R>(shared: &Shared, f: impl FnOnce(&mut ThreadWriter) 
         .flatten()
 }
 
+/// The recorder that threads with no writer yet record lock events into: the last one built.
+static DEFAULT_RECORDER: std::sync::RwLock<Option<std::sync::Weak<Shared>>> =
+    std::sync::RwLock::new(None);
+
+pub(crate) fn set_default_recorder(shared: &Arc<Shared>) {
+    if let Ok(mut d) = DEFAULT_RECORDER.write() {
+        *d = Some(Arc::downgrade(shared));
+    }
+}
+
+/// Runs `f` with this thread's writer, whichever ring it writes into; a thread with none is
+/// registered with the default recorder. `None` when there is no recorder, or as in
+/// `with_writer`.
+#[inline]
+pub(crate) fn with_current_writer<R>(f: impl FnOnce(&mut ThreadWriter) -> R) -> Option<R> {
+    WRITER
+        .try_with(|cell| {
+            let Ok(mut slot) = cell.try_borrow_mut() else {
+                let _ = REENTERED.try_with(|c| c.set(c.get() + 1));
+                return None;
+            };
+            if slot.is_none() {
+                *slot = Some(register_with_default()?);
+            }
+            Some(f(slot.as_mut()?))
+        })
+        .ok()
+        .flatten()
+}
+
+#[cold]
+fn register_with_default() -> Option<ThreadWriter> {
+    let shared = DEFAULT_RECORDER.read().ok()?.as_ref()?.upgrade()?;
+    Some(register_thread(&shared))
+}
+
 #[cold]
 fn register_thread(shared: &Shared) -> ThreadWriter {
     let ring = &shared.ring;

@@ -62,6 +62,20 @@ pub(crate) struct Ring {
     /// Serialises appends to the meta log; holds the committed length. Taken once per
     /// callsite and per thread, never per record.
     meta: Mutex<u64>,
+    /// The next callsite id (tracing's callsites, flightrec's own, and recorded locks).
+    pub(crate) next_callsite: std::sync::atomic::AtomicU32,
+    /// Unique per ring in this process: what a lock's cached callsite id is valid for.
+    pub(crate) generation: u32,
+    /// Nanoseconds per tick, as calibrated when the ring was made: for durations written
+    /// into records (a lock's wait and hold).
+    pub(crate) ns_per_tick: f64,
+}
+
+/// Hands out `Ring::generation`s.
+static RING_GENERATION: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+fn next_generation() -> u32 {
+    RING_GENERATION.fetch_add(1, Ordering::Relaxed)
 }
 
 // SAFETY: `base` points into `backing`, which `Ring` owns and which is itself Send + Sync
@@ -111,6 +125,13 @@ impl Ring {
             geometry,
             path: path.to_path_buf(),
             meta: Mutex::new(0),
+            next_callsite: std::sync::atomic::AtomicU32::new(1),
+            generation: next_generation(),
+            ns_per_tick: if anchor.ticks_per_sec > 0.0 {
+                1e9 / anchor.ticks_per_sec
+            } else {
+                1.0
+            },
         };
         ring.init_header(pid, anchor);
         Ok(ring)
@@ -129,6 +150,9 @@ impl Ring {
             geometry,
             path: PathBuf::from("<heap>"),
             meta: Mutex::new(0),
+            next_callsite: std::sync::atomic::AtomicU32::new(1),
+            generation: next_generation(),
+            ns_per_tick: 1.0,
         };
         ring.init_header(std::process::id(), &clock::anchor_now());
         ring

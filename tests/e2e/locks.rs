@@ -1,0 +1,242 @@
+//! `flightrec::sync`'s locks: a lock-order deadlock named from the stall dump alone, lock
+//! events on the timeline, and the std behaviour kept (poisoning, try_lock, RwLock sharing).
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use flightrec_format::TriggerReason;
+
+use crate::helpers::*;
+
+const CHILD_DIR: &str = "FLIGHTREC_LOCKS_CHILD_DIR";
+
+/// Two threads take two recorded locks in opposite orders: "importer" holds the import lock
+/// and wants the logging lock, "logger" holds the logging lock and wants the import lock.
+#[test]
+#[ignore = "child process of the lock-order deadlock test"]
+fn lock_order_deadlock_child() {
+    let Ok(dir) = std::env::var(CHILD_DIR) else {
+        return;
+    };
+    let rec = flightrec::Recorder::builder()
+        .dir(dir)
+        .service("deadlock")
+        .capacity(1 << 20)
+        .snapshot_signal(None)
+        .stall_threshold(Some(Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    let d = dispatch(&rec);
+    let import_lock = Arc::new(flightrec::sync::Mutex::named("import_lock", 0u64));
+    let logging_lock = Arc::new(flightrec::sync::Mutex::named(
+        "logging_lock",
+        Vec::<String>::new(),
+    ));
+    let both_held = Arc::new(Barrier::new(2));
+    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+        let d = d.clone();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || tracing::dispatcher::with_default(&d, f))
+            .unwrap()
+    };
+    {
+        let (a, b, barrier) = (import_lock.clone(), logging_lock.clone(), both_held.clone());
+        spawn(
+            "importer",
+            Box::new(move || {
+                let _s = tracing::info_span!("import", file = "orders.csv").entered();
+                let mut imported = a.lock().unwrap();
+                *imported += 1;
+                tracing::info!("import started");
+                barrier.wait();
+                let mut log = b.lock().unwrap(); // never: the logger holds it and wants ours
+                log.push("imported".into());
+            }),
+        );
+    }
+    {
+        let (a, b, barrier) = (import_lock.clone(), logging_lock.clone(), both_held.clone());
+        spawn(
+            "logger",
+            Box::new(move || {
+                let _s = tracing::info_span!("flush_log").entered();
+                let log = b.lock().unwrap();
+                tracing::info!(lines = log.len(), "flushing the log");
+                barrier.wait();
+                let _imported = a.lock().unwrap(); // never
+            }),
+        );
+    }
+    println!("ready");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn a_lock_order_deadlock_is_named_from_the_stall_dump() {
+    let dir = scratch();
+    let mut c = child(
+        "locks::lock_order_deadlock_child",
+        &[(CHILD_DIR, dir.path())],
+    );
+    wait_for(&mut c, "ready");
+    let start = Instant::now();
+    let dump = loop {
+        if let Some(d) = dumps_in(dir.path())
+            .into_iter()
+            .find(|p| p.to_str().unwrap().ends_with("-stall.flightrec"))
+        {
+            break d;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no stall dump within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = c.kill();
+    let _ = c.wait();
+    let rec = flightrec_format::open(&dump).unwrap();
+    assert_eq!(rec.trigger.reason, TriggerReason::Stall);
+    let info = flightrec(&["info", dump.to_str().unwrap()]);
+    assert!(info.status.success());
+    let text = String::from_utf8_lossy(&info.stdout);
+    let deadlock = text
+        .lines()
+        .find(|l| l.contains("DEADLOCK"))
+        .unwrap_or_else(|| panic!("no deadlock named:\n{text}"));
+    assert!(
+        deadlock.contains(
+            "importer holds `import_lock` and waits for `logging_lock`, held by logger, which \
+             holds `logging_lock` and waits for `import_lock`, held by importer"
+        ),
+        "{deadlock}"
+    );
+    // The same as data.
+    let info = flightrec(&["info", "--json", dump.to_str().unwrap()]);
+    let j: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let cycles = j["locks"]["deadlocks"].as_array().unwrap();
+    assert_eq!(cycles.len(), 1, "{j}");
+    let steps: Vec<(String, String, String)> = cycles[0]["cycle"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["thread"]["name"].as_str().unwrap().to_string(),
+                s["holds_name"].as_str().unwrap().to_string(),
+                s["waits_for_name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            (
+                "importer".into(),
+                "import_lock".into(),
+                "logging_lock".into()
+            ),
+            ("logger".into(), "logging_lock".into(), "import_lock".into()),
+        ]
+    );
+    let waits = j["locks"]["waits"].as_array().unwrap();
+    assert_eq!(waits.len(), 2);
+    let locks = j["locks"]["locks"].as_array().unwrap();
+    assert!(locks
+        .iter()
+        .all(|l| l["kind"] == "Mutex" && l["place"].as_str().unwrap().contains("locks.rs")));
+}
+
+/// The std behaviour is kept: `try_lock` says WouldBlock while held, a panic while holding
+/// poisons the lock (and the poisoned guard still works), an RwLock shares reads; and every
+/// acquisition and release is recorded, with the wait of a contended one.
+#[test]
+fn the_locks_behave_as_std_and_record_what_happens() {
+    use std::sync::TryLockError;
+    let dir = scratch();
+    let rec = recorder(dir.path(), "locks", 4 << 20);
+    let d = dispatch(&rec);
+    let m = Arc::new(flightrec::sync::Mutex::named("counter", 0u64));
+    let rw = flightrec::sync::RwLock::new(String::from("config"));
+    tracing::dispatcher::with_default(&d, || {
+        tracing::info!("start");
+        {
+            let g = m.lock().unwrap();
+            assert!(matches!(m.try_lock(), Err(TryLockError::WouldBlock)));
+            drop(g);
+        }
+        // Contended: another thread holds it for a while.
+        let held = Arc::new(Barrier::new(2));
+        let (m2, held2, d2) = (m.clone(), held.clone(), d.clone());
+        let t = std::thread::spawn(move || {
+            tracing::dispatcher::with_default(&d2, || {
+                let mut g = m2.lock().unwrap();
+                held2.wait();
+                std::thread::sleep(Duration::from_millis(30));
+                *g += 1;
+            })
+        });
+        held.wait();
+        *m.lock().unwrap() += 1;
+        t.join().unwrap();
+        // Poisoning, as std.
+        let m3 = m.clone();
+        let _ = std::thread::spawn(move || {
+            let _g = m3.lock().unwrap();
+            panic!("poison it");
+        })
+        .join();
+        assert!(m.is_poisoned());
+        let g = m.lock().unwrap_err().into_inner();
+        assert_eq!(*g, 2);
+        drop(g);
+        m.clear_poison();
+        assert!(!m.is_poisoned());
+        // Shared reads.
+        let r1 = rw.read().unwrap();
+        let r2 = rw.read().unwrap();
+        assert!(matches!(rw.try_write(), Err(TryLockError::WouldBlock)));
+        assert_eq!((r1.as_str(), r2.as_str()), ("config", "config"));
+        drop((r1, r2));
+        rw.write().unwrap().push('!');
+        assert_eq!(*rw.read().unwrap(), "config!");
+    });
+    let dump = rec.snapshot().unwrap();
+    let r = flightrec_format::open(&dump).unwrap();
+    let names = flightrec_analysis::Names::new(&r);
+    let locks = flightrec_analysis::locks::locks(&r);
+    let counter = locks.iter().find(|l| l.name == "counter").unwrap();
+    let config = locks
+        .iter()
+        .find(|l| l.name.starts_with("RwLock<"))
+        .unwrap_or_else(|| panic!("{locks:?}"));
+    assert_eq!(config.kind, "RwLock");
+    assert!(config.place.as_deref().unwrap().contains("locks.rs"));
+    let state = flightrec_analysis::LockState::of(&r);
+    assert!(state.holds.is_empty() && state.waits.is_empty());
+    assert!(state.deadlocks.is_empty());
+    let s = state.stats[&counter.id];
+    // main twice (once contended), the other thread, the poisoner, main after poisoning.
+    assert_eq!(s.acquisitions, 5, "{s:?}");
+    assert!(s.contended >= 1);
+    assert!(s.max_wait_ns >= 20_000_000, "waited {} ns", s.max_wait_ns);
+    assert!(s.max_hold_ns >= 20_000_000, "held {} ns", s.max_hold_ns);
+    let c = state.stats[&config.id];
+    assert_eq!(c.acquisitions, 4);
+    // Every acquisition has its release.
+    let ops: Vec<_> = r
+        .records
+        .iter()
+        .filter_map(|x| flightrec_analysis::locks::lock_op(&names, x))
+        .collect();
+    let acquired = ops
+        .iter()
+        .filter(|(_, o)| matches!(o, flightrec_analysis::locks::LockOp::Acquired { .. }))
+        .count();
+    let released = ops
+        .iter()
+        .filter(|(_, o)| matches!(o, flightrec_analysis::locks::LockOp::Released { .. }))
+        .count();
+    assert_eq!((acquired, released), (9, 9));
+}
