@@ -203,6 +203,12 @@ try {
     void fv;
   }
 
+  if (mode === "deadlock") {
+    // The whole recording is in view: every hold, wait and the cycle's arrows are drawn.
+    result.locks = await page.evaluate(() => window.flightrecView.drawnLocks());
+    result.bannerClass = await page.locator("#banner").getAttribute("class");
+  }
+
   if (mode === "asyncdemo") {
     await page.waitForFunction(() => window.flightrecView.state.object && window.flightrecView.mode() === "tasks");
     await settle();

@@ -343,8 +343,64 @@ export function drawLanes(data, w) {
     if (i < first || i >= last || i >= state.lanesY.length) return;
     const y = laneTop(i);
     drawBars(w, i, lane, y);
+    if (lane.locks) drawLocks(w, i, lane, y);
     drawEvents(w, i, lane, y);
   });
+}
+
+/** Locks (`flightrec::sync`): a hold is a thin bar under the event row in the lock's colour,
+ * a wait a hatched red bar across the event row, named when there is room. */
+export function drawLocks(w, laneIndex, lane, y) {
+  const top = y + LANE_PAD;
+  for (const l of lane.locks) {
+    const x0 = Math.max(-2, xOf(l.b));
+    const x1 = Math.min(w + 2, xOf(l.e));
+    if (x1 < 0 || x0 > w) continue;
+    const bw = Math.max(2, x1 - x0);
+    if (l.kind === "hold") {
+      ctx.fillStyle = `hsl(${hue(l.name)}, 60%, 40%)`;
+      ctx.fillRect(x0, top + EVENT_ROW - 3, bw, 3);
+      state.drawn.push({ x: x0, y: top + EVENT_ROW - 4, w: bw, h: 4, kind: "hold", lane: laneIndex, lock: l.name, b: l.b, e: l.e, open: l.open });
+      continue;
+    }
+    const h = EVENT_ROW - 4;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(x0, top, bw, h);
+    ctx.clip();
+    ctx.fillStyle = "rgba(208, 49, 45, 0.12)";
+    ctx.fillRect(x0, top, bw, h);
+    ctx.strokeStyle = "rgba(208, 49, 45, 0.7)";
+    for (let k = x0 - h; k < x0 + bw; k += 6) {
+      ctx.beginPath();
+      ctx.moveTo(k, top + h);
+      ctx.lineTo(k + h, top);
+      ctx.stroke();
+    }
+    if (bw > 80) {
+      ctx.fillStyle = "#a01010";
+      ctx.font = "bold 10px system-ui, sans-serif";
+      ctx.fillText("waits for " + l.name, Math.max(x0, 0) + 4, top + h - 2);
+    }
+    ctx.restore();
+    state.drawn.push({ x: x0, y: top, w: bw, h, kind: "wait", lane: laneIndex, lock: l.name, b: l.b, e: l.e, open: l.open });
+  }
+}
+
+/** A deadlock's cycle: from each waiting thread to the thread holding what it waits for. */
+export function drawDeadlocks(w) {
+  if (state.mode !== "threads") return;
+  for (const d of state.meta.deadlocks || []) {
+    d.steps.forEach((s, k) => {
+      if (s.lane == null || s.holder == null) return;
+      // Where the wait began, kept on screen, each step a little apart.
+      const x = Math.min(w - 20, Math.max(20, xOf(s.since))) + k * 6;
+      const y0 = laneTop(s.lane) + LANE_PAD + EVENT_ROW / 2;
+      const y1 = laneTop(s.holder) + LANE_PAD + EVENT_ROW / 2;
+      arrow(x, y0, x + 14, y1, "#d0312d");
+      state.drawn.push({ kind: "cycle", lane: s.lane, holder: s.holder, x, y: Math.min(y0, y1), w: 14, h: Math.abs(y1 - y0), waitsFor: s.waits_for });
+    });
+  }
 }
 
 /** Notes when an input happened, so that the redraw it causes can be timed. */
@@ -400,6 +456,7 @@ export function draw() {
   }
   drawFollow();
   drawObject();
+  drawDeadlocks(w);
   ctx.restore();
   drawTrigger(w);
   drawSearchHit();

@@ -52,16 +52,18 @@ document.getElementById("timeline-wrap").addEventListener("scroll", () => scroll
 export function banner(meta) {
   const t = meta.trigger;
   const b = document.getElementById("banner");
-  if (!t) return;
-  const lines = [t.description];
-  if (t.thread) lines.push("thread: " + t.thread);
-  for (const s of t.stuck || []) {
+  const deadlocks = (meta.deadlocks || []).map((d) => "deadlock: " + d.description);
+  if (!t && !deadlocks.length) return;
+  const lines = t ? [t.description] : [];
+  if (t && t.thread) lines.push("thread: " + t.thread);
+  for (const s of (t && t.stuck) || []) {
     lines.push(`stuck: ${s.name} silent for ${fmtDuration(s.silent_ns)}` +
       (s.open_spans.length ? " inside " + s.open_spans.join(" › ") : ""));
   }
+  lines.push(...deadlocks);
   b.textContent = lines.join("\n");
   b.hidden = false;
-  if (["panic", "crash", "stall"].includes(t.reason)) b.classList.add("bad");
+  if (deadlocks.length || (t && ["panic", "crash", "stall"].includes(t.reason))) b.classList.add("bad");
 }
 
 export async function main() {
@@ -147,6 +149,14 @@ window.flightrecView = {
       objectTop: object.hidden ? null : object.getBoundingClientRect().top,
       objectFirstRow: [...(object.querySelector("tbody tr")?.children || [])].map((td) => td.textContent),
     };
+  },
+  /** Locks as drawn: holds, waits and a deadlock's arrows, with their lanes' names. */
+  drawnLocks() {
+    const lanes = state.meta.lanes;
+    return state.drawn.filter((d) => ["hold", "wait", "cycle"].includes(d.kind)).map((d) => ({
+      kind: d.kind, lane: lanes[d.lane]?.name, lock: d.lock || d.waitsFor, holder: d.holder != null ? lanes[d.holder]?.name : null,
+      b: d.b, e: d.e, open: d.open, x: d.x, w: d.w,
+    }));
   },
   /** The lanes now shown: "threads" or "tasks". */
   mode() { return state.mode; },

@@ -79,6 +79,8 @@ pub struct Meta {
     pub lanes: Vec<LaneMeta>,
     pub trigger: Option<TriggerMeta>,
     pub tasks: TasksMeta,
+    /// Lock-order cycles among `flightrec::sync` locks when the data ends.
+    pub deadlocks: Vec<DeadlockOut>,
     pub targets: Vec<String>,
     pub damaged: bool,
     pub constants: Constants,
@@ -174,6 +176,9 @@ pub struct TaskMetaOut {
 #[derive(Debug, Serialize)]
 pub struct LaneWindow {
     pub bars: Vec<WindowBar>,
+    /// Locks held and waited for (`flightrec::sync`), in the window.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locks: Vec<LockBarOut>,
     /// Events one by one, when few enough...
     pub events: Vec<WindowEvent>,
     /// ...else per pixel: `[pixel start, count, most severe level]`.
@@ -203,6 +208,39 @@ pub struct BarOut {
     /// A poll in the task view: the thread-view lane of the worker that ran it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker: Option<u32>,
+}
+
+/// A stretch of time a thread held a lock, or waited for one.
+#[derive(Debug, Serialize)]
+pub struct LockBarOut {
+    pub b: i64,
+    pub e: i64,
+    pub lock: u32,
+    pub name: String,
+    /// "hold" or "wait".
+    pub kind: &'static str,
+    pub shared: bool,
+    /// Still held or waited for when the data ends.
+    pub open: bool,
+}
+
+/// A deadlock found in the wait-for graph at the end of the data.
+#[derive(Debug, Serialize)]
+pub struct DeadlockOut {
+    pub description: String,
+    pub steps: Vec<DeadlockStep>,
+}
+
+/// One thread of a deadlock: its lane waits for `waits_for`, held by the lane `holder`.
+#[derive(Debug, Serialize)]
+pub struct DeadlockStep {
+    pub lane: Option<usize>,
+    pub thread: String,
+    pub holds: String,
+    pub waits_for: String,
+    pub holder: Option<usize>,
+    /// Since when it has waited (relative ns).
+    pub since: i64,
 }
 
 #[derive(Debug, Serialize)]

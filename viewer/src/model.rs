@@ -7,9 +7,10 @@
 use std::collections::HashMap;
 
 use crate::contract::{
-    BarFlags, BarOut, Constants, FieldOut, LaneMeta, LaneWindow, LevelName, Meta, ObjectRecord,
-    ObjectTrail, RecordDetails, SearchHit, SearchHits, SpanDetails, SpanEntryOut, SpanRef,
-    StuckLane, TaskList, TaskMetaOut, TasksMeta, TriggerMeta, Window, WindowBar, WindowEvent,
+    BarFlags, BarOut, Constants, DeadlockOut, DeadlockStep, FieldOut, LaneMeta, LaneWindow,
+    LevelName, LockBarOut, Meta, ObjectRecord, ObjectTrail, RecordDetails, SearchHit, SearchHits,
+    SpanDetails, SpanEntryOut, SpanRef, StuckLane, TaskList, TaskMetaOut, TasksMeta, TriggerMeta,
+    Window, WindowBar, WindowEvent,
 };
 use flightrec_analysis::{
     entries_of_plan, merge_fields, Names, ObjectKey, Placement, SpanPlan, Tasks, Trail,
@@ -59,6 +60,8 @@ pub struct Lane {
     pub last: i64,
     /// Records of this thread lost to overwriting (before `data_start`).
     pub overwritten: u64,
+    /// Locks this thread held or waited for, relative times, sorted by begin.
+    pub locks: Vec<flightrec_analysis::locks::LockInterval>,
 }
 
 /// What is known of a span.
@@ -111,6 +114,8 @@ pub struct Model {
     pub task_lanes: Vec<TaskLane>,
     /// Task lanes grouped by root span name (then by start).
     pub by_name: Vec<u32>,
+    /// Lock-order cycles when the data ends.
+    pub deadlocks: Vec<Vec<flightrec_analysis::locks::CycleStep>>,
 }
 
 /// Filters the page applies to what it is shown.
@@ -332,6 +337,7 @@ impl Model {
                 data_start: t.first_ts.map_or(0, |f| f.saturating_sub(origin)),
                 last: t.last_ts.map_or(0, |l| l.saturating_sub(origin)),
                 overwritten: t.overwritten,
+                locks: Vec::new(),
             });
         }
         let mut spans: HashMap<u64, SpanInfo> = HashMap::new();
@@ -446,6 +452,18 @@ impl Model {
             spans.entry(*k).or_default().callsite = Some(*c);
         }
         drop(all_entries);
+        let names = Names::new(&rec);
+        for mut l in flightrec_analysis::locks::lock_intervals(&names, &rec.records, end + origin) {
+            if let Some(&lane) = lane_of.get(&l.thread) {
+                l.begin = l.begin.saturating_sub(origin);
+                l.end = l.end.saturating_sub(origin);
+                lanes[lane].locks.push(l);
+            }
+        }
+        for l in &mut lanes {
+            l.locks.sort_by_key(|x| (x.begin, x.end));
+        }
+        let deadlocks = flightrec_analysis::LockState::of(&rec).deadlocks;
         let task_lanes = task_lanes(&rec, &tasks, &lane_of, origin, end);
         let mut by_name: Vec<u32> = (0..task_lanes.len() as u32).collect();
         by_name.sort_by(|&a, &b| {
@@ -461,6 +479,7 @@ impl Model {
             tasks,
             task_lanes,
             by_name,
+            deadlocks,
         }
     }
 
@@ -587,6 +606,7 @@ impl Model {
             records: self.rec.records.len(),
             lanes,
             trigger,
+            deadlocks: self.deadlocks_out(),
             tasks: TasksMeta {
                 count: self.task_lanes.len(),
                 hop: self.tasks.hop_threads(),
@@ -616,6 +636,37 @@ impl Model {
             file: None,
             size: None,
         }
+    }
+
+    fn deadlocks_out(&self) -> Vec<DeadlockOut> {
+        let names = self.names();
+        let lane_of = |t: u32| self.lanes.iter().position(|l| l.thread == t);
+        let lock_name = |l: u32| {
+            names
+                .callsite(l)
+                .map_or_else(|| format!("lock {l}"), |c| c.name.clone())
+        };
+        self.deadlocks
+            .iter()
+            .map(|cycle| DeadlockOut {
+                description: flightrec_analysis::locks::describe_deadlock(&names, cycle),
+                steps: cycle
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let next = &cycle[(i + 1) % cycle.len()];
+                        DeadlockStep {
+                            lane: lane_of(s.thread),
+                            thread: names.thread(s.thread).0.to_owned(),
+                            holds: lock_name(s.holds),
+                            waits_for: lock_name(s.waits_for),
+                            holder: lane_of(next.thread),
+                            since: s.since.saturating_sub(self.origin),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 
     /// For a stall: each lane whose last record lies well before the trigger, with the spans
@@ -653,7 +704,11 @@ impl Model {
         let lanes = self
             .lanes
             .iter()
-            .map(|l| self.lane_window(&q, &l.depths, &l.events, &l.event_ts, &l.event_level))
+            .map(|l| {
+                let mut w = self.lane_window(&q, &l.depths, &l.events, &l.event_ts, &l.event_level);
+                w.locks = self.lock_window(&q, &l.locks);
+                w
+            })
             .collect();
         Window {
             start: q.start,
@@ -825,10 +880,39 @@ impl Model {
         };
         LaneWindow {
             bars,
+            locks: Vec::new(),
             events,
             buckets,
             px,
         }
+    }
+
+    /// A lane's holds and waits in the window: waits always (they are what a hang is made
+    /// of), holds at least a pixel wide or still open, at most `MAX_LOCK_BARS`.
+    fn lock_window(
+        &self,
+        q: &WindowQuery<'_>,
+        locks: &[flightrec_analysis::locks::LockInterval],
+    ) -> Vec<LockBarOut> {
+        const MAX_LOCK_BARS: usize = 2000;
+        let names = self.names();
+        locks
+            .iter()
+            .filter(|l| l.end >= q.start && l.begin <= q.end)
+            .filter(|l| l.waiting || l.open || l.end - l.begin >= q.px)
+            .take(MAX_LOCK_BARS)
+            .map(|l| LockBarOut {
+                b: l.begin,
+                e: l.end,
+                lock: l.lock,
+                name: names
+                    .callsite(l.lock)
+                    .map_or_else(|| format!("lock {}", l.lock), |c| c.name.clone()),
+                kind: if l.waiting { "wait" } else { "hold" },
+                shared: l.shared,
+                open: l.open,
+            })
+            .collect()
     }
 
     fn span_ref(&self, span: u64) -> SpanRef {

@@ -354,3 +354,99 @@ pub fn duration(ns: u64) -> String {
         n => format!("{:.2} s", n as f64 / 1e9),
     }
 }
+
+/// A stretch of time a thread held or waited for a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockInterval {
+    pub thread: u32,
+    pub lock: u32,
+    /// Waiting for it, else holding it.
+    pub waiting: bool,
+    pub shared: bool,
+    pub begin: i64,
+    pub end: i64,
+    /// Still holding or waiting when the data ends (`end` is then the data's end).
+    pub open: bool,
+}
+
+/// Every hold and wait of the recording, in the order they ended; those still open end at
+/// `data_end`.
+pub fn lock_intervals(names: &Names<'_>, records: &[Record], data_end: i64) -> Vec<LockInterval> {
+    let mut out = Vec::new();
+    let mut waiting: HashMap<u32, (u32, bool, i64)> = HashMap::new();
+    let mut held: HashMap<u32, Vec<(u32, bool, i64)>> = HashMap::new();
+    for r in records {
+        let Some((lock, op)) = lock_op(names, r) else {
+            continue;
+        };
+        let t = r.thread;
+        match op {
+            LockOp::Wait { shared } => {
+                waiting.insert(t, (lock, shared, r.ts));
+            }
+            LockOp::Acquired { shared, .. } => {
+                if let Some((l, s, since)) = waiting.remove(&t) {
+                    out.push(LockInterval {
+                        thread: t,
+                        lock: l,
+                        waiting: true,
+                        shared: s,
+                        begin: since,
+                        end: r.ts,
+                        open: false,
+                    });
+                }
+                held.entry(t).or_default().push((lock, shared, r.ts));
+            }
+            LockOp::Released { .. } => {
+                let holder = held
+                    .get(&t)
+                    .and_then(|v| v.iter().rposition(|h| h.0 == lock))
+                    .map(|i| (t, i))
+                    .or_else(|| {
+                        held.iter()
+                            .find_map(|(&o, v)| v.iter().rposition(|h| h.0 == lock).map(|i| (o, i)))
+                    });
+                if let Some((o, i)) = holder {
+                    if let Some(v) = held.get_mut(&o) {
+                        let (l, s, since) = v.remove(i);
+                        out.push(LockInterval {
+                            thread: o,
+                            lock: l,
+                            waiting: false,
+                            shared: s,
+                            begin: since,
+                            end: r.ts,
+                            open: false,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    for (t, (l, s, since)) in waiting {
+        out.push(LockInterval {
+            thread: t,
+            lock: l,
+            waiting: true,
+            shared: s,
+            begin: since,
+            end: data_end.max(since),
+            open: true,
+        });
+    }
+    for (t, v) in held {
+        for (l, s, since) in v {
+            out.push(LockInterval {
+                thread: t,
+                lock: l,
+                waiting: false,
+                shared: s,
+                begin: since,
+                end: data_end.max(since),
+                open: true,
+            });
+        }
+    }
+    out
+}
