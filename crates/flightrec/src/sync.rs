@@ -62,7 +62,20 @@ impl LockMeta {
 
     #[cold]
     fn register(&self, ring: &Ring) -> u32 {
+        let seen = self.registered.load(Ordering::Acquire);
         let id = ring.next_callsite.fetch_add(1, Ordering::Relaxed);
+        let mine = u64::from(ring.generation) << 32 | u64::from(id);
+        // One id per lock and ring, even when threads first use it at once: the first to
+        // publish its id wins, the others use it (their reserved id stays unused).
+        if let Err(now) =
+            self.registered
+                .compare_exchange(seen, mine, Ordering::AcqRel, Ordering::Acquire)
+        {
+            if now >> 32 == u64::from(ring.generation) {
+                return now as u32;
+            }
+            // Another ring's registration raced ours: ours stands for this event only.
+        }
         let name = match &self.name {
             Some(n) => n.clone(),
             None => format!("{}<{}>", self.kind, self.type_name),
@@ -81,11 +94,6 @@ impl LockMeta {
         let mut m = flightrec_format::meta::MetaBuilder::default();
         m.callsite(&cs);
         ring.append_meta(&m.bytes);
-        // Two threads registering at once each write a callsite; either id is the lock's.
-        self.registered.store(
-            u64::from(ring.generation) << 32 | u64::from(id),
-            Ordering::Relaxed,
-        );
         id
     }
 
@@ -477,5 +485,121 @@ impl<T: Default> Default for RwLock<T> {
     #[track_caller]
     fn default() -> RwLock<T> {
         RwLock::new(T::default())
+    }
+}
+
+/// tokio's async `Mutex`, recording as the others do (feature `tokio`). A guard held across
+/// an `.await` may be released on another worker than the one that took it; the reading
+/// layer pairs the release with its acquisition whichever thread records it.
+#[cfg(all(feature = "tokio", tokio_unstable))]
+pub mod tokio {
+    use std::ops::{Deref, DerefMut};
+
+    use flightrec_format::meta::lock;
+
+    use super::LockMeta;
+    use crate::ring::clock;
+
+    /// An async mutual exclusion lock that records its waits, acquisitions and releases.
+    /// Behaves as `tokio::sync::Mutex`.
+    pub struct Mutex<T: ?Sized> {
+        meta: LockMeta,
+        inner: ::tokio::sync::Mutex<T>,
+    }
+
+    /// The guard of a [`Mutex`].
+    pub struct MutexGuard<'a, T: ?Sized> {
+        lock: &'a Mutex<T>,
+        since: u64,
+        inner: ::tokio::sync::MutexGuard<'a, T>,
+    }
+
+    impl<T> Mutex<T> {
+        /// A new lock, named after its type and where it is made.
+        #[track_caller]
+        pub fn new(value: T) -> Mutex<T> {
+            Mutex {
+                meta: LockMeta::new(None, lock::TOKIO_MUTEX, std::any::type_name::<T>()),
+                inner: ::tokio::sync::Mutex::new(value),
+            }
+        }
+
+        /// A new lock with a name.
+        #[track_caller]
+        pub fn named(name: impl Into<String>, value: T) -> Mutex<T> {
+            Mutex {
+                meta: LockMeta::new(
+                    Some(name.into()),
+                    lock::TOKIO_MUTEX,
+                    std::any::type_name::<T>(),
+                ),
+                inner: ::tokio::sync::Mutex::new(value),
+            }
+        }
+
+        /// Consumes the lock, returning the value.
+        pub fn into_inner(self) -> T {
+            self.inner.into_inner()
+        }
+    }
+
+    impl<T: ?Sized> Mutex<T> {
+        /// Acquires the lock, waiting (asynchronously) while another task holds it.
+        pub async fn lock(&self) -> MutexGuard<'_, T> {
+            let (inner, from) = match self.inner.try_lock() {
+                Ok(g) => (g, None),
+                Err(_) => {
+                    let start = clock::ticks();
+                    self.meta.record(lock::op::WAIT, start, None);
+                    (self.inner.lock().await, Some(start))
+                }
+            };
+            let now = clock::ticks();
+            self.meta
+                .record(lock::op::ACQUIRED, now, Some(from.unwrap_or(now)));
+            MutexGuard {
+                lock: self,
+                since: now,
+                inner,
+            }
+        }
+
+        /// Acquires the lock if it is free now.
+        pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, ::tokio::sync::TryLockError> {
+            let inner = self.inner.try_lock()?;
+            let now = clock::ticks();
+            self.meta.record(lock::op::ACQUIRED, now, Some(now));
+            Ok(MutexGuard {
+                lock: self,
+                since: now,
+                inner,
+            })
+        }
+
+        /// A mutable reference to the value, without locking.
+        pub fn get_mut(&mut self) -> &mut T {
+            self.inner.get_mut()
+        }
+    }
+
+    impl<T: ?Sized> Drop for MutexGuard<'_, T> {
+        fn drop(&mut self) {
+            self.lock
+                .meta
+                .record(lock::op::RELEASED, clock::ticks(), Some(self.since));
+        }
+    }
+
+    impl<T: ?Sized> Deref for MutexGuard<'_, T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            &self.inner
+        }
+    }
+
+    impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
+        fn deref_mut(&mut self) -> &mut T {
+            &mut self.inner
+        }
     }
 }

@@ -219,7 +219,8 @@ mod tests {
         let (pending_id, aborted_id, panicked_id, request_ids) =
             tracing::dispatcher::with_default(&d, || {
                 rt.block_on(async {
-                    let shared = std::sync::Arc::new(::tokio::sync::Mutex::new(0u64));
+                    let shared =
+                        std::sync::Arc::new(crate::sync::tokio::Mutex::named("total", 0u64));
                     let handles: Vec<_> = (0..REQUESTS)
                         .map(|id| {
                             let shared = shared.clone();
@@ -265,15 +266,19 @@ mod tests {
             });
         let num = |id: ::tokio::task::Id| id.to_string().parse::<u64>().unwrap();
         // tokio runs the terminate hook after the task's `JoinHandle` is told: a dump taken
-        // at once may be too early for the panicked task's end. Wait for it.
+        // at once may be too early for the last tasks' ends. Wait for them.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let (r, tasks) = loop {
             let dump = rec.snapshot().unwrap();
             let r = flightrec_format::open(&dump).unwrap();
             let tasks = Tasks::of(&r);
-            let ended = tasks.list.iter().any(|t| {
-                t.tokio.as_ref().is_some_and(|k| k.id == num(panicked_id)) && t.closed.is_some()
-            });
+            let closed = |id: u64| {
+                tasks
+                    .list
+                    .iter()
+                    .any(|t| t.tokio.as_ref().is_some_and(|k| k.id == id) && t.closed.is_some())
+            };
+            let ended = closed(num(panicked_id)) && request_ids.iter().all(|&id| closed(num(id)));
             if ended || std::time::Instant::now() > deadline {
                 break (r, tasks);
             }
@@ -313,6 +318,7 @@ mod tests {
                 .records
                 .iter()
                 .filter(|&&i| r.records[i].kind == RecordKind::Event)
+                .filter(|&&i| flightrec_analysis::locks::lock_op(&names, &r.records[i]).is_none())
                 .count();
             assert_eq!(steps, 4, "request {n}");
         }
@@ -336,7 +342,8 @@ mod tests {
         for (i, x) in r.records.iter().enumerate() {
             let streamed = ids.observe(&names, x);
             assert_eq!(streamed, tasks.tokio_id(i), "record {i}: {x:?}");
-            if x.kind == RecordKind::Event && streamed.is_some() {
+            let lock_event = flightrec_analysis::locks::lock_op(&names, x).is_some();
+            if x.kind == RecordKind::Event && streamed.is_some() && !lock_event {
                 attributed += 1;
             }
         }
@@ -354,5 +361,14 @@ mod tests {
             }
         }
         assert!(model.task_lanes[tasks.position(pending.span).unwrap()].open);
+        // The requests' shared tokio Mutex: every acquisition released, none left held.
+        let total = flightrec_analysis::locks::locks(&r)
+            .into_iter()
+            .find(|l| l.name == "total")
+            .unwrap();
+        assert_eq!(total.kind, "tokio::Mutex");
+        let state = flightrec_analysis::LockState::of(&r);
+        assert_eq!(state.stats[&total.id].acquisitions, REQUESTS * 4);
+        assert!(state.holds.iter().all(|h| h.lock != total.id));
     }
 }
