@@ -172,7 +172,11 @@ impl LockTracker {
                 );
             }
             LockOp::Acquired { shared, waited_ns } => {
-                if self.waiting.get(&thread).is_some_and(|w| w.lock == lock) {
+                // The wait, from the timeline when its start survived (the same clock as
+                // every timestamp), else as the writer measured it.
+                let mut waited_ns = waited_ns;
+                if let Some(w) = self.waiting.get(&thread).filter(|w| w.lock == lock) {
+                    waited_ns = r.ts.saturating_sub(w.since).max(0) as u64;
                     self.waiting.remove(&thread);
                 }
                 self.held.entry(thread).or_default().push(Hold {
@@ -190,6 +194,7 @@ impl LockTracker {
                 s.max_wait_ns = s.max_wait_ns.max(waited_ns);
             }
             LockOp::Released { held_ns, .. } => {
+                let mut held_ns = held_ns;
                 // A guard may move to another thread and be dropped there: release whichever
                 // holder of this lock took it last.
                 let holder = self
@@ -204,7 +209,8 @@ impl LockTracker {
                     });
                 if let Some((t, i)) = holder {
                     if let Some(v) = self.held.get_mut(&t) {
-                        v.remove(i);
+                        let h = v.remove(i);
+                        held_ns = r.ts.saturating_sub(h.since).max(0) as u64;
                     }
                 }
                 let s = self.stats.entry(lock).or_default();

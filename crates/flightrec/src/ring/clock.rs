@@ -66,21 +66,40 @@ pub(crate) fn anchor_now() -> ClockAnchor {
     }
 }
 
+/// A (ticks, monotonic ns) pair read as close together as this thread can: the monotonic
+/// read bracketed by two tick reads, the tightest of a few tries, so a preemption in the
+/// middle of one (likely on a loaded machine) does not skew the pair.
+fn tight_pair() -> (u64, u64) {
+    let mut best = (u64::MAX, 0, 0);
+    for _ in 0..8 {
+        let t0 = ticks();
+        let m = mono_ns();
+        let t1 = ticks();
+        let width = t1.wrapping_sub(t0);
+        if width < best.0 {
+            best = (width, t0 + width / 2, m);
+        }
+    }
+    (best.1, best.2)
+}
+
 /// Takes an anchor and measures the tick rate over about a millisecond, so a ring that dies
-/// soon after start can still convert ticks to time.
+/// soon after start can still convert ticks to time (and lock durations can be written in
+/// ns). Each end of the measurement is a tight (ticks, monotonic) pair.
 pub(crate) fn calibrate() -> ClockAnchor {
     let mut a = anchor_now();
     if a.kind == CLOCK_MONOTONIC_NS {
         a.ticks_per_sec = 1e9;
         return a;
     }
+    let (t0, m0) = tight_pair();
     let start = Instant::now();
     while start.elapsed().as_micros() < 1000 {
         std::hint::spin_loop();
     }
-    let b = anchor_now();
-    let dt = b.ticks.wrapping_sub(a.ticks) as f64;
-    let dm = b.mono_ns.saturating_sub(a.mono_ns) as f64;
+    let (t1, m1) = tight_pair();
+    let dt = t1.wrapping_sub(t0) as f64;
+    let dm = m1.saturating_sub(m0) as f64;
     if dm > 0.0 && dt > 0.0 {
         a.ticks_per_sec = dt / dm * 1e9;
     }
