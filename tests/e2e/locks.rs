@@ -59,8 +59,8 @@ fn lock_order_deadlock_child() {
         let (a, b, barrier) = (import_lock.clone(), logging_lock.clone(), both_held.clone());
         spawn(
             "logger",
+            // Outside any span: the watchdog sees it stuck by its unfinished lock wait.
             Box::new(move || {
-                let _s = tracing::info_span!("flush_log").entered();
                 let log = b.lock().unwrap();
                 tracing::info!(lines = log.len(), "flushing the log");
                 barrier.wait();
@@ -98,6 +98,12 @@ fn a_lock_order_deadlock_is_named_from_the_stall_dump() {
     let _ = c.wait();
     let rec = flightrec_format::open(&dump).unwrap();
     assert_eq!(rec.trigger.reason, TriggerReason::Stall);
+    // The watchdog names both threads and what each waits for, the one outside any span too.
+    let m = &rec.trigger.message;
+    assert!(m.starts_with("2 threads stalled"), "{m}");
+    assert!(m.contains("in import, waiting for `logging_lock`"), "{m}");
+    assert!(m.contains("logger (tid"), "{m}");
+    assert!(m.contains("waiting for `import_lock`"), "{m}");
     let info = flightrec(&["info", dump.to_str().unwrap()]);
     assert!(info.status.success());
     let text = String::from_utf8_lossy(&info.stdout);

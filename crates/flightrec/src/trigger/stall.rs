@@ -6,7 +6,7 @@
 //! never calls tracing, so a deadlock inside the logging pipeline itself still gets its
 //! dump. It cannot tell a deadlock from a long wait inside a span, and says so.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -28,13 +28,53 @@ struct Progress {
     reported: bool,
 }
 
-/// A thread found stuck inside spans.
+/// A thread found stuck inside spans, or waiting for a recorded lock.
 struct Stalled {
     thread_index: u32,
     tid: u64,
     for_: Duration,
     /// Open spans' callsites, outermost first.
     spans: Vec<u32>,
+    /// The recorded lock (its callsite) the thread began to wait for and has not got.
+    waiting_for: Option<u32>,
+}
+
+/// Names from the meta log: threads, callsites, and which callsites are recorded locks.
+#[derive(Default)]
+struct MetaNames {
+    threads: HashMap<u32, String>,
+    callsites: HashMap<u32, String>,
+    locks: HashSet<u32>,
+}
+
+fn meta_names(shared: &Shared) -> MetaNames {
+    let g = shared.ring.geometry;
+    let mut image = vec![0u8; (g.meta_offset + g.meta_capacity) as usize];
+    shared.ring.copy_header_and_meta(&mut image);
+    let meta_len = flightrec_format::layout::get_u64(
+        &image,
+        flightrec_format::layout::header::META_COMMITTED_LEN,
+    )
+    .unwrap_or(0) as usize;
+    let start = g.meta_offset as usize;
+    let end = (start + meta_len).min(image.len());
+    let (entries, _) = parse_meta(&image[start..end]);
+    let mut names = MetaNames::default();
+    for e in entries {
+        match e {
+            MetaEntry::Thread(t) => {
+                names.threads.insert(t.index, t.name);
+            }
+            MetaEntry::Callsite(c) => {
+                if flightrec_format::meta::lock::is(&c) {
+                    names.locks.insert(c.id);
+                }
+                names.callsites.insert(c.id, c.name);
+            }
+            MetaEntry::Process(_) => {}
+        }
+    }
+    names
 }
 
 pub(crate) struct Watchdog {
@@ -125,6 +165,7 @@ fn scan(shared: &Shared, threshold: Duration, seen: &mut HashMap<u64, Progress>,
     }
     // Every quiet thread looked at is marked; a dump is written only when a thread inside a
     // span is newly stuck, so an episode (or an idle thread) gives one dump, not one a tick.
+    let names = meta_names(shared);
     let mut stalled = Vec::new();
     let mut newly_stuck = false;
     for (&i, p) in seen.iter_mut() {
@@ -132,8 +173,8 @@ fn scan(shared: &Shared, threshold: Duration, seen: &mut HashMap<u64, Progress>,
         if quiet < threshold / 2 {
             continue;
         }
-        if let Some(s) = open_spans(shared, i, buf) {
-            if !s.spans.is_empty() {
+        if let Some(s) = open_spans(shared, i, buf, &names.locks) {
+            if !s.spans.is_empty() || s.waiting_for.is_some() {
                 newly_stuck |= !p.reported;
                 stalled.push(Stalled { for_: quiet, ..s });
             }
@@ -144,17 +185,20 @@ fn scan(shared: &Shared, threshold: Duration, seen: &mut HashMap<u64, Progress>,
         return;
     }
     stalled.sort_by_key(|s| std::cmp::Reverse(s.for_));
-    let message = describe(shared, &stalled);
+    let message = describe(&names, &stalled);
     let t = super::trigger(TriggerReason::Stall, 0, stalled[0].tid, message);
     let _ = shared.dump(&t);
 }
 
 /// Copies chunk `i` and replays its context and enter/exit records to find the spans its
-/// thread is inside.
-fn open_spans(shared: &Shared, i: u64, buf: &mut [u8]) -> Option<Stalled> {
+/// thread is inside, and its lock events to find a wait that has not ended.
+fn open_spans(shared: &Shared, i: u64, buf: &mut [u8], locks: &HashSet<u32>) -> Option<Stalled> {
+    use flightrec_format::meta::lock::{op, OP};
+    use flightrec_format::Value;
     let view = shared.ring.copy_chunk(i, buf).ok()?;
     let payload = &buf[CHUNK_HEADER_SIZE..CHUNK_HEADER_SIZE + view.committed_len as usize];
     let mut stack: Vec<(u64, u32)> = Vec::new();
+    let mut waiting_for = None;
     let mut pos = 0;
     while pos < payload.len() {
         let Ok((r, n)) = parse_record(&payload[pos..]) else {
@@ -168,6 +212,14 @@ fn open_spans(shared: &Shared, i: u64, buf: &mut [u8]) -> Option<Stalled> {
                     stack.remove(at);
                 }
             }
+            RecordKind::Event if locks.contains(&r.callsite) => {
+                let what = r.fields.iter().find(|f| f.index == OP).map(|f| &f.value);
+                match what {
+                    Some(Value::U64(op::WAIT | op::WAIT_SHARED)) => waiting_for = Some(r.callsite),
+                    Some(Value::U64(op::ACQUIRED | op::ACQUIRED_SHARED)) => waiting_for = None,
+                    _ => {}
+                }
+            }
             _ => {}
         }
         pos += n;
@@ -177,53 +229,39 @@ fn open_spans(shared: &Shared, i: u64, buf: &mut [u8]) -> Option<Stalled> {
         tid: view.os_tid,
         for_: Duration::ZERO,
         spans: stack.into_iter().map(|(_, c)| c).collect(),
+        waiting_for,
     })
 }
 
-/// "2 threads stalled: a (tid 1) for 5.2s in order > lock; ..." with names from the meta log.
-fn describe(shared: &Shared, stalled: &[Stalled]) -> String {
-    let g = shared.ring.geometry;
-    let mut image = vec![0u8; (g.meta_offset + g.meta_capacity) as usize];
-    shared.ring.copy_header_and_meta(&mut image);
-    let meta_len = flightrec_format::layout::get_u64(
-        &image,
-        flightrec_format::layout::header::META_COMMITTED_LEN,
-    )
-    .unwrap_or(0) as usize;
-    let start = g.meta_offset as usize;
-    let (entries, _) = parse_meta(&image[start..start + meta_len]);
-    let mut threads = HashMap::new();
-    let mut spans = HashMap::new();
-    for e in entries {
-        match e {
-            MetaEntry::Thread(t) => {
-                threads.insert(t.index, t.name);
-            }
-            MetaEntry::Callsite(c) => {
-                spans.insert(c.id, c.name);
-            }
-            MetaEntry::Process(_) => {}
-        }
-    }
+/// "2 threads stalled: a (tid 1) for 5.2s in order > lock, waiting for `cache`; ..." with
+/// names from the meta log.
+fn describe(names: &MetaNames, stalled: &[Stalled]) -> String {
     let parts: Vec<String> = stalled
         .iter()
         .map(|s| {
-            let name = threads.get(&s.thread_index).map_or("?", String::as_str);
+            let name = names
+                .threads
+                .get(&s.thread_index)
+                .map_or("?", String::as_str);
             let path: Vec<&str> = s
                 .spans
                 .iter()
-                .map(|c| spans.get(c).map_or("?", String::as_str))
+                .map(|c| names.callsites.get(c).map_or("?", String::as_str))
                 .collect();
-            format!(
-                "{name} (tid {}) for {:.1}s in {}",
-                s.tid,
-                s.for_.as_secs_f64(),
-                path.join(" > ")
-            )
+            let mut part = format!("{name} (tid {}) for {:.1}s", s.tid, s.for_.as_secs_f64());
+            if !path.is_empty() {
+                part.push_str(&format!(" in {}", path.join(" > ")));
+            }
+            if let Some(l) = s.waiting_for {
+                let lock = names.callsites.get(&l).map_or("?", String::as_str);
+                part.push_str(&format!(", waiting for `{lock}`"));
+            }
+            part
         })
         .collect();
     format!(
-        "{} thread{} stalled: {} (no new records while inside a span: a deadlock, or a long wait)",
+        "{} thread{} stalled: {} (no new records while inside a span or waiting for a lock: a \
+         deadlock, or a long wait)",
         stalled.len(),
         if stalled.len() == 1 { "" } else { "s" },
         parts.join("; ")
