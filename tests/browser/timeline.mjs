@@ -207,6 +207,13 @@ try {
     // The whole recording is in view: every hold, wait and the cycle's arrows are drawn.
     result.locks = await page.evaluate(() => window.flightrecView.drawnLocks());
     result.bannerClass = await page.locator("#banner").getAttribute("class");
+    // Clicking a wait opens its lock's page.
+    const wait = result.locks.find((l) => l.kind === "wait" && l.lane === opts.clickWaitOn);
+    if (!wait) throw new Error("no wait drawn on " + opts.clickWaitOn);
+    await page.mouse.click(Math.max(wait.x + 40, wait.x + wait.w / 2), wait.y + wait.h / 2);
+    await page.waitForFunction(() => (document.querySelector("#details h3")?.textContent || "").startsWith("lock "));
+    result.lockTitle = await page.locator("#details h3").textContent();
+    result.lockPanel = await page.locator("#details").innerText();
   }
 
   if (mode === "asyncdemo") {

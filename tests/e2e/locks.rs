@@ -151,7 +151,22 @@ fn a_lock_order_deadlock_is_named_from_the_stall_dump() {
     // The viewer shows it: the banner names the cycle, each thread's lane has its hold and
     // its open wait, and arrows go from each waiter to the holder.
     if crate::viewer::browser_available() {
-        let out = crate::viewer::drive("deadlock", &dump, serde_json::json!({}));
+        let out = crate::viewer::drive(
+            "deadlock",
+            &dump,
+            serde_json::json!({"clickWaitOn": "importer"}),
+        );
+        // The lock's page: what importer waits for, held at the end by logger.
+        assert_eq!(out["lockTitle"], "lock logging_lock");
+        let panel = out["lockPanel"].as_str().unwrap();
+        assert!(
+            panel.contains("held at the end by") && panel.contains("logger"),
+            "{panel}"
+        );
+        assert!(
+            panel.contains("waited for at the end by") && panel.contains("importer"),
+            "{panel}"
+        );
         let banner = out["banner"].as_str().unwrap();
         assert!(
             banner.contains("deadlock: importer holds `import_lock` and waits for `logging_lock`"),

@@ -360,7 +360,7 @@ export function drawLocks(w, laneIndex, lane, y) {
     if (l.kind === "hold") {
       ctx.fillStyle = `hsl(${hue(l.name)}, 60%, 40%)`;
       ctx.fillRect(x0, top + EVENT_ROW - 3, bw, 3);
-      state.drawn.push({ x: x0, y: top + EVENT_ROW - 4, w: bw, h: 4, kind: "hold", lane: laneIndex, lock: l.name, b: l.b, e: l.e, open: l.open });
+      state.drawn.push({ x: x0, y: top + EVENT_ROW - 4, w: bw, h: 4, kind: "hold", lane: laneIndex, lock: l.name, lockId: l.lock, b: l.b, e: l.e, open: l.open });
       continue;
     }
     const h = EVENT_ROW - 4;
@@ -383,7 +383,7 @@ export function drawLocks(w, laneIndex, lane, y) {
       ctx.fillText("waits for " + l.name, Math.max(x0, 0) + 4, top + h - 2);
     }
     ctx.restore();
-    state.drawn.push({ x: x0, y: top, w: bw, h, kind: "wait", lane: laneIndex, lock: l.name, b: l.b, e: l.e, open: l.open });
+    state.drawn.push({ x: x0, y: top, w: bw, h, kind: "wait", lane: laneIndex, lock: l.name, lockId: l.lock, b: l.b, e: l.e, open: l.open });
   }
 }
 

@@ -1,6 +1,6 @@
 import { fetchOverview, filterParams, requestWindow } from "./timeline-data.js";
 import { draw, markInput } from "./timeline-drawing.js";
-import { showRecord, showSpan } from "./timeline-panels.js";
+import { showLock, showRecord, showSpan } from "./timeline-panels.js";
 import { api, canvas, state, tOf, width } from "./timeline-state.js";
 
 // ---- navigation -------------------------------------------------------------------------
@@ -63,9 +63,12 @@ export function click(e) {
   const x = e.clientX - rect.left;
   const y = e.clientY - rect.top;
   const inside = (d) => x >= d.x && x <= d.x + d.w && y >= d.y && y <= d.y + d.h;
-  const hit = state.drawn.find((d) => d.kind === "event" && inside(d)) || state.drawn.find((d) => (d.kind === "span" || d.kind === "poll") && inside(d));
+  const hit = state.drawn.find((d) => d.kind === "event" && inside(d))
+    || state.drawn.find((d) => (d.kind === "wait" || d.kind === "hold") && inside(d))
+    || state.drawn.find((d) => (d.kind === "span" || d.kind === "poll") && inside(d));
   if (!hit) return;
   if (hit.kind === "event") showRecord(hit.id);
+  else if (hit.kind === "wait" || hit.kind === "hold") showLock(hit.lockId);
   else showSpan(hit.span, false);
 }
 

@@ -153,9 +153,10 @@ window.flightrecView = {
   /** Locks as drawn: holds, waits and a deadlock's arrows, with their lanes' names. */
   drawnLocks() {
     const lanes = state.meta.lanes;
+    const rect = canvas.getBoundingClientRect();
     return state.drawn.filter((d) => ["hold", "wait", "cycle"].includes(d.kind)).map((d) => ({
       kind: d.kind, lane: lanes[d.lane]?.name, lock: d.lock || d.waitsFor, holder: d.holder != null ? lanes[d.holder]?.name : null,
-      b: d.b, e: d.e, open: d.open, x: d.x, w: d.w,
+      b: d.b, e: d.e, open: d.open, x: rect.left + d.x, w: d.w, y: rect.top + d.y, h: d.h,
     }));
   },
   /** The lanes now shown: "threads" or "tasks". */

@@ -74,6 +74,33 @@ export async function showRecord(id) {
   return r;
 }
 
+/** A recorded lock's page: what it is, how contended, who holds and waits for it. */
+export async function showLock(lock) {
+  const l = await (await fetch(api("/locks/" + lock))).json();
+  state.selected = { kind: "lock", id: lock };
+  const panel = document.getElementById("details");
+  panel.replaceChildren();
+  panel.append(el("h3", "lock " + l.name));
+  panel.append(dl([
+    ["kind", l.kind], ["made at", l.place], ["taken", l.acquisitions + "×"],
+    ["waited for", l.contended + "× (longest " + fmtDuration(l.max_wait_ns) + ", in all " + fmtDuration(l.total_wait_ns) + ")"],
+    ["held", "longest " + fmtDuration(l.max_hold_ns) + ", in all " + fmtDuration(l.total_hold_ns)],
+  ]));
+  for (const [label, list] of [["held at the end by", l.holders], ["waited for at the end by", l.waiters], ["longest waits", l.longest_waits]]) {
+    if (!list.length) continue;
+    panel.append(el("h4", label));
+    const ul = el("ul", null, "lock-parties");
+    for (const p of list) {
+      const li = el("li", `${p.thread}${p.shared ? " (shared)" : ""}: ${fmtDuration(p.ns)} from ${fmtOffset(p.since)}`);
+      li.addEventListener("click", () => centerOn(p.since + p.ns / 2));
+      ul.append(li);
+    }
+    panel.append(ul);
+  }
+  draw();
+  return l;
+}
+
 export async function showSpan(span, follow) {
   const s = await (await fetch(api("/spans/" + span))).json();
   state.selected = { kind: "span", id: span };

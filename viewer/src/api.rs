@@ -23,6 +23,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/dumps/{id}/meta", get(meta))
         .route("/api/dumps/{id}/window", get(window))
         .route("/api/dumps/{id}/tasks", get(tasks))
+        .route("/api/dumps/{id}/locks/{lock}", get(lock))
         .route("/api/dumps/{id}/records/{record}", get(record))
         .route("/api/dumps/{id}/spans/{span}", get(span))
         .route("/api/dumps/{id}/object", get(object))
@@ -290,6 +291,20 @@ async fn window(
         }
     })
     .await
+}
+
+async fn lock(
+    State(state): State<Arc<AppState>>,
+    Path((id, lock)): Path<(String, String)>,
+) -> ApiResult {
+    let n: u32 = lock
+        .parse()
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "a lock id is a number".into()))?;
+    let m = model(&state, &id).await?;
+    let v = m
+        .lock(n)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no lock {n}")))?;
+    Ok(Json(v).into_response())
 }
 
 async fn tasks(

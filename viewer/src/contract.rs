@@ -366,3 +366,33 @@ pub struct SearchHit {
     pub t: i64,
     pub lane: Option<usize>,
 }
+
+/// `/api/dumps/{id}/locks/{lock}`: a recorded lock's page.
+#[derive(Debug, Serialize)]
+pub struct LockDetails {
+    pub lock: u32,
+    pub name: String,
+    pub kind: String,
+    pub place: Option<String>,
+    pub acquisitions: u64,
+    pub contended: u64,
+    pub total_wait_ns: u64,
+    pub max_wait_ns: u64,
+    pub total_hold_ns: u64,
+    pub max_hold_ns: u64,
+    /// Who holds it and who waits for it when the data ends.
+    pub holders: Vec<LockParty>,
+    pub waiters: Vec<LockParty>,
+    /// The longest waits for it, longest first.
+    pub longest_waits: Vec<LockParty>,
+}
+
+/// A thread holding or waiting for a lock, from `since` (relative ns) for `ns`.
+#[derive(Debug, Serialize)]
+pub struct LockParty {
+    pub lane: Option<usize>,
+    pub thread: String,
+    pub since: i64,
+    pub ns: i64,
+    pub shared: bool,
+}

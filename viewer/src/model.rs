@@ -8,9 +8,9 @@ use std::collections::HashMap;
 
 use crate::contract::{
     BarFlags, BarOut, Constants, DeadlockOut, DeadlockStep, FieldOut, LaneMeta, LaneWindow,
-    LevelName, LockBarOut, Meta, ObjectRecord, ObjectTrail, RecordDetails, SearchHit, SearchHits,
-    SpanDetails, SpanEntryOut, SpanRef, StuckLane, TaskList, TaskMetaOut, TasksMeta, TriggerMeta,
-    Window, WindowBar, WindowEvent,
+    LevelName, LockBarOut, LockDetails, LockParty, Meta, ObjectRecord, ObjectTrail, RecordDetails,
+    SearchHit, SearchHits, SpanDetails, SpanEntryOut, SpanRef, StuckLane, TaskList, TaskMetaOut,
+    TasksMeta, TriggerMeta, Window, WindowBar, WindowEvent,
 };
 use flightrec_analysis::{
     entries_of_plan, merge_fields, Names, ObjectKey, Placement, SpanPlan, Tasks, Trail,
@@ -920,6 +920,67 @@ impl Model {
             span: span.to_string(),
             name: self.span_name(span).to_owned(),
         }
+    }
+
+    /// A recorded lock's page: what it is, how it was used, who holds and waits for it.
+    pub fn lock(&self, id: u32) -> Option<LockDetails> {
+        let info = flightrec_analysis::locks::locks(&self.rec)
+            .into_iter()
+            .find(|l| l.id == id)?;
+        let mut stats = flightrec_analysis::locks::LockStats::default();
+        let mut holders = Vec::new();
+        let mut waiters = Vec::new();
+        let mut waits = Vec::new();
+        for (li, lane) in self.lanes.iter().enumerate() {
+            for l in lane.locks.iter().filter(|l| l.lock == id) {
+                let party = LockParty {
+                    lane: Some(li),
+                    thread: lane.name.clone(),
+                    since: l.begin,
+                    ns: l.end - l.begin,
+                    shared: l.shared,
+                };
+                let ns = (l.end - l.begin).max(0) as u64;
+                if l.waiting {
+                    if !l.open {
+                        stats.contended += 1;
+                        stats.total_wait_ns += ns;
+                        stats.max_wait_ns = stats.max_wait_ns.max(ns);
+                    }
+                    if l.open {
+                        waiters.push(party);
+                    } else {
+                        waits.push(party);
+                    }
+                } else {
+                    stats.acquisitions += 1;
+                    if !l.open {
+                        stats.total_hold_ns += ns;
+                        stats.max_hold_ns = stats.max_hold_ns.max(ns);
+                    }
+                    if l.open {
+                        holders.push(party);
+                    }
+                }
+            }
+        }
+        waits.sort_by_key(|w| std::cmp::Reverse(w.ns));
+        waits.truncate(20);
+        Some(LockDetails {
+            lock: id,
+            name: info.name,
+            kind: info.kind,
+            place: info.place,
+            acquisitions: stats.acquisitions,
+            contended: stats.contended,
+            total_wait_ns: stats.total_wait_ns,
+            max_wait_ns: stats.max_wait_ns,
+            total_hold_ns: stats.total_hold_ns,
+            max_hold_ns: stats.max_hold_ns,
+            holders,
+            waiters,
+            longest_waits: waits,
+        })
     }
 
     /// Everything about one record, for the details panel.
