@@ -8,6 +8,43 @@ use flightrec_analysis::{Names, TokioIds};
 use flightrec_format::{Record, RecordKind, Recording, Scan, Value};
 use serde_json::{json, Map, Value as Json};
 
+/// Several recordings' records in one time order, each line naming its process
+/// (`service[pid]`, with `@host` when they come from several hosts); in JSON, a `process`
+/// key. Memory: the images, and one record per recording.
+pub fn run_merged(scans: &[Scan<'_>], as_json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    let recs: Vec<&Recording> = scans.iter().map(|s| &s.recording).collect();
+    let with_host = flightrec_analysis::merge::several_hosts(&recs);
+    let labels: Vec<String> = recs
+        .iter()
+        .map(|r| flightrec_analysis::merge::process_label(r, with_host))
+        .collect();
+    let names: Vec<Names<'_>> = recs.iter().map(|r| Names::new(r)).collect();
+    let mut tokio_ids: Vec<TokioIds> = recs.iter().map(|_| TokioIds::default()).collect();
+    let streams = scans.iter().map(|s| s.records()).collect();
+    let mut line = String::new();
+    for (i, r) in flightrec_analysis::merge::merge_by_time(streams) {
+        let (rec, names) = (recs[i], &names[i]);
+        let task = tokio_ids[i].observe(names, &r);
+        if as_json {
+            let mut j = record_json(rec, names, &r);
+            j["task"] = json!(task);
+            j["process"] = json!({
+                "index": i, "service": rec.process.service, "pid": rec.process.pid,
+                "host": rec.process.host,
+            });
+            serde_json::to_writer(&mut *out, &j)?;
+        } else {
+            line.clear();
+            line.push_str(&labels[i]);
+            line.push(' ');
+            text_line(rec, names, &r, &mut line);
+            out.write_all(line.as_bytes())?;
+        }
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
 /// Streams the records: memory stays bounded by the image, whatever it holds.
 pub fn run(scan: &Scan<'_>, as_json: bool, out: &mut impl Write) -> anyhow::Result<()> {
     let rec = &scan.recording;

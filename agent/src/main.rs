@@ -31,8 +31,10 @@ struct Cli {
 enum Command {
     /// Print a ring file's or dump's records in time order, one per line.
     Cat {
-        /// A ring file or dump; `-` reads standard input.
-        file: PathBuf,
+        /// Ring files or dumps; `-` reads standard input. Several are merged in time order,
+        /// each record naming its process.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// One JSON object per record instead of text.
         #[arg(long)]
         json: bool,
@@ -47,8 +49,10 @@ enum Command {
     },
     /// Convert a dump (or ring file) for Perfetto UI or chrome://tracing.
     Export {
-        /// A dump or ring file; `-` reads standard input.
-        file: PathBuf,
+        /// Dumps or ring files; `-` reads standard input. Several become one trace with a
+        /// process each, aligned on wall-clock time.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// The output format.
         #[arg(long, value_enum)]
         format: export::Format,
@@ -137,19 +141,16 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = match cli.command {
-        Command::Cat { file, json } => read(&file).and_then(|image| {
-            let scan = scan(&file, &image)?;
-            cat::run(&scan, json, &mut out)
-        }),
+        Command::Cat { files, json } => cat_files(&files, json, &mut out),
         Command::Info { file, json } => read(&file).and_then(|image| {
             let scan = scan(&file, &image)?;
             info::run(&file, &scan.recording, scan.records(), json, &mut out)
         }),
         Command::Export {
-            file,
+            files,
             format,
             out: to,
-        } => export::run(&file, format, &to),
+        } => export::run(&files, format, &to),
         Command::View {
             paths,
             port,
@@ -321,6 +322,28 @@ fn watch(
 }
 
 /// A ring file or dump as a ring image, holding only the chunks in use.
+/// `cat`: one recording streamed, or several merged in time order.
+fn cat_files(files: &[PathBuf], json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    if let [file] = files {
+        let image = read(file)?;
+        let scan = scan(file, &image)?;
+        return cat::run(&scan, json, out);
+    }
+    if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        anyhow::bail!("standard input (-) can be given once");
+    }
+    let images = files
+        .iter()
+        .map(|f| read(f))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let scans = files
+        .iter()
+        .zip(&images)
+        .map(|(f, i)| scan(f, i))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    cat::run_merged(&scans, json, out)
+}
+
 fn read(path: &std::path::Path) -> anyhow::Result<flightrec_format::Image> {
     flightrec_format::read_image(path).with_context(|| format!("{}", path.display()))
 }

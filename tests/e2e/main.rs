@@ -14,6 +14,7 @@ mod kill_sweep;
 mod layer;
 mod locks;
 mod no_syscalls;
+mod processes;
 mod stalls;
 mod tasks;
 mod triggers;

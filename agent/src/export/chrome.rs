@@ -34,6 +34,21 @@ impl<'r, 'o> ChromeSink<'r, 'o> {
         plan: &SpanPlan,
         out: &'o mut dyn Write,
     ) -> anyhow::Result<ChromeSink<'r, 'o>> {
+        out.write_all(b"{\"traceEvents\":[\n")?;
+        ChromeSink::part(rec, plan.start_ts, rec.process.pid, None, out, true)
+    }
+
+    /// One of several recordings written into one trace: times from the shared `origin`,
+    /// the process as `pid` (and `name`, else its service). The first part writes no
+    /// leading comma; `ChromeSink::finish_all` closes the trace.
+    pub fn part(
+        rec: &'r Recording,
+        origin: i64,
+        pid: u32,
+        name: Option<String>,
+        out: &'o mut dyn Write,
+        first: bool,
+    ) -> anyhow::Result<ChromeSink<'r, 'o>> {
         let mut seen: HashMap<u64, u32> = HashMap::new();
         for t in &rec.threads {
             *seen.entry(t.tid).or_insert(0) += 1;
@@ -55,18 +70,20 @@ impl<'r, 'o> ChromeSink<'r, 'o> {
             rec,
             names: Names::new(rec),
             out,
-            origin: plan.start_ts,
-            pid: rec.process.pid,
+            origin,
+            pid,
             tids,
             async_open: HashMap::new(),
             open: HashMap::new(),
             polls_open: HashMap::new(),
         };
-        sink.out.write_all(b"{\"traceEvents\":[\n")?;
         let pid = sink.pid;
+        if !first {
+            sink.out.write_all(b",\n")?;
+        }
         sink.raw(&json!({
             "name": "process_name", "ph": "M", "pid": pid, "tid": 0,
-            "args": {"name": rec.process.service},
+            "args": {"name": name.unwrap_or_else(|| rec.process.service.clone())},
         }))?;
         for t in &rec.threads {
             let tid = sink.tids[&t.index];
@@ -159,11 +176,22 @@ impl<'r, 'o> ChromeSink<'r, 'o> {
             "trigger": self.rec.trigger.reason.slug(),
             "origin_unix_ns": self.origin,
         });
+        ChromeSink::finish_all(self.out, &other)
+    }
+
+    /// Ends a part of a trace of several recordings.
+    pub fn finish_part(self) -> anyhow::Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+
+    /// Closes the trace with its `otherData`.
+    pub fn finish_all(out: &mut dyn Write, other: &Json) -> anyhow::Result<()> {
         write!(
-            self.out,
+            out,
             "\n],\"displayTimeUnit\":\"ns\",\"otherData\":{other}}}\n"
         )?;
-        self.out.flush()?;
+        out.flush()?;
         Ok(())
     }
 }

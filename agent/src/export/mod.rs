@@ -36,9 +36,102 @@ pub enum Format {
     Chrome,
 }
 
-/// `flightrec export DUMP --format F -o OUT`.
-pub fn run(input: &Path, format: Format, output: &Path) -> anyhow::Result<()> {
+/// `flightrec export DUMP... --format F -o OUT`: one recording, or several as one trace with
+/// a process each, aligned on wall-clock time.
+pub fn run(inputs: &[std::path::PathBuf], format: Format, output: &Path) -> anyhow::Result<()> {
     check_output(output)?;
+    if let [input] = inputs {
+        return run_one(input, format, output);
+    }
+    if inputs.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        anyhow::bail!("standard input (-) can be given once");
+    }
+    let images = inputs
+        .iter()
+        .map(|i| flightrec_format::read_image(i).with_context(|| i.display().to_string()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let scans = inputs
+        .iter()
+        .zip(&images)
+        .map(|(i, image)| image.scan().with_context(|| i.display().to_string()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let recs: Vec<&Recording> = scans.iter().map(|s| &s.recording).collect();
+    let hidden = indicatif::ProgressBar::hidden();
+    let plans: Vec<SpanPlan> = scans
+        .iter()
+        .map(|s| plan(&s.recording, s.records(), &hidden))
+        .collect();
+    // One process per recording: names say which (with the host when there are several),
+    // and a pid seen twice (two hosts) is made unique so the processes stay apart.
+    let with_host = flightrec_analysis::merge::several_hosts(&recs);
+    let mut pids_seen = std::collections::HashSet::new();
+    let ids: Vec<(u32, String)> = recs
+        .iter()
+        .enumerate()
+        .map(|(k, r)| {
+            let mut pid = r.process.pid;
+            if !pids_seen.insert(pid) {
+                pid = 1_000_000_000 + k as u32 * 1_000_000 + pid % 1_000_000;
+            }
+            (pid, flightrec_analysis::merge::process_label(r, with_host))
+        })
+        .collect();
+    let write = |out: &mut dyn Write| -> anyhow::Result<()> {
+        match format {
+            Format::Perfetto => {
+                for (k, (scan, plan)) in scans.iter().zip(&plans).enumerate() {
+                    let rec = &scan.recording;
+                    let slot = perfetto::TraceSlot {
+                        pid: Some(ids[k].0 as i32),
+                        process_name: Some(ids[k].1.clone()),
+                        ..perfetto::TraceSlot::nth(k)
+                    };
+                    let mut sink = perfetto::PerfettoSink::in_slot(rec, &mut *out, slot);
+                    walk(rec, scan.records(), plan, &mut sink, &hidden)?;
+                    sink.finish()?;
+                }
+                Ok(())
+            }
+            Format::Chrome => {
+                let origin = plans.iter().map(|p| p.start_ts).min().unwrap_or(0);
+                out.write_all(b"{\"traceEvents\":[\n")?;
+                for (k, (scan, plan)) in scans.iter().zip(&plans).enumerate() {
+                    let rec = &scan.recording;
+                    let (pid, name) = ids[k].clone();
+                    let mut sink =
+                        chrome::ChromeSink::part(rec, origin, pid, Some(name), &mut *out, k == 0)?;
+                    walk(rec, scan.records(), plan, &mut sink, &hidden)?;
+                    sink.finish_part()?;
+                }
+                let processes: Vec<serde_json::Value> = recs
+                    .iter()
+                    .zip(&ids)
+                    .map(|(r, (pid, name))| {
+                        serde_json::json!({
+                            "name": name, "service": r.process.service, "host": r.process.host,
+                            "pid": r.process.pid, "trace_pid": pid,
+                            "trigger": r.trigger.reason.slug(),
+                        })
+                    })
+                    .collect();
+                let other = serde_json::json!({
+                    "origin_unix_ns": origin,
+                    "processes": processes,
+                    "clock": if with_host {
+                        "aligned on each host's wall clock: only as good as the hosts' clock sync"
+                    } else {
+                        "one host's wall clock"
+                    },
+                });
+                chrome::ChromeSink::finish_all(out, &other)
+            }
+        }
+    };
+    write_output(output, write)
+}
+
+/// `flightrec export DUMP --format F -o OUT`.
+fn run_one(input: &Path, format: Format, output: &Path) -> anyhow::Result<()> {
     let image = flightrec_format::read_image(input).with_context(|| input.display().to_string())?;
     let scan = image.scan().with_context(|| input.display().to_string())?;
     let total: u64 = scan.recording.threads.iter().map(|t| t.records).sum();
@@ -71,6 +164,17 @@ pub fn run(input: &Path, format: Format, output: &Path) -> anyhow::Result<()> {
             }
         }
     };
+    write_output(output, write)?;
+    progress.finish_and_clear();
+    Ok(())
+}
+
+/// Writes through `write` to stdout (`-`) or to `output`, the latter under a temporary name
+/// renamed when complete.
+fn write_output(
+    output: &Path,
+    write: impl Fn(&mut dyn Write) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     if output.as_os_str() == "-" {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -100,7 +204,6 @@ pub fn run(input: &Path, format: Format, output: &Path) -> anyhow::Result<()> {
             anyhow::anyhow!("cannot write {}: {}", output.display(), io_reason(&e.error))
         })?;
     }
-    progress.finish_and_clear();
     Ok(())
 }
 

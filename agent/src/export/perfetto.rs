@@ -129,8 +129,31 @@ pub struct InternedName {
     pub name: Option<String>,
 }
 
-/// All our packets are on one sequence.
-const SEQUENCE_ID: u32 = 1;
+/// Where one recording's packets go in a trace that may hold several: its own packet
+/// sequence (interning is per sequence) and its own range of track uuids.
+#[derive(Debug, Clone)]
+pub struct TraceSlot {
+    pub sequence: u32,
+    /// Added to every track uuid of this recording.
+    pub uuid_base: u64,
+    /// The process's pid and name in the trace, when they must differ from the recording's
+    /// (two recordings with one pid, from two hosts, would otherwise be one process).
+    pub pid: Option<i32>,
+    pub process_name: Option<String>,
+}
+
+impl TraceSlot {
+    /// The slot of the `k`th recording of a trace (0 for a trace of one).
+    pub fn nth(k: usize) -> TraceSlot {
+        TraceSlot {
+            sequence: 1 + k as u32,
+            uuid_base: (k as u64) << 48,
+            pid: None,
+            process_name: None,
+        }
+    }
+}
+
 const PROCESS_UUID: u64 = 1;
 
 fn thread_uuid(index: u32) -> u64 {
@@ -171,10 +194,20 @@ pub struct PerfettoSink<'r, 'o> {
     /// Each task's own track, by its span.
     task_tracks: HashMap<u64, u64>,
     started: bool,
+    slot: TraceSlot,
 }
 
 impl<'r, 'o> PerfettoSink<'r, 'o> {
     pub fn new(rec: &'r Recording, out: &'o mut dyn Write) -> PerfettoSink<'r, 'o> {
+        PerfettoSink::in_slot(rec, out, TraceSlot::nth(0))
+    }
+
+    /// A sink for one of several recordings written into one trace.
+    pub fn in_slot(
+        rec: &'r Recording,
+        out: &'o mut dyn Write,
+        slot: TraceSlot,
+    ) -> PerfettoSink<'r, 'o> {
         PerfettoSink {
             rec,
             names: Names::new(rec),
@@ -186,6 +219,7 @@ impl<'r, 'o> PerfettoSink<'r, 'o> {
             async_tracks: HashMap::new(),
             task_tracks: HashMap::new(),
             started: false,
+            slot,
         }
     }
 
@@ -194,7 +228,7 @@ impl<'r, 'o> PerfettoSink<'r, 'o> {
             self.started = true;
             self.write_descriptors()?;
         }
-        p.trusted_packet_sequence_id = Some(SEQUENCE_ID);
+        p.trusted_packet_sequence_id = Some(self.slot.sequence);
         self.emit(&p)
     }
 
@@ -211,14 +245,18 @@ impl<'r, 'o> PerfettoSink<'r, 'o> {
     /// The process and thread tracks, first on the sequence, which also clears its
     /// interning state.
     fn write_descriptors(&mut self) -> anyhow::Result<()> {
-        let pid = self.rec.process.pid as i32;
-        let service = self.rec.process.service.clone();
+        let pid = self.slot.pid.unwrap_or(self.rec.process.pid as i32);
+        let service = self
+            .slot
+            .process_name
+            .clone()
+            .unwrap_or_else(|| self.rec.process.service.clone());
         self.emit(&TracePacket {
-            trusted_packet_sequence_id: Some(SEQUENCE_ID),
+            trusted_packet_sequence_id: Some(self.slot.sequence),
             sequence_flags: Some(SEQ_INCREMENTAL_STATE_CLEARED),
             first_packet_on_sequence: Some(true),
             track_descriptor: Some(TrackDescriptor {
-                uuid: Some(PROCESS_UUID),
+                uuid: Some(self.slot.uuid_base + PROCESS_UUID),
                 name: Some(service.clone()),
                 process: Some(ProcessDescriptor {
                     pid: Some(pid),
@@ -230,11 +268,11 @@ impl<'r, 'o> PerfettoSink<'r, 'o> {
         })?;
         for t in &self.rec.threads {
             let p = TracePacket {
-                trusted_packet_sequence_id: Some(SEQUENCE_ID),
+                trusted_packet_sequence_id: Some(self.slot.sequence),
                 track_descriptor: Some(TrackDescriptor {
-                    uuid: Some(thread_uuid(t.index)),
+                    uuid: Some(self.slot.uuid_base + thread_uuid(t.index)),
                     name: Some(t.name.clone()),
-                    parent_uuid: Some(PROCESS_UUID),
+                    parent_uuid: Some(self.slot.uuid_base + PROCESS_UUID),
                     thread: Some(ThreadDescriptor {
                         pid: Some(pid),
                         tid: Some(t.tid as i64),
@@ -251,8 +289,8 @@ impl<'r, 'o> PerfettoSink<'r, 'o> {
 
     fn track_uuid(&mut self, track: Track, span_callsite: Option<u32>) -> anyhow::Result<u64> {
         Ok(match track {
-            Track::Process => PROCESS_UUID,
-            Track::Thread(t) => thread_uuid(t),
+            Track::Process => self.slot.uuid_base + PROCESS_UUID,
+            Track::Thread(t) => self.slot.uuid_base + thread_uuid(t),
             Track::Task { span, .. } => match self.task_tracks.get(&span) {
                 Some(&u) => u,
                 // Declared by the task's first poll (`task_track`).
@@ -262,7 +300,7 @@ impl<'r, 'o> PerfettoSink<'r, 'o> {
                 if let Some(&u) = self.async_tracks.get(&(span, thread)) {
                     return Ok(u);
                 }
-                let uuid = (1 << 40) + self.async_tracks.len() as u64;
+                let uuid = self.slot.uuid_base + (1 << 40) + self.async_tracks.len() as u64;
                 self.async_tracks.insert((span, thread), uuid);
                 let thread_name = self
                     .rec
@@ -278,7 +316,7 @@ impl<'r, 'o> PerfettoSink<'r, 'o> {
                     track_descriptor: Some(TrackDescriptor {
                         uuid: Some(uuid),
                         name: Some(name),
-                        parent_uuid: Some(PROCESS_UUID),
+                        parent_uuid: Some(self.slot.uuid_base + PROCESS_UUID),
                         ..TrackDescriptor::default()
                     }),
                     ..TracePacket::default()
@@ -383,14 +421,14 @@ impl PerfettoSink<'_, '_> {
         if let Some(&u) = self.task_tracks.get(&s.span) {
             return Ok(u);
         }
-        let uuid = (2 << 40) + self.task_tracks.len() as u64;
+        let uuid = self.slot.uuid_base + (2 << 40) + self.task_tracks.len() as u64;
         self.task_tracks.insert(s.span, uuid);
         let name = flightrec_analysis::tasks::task_name(&self.names, s.callsite, s.fields);
         self.write_packet(TracePacket {
             track_descriptor: Some(TrackDescriptor {
                 uuid: Some(uuid),
                 name: Some(name),
-                parent_uuid: Some(PROCESS_UUID),
+                parent_uuid: Some(self.slot.uuid_base + PROCESS_UUID),
                 ..TrackDescriptor::default()
             }),
             ..TracePacket::default()

@@ -13,6 +13,8 @@
 //! * [`objects`]: which records carry a field value, for "follow this object".
 //! * [`locks`]: `flightrec::sync`'s lock events, who holds and waits for what when the data
 //!   ends (the wait-for graph), its cycles (deadlocks, in words) and per-lock statistics.
+//! * [`merge`]: several recordings (processes, hosts) as one time order, aligned on wall
+//!   clock.
 //! * [`tasks`]: requests and tasks (the root span of an instrumented future, or a tokio
 //!   task recorded by the `tokio` feature) with their polls, the spans inside them and
 //!   their records.
@@ -22,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod locks;
+pub mod merge;
 pub mod names;
 pub mod objects;
 pub mod spans;
