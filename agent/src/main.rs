@@ -78,6 +78,10 @@ enum Command {
         /// Open the page in a browser.
         #[arg(long)]
         open: bool,
+        /// Open the recordings given as one timeline: a process each, aligned on wall-clock
+        /// time, objects followed across them.
+        #[arg(long)]
+        merge: bool,
     },
     /// Make a running process write a dump (by sending its snapshot signal) and print the
     /// dump's path.
@@ -157,7 +161,8 @@ fn main() -> ExitCode {
             addr,
             allow_hosts,
             open,
-        } => view::run(paths, addr, port, allow_hosts, open, &mut out),
+            merge,
+        } => view::run(paths, addr, port, allow_hosts, open, merge, &mut out),
         Command::Demo {
             dir,
             no_view,

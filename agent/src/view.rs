@@ -6,20 +6,26 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     paths: Vec<PathBuf>,
     addr: IpAddr,
     port: u16,
     extra_hosts: Vec<String>,
     open: bool,
+    merge: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    serve(
+    if merge && (paths.len() < 2 || paths.iter().any(|p| !p.is_file())) {
+        anyhow::bail!("--merge opens two or more recording files together (not directories)");
+    }
+    serve_with(
         paths,
         addr,
         port,
         extra_hosts,
         open,
+        merge,
         "",
         out,
         std::future::pending(),
@@ -39,6 +45,32 @@ pub fn serve(
     out: &mut impl Write,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with(
+        paths,
+        addr,
+        port,
+        extra_hosts,
+        open,
+        false,
+        query,
+        out,
+        stop,
+    )
+}
+
+/// `serve`, optionally opening the files given together, merged into one timeline.
+#[allow(clippy::too_many_arguments)]
+fn serve_with(
+    paths: Vec<PathBuf>,
+    addr: IpAddr,
+    port: u16,
+    extra_hosts: Vec<String>,
+    open: bool,
+    merge: bool,
+    query: &str,
+    out: &mut impl Write,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     if !addr.is_loopback() {
         eprintln!(
             "flightrec: warning: listening on {addr}: anyone who can reach this machine can read \
@@ -47,7 +79,14 @@ pub fn serve(
         );
     }
     let single = paths.len() == 1 && paths[0].is_file();
+    let merged_id = merge.then(|| {
+        (0..paths.len())
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join("+")
+    });
     let config = flightrec_viewer::ServeConfig {
+        merge,
         addr: SocketAddr::new(addr, port),
         extra_hosts,
         limits: flightrec_viewer::Limits::default(),
@@ -64,6 +103,8 @@ pub fn serve(
             };
             let url = if single {
                 format!("http://{host}/dump/0{query}")
+            } else if let Some(id) = &merged_id {
+                format!("http://{host}/dump/{id}{query}")
             } else {
                 format!("http://{host}/")
             };

@@ -21,7 +21,8 @@ function startViewer() {
   return new Promise((resolve, reject) => {
     // In "demo" mode DUMP is the demo's directory and the demo starts the viewer itself.
     const args = mode === "demo" ? ["demo", "--dir", dump]
-      : mode === "asyncdemo" ? ["demo", "--async", "--dir", dump] : ["view", dump];
+      : mode === "asyncdemo" ? ["demo", "--async", "--dir", dump]
+      : mode === "merged" ? ["view", "--merge", ...dump.split(",")] : ["view", dump];
     const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
@@ -56,7 +57,7 @@ try {
   });
 
   const t0 = Date.now();
-  await page.goto(url);
+  await page.goto(url + (opts.query || ""));
   await page.waitForFunction(() => window.flightrecView && window.flightrecView.state.meta);
   await page.evaluate(() => window.flightrecView.settled());
   result.firstRenderMs = Date.now() - t0;
@@ -201,6 +202,27 @@ try {
     result.highlightedBack = await page.evaluate(() => window.flightrecView.highlighted());
     result.lanesBack = await page.locator(".lane-label").count();
     void fv;
+  }
+
+  if (mode === "merged") {
+    await page.waitForFunction(() => window.flightrecView.state.object);
+    await settle();
+    result.title = await page.locator("#title").textContent();
+    result.lanesMeta = await page.evaluate(() => window.flightrecView.state.meta.lanes.map((l) => ({ name: l.name, process: l.process })));
+    result.processes = await page.evaluate(() => window.flightrecView.state.meta.processes);
+    result.objectRecords = await page.evaluate(() => window.flightrecView.state.object.records.map((r) => ({ thread: r.thread, handover: r.handover, from: r.from, title: r.title })));
+    result.objectTitle = await page.locator("#object-title").textContent();
+    result.highlighted = await page.evaluate(() => window.flightrecView.highlighted());
+    // The index page offers to open them together.
+    await page.goto(url.replace(/\/dump\/.*$/, "/"));
+    await page.waitForSelector("input.pick");
+    result.indexPicks = await page.locator("input.pick").count();
+    const boxes = page.locator("input.pick");
+    for (let i = 0; i < result.indexPicks; i++) await boxes.nth(i).check();
+    await page.locator("#together").click();
+    await page.waitForFunction(() => window.flightrecView && window.flightrecView.state.meta);
+    result.togetherUrl = page.url();
+    result.togetherLanes = await page.evaluate(() => window.flightrecView.state.meta.lanes.length);
   }
 
   if (mode === "deadlock") {

@@ -229,3 +229,89 @@ fn two_processes_merge_into_one_timeline_in_cat_and_both_exports() {
     assert!(err.contains("missing.flightrec"), "{err}");
     assert!(!bad.exists());
 }
+
+/// The merged view in a browser: both processes' threads on one timeline, and a job picked
+/// by both servers followed across them, the step from one process to the other marked as a
+/// hand-over. Runs the servers until the race shows (nearly always the first run).
+#[test]
+fn the_merged_view_follows_a_job_across_two_processes() {
+    if !crate::viewer::browser_available() {
+        return;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let (dir, dumps, job) = loop {
+        let dir = scratch();
+        let dumps = two_servers(dir.path());
+        // A job both picked: its "picked" records come from both processes.
+        let mut pickers: HashMap<u64, HashSet<u64>> = HashMap::new();
+        for d in &dumps {
+            cat_json_each(d, |j| {
+                if j["fields"]["message"] == "picked" {
+                    let pid = flightrec_format::open(d).unwrap().process.pid as u64;
+                    pickers
+                        .entry(j["fields"]["job"].as_u64().unwrap())
+                        .or_default()
+                        .insert(pid);
+                }
+            });
+        }
+        if let Some((&job, _)) = pickers.iter().find(|(_, p)| p.len() == 2) {
+            break (dir, dumps, job);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "in two minutes of runs, no job was picked by both servers"
+        );
+    };
+    let _keep = dir;
+    let paths = format!("{},{}", dumps[0].display(), dumps[1].display());
+    let out = crate::viewer::drive(
+        "merged",
+        Path::new(&paths),
+        serde_json::json!({"query": format!("?field=job&value={job}")}),
+    );
+    let processes = out["processes"].as_array().unwrap();
+    assert_eq!(processes.len(), 2);
+    // Lanes grouped by process: every lane of process 0, then every lane of process 1.
+    let lanes = out["lanesMeta"].as_array().unwrap();
+    let order: Vec<u64> = lanes
+        .iter()
+        .map(|l| l["process"].as_u64().unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+    assert_eq!(*order.first().unwrap(), 0);
+    assert_eq!(*order.last().unwrap(), 1);
+    for l in lanes {
+        let p = &processes[l["process"].as_u64().unwrap() as usize];
+        assert!(
+            l["name"]
+                .as_str()
+                .unwrap()
+                .starts_with(p["label"].as_str().unwrap()),
+            "{l}"
+        );
+    }
+    // The job's records come from both processes, and the step between them is marked.
+    let records = out["objectRecords"].as_array().unwrap();
+    let labels: HashSet<String> = records
+        .iter()
+        .map(|r| {
+            r["thread"]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(labels.len(), 2, "{records:?}");
+    assert!(records.iter().any(|r| r["handover"] == true
+        && r["from"].as_str().unwrap().split(' ').next()
+            != r["thread"].as_str().unwrap().split(' ').next()));
+    assert_eq!(out["highlighted"].as_array().unwrap().len(), records.len());
+    // The index page opens the two together too.
+    assert_eq!(out["indexPicks"], 2);
+    assert!(out["togetherUrl"].as_str().unwrap().contains("/dump/"));
+    assert_eq!(out["togetherLanes"].as_u64().unwrap(), lanes.len() as u64);
+}

@@ -38,9 +38,31 @@ async function main() {
     return;
   }
   if (data.dumps.length === 0) document.getElementById("empty").hidden = false;
+  const chosen = new Set();
+  const together = document.getElementById("together");
+  const refresh = () => {
+    together.disabled = chosen.size < 2;
+    together.textContent = chosen.size < 2 ? "Open together (choose two or more)" : `Open ${chosen.size} together`;
+  };
+  together.addEventListener("click", () => {
+    location.href = "/dump/" + [...chosen].join("+");
+  });
   for (const d of data.dumps) {
     const tr = document.createElement("tr");
     tr.className = "dump trigger-" + (d.trigger || "unknown");
+    const pick = cell(tr, "");
+    if (!d.error) {
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.className = "pick";
+      box.dataset.id = d.id;
+      box.title = "open with others on one timeline";
+      box.addEventListener("change", () => {
+        if (box.checked) chosen.add(d.id); else chosen.delete(d.id);
+        refresh();
+      });
+      pick.appendChild(box);
+    }
     cell(tr, fmtTime(d.time));
     cell(tr, d.service);
     cell(tr, d.host);
@@ -55,6 +77,7 @@ async function main() {
     td.appendChild(a);
     body.appendChild(tr);
   }
+  refresh();
 }
 
 main();

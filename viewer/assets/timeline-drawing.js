@@ -135,6 +135,12 @@ export function drawLaneBackgrounds(w) {
     ctx.moveTo(0, y + h - 0.5);
     ctx.lineTo(w, y + h - 0.5);
     ctx.stroke();
+    // Several recordings: a firm line where one process's threads end.
+    const next = state.meta.lanes[i + 1];
+    if (next && next.process !== l.process) {
+      ctx.fillStyle = "#556";
+      ctx.fillRect(0, y + h - 2, w, 2);
+    }
   });
 }
 

@@ -53,8 +53,12 @@ export function banner(meta) {
   const t = meta.trigger;
   const b = document.getElementById("banner");
   const deadlocks = (meta.deadlocks || []).map((d) => "deadlock: " + d.description);
-  if (!t && !deadlocks.length) return;
-  const lines = t ? [t.description] : [];
+  const processes = (meta.processes || []).map((p) => `${p.label}: ${p.trigger || "no trigger"}`);
+  if (meta.several_hosts) {
+    processes.push("from several hosts: aligned on their wall clocks, only as good as the hosts' clock sync");
+  }
+  if (!t && !deadlocks.length && !processes.length) return;
+  const lines = processes.length ? processes : t ? [t.description] : [];
   if (t && t.thread) lines.push("thread: " + t.thread);
   for (const s of (t && t.stuck) || []) {
     lines.push(`stuck: ${s.name} silent for ${fmtDuration(s.silent_ns)}` +
@@ -81,7 +85,9 @@ export async function main() {
   FLAGS.startsBeforeData = meta.constants.flags.starts_before_data;
   FLAGS.openAtEnd = meta.constants.flags.open_at_end;
   document.getElementById("title").textContent =
-    `${meta.service} · pid ${meta.pid} · ${meta.host} · ${meta.records} records · ${meta.lanes.length} threads · ${meta.tasks.count} tasks`;
+    meta.processes.length
+      ? `${meta.processes.length} processes: ${meta.service} · ${meta.host} · ${meta.records} records · ${meta.lanes.length} threads`
+      : `${meta.service} · pid ${meta.pid} · ${meta.host} · ${meta.records} records · ${meta.lanes.length} threads · ${meta.tasks.count} tasks`;
   document.title = "flightrec: " + meta.service + " " + meta.pid;
   banner(meta);
   const params = new URLSearchParams(location.search);

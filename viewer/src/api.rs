@@ -71,7 +71,7 @@ async fn index_page() -> Response {
 }
 
 async fn timeline_page(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult {
-    file_id(&state, &id)?;
+    file_ids(&state, &id)?;
     Ok(html(assets::TIMELINE_HTML))
 }
 
@@ -152,17 +152,43 @@ fn summary(state: &AppState, id: usize, f: &crate::DumpFile) -> DumpSummary {
 }
 
 /// Decodes dump `id` ahead of the first request for it (the single dump `flightrec view`
-/// was given), so the page finds it ready.
-pub(crate) async fn preload(state: Arc<AppState>, id: usize) {
-    let _ = model(&state, &id.to_string()).await;
+/// was given, or the merge it was asked for), so the page finds it ready.
+pub(crate) async fn preload(state: Arc<AppState>, id: String) {
+    let _ = model(&state, &id).await;
+}
+
+/// Recordings opened together at most.
+const MAX_MERGED: usize = 16;
+
+/// The file ids a dump id names: one (`3`), or several merged (`1+4+2`).
+fn file_ids(state: &AppState, id: &str) -> Result<Vec<usize>, ApiError> {
+    let mut ids = Vec::new();
+    for part in id.split('+') {
+        let f = file_id(state, part)?;
+        if !ids.contains(&f) {
+            ids.push(f);
+        }
+    }
+    if ids.len() > MAX_MERGED {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("at most {MAX_MERGED} recordings open together"),
+        ));
+    }
+    Ok(ids)
 }
 
 /// The decoded dump `id`, decoding it (off the async threads) if it is not loaded.
 async fn model(state: &Arc<AppState>, id: &str) -> Result<Arc<Model>, ApiError> {
-    let id = file_id(state, id)?;
+    let ids = file_ids(state, id)?;
+    let key: String = ids
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join("+");
     let slot = {
         let mut loaded = state.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        match loaded.iter().position(|(i, _)| *i == id) {
+        match loaded.iter().position(|(i, _)| *i == key) {
             Some(pos) => {
                 let entry = loaded.remove(pos);
                 let slot = entry.1.clone();
@@ -174,22 +200,44 @@ async fn model(state: &Arc<AppState>, id: &str) -> Result<Arc<Model>, ApiError> 
                     loaded.remove(0);
                 }
                 let slot = Arc::new(crate::ModelSlot::new());
-                loaded.push((id, slot.clone()));
+                loaded.push((key.clone(), slot.clone()));
                 slot
             }
         }
     };
     // Concurrent requests for this dump wait for one decode; a failed decode is not kept,
     // so the next request tries again (the file may have been completed since).
-    let m = slot.get_or_try_init(|| decode(state, id)).await?;
+    let m = slot.get_or_try_init(|| decode_all(state, &ids)).await?;
     Ok(m.clone())
 }
 
-/// Reads and arranges dump `id` for the timeline, off the async threads.
-async fn decode(state: &Arc<AppState>, id: usize) -> Result<Arc<Model>, ApiError> {
-    let file = state
-        .file(id)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no dump {id}")))?;
+/// Reads and arranges one dump, or several merged into one timeline.
+async fn decode_all(state: &Arc<AppState>, ids: &[usize]) -> Result<Arc<Model>, ApiError> {
+    if let [id] = ids {
+        return decode(state, *id).await;
+    }
+    let mut paths = Vec::new();
+    for &id in ids {
+        let file = state
+            .file(id)
+            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no dump {id}")))?;
+        check_size(state, &file)?;
+        paths.push(file.path);
+    }
+    tokio::task::spawn_blocking(move || {
+        let recs = paths
+            .iter()
+            .map(|p| flightrec_format::open(p).map_err(|e| format!("{}: {e}", p.display())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (merged, processes) = flightrec_analysis::merge::merge_recordings(recs);
+        Ok::<_, String>(Arc::new(Model::merged(merged, processes)))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))
+}
+
+fn check_size(state: &AppState, file: &crate::DumpFile) -> Result<(), ApiError> {
     let size = std::fs::metadata(&file.path).map_or(file.size, |m| m.len());
     if size > state.limits.max_file_bytes {
         return Err(ApiError(
@@ -201,6 +249,15 @@ async fn decode(state: &Arc<AppState>, id: usize) -> Result<Arc<Model>, ApiError
             ),
         ));
     }
+    Ok(())
+}
+
+/// Reads and arranges dump `id` for the timeline, off the async threads.
+async fn decode(state: &Arc<AppState>, id: usize) -> Result<Arc<Model>, ApiError> {
+    let file = state
+        .file(id)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no dump {id}")))?;
+    check_size(state, &file)?;
     let path = file.path.clone();
     tokio::task::spawn_blocking(move || {
         // read_image opens the file read-only.

@@ -81,6 +81,11 @@ pub struct Meta {
     pub tasks: TasksMeta,
     /// Lock-order cycles among `flightrec::sync` locks when the data ends.
     pub deadlocks: Vec<DeadlockOut>,
+    /// Several recordings opened together: their processes, in order (empty for one).
+    pub processes: Vec<ProcessOut>,
+    /// They come from more than one host: aligned on their wall clocks, only as good as
+    /// the hosts' clock sync.
+    pub several_hosts: bool,
     pub targets: Vec<String>,
     pub damaged: bool,
     pub constants: Constants,
@@ -103,6 +108,19 @@ pub struct LaneMeta {
     /// Rows of bars: nested depths, then the rows of spans on tracks of their own.
     pub depth: usize,
     pub events: usize,
+    /// For several recordings opened together: which process (position in `processes`).
+    pub process: Option<usize>,
+}
+
+/// One of several recordings opened together.
+#[derive(Debug, Serialize)]
+pub struct ProcessOut {
+    pub label: String,
+    pub service: String,
+    pub pid: u32,
+    pub host: String,
+    /// What made its dump, if anything did.
+    pub trigger: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

@@ -83,7 +83,7 @@ pub struct AppState {
     /// Decoded dumps, least recently used first. Each slot is filled once, by whichever
     /// request gets there first; the lock is held only to find or add a slot, never while
     /// decoding, so a dump being decoded does not hold up requests for the others.
-    loaded: std::sync::Mutex<Vec<(usize, Arc<ModelSlot>)>>,
+    loaded: std::sync::Mutex<Vec<(String, Arc<ModelSlot>)>>,
     /// Host header values accepted (DNS rebinding defence).
     allowed_hosts: Vec<String>,
     limits: Limits,
@@ -184,6 +184,8 @@ fn looks_like_dump(p: &Path) -> bool {
 /// How `serve` listens.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
+    /// The recordings given are opened together, merged into one timeline.
+    pub merge: bool,
     pub addr: SocketAddr,
     /// Extra Host header values to accept (names this server is reached by).
     pub extra_hosts: Vec<String>,
@@ -229,8 +231,12 @@ pub fn serve(
         let mut hosts = hosts_for(addr);
         hosts.extend(config.extra_hosts);
         let state = Arc::new(AppState::new(roots, hosts, config.limits)?);
-        if state.files().len() == 1 {
-            tokio::spawn(api::preload(state.clone(), 0));
+        let n = state.files().len();
+        if n == 1 {
+            tokio::spawn(api::preload(state.clone(), "0".into()));
+        } else if config.merge && n > 1 {
+            let all = (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join("+");
+            tokio::spawn(api::preload(state.clone(), all));
         }
         ready(addr);
         let shutdown = async move {

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 
 use crate::contract::{
     BarFlags, BarOut, Constants, DeadlockOut, DeadlockStep, FieldOut, LaneMeta, LaneWindow,
-    LevelName, LockBarOut, LockDetails, LockParty, Meta, ObjectRecord, ObjectTrail, RecordDetails,
-    SearchHit, SearchHits, SpanDetails, SpanEntryOut, SpanRef, StuckLane, TaskList, TaskMetaOut,
-    TasksMeta, TriggerMeta, Window, WindowBar, WindowEvent,
+    LevelName, LockBarOut, LockDetails, LockParty, Meta, ObjectRecord, ObjectTrail, ProcessOut,
+    RecordDetails, SearchHit, SearchHits, SpanDetails, SpanEntryOut, SpanRef, StuckLane, TaskList,
+    TaskMetaOut, TasksMeta, TriggerMeta, Window, WindowBar, WindowEvent,
 };
 use flightrec_analysis::{
     entries_of_plan, merge_fields, Names, ObjectKey, Placement, SpanPlan, Tasks, Trail,
@@ -116,6 +116,8 @@ pub struct Model {
     pub by_name: Vec<u32>,
     /// Lock-order cycles when the data ends.
     pub deadlocks: Vec<Vec<flightrec_analysis::locks::CycleStep>>,
+    /// For several recordings merged: their processes (one per recording, in order).
+    pub processes: Vec<flightrec_analysis::merge::MergedProcess>,
 }
 
 /// Filters the page applies to what it is shown.
@@ -480,7 +482,26 @@ impl Model {
             task_lanes,
             by_name,
             deadlocks,
+            processes: Vec::new(),
         }
+    }
+
+    /// Several recordings merged into one (see `flightrec_analysis::merge`).
+    pub fn merged(
+        rec: Recording,
+        processes: Vec<flightrec_analysis::merge::MergedProcess>,
+    ) -> Model {
+        let mut m = Model::new(rec);
+        m.processes = processes;
+        m
+    }
+
+    /// The process (its position among the merged ones) a thread belongs to.
+    fn process_of(&self, thread: u32) -> Option<usize> {
+        if self.processes.is_empty() {
+            return None;
+        }
+        self.processes.iter().rposition(|p| p.thread_base <= thread)
     }
 
     fn names(&self) -> Names<'_> {
@@ -571,6 +592,7 @@ impl Model {
                 overwritten: l.overwritten,
                 depth: l.depths.len(),
                 events: l.events.len(),
+                process: self.process_of(l.thread),
             })
             .collect();
         let p = &self.rec.process;
@@ -607,6 +629,28 @@ impl Model {
             lanes,
             trigger,
             deadlocks: self.deadlocks_out(),
+            processes: self
+                .processes
+                .iter()
+                .map(|p| ProcessOut {
+                    label: p.label.clone(),
+                    service: p.process.service.clone(),
+                    pid: p.process.pid,
+                    host: p.process.host.clone(),
+                    trigger: (p.trigger.reason != TriggerReason::None)
+                        .then(|| p.trigger.describe()),
+                })
+                .collect(),
+            several_hosts: {
+                let mut hosts: Vec<&str> = self
+                    .processes
+                    .iter()
+                    .map(|p| p.process.host.as_str())
+                    .collect();
+                hosts.sort_unstable();
+                hosts.dedup();
+                hosts.len() > 1
+            },
             tasks: TasksMeta {
                 count: self.task_lanes.len(),
                 hop: self.tasks.hop_threads(),

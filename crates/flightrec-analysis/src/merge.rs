@@ -52,6 +52,120 @@ pub fn several_hosts(recs: &[&Recording]) -> bool {
         .any(|w| w[0].process.host != w[1].process.host)
 }
 
+/// One of the processes in a merged recording.
+#[derive(Debug, Clone)]
+pub struct MergedProcess {
+    pub label: String,
+    pub process: flightrec_format::ProcessInfo,
+    pub trigger: flightrec_format::Trigger,
+    /// Its threads' indexes in the merged recording are `thread_base + index`.
+    pub thread_base: u32,
+}
+
+/// Where recording `k`'s ids go in a merged recording: threads, callsites and spans each get
+/// a range of their own, so nothing from two recordings is confused.
+fn thread_of(k: usize, index: u32) -> u32 {
+    ((k as u32) << 20) | (index & 0xF_FFFF)
+}
+
+fn callsite_of(k: usize, id: u32) -> u32 {
+    ((k as u32) << 24) | (id & 0xFF_FFFF)
+}
+
+fn span_of(k: usize, span: u64) -> u64 {
+    if span == 0 {
+        0
+    } else {
+        ((k as u64) << 56) | (span & ((1 << 56) - 1))
+    }
+}
+
+/// Several recordings as one: every thread a thread of its own, named after its process
+/// (`service[pid] thread`), every record in one time order (aligned on wall-clock time),
+/// callsite and span ids kept apart. Every reader of a `Recording` then reads the merge as
+/// it reads one recording: the viewer shows each process's threads together, in the order
+/// given, and an object followed across them is handed over between processes. The merged
+/// trigger is the earliest; each process's own is in the returned list.
+pub fn merge_recordings(recs: Vec<Recording>) -> (Recording, Vec<MergedProcess>) {
+    let borrowed: Vec<&Recording> = recs.iter().collect();
+    let with_host = several_hosts(&borrowed);
+    let labels: Vec<String> = recs.iter().map(|r| process_label(r, with_host)).collect();
+    let mut processes = Vec::new();
+    let mut merged = Recording {
+        process: flightrec_format::ProcessInfo {
+            pid: 0,
+            service: labels.join(" + "),
+            host: {
+                let mut hosts: Vec<&str> = recs.iter().map(|r| r.process.host.as_str()).collect();
+                hosts.dedup();
+                hosts.join(", ")
+            },
+            ..flightrec_format::ProcessInfo::default()
+        },
+        is_dump: recs.iter().all(|r| r.is_dump),
+        file_size: recs.iter().map(|r| r.file_size).sum(),
+        chunk_size: recs.first().map_or(0, |r| r.chunk_size),
+        chunk_count: recs.iter().map(|r| r.chunk_count).sum(),
+        start_wall_ns: recs.iter().map(|r| r.start_wall_ns).min().unwrap_or(0),
+        trigger: recs
+            .iter()
+            .filter(|r| r.trigger.reason != flightrec_format::TriggerReason::None)
+            .min_by_key(|r| r.trigger.wall_ns)
+            .map_or_else(flightrec_format::Trigger::none, |r| r.trigger.clone()),
+        callsites: Default::default(),
+        threads: Vec::new(),
+        records: Vec::new(),
+        span_callsites: Default::default(),
+        damage: recs
+            .iter()
+            .find(|r| r.damage.is_damaged())
+            .map(|r| r.damage.clone())
+            .unwrap_or_default(),
+    };
+    let mut streams = Vec::new();
+    for (k, rec) in recs.into_iter().enumerate() {
+        processes.push(MergedProcess {
+            label: labels[k].clone(),
+            process: rec.process.clone(),
+            trigger: rec.trigger.clone(),
+            thread_base: thread_of(k, 0),
+        });
+        for (id, mut c) in rec.callsites {
+            c.id = callsite_of(k, id);
+            merged.callsites.insert(c.id, c);
+        }
+        for mut t in rec.threads {
+            t.index = thread_of(k, t.index);
+            t.name = format!("{} {}", labels[k], t.name);
+            merged.threads.push(t);
+        }
+        for (s, c) in rec.span_callsites {
+            merged
+                .span_callsites
+                .insert(span_of(k, s), callsite_of(k, c));
+        }
+        let records: Vec<Record> = rec
+            .records
+            .into_iter()
+            .map(|mut r| {
+                r.thread = thread_of(k, r.thread);
+                r.callsite = callsite_of(k, r.callsite);
+                r.span = span_of(k, r.span);
+                r.parent = r.parent.map(|p| span_of(k, p));
+                r.follows = r.follows.map(|f| span_of(k, f));
+                if !r.spans.is_empty() {
+                    let spans: Vec<u64> = r.spans.iter().map(|&s| span_of(k, s)).collect();
+                    r.spans = spans.into();
+                }
+                r
+            })
+            .collect();
+        streams.push(records.into_iter());
+    }
+    merged.records = merge_by_time(streams).map(|(_, r)| r).collect();
+    (merged, processes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
