@@ -7,6 +7,7 @@ mod demo_async;
 mod export;
 mod info;
 mod snapshot;
+mod upload;
 mod view;
 
 use std::io::Write;
@@ -105,6 +106,19 @@ enum Command {
         #[arg(short, long)]
         out: Option<PathBuf>,
     },
+    /// Ship dumps to S3-compatible object storage (configured by AWS_ENDPOINT_URL,
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ALLOW_HTTP).
+    Upload {
+        /// The dumps to send.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Where: s3://bucket/prefix.
+        #[arg(long)]
+        to: String,
+        /// Delete each local dump once its upload is confirmed.
+        #[arg(long)]
+        delete_after_upload: bool,
+    },
     /// Watch a directory: turn the ring of every process that dies there into a dump (and
     /// remove the ring), printing each dump's path, until interrupted.
     Watch {
@@ -188,6 +202,11 @@ fn main() -> ExitCode {
             timeout,
         } => snapshot::run(pid, signal.as_deref(), timeout, &mut out),
         Command::Collect { ring, out: dir } => collect(&ring, dir, &mut out),
+        Command::Upload {
+            files,
+            to,
+            delete_after_upload,
+        } => upload::run(&files, &to, delete_after_upload, &mut out),
         Command::Watch {
             dir,
             interval,

@@ -1,0 +1,242 @@
+//! `flightrec upload DUMP... --to s3://bucket/prefix`: dumps shipped to S3-compatible object
+//! storage, with `object_store`, configured by the standard AWS variables
+//! (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+//! `AWS_ALLOW_HTTP`).
+//!
+//! Keys are laid out for listing by service, day and host:
+//! `<prefix>/<service>/<yyyy-mm-dd>/<host>-<pid>-<time>-<reason>.flightrec`, and the header's
+//! fields travel as object metadata, so a listing needs no download. Each dump is one PUT:
+//! the object under its final key is complete or absent. A local dump is deleted only when
+//! asked, and only once its upload is confirmed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as StorePath;
+use object_store::{Attribute, Attributes, ObjectStore, PutOptions, PutPayload};
+
+/// Where uploads go: a bucket and a key prefix.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl Destination {
+    /// Parses `s3://bucket[/prefix]`.
+    pub fn parse(url: &str) -> anyhow::Result<Destination> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| anyhow::anyhow!("{url}: not an s3:// URL (s3://bucket/prefix)"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            anyhow::bail!("{url}: no bucket (s3://bucket/prefix)");
+        }
+        Ok(Destination {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        })
+    }
+}
+
+/// The store for `dest`, from the AWS variables. Retries transient errors with backoff, for
+/// at most about half a minute, so an unreachable store fails with one line, not never.
+pub fn store(dest: &Destination) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    let retry = object_store::RetryConfig {
+        max_retries: 4,
+        retry_timeout: Duration::from_secs(30),
+        ..Default::default()
+    };
+    // Client options replace those `from_env` read: AWS_ALLOW_HTTP is applied here again.
+    let allow_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    let s3 = AmazonS3Builder::from_env()
+        .with_bucket_name(&dest.bucket)
+        .with_retry(retry)
+        .with_client_options(
+            object_store::ClientOptions::new()
+                .with_allow_http(allow_http)
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_timeout(Duration::from_secs(60)),
+        )
+        .build()
+        // The builder's errors name settings, never the secret's value.
+        .context("configuring the S3 store (AWS_* variables)")?;
+    Ok(Arc::new(s3))
+}
+
+/// What the key and the metadata of a dump say, from its header.
+pub struct DumpFacts {
+    pub service: String,
+    pub host: String,
+    pub pid: u32,
+    pub reason: String,
+    /// When it was taken (the trigger, else the recorder's start), ns since the Unix epoch.
+    pub time_ns: i64,
+    pub size: u64,
+}
+
+pub fn facts(path: &Path) -> anyhow::Result<DumpFacts> {
+    let head = flightrec_format::read_head(path).with_context(|| path.display().to_string())?;
+    let scan = flightrec_format::scan(&head).with_context(|| path.display().to_string())?;
+    let r = scan.recording;
+    let size = std::fs::metadata(path)
+        .with_context(|| path.display().to_string())?
+        .len();
+    Ok(DumpFacts {
+        service: r.process.service,
+        host: r.process.host,
+        pid: r.process.pid,
+        reason: r.trigger.reason.slug().to_string(),
+        time_ns: if r.trigger.wall_ns > 0 {
+            r.trigger.wall_ns
+        } else {
+            r.start_wall_ns
+        },
+        size,
+    })
+}
+
+/// A key part made safe: anything but letters, digits, `.`, `_` and `-` becomes `_`.
+fn safe(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() {
+        "unknown".into()
+    } else {
+        s
+    }
+}
+
+/// `<prefix>/<service>/<yyyy-mm-dd>/<host>-<pid>-<time>-<reason>.flightrec`.
+pub fn key(dest: &Destination, f: &DumpFacts) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_nanos(f.time_ns.max(0) as u64);
+    let stamp = humantime::format_rfc3339_millis(t).to_string(); // 2026-11-23T17:43:22.995Z
+    let day = &stamp[..10];
+    let time = stamp[11..].replace(':', "").replace('.', "");
+    let name = format!(
+        "{}-{}-{}-{}.flightrec",
+        safe(&f.host),
+        f.pid,
+        format_args!("{}T{}", day.replace('-', ""), time),
+        safe(&f.reason)
+    );
+    let mut k = String::new();
+    if !dest.prefix.is_empty() {
+        k.push_str(&dest.prefix);
+        k.push('/');
+    }
+    k.push_str(&format!("{}/{day}/{name}", safe(&f.service)));
+    k
+}
+
+/// Uploads one dump; returns its key. The object appears whole or not at all.
+pub async fn upload_one(
+    store: &dyn ObjectStore,
+    dest: &Destination,
+    path: &Path,
+) -> anyhow::Result<String> {
+    let f = facts(path)?;
+    let key = key(dest, &f);
+    let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
+    let mut attributes = Attributes::new();
+    for (k, v) in [
+        ("service", f.service.clone()),
+        ("host", f.host.clone()),
+        ("pid", f.pid.to_string()),
+        ("trigger", f.reason.clone()),
+        ("time-ns", f.time_ns.to_string()),
+        ("size", f.size.to_string()),
+    ] {
+        attributes.insert(Attribute::Metadata(k.into()), v.into());
+    }
+    attributes.insert(
+        Attribute::ContentType,
+        "application/vnd.flightrec.dump".into(),
+    );
+    let opts = PutOptions {
+        attributes,
+        ..PutOptions::default()
+    };
+    store
+        .put_opts(
+            &StorePath::from(key.as_str()),
+            PutPayload::from(bytes),
+            opts,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("uploading {}: {}", path.display(), reason(dest, &e)))?;
+    Ok(key)
+}
+
+/// Why an upload failed, in a few words (never a credential).
+fn reason(dest: &Destination, e: &object_store::Error) -> String {
+    let text = e.to_string();
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .or_else(|_| std::env::var("AWS_ENDPOINT"))
+        .unwrap_or_else(|_| "the default AWS endpoint".into());
+    if matches!(e, object_store::Error::NotFound { .. }) {
+        return format!("bucket {} not found at {endpoint}", dest.bucket);
+    }
+    if text.contains("error sending request") || text.contains("connect") {
+        return format!("cannot reach the store at {endpoint} (after retrying)");
+    }
+    if text.contains("403") || text.contains("Forbidden") || text.contains("InvalidAccessKeyId") {
+        return format!(
+            "access denied to bucket {} (check the AWS credentials)",
+            dest.bucket
+        );
+    }
+    let line = text.lines().next().unwrap_or("").to_string();
+    match line.char_indices().nth(200) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line,
+    }
+}
+
+/// `flightrec upload`: each dump in turn; stops at the first that fails, keeping it (and the
+/// rest) on disk.
+pub fn run(
+    files: &[PathBuf],
+    to: &str,
+    delete_after: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let dest = Destination::parse(to)?;
+    for f in files {
+        if !f.is_file() {
+            anyhow::bail!("{}: no such dump", f.display());
+        }
+    }
+    let store = store(&dest)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the uploader")?;
+    for f in files {
+        let key = rt.block_on(upload_one(store.as_ref(), &dest, f))?;
+        writeln!(
+            out,
+            "uploaded {} to s3://{}/{key}",
+            f.display(),
+            dest.bucket
+        )?;
+        if delete_after {
+            std::fs::remove_file(f)
+                .with_context(|| format!("uploaded, but cannot delete {}", f.display()))?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
