@@ -124,7 +124,7 @@ pub fn key(dest: &Destination, f: &DumpFacts) -> String {
     let t = std::time::UNIX_EPOCH + Duration::from_nanos(f.time_ns.max(0) as u64);
     let stamp = humantime::format_rfc3339_millis(t).to_string(); // 2026-11-23T17:43:22.995Z
     let day = &stamp[..10];
-    let time = stamp[11..].replace(':', "").replace('.', "");
+    let time = stamp[11..].replace([':', '.'], "");
     let name = format!(
         "{}-{}-{}-{}.flightrec",
         safe(&f.host),
