@@ -18,4 +18,5 @@ mod processes;
 mod stalls;
 mod tasks;
 mod triggers;
+mod upload;
 mod viewer;

@@ -1,0 +1,194 @@
+//! `flightrec upload` against a real S3-compatible server (moto's, from PyPI, which
+//! `scripts/test.sh` installs), never a mock of our own: keys, metadata, deletion after a
+//! confirmed upload only, and one clear line when the bucket is missing or the server down.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+/// moto's server binary, if this machine has it; required when FLIGHTREC_REQUIRE_S3 is set.
+fn moto() -> Option<PathBuf> {
+    let path = std::env::var_os("FLIGHTREC_MOTO").map(PathBuf::from);
+    match path.filter(|p| p.exists()) {
+        Some(p) => Some(p),
+        None if std::env::var_os("FLIGHTREC_REQUIRE_S3").is_some() => {
+            panic!("no moto_server: scripts/test.sh installs it")
+        }
+        None => {
+            eprintln!("skipped: no moto_server (scripts/test.sh installs it)");
+            None
+        }
+    }
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the server on `port` and waits (generously) until it answers.
+fn start(moto: &Path, port: u16) -> Server {
+    let child = Command::new(moto)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting moto_server");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server { child, port }
+}
+
+fn env(port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "secret-never-printed".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ALLOW_HTTP", "true".into()),
+    ]
+}
+
+/// Runs boto3 (installed with moto) against the server: `script` gets `s3`, a client.
+fn boto(port: u16, script: &str) -> String {
+    let python = std::env::var("FLIGHTREC_PYTHON").unwrap_or_else(|_| "python3".into());
+    let full = format!("import boto3, json\ns3 = boto3.client('s3')\n{script}");
+    let o = Command::new(python)
+        .arg("-c")
+        .arg(full)
+        .envs(env(port))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn upload(port: u16, args: &[&str]) -> std::process::Output {
+    Command::new(flightrec_bin())
+        .arg("upload")
+        .args(args)
+        .envs(env(port))
+        .output()
+        .unwrap()
+}
+
+/// Three dumps of three services.
+fn dumps(dir: &Path) -> Vec<PathBuf> {
+    ["checkout", "billing", "search"]
+        .iter()
+        .map(|service| {
+            let rec = recorder(dir, service, 256 << 10);
+            tracing::dispatcher::with_default(&dispatch(&rec), || tracing::info!(service, "hello"));
+            rec.snapshot().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn dumps_upload_with_keys_and_metadata_and_failures_lose_nothing() {
+    let Some(moto) = moto() else {
+        return;
+    };
+    let dir = scratch();
+    let files = dumps(dir.path());
+    let port = free_port();
+    let server = start(&moto, port);
+    boto(port, "s3.create_bucket(Bucket='flight')");
+    let names: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
+
+    // A missing bucket: one line, non-zero, nothing deleted, no credential shown.
+    let mut args = names.clone();
+    args.extend(["--to", "s3://no-such-bucket/x", "--delete-after-upload"]);
+    let o = upload(port, &args);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("bucket no-such-bucket not found"), "{err}");
+    assert!(!err.contains("secret-never-printed"));
+    assert!(files.iter().all(|f| f.exists()));
+
+    // Uploaded, listed with the header's fields as metadata, then deleted locally.
+    let mut args = names.clone();
+    args.extend(["--to", "s3://flight/fleet", "--delete-after-upload"]);
+    let o = upload(port, &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 3);
+    assert!(files.iter().all(|f| !f.exists()), "deleted after upload");
+    let listing = boto(
+        port,
+        "out = []\n\
+         for o in s3.list_objects_v2(Bucket='flight')['Contents']:\n\
+         \x20   h = s3.head_object(Bucket='flight', Key=o['Key'])\n\
+         \x20   out.append({'key': o['Key'], 'size': o['Size'], 'meta': h['Metadata']})\n\
+         print(json.dumps(out))",
+    );
+    let objects: Vec<serde_json::Value> = serde_json::from_str(listing.trim()).unwrap();
+    assert_eq!(objects.len(), 3);
+    let host = hostname();
+    for o in &objects {
+        let key = o["key"].as_str().unwrap();
+        let meta = &o["meta"];
+        let service = meta["service"].as_str().unwrap();
+        // <prefix>/<service>/<yyyy-mm-dd>/<host>-<pid>-<time>-<reason>.flightrec
+        let parts: Vec<&str> = key.split('/').collect();
+        assert_eq!(parts.len(), 4, "{key}");
+        assert_eq!((parts[0], parts[1]), ("fleet", service));
+        assert_eq!(parts[2].len(), 10, "{key}");
+        assert!(
+            parts[3].starts_with(&format!("{host}-{}-", std::process::id())),
+            "{key}"
+        );
+        assert!(parts[3].ends_with("-snapshot.flightrec"), "{key}");
+        assert_eq!(meta["pid"], std::process::id().to_string());
+        assert_eq!(meta["trigger"], "snapshot");
+        assert_eq!(meta["size"], o["size"].as_u64().unwrap().to_string());
+    }
+
+    // The server stops: a clear line, the dump kept; back up, the same command succeeds.
+    let again = dumps(&dir.path().join("again"));
+    drop(server);
+    let target = again[0].to_str().unwrap();
+    let o = upload(
+        port,
+        &[target, "--to", "s3://flight/fleet", "--delete-after-upload"],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cannot reach the store"), "{err}");
+    assert!(again[0].exists(), "a failed upload keeps its dump");
+    let _server = start(&moto, port);
+    boto(port, "s3.create_bucket(Bucket='flight')");
+    let o = upload(
+        port,
+        &[target, "--to", "s3://flight/fleet", "--delete-after-upload"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!again[0].exists());
+}
+
+fn hostname() -> String {
+    let o = Command::new("hostname").output().unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
