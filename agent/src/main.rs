@@ -130,6 +130,13 @@ enum Command {
         /// Scan once and exit.
         #[arg(long)]
         once: bool,
+        /// Also send every dump (collected here, or found in the dump directory) to
+        /// s3://bucket/prefix, once each; failed uploads are tried again at the next scan.
+        #[arg(long)]
+        upload: Option<String>,
+        /// With --upload: delete each local dump once its upload is confirmed.
+        #[arg(long, requires = "upload")]
+        delete_after_upload: bool,
     },
     /// Run a small service with a race in it until the race bites, then show the dump in
     /// the timeline viewer.
@@ -211,7 +218,12 @@ fn main() -> ExitCode {
             dir,
             interval,
             once,
-        } => watch(&dir, interval, once, &mut out),
+            upload,
+            delete_after_upload,
+        } => upload
+            .map(|u| upload::Shipper::new(&dir, &u, delete_after_upload))
+            .transpose()
+            .and_then(|mut shipper| watch(&dir, interval, once, shipper.as_mut(), &mut out)),
     };
     let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {
@@ -304,9 +316,11 @@ fn watch(
     dir: &std::path::Path,
     interval: f64,
     once: bool,
+    mut shipper: Option<&mut upload::Shipper>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     loop {
+        let mut dump_dirs = vec![dir.to_path_buf()];
         let entries =
             std::fs::read_dir(dir).with_context(|| format!("cannot watch {}", dir.display()))?;
         for ring in entries.flatten().map(|e| e.path()) {
@@ -326,6 +340,9 @@ fn watch(
                 .dump_dir
                 .filter(|d| d.is_dir())
                 .unwrap_or_else(|| dir.to_path_buf());
+            if !dump_dirs.contains(&dumps) {
+                dump_dirs.push(dumps.clone());
+            }
             match flightrec_format::dump::collect(&ring, &dumps) {
                 Ok(dump) => {
                     // The dump holds everything the ring did; the ring would only be
@@ -338,14 +355,20 @@ fn watch(
                 Err(e) => eprintln!("flightrec: cannot collect {}: {e}", ring.display()),
             }
         }
+        let shipped = match shipper.as_deref_mut() {
+            Some(s) => s.ship(&dump_dirs, out)?,
+            None => true,
+        };
         if once {
+            if !shipped {
+                anyhow::bail!("some dumps were not uploaded (kept; the next run tries again)");
+            }
             return Ok(());
         }
         std::thread::sleep(std::time::Duration::from_secs_f64(interval.max(0.01)));
     }
 }
 
-/// A ring file or dump as a ring image, holding only the chunks in use.
 /// `cat`: one recording streamed, or several merged in time order.
 fn cat_files(files: &[PathBuf], json: bool, out: &mut impl Write) -> anyhow::Result<()> {
     if let [file] = files {
@@ -368,6 +391,7 @@ fn cat_files(files: &[PathBuf], json: bool, out: &mut impl Write) -> anyhow::Res
     cat::run_merged(&scans, json, out)
 }
 
+/// A ring file or dump as a ring image, holding only the chunks in use.
 fn read(path: &std::path::Path) -> anyhow::Result<flightrec_format::Image> {
     flightrec_format::read_image(path).with_context(|| format!("{}", path.display()))
 }

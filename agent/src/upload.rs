@@ -240,3 +240,99 @@ pub fn run(
     out.flush()?;
     Ok(())
 }
+
+/// `watch --upload`: sends each dump found once, remembering what it sent in
+/// `<dir>/.flightrec-uploaded` (one file name per line) so a restart does not send again.
+pub struct Shipper {
+    dest: Destination,
+    store: Arc<dyn ObjectStore>,
+    rt: tokio::runtime::Runtime,
+    delete_after: bool,
+    state: PathBuf,
+    sent: std::collections::HashSet<String>,
+}
+
+impl Shipper {
+    pub fn new(dir: &Path, to: &str, delete_after: bool) -> anyhow::Result<Shipper> {
+        let dest = Destination::parse(to)?;
+        let store = store(&dest)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the uploader")?;
+        let state = dir.join(".flightrec-uploaded");
+        let sent = std::fs::read_to_string(&state)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        Ok(Shipper {
+            dest,
+            store,
+            rt,
+            delete_after,
+            state,
+            sent,
+        })
+    }
+
+    /// Uploads the dumps in `dirs` not sent yet. A failure is said in one line and the dump
+    /// kept for the next call; returns whether everything was sent.
+    pub fn ship(&mut self, dirs: &[PathBuf], out: &mut impl Write) -> anyhow::Result<bool> {
+        let mut all = true;
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            let mut dumps: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "flightrec"))
+                .collect();
+            dumps.sort();
+            for d in dumps {
+                let name = d.file_name().map(|n| n.to_string_lossy().into_owned());
+                let Some(name) = name else { continue };
+                if self.sent.contains(&name) {
+                    continue;
+                }
+                match self
+                    .rt
+                    .block_on(upload_one(self.store.as_ref(), &self.dest, &d))
+                {
+                    Ok(key) => {
+                        writeln!(
+                            out,
+                            "uploaded {} to s3://{}/{key}",
+                            d.display(),
+                            self.dest.bucket
+                        )?;
+                        out.flush()?;
+                        let mut f = std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&self.state)
+                            .with_context(|| {
+                                format!("recording uploads in {}", self.state.display())
+                            })?;
+                        writeln!(f, "{name}")?;
+                        self.sent.insert(name);
+                        if self.delete_after {
+                            if let Err(e) = std::fs::remove_file(&d) {
+                                eprintln!(
+                                    "flightrec: uploaded, but cannot delete {}: {e}",
+                                    d.display()
+                                );
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("flightrec: {e:#} (kept; tried again at the next scan)");
+                        all = false;
+                    }
+                }
+            }
+        }
+        Ok(all)
+    }
+}

@@ -192,3 +192,64 @@ fn hostname() -> String {
     let o = Command::new("hostname").output().unwrap();
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
+
+fn watch(port: u16, dir: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(flightrec_bin())
+        .args([
+            "watch",
+            dir.to_str().unwrap(),
+            "--once",
+            "--upload",
+            "s3://flight/w",
+        ])
+        .args(extra)
+        .envs(env(port))
+        .output()
+        .unwrap()
+}
+
+/// `watch --upload` sends each dump once (remembered across runs), keeps what it could not
+/// send and sends it at the next scan, deleting only what was confirmed when asked.
+#[test]
+fn watch_uploads_each_dump_once_and_sends_the_rest_when_the_store_is_back() {
+    let Some(moto) = moto() else {
+        return;
+    };
+    let dir = scratch();
+    let first = dumps(dir.path());
+    let port = free_port();
+    let server = start(&moto, port);
+    boto(port, "s3.create_bucket(Bucket='flight')");
+    let o = watch(port, dir.path(), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 3);
+    assert!(
+        first.iter().all(|f| f.exists()),
+        "kept without --delete-after-upload"
+    );
+    // Again: nothing new to send.
+    let o = watch(port, dir.path(), &[]);
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 0);
+
+    // A new dump while the store is down: one line, a failure, the dump kept.
+    let rec = recorder(dir.path(), "late", 256 << 10);
+    let late = rec.snapshot().unwrap();
+    drop(rec);
+    drop(server);
+    let o = watch(port, dir.path(), &["--delete-after-upload"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot reach the store"), "{err}");
+    assert!(late.exists());
+    // Back: only the new one goes, and is deleted once confirmed.
+    let _server = start(&moto, port);
+    boto(port, "s3.create_bucket(Bucket='flight')");
+    let o = watch(port, dir.path(), &["--delete-after-upload"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sent = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(sent.lines().count(), 1, "{sent}");
+    assert!(sent.contains(late.file_name().unwrap().to_str().unwrap()));
+    assert!(!late.exists());
+    assert!(first.iter().all(|f| f.exists()));
+}
