@@ -26,7 +26,6 @@ fn moto() -> Option<PathBuf> {
 
 struct Server {
     child: Child,
-    port: u16,
 }
 
 impl Drop for Server {
@@ -57,7 +56,7 @@ fn start(moto: &Path, port: u16) -> Server {
         assert!(Instant::now() < deadline, "moto_server did not listen");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Server { child, port }
+    Server { child }
 }
 
 fn env(port: u16) -> Vec<(&'static str, String)> {
