@@ -252,3 +252,115 @@ fn watch_uploads_each_dump_once_and_sends_the_rest_when_the_store_is_back() {
     assert!(!late.exists());
     assert!(first.iter().all(|f| f.exists()));
 }
+
+/// An uploader killed (SIGKILL) at random moments, 20 times, in the middle of sending
+/// dumps: no object under a final key is partial (each listed object is byte for byte its
+/// dump), and no local dump is lost (each is either still here or was deleted only after its
+/// object was complete).
+#[test]
+fn an_uploader_killed_mid_upload_leaves_no_partial_object_and_loses_no_dump() {
+    use rand::Rng;
+    let Some(moto) = moto() else {
+        return;
+    };
+    let runs: usize = std::env::var("FLIGHTREC_UPLOAD_KILL_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let dir = scratch();
+    let port = free_port();
+    let _server = start(&moto, port);
+    boto(port, "s3.create_bucket(Bucket='flight')");
+    // Dumps big enough that an upload takes a while: incompressible field values.
+    let mut originals: std::collections::HashMap<String, Vec<u8>> = Default::default();
+    let mut rng = rand::thread_rng();
+    for k in 0..6 {
+        let rec = recorder(dir.path(), &format!("big{k}"), 8 << 20);
+        tracing::dispatcher::with_default(&dispatch(&rec), || {
+            for _ in 0..20_000 {
+                let noise: u64 = rng.gen();
+                tracing::info!(noise, other = noise.rotate_left(17), "noise");
+            }
+        });
+        let dump = rec.snapshot().unwrap();
+        originals.insert(
+            dump.file_name().unwrap().to_string_lossy().into_owned(),
+            std::fs::read(&dump).unwrap(),
+        );
+    }
+    // Each run sends every dump still here to a prefix of its own; the last runs delete
+    // what they sent.
+    let mut killed_mid_way = 0;
+    for run in 0..runs {
+        let pending: Vec<PathBuf> = dumps_in(dir.path());
+        if pending.is_empty() {
+            break;
+        }
+        let delete = run >= runs * 3 / 4;
+        let mut c = Command::new(flightrec_bin())
+            .arg("upload")
+            .args(&pending)
+            .args(["--to", &format!("s3://flight/run{run}")])
+            .args(delete.then_some("--delete-after-upload"))
+            .envs(env(port))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(rng.gen_range(0..40_000)));
+        if c.try_wait().unwrap().is_none() {
+            killed_mid_way += 1;
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    eprintln!("{killed_mid_way} of {runs} uploaders killed before they finished");
+    let listing = boto(
+        port,
+        "import hashlib\n\
+         out = []\n\
+         for o in s3.list_objects_v2(Bucket='flight').get('Contents', []):\n\
+         \x20   body = s3.get_object(Bucket='flight', Key=o['Key'])['Body'].read()\n\
+         \x20   out.append({'key': o['Key'], 'sha': hashlib.sha256(body).hexdigest(), 'size': len(body)})\n\
+         print(json.dumps(out))",
+    );
+    let objects: Vec<serde_json::Value> = serde_json::from_str(listing.trim()).unwrap();
+    let sha = |b: &[u8]| {
+        use std::fmt::Write as _;
+        let o = Command::new("sha256sum")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write as _;
+                c.stdin.take().unwrap().write_all(b)?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        let mut s = String::new();
+        let _ = write!(s, "{}", String::from_utf8_lossy(&o.stdout));
+        s.split_whitespace().next().unwrap().to_string()
+    };
+    let known: std::collections::HashSet<String> = originals.values().map(|b| sha(b)).collect();
+    for o in &objects {
+        assert!(
+            known.contains(o["sha"].as_str().unwrap()),
+            "a partial or foreign object: {o}"
+        );
+    }
+    // Every dump is still here, or its object is complete in the bucket.
+    let here: std::collections::HashSet<String> = dumps_in(dir.path())
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let uploaded: std::collections::HashSet<String> = objects
+        .iter()
+        .map(|o| o["sha"].as_str().unwrap().to_string())
+        .collect();
+    for (name, bytes) in &originals {
+        assert!(
+            here.contains(name) || uploaded.contains(&sha(bytes)),
+            "{name} lost: neither kept nor uploaded"
+        );
+    }
+}
