@@ -63,9 +63,25 @@ enum Command {
     },
     /// Open dumps in the browser timeline: serves them on 127.0.0.1 and prints the URL.
     View {
-        /// Dump files, ring files, or directories of them.
+        /// Dump files, ring files, or directories of them; or s3://bucket/prefix to browse
+        /// the dumps uploaded there (fetched, and cached, only when opened).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// With s3://: only this service's dumps.
+        #[arg(long)]
+        service: Option<String>,
+        /// With s3://: only this host's dumps.
+        #[arg(long)]
+        host: Option<String>,
+        /// With s3://: only dumps with this trigger (panic, crash, stall, signal, snapshot).
+        #[arg(long)]
+        trigger: Option<String>,
+        /// With s3://: only dumps taken at or after this time (2026-11-23T10:02:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// With s3://: only dumps taken at or before this time.
+        #[arg(long)]
+        until: Option<String>,
         /// The port to listen on; 0 takes a free one.
         #[arg(long, default_value_t = 0)]
         port: u16,
@@ -183,7 +199,30 @@ fn main() -> ExitCode {
             allow_hosts,
             open,
             merge,
-        } => view::run(paths, addr, port, allow_hosts, open, merge, &mut out),
+            service,
+            host,
+            trigger,
+            since,
+            until,
+        } => (|| {
+            let filter = upload::ListFilter {
+                service,
+                host,
+                trigger,
+                since: since.as_deref().map(upload::parse_time).transpose()?,
+                until: until.as_deref().map(upload::parse_time).transpose()?,
+            };
+            view::run(
+                paths,
+                addr,
+                port,
+                allow_hosts,
+                open,
+                merge,
+                &filter,
+                &mut out,
+            )
+        })(),
         Command::Demo {
             dir,
             no_view,

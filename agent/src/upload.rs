@@ -336,3 +336,173 @@ impl Shipper {
         Ok(all)
     }
 }
+
+/// Which listed dumps `view s3://…` shows.
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub service: Option<String>,
+    pub host: Option<String>,
+    pub trigger: Option<String>,
+    /// ns since the Unix epoch, inclusive.
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+impl ListFilter {
+    fn keeps(&self, r: &flightrec_viewer::RemoteDump) -> bool {
+        self.service.as_ref().is_none_or(|s| &r.service == s)
+            && self.host.as_ref().is_none_or(|h| &r.host == h)
+            && self.trigger.as_ref().is_none_or(|t| &r.trigger == t)
+            && self.since.is_none_or(|t| r.time_ns >= t)
+            && self.until.is_none_or(|t| r.time_ns <= t)
+    }
+}
+
+/// Parses a time for `--since`/`--until`: RFC 3339 (`2026-11-23T10:02:00Z`).
+pub fn parse_time(s: &str) -> anyhow::Result<i64> {
+    let t = humantime::parse_rfc3339_weak(s)
+        .map_err(|e| anyhow::anyhow!("{s}: not a time like 2026-11-23T10:02:00Z ({e})"))?;
+    Ok(t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64))
+}
+
+/// The local cache of fetched dumps: `$XDG_CACHE_HOME/flightrec/s3` (else
+/// `~/.cache/flightrec/s3`), or `FLIGHTREC_CACHE_DIR`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("FLIGHTREC_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("flightrec").join("s3")
+}
+
+/// Most bytes the cache keeps; the least recently fetched go first.
+const CACHE_BYTES: u64 = 1 << 30;
+
+/// Lists the dumps under `url` (from their metadata: one HEAD each, nothing downloaded)
+/// that `filter` keeps, each with its size and cache path, and a fetcher that downloads one
+/// into its cache path when it is opened.
+pub fn list_remote(
+    url: &str,
+    filter: &ListFilter,
+) -> anyhow::Result<(flightrec_viewer::RemoteListing, flightrec_viewer::Fetch)> {
+    use futures_util::TryStreamExt as _;
+    let dest = Destination::parse(url)?;
+    let store = store(&dest)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the lister")?;
+    let cache = cache_dir().join(safe(&dest.bucket));
+    let prefix = (!dest.prefix.is_empty()).then(|| StorePath::from(dest.prefix.as_str()));
+    let listed = rt.block_on(async {
+        let objects: Vec<object_store::ObjectMeta> = store
+            .list(prefix.as_ref())
+            .try_collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("listing {url}: {}", reason(&dest, &e)))?;
+        let mut out = Vec::new();
+        for o in objects {
+            if !o.location.as_ref().ends_with(".flightrec") {
+                continue;
+            }
+            let head = store
+                .get_opts(
+                    &o.location,
+                    object_store::GetOptions {
+                        head: true,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("reading {}: {}", o.location, reason(&dest, &e)))?;
+            let meta = |k: &str| {
+                head.attributes
+                    .get(&Attribute::Metadata(k.to_string().into()))
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            };
+            let r = flightrec_viewer::RemoteDump {
+                key: o.location.to_string(),
+                service: meta("service"),
+                host: meta("host"),
+                pid: meta("pid").parse().unwrap_or(0),
+                trigger: meta("trigger"),
+                time_ns: meta("time-ns").parse().unwrap_or(0),
+            };
+            if filter.keeps(&r) {
+                let path = cache.join(r.key.replace('/', "%"));
+                out.push((r, o.size, path));
+            }
+        }
+        Ok::<_, anyhow::Error>(out)
+    })?;
+    let fetch: flightrec_viewer::Fetch = Arc::new(move |r: &flightrec_viewer::RemoteDump| {
+        fetch_one(store.as_ref(), &dest, r, &cache).map_err(|e| format!("{e:#}"))
+    });
+    Ok((listed, fetch))
+}
+
+/// Downloads one dump into the cache (whole, under a temporary name, then renamed), and
+/// trims the cache to its budget.
+fn fetch_one(
+    store: &dyn ObjectStore,
+    dest: &Destination,
+    r: &flightrec_viewer::RemoteDump,
+    cache: &Path,
+) -> anyhow::Result<PathBuf> {
+    let path = cache.join(r.key.replace('/', "%"));
+    if path.is_file() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(cache).with_context(|| cache.display().to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the fetcher")?;
+    let bytes = rt.block_on(async {
+        let got = store
+            .get(&StorePath::from(r.key.as_str()))
+            .await
+            .map_err(|e| anyhow::anyhow!("fetching {}: {}", r.key, reason(dest, &e)))?;
+        got.bytes()
+            .await
+            .map_err(|e| anyhow::anyhow!("fetching {}: {}", r.key, reason(dest, &e)))
+    })?;
+    let tmp = tempfile::NamedTempFile::new_in(cache).context("writing the cache")?;
+    std::fs::write(tmp.path(), &bytes).context("writing the cache")?;
+    tmp.persist(&path).context("writing the cache")?;
+    trim_cache(cache, &path);
+    Ok(path)
+}
+
+/// Deletes the oldest cached dumps (never `keep`) while the cache holds more than its budget.
+fn trim_cache(cache: &Path, keep: &Path) {
+    let budget = std::env::var("FLIGHTREC_CACHE_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CACHE_BYTES);
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((m.modified().ok()?, m.len(), e.path()))
+        })
+        .collect();
+    files.sort();
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    for (_, size, p) in files {
+        if total <= budget {
+            break;
+        }
+        if p != keep && std::fs::remove_file(&p).is_ok() {
+            total -= size;
+        }
+    }
+}

@@ -14,22 +14,50 @@ pub fn run(
     extra_hosts: Vec<String>,
     open: bool,
     merge: bool,
+    filter: &crate::upload::ListFilter,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
+    let (urls, paths): (Vec<PathBuf>, Vec<PathBuf>) = paths
+        .into_iter()
+        .partition(|p| p.to_str().is_some_and(|s| s.starts_with("s3://")));
     if merge && (paths.len() < 2 || paths.iter().any(|p| !p.is_file())) {
         anyhow::bail!("--merge opens two or more recording files together (not directories)");
     }
+    let remote = match urls.as_slice() {
+        [] => None,
+        [url] => {
+            let url = url.to_str().unwrap_or_default();
+            let (listed, fetch) = crate::upload::list_remote(url, filter)?;
+            writeln!(out, "{} dumps listed under {url}", listed.len())?;
+            Some((listed, fetch))
+        }
+        _ => anyhow::bail!("one s3:// location at a time"),
+    };
     serve_with(
-        paths,
-        addr,
-        port,
-        extra_hosts,
-        open,
-        merge,
+        ServeArgs {
+            paths,
+            addr,
+            port,
+            extra_hosts,
+            open,
+            merge,
+            remote,
+        },
         "",
         out,
         std::future::pending(),
     )
+}
+
+/// What `serve_with` serves, and how.
+struct ServeArgs {
+    paths: Vec<PathBuf>,
+    addr: IpAddr,
+    port: u16,
+    extra_hosts: Vec<String>,
+    open: bool,
+    merge: bool,
+    remote: Option<(flightrec_viewer::RemoteListing, flightrec_viewer::Fetch)>,
 }
 
 /// Serves `paths` until Ctrl-C or `stop`, printing the URL (of the one dump, when one file
@@ -45,32 +73,35 @@ pub fn serve(
     out: &mut impl Write,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_with(
+    let args = ServeArgs {
         paths,
         addr,
         port,
         extra_hosts,
         open,
-        false,
-        query,
-        out,
-        stop,
-    )
+        merge: false,
+        remote: None,
+    };
+    serve_with(args, query, out, stop)
 }
 
-/// `serve`, optionally opening the files given together, merged into one timeline.
-#[allow(clippy::too_many_arguments)]
+/// `serve`, optionally opening the files given together, merged into one timeline, and
+/// listing dumps in object storage.
 fn serve_with(
-    paths: Vec<PathBuf>,
-    addr: IpAddr,
-    port: u16,
-    extra_hosts: Vec<String>,
-    open: bool,
-    merge: bool,
+    args: ServeArgs,
     query: &str,
     out: &mut impl Write,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let ServeArgs {
+        paths,
+        addr,
+        port,
+        extra_hosts,
+        open,
+        merge,
+        remote,
+    } = args;
     if !addr.is_loopback() {
         eprintln!(
             "flightrec: warning: listening on {addr}: anyone who can reach this machine can read \
@@ -78,7 +109,7 @@ fn serve_with(
              names it is reached by with --allow-host NAME:PORT"
         );
     }
-    let single = paths.len() == 1 && paths[0].is_file();
+    let single = paths.len() == 1 && paths[0].is_file() && remote.is_none();
     let merged_id = merge.then(|| {
         (0..paths.len())
             .map(|i| i.to_string())
@@ -87,6 +118,7 @@ fn serve_with(
     });
     let config = flightrec_viewer::ServeConfig {
         merge,
+        remote,
         addr: SocketAddr::new(addr, port),
         extra_hosts,
         limits: flightrec_viewer::Limits::default(),

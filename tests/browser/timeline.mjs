@@ -9,7 +9,7 @@
 // proposed, switched to with a selection, lanes and polls; scrolling through many tasks),
 // "asyncdemo" (`flightrec demo --async` opens the task view on its interleaved requests).
 import { spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -22,8 +22,10 @@ function startViewer() {
     // In "demo" mode DUMP is the demo's directory and the demo starts the viewer itself.
     const args = mode === "demo" ? ["demo", "--dir", dump]
       : mode === "asyncdemo" ? ["demo", "--async", "--dir", dump]
-      : mode === "merged" ? ["view", "--merge", ...dump.split(",")] : ["view", dump];
-    const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+      : mode === "merged" ? ["view", "--merge", ...dump.split(",")]
+      : mode === "bucket" ? ["view", dump, ...(opts.viewArgs || [])] : ["view", dump];
+    const env = { ...process.env, ...(opts.env || {}) };
+    const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], env });
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => {
@@ -57,7 +59,20 @@ try {
   });
 
   const t0 = Date.now();
-  await page.goto(url + (opts.query || ""));
+  if (mode === "bucket") {
+    // The index lists what the bucket's metadata says; nothing is fetched until opened.
+    const cached = () => (existsSync(opts.cacheDir) ? readdirSync(opts.cacheDir, { recursive: true }).filter((f) => f.endsWith(".flightrec")).length : 0);
+    await page.goto(url);
+    await page.waitForSelector("input.pick");
+    result.rows = await page.locator("#dumps tbody tr").evaluateAll((rows) => rows.map((r) => [...r.children].map((c) => c.textContent)));
+    result.cachedBeforeOpen = cached();
+    const boxes = page.locator("input.pick");
+    const n = await boxes.count();
+    for (let i = 0; i < n; i++) await boxes.nth(i).check();
+    await page.locator("#together").click();
+  } else {
+    await page.goto(url + (opts.query || ""));
+  }
   await page.waitForFunction(() => window.flightrecView && window.flightrecView.state.meta);
   await page.evaluate(() => window.flightrecView.settled());
   result.firstRenderMs = Date.now() - t0;
@@ -202,6 +217,11 @@ try {
     result.highlightedBack = await page.evaluate(() => window.flightrecView.highlighted());
     result.lanesBack = await page.locator(".lane-label").count();
     void fv;
+  }
+
+  if (mode === "bucket") {
+    result.processes = await page.evaluate(() => window.flightrecView.state.meta.processes);
+    result.cachedAfterOpen = existsSync(opts.cacheDir) ? readdirSync(opts.cacheDir, { recursive: true }).filter((f) => f.endsWith(".flightrec")).length : 0;
   }
 
   if (mode === "merged") {

@@ -364,3 +364,74 @@ fn an_uploader_killed_mid_upload_leaves_no_partial_object_and_loses_no_dump() {
         );
     }
 }
+
+/// `view s3://bucket/prefix`: the index lists the uploaded dumps from their metadata (none
+/// fetched), filters by host and time, and opens three at once merged, fetching only then.
+#[test]
+fn a_bucket_is_browsed_filtered_and_three_dumps_open_merged() {
+    let Some(moto) = moto() else {
+        return;
+    };
+    if !crate::viewer::browser_available() {
+        return;
+    }
+    let dir = scratch();
+    let files = dumps(dir.path());
+    // One more, of a service the filters leave out by time.
+    let port = free_port();
+    let _server = start(&moto, port);
+    boto(port, "s3.create_bucket(Bucket='flight')");
+    let mut args: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
+    args.extend(["--to", "s3://flight/fleet"]);
+    assert!(upload(port, &args).status.success());
+    std::thread::sleep(Duration::from_millis(1100));
+    let since = humantime::format_rfc3339(std::time::SystemTime::now()).to_string();
+    let rec = recorder(&dir.path().join("later"), "later", 256 << 10);
+    let later = rec.snapshot().unwrap();
+    drop(rec);
+    assert!(upload(
+        port,
+        &[later.to_str().unwrap(), "--to", "s3://flight/fleet"]
+    )
+    .status
+    .success());
+
+    let cache = dir.path().join("cache");
+    let mut env: serde_json::Map<String, serde_json::Value> = env(port)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+        .collect();
+    env.insert(
+        "FLIGHTREC_CACHE_DIR".into(),
+        serde_json::Value::String(cache.display().to_string()),
+    );
+    // Filtered by host, and to what came before `later`.
+    let out = crate::viewer::drive(
+        "bucket",
+        Path::new("s3://flight/fleet"),
+        serde_json::json!({
+            "env": env,
+            "cacheDir": cache.display().to_string(),
+            "viewArgs": ["--host", hostname(), "--until", since],
+        }),
+    );
+    let rows = out["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let services: std::collections::HashSet<String> = rows
+        .iter()
+        .map(|r| r[2].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        services,
+        ["checkout", "billing", "search"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+    assert!(rows
+        .iter()
+        .all(|r| r[3] == hostname() && r[5] == "snapshot"));
+    assert_eq!(out["cachedBeforeOpen"], 0, "listing fetched nothing");
+    assert_eq!(out["processes"].as_array().unwrap().len(), 3);
+    assert_eq!(out["cachedAfterOpen"], 3, "opening fetched the three");
+}

@@ -130,6 +130,18 @@ fn summary(state: &AppState, id: usize, f: &crate::DumpFile) -> DumpSummary {
         row.error = Some("too large to open".into());
         return row;
     }
+    // A dump in object storage: its metadata says it all, nothing is downloaded to list it.
+    if let Some(r) = &f.remote {
+        row.file = r.key.clone();
+        row.service = Some(r.service.clone());
+        row.host = Some(r.host.clone());
+        row.pid = Some(r.pid);
+        row.trigger = Some(flightrec_format::TriggerReason::from_slug(&r.trigger).slug());
+        row.trigger_description = Some(format!("{} (in object storage)", r.trigger));
+        row.kind = Some("dump");
+        row.time = Some(r.time_ns.to_string());
+        return row;
+    }
     match flightrec_format::read_head(&f.path).and_then(|img| {
         flightrec_format::scan(&img).map(|s| {
             let r = s.recording;
@@ -222,7 +234,7 @@ async fn decode_all(state: &Arc<AppState>, ids: &[usize]) -> Result<Arc<Model>, 
             .file(id)
             .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no dump {id}")))?;
         check_size(state, &file)?;
-        paths.push(file.path);
+        paths.push(local_path(state, &file).await?);
     }
     tokio::task::spawn_blocking(move || {
         let recs = paths
@@ -237,7 +249,42 @@ async fn decode_all(state: &Arc<AppState>, ids: &[usize]) -> Result<Arc<Model>, 
     .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))
 }
 
+/// Where a dump is on this machine: its file, or, for one in object storage, its cache
+/// file, fetched (off the async threads) on first open.
+async fn local_path(
+    state: &Arc<AppState>,
+    file: &crate::DumpFile,
+) -> Result<std::path::PathBuf, ApiError> {
+    let Some(remote) = file.remote.clone() else {
+        return Ok(file.path.clone());
+    };
+    if file.path.is_file() {
+        return Ok(file.path.clone());
+    }
+    let fetch = state.fetch.clone().ok_or_else(|| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no way to fetch remote dumps".into(),
+        )
+    })?;
+    tokio::task::spawn_blocking(move || fetch(&remote))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e))
+}
+
 fn check_size(state: &AppState, file: &crate::DumpFile) -> Result<(), ApiError> {
+    if file.remote.is_some() {
+        // Its listed size; the file may not be here yet.
+        return if file.size > state.limits.max_file_bytes {
+            Err(ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("{} bytes, more than the viewer opens", file.size),
+            ))
+        } else {
+            Ok(())
+        };
+    }
     let size = std::fs::metadata(&file.path).map_or(file.size, |m| m.len());
     if size > state.limits.max_file_bytes {
         return Err(ApiError(
@@ -258,7 +305,7 @@ async fn decode(state: &Arc<AppState>, id: usize) -> Result<Arc<Model>, ApiError
         .file(id)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no dump {id}")))?;
     check_size(state, &file)?;
-    let path = file.path.clone();
+    let path = local_path(state, &file).await?;
     tokio::task::spawn_blocking(move || {
         // read_image opens the file read-only.
         flightrec_format::open(&path)

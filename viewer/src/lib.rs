@@ -66,7 +66,30 @@ pub struct DumpFile {
     pub path: PathBuf,
     pub size: u64,
     pub modified: std::time::SystemTime,
+    /// A dump in object storage, listed from its metadata, fetched into `path` (a cache)
+    /// only when opened.
+    pub remote: Option<RemoteDump>,
 }
+
+/// A dump listed in object storage: what its metadata says.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteDump {
+    /// Its key in the store (what the fetcher is asked for).
+    pub key: String,
+    pub service: String,
+    pub host: String,
+    pub pid: u32,
+    pub trigger: String,
+    /// When it was taken, ns since the Unix epoch.
+    pub time_ns: i64,
+}
+
+/// Fetches a remote dump by key into its cache file (blocking; called off the async
+/// threads), returning the local path.
+pub type Fetch = Arc<dyn Fn(&RemoteDump) -> Result<PathBuf, String> + Send + Sync>;
+
+/// Dumps listed in object storage, each with its size and cache path.
+pub type RemoteListing = Vec<(RemoteDump, u64, PathBuf)>;
 
 /// The server's state: the files it may show (found once from the paths it was given, and
 /// again from their directories when the index is asked for) and the decoded ones.
@@ -87,6 +110,8 @@ pub struct AppState {
     /// Host header values accepted (DNS rebinding defence).
     allowed_hosts: Vec<String>,
     limits: Limits,
+    /// Fetches remote dumps on first open.
+    pub(crate) fetch: Option<Fetch>,
 }
 
 impl AppState {
@@ -112,6 +137,7 @@ impl AppState {
             loaded: std::sync::Mutex::new(Vec::new()),
             allowed_hosts,
             limits,
+            fetch: None,
         };
         state.rescan();
         Ok(state)
@@ -145,10 +171,29 @@ impl AppState {
                         path: p,
                         size: m.len(),
                         modified: m.modified().unwrap_or(std::time::UNIX_EPOCH),
+                        remote: None,
                     });
                 }
             }
         }
+    }
+
+    /// Adds dumps listed in object storage (each with its size and cache path), fetched
+    /// with `fetch` when first opened.
+    pub fn add_remote(&mut self, listed: RemoteListing, fetch: Fetch) {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        for (r, size, cache) in listed {
+            let modified =
+                std::time::UNIX_EPOCH + std::time::Duration::from_nanos(r.time_ns.max(0) as u64);
+            files.push(DumpFile {
+                path: cache,
+                size,
+                modified,
+                remote: Some(r),
+            });
+        }
+        drop(files);
+        self.fetch = Some(fetch);
     }
 
     fn files(&self) -> Vec<DumpFile> {
@@ -182,10 +227,12 @@ fn looks_like_dump(p: &Path) -> bool {
 }
 
 /// How `serve` listens.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeConfig {
     /// The recordings given are opened together, merged into one timeline.
     pub merge: bool,
+    /// Dumps listed in object storage, and how to fetch one when it is opened.
+    pub remote: Option<(RemoteListing, Fetch)>,
     pub addr: SocketAddr,
     /// Extra Host header values to accept (names this server is reached by).
     pub extra_hosts: Vec<String>,
@@ -230,7 +277,11 @@ pub fn serve(
         let addr = listener.local_addr().map_err(ViewerError::Runtime)?;
         let mut hosts = hosts_for(addr);
         hosts.extend(config.extra_hosts);
-        let state = Arc::new(AppState::new(roots, hosts, config.limits)?);
+        let mut state = AppState::new(roots, hosts, config.limits)?;
+        if let Some((listed, fetch)) = config.remote {
+            state.add_remote(listed, fetch);
+        }
+        let state = Arc::new(state);
         let n = state.files().len();
         if n == 1 {
             tokio::spawn(api::preload(state.clone(), "0".into()));

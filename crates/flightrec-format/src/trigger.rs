@@ -44,6 +44,19 @@ impl TriggerReason {
             c => TriggerReason::Unknown(c),
         }
     }
+    /// The reason a [`TriggerReason::slug`] names (`Unknown(0)` for a word it never says).
+    pub fn from_slug(word: &str) -> TriggerReason {
+        match word {
+            "none" => TriggerReason::None,
+            "snapshot" => TriggerReason::Api,
+            "signal" => TriggerReason::Signal,
+            "panic" => TriggerReason::Panic,
+            "crash" => TriggerReason::Crash,
+            "stall" => TriggerReason::Stall,
+            _ => TriggerReason::Unknown(0),
+        }
+    }
+
     /// The word used in dump file names.
     pub fn slug(self) -> &'static str {
         match self {
