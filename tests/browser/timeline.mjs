@@ -39,7 +39,8 @@ function startViewer() {
 }
 
 const launched = Date.now();
-const { child, url } = await startViewer();
+// opts.url: a viewer already running (for measuring it from outside); else start one.
+const { child, url } = opts.url ? { child: { kill() {} }, url: opts.url } : await startViewer();
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: [
