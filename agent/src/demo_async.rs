@@ -251,10 +251,20 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
             shop.bitten.load(Ordering::SeqCst)
         })
     });
-    // Let the panic hook finish its dump before the runtime goes.
     rt.shutdown_timeout(Duration::from_secs(2));
     let dump = if bit {
-        let dump = first_panic_dump(&dir).context("finding the panic dump")?;
+        // The panicking worker writes its dump in the panic hook; on a loaded machine that
+        // may outlast the runtime's shutdown. Wait for it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let dump = loop {
+            match first_panic_dump(&dir) {
+                Ok(d) => break d,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => return Err(e.context("finding the panic dump")),
+            }
+        };
         writeln!(out, "\nThe race bit.")?;
         dump
     } else {

@@ -401,10 +401,20 @@ fn collect_refuses_a_live_ring_and_dumps_a_dead_one() {
 
 #[test]
 fn snapshot_of_a_pid_without_a_recorder_or_no_pid_is_a_clear_error() {
-    let me = std::process::id().to_string();
-    let out = flightrec(&["snapshot", &me, "--timeout", "0.2"]);
+    // A process of its own (this test binary has recorders of other tests in it).
+    let mut plain = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let out = flightrec(&["snapshot", &plain.id().to_string(), "--timeout", "0.2"]);
+    let _ = plain.kill();
+    let _ = plain.wait();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no flightrec recorder"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no flightrec recorder"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = flightrec(&["snapshot", "999999999"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no process with pid"));
 }
