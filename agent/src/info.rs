@@ -27,7 +27,7 @@ pub fn run(
         for r in records {
             t.observe(&names, &r);
         }
-        t.finish()
+        t.finish_trusting(|thread| flightrec_analysis::locks::complete_thread(rec, thread))
     };
     let p = &rec.process;
     let d = &rec.damage;

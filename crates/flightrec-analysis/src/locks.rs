@@ -222,11 +222,28 @@ impl LockTracker {
 
     /// The state at the end of the data, with its cycles.
     pub fn finish(self) -> LockState {
+        self.finish_trusting(|_| true)
+    }
+
+    /// As `finish`, with cycles only among threads `complete` says lost no records (a
+    /// thread that dropped or lost records may seem to hold or wait for what it no longer
+    /// does, and a cycle through it would be made up).
+    pub fn finish_trusting(self, complete: impl Fn(u32) -> bool) -> LockState {
         let mut holds: Vec<Hold> = self.held.into_values().flatten().collect();
         holds.sort_by_key(|h| (h.thread, h.since));
         let mut waits: Vec<Wait> = self.waiting.into_values().collect();
         waits.sort_by_key(|w| w.thread);
-        let deadlocks = cycles(&holds, &waits);
+        let sure_holds: Vec<Hold> = holds
+            .iter()
+            .copied()
+            .filter(|h| complete(h.thread))
+            .collect();
+        let sure_waits: Vec<Wait> = waits
+            .iter()
+            .copied()
+            .filter(|w| complete(w.thread))
+            .collect();
+        let deadlocks = cycles(&sure_holds, &sure_waits);
         LockState {
             holds,
             waits,
@@ -244,8 +261,16 @@ impl LockState {
         for r in &rec.records {
             t.observe(&names, r);
         }
-        t.finish()
+        t.finish_trusting(|thread| complete_thread(rec, thread))
     }
+}
+
+/// Whether a thread's records in `rec` are all there: none dropped, no gap.
+pub fn complete_thread(rec: &Recording, thread: u32) -> bool {
+    rec.threads
+        .iter()
+        .find(|t| t.index == thread)
+        .is_some_and(|t| t.dropped == 0 && t.gaps == 0)
 }
 
 /// Cycles in the wait-for graph: a waiting thread points at every thread holding the lock it
