@@ -139,7 +139,7 @@ pub struct LockStats {
 pub struct LockState {
     pub holds: Vec<Hold>,
     pub waits: Vec<Wait>,
-    /// Each deadlock once, starting from its lowest thread index.
+    /// Each deadlock once, told from the thread whose wait began first.
     pub deadlocks: Vec<Vec<CycleStep>>,
     pub stats: BTreeMap<u32, LockStats>,
 }
@@ -291,12 +291,12 @@ fn cycles(holds: &[Hold], waits: &[Wait]) -> Vec<Vec<CycleStep>> {
         let mut t = start;
         while let Some(h) = wait_of.get(&t).and_then(|w| blocker(w)) {
             if h.thread == start {
-                // A cycle back to `start`: record it once, from its lowest thread.
+                // A cycle back to `start`: record it once (found from its lowest thread).
                 if path.iter().all(|&p| p >= start) {
                     // Thread i waits for lock i, held by thread i + 1; so it holds what
                     // thread i - 1 waits for.
                     let k = path.len();
-                    let steps = (0..k)
+                    let mut steps: Vec<CycleStep> = (0..k)
                         .map(|i| {
                             let w = wait_of[&path[i]];
                             CycleStep {
@@ -307,6 +307,12 @@ fn cycles(holds: &[Hold], waits: &[Wait]) -> Vec<Vec<CycleStep>> {
                             }
                         })
                         .collect();
+                    // Told from the thread that got stuck first: the start of the story,
+                    // and the same telling for the same data.
+                    let first = (0..k)
+                        .min_by_key(|&i| (steps[i].since, steps[i].thread))
+                        .unwrap_or(0);
+                    steps.rotate_left(first);
                     out.push(steps);
                 }
                 break;
@@ -480,4 +486,61 @@ pub fn lock_intervals(names: &Names<'_>, records: &[Record], data_end: i64) -> V
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A two-thread cycle is found once, told from the thread whose wait began first,
+    /// whichever thread index is lower.
+    #[test]
+    fn a_cycle_is_told_from_the_first_thread_stuck() {
+        let holds = [
+            Hold {
+                thread: 1,
+                lock: 10,
+                shared: false,
+                since: 100,
+            },
+            Hold {
+                thread: 2,
+                lock: 20,
+                shared: false,
+                since: 110,
+            },
+        ];
+        for (t1_since, first) in [(300, 2), (200, 1)] {
+            let waits = [
+                Wait {
+                    thread: 1,
+                    lock: 20,
+                    shared: false,
+                    since: t1_since,
+                },
+                Wait {
+                    thread: 2,
+                    lock: 10,
+                    shared: false,
+                    since: 250,
+                },
+            ];
+            let found = cycles(&holds, &waits);
+            assert_eq!(found.len(), 1, "{found:?}");
+            let c = &found[0];
+            assert_eq!(c[0].thread, first, "{c:?}");
+            assert_eq!(c.len(), 2);
+            // Each step holds what the other waits for.
+            assert_eq!(c[0].holds, c[1].waits_for);
+            assert_eq!(c[1].holds, c[0].waits_for);
+        }
+        // No cycle when one of the waits is for a free lock.
+        let waits = [Wait {
+            thread: 1,
+            lock: 20,
+            shared: false,
+            since: 1,
+        }];
+        assert!(cycles(&holds, &waits).is_empty());
+    }
 }
