@@ -34,6 +34,7 @@ pub fn run(
     let overwritten: u64 = rec.threads.iter().map(|t| t.overwritten).sum();
     let dropped: u64 = rec.threads.iter().map(|t| t.dropped).sum();
     let present: u64 = rec.threads.iter().map(|t| t.records).sum();
+    let stacks = flightrec_analysis::stacks::stacks(rec);
     if as_json {
         let threads: Vec<_> = rec
             .threads
@@ -69,6 +70,7 @@ pub fn run(
             },
             "threads": threads,
             "locks": locks_json(&names, &lock_list, &lock_state),
+            "stacks": stacks_json(&stacks),
         });
         serde_json::to_writer_pretty(&mut *out, &v)?;
         writeln!(out)?;
@@ -157,7 +159,33 @@ pub fn run(
         )?;
     }
     write_locks(rec, &names, &lock_list, &lock_state, out)?;
+    if !stacks.is_empty() {
+        writeln!(out, "stacks:      {}", stacks.len())?;
+        write!(out, "{}", flightrec_analysis::stacks::render(&stacks))?;
+    }
     Ok(())
+}
+
+/// The native stacks as data.
+pub fn stacks_json(stacks: &[flightrec_analysis::stacks::ThreadStack]) -> Json {
+    Json::Array(
+        stacks
+            .iter()
+            .map(|t| {
+                json!({
+                    "tid": t.tid, "thread": t.thread,
+                    "reason": format!("{:?}", t.reason).to_lowercase(),
+                    "outcome": format!("{:?}", t.outcome).to_lowercase(),
+                    "signal": t.signal, "ts": t.ts, "headline": t.headline(), "note": t.note,
+                    "frames": t.frames.iter().map(|f| json!({
+                        "address": f.address, "module": f.module, "offset": f.offset,
+                        "function": f.function, "file": f.file, "line": f.line,
+                        "inlined": f.inlined, "text": f.describe(),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
 }
 
 fn lock_name(names: &Names<'_>, id: u32) -> String {

@@ -1289,6 +1289,8 @@ mod tests {
             records,
             span_callsites: HashMap::from([(7, 2)]),
             damage: Damage::default(),
+            modules: Vec::new(),
+            stacks: Vec::new(),
         }
     }
 

@@ -177,6 +177,8 @@ fn recording(ops: &[Op], cut: &[usize]) -> Recording {
         records,
         span_callsites,
         damage: Damage::default(),
+        modules: Vec::new(),
+        stacks: Vec::new(),
     }
 }
 

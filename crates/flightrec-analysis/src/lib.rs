@@ -28,6 +28,7 @@ pub mod merge;
 pub mod names;
 pub mod objects;
 pub mod spans;
+pub mod stacks;
 pub mod tasks;
 
 pub use locks::{LockInfo, LockState, LockTracker};

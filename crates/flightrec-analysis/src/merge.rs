@@ -121,6 +121,9 @@ pub fn merge_recordings(recs: Vec<Recording>) -> (Recording, Vec<MergedProcess>)
             .find(|r| r.damage.is_damaged())
             .map(|r| r.damage.clone())
             .unwrap_or_default(),
+        // Each process's stacks resolve against its own modules: read them from its dump.
+        modules: Vec::new(),
+        stacks: Vec::new(),
     };
     let mut streams = Vec::new();
     for (k, rec) in recs.into_iter().enumerate() {

@@ -38,6 +38,11 @@ pub struct Recording {
     /// span stacks can be named even when a span's creation was overwritten.
     pub span_callsites: HashMap<u64, u32>,
     pub damage: Damage,
+    /// The modules loaded in the process when it last recorded them (for stacks).
+    pub modules: Vec<crate::stacks::LoadedModule>,
+    /// Threads' registers and stacks captured for this dump (a crash, a stall, a snapshot
+    /// with stacks), with `ts` in ns since the Unix epoch.
+    pub stacks: Vec<(Option<i64>, crate::stacks::StackCapture)>,
 }
 
 /// One thread's share of a recording.
@@ -190,7 +195,7 @@ pub(crate) enum ChunkLayout<'k> {
     Dense,
     /// The bytes hold the header and meta log (`chunks_offset` bytes), then only the chunks
     /// listed, in that order, back to back; every other chunk of the file was `FREE`.
-    Sparse { kept: &'k [u32] },
+    Sparse { kept: &'k [u32], tail: &'k [u8] },
 }
 
 /// Checks and indexes a ring image without materialising its records (see `Scan`). Fails
@@ -294,7 +299,7 @@ pub(crate) fn scan_parts<'a>(
     for i in 0..chunk_count {
         let located = match layout {
             ChunkLayout::Dense => Some(chunks_offset + i * chunk_size),
-            ChunkLayout::Sparse { kept } => u32::try_from(i)
+            ChunkLayout::Sparse { kept, .. } => u32::try_from(i)
                 .ok()
                 .and_then(|i| kept.binary_search(&i).ok())
                 .map(|k| chunks_offset + k as u64 * chunk_size),
@@ -450,6 +455,21 @@ pub(crate) fn scan_parts<'a>(
     }
     threads.sort_by_key(|t| t.index);
 
+    // The stack area, after the chunk pool, where the header says it is.
+    let stack_slots = h32(header::STACK_SLOTS);
+    let stacks_offset = h(header::STACKS_OFFSET);
+    let area: &[u8] = if stack_slots == 0
+        || stacks_offset != chunks_offset.saturating_add(chunk_count.saturating_mul(chunk_size))
+    {
+        &[]
+    } else {
+        match layout {
+            ChunkLayout::Dense => image.get(stacks_offset as usize..).unwrap_or(&[]),
+            ChunkLayout::Sparse { tail, .. } => tail,
+        }
+    };
+    let (modules, captures) = crate::stacks::parse_area(area, stack_slots);
+
     Ok(Scan {
         image,
         time,
@@ -467,6 +487,11 @@ pub(crate) fn scan_parts<'a>(
             records: Vec::new(),
             span_callsites,
             damage,
+            modules,
+            stacks: captures
+                .into_iter()
+                .map(|c| ((c.ticks != 0).then(|| time.to_unix_ns(c.ticks)), c))
+                .collect(),
         },
     })
 }

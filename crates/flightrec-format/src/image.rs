@@ -25,6 +25,8 @@ pub struct Image {
     /// For a sparse image, the indices of the chunks held, ascending; `None` when `bytes`
     /// is the file itself.
     kept: Option<Vec<u32>>,
+    /// For a sparse image, the bytes after the chunk pool (the stack area), as read.
+    tail: Vec<u8>,
 }
 
 impl Image {
@@ -34,6 +36,7 @@ impl Image {
             logical_len: bytes.len() as u64,
             bytes,
             kept: None,
+            tail: Vec::new(),
         }
     }
 
@@ -41,7 +44,10 @@ impl Image {
     pub fn scan(&self) -> Result<Scan<'_>, FormatError> {
         let layout = match &self.kept {
             None => ChunkLayout::Dense,
-            Some(kept) => ChunkLayout::Sparse { kept },
+            Some(kept) => ChunkLayout::Sparse {
+                kept,
+                tail: &self.tail,
+            },
         };
         scan_parts(&self.bytes, self.logical_len, layout)
     }
@@ -102,8 +108,21 @@ impl Image {
                 }
             }
         }
-        // Whatever follows the chunk pool, up to the declared size, counts as read; a
-        // stream longer than its header declares is refused by `read_image` for dumps.
+        // What follows the chunk pool is the stack area, kept (bounded by the largest area
+        // a reader accepts), up to the declared size; the rest counts as read. A stream
+        // longer than its header declares is refused by `read_image` for dumps.
+        let rest = g.file_size.saturating_sub(logical_len);
+        let mut tail = Vec::new();
+        let pool_end = g.chunks_offset + g.chunk_count as u64 * g.chunk_size as u64;
+        let area_max = if logical_len == pool_end {
+            layout::stacks::area_size(layout::stacks::MAX_SLOTS)
+        } else {
+            0 // cut short inside the pool: no area to speak of
+        };
+        logical_len += (&mut r)
+            .take(rest.min(area_max))
+            .read_to_end(&mut tail)
+            .or_else(|e| if cut_ok { Ok(0) } else { Err(e) })? as u64;
         let rest = g.file_size.saturating_sub(logical_len);
         logical_len += std::io::copy(&mut (&mut r).take(rest), &mut std::io::sink())
             .or_else(|e| if cut_ok { Ok(0) } else { Err(e) })?;
@@ -111,6 +130,7 @@ impl Image {
             bytes,
             logical_len,
             kept: Some(kept),
+            tail,
         })
     }
 }

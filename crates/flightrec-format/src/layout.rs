@@ -82,6 +82,14 @@ pub mod header {
     pub const DUMP_WALL_NS: usize = 912;
     /// Chunks the dumper saw recycled under it while copying (their copy was dropped).
     pub const DUMP_CHUNKS_RECYCLED: usize = 920;
+    /// Where the stack area starts (see [`super::stacks`]): right after the chunk pool, or 0
+    /// when the ring has none (older writers, or stacks turned off).
+    pub const STACKS_OFFSET: usize = 928;
+    /// How many capture slots the stack area has (u32).
+    pub const STACK_SLOTS: usize = 936;
+    /// Set to 1 by `flightrec snapshot --stacks` before it signals the process: the next
+    /// snapshot captures every thread's stack. The dumper clears it.
+    pub const STACKS_WANTED: usize = 944;
 
     /// The copy gate, while a dumper copies the live ring oldest chunk first: chunks whose
     /// sequence number is at least this value are not yet copied and must not be recycled.
@@ -98,6 +106,82 @@ pub mod header {
     pub const DUMP_DIR_LEN: usize = 1040;
     pub const DUMP_DIR: usize = 1088;
     pub const DUMP_DIR_CAP: usize = super::HEADER_SIZE - DUMP_DIR;
+}
+
+/// The stack area, after the chunk pool: a module list, then capture slots.
+///
+/// ```text
+/// [ modules: MODULES_SIZE bytes ][ slot 0: SLOT_SIZE bytes ][ slot 1 ] ...
+/// ```
+///
+/// The module list is text, one module per line (`start end bias build-id path`, numbers in
+/// hex, `-` for no build-id), its committed length in its first 8 bytes. It is written by
+/// ordinary threads (at start, and by a dumper before it captures) and only read by dumps.
+///
+/// A slot holds one thread's registers and the top of its stack, written by a signal
+/// handler on that thread. Its `STATE` word says whose it is: a dumper moves it from `FREE`
+/// to `REQUESTED` (naming the thread), the handler from `REQUESTED` (or, for a crash,
+/// `FREE`) to `WRITING` and then `DONE`; a dumper that gives up on a thread moves it from
+/// `REQUESTED` to `UNANSWERED`, so a late handler writes nothing.
+pub mod stacks {
+    pub const MODULES_SIZE: usize = 64 << 10;
+    /// The module list's committed length (u64); the text follows.
+    pub const MODULES_LEN: usize = 0;
+    pub const MODULES_TEXT: usize = 8;
+
+    pub const SLOT_HEADER_SIZE: usize = 512;
+    /// Bytes of stack a slot holds, from the stack pointer up.
+    pub const STACK_CAP: usize = 64 << 10;
+    pub const SLOT_SIZE: usize = SLOT_HEADER_SIZE + STACK_CAP;
+    /// Most slots a reader accepts.
+    pub const MAX_SLOTS: u32 = 1024;
+
+    /// Offsets of a slot's fields, relative to the slot's start.
+    pub const STATE: usize = 0;
+    pub const TID: usize = 8;
+    /// `REASON_*` (u32), then the signal a crash capture ran for (u32).
+    pub const REASON: usize = 16;
+    pub const SIGNAL: usize = 20;
+    /// Tick when the handler ran.
+    pub const TICKS: usize = 24;
+    /// Address of the first stack byte held (the stack pointer), and how many are held.
+    pub const STACK_START: usize = 32;
+    pub const STACK_LEN: usize = 40;
+    /// `ARCH_*` (u32), then how many registers follow at `REGS` (u32).
+    pub const ARCH: usize = 48;
+    pub const REG_COUNT: usize = 52;
+    /// The registers, 8 bytes each, in the kernel's `ucontext` order for the arch.
+    pub const REGS: usize = 64;
+    pub const MAX_REGS: usize = (NAME - REGS) / 8;
+    /// The thread's name as the kernel has it (16 bytes, NUL-padded).
+    pub const NAME: usize = 448;
+    pub const NAME_LEN: usize = 16;
+
+    pub const FREE: u64 = 0;
+    pub const REQUESTED: u64 = 1;
+    pub const WRITING: u64 = 2;
+    pub const DONE: u64 = 3;
+    pub const UNANSWERED: u64 = 4;
+
+    pub const REASON_CRASH: u32 = 1;
+    pub const REASON_STALL: u32 = 2;
+    pub const REASON_SNAPSHOT: u32 = 3;
+
+    /// x86-64: 23 registers in `gregs` order (r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx,
+    /// rsp, rip, eflags, csgsfs, err, trapno, oldmask, cr2).
+    pub const ARCH_X86_64: u32 = 1;
+    pub const X86_64_RBP: usize = 10;
+    pub const X86_64_RSP: usize = 15;
+    pub const X86_64_RIP: usize = 16;
+
+    /// Bytes of a stack area with `slots` slots (0 for none).
+    pub const fn area_size(slots: u32) -> u64 {
+        if slots == 0 {
+            0
+        } else {
+            (MODULES_SIZE + slots as usize * SLOT_SIZE) as u64
+        }
+    }
 }
 
 /// Set in `header::SNAPSHOT_SIGNAL` by writers that record their snapshot signal.
@@ -273,12 +357,15 @@ impl RingSettings {
 /// Geometry of a ring: how a file of a given capacity is divided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
+    /// Everything: header, meta log, chunk pool and stack area.
     pub file_size: u64,
     pub meta_offset: u64,
     pub meta_capacity: u64,
     pub chunks_offset: u64,
     pub chunk_size: u32,
     pub chunk_count: u32,
+    /// Capture slots in the stack area after the chunk pool (0: no stack area).
+    pub stack_slots: u32,
 }
 
 impl Geometry {
@@ -310,7 +397,21 @@ impl Geometry {
             chunks_offset,
             chunk_size: chunk_size as u32,
             chunk_count: chunk_count as u32,
+            stack_slots: 0,
         })
+    }
+
+    /// The same ring with a stack area of `slots` capture slots after the chunk pool.
+    pub fn with_stack_slots(mut self, slots: u32) -> Geometry {
+        let slots = slots.min(stacks::MAX_SLOTS);
+        self.file_size = self.stacks_offset() + stacks::area_size(slots);
+        self.stack_slots = slots;
+        self
+    }
+
+    /// Where the stack area starts: the end of the chunk pool.
+    pub fn stacks_offset(&self) -> u64 {
+        self.chunks_offset + self.chunk_count as u64 * self.chunk_size as u64
     }
 
     /// Byte offset of chunk `i`.
@@ -336,6 +437,10 @@ impl Geometry {
         put_u64(b, header::ANCHOR_MONO_NS, clock.mono_ns);
         put_u64(b, header::ANCHOR_WALL_NS, clock.wall_ns);
         put_u64(b, header::TICKS_PER_SEC, clock.ticks_per_sec.to_bits());
+        if self.stack_slots > 0 {
+            put_u64(b, header::STACKS_OFFSET, self.stacks_offset());
+            put_u32(b, header::STACK_SLOTS, self.stack_slots);
+        }
         // The first span block is reserved so that span id 0 can mean "none".
         put_u64(b, header::NEXT_SPAN_BLOCK, 1);
     }

@@ -11,6 +11,7 @@ pub mod image;
 pub mod layout;
 pub mod meta;
 pub mod record;
+pub mod stacks;
 #[doc(hidden)]
 pub mod testing;
 pub mod trigger;
@@ -22,6 +23,7 @@ pub use decode::{decode, scan, Damage, Record, RecordStream, Recording, Scan, Th
 pub use image::{read_image, Image};
 pub use meta::{Callsite, Level, ProcessInfo};
 pub use record::{FieldValue, RecordKind, Value};
+pub use stacks::{CaptureOutcome, CaptureReason, LoadedModule, StackCapture};
 pub use trigger::{Trigger, TriggerReason};
 
 /// What can go wrong reading a ring file or a dump.

@@ -30,6 +30,7 @@ pub fn sample_image(records_per_chunk: u64) -> Vec<u8> {
         chunks_offset: layout::HEADER_SIZE as u64 + meta_capacity,
         chunk_size: 1024,
         chunk_count: 2,
+        stack_slots: 0,
     };
     let mut b = vec![0u8; g.file_size as usize];
     let clock = ClockAnchor {

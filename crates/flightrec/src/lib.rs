@@ -72,6 +72,8 @@ mod recorder {
 
     /// Default ring capacity: 16 MiB.
     pub const DEFAULT_CAPACITY: u64 = 16 << 20;
+    /// Native-stack capture slots in a ring unless `Builder::stack_slots` says otherwise.
+    pub const DEFAULT_STACK_SLOTS: u32 = 16;
 
     /// What can go wrong setting up or using a recorder.
     #[derive(Debug, thiserror::Error)]
@@ -129,6 +131,9 @@ mod recorder {
         stall_threshold: Option<Option<std::time::Duration>>,
         keep_dumps: Option<usize>,
         dump_budget: Option<u64>,
+        /// `None`: the default (`DEFAULT_STACK_SLOTS`).
+        stack_slots: Option<u32>,
+        stacks_on_snapshot: bool,
     }
 
     impl Builder {
@@ -262,6 +267,22 @@ mod recorder {
             Ok(b)
         }
 
+        /// How many threads' native stacks one dump can hold (64 KiB of stack each, in the
+        /// ring file after the chunks; pages are only used when a capture writes them).
+        /// Default 16; 0 turns stack capture off. Stalled threads' stacks go into stall
+        /// dumps, a crashing thread's into its crash dump.
+        pub fn stack_slots(mut self, slots: u32) -> Self {
+            self.stack_slots = Some(slots);
+            self
+        }
+
+        /// Snapshots (the snapshot signal) capture every thread's native stack. Also set by
+        /// `FLIGHTREC_STACKS=1` in `from_env`.
+        pub fn stacks_on_snapshot(mut self, yes: bool) -> Self {
+            self.stacks_on_snapshot = yes;
+            self
+        }
+
         /// Creates the ring file and returns the recorder.
         pub fn build(self) -> Result<Recorder, Error> {
             let capacity = self.capacity.unwrap_or(DEFAULT_CAPACITY);
@@ -274,7 +295,8 @@ mod recorder {
                 }
             }
             let geometry = Geometry::for_capacity(capacity, self.chunk_size)
-                .ok_or(Error::Capacity { capacity })?;
+                .ok_or(Error::Capacity { capacity })?
+                .with_stack_slots(self.stack_slots.unwrap_or(DEFAULT_STACK_SLOTS));
             let service = self.service.unwrap_or_else(default_service);
             let dump_dir = self
                 .dump_dir
@@ -342,7 +364,10 @@ mod recorder {
                 pid,
                 keep_dumps: self.keep_dumps.unwrap_or(20),
                 dump_budget: self.dump_budget.unwrap_or(512 << 20),
+                stacks_on_snapshot: self.stacks_on_snapshot
+                    || std::env::var_os("FLIGHTREC_STACKS").is_some_and(|v| v == "1"),
             });
+            crate::ring::stacks::watch(&shared.ring);
             crate::layer::set_default_recorder(&shared);
             let snapshot_signal = self
                 .snapshot_signal

@@ -108,8 +108,10 @@ pub(crate) fn write_dump(
     service: &str,
     pid: u32,
     trigger: &Trigger,
+    session: Option<&crate::ring::stacks::Session<'_>>,
 ) -> Result<PathBuf, Error> {
     let (mut image, given_up) = consistent_copy(ring);
+    crate::ring::stacks::copy_area(ring, &mut image, session.is_some());
     let now = clock::anchor_now();
     put_u64(&mut image, header::DUMP_TICKS, now.ticks);
     put_u64(&mut image, header::DUMP_MONO_NS, now.mono_ns);

@@ -36,6 +36,9 @@ pub(crate) struct Shared {
     pub(crate) dump_budget: u64,
     /// flightrec's own "dump failed" callsite (fields: message, error, reason).
     pub(crate) dump_failed: u32,
+    /// Snapshots capture every thread's native stack (`Builder::stacks_on_snapshot`, or
+    /// `FLIGHTREC_STACKS=1`).
+    pub(crate) stacks_on_snapshot: bool,
 }
 
 impl Shared {

@@ -74,7 +74,7 @@ pub(crate) fn unwatch(ring: &Ring) {
 extern "C" fn on_fatal_signal(
     sig: libc::c_int,
     info: *mut libc::siginfo_t,
-    _ctx: *mut libc::c_void,
+    ctx: *mut libc::c_void,
 ) {
     let base = CRASH_RING.load(Ordering::Acquire);
     if !base.is_null() {
@@ -98,6 +98,9 @@ extern "C" fn on_fatal_signal(
             let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u64;
             word(header::TRIGGER_TID).store(tid, Ordering::Relaxed);
             word(header::TRIGGER_TICKS).store(clock::ticks(), Ordering::Release);
+            // The crashing thread's registers and stack, for the dump (async-signal-safe:
+            // see `stacks`).
+            super::stacks::capture_crash(sig, ctx);
         }
     }
     if let Some(i) = SIGNALS.iter().position(|&s| s == sig) {

@@ -9,6 +9,7 @@ pub(crate) mod clock;
 pub(crate) mod crash;
 pub(crate) mod protocol;
 pub(crate) mod span_table;
+pub(crate) mod stacks;
 pub(crate) mod sync;
 pub(crate) mod writer;
 
@@ -359,6 +360,7 @@ extern "C" fn close_rings_at_exit() {
 impl Drop for Ring {
     fn drop(&mut self) {
         crash::unwatch(self);
+        stacks::unwatch(self);
         self.mark_closed();
     }
 }

@@ -34,7 +34,33 @@ impl Shared {
     /// event (see `record_dump_failure`), so a dump triggered by a signal, a stall or a
     /// panic does not fail silently.
     pub(crate) fn dump(&self, trigger: &Trigger) -> Result<PathBuf, Error> {
-        match crate::snapshot::write_dump(&self.ring, &self.dir, &self.service, self.pid, trigger) {
+        self.dump_with_stacks(trigger, &[], 0)
+    }
+
+    /// As `dump`, with the native stacks of the threads `tids` captured first (at most
+    /// `stacks::ANSWER_TIMEOUT` waiting for them); `reason` is a
+    /// `layout::stacks::REASON_*`.
+    pub(crate) fn dump_with_stacks(
+        &self,
+        trigger: &Trigger,
+        tids: &[u64],
+        reason: u32,
+    ) -> Result<PathBuf, Error> {
+        let session = if tids.is_empty() {
+            None
+        } else {
+            crate::ring::stacks::capture(&self.ring, tids, reason)
+        };
+        let written = crate::snapshot::write_dump(
+            &self.ring,
+            &self.dir,
+            &self.service,
+            self.pid,
+            trigger,
+            session.as_ref(),
+        );
+        drop(session);
+        match written {
             Ok(path) => {
                 flightrec_format::dump::prune(
                     &self.dir,
@@ -83,4 +109,14 @@ pub(crate) fn collect_dead_rings(
         }
     }
     dumps
+}
+
+/// The tids of every thread of this process.
+pub(crate) fn all_threads() -> Vec<u64> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
 }

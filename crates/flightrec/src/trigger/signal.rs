@@ -32,7 +32,22 @@ impl Dumper {
                 if let Some(sig) = got {
                     // Never calls tracing: the dump must not depend on the logging pipeline.
                     let t = super::trigger(TriggerReason::Signal, sig as u32, 0, String::new());
-                    let _ = shared.dump(&t);
+                    // Every thread's stack when the process asks for it (FLIGHTREC_STACKS=1)
+                    // or `flightrec snapshot --stacks` did (a flag in the ring's header).
+                    let wanted = shared
+                        .ring
+                        .header_word(flightrec_format::layout::header::STACKS_WANTED)
+                        .swap(0, std::sync::atomic::Ordering::AcqRel)
+                        != 0;
+                    if wanted || shared.stacks_on_snapshot {
+                        let _ = shared.dump_with_stacks(
+                            &t,
+                            &super::all_threads(),
+                            flightrec_format::layout::stacks::REASON_SNAPSHOT,
+                        );
+                    } else {
+                        let _ = shared.dump(&t);
+                    }
                 }
             })?;
         Ok(Dumper {

@@ -187,7 +187,9 @@ fn scan(shared: &Shared, threshold: Duration, seen: &mut HashMap<u64, Progress>,
     stalled.sort_by_key(|s| std::cmp::Reverse(s.for_));
     let message = describe(&names, &stalled);
     let t = super::trigger(TriggerReason::Stall, 0, stalled[0].tid, message);
-    let _ = shared.dump(&t);
+    // With the stalled threads' native stacks: where each one is stuck.
+    let tids: Vec<u64> = stalled.iter().map(|s| s.tid).collect();
+    let _ = shared.dump_with_stacks(&t, &tids, flightrec_format::layout::stacks::REASON_STALL);
 }
 
 /// Copies chunk `i` and replays its context and enter/exit records to find the spans its
