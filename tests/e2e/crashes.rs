@@ -17,7 +17,9 @@ const CHILD_HOW: &str = "FLIGHTREC_CRASH_HOW";
 #[inline(never)]
 #[allow(unconditional_recursion)]
 fn recurse(depth: u64) -> u64 {
+    // fault: overflow (the next line)
     let buf = std::hint::black_box([depth; 64]);
+    // fault: overflow (the next line)
     recurse(depth + 1) + buf[3]
 }
 
@@ -25,6 +27,7 @@ fn crash(how: &str) {
     match how {
         "segv" => {
             // SAFETY: none; this write to address 0 is meant to fault.
+            // fault: segv (the next line)
             unsafe { std::ptr::write_volatile(std::ptr::null_mut::<u64>(), 1) };
         }
         "bus" => {
@@ -38,27 +41,33 @@ fn crash(how: &str) {
                 .unwrap();
             f.set_len(4096).unwrap();
             let map = unsafe_map(&f);
-            f.set_len(0).unwrap(); // the page behind the mapping is gone
-                                   // SAFETY: none; reading a page past the end of the file is meant to raise SIGBUS.
+            // The page behind the mapping goes.
+            f.set_len(0).unwrap();
+            // SAFETY: none; reading a page past the end of the file is meant to raise SIGBUS.
+            // fault: bus (the next line)
             let _ = unsafe { std::ptr::read_volatile(map) };
         }
         #[cfg(target_arch = "x86_64")]
         "fpe" => {
             // SAFETY: none; an integer division by zero is meant to trap (#DE, SIGFPE).
             unsafe {
+                // fault: fpe (the next line)
                 std::arch::asm!("div {0}", in(reg) 0u64, inout("rax") 1u64 => _, inout("rdx") 0u64 => _);
             }
         }
         #[cfg(target_arch = "x86_64")]
         "ill" => {
             // SAFETY: none; ud2 is meant to raise SIGILL.
+            // fault: ill (the next line)
             unsafe { std::arch::asm!("ud2") };
         }
         #[cfg(target_arch = "x86_64")]
         "trap" => {
             // SAFETY: none; int3 is meant to raise SIGTRAP.
+            // fault: trap (the next line)
             unsafe { std::arch::asm!("int3") };
         }
+        // fault: abrt (the next line)
         "abrt" => std::process::abort(),
         "overflow" => {
             std::hint::black_box(recurse(0));
@@ -167,7 +176,52 @@ fn crash_and_collect(how: &str, expect_signal: i32, dies_with: i32) -> String {
     let text = String::from_utf8_lossy(&info.stdout);
     let name = flightrec_format::trigger::signal_name(expect_signal as u32);
     assert!(text.contains(&format!("crashed with {name}")), "{text}");
+    // The crashing thread's native stack, captured in the handler and unwound here, goes
+    // through the line that faulted (marked `// fault: <how>` in this file).
+    let info = flightrec(&["info", "--json", dump.to_str().unwrap()]);
+    let j: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let stacks = j["stacks"].as_array().unwrap();
+    let crashed = stacks
+        .iter()
+        .find(|s| s["reason"] == "crash")
+        .unwrap_or_else(|| panic!("{how}: no crash stack in {j}"));
+    assert_eq!(crashed["tid"], victim.tid, "{how}");
+    assert_eq!(crashed["thread"], "victim", "{how}");
+    let marked: Vec<u64> = include_str!("crashes.rs")
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == format!("// fault: {how} (the next line)"))
+        .map(|(i, _)| i as u64 + 2)
+        .collect();
+    let frames = crashed["frames"].as_array().unwrap();
+    let ours = frames
+        .iter()
+        .find(|f| {
+            // No line: compiler-made code (a stack probe in a prologue).
+            f["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with("crashes.rs"))
+                && f["line"].as_u64().is_some()
+        })
+        .unwrap_or_else(|| panic!("{how}: no frame in crashes.rs:\n{}", text_of(frames)));
+    let line = ours["line"].as_u64().unwrap_or(0);
+    let function = ours["function"].as_str().unwrap_or("");
+    assert!(
+        marked.contains(&line)
+            && (function.contains("crashes::crash") || function.contains("crashes::recurse")),
+        "{how}: the first frame in this file is {function} at line {line}, not a line marked \
+         {marked:?}:\n{}",
+        text_of(frames)
+    );
     String::from_utf8_lossy(&c.stderr).into_owned()
+}
+
+fn text_of(frames: &[serde_json::Value]) -> String {
+    frames
+        .iter()
+        .map(|f| f["text"].as_str().unwrap_or("?").to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]

@@ -18,6 +18,9 @@ use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, Module, Unwinder};
 use object::{Object, ObjectSection};
 
+/// Linux's SIGTRAP.
+const SIGTRAP: u32 = 5;
+
 /// Most frames unwound per thread.
 const MAX_FRAMES: usize = 256;
 
@@ -219,8 +222,14 @@ impl<'m> Resolver<'m> {
             }
         }
         let mut frames = Vec::new();
-        for a in addresses {
-            frames.extend(self.symbolise(a.address(), a.address_for_lookup()));
+        for (n, a) in addresses.into_iter().enumerate() {
+            let mut lookup = a.address_for_lookup();
+            // A breakpoint (int3) leaves the instruction pointer after itself: the
+            // instruction that trapped is the one before.
+            if n == 0 && c.reason == CaptureReason::Crash && c.signal == SIGTRAP {
+                lookup = lookup.wrapping_sub(1);
+            }
+            frames.extend(self.symbolise(a.address(), lookup));
         }
         if note.is_some() && !self.unusable.is_empty() {
             let why: Vec<String> = self

@@ -503,15 +503,25 @@ impl SlotRef {
             let _ = ctx;
             0u64
         };
-        let copied = if sp == 0 {
-            0
+        let dst = self.word(s::SLOT_HEADER_SIZE) as *const AtomicU64 as *mut u8;
+        let (start, copied) = if sp == 0 {
+            (0, 0)
         } else {
-            copy_stack(
-                sp,
-                self.word(s::SLOT_HEADER_SIZE) as *const AtomicU64 as *mut u8,
-            )
+            // A stack overflow leaves the stack pointer in the guard page: what the caller
+            // frames need (the return addresses) is in the pages above it.
+            const PAGE: u64 = 4096;
+            let mut found = (sp, 0);
+            for k in 0..=16u64 {
+                let from = if k == 0 { sp } else { (sp / PAGE + k) * PAGE };
+                let got = copy_stack(from, dst);
+                if got > 0 {
+                    found = (from, got);
+                    break;
+                }
+            }
+            found
         };
-        self.word(s::STACK_START).store(sp, Ordering::Relaxed);
+        self.word(s::STACK_START).store(start, Ordering::Relaxed);
         self.word(s::STACK_LEN)
             .store(copied as u64, Ordering::Relaxed);
     }
