@@ -112,6 +112,10 @@ enum Command {
         /// How long to wait for the dump, in seconds.
         #[arg(long, default_value_t = 10.0)]
         timeout: f64,
+        /// Capture every thread's native stack into the dump (threads that do not answer
+        /// within 1 s are named as such).
+        #[arg(long)]
+        stacks: bool,
     },
     /// Turn the ring file of a dead process into a dump and print the dump's path.
     Collect {
@@ -246,7 +250,8 @@ fn main() -> ExitCode {
             pid,
             signal,
             timeout,
-        } => snapshot::run(pid, signal.as_deref(), timeout, &mut out),
+            stacks,
+        } => snapshot::run(pid, signal.as_deref(), timeout, stacks, &mut out),
         Command::Collect { ring, out: dir } => collect(&ring, dir, &mut out),
         Command::Upload {
             files,

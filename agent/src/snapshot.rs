@@ -17,6 +17,7 @@ pub fn run(
     pid: i32,
     signal: Option<&str>,
     timeout: f64,
+    stacks: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
@@ -57,6 +58,9 @@ pub fn run(
     let dir = settings.dump_dir.unwrap_or(ring_dir);
     let marker = format!("-{pid}-");
     let before = dumps(&dir, &marker);
+    if stacks {
+        ask_for_stacks(&ring).with_context(|| format!("pid {pid}"))?;
+    }
     kill(Pid::from_raw(pid), sig).with_context(|| format!("cannot send {sig} to pid {pid}"))?;
     let deadline = Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
     loop {
@@ -100,4 +104,26 @@ fn parse_signal(s: &str) -> anyhow::Result<Signal> {
     };
     name.parse::<Signal>()
         .map_err(|_| anyhow!("unknown signal {s:?} (try USR1 or USR2)"))
+}
+
+/// Sets the ring header's flag that makes the next snapshot capture every thread's stack.
+fn ask_for_stacks(ring: &Path) -> anyhow::Result<()> {
+    use flightrec_format::layout::{get_u32, header, HEADER_SIZE};
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(ring)
+        .with_context(|| format!("cannot open its ring {} to ask for stacks", ring.display()))?;
+    let mut head = vec![0u8; HEADER_SIZE];
+    f.read_exact_at(&mut head, 0)
+        .with_context(|| format!("cannot read its ring {}", ring.display()))?;
+    if get_u32(&head, header::STACK_SLOTS).unwrap_or(0) == 0 {
+        bail!("its recorder keeps no native stacks (stack_slots(0), or an older flightrec); leave out --stacks");
+    }
+    // The header word is 8-aligned and the writer reads it atomically; an aligned 8-byte
+    // write through the page cache lands whole in its shared mapping.
+    f.write_all_at(&1u64.to_le_bytes(), header::STACKS_WANTED as u64)
+        .with_context(|| format!("cannot write its ring {}", ring.display()))?;
+    Ok(())
 }

@@ -155,6 +155,55 @@ fn a_lock_order_deadlock_is_named_from_the_stall_dump() {
     );
     let waits = j["locks"]["waits"].as_array().unwrap();
     assert_eq!(waits.len(), 2);
+    // Each stalled thread's native stack shows the line where it blocks.
+    let source = include_str!("locks.rs");
+    let line_of = |needle: &str| {
+        source
+            .lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i as u64 + 1)
+            .unwrap()
+    };
+    for (thread, blocks_at) in [
+        (
+            "importer",
+            line_of("let mut log = b.lock().unwrap(); // never"),
+        ),
+        (
+            "logger",
+            line_of("let _imported = a.lock().unwrap(); // never"),
+        ),
+    ] {
+        let stack = j["stacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["thread"] == thread)
+            .unwrap_or_else(|| panic!("no stack for {thread}: {}", j["stacks"]));
+        assert_eq!(stack["reason"], "stall");
+        assert_eq!(stack["outcome"], "captured");
+        let frames = stack["frames"].as_array().unwrap();
+        assert!(
+            frames.iter().any(|f| {
+                f["file"].as_str().is_some_and(|f| f.ends_with("locks.rs"))
+                    && f["line"] == blocks_at
+                    && f["function"]
+                        .as_str()
+                        .is_some_and(|f| f.contains("lock_order_deadlock_child"))
+            }),
+            "{thread} should block at locks.rs:{blocks_at}: {frames:?}"
+        );
+        // Through our lock's `lock`.
+        assert!(frames.iter().any(|f| f["function"]
+            .as_str()
+            .is_some_and(|f| f.contains("flightrec::sync::Mutex"))));
+    }
+    let text =
+        String::from_utf8_lossy(&flightrec(&["info", dump.to_str().unwrap()]).stdout).into_owned();
+    assert!(
+        text.contains("importer (tid") && text.contains("stalled"),
+        "{text}"
+    );
     // The viewer shows it: the banner names the cycle, each thread's lane has its hold and
     // its open wait, and arrows go from each waiter to the holder.
     if crate::viewer::browser_available() {

@@ -15,6 +15,7 @@ mod layer;
 mod locks;
 mod no_syscalls;
 mod processes;
+mod stacks;
 mod stalls;
 mod tasks;
 mod triggers;

@@ -50,6 +50,10 @@ mod ring;
 
 #[cfg(not(loom))]
 pub use recorder::*;
+/// The signal flightrec sends a thread to capture its native stack (SIGRTMIN+5). A thread
+/// that blocks it is reported as not answering.
+#[cfg(not(loom))]
+pub use ring::stacks::capture_signal;
 
 #[cfg(not(loom))]
 mod recorder {
