@@ -408,9 +408,44 @@ fn dumps_while_eight_threads_lock_at_full_speed() {
         })
         .collect();
     let mut with_locks = 0;
+    // Each dump captures every thread's native stack too: the capture handler interrupts
+    // the lockers anywhere, inside the lock's bookkeeping included.
+    let tids: std::collections::HashSet<u64> = loop {
+        let r = flightrec_format::open(&rec.snapshot().unwrap()).unwrap();
+        let t: std::collections::HashSet<u64> = r
+            .threads
+            .iter()
+            .filter(|t| t.name.starts_with("locker-"))
+            .map(|t| t.tid)
+            .collect();
+        if t.len() == 8 {
+            break t;
+        }
+    };
+    let mut stacks_seen = 0;
     for _ in 0..runs {
-        let dump = rec.snapshot().unwrap();
+        let dump = rec.snapshot_with_stacks().unwrap();
         let r = flightrec_format::open(&dump).unwrap();
+        // Every locker answered (they run; none blocks the signal) with registers and stack.
+        let answered: std::collections::HashSet<u64> = r
+            .stacks
+            .iter()
+            .filter(|(_, c)| {
+                c.outcome == flightrec_format::CaptureOutcome::Captured && !c.stack.is_empty()
+            })
+            .map(|(_, c)| c.tid)
+            .filter(|t| tids.contains(t))
+            .collect();
+        assert_eq!(
+            answered.len(),
+            8,
+            "{:?}",
+            r.stacks
+                .iter()
+                .map(|(_, c)| (c.tid, c.outcome))
+                .collect::<Vec<_>>()
+        );
+        stacks_seen += answered.len();
         let state = flightrec_analysis::LockState::of(&r);
         assert!(state.deadlocks.is_empty());
         // A thread whose records were all kept (none dropped while the dump's copy gate
@@ -431,6 +466,7 @@ fn dumps_while_eight_threads_lock_at_full_speed() {
     let total = locks[0].lock().unwrap().to_owned() + *locks[1].lock().unwrap();
     // Each increment was one lock, and the counters saw every one: no lost updates.
     assert!(total >= ops.load(Ordering::Relaxed));
+    assert_eq!(stacks_seen, runs * 8);
     assert!(
         with_locks * 10 >= runs * 9,
         "{with_locks} of {runs} dumps had lock events"

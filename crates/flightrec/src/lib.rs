@@ -451,6 +451,22 @@ mod recorder {
             self.shared.dump(&t)
         }
 
+        /// As `snapshot`, with every other thread's native stack in the dump (each thread
+        /// has 1 s to answer; one that does not is named as such in the dump).
+        pub fn snapshot_with_stacks(&self) -> Result<PathBuf, Error> {
+            let t = crate::trigger::trigger(
+                TriggerReason::Api,
+                0,
+                crate::layer::os_tid(),
+                String::new(),
+            );
+            self.shared.dump_with_stacks(
+                &t,
+                &crate::trigger::all_threads(&self.shared.ring),
+                flightrec_format::layout::stacks::REASON_SNAPSHOT,
+            )
+        }
+
         /// Dumps made at start from rings left in the directory by processes that died
         /// without a word (SIGKILL, the OOM killer). `init()` logs them.
         pub fn collected(&self) -> &[PathBuf] {

@@ -30,11 +30,16 @@ use super::{clock, Ring};
 /// How long a dumper waits for threads to answer the capture signal.
 pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The stack area captures go to (the most recent ring with one wins); null when none.
-/// Cleared before the ring is unmapped.
-static AREA: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
-/// Slots in `AREA`'s stack area.
-static AREA_SLOTS: AtomicU32 = AtomicU32::new(0);
+/// The stack area a crash is captured into: the most recent ring with one, like the ring
+/// whose trigger block a crash marks. Null when none; cleared before the ring is unmapped.
+static CRASH_AREA: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+/// Slots in `CRASH_AREA`'s stack area.
+static CRASH_SLOTS: AtomicU32 = AtomicU32::new(0);
+/// The stack area of the capture session under way (several recorders may live in one
+/// process: the answers go to the ring that asked). Null between sessions, so a handler
+/// that runs late writes nothing.
+static SESSION_AREA: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+static SESSION_SLOTS: AtomicU32 = AtomicU32::new(0);
 static INSTALL: Once = Once::new();
 /// Serialises capture sessions in this process: a session's slots are its own until it
 /// releases them, and nobody copies a slot's bytes while a handler may be writing them.
@@ -66,6 +71,12 @@ impl Ring {
         Some(unsafe { &*(self.base.add(g.stacks_offset() as usize + off) as *const AtomicU64) })
     }
 
+    /// The stack area's first byte.
+    fn stack_area(&self) -> *mut u8 {
+        self.base
+            .wrapping_add(self.geometry.stacks_offset() as usize)
+    }
+
     fn slot_word(&self, slot: u32, field: usize) -> &AtomicU64 {
         let off = s::MODULES_SIZE + slot as usize * s::SLOT_SIZE + field;
         self.area_word(off)
@@ -80,11 +91,9 @@ pub(crate) fn watch(ring: &Ring) {
         return;
     }
     write_modules(ring);
-    // SAFETY: as in `Ring::area_word`: the area's base within the mapping.
-    let area = unsafe { ring.base.add(ring.geometry.stacks_offset() as usize) };
-    AREA_SLOTS.store(0, Ordering::Release);
-    AREA.store(area, Ordering::Release);
-    AREA_SLOTS.store(ring.geometry.stack_slots, Ordering::Release);
+    CRASH_SLOTS.store(0, Ordering::Release);
+    CRASH_AREA.store(ring.stack_area(), Ordering::Release);
+    CRASH_SLOTS.store(ring.geometry.stack_slots, Ordering::Release);
     INSTALL.call_once(|| {
         // SAFETY: sigaction with a zeroed struct (all defaults), our handler (an extern "C"
         // fn with the SA_SIGINFO signature). SA_RESTART: a thread asked in the middle of a
@@ -105,21 +114,16 @@ pub(crate) fn unwatch(ring: &Ring) {
     if ring.geometry.stack_slots == 0 {
         return;
     }
-    // Never wait for a session here: `unwatch` may run while a dumper holds one (the
-    // recorder dropped as its dumper finishes); the ring outlives that dumper's Arc.
-    let area = ring
-        .base
-        .wrapping_add(ring.geometry.stacks_offset() as usize);
-    if AREA
+    if CRASH_AREA
         .compare_exchange(
-            area,
+            ring.stack_area(),
             std::ptr::null_mut(),
             Ordering::AcqRel,
             Ordering::Relaxed,
         )
         .is_ok()
     {
-        AREA_SLOTS.store(0, Ordering::Release);
+        CRASH_SLOTS.store(0, Ordering::Release);
     }
 }
 
@@ -251,11 +255,16 @@ pub(crate) struct Session<'r> {
 /// answers, at most `ANSWER_TIMEOUT`. Returns `None` when the ring has no stack area.
 pub(crate) fn capture<'r>(ring: &'r Ring, tids: &[u64], reason: u32) -> Option<Session<'r>> {
     let slots = ring.geometry.stack_slots;
-    if slots == 0 || AREA.load(Ordering::Acquire).is_null() {
+    if slots == 0 || !INSTALL.is_completed() {
         return None;
     }
     let serial = SESSION.lock().unwrap_or_else(|e| e.into_inner());
     write_modules(ring);
+    // Answers go to this ring until the session ends (the session borrows it: it stays
+    // mapped meanwhile).
+    SESSION_SLOTS.store(0, Ordering::Release);
+    SESSION_AREA.store(ring.stack_area(), Ordering::Release);
+    SESSION_SLOTS.store(slots, Ordering::Release);
     // SAFETY: getpid and gettid have no preconditions.
     let (pid, me) = unsafe { (libc::getpid(), libc::syscall(libc::SYS_gettid) as u64) };
     let mut asked: Vec<(u64, u32)> = Vec::new();
@@ -281,7 +290,7 @@ pub(crate) fn capture<'r>(ring: &'r Ring, tids: &[u64], reason: u32) -> Option<S
         ring.slot_word(slot, s::STATE)
             .store(s::REQUESTED, Ordering::Release);
         // SAFETY: tgkill with our own pid only reaches threads of this process; the capture
-        // handler is installed (watch ran: AREA is set), so the signal never kills.
+        // handler is installed (`INSTALL` completed), so the signal never kills.
         let sent =
             unsafe { libc::syscall(libc::SYS_tgkill, pid, tid as libc::pid_t, capture_signal()) };
         if sent == 0 {
@@ -329,6 +338,9 @@ pub(crate) fn capture<'r>(ring: &'r Ring, tids: &[u64], reason: u32) -> Option<S
 
 impl Drop for Session<'_> {
     fn drop(&mut self) {
+        // Late handlers find no session and write nothing.
+        SESSION_SLOTS.store(0, Ordering::Release);
+        SESSION_AREA.store(std::ptr::null_mut(), Ordering::Release);
         for i in 0..self.ring.geometry.stack_slots {
             let reason = self.ring.slot_word(i, s::REASON).load(Ordering::Relaxed) as u32;
             let st = self.ring.slot_word(i, s::STATE);
@@ -396,8 +408,8 @@ extern "C" fn on_capture_signal(
     _info: *mut libc::siginfo_t,
     ctx: *mut libc::c_void,
 ) {
-    let area = AREA.load(Ordering::Acquire);
-    let slots = AREA_SLOTS.load(Ordering::Acquire);
+    let area = SESSION_AREA.load(Ordering::Acquire);
+    let slots = SESSION_SLOTS.load(Ordering::Acquire);
     if area.is_null() {
         return;
     }
@@ -427,8 +439,8 @@ extern "C" fn on_capture_signal(
 /// For the fatal-signal handler: captures the crashing thread into a free slot.
 /// Async-signal-safe, as `on_capture_signal`.
 pub(crate) fn capture_crash(sig: libc::c_int, ctx: *mut libc::c_void) {
-    let area = AREA.load(Ordering::Acquire);
-    let slots = AREA_SLOTS.load(Ordering::Acquire);
+    let area = CRASH_AREA.load(Ordering::Acquire);
+    let slots = CRASH_SLOTS.load(Ordering::Acquire);
     if area.is_null() {
         return;
     }
@@ -461,9 +473,11 @@ struct SlotRef {
 
 impl SlotRef {
     fn word(&self, field: usize) -> &AtomicU64 {
-        // SAFETY: `area` is the published base of a live ring's stack area (cleared before
-        // the ring is unmapped) with at least `slot + 1` slots (`AREA_SLOTS`, published
-        // with it); `field` is an 8-aligned offset within a slot; the area is 64-aligned.
+        // SAFETY: `area` is the published base of a live ring's stack area (a crash area is
+        // cleared before its ring is unmapped; a session's while the session borrows the
+        // ring) with at least `slot + 1` slots (the count is zeroed before the area is
+        // replaced and stored after it; readers load the area first); `field` is an
+        // 8-aligned offset within a slot; the area is 64-aligned.
         unsafe {
             &*(self
                 .area

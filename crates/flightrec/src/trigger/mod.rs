@@ -111,12 +111,31 @@ pub(crate) fn collect_dead_rings(
     dumps
 }
 
-/// The tids of every thread of this process.
-pub(crate) fn all_threads() -> Vec<u64> {
+/// The tids of every thread of this process, those writing into `ring` first: when there
+/// are more threads than capture slots, the recording's own threads keep theirs.
+pub(crate) fn all_threads(ring: &crate::ring::Ring) -> Vec<u64> {
+    use crate::ring::protocol::ChunkPool as _;
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return Vec::new();
     };
-    dir.flatten()
+    let mut tids: Vec<u64> = dir
+        .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect()
+        .collect();
+    let writing: std::collections::HashSet<u64> = (0..ring.geometry.chunk_count as u64)
+        .filter(|&i| {
+            let w = ring
+                .chunk(i)
+                .state
+                .load(std::sync::atomic::Ordering::Acquire);
+            flightrec_format::layout::state::phase(w) == flightrec_format::layout::state::ACTIVE
+        })
+        .map(|i| {
+            ring.chunk(i)
+                .os_tid
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .collect();
+    tids.sort_by_key(|t| !writing.contains(t));
+    tids
 }

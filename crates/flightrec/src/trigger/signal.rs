@@ -42,7 +42,7 @@ impl Dumper {
                     if wanted || shared.stacks_on_snapshot {
                         let _ = shared.dump_with_stacks(
                             &t,
-                            &super::all_threads(),
+                            &super::all_threads(&shared.ring),
                             flightrec_format::layout::stacks::REASON_SNAPSHOT,
                         );
                     } else {
