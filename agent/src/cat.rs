@@ -65,6 +65,13 @@ pub fn run(scan: &Scan<'_>, as_json: bool, out: &mut impl Write) -> anyhow::Resu
         }
         out.write_all(b"\n")?;
     }
+    // After the records, the native stacks captured into the dump (text only: the JSON
+    // lines stay one record each; `info --json` has the stacks as data).
+    if !as_json && !rec.stacks.is_empty() {
+        let stacks = flightrec_analysis::stacks::stacks(rec);
+        writeln!(out, "-- native stacks ({}) --", stacks.len())?;
+        out.write_all(flightrec_analysis::stacks::render(&stacks).as_bytes())?;
+    }
     Ok(())
 }
 

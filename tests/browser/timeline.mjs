@@ -257,6 +257,20 @@ try {
     await page.waitForFunction(() => (document.querySelector("#details h3")?.textContent || "").startsWith("lock "));
     result.lockTitle = await page.locator("#details h3").textContent();
     result.lockPanel = await page.locator("#details").innerText();
+    // The stall marker's details: the trigger and the stalled threads' native stacks.
+    const tl = await page.evaluate(() => window.flightrecView.state.triggerLabel);
+    if (!tl) throw new Error("no trigger marker drawn");
+    await page.locator("#canvas").click({ position: { x: tl.x + tl.w / 2, y: 12 } });
+    await page.waitForFunction(() => (document.querySelector("#details h3")?.textContent || "").startsWith("⚡"));
+    result.markerTitle = await page.locator("#details h3").textContent();
+    result.markerStacks = await page.locator("#details .stack").evaluateAll((boxes) =>
+      boxes.map((b) => ({ headline: b.querySelector("h4").textContent, frames: [...b.querySelectorAll("li")].map((li) => li.textContent) })));
+    // A stuck thread's lane label leads to its stack.
+    const label = page.locator(".lane-label", { hasText: opts.clickWaitOn }).locator(".stack-link");
+    await label.click();
+    await page.waitForFunction(() => (document.querySelector("#details h3")?.textContent || "") === "native stack");
+    result.laneStack = await page.locator("#details .stack").evaluateAll((boxes) =>
+      boxes.map((b) => ({ headline: b.querySelector("h4").textContent, frames: [...b.querySelectorAll("li")].map((li) => li.textContent) })));
   }
 
   if (mode === "asyncdemo") {

@@ -164,16 +164,9 @@ fn a_lock_order_deadlock_is_named_from_the_stall_dump() {
             .map(|i| i as u64 + 1)
             .unwrap()
     };
-    for (thread, blocks_at) in [
-        (
-            "importer",
-            line_of("let mut log = b.lock().unwrap(); // never"),
-        ),
-        (
-            "logger",
-            line_of("let _imported = a.lock().unwrap(); // never"),
-        ),
-    ] {
+    let importer_line = line_of("let mut log = b.lock().unwrap(); // never");
+    let logger_line = line_of("let _imported = a.lock().unwrap(); // never");
+    for (thread, blocks_at) in [("importer", importer_line), ("logger", logger_line)] {
         let stack = j["stacks"]
             .as_array()
             .unwrap()
@@ -230,6 +223,32 @@ fn a_lock_order_deadlock_is_named_from_the_stall_dump() {
             "{banner}"
         );
         assert!(out["bannerClass"].as_str().unwrap().contains("bad"));
+        // The stall marker's details show both stalled threads' stacks, each through the
+        // line where it blocks; the importer's lane label shows its own.
+        assert_eq!(out["markerTitle"], "⚡ stall");
+        let marker = out["markerStacks"].as_array().unwrap();
+        assert_eq!(marker.len(), 2, "{marker:?}");
+        for (thread, line) in [("importer", importer_line), ("logger", logger_line)] {
+            let s = marker
+                .iter()
+                .find(|s| s["headline"].as_str().unwrap().starts_with(thread))
+                .unwrap_or_else(|| panic!("no {thread} stack: {marker:?}"));
+            let at = format!("locks.rs:{line}");
+            assert!(
+                s["frames"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f.as_str().unwrap().contains(&at)),
+                "{thread}: {s}"
+            );
+        }
+        let lane = out["laneStack"].as_array().unwrap();
+        assert_eq!(lane.len(), 1);
+        assert!(lane[0]["headline"]
+            .as_str()
+            .unwrap()
+            .starts_with("importer"));
         let drawn = out["locks"].as_array().unwrap();
         let has = |kind: &str, lane: &str, lock: &str| {
             drawn

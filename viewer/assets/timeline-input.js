@@ -1,7 +1,7 @@
 import { fetchOverview, filterParams, requestWindow } from "./timeline-data.js";
 import { draw, markInput } from "./timeline-drawing.js";
-import { showLock, showRecord, showSpan } from "./timeline-panels.js";
-import { api, canvas, state, tOf, width } from "./timeline-state.js";
+import { showLock, showRecord, showSpan, showTriggerStacks } from "./timeline-panels.js";
+import { AXIS_H, api, canvas, state, tOf, width } from "./timeline-state.js";
 
 // ---- navigation -------------------------------------------------------------------------
 
@@ -62,6 +62,12 @@ export function click(e) {
   const rect = canvas.getBoundingClientRect();
   const x = e.clientX - rect.left;
   const y = e.clientY - rect.top;
+  // The trigger's marker (its label on the axis) opens its details, stacks included.
+  const tl = state.triggerLabel;
+  if (tl && y <= AXIS_H && x >= tl.x - 4 && x <= tl.x + tl.w + 4) {
+    showTriggerStacks();
+    return;
+  }
   const inside = (d) => x >= d.x && x <= d.x + d.w && y >= d.y && y <= d.y + d.h;
   const hit = state.drawn.find((d) => d.kind === "event" && inside(d))
     || state.drawn.find((d) => (d.kind === "wait" || d.kind === "hold") && inside(d))

@@ -209,3 +209,45 @@ export function revealObjectTasks() {
   scroller.scrollTop = Math.max(0, top);
   scrollTasks();
 }
+
+// ---- native stacks ----------------------------------------------------------------------
+
+/** The details panel for native stacks: the trigger's when `withTrigger`, then each stack,
+ * innermost frame first. */
+export function showStacks(stacks, withTrigger) {
+  const panel = document.getElementById("details");
+  panel.replaceChildren();
+  const t = state.meta.trigger;
+  if (withTrigger && t) {
+    panel.append(el("h3", "⚡ " + t.reason));
+    panel.append(dl([["what", t.description], ["message", t.message], ["thread", t.thread]]));
+  } else {
+    panel.append(el("h3", "native stack"));
+  }
+  if (!stacks.length) panel.append(el("p", "No native stacks in this dump."));
+  for (const s of stacks) {
+    const box = el("div", null, "stack");
+    box.dataset.tid = s.tid;
+    box.append(el("h4", s.headline));
+    if (!s.answered) box.classList.add("unanswered");
+    const ol = el("ol", null, "frames");
+    ol.start = 0;
+    for (const f of s.frames) ol.append(el("li", f));
+    box.append(ol);
+    if (s.note) box.append(el("p", s.note, "note"));
+    panel.append(box);
+  }
+}
+
+/** The stacks the trigger is about: the crashing thread's, the stalled threads', or all. */
+export function showTriggerStacks() {
+  const all = state.meta.stacks || [];
+  const t = state.meta.trigger;
+  const mine = all.filter((s) => s.reason === (t && t.reason));
+  showStacks(mine.length ? mine : all, true);
+}
+
+window.addEventListener("flightrec:stack", (e) => {
+  const s = (state.meta.stacks || []).find((x) => x.tid === e.detail);
+  if (s) showStacks([s], false);
+});

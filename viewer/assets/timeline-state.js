@@ -164,6 +164,17 @@ export function layout() {
     tid.className = "tid";
     tid.textContent = l.tid;
     div.append(name, tid);
+    const stack = (state.meta.stacks || []).find((s) => s.tid === l.tid);
+    if (stack) {
+      // Its native stack, in the details panel.
+      const b = document.createElement("button");
+      b.className = "stack-link";
+      b.textContent = stack.answered ? "stack" : "no stack";
+      b.title = stack.headline;
+      b.addEventListener("click", () =>
+        window.dispatchEvent(new CustomEvent("flightrec:stack", { detail: l.tid })));
+      div.appendChild(b);
+    }
     if (l.overwritten > 0) {
       const lost = document.createElement("span");
       lost.className = "lost";

@@ -78,6 +78,8 @@ pub struct Meta {
     pub records: usize,
     pub lanes: Vec<LaneMeta>,
     pub trigger: Option<TriggerMeta>,
+    /// Native stacks in the dump (a crash's, the stalled threads', or a snapshot's).
+    pub stacks: Vec<StackOut>,
     pub tasks: TasksMeta,
     /// Lock-order cycles among `flightrec::sync` locks when the data ends.
     pub deadlocks: Vec<DeadlockOut>,
@@ -133,6 +135,22 @@ pub struct TriggerMeta {
     pub lane: Option<usize>,
     pub thread: Option<String>,
     pub stuck: Vec<StuckLane>,
+}
+
+/// One thread's native stack, resolved.
+#[derive(Debug, Serialize)]
+pub struct StackOut {
+    pub tid: u64,
+    /// The thread's lane, when it recorded anything.
+    pub lane: Option<usize>,
+    pub thread: String,
+    /// "worker (tid 12), stalled", and whether it answered.
+    pub headline: String,
+    pub reason: &'static str,
+    pub answered: bool,
+    /// Innermost first: "function at file:line", or "module+0x1f2a".
+    pub frames: Vec<String>,
+    pub note: Option<String>,
 }
 
 /// For a stall: a lane silent well before the trigger, and the spans open at its end.

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use crate::contract::{
     BarFlags, BarOut, Constants, DeadlockOut, DeadlockStep, FieldOut, LaneMeta, LaneWindow,
     LevelName, LockBarOut, LockDetails, LockParty, Meta, ObjectRecord, ObjectTrail, ProcessOut,
-    RecordDetails, SearchHit, SearchHits, SpanDetails, SpanEntryOut, SpanRef, StuckLane, TaskList,
-    TaskMetaOut, TasksMeta, TriggerMeta, Window, WindowBar, WindowEvent,
+    RecordDetails, SearchHit, SearchHits, SpanDetails, SpanEntryOut, SpanRef, StackOut, StuckLane,
+    TaskList, TaskMetaOut, TasksMeta, TriggerMeta, Window, WindowBar, WindowEvent,
 };
 use flightrec_analysis::{
     entries_of_plan, merge_fields, Names, ObjectKey, Placement, SpanPlan, Tasks, Trail,
@@ -118,6 +118,8 @@ pub struct Model {
     pub deadlocks: Vec<Vec<flightrec_analysis::locks::CycleStep>>,
     /// For several recordings merged: their processes (one per recording, in order).
     pub processes: Vec<flightrec_analysis::merge::MergedProcess>,
+    /// Native stacks captured into the dump, unwound and symbolised once, at load.
+    pub stacks: Vec<flightrec_analysis::stacks::ThreadStack>,
 }
 
 /// Filters the page applies to what it is shown.
@@ -472,6 +474,7 @@ impl Model {
             let (a, b) = (&task_lanes[a as usize], &task_lanes[b as usize]);
             (a.name.as_str(), a.start).cmp(&(b.name.as_str(), b.start))
         });
+        let stacks = flightrec_analysis::stacks::stacks(&rec);
         Model {
             rec,
             origin,
@@ -483,6 +486,7 @@ impl Model {
             by_name,
             deadlocks,
             processes: Vec::new(),
+            stacks,
         }
     }
 
@@ -628,6 +632,25 @@ impl Model {
             records: self.rec.records.len(),
             lanes,
             trigger,
+            stacks: self
+                .stacks
+                .iter()
+                .map(|t| StackOut {
+                    tid: t.tid,
+                    lane: self.lanes.iter().position(|l| l.tid == t.tid),
+                    thread: t.thread.clone(),
+                    headline: t.headline(),
+                    reason: match t.reason {
+                        flightrec_format::CaptureReason::Crash => "crash",
+                        flightrec_format::CaptureReason::Stall => "stall",
+                        flightrec_format::CaptureReason::Snapshot => "snapshot",
+                        flightrec_format::CaptureReason::Unknown(_) => "unknown",
+                    },
+                    answered: t.outcome == flightrec_format::CaptureOutcome::Captured,
+                    frames: t.frames.iter().map(|f| f.describe()).collect(),
+                    note: t.note.clone(),
+                })
+                .collect(),
             deadlocks: self.deadlocks_out(),
             processes: self
                 .processes

@@ -239,3 +239,35 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes in a stack area, with any slot count, read without panicking, and no
+        /// capture claims more stack than a slot holds.
+        #[test]
+        #[cfg_attr(miri, ignore = "hundreds of 200 KiB cases: too slow under Miri")]
+        fn any_stack_area_reads_without_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..(3 * s::SLOT_SIZE + s::MODULES_SIZE)),
+            slots in 0u32..2000,
+            states in proptest::collection::vec(0u64..6, 3),
+        ) {
+            let mut area = bytes;
+            // Make some slots look in use, so their fields get read.
+            for (i, st) in states.iter().enumerate() {
+                let at = s::MODULES_SIZE + i * s::SLOT_SIZE;
+                if area.len() >= at + 8 {
+                    area[at..at + 8].copy_from_slice(&st.to_le_bytes());
+                }
+            }
+            let (_, caps) = parse_area(&area, slots);
+            for c in caps {
+                prop_assert!(c.stack.len() <= s::STACK_CAP);
+                prop_assert!(c.regs.len() <= s::MAX_REGS);
+            }
+        }
+    }
+}
