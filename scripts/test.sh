@@ -35,12 +35,12 @@ fi
 export FLIGHTREC_PYTHON="$PWD/$py/bin/python" FLIGHTREC_REQUIRE_PERFETTO_PY=1
 export FLIGHTREC_MOTO="$PWD/$py/bin/moto_server" FLIGHTREC_REQUIRE_S3=1
 
-step "test tools: Debian's chromium and playwright-core, for the viewer's browser tests"
-if ! command -v chromium >/dev/null; then
+step "test tools: Debian's chromium and playwright-core, for the viewer's browser tests; binutils, to split debug info"
+if ! command -v chromium >/dev/null || ! command -v objcopy >/dev/null; then
     sudo=""
     [[ $(id -u) -ne 0 ]] && sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium binutils >/dev/null
 fi
 # playwright-core drives the system chromium; it never downloads a browser of its own.
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)

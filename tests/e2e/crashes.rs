@@ -124,8 +124,26 @@ fn crash_child() {
 }
 
 fn crash_and_collect(how: &str, expect_signal: i32, dies_with: i32) -> String {
+    crash_and_collect_with(
+        &std::env::current_exe().unwrap(),
+        how,
+        expect_signal,
+        dies_with,
+    )
+    .0
+}
+
+/// Runs `exe` (this test binary, or a copy of it) as the crash child; returns its stderr
+/// and the collected dump (with the directory holding it), having checked the dump and the
+/// crashing thread's stack.
+fn crash_and_collect_with(
+    exe: &std::path::Path,
+    how: &str,
+    expect_signal: i32,
+    dies_with: i32,
+) -> (String, std::path::PathBuf, tempfile::TempDir) {
     let dir = scratch();
-    let c = std::process::Command::new(std::env::current_exe().unwrap())
+    let c = std::process::Command::new(exe)
         .args([
             "crashes::crash_child",
             "--exact",
@@ -213,7 +231,69 @@ fn crash_and_collect(how: &str, expect_signal: i32, dies_with: i32) -> String {
          {marked:?}:\n{}",
         text_of(frames)
     );
-    String::from_utf8_lossy(&c.stderr).into_owned()
+    (String::from_utf8_lossy(&c.stderr).into_owned(), dump, dir)
+}
+
+/// A release-style deployment: the binary stripped of everything (debug info and symbol
+/// table), its debug info in a separate file found through `.gnu_debuglink`. The crash's
+/// stack still names the faulting function and line; without the debug file it still reads,
+/// as module + offset.
+#[test]
+fn a_stripped_binary_with_its_debug_info_apart_still_names_the_line() {
+    let dir = scratch();
+    let exe = dir.path().join("e2e-stripped");
+    let debug = dir.path().join("e2e-stripped.debug");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .unwrap_or_else(|e| panic!("{:?}: {e} (scripts/test.sh installs binutils)", args[0]));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let (objcopy, strip) = (os("objcopy"), os("strip"));
+    run(&[
+        &objcopy,
+        &os("--only-keep-debug"),
+        exe.as_os_str(),
+        debug.as_os_str(),
+    ]);
+    run(&[&strip, &os("--strip-all"), exe.as_os_str()]);
+    let link = os(&format!("--add-gnu-debuglink={}", debug.display()));
+    run(&[&objcopy, &link, exe.as_os_str()]);
+    let (_, dump, _kept) = crash_and_collect_with(&exe, "segv", libc::SIGSEGV, libc::SIGSEGV);
+    // Without the debug file: no names, no failure; frames in the binary as module+offset.
+    std::fs::remove_file(&debug).unwrap();
+    let info = flightrec(&["info", "--json", dump.to_str().unwrap()]);
+    assert!(
+        info.status.success(),
+        "{}",
+        String::from_utf8_lossy(&info.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let crashed = j["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["reason"] == "crash")
+        .unwrap();
+    let frames = crashed["frames"].as_array().unwrap();
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["text"].as_str().unwrap().starts_with("e2e-stripped+0x")),
+        "{}",
+        text_of(frames)
+    );
+    assert!(frames
+        .iter()
+        .filter(|f| f["module"] == "e2e-stripped")
+        .all(|f| f["line"].is_null()));
 }
 
 fn text_of(frames: &[serde_json::Value]) -> String {
