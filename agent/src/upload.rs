@@ -122,7 +122,9 @@ fn safe(s: &str) -> String {
 /// `<prefix>/<service>/<yyyy-mm-dd>/<host>-<pid>-<time>-<reason>.flightrec`.
 pub fn key(dest: &Destination, f: &DumpFacts) -> String {
     let t = std::time::UNIX_EPOCH + Duration::from_nanos(f.time_ns.max(0) as u64);
-    let stamp = humantime::format_rfc3339_millis(t).to_string(); // 2026-11-23T17:43:22.995Z
+    // To the nanosecond: dumps of one process within one millisecond keep keys of their own
+    // (an object under a taken key would replace another dump).
+    let stamp = humantime::format_rfc3339_nanos(t).to_string(); // 2026-11-23T17:43:22.995123456Z
     let day = &stamp[..10];
     let time = stamp[11..].replace([':', '.'], "");
     let name = format!(

@@ -435,3 +435,109 @@ fn a_bucket_is_browsed_filtered_and_three_dumps_open_merged() {
     assert_eq!(out["processes"].as_array().unwrap().len(), 3);
     assert_eq!(out["cachedAfterOpen"], 3, "opening fetched the three");
 }
+
+/// A fleet: three simulated hosts (recorders with `.host(..)`), 100 dumps between them, each
+/// host's directory shipped by its own `watch --upload` at the same time. Every dump is in
+/// the store once, under its host's key, with the right metadata and byte for byte.
+#[test]
+fn three_hosts_ship_a_hundred_dumps_with_watch_upload() {
+    let Some(moto) = moto() else {
+        return;
+    };
+    let dir = scratch();
+    let hosts = ["web-1", "web-2", "batch-7"];
+    // (host, dump name) -> bytes: the hosts' services share this process's pid, so their
+    // dumps can share names too (in their own directories).
+    let mut local: std::collections::HashMap<(String, String), Vec<u8>> = Default::default();
+    for (h, host) in hosts.iter().enumerate() {
+        let hdir = dir.path().join(host);
+        let rec = flightrec::Recorder::builder()
+            .dir(&hdir)
+            .service(if h == 2 { "batch" } else { "web" })
+            .host(*host)
+            .keep_dumps(100)
+            .capacity(256 << 10)
+            .stack_slots(0)
+            .snapshot_signal(None)
+            .stall_threshold(None)
+            .panic_hook(false)
+            .build()
+            .unwrap();
+        let d = dispatch(&rec);
+        let count = if h == 2 { 34 } else { 33 };
+        for i in 0..count {
+            tracing::dispatcher::with_default(&d, || tracing::info!(i, host, "work"));
+            let dump = rec.snapshot().unwrap();
+            let name = dump.file_name().unwrap().to_string_lossy().into_owned();
+            local.insert((host.to_string(), name), std::fs::read(&dump).unwrap());
+        }
+    }
+    assert_eq!(local.len(), 100);
+    let port = free_port();
+    let _server = start(&moto, port);
+    boto(port, "s3.create_bucket(Bucket='flight')");
+    // One uploader per host, all at once.
+    let watchers: Vec<_> = hosts
+        .iter()
+        .map(|host| {
+            Command::new(flightrec_bin())
+                .args(["watch", dir.path().join(host).to_str().unwrap()])
+                .args(["--once", "--upload", "s3://flight/fleet"])
+                .envs(env(port))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut sent = 0;
+    for w in watchers {
+        let o = w.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        sent += String::from_utf8_lossy(&o.stdout).lines().count();
+    }
+    assert_eq!(sent, 100);
+    let listing = boto(
+        port,
+        "out = []\n\
+         pages = s3.get_paginator('list_objects_v2').paginate(Bucket='flight')\n\
+         for page in pages:\n\
+         \x20   for o in page.get('Contents', []):\n\
+         \x20       g = s3.get_object(Bucket='flight', Key=o['Key'])\n\
+         \x20       body = g['Body'].read()\n\
+         \x20       out.append({'key': o['Key'], 'meta': g['Metadata'], 'body': body.hex()})\n\
+         print(json.dumps(out))",
+    );
+    let objects: Vec<serde_json::Value> = serde_json::from_str(listing.trim()).unwrap();
+    assert_eq!(objects.len(), 100, "every dump once");
+    let mut seen = std::collections::HashSet::new();
+    for o in &objects {
+        let key = o["key"].as_str().unwrap();
+        let meta = &o["meta"];
+        let parts: Vec<&str> = key.split('/').collect();
+        assert_eq!(parts.len(), 4, "{key}");
+        let host = meta["host"].as_str().unwrap();
+        assert!(hosts.contains(&host), "{key}: {meta}");
+        assert!(parts[3].starts_with(&format!("{host}-")), "{key}");
+        assert_eq!(parts[1], meta["service"].as_str().unwrap());
+        assert_eq!(meta["trigger"], "snapshot");
+        let hex = o["body"].as_str().unwrap().as_bytes();
+        let body: Vec<u8> = hex
+            .chunks(2)
+            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+            .collect();
+        assert_eq!(meta["size"], body.len().to_string());
+        // Byte for byte one of the local dumps, of that host.
+        let (local_host, name) = local
+            .iter()
+            .find(|(_, bytes)| **bytes == body)
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| panic!("{key} is no local dump (partial?)"));
+        assert_eq!(local_host, host, "{key}");
+        let rec = flightrec_format::open(&dir.path().join(host).join(&name)).unwrap();
+        assert!(seen.insert((local_host, name)), "{key} uploaded twice");
+        assert_eq!(rec.process.host, host);
+        assert_eq!(meta["pid"], rec.process.pid.to_string());
+    }
+    assert_eq!(seen.len(), 100);
+}

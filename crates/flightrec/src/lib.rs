@@ -138,9 +138,18 @@ mod recorder {
         /// `None`: the default (`DEFAULT_STACK_SLOTS`).
         stack_slots: Option<u32>,
         stacks_on_snapshot: bool,
+        host: Option<String>,
     }
 
     impl Builder {
+        /// The host name written into the ring (and so into dumps, upload keys and the
+        /// viewer). Default: the machine's hostname. For a container whose hostname says
+        /// nothing, or several instances simulated on one machine. Also `FLIGHTREC_HOST`.
+        pub fn host(mut self, name: impl Into<String>) -> Self {
+            self.host = Some(name.into());
+            self
+        }
+
         /// The service name, written into the ring and used in file names. Default: the
         /// executable's file name.
         pub fn service(mut self, name: impl Into<String>) -> Self {
@@ -228,13 +237,17 @@ mod recorder {
             self
         }
 
-        /// A builder configured from `FLIGHTREC_SERVICE`, `FLIGHTREC_DIR`, `FLIGHTREC_DUMP_DIR`,
+        /// A builder configured from `FLIGHTREC_SERVICE`, `FLIGHTREC_HOST`, `FLIGHTREC_DIR`,
+        /// `FLIGHTREC_DUMP_DIR`,
         /// `FLIGHTREC_SIGNAL` (`USR1`, `USR2`, a number, or `off`) and
         /// `FLIGHTREC_CAPACITY` (bytes, or with a K/M/G suffix).
         pub fn from_env() -> Result<Builder, Error> {
             let mut b = Builder::default();
             if let Ok(s) = std::env::var("FLIGHTREC_SERVICE") {
                 b = b.service(s);
+            }
+            if let Ok(h) = std::env::var("FLIGHTREC_HOST") {
+                b = b.host(h);
             }
             if let Some(d) = std::env::var_os("FLIGHTREC_DIR") {
                 b = b.dir(d);
@@ -335,7 +348,7 @@ mod recorder {
             meta.process(&ProcessInfo {
                 pid,
                 service: service.clone(),
-                host: hostname(),
+                host: self.host.clone().unwrap_or_else(hostname),
                 exe: std::env::current_exe()
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
