@@ -234,6 +234,20 @@ try {
     result.objectRecords = await page.evaluate(() => window.flightrecView.state.object.records.map((r) => ({ thread: r.thread, handover: r.handover, from: r.from, title: r.title })));
     result.objectTitle = await page.locator("#object-title").textContent();
     result.highlighted = await page.evaluate(() => window.flightrecView.highlighted());
+    // Each process's clock is shown; one is shifted by a measured offset (2.5 ms later).
+    const starts = () => page.evaluate(() => ({
+      origin: window.flightrecView.state.meta.origin,
+      lanes: window.flightrecView.state.meta.lanes.map((l) => ({ process: l.process, data_start: l.data_start })),
+    }));
+    result.processRows = await page.locator("#processes .process").allTextContents();
+    result.beforeShift = await starts();
+    await page.locator('#processes .process[data-process="1"] input').fill("2.5");
+    await page.locator('#processes .process[data-process="1"] button').click();
+    await page.waitForFunction(() => window.flightrecView && window.flightrecView.state.meta
+      && window.flightrecView.state.meta.processes[1].shift_ns === 2500000);
+    result.shiftedUrl = page.url();
+    result.afterShift = await starts();
+    result.processRowsAfter = await page.locator("#processes .process").allTextContents();
     // The index page offers to open them together.
     await page.goto(url.replace(/\/dump\/.*$/, "/"));
     await page.waitForSelector("input.pick");

@@ -310,6 +310,48 @@ fn the_merged_view_follows_a_job_across_two_processes() {
         && r["from"].as_str().unwrap().split(' ').next()
             != r["thread"].as_str().unwrap().split(' ').next()));
     assert_eq!(out["highlighted"].as_array().unwrap().len(), records.len());
+    // Each process's clock source is shown, and one shifted by a measured offset moves its
+    // lanes, and only its lanes, by exactly that much.
+    let rows = out["processRows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows
+        .iter()
+        .all(|r| r.as_str().unwrap().contains("(clock TSC")
+            || r.as_str().unwrap().contains("(clock CLOCK_MONOTONIC")));
+    assert!(
+        out["shiftedUrl"].as_str().unwrap().contains("@2500000"),
+        "{}",
+        out["shiftedUrl"]
+    );
+    let absolute = |v: &serde_json::Value| -> Vec<(u64, i128)> {
+        let origin: i128 = v["origin"].as_str().unwrap().parse().unwrap();
+        v["lanes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["process"].as_u64().unwrap(),
+                    origin + l["data_start"].as_f64().unwrap() as i128,
+                )
+            })
+            .collect()
+    };
+    let (before, after) = (absolute(&out["beforeShift"]), absolute(&out["afterShift"]));
+    assert_eq!(before.len(), after.len());
+    for ((p, b), (q, a)) in before.iter().zip(&after) {
+        assert_eq!(p, q);
+        let expected = if *p == 1 { 2_500_000 } else { 0 };
+        assert!(
+            (a - b - expected).abs() <= 1,
+            "process {p}: moved {} ns",
+            a - b
+        );
+    }
+    assert!(out["processRowsAfter"][1]
+        .as_str()
+        .unwrap()
+        .contains("shifted 2.500 ms"));
     // The index page opens the two together too.
     assert_eq!(out["indexPicks"], 2);
     assert!(out["togetherUrl"].as_str().unwrap().contains("/dump/"));

@@ -54,6 +54,7 @@ export function banner(meta) {
   const b = document.getElementById("banner");
   const deadlocks = (meta.deadlocks || []).map((d) => "deadlock: " + d.description);
   const processes = (meta.processes || []).map((p) => `${p.label}: ${p.trigger || "no trigger"}`);
+  processControls(meta);
   if (meta.several_hosts) {
     processes.push("from several hosts: aligned on their wall clocks, only as good as the hosts' clock sync");
   }
@@ -68,6 +69,57 @@ export function banner(meta) {
   b.textContent = lines.join("\n");
   b.hidden = false;
   if (deadlocks.length || (t && ["panic", "crash", "stall"].includes(t.reason))) b.classList.add("bad");
+}
+
+/** The dump id in the page's address: `1+2`, or with shifts, `1+2@-1500000`. */
+function pageIds() {
+  const id = decodeURIComponent(location.pathname.split("/").pop());
+  return id.split("+").map((p) => {
+    const [file, shift] = p.split("@");
+    return { file, shift: Number(shift || 0) };
+  });
+}
+
+/** For several recordings: each one's clock, its shift, and a way to shift it by an offset
+ * measured between hosts (the page reopens with the recording moved). */
+function processControls(meta) {
+  const box = document.getElementById("processes");
+  const procs = meta.processes || [];
+  if (procs.length < 2) return;
+  const ids = pageIds();
+  box.replaceChildren();
+  const note = document.createElement("span");
+  note.textContent = meta.several_hosts
+    ? "Aligned on each host's wall clock: only as good as the hosts' clock sync (often ±1 ms or worse). "
+    : "Aligned on one host's wall clock. ";
+  box.append(note);
+  procs.forEach((p, k) => {
+    const row = document.createElement("span");
+    row.className = "process";
+    row.dataset.process = k;
+    const label = document.createElement("span");
+    label.textContent = `${p.label} (clock ${p.clock}${p.shift_ns ? ", shifted " + fmtDuration(p.shift_ns) : ""})`;
+    const input = document.createElement("input");
+    input.type = "number";
+    input.step = "any";
+    input.placeholder = "shift, ms";
+    input.value = p.shift_ns ? String(p.shift_ns / 1e6) : "";
+    input.title = "Move this process on the timeline by a measured clock offset (ms; negative: earlier)";
+    const go = document.createElement("button");
+    go.type = "button";
+    go.textContent = "shift";
+    go.addEventListener("click", () => {
+      const ns = Math.round(Number(input.value || 0) * 1e6);
+      if (!Number.isFinite(ns) || !ids[k]) return;
+      ids[k].shift = ns;
+      const id = ids.map((i) => (i.shift ? `${i.file}@${i.shift}` : i.file)).join("+");
+      // The id as it is: "+", "@" and "-" need no escaping in a path.
+      location.assign(location.pathname.replace(/[^/]*$/, id) + location.search);
+    });
+    row.append(label, input, go);
+    box.append(row);
+  });
+  box.hidden = false;
 }
 
 export async function main() {

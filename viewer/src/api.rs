@@ -173,12 +173,26 @@ pub(crate) async fn preload(state: Arc<AppState>, id: String) {
 const MAX_MERGED: usize = 16;
 
 /// The file ids a dump id names: one (`3`), or several merged (`1+4+2`).
-fn file_ids(state: &AppState, id: &str) -> Result<Vec<usize>, ApiError> {
-    let mut ids = Vec::new();
+/// The recordings a dump id names, each with the shift (ns) the user gave it: `3`, `1+2`,
+/// or `1+2@-1500000` (the second moved 1.5 ms earlier).
+fn file_ids(state: &AppState, id: &str) -> Result<Vec<(usize, i64)>, ApiError> {
+    let mut ids: Vec<(usize, i64)> = Vec::new();
     for part in id.split('+') {
-        let f = file_id(state, part)?;
-        if !ids.contains(&f) {
-            ids.push(f);
+        let (file, shift) = match part.split_once('@') {
+            Some((f, s)) => (
+                f,
+                s.parse::<i64>().map_err(|_| {
+                    ApiError(
+                        StatusCode::BAD_REQUEST,
+                        "a shift is a whole number of ns, as in 2@-1500000".into(),
+                    )
+                })?,
+            ),
+            None => (part, 0),
+        };
+        let f = file_id(state, file)?;
+        if !ids.iter().any(|(i, _)| *i == f) {
+            ids.push((f, shift));
         }
     }
     if ids.len() > MAX_MERGED {
@@ -195,7 +209,13 @@ async fn model(state: &Arc<AppState>, id: &str) -> Result<Arc<Model>, ApiError> 
     let ids = file_ids(state, id)?;
     let key: String = ids
         .iter()
-        .map(|i| i.to_string())
+        .map(|(i, s)| {
+            if *s == 0 {
+                i.to_string()
+            } else {
+                format!("{i}@{s}")
+            }
+        })
         .collect::<Vec<_>>()
         .join("+");
     let slot = {
@@ -224,12 +244,13 @@ async fn model(state: &Arc<AppState>, id: &str) -> Result<Arc<Model>, ApiError> 
 }
 
 /// Reads and arranges one dump, or several merged into one timeline.
-async fn decode_all(state: &Arc<AppState>, ids: &[usize]) -> Result<Arc<Model>, ApiError> {
-    if let [id] = ids {
+async fn decode_all(state: &Arc<AppState>, ids: &[(usize, i64)]) -> Result<Arc<Model>, ApiError> {
+    if let [(id, 0)] = ids {
         return decode(state, *id).await;
     }
+    let shifts: Vec<i64> = ids.iter().map(|(_, s)| *s).collect();
     let mut paths = Vec::new();
-    for &id in ids {
+    for &(id, _) in ids {
         let file = state
             .file(id)
             .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no dump {id}")))?;
@@ -241,7 +262,7 @@ async fn decode_all(state: &Arc<AppState>, ids: &[usize]) -> Result<Arc<Model>, 
             .iter()
             .map(|p| flightrec_format::open(p).map_err(|e| format!("{}: {e}", p.display())))
             .collect::<Result<Vec<_>, _>>()?;
-        let (merged, processes) = flightrec_analysis::merge::merge_recordings(recs);
+        let (merged, processes) = flightrec_analysis::merge::merge_shifted(recs, &shifts);
         Ok::<_, String>(Arc::new(Model::merged(merged, processes)))
     })
     .await

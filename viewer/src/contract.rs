@@ -123,6 +123,10 @@ pub struct ProcessOut {
     pub host: String,
     /// What made its dump, if anything did.
     pub trigger: Option<String>,
+    /// Its clock source ("TSC", "CLOCK_MONOTONIC"), placed on its host's wall clock.
+    pub clock: &'static str,
+    /// How far the user moved it on the common timeline (ns).
+    pub shift_ns: i64,
 }
 
 #[derive(Debug, Serialize)]

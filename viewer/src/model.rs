@@ -662,6 +662,8 @@ impl Model {
                     host: p.process.host.clone(),
                     trigger: (p.trigger.reason != TriggerReason::None)
                         .then(|| p.trigger.describe()),
+                    clock: p.clock,
+                    shift_ns: p.shift_ns,
                 })
                 .collect(),
             several_hosts: {
@@ -1299,6 +1301,7 @@ mod tests {
             chunk_size: 0,
             chunk_count: 0,
             start_wall_ns: T0,
+            clock: "TSC",
             trigger: Trigger {
                 reason: TriggerReason::Stall,
                 signal: 0,

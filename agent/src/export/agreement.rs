@@ -165,6 +165,7 @@ fn recording(ops: &[Op], cut: &[usize]) -> Recording {
         chunk_size: 0,
         chunk_count: 0,
         start_wall_ns: BASE_TS,
+        clock: "TSC",
         trigger: Trigger::none(),
         callsites: [
             (1, callsite(1, false, "ev")),

@@ -60,6 +60,11 @@ pub struct MergedProcess {
     pub trigger: flightrec_format::Trigger,
     /// Its threads' indexes in the merged recording are `thread_base + index`.
     pub thread_base: u32,
+    /// What its timestamps came from (`Recording::clock`).
+    pub clock: &'static str,
+    /// How far it was moved on the common timeline (ns, later when positive): an offset the
+    /// user measured between two hosts' clocks.
+    pub shift_ns: i64,
 }
 
 /// Where recording `k`'s ids go in a merged recording: threads, callsites and spans each get
@@ -87,6 +92,16 @@ fn span_of(k: usize, span: u64) -> u64 {
 /// given, and an object followed across them is handed over between processes. The merged
 /// trigger is the earliest; each process's own is in the returned list.
 pub fn merge_recordings(recs: Vec<Recording>) -> (Recording, Vec<MergedProcess>) {
+    let none = vec![0; recs.len()];
+    merge_shifted(recs, &none)
+}
+
+/// As `merge_recordings`, with recording `k` moved by `shifts[k]` ns on the common timeline
+/// first (see `shift`).
+pub fn merge_shifted(mut recs: Vec<Recording>, shifts: &[i64]) -> (Recording, Vec<MergedProcess>) {
+    for (rec, &ns) in recs.iter_mut().zip(shifts) {
+        shift(rec, ns);
+    }
     let borrowed: Vec<&Recording> = recs.iter().collect();
     let with_host = several_hosts(&borrowed);
     let labels: Vec<String> = recs.iter().map(|r| process_label(r, with_host)).collect();
@@ -107,6 +122,7 @@ pub fn merge_recordings(recs: Vec<Recording>) -> (Recording, Vec<MergedProcess>)
         chunk_size: recs.first().map_or(0, |r| r.chunk_size),
         chunk_count: recs.iter().map(|r| r.chunk_count).sum(),
         start_wall_ns: recs.iter().map(|r| r.start_wall_ns).min().unwrap_or(0),
+        clock: recs.first().map_or("unknown", |r| r.clock),
         trigger: recs
             .iter()
             .filter(|r| r.trigger.reason != flightrec_format::TriggerReason::None)
@@ -132,6 +148,8 @@ pub fn merge_recordings(recs: Vec<Recording>) -> (Recording, Vec<MergedProcess>)
             process: rec.process.clone(),
             trigger: rec.trigger.clone(),
             thread_base: thread_of(k, 0),
+            clock: rec.clock,
+            shift_ns: shifts.get(k).copied().unwrap_or(0),
         });
         for (id, mut c) in rec.callsites {
             c.id = callsite_of(k, id);
@@ -169,6 +187,30 @@ pub fn merge_recordings(recs: Vec<Recording>) -> (Recording, Vec<MergedProcess>)
     (merged, processes)
 }
 
+/// Moves a whole recording by `ns` on the wall clock: every record, its threads' first and
+/// last times, its start, its trigger and its stack captures. For aligning hosts whose
+/// clocks disagree by a measured offset.
+pub fn shift(rec: &mut Recording, ns: i64) {
+    if ns == 0 {
+        return;
+    }
+    let by = |t: i64| t.saturating_add(ns);
+    for r in &mut rec.records {
+        r.ts = by(r.ts);
+    }
+    for t in &mut rec.threads {
+        t.first_ts = t.first_ts.map(by);
+        t.last_ts = t.last_ts.map(by);
+    }
+    rec.start_wall_ns = by(rec.start_wall_ns);
+    if rec.trigger.wall_ns != 0 {
+        rec.trigger.wall_ns = by(rec.trigger.wall_ns);
+    }
+    for (ts, _) in &mut rec.stacks {
+        *ts = ts.map(by);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +230,31 @@ mod tests {
             truncated: false,
             spans: Arc::from(&[][..]),
         }
+    }
+
+    #[test]
+    fn a_shifted_recording_moves_whole_and_merges_in_its_new_place() {
+        let sample =
+            || flightrec_format::decode(&flightrec_format::testing::sample_image(3)).unwrap();
+        let (a, b) = (sample(), sample());
+        let first = a.records[0].ts;
+        let (merged, procs) = merge_shifted(vec![a, b], &[0, 1_000]);
+        assert_eq!(procs[1].shift_ns, 1_000);
+        assert_eq!(procs[0].shift_ns, 0);
+        // Each record of the second is 1 µs after its twin in the first.
+        let of = |k: u32| {
+            merged
+                .records
+                .iter()
+                .filter(|r| r.thread >> 20 == k)
+                .map(|r| r.ts)
+                .collect::<Vec<_>>()
+        };
+        let (x, y) = (of(0), of(1));
+        assert_eq!(x.len(), y.len());
+        assert!(x.iter().zip(&y).all(|(a, b)| b - a == 1_000));
+        assert_eq!(x[0], first);
+        assert!(merged.records.windows(2).all(|w| w[0].ts <= w[1].ts));
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct Recording {
     pub chunk_count: u32,
     /// When the recorder started, ns since the Unix epoch.
     pub start_wall_ns: i64,
+    /// What its timestamps were read from ("TSC", "CLOCK_MONOTONIC"), placed on the wall
+    /// clock by the anchors taken at start and at the dump.
+    pub clock: &'static str,
     pub trigger: Trigger,
     pub callsites: HashMap<u32, Callsite>,
     /// Threads ordered by index (the order they first wrote).
@@ -481,6 +484,11 @@ pub(crate) fn scan_parts<'a>(
             chunk_size: chunk_size as u32,
             chunk_count: chunk_count as u32,
             start_wall_ns: time.wall0.clamp(0, i64::MAX as i128) as i64,
+            clock: match h32(header::CLOCK_KIND) {
+                crate::layout::CLOCK_TSC => "TSC",
+                crate::layout::CLOCK_MONOTONIC_NS => "CLOCK_MONOTONIC",
+                _ => "unknown",
+            },
             trigger,
             callsites,
             threads,
