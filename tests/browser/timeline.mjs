@@ -234,6 +234,18 @@ try {
     result.objectRecords = await page.evaluate(() => window.flightrecView.state.object.records.map((r) => ({ thread: r.thread, handover: r.handover, from: r.from, title: r.title })));
     result.objectTitle = await page.locator("#object-title").textContent();
     result.highlighted = await page.evaluate(() => window.flightrecView.highlighted());
+    // A process's lanes fold into one row, and unfold.
+    const lanesShown = () => page.evaluate(() => ({
+      heights: window.flightrecView.state.lanesY.map((r) => r[1]),
+      drawnLanes: [...new Set(window.flightrecView.state.drawn.filter((d) => d.lane != null).map((d) => d.lane))],
+      labels: [...document.querySelectorAll(".lane-label")].filter((d) => !d.hidden).map((d) => d.textContent),
+    }));
+    await page.locator('.lane-label .fold[data-process="0"]').click();
+    await settle();
+    result.folded = await lanesShown();
+    await page.locator('.lane-label .fold[data-process="0"]').click();
+    await settle();
+    result.unfolded = await lanesShown();
     // Each process's clock is shown; one is shifted by a measured offset (2.5 ms later).
     const starts = () => page.evaluate(() => ({
       origin: window.flightrecView.state.meta.origin,

@@ -310,6 +310,40 @@ fn the_merged_view_follows_a_job_across_two_processes() {
         && r["from"].as_str().unwrap().split(' ').next()
             != r["thread"].as_str().unwrap().split(' ').next()));
     assert_eq!(out["highlighted"].as_array().unwrap().len(), records.len());
+    // The first process folds into one row: its lanes are neither drawn nor labelled but
+    // for the fold's row, which names it; unfolded, everything is back.
+    let of_first: Vec<usize> = lanes
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l["process"] == 0)
+        .map(|(i, _)| i)
+        .collect();
+    let folded = &out["folded"];
+    let heights: Vec<u64> = folded["heights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_u64().unwrap())
+        .collect();
+    assert!(
+        heights[of_first[0]] > 0 && of_first[1..].iter().all(|&i| heights[i] == 0),
+        "{heights:?}"
+    );
+    assert!(folded["drawnLanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| !of_first.contains(&(l.as_u64().unwrap() as usize))));
+    let labels = folded["labels"].as_array().unwrap();
+    assert_eq!(labels.len(), lanes.len() - of_first.len() + 1, "{labels:?}");
+    assert!(labels[0].as_str().unwrap().starts_with("▸ "), "{labels:?}");
+    let unfolded = &out["unfolded"];
+    assert_eq!(unfolded["labels"].as_array().unwrap().len(), lanes.len());
+    assert!(unfolded["heights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h.as_u64().unwrap() > 0));
     // Each process's clock source is shown, and one shifted by a measured offset moves its
     // lanes, and only its lanes, by exactly that much.
     let rows = out["processRows"].as_array().unwrap();

@@ -1,5 +1,5 @@
 import { overviewCovers, setStatus } from "./timeline-data.js";
-import { AXIS_H, DEPTH_H, EVENT_ROW, FLAGS, LANE_PAD, LEVEL_COLOURS, canvas, ctx, fmtDuration, laneTop, state, visibleLanes, wallClock, width, xOf } from "./timeline-state.js";
+import { AXIS_H, DEPTH_H, EVENT_ROW, FLAGS, LANE_PAD, LEVEL_COLOURS, canvas, ctx, fmtDuration, laneHidden, laneTop, state, visibleLanes, wallClock, width, xOf } from "./timeline-state.js";
 
 // ---- drawing ----------------------------------------------------------------------------
 
@@ -96,6 +96,16 @@ export function drawLaneBackgrounds(w) {
   if (state.mode === "tasks") return drawTaskBackgrounds(w);
   state.meta.lanes.forEach((l, i) => {
     const [y, h] = state.lanesY[i];
+    if (laneHidden(i)) {
+      // A folded process: one grey row, and the line where the next process starts.
+      if (h > 0) {
+        ctx.fillStyle = "#eceff4";
+        ctx.fillRect(0, y, w, h);
+        ctx.fillStyle = "#556";
+        ctx.fillRect(0, y + h - 2, w, 2);
+      }
+      return;
+    }
     ctx.fillStyle = i % 2 ? "#fbfbfd" : "#ffffff";
     ctx.fillRect(0, y, w, h);
     if (l.overwritten > 0) {
@@ -346,7 +356,7 @@ export function drawLanes(data, w) {
   const base = data.first || 0;
   data.lanes.forEach((lane, k) => {
     const i = base + k;
-    if (i < first || i >= last || i >= state.lanesY.length) return;
+    if (i < first || i >= last || i >= state.lanesY.length || laneHidden(i)) return;
     const y = laneTop(i);
     drawBars(w, i, lane, y);
     if (lane.locks) drawLocks(w, i, lane, y);

@@ -160,6 +160,7 @@ export async function main() {
   }
   layout();
   window.addEventListener("resize", () => { layout(); draw(); requestWindow(true); fetchOverview(); });
+  window.addEventListener("flightrec:relayout", () => { layout(); draw(); });
   fetchOverview();
   setView(0, Math.max(1, meta.end));
   // ?focus=trigger: the last millisecond before the trigger, where the culprit usually is.

@@ -39,6 +39,7 @@ export const state = {
   lastInput: null, // when the latest pan or zoom input happened (ms)
   refines: [], // ms from an input to the drawing of the server's answer for its view
   lanesY: [], // per lane: [top, height]
+  collapsed: new Set(), // processes (of several opened together) whose lanes are folded
   drawn: [], // hit-test items: {x, y, w, h, kind, id | span}
   selected: null, // {kind: "event"|"span", id}
   object: null, // {field, value, records, byId}
@@ -64,6 +65,28 @@ export const state = {
 /** The lanes of the current view: threads (meta.lanes) or tasks. */
 export function currentLanes() {
   return state.mode === "tasks" ? state.tasks || [] : state.meta.lanes;
+}
+
+/** Height of a folded process's one remaining row. */
+export const GROUP_H = 20;
+
+/** A thread lane of a folded process: not drawn (its group's first lane shows the fold). */
+export function laneHidden(i) {
+  if (state.mode === "tasks") return false;
+  const l = state.meta.lanes[i];
+  return l != null && l.process != null && state.collapsed.has(l.process);
+}
+
+/** The first lane of its process's group (where the group's toggle goes). */
+function groupStart(lanes, i) {
+  return lanes[i].process != null && (i === 0 || lanes[i - 1].process !== lanes[i].process);
+}
+
+/** Folds or unfolds process `p`'s lanes. */
+export function toggleProcess(p) {
+  if (state.collapsed.has(p)) state.collapsed.delete(p);
+  else state.collapsed.add(p);
+  window.dispatchEvent(new CustomEvent("flightrec:relayout"));
 }
 
 /** A lane's top on the canvas. */
@@ -137,8 +160,9 @@ export function layout() {
   wrap.style.height = "";
   const lanes = state.meta.lanes;
   let y = AXIS_H;
-  state.lanesY = lanes.map((l) => {
-    const h = LANE_PAD + EVENT_ROW + Math.max(1, l.depth) * DEPTH_H + LANE_PAD;
+  state.lanesY = lanes.map((l, i) => {
+    let h = LANE_PAD + EVENT_ROW + Math.max(1, l.depth) * DEPTH_H + LANE_PAD;
+    if (laneHidden(i)) h = groupStart(lanes, i) ? GROUP_H : 0;
     const r = [y, h];
     y += h;
     return r;
@@ -154,10 +178,33 @@ export function layout() {
   labels.style.height = "";
   labels.style.position = "";
   labels.replaceChildren();
+  const several = (state.meta.processes || []).length > 1;
   lanes.forEach((l, i) => {
     const div = document.createElement("div");
     div.className = "lane-label";
     div.style.height = state.lanesY[i][1] + "px";
+    if (several && groupStart(lanes, i)) {
+      // The process's fold toggle, on its first lane.
+      const p = state.meta.processes[l.process];
+      const folded = state.collapsed.has(l.process);
+      const t = document.createElement("button");
+      t.className = "fold";
+      t.dataset.process = l.process;
+      const n = lanes.filter((x) => x.process === l.process).length;
+      t.textContent = folded ? `▸ ${p.label} (${n} threads)` : "▾";
+      t.title = folded ? "Show this process's threads" : `Fold ${p.label}'s ${n} threads`;
+      t.addEventListener("click", () => toggleProcess(l.process));
+      div.append(t);
+      if (folded) {
+        div.classList.add("folded");
+        labels.appendChild(div);
+        return;
+      }
+    } else if (laneHidden(i)) {
+      div.hidden = true;
+      labels.appendChild(div);
+      return;
+    }
     const name = document.createElement("span");
     name.textContent = l.name + " ";
     const tid = document.createElement("span");
