@@ -285,7 +285,8 @@ mod recorder {
         }
 
         /// How many threads' native stacks one dump can hold (64 KiB of stack each, in the
-        /// ring file after the chunks; pages are only used when a capture writes them).
+        /// ring file after the chunks: 16 slots add 1.1 MiB to it, reserved and mapped up
+        /// front like the rest).
         /// Default 16; 0 turns stack capture off. Stalled threads' stacks go into stall
         /// dumps, a crashing thread's into its crash dump.
         pub fn stack_slots(mut self, slots: u32) -> Self {

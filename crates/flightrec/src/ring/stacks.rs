@@ -309,8 +309,28 @@ pub(crate) fn capture<'r>(ring: &'r Ring, tids: &[u64], reason: u32) -> Option<S
             s::REQUESTED | s::WRITING
         )
     };
+    let mut rounds = 0u32;
     while asked.iter().any(|&(_, slot)| pending(slot)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
+        rounds += 1;
+        if rounds.is_multiple_of(10) {
+            // A thread that ended after it was signalled never answers: free its slot
+            // rather than wait the whole bound for it.
+            asked.retain(|&(tid, slot)| {
+                let gone = pending(slot)
+                    && !std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
+                    && ring
+                        .slot_word(slot, s::STATE)
+                        .compare_exchange(
+                            s::REQUESTED,
+                            s::FREE,
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok();
+                !gone
+            });
+        }
     }
     for &(_, slot) in &asked {
         let st = ring.slot_word(slot, s::STATE);
