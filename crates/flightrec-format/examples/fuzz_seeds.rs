@@ -21,5 +21,10 @@ fn main() {
         )
         .unwrap();
     }
+    // With a stack area: the module list and a capture (libFuzzer keeps the first
+    // `-max_len` bytes of it; `stacks::fuzz` covers whole areas).
+    let img = flightrec_format::testing::sample_image_with_stacks(3);
+    flightrec_format::decode(&img).expect("a seed must decode");
+    std::fs::write(dir.join("ring-stacks"), &img).unwrap();
     println!("seeds written to {}", dir.display());
 }

@@ -241,6 +241,28 @@ mod tests {
 }
 
 #[cfg(test)]
+mod decoded {
+    /// A ring with a stack area decodes into its modules and captures, with the capture's
+    /// time on the recording's clock; cut anywhere, it still decodes.
+    #[test]
+    fn a_ring_with_a_stack_area_decodes_its_stacks() {
+        let img = crate::testing::sample_image_with_stacks(3);
+        let rec = crate::decode(&img).unwrap();
+        assert!(!rec.damage.is_damaged(), "{:?}", rec.damage);
+        assert_eq!(rec.modules.len(), 1);
+        assert_eq!(rec.modules[0].path, "/bin/seed");
+        assert_eq!(rec.stacks.len(), 1);
+        let (ts, c) = &rec.stacks[0];
+        assert_eq!((c.tid, c.name.as_str(), c.stack.len()), (7, "main", 64));
+        assert!(ts.is_some_and(|t| t > rec.start_wall_ns));
+        let step = if cfg!(miri) { img.len() / 3 + 1 } else { 997 };
+        for cut in (0..img.len()).step_by(step) {
+            let _ = crate::decode(&img[..cut]);
+        }
+    }
+}
+
+#[cfg(test)]
 mod fuzz {
     use super::*;
     use proptest::prelude::*;

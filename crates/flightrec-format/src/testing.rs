@@ -120,3 +120,40 @@ pub fn sample_image(records_per_chunk: u64) -> Vec<u8> {
     }
     b
 }
+
+/// `sample_image(records_per_chunk)` with a stack area of one slot after the chunks: a
+/// module list naming `/bin/seed`, and thread 7's capture (registers and 64 bytes of
+/// stack), as a stall dump would hold it.
+pub fn sample_image_with_stacks(records_per_chunk: u64) -> Vec<u8> {
+    use crate::layout::stacks as s;
+    let mut b = sample_image(records_per_chunk);
+    let pool_end = b.len() as u64;
+    b.resize(b.len() + s::area_size(1) as usize, 0);
+    let file_size = b.len() as u64;
+    layout::put_u64(&mut b, header::FILE_SIZE, file_size);
+    layout::put_u64(&mut b, header::STACKS_OFFSET, pool_end);
+    layout::put_u32(&mut b, header::STACK_SLOTS, 1);
+    let area = pool_end as usize;
+    let text = crate::stacks::module_line(&crate::stacks::LoadedModule {
+        start: 0x40_0000,
+        end: 0x50_0000,
+        bias: 0,
+        build_id: "0123456789abcdef".into(),
+        path: "/bin/seed".into(),
+    });
+    b[area + s::MODULES_TEXT..area + s::MODULES_TEXT + text.len()].copy_from_slice(text.as_bytes());
+    layout::put_u64(&mut b, area + s::MODULES_LEN, text.len() as u64);
+    let slot = area + s::MODULES_SIZE;
+    layout::put_u64(&mut b, slot + s::STATE, s::DONE);
+    layout::put_u64(&mut b, slot + s::TID, 7);
+    layout::put_u32(&mut b, slot + s::REASON, s::REASON_STALL);
+    layout::put_u64(&mut b, slot + s::TICKS, 2500);
+    layout::put_u32(&mut b, slot + s::ARCH, s::ARCH_X86_64);
+    layout::put_u32(&mut b, slot + s::REG_COUNT, 23);
+    layout::put_u64(&mut b, slot + s::REGS + 8 * s::X86_64_RIP, 0x40_1234);
+    layout::put_u64(&mut b, slot + s::REGS + 8 * s::X86_64_RSP, 0x7fff_0000);
+    layout::put_u64(&mut b, slot + s::STACK_START, 0x7fff_0000);
+    layout::put_u64(&mut b, slot + s::STACK_LEN, 64);
+    b[slot + s::NAME..slot + s::NAME + 4].copy_from_slice(b"main");
+    b
+}
