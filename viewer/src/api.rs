@@ -258,10 +258,21 @@ async fn decode_all(state: &Arc<AppState>, ids: &[(usize, i64)]) -> Result<Arc<M
         paths.push(local_path(state, &file).await?);
     }
     tokio::task::spawn_blocking(move || {
-        let recs = paths
-            .iter()
-            .map(|p| flightrec_format::open(p).map_err(|e| format!("{}: {e}", p.display())))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Decoded side by side, one thread per recording (the machine's cores share them).
+        let recs = std::thread::scope(|scope| {
+            let handles: Vec<_> = paths
+                .iter()
+                .map(|p| {
+                    scope.spawn(move || {
+                        flightrec_format::open(p).map_err(|e| format!("{}: {e}", p.display()))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("a decoder thread panicked".into())))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
         let (merged, processes) = flightrec_analysis::merge::merge_shifted(recs, &shifts);
         Ok::<_, String>(Arc::new(Model::merged(merged, processes)))
     })
