@@ -270,7 +270,10 @@ async fn decode_all(state: &Arc<AppState>, ids: &[(usize, i64)]) -> Result<Arc<M
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err("a decoder thread panicked".into())))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a decoder thread panicked".into()))
+                })
                 .collect::<Result<Vec<_>, _>>()
         })?;
         let (merged, processes) = flightrec_analysis::merge::merge_shifted(recs, &shifts);
