@@ -306,7 +306,29 @@ fn text_of(frames: &[serde_json::Value]) -> String {
 
 #[test]
 fn sigsegv_from_a_real_invalid_write() {
-    crash_and_collect("segv", libc::SIGSEGV, libc::SIGSEGV);
+    let (_, dump, _kept) = crash_and_collect_with(
+        &std::env::current_exe().unwrap(),
+        "segv",
+        libc::SIGSEGV,
+        libc::SIGSEGV,
+    );
+    // The viewer's meta carries the crash's stack, on the victim's lane, for the crash
+    // marker's details panel.
+    let model = flightrec_viewer::model::Model::new(flightrec_format::open(&dump).unwrap());
+    let meta = model.meta();
+    let crash = meta
+        .stacks
+        .iter()
+        .find(|s| s.reason == "crash")
+        .expect("a crash stack in the meta");
+    assert!(crash.answered);
+    assert_eq!(crash.thread, "victim");
+    assert_eq!(crash.lane, meta.trigger.as_ref().unwrap().lane);
+    assert!(
+        crash.frames.iter().any(|f| f.contains("crashes.rs:")),
+        "{:?}",
+        crash.frames
+    );
 }
 
 #[test]

@@ -159,3 +159,38 @@ fn snapshot_with_stacks_covers_blocked_and_spinning_threads_and_names_a_deaf_one
         "{text}"
     );
 }
+
+/// `FLIGHTREC_STACKS=1` makes every snapshot of the process carry all threads' stacks,
+/// without `--stacks`.
+#[test]
+fn flightrec_stacks_in_the_environment_gives_every_snapshot_its_stacks() {
+    let dir = scratch();
+    let mut c = child(
+        "stacks::stacks_child",
+        &[
+            (CHILD_DIR, dir.path()),
+            ("FLIGHTREC_STACKS", std::path::Path::new("1")),
+        ],
+    );
+    wait_for(&mut c, "ready");
+    let out = flightrec(&["snapshot", &c.id().to_string()]);
+    let _ = c.kill();
+    let _ = c.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dump = String::from_utf8(out.stdout).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_slice(&flightrec(&["info", "--json", dump.trim()]).stdout).unwrap();
+    let stacks = j["stacks"].as_array().unwrap();
+    for thread in ["reader", "spinner"] {
+        assert!(
+            stacks
+                .iter()
+                .any(|s| s["thread"] == thread && s["outcome"] == "captured"),
+            "{thread}: {stacks:?}"
+        );
+    }
+}
