@@ -21,6 +21,12 @@ use object::{Object, ObjectSection};
 /// Linux's SIGTRAP.
 const SIGTRAP: u32 = 5;
 
+/// Most modules read for one recording.
+const MAX_MODULES: usize = 1024;
+
+/// Largest module file read.
+const MAX_MODULE_BYTES: u64 = 4 << 30;
+
 /// Most frames unwound per thread.
 const MAX_FRAMES: usize = 256;
 
@@ -166,7 +172,14 @@ impl<'m> Resolver<'m> {
     fn new(modules: &'m [LoadedModule]) -> Resolver<'m> {
         let mut unwinder = UnwinderX86_64::new();
         let mut unusable = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
         for (i, m) in modules.iter().enumerate() {
+            // A process maps each file once: a list naming one file many times (a crafted
+            // dump) does not get it read many times.
+            if i >= MAX_MODULES || !seen.insert(m.path.as_str()) {
+                unusable.insert(i, "listed twice, or past the module limit".to_string());
+                continue;
+            }
             match unwind_module(m) {
                 Ok(module) => unwinder.add_module(module),
                 Err(why) => {
@@ -282,10 +295,11 @@ impl<'m> Resolver<'m> {
             line: None,
             inlined: false,
         };
+        let usable = !self.unusable.contains_key(&i);
         let loader = self
             .symbols
             .entry(i)
-            .or_insert_with(|| symboliser(m))
+            .or_insert_with(|| if usable { symboliser(m) } else { None })
             .as_ref();
         let Some(loader) = loader else {
             return vec![base];
@@ -333,6 +347,14 @@ impl<'m> Resolver<'m> {
 
 /// Opens a module's file, checks its build-id against the recorded one.
 fn open_module(m: &LoadedModule) -> Result<Arc<Vec<u8>>, String> {
+    // The path comes from the dump: never read a device, a pipe or something huge.
+    let meta = std::fs::metadata(&m.path).map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_MODULE_BYTES {
+        return Err(format!("larger than {} GiB", MAX_MODULE_BYTES >> 30));
+    }
     let map = std::fs::read(&m.path).map_err(|e| format!("cannot read: {e}"))?;
     let obj = object::File::parse(&*map).map_err(|e| format!("not an object file: {e}"))?;
     if !m.build_id.is_empty() {
@@ -481,6 +503,20 @@ mod tests {
             stack_start: 0x7fff_0000_0000,
             stack,
         }
+    }
+
+    #[test]
+    fn a_hostile_module_path_is_not_read() {
+        let mut rec =
+            flightrec_format::decode(&flightrec_format::testing::sample_image(1)).unwrap();
+        let mut zero = this_binary();
+        zero.path = "/dev/zero".into();
+        rec.modules = vec![zero];
+        let mut regs = vec![0u64; 23];
+        regs[flightrec_format::layout::stacks::X86_64_RIP] = 0x5555_0000_0010;
+        rec.stacks = vec![(Some(1), capture(regs, vec![0; 64]))];
+        let s = stacks(&rec);
+        assert_eq!(s[0].frames[0].describe(), "zero+0x10");
     }
 
     #[test]
