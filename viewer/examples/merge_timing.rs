@@ -10,14 +10,27 @@ fn main() {
         .iter()
         .map(|p| flightrec_format::open(std::path::Path::new(p)).expect("a recording"))
         .collect();
-    eprintln!("decode: {:?}", t.elapsed());
+    eprintln!("decode: {:?}, resident {}", t.elapsed(), resident());
     let t = std::time::Instant::now();
-    let (m, p) = flightrec_analysis::merge::merge_recordings(recs);
-    eprintln!("merge: {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    let model = flightrec_viewer::model::Model::merged(m, p);
-    eprintln!("model: {:?}", t.elapsed());
+    let model = if recs.len() == 1 {
+        flightrec_viewer::model::Model::new(recs.into_iter().next().expect("one"))
+    } else {
+        flightrec_viewer::model::Model::merged(recs, &[])
+    };
+    eprintln!("model: {:?}, resident {}", t.elapsed(), resident());
     let t = std::time::Instant::now();
     let _ = model.meta();
     eprintln!("meta: {:?}", t.elapsed());
+}
+
+/// This process's resident memory now, as the kernel counts it.
+fn resident() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l["VmRSS:".len()..].trim().to_owned())
+        })
+        .unwrap_or_default()
 }

@@ -276,8 +276,7 @@ async fn decode_all(state: &Arc<AppState>, ids: &[(usize, i64)]) -> Result<Arc<M
                 })
                 .collect::<Result<Vec<_>, _>>()
         })?;
-        let (merged, processes) = flightrec_analysis::merge::merge_shifted(recs, &shifts);
-        Ok::<_, String>(Arc::new(Model::merged(merged, processes)))
+        Ok::<_, String>(Arc::new(Model::merged(recs, &shifts)))
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?

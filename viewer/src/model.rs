@@ -310,18 +310,67 @@ fn task_lanes(
         .collect()
 }
 
+/// Task lanes grouped by root span name (then by start): positions in `task_lanes`.
+fn by_name(task_lanes: &[TaskLane]) -> Vec<u32> {
+    let mut by_name: Vec<u32> = (0..task_lanes.len() as u32).collect();
+    by_name.sort_by(|&a, &b| {
+        let (a, b) = (&task_lanes[a as usize], &task_lanes[b as usize]);
+        (a.name.as_str(), a.start).cmp(&(b.name.as_str(), b.start))
+    });
+    by_name
+}
+
+/// `f` over `items`, on as many threads as the machine has cores (each taking the next item
+/// as it finishes one), results in the items' order.
+fn par_map<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U> {
+    let n = items.len();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |p| p.get())
+        .min(n.max(1));
+    let queue = std::sync::Mutex::new(items.into_iter().enumerate());
+    let results = std::sync::Mutex::new((0..n).map(|_| None).collect::<Vec<Option<U>>>());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                let Some((i, item)) = next else { break };
+                let out = f(item);
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(out);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 impl Model {
     pub fn new(rec: Recording) -> Model {
+        let origin = Model::origin_of(&rec);
+        Model::at(rec, origin)
+    }
+
+    /// Relative time 0 for a recording: its first record, or its trigger when earlier.
+    fn origin_of(rec: &Recording) -> i64 {
         let first = rec.records.first().map(|r| r.ts);
         let trig = (rec.trigger.reason != TriggerReason::None && rec.trigger.wall_ns > 0)
             .then_some(rec.trigger.wall_ns);
-        let origin = match (first, trig) {
+        match (first, trig) {
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) => a,
             (None, Some(b)) => b,
             (None, None) => rec.start_wall_ns,
-        };
+        }
+    }
+
+    /// The model of `rec`, its times relative to `origin` (ns since the Unix epoch).
+    fn at(rec: Recording, origin: i64) -> Model {
         let last = rec.records.last().map_or(origin, |r| r.ts);
+        let trig = (rec.trigger.reason != TriggerReason::None && rec.trigger.wall_ns > 0)
+            .then_some(rec.trigger.wall_ns);
         let end = last.max(trig.unwrap_or(last)).saturating_sub(origin);
         let mut lane_of: HashMap<u32, usize> = HashMap::new();
         let mut lanes: Vec<Lane> = Vec::new();
@@ -469,11 +518,7 @@ impl Model {
         }
         let deadlocks = flightrec_analysis::LockState::of(&rec).deadlocks;
         let task_lanes = task_lanes(&rec, &tasks, &lane_of, origin, end);
-        let mut by_name: Vec<u32> = (0..task_lanes.len() as u32).collect();
-        by_name.sort_by(|&a, &b| {
-            let (a, b) = (&task_lanes[a as usize], &task_lanes[b as usize]);
-            (a.name.as_str(), a.start).cmp(&(b.name.as_str(), b.start))
-        });
+        let by_name = by_name(&task_lanes);
         let stacks = flightrec_analysis::stacks::stacks(&rec);
         Model {
             rec,
@@ -490,14 +535,128 @@ impl Model {
         }
     }
 
-    /// Several recordings merged into one (see `flightrec_analysis::merge`).
-    pub fn merged(
-        rec: Recording,
-        processes: Vec<flightrec_analysis::merge::MergedProcess>,
-    ) -> Model {
-        let mut m = Model::new(rec);
+    /// Several recordings as one timeline, recording `k` moved by `shifts[k]` ns (see
+    /// `flightrec_analysis::merge`). Each recording is modelled on its own, side by side on
+    /// the machine's cores, and the models are then laid end to end: the work grows with
+    /// the records, not faster, and no record is copied into a time-sorted whole (lanes,
+    /// tasks and queries order by time themselves).
+    pub fn merged(mut recs: Vec<Recording>, shifts: &[i64]) -> Model {
+        use flightrec_analysis::merge;
+        let processes = merge::processes(&recs, shifts);
+        let origin = recs
+            .iter()
+            .zip(&processes)
+            .map(|(r, p)| Model::origin_of(r).saturating_add(p.shift_ns))
+            .min()
+            .unwrap_or(0);
+        let jobs: Vec<_> = recs.drain(..).enumerate().collect();
+        let parts = par_map(jobs, |(k, mut rec)| {
+            merge::shift(&mut rec, processes[k].shift_ns);
+            merge::rename_into(k, &mut rec, &processes[k].label);
+            Model::at(rec, origin)
+        });
+        let mut m = Model::concat(parts, origin);
         m.processes = processes;
         m
+    }
+
+    /// Models of renamed recordings (apart ids, one origin) laid end to end: records,
+    /// lanes and task lanes appended, every index into them moved by what precedes.
+    fn concat(parts: Vec<Model>, origin: i64) -> Model {
+        let total: usize = parts.iter().map(|m| m.rec.records.len()).sum();
+        let end = parts.iter().map(|m| m.end).max().unwrap_or(0);
+        let mut records = Vec::with_capacity(total);
+        let mut lanes = Vec::new();
+        let mut spans = HashMap::with_capacity(parts.iter().map(|m| m.spans.len()).sum());
+        let mut task_parts = Vec::new();
+        let mut task_lane_parts = Vec::new();
+        let mut bases = Vec::new();
+        let mut deadlocks = Vec::new();
+        let mut stacks = Vec::new();
+        let mut headers = Vec::new();
+        for m in parts {
+            let record_base = records.len();
+            let lane_base = lanes.len();
+            let moved = |i: u32| {
+                if i == NO_RECORD {
+                    i
+                } else {
+                    i + record_base as u32
+                }
+            };
+            let fix_bars = |depths: &mut Vec<Vec<Bar>>| {
+                for b in depths.iter_mut().flatten() {
+                    b.record = moved(b.record);
+                    b.worker = b.worker.map(|w| w + lane_base as u32);
+                }
+            };
+            let Model {
+                mut rec,
+                lanes: part_lanes,
+                spans: part_spans,
+                tasks,
+                task_lanes,
+                deadlocks: part_deadlocks,
+                stacks: part_stacks,
+                ..
+            } = m;
+            records.append(&mut rec.records);
+            for mut l in part_lanes {
+                for e in &mut l.events {
+                    *e = moved(*e);
+                }
+                fix_bars(&mut l.depths);
+                lanes.push(l);
+            }
+            for (id, mut info) in part_spans {
+                for e in &mut info.entries {
+                    e.0 += lane_base;
+                }
+                spans.insert(id, info);
+            }
+            let task_lanes: Vec<TaskLane> = task_lanes
+                .into_iter()
+                .map(|mut t| {
+                    for e in &mut t.events {
+                        *e = moved(*e);
+                    }
+                    fix_bars(&mut t.depths);
+                    for w in &mut t.workers {
+                        *w += lane_base;
+                    }
+                    t
+                })
+                .collect();
+            task_parts.push(tasks);
+            task_lane_parts.push(task_lanes);
+            bases.push(record_base);
+            deadlocks.extend(part_deadlocks);
+            stacks.extend(part_stacks);
+            headers.push(rec);
+        }
+        let rec = flightrec_analysis::merge::combine(headers, records);
+        let (tasks, moved) = Tasks::concat(task_parts, &bases, &rec.records);
+        let mut slots: Vec<Option<TaskLane>> = (0..tasks.list.len()).map(|_| None).collect();
+        for (k, part) in task_lane_parts.into_iter().enumerate() {
+            for (pos, t) in part.into_iter().enumerate() {
+                slots[moved[k][pos] as usize] = Some(t);
+            }
+        }
+        let task_lanes: Vec<TaskLane> = slots.into_iter().flatten().collect();
+        let by_name = by_name(&task_lanes);
+        Model {
+            rec,
+            origin,
+            end,
+            lanes,
+            spans,
+            tasks,
+            task_lanes,
+            by_name,
+            deadlocks,
+            processes: Vec::new(),
+            stacks,
+        }
     }
 
     /// The process (its position among the merged ones) a thread belongs to.
@@ -1155,10 +1314,18 @@ impl Model {
         let mut trail = Trail::default();
         // The same trail, between tasks (a record outside any task ends no hand-over).
         let mut task_trail = Trail::default();
-        for (i, r) in self.rec.records.iter().enumerate() {
-            if !key.carried_by(&names, r) {
-                continue;
-            }
+        // Merged recordings lie process after process: put the carriers in time order.
+        let mut carriers: Vec<(i64, usize)> = self
+            .rec
+            .records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| key.carried_by(&names, r))
+            .map(|(i, r)| (r.ts, i))
+            .collect();
+        carriers.sort_unstable();
+        for (_, i) in carriers {
+            let r = &self.rec.records[i];
             let from_thread = trail.step(r.thread);
             let task = self.tasks.of_record(i);
             let from_task = task.and_then(|t| task_trail.step(t as u32));
@@ -1321,10 +1488,8 @@ mod tests {
     }
 
     /// Two requests (spans 1 and 2) polled alternately on two workers, each event carrying
-    /// `n` = 5: the task view has a lane per request, its polls on the workers that ran
-    /// them, and the object passes between tasks.
-    #[test]
-    fn the_task_view_has_a_lane_per_request_with_its_polls_and_hand_overs() {
+    /// `n` = 5; request 2's span is named "a".
+    fn two_requests() -> Recording {
         use RecordKind::*;
         let mut rec = recording();
         let mut records = Vec::new();
@@ -1347,7 +1512,145 @@ mod tests {
         for t in &mut rec.threads {
             t.overwritten = 0;
         }
-        let m = Model::new(rec);
+        rec
+    }
+
+    /// A merge laid end to end, process after process (what the viewer builds, side by
+    /// side), reads exactly as the time-sorted merge every other reader uses: the same
+    /// lanes, bars, events, tasks and object trail, record ids aside.
+    #[test]
+    fn a_merge_laid_end_to_end_reads_as_the_time_sorted_merge() {
+        let stall = |wall_ns| Trigger {
+            reason: TriggerReason::Stall,
+            signal: 0,
+            fault_addr: 0,
+            tid: 10,
+            wall_ns,
+            message: String::new(),
+        };
+        // Both data end together: what is open at the end is drawn to its own process's
+        // end, which the time-sorted merge cannot tell from the common end.
+        let mut a = two_requests();
+        a.trigger = stall(T0 + 5_030);
+        let mut b = two_requests();
+        b.process.pid = 2;
+        b.trigger = stall(T0 + 5_000);
+        // Interleaved with the first in time, and moved 30 ns more by the user.
+        let shifts = [0, 30];
+        let (sorted, processes) =
+            flightrec_analysis::merge::merge_shifted(vec![a.clone(), b.clone()], &shifts);
+        let mut reference = Model::new(sorted);
+        reference.processes = processes;
+        let merged = Model::merged(vec![a, b], &shifts);
+        // Record ids differ (the records lie in another order); everything else must not.
+        fn without_ids(mut v: serde_json::Value) -> serde_json::Value {
+            match &mut v {
+                serde_json::Value::Object(o) => {
+                    o.remove("id");
+                    o.remove("record");
+                    for x in o.values_mut() {
+                        *x = without_ids(x.take());
+                    }
+                }
+                serde_json::Value::Array(a) => {
+                    for x in a.iter_mut() {
+                        *x = without_ids(x.take());
+                    }
+                }
+                _ => {}
+            }
+            v
+        }
+        let same = |what: &str, x: serde_json::Value, y: serde_json::Value| {
+            assert_eq!(without_ids(x), without_ids(y), "{what}");
+        };
+        let json = |v: &dyn erased::Ser| v.to_json();
+        same("meta", json(&reference.meta()), json(&merged.meta()));
+        assert_eq!(merged.meta().lanes.len(), 4);
+        assert_eq!(merged.meta().tasks.count, 4);
+        let (start, end) = (-10, merged.end + 10);
+        let f = Filter::default();
+        same(
+            "window",
+            json(&reference.window(start, end, 2000, &f)),
+            json(&merged.window(start, end, 2000, &f)),
+        );
+        for order in [TaskOrder::Start, TaskOrder::Name] {
+            same(
+                "task list",
+                json(&reference.task_list(order)),
+                json(&merged.task_list(order)),
+            );
+            let range = TaskRange {
+                order,
+                first: 0,
+                count: 10,
+            };
+            same(
+                "task window",
+                json(&reference.task_window(start, end, 2000, &f, range)),
+                json(&merged.task_window(start, end, 2000, &f, range)),
+            );
+        }
+        let trail = merged.object("n", "5", 100);
+        assert_eq!(trail.records.len(), 8);
+        assert!(trail.records.windows(2).all(|w| w[0].t <= w[1].t));
+        same(
+            "object trail",
+            json(&reference.object("n", "5", 100)),
+            json(&trail),
+        );
+        same(
+            "search",
+            json(&reference.search(&f, 100)),
+            json(&merged.search(&f, 100)),
+        );
+        // Ids still lead to the right records: each bar's enter record, each event's record.
+        for lane in &merged.lanes {
+            for b in lane.depths.iter().flatten() {
+                let r = &merged.rec.records[b.record as usize];
+                assert_eq!(
+                    (r.kind, r.thread, r.span),
+                    (RecordKind::Enter, lane.thread, b.span)
+                );
+            }
+            for &e in &lane.events {
+                assert_eq!(merged.rec.records[e as usize].thread, lane.thread);
+            }
+        }
+        for (i, _) in merged.rec.records.iter().enumerate() {
+            if let Some(t) = merged.tasks.of_record(i) {
+                assert!(merged.tasks.list[t].records.contains(&i));
+            }
+        }
+        for (i, t) in merged.tasks.list.iter().enumerate() {
+            assert_eq!(merged.task_lanes[i].span, t.span);
+        }
+        for (&id, s) in &merged.spans {
+            for &(lane, depth, at) in &s.entries {
+                assert_eq!(merged.lanes[lane].depths[depth][at].span, id);
+            }
+        }
+    }
+
+    /// Serialises any of the model's answers, for comparing them.
+    mod erased {
+        pub trait Ser {
+            fn to_json(&self) -> serde_json::Value;
+        }
+        impl<T: serde::Serialize> Ser for T {
+            fn to_json(&self) -> serde_json::Value {
+                serde_json::to_value(self).expect("serialisable")
+            }
+        }
+    }
+
+    /// Two requests (spans 1 and 2) polled alternately on two workers, each event carrying
+    /// `n` = 5: the task view has a lane per request, its polls on the workers that ran
+    /// them, and the object passes between tasks.
+    #[test]
+    fn the_task_view_has_a_lane_per_request_with_its_polls_and_hand_overs() {
+        let m = Model::new(two_requests());
         assert!(m.tasks.hop_threads());
         assert_eq!(m.meta().tasks.count, 2);
         let list = m.task_list(TaskOrder::Start);

@@ -99,13 +99,79 @@ pub fn merge_recordings(recs: Vec<Recording>) -> (Recording, Vec<MergedProcess>)
 /// As `merge_recordings`, with recording `k` moved by `shifts[k]` ns on the common timeline
 /// first (see `shift`).
 pub fn merge_shifted(mut recs: Vec<Recording>, shifts: &[i64]) -> (Recording, Vec<MergedProcess>) {
-    for (rec, &ns) in recs.iter_mut().zip(shifts) {
-        shift(rec, ns);
+    let processes = processes(&recs, shifts);
+    for (k, rec) in recs.iter_mut().enumerate() {
+        shift(rec, processes[k].shift_ns);
+        rename_into(k, rec, &processes[k].label);
     }
+    let streams: Vec<_> = recs
+        .iter_mut()
+        .map(|r| std::mem::take(&mut r.records).into_iter())
+        .collect();
+    let records = merge_by_time(streams).map(|(_, r)| r).collect();
+    (combine(recs, records), processes)
+}
+
+/// The processes of recordings about to be merged, in order: their labels, thread ranges,
+/// clocks and shifts (`shifts[k]` for recording `k`, 0 where missing). The recordings are
+/// not changed: `shift` and `rename_into` each of them next (they may be done side by
+/// side), then `combine` them.
+pub fn processes(recs: &[Recording], shifts: &[i64]) -> Vec<MergedProcess> {
+    let borrowed: Vec<&Recording> = recs.iter().collect();
+    let with_host = several_hosts(&borrowed);
+    recs.iter()
+        .enumerate()
+        .map(|(k, rec)| MergedProcess {
+            label: process_label(rec, with_host),
+            process: rec.process.clone(),
+            trigger: rec.trigger.clone(),
+            thread_base: thread_of(k, 0),
+            clock: rec.clock,
+            shift_ns: shifts.get(k).copied().unwrap_or(0),
+        })
+        .collect()
+}
+
+/// Moves recording `k` into its own range of merged ids, in place: threads, callsites and
+/// spans renumbered, its threads named after its process (`label`). A renamed recording is
+/// still a whole recording: it can be read alone, or `combine`d with the others.
+pub fn rename_into(k: usize, rec: &mut Recording, label: &str) {
+    rec.callsites = std::mem::take(&mut rec.callsites)
+        .into_iter()
+        .map(|(id, mut c)| {
+            c.id = callsite_of(k, id);
+            (c.id, c)
+        })
+        .collect();
+    for t in &mut rec.threads {
+        t.index = thread_of(k, t.index);
+        t.name = format!("{label} {}", t.name);
+    }
+    rec.span_callsites = std::mem::take(&mut rec.span_callsites)
+        .into_iter()
+        .map(|(s, c)| (span_of(k, s), callsite_of(k, c)))
+        .collect();
+    for r in &mut rec.records {
+        r.thread = thread_of(k, r.thread);
+        r.callsite = callsite_of(k, r.callsite);
+        r.span = span_of(k, r.span);
+        r.parent = r.parent.map(|p| span_of(k, p));
+        r.follows = r.follows.map(|f| span_of(k, f));
+        if !r.spans.is_empty() {
+            let spans: Vec<u64> = r.spans.iter().map(|&s| span_of(k, s)).collect();
+            r.spans = spans.into();
+        }
+    }
+}
+
+/// Renamed recordings (see `rename_into`) as one, holding `records` (their records, in the
+/// order the caller chose: by time for readers that stream them). Callsites, threads and
+/// span callsites are moved in; the merged trigger is the earliest. Stacks and modules stay
+/// behind: each process's stacks resolve against its own modules.
+pub fn combine(recs: Vec<Recording>, records: Vec<Record>) -> Recording {
     let borrowed: Vec<&Recording> = recs.iter().collect();
     let with_host = several_hosts(&borrowed);
     let labels: Vec<String> = recs.iter().map(|r| process_label(r, with_host)).collect();
-    let mut processes = Vec::new();
     let mut merged = Recording {
         process: flightrec_format::ProcessInfo {
             pid: 0,
@@ -130,61 +196,22 @@ pub fn merge_shifted(mut recs: Vec<Recording>, shifts: &[i64]) -> (Recording, Ve
             .map_or_else(flightrec_format::Trigger::none, |r| r.trigger.clone()),
         callsites: Default::default(),
         threads: Vec::new(),
-        records: Vec::new(),
+        records,
         span_callsites: Default::default(),
         damage: recs
             .iter()
             .find(|r| r.damage.is_damaged())
             .map(|r| r.damage.clone())
             .unwrap_or_default(),
-        // Each process's stacks resolve against its own modules: read them from its dump.
         modules: Vec::new(),
         stacks: Vec::new(),
     };
-    let mut streams = Vec::new();
-    for (k, rec) in recs.into_iter().enumerate() {
-        processes.push(MergedProcess {
-            label: labels[k].clone(),
-            process: rec.process.clone(),
-            trigger: rec.trigger.clone(),
-            thread_base: thread_of(k, 0),
-            clock: rec.clock,
-            shift_ns: shifts.get(k).copied().unwrap_or(0),
-        });
-        for (id, mut c) in rec.callsites {
-            c.id = callsite_of(k, id);
-            merged.callsites.insert(c.id, c);
-        }
-        for mut t in rec.threads {
-            t.index = thread_of(k, t.index);
-            t.name = format!("{} {}", labels[k], t.name);
-            merged.threads.push(t);
-        }
-        for (s, c) in rec.span_callsites {
-            merged
-                .span_callsites
-                .insert(span_of(k, s), callsite_of(k, c));
-        }
-        let records: Vec<Record> = rec
-            .records
-            .into_iter()
-            .map(|mut r| {
-                r.thread = thread_of(k, r.thread);
-                r.callsite = callsite_of(k, r.callsite);
-                r.span = span_of(k, r.span);
-                r.parent = r.parent.map(|p| span_of(k, p));
-                r.follows = r.follows.map(|f| span_of(k, f));
-                if !r.spans.is_empty() {
-                    let spans: Vec<u64> = r.spans.iter().map(|&s| span_of(k, s)).collect();
-                    r.spans = spans.into();
-                }
-                r
-            })
-            .collect();
-        streams.push(records.into_iter());
+    for rec in recs {
+        merged.callsites.extend(rec.callsites);
+        merged.threads.extend(rec.threads);
+        merged.span_callsites.extend(rec.span_callsites);
     }
-    merged.records = merge_by_time(streams).map(|(_, r)| r).collect();
-    (merged, processes)
+    merged
 }
 
 /// Moves a whole recording by `ns` on the wall clock: every record, its threads' first and

@@ -299,6 +299,60 @@ impl Tasks {
         }
     }
 
+    /// The tasks of several slices of records laid end to end in `records` (part `k` made
+    /// from the slice starting at `bases[k]`), as the tasks of the whole: sorted by start
+    /// time (ties by span), record indexes moved to the whole. Span ids must already be
+    /// apart between parts (see `merge::rename_into`). Also returns, for each part, where
+    /// its tasks went.
+    pub fn concat(
+        parts: Vec<Tasks>,
+        bases: &[usize],
+        records: &[Record],
+    ) -> (Tasks, Vec<Vec<u32>>) {
+        let mut all: Vec<(usize, u32, Task)> = Vec::new();
+        let mut of_records = Vec::new();
+        for (k, part) in parts.into_iter().enumerate() {
+            let base = bases.get(k).copied().unwrap_or(0);
+            for (pos, mut task) in part.list.into_iter().enumerate() {
+                for i in &mut task.records {
+                    *i += base;
+                }
+                all.push((k, pos as u32, task));
+            }
+            of_records.push(part.of_record);
+        }
+        let mut order: Vec<(i64, u64, usize)> = all
+            .iter()
+            .enumerate()
+            .map(|(i, (_, _, t))| (t.start(records), t.span, i))
+            .collect();
+        order.sort_unstable();
+        let mut moved: Vec<Vec<u32>> = of_records.iter().map(|_| Vec::new()).collect();
+        for (k, _, _) in &all {
+            moved[*k].push(0);
+        }
+        let mut slots: Vec<Option<(usize, u32, Task)>> = all.into_iter().map(Some).collect();
+        let mut list = Vec::with_capacity(slots.len());
+        for (new, &(_, _, i)) in order.iter().enumerate() {
+            let (k, pos, task) = slots[i].take().expect("each task moved once");
+            moved[k][pos as usize] = new as u32;
+            list.push(task);
+        }
+        let mut of_record = Vec::with_capacity(records.len());
+        for (k, part) in of_records.into_iter().enumerate() {
+            of_record.extend(part.into_iter().map(|t| t.map(|t| moved[k][t as usize])));
+        }
+        let by_span = list.iter().enumerate().map(|(i, t)| (t.span, i)).collect();
+        (
+            Tasks {
+                list,
+                by_span,
+                of_record,
+            },
+            moved,
+        )
+    }
+
     /// The task whose root span is `span`.
     pub fn get(&self, span: u64) -> Option<&Task> {
         self.by_span.get(&span).map(|&i| &self.list[i])

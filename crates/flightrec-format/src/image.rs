@@ -55,7 +55,14 @@ impl Image {
     /// Decodes the image (see [`crate::decode()`]).
     pub fn decode(&self) -> Result<Recording, FormatError> {
         let mut scan = self.scan()?;
-        scan.recording.records = scan.records().collect();
+        // Room for every record at once: growing by doubling would copy millions of
+        // records and touch twice the memory. The count is bounded by what the bytes
+        // could hold, so a lying count cannot ask for more.
+        let counted: u64 = scan.recording.threads.iter().map(|t| t.records).sum();
+        let room = (counted as usize).min(self.bytes.len() / 8);
+        let mut records = Vec::with_capacity(room);
+        records.extend(scan.records());
+        scan.recording.records = records;
         Ok(scan.recording)
     }
 
