@@ -78,8 +78,10 @@ pub struct SpanInfo {
     pub followed_by: Vec<u64>,
 }
 
-/// A task's lane in the task view: its polls (row 0), the spans it entered (rows below, by
-/// depth), and its events.
+/// A task's lane in the task view, as the task list shows it. What it draws (its polls,
+/// the spans it entered, its events) is made from the task when the lane is on screen:
+/// most of a big recording's tasks never are, and holding every lane's bars cost more
+/// than the rest of the model.
 #[derive(Debug)]
 pub struct TaskLane {
     pub span: u64,
@@ -94,20 +96,81 @@ pub struct TaskLane {
     /// Lanes (of the thread view) of the workers that polled it, in order of first poll.
     pub workers: Vec<usize>,
     pub polls: usize,
+    /// Rows: its polls, then each depth of the spans entered inside them.
+    pub depth: usize,
+}
+
+/// What a task lane draws: its polls (row 0), the spans it entered (rows below, by
+/// depth), and its events.
+#[derive(Debug, Default)]
+pub struct TaskLaneContent {
     pub events: Vec<u32>,
     pub event_ts: Vec<i64>,
     pub event_level: Vec<u8>,
     pub depths: Vec<Vec<Bar>>,
 }
 
+/// The records a model shows: one recording's, or several recordings' laid end to end
+/// without being copied together. A record's id is its position across the parts, in
+/// order.
+#[derive(Debug, Default)]
+pub struct Records {
+    parts: Vec<Vec<Record>>,
+    /// Id of each part's first record.
+    bases: Vec<usize>,
+    len: usize,
+}
+
+impl Records {
+    fn one(records: Vec<Record>) -> Records {
+        let mut r = Records::default();
+        r.push(records);
+        r
+    }
+
+    fn push(&mut self, part: Vec<Record>) {
+        self.bases.push(self.len);
+        self.len += part.len();
+        self.parts.push(part);
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn get(&self, id: usize) -> Option<&Record> {
+        let k = self.bases.partition_point(|&b| b <= id).checked_sub(1)?;
+        self.parts[k].get(id - self.bases[k])
+    }
+
+    /// Every record, by id.
+    pub fn iter(&self) -> impl Iterator<Item = &Record> {
+        self.parts.iter().flatten()
+    }
+}
+
+impl std::ops::Index<usize> for Records {
+    type Output = Record;
+
+    fn index(&self, id: usize) -> &Record {
+        self.get(id).expect("a record id from this model")
+    }
+}
+
 pub struct Model {
+    /// The recording's header: process, trigger, callsites, threads (its records are in
+    /// `records`).
     pub rec: Recording,
+    pub records: Records,
     /// ns since the Unix epoch of relative time 0.
     pub origin: i64,
     /// Relative end of the recording (last record or trigger).
     pub end: i64,
     pub lanes: Vec<Lane>,
-    pub spans: HashMap<u64, SpanInfo>,
     /// The reading layer's tasks (requests, tokio tasks), by start time.
     pub tasks: Tasks,
     /// One lane per task, in `tasks.list` order.
@@ -217,7 +280,7 @@ fn level_num(l: Level) -> u8 {
     l as u8
 }
 
-/// The task view's lanes, one per task of the reading layer, in its order.
+/// The task list's lanes, one per task, in `tasks.list` order.
 fn task_lanes(
     rec: &Recording,
     tasks: &Tasks,
@@ -231,64 +294,12 @@ fn task_lanes(
         .list
         .iter()
         .map(|t| {
-            let mut depths: Vec<Vec<Bar>> = vec![Vec::new()];
             let mut workers: Vec<usize> = Vec::new();
             for p in &t.polls {
-                let worker = lane_of.get(&p.thread).copied();
-                if let Some(w) = worker {
+                if let Some(&w) = lane_of.get(&p.thread) {
                     if !workers.contains(&w) {
                         workers.push(w);
                     }
-                }
-                let mut flags = 0;
-                if p.starts_before_data {
-                    flags |= STARTS_BEFORE_DATA;
-                }
-                if p.open_at_end {
-                    flags |= OPEN_AT_END;
-                }
-                depths[0].push(Bar {
-                    begin: rel(p.begin),
-                    end: rel(p.end),
-                    span: t.span,
-                    record: NO_RECORD,
-                    flags,
-                    placement: Placement::Nested { depth: 0 },
-                    worker: worker.map(|w| w as u32),
-                });
-            }
-            for i in &t.inner {
-                while depths.len() <= i.depth {
-                    depths.push(Vec::new());
-                }
-                depths[i.depth].push(Bar {
-                    begin: rel(i.begin),
-                    end: rel(i.end),
-                    span: i.span,
-                    record: NO_RECORD,
-                    flags: if i.open_at_end { OPEN_AT_END } else { 0 },
-                    placement: Placement::Nested {
-                        depth: i.depth as u32,
-                    },
-                    worker: None,
-                });
-            }
-            // A span polled on two threads at once would overlap itself in a row: the rows
-            // are drawn as given, by begin.
-            for d in &mut depths {
-                d.sort_by_key(|b| (b.begin, b.end));
-            }
-            let (mut events, mut event_ts, mut event_level) = (Vec::new(), Vec::new(), Vec::new());
-            for &i in &t.records {
-                let r = &rec.records[i];
-                if matches!(r.kind, RecordKind::Event | RecordKind::FollowsFrom) {
-                    events.push(i as u32);
-                    event_ts.push(rel(r.ts));
-                    event_level.push(
-                        rec.callsites
-                            .get(&r.callsite)
-                            .map_or(3, |c| level_num(c.level)),
-                    );
                 }
             }
             let start = rel(t.start(&rec.records));
@@ -301,23 +312,99 @@ fn task_lanes(
                 open: t.closed.is_none(),
                 workers,
                 polls: t.polls.len(),
-                events,
-                event_ts,
-                event_level,
-                depths,
+                depth: t.inner.iter().map(|i| i.depth + 1).max().unwrap_or(1),
             }
         })
         .collect()
 }
 
+/// What task `t`'s lane draws. `lane_of`: the thread view's lane of each thread.
+fn task_lane_content(
+    records: &Records,
+    callsites: &HashMap<u32, flightrec_format::Callsite>,
+    t: &flightrec_analysis::Task,
+    lane_of: &dyn Fn(u32) -> Option<usize>,
+    origin: i64,
+) -> TaskLaneContent {
+    let rel = |t: i64| t.saturating_sub(origin);
+    let mut depths: Vec<Vec<Bar>> = vec![Vec::new()];
+    for p in &t.polls {
+        let mut flags = 0;
+        if p.starts_before_data {
+            flags |= STARTS_BEFORE_DATA;
+        }
+        if p.open_at_end {
+            flags |= OPEN_AT_END;
+        }
+        depths[0].push(Bar {
+            begin: rel(p.begin),
+            end: rel(p.end),
+            span: t.span,
+            record: NO_RECORD,
+            flags,
+            placement: Placement::Nested { depth: 0 },
+            worker: lane_of(p.thread).map(|w| w as u32),
+        });
+    }
+    for i in &t.inner {
+        while depths.len() <= i.depth {
+            depths.push(Vec::new());
+        }
+        depths[i.depth].push(Bar {
+            begin: rel(i.begin),
+            end: rel(i.end),
+            span: i.span,
+            record: NO_RECORD,
+            flags: if i.open_at_end { OPEN_AT_END } else { 0 },
+            placement: Placement::Nested {
+                depth: i.depth as u32,
+            },
+            worker: None,
+        });
+    }
+    // A span polled on two threads at once would overlap itself in a row: the rows are
+    // drawn as given, by begin.
+    for d in &mut depths {
+        d.sort_by_key(|b| (b.begin, b.end));
+    }
+    let mut c = TaskLaneContent {
+        depths,
+        ..TaskLaneContent::default()
+    };
+    for &i in &t.records {
+        let r = &records[i];
+        if matches!(r.kind, RecordKind::Event | RecordKind::FollowsFrom) {
+            c.events.push(i as u32);
+            c.event_ts.push(rel(r.ts));
+            c.event_level
+                .push(callsites.get(&r.callsite).map_or(3, |c| level_num(c.level)));
+        }
+    }
+    c
+}
+
 /// Task lanes grouped by root span name (then by start): positions in `task_lanes`.
 fn by_name(task_lanes: &[TaskLane]) -> Vec<u32> {
-    let mut by_name: Vec<u32> = (0..task_lanes.len() as u32).collect();
-    by_name.sort_by(|&a, &b| {
-        let (a, b) = (&task_lanes[a as usize], &task_lanes[b as usize]);
-        (a.name.as_str(), a.start).cmp(&(b.name.as_str(), b.start))
-    });
-    by_name
+    // Millions of tasks share a few names: rank the names once, then sort numbers.
+    let mut names: Vec<&str> = task_lanes
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect::<std::collections::HashSet<&str>>()
+        .into_iter()
+        .collect();
+    names.sort_unstable();
+    let rank: HashMap<&str, u32> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (*n, i as u32))
+        .collect();
+    let mut keyed: Vec<(u32, i64, u32)> = task_lanes
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (rank[t.name.as_str()], t.start, i as u32))
+        .collect();
+    keyed.sort_unstable();
+    keyed.into_iter().map(|(_, _, i)| i).collect()
 }
 
 /// `f` over `items`, on as many threads as the machine has cores (each taking the next item
@@ -367,7 +454,7 @@ impl Model {
     }
 
     /// The model of `rec`, its times relative to `origin` (ns since the Unix epoch).
-    fn at(rec: Recording, origin: i64) -> Model {
+    fn at(mut rec: Recording, origin: i64) -> Model {
         let last = rec.records.last().map_or(origin, |r| r.ts);
         let trig = (rec.trigger.reason != TriggerReason::None && rec.trigger.wall_ns > 0)
             .then_some(rec.trigger.wall_ns);
@@ -393,7 +480,6 @@ impl Model {
                 locks: Vec::new(),
             });
         }
-        let mut spans: HashMap<u64, SpanInfo> = HashMap::new();
         // Entries, as the reading layer reconstructs them for every reader.
         // Own-track bars per lane, placed in rows below the nested ones afterwards.
         let mut own: Vec<Vec<Bar>> = (0..lanes.len()).map(|_| Vec::new()).collect();
@@ -430,26 +516,6 @@ impl Model {
                     depths[depth as usize].push(bar);
                 }
                 Placement::Own => own[lane].push(bar),
-            }
-        }
-        for r in &rec.records {
-            match r.kind {
-                RecordKind::SpanNew => {
-                    let s = spans.entry(r.span).or_default();
-                    s.parent = r.parent;
-                    s.created_on = Some(r.thread);
-                    merge_fields(&mut s.fields, &r.fields);
-                }
-                RecordKind::SpanRecord => {
-                    merge_fields(&mut spans.entry(r.span).or_default().fields, &r.fields)
-                }
-                RecordKind::FollowsFrom => {
-                    if let Some(f) = r.follows {
-                        spans.entry(r.span).or_default().follows.push(f);
-                        spans.entry(f).or_default().followed_by.push(r.span);
-                    }
-                }
-                _ => {}
             }
         }
         for (i, r) in rec.records.iter().enumerate() {
@@ -489,20 +555,10 @@ impl Model {
             }
         }
         // Bars were pushed as they ended; the queries want them by begin.
-        for (li, l) in lanes.iter_mut().enumerate() {
-            for (depth, bars) in l.depths.iter_mut().enumerate() {
+        for l in &mut lanes {
+            for bars in &mut l.depths {
                 bars.sort_by_key(|b| b.begin);
-                for (at, b) in bars.iter().enumerate() {
-                    spans
-                        .entry(b.span)
-                        .or_default()
-                        .entries
-                        .push((li, depth, at));
-                }
             }
-        }
-        for (k, c) in &rec.span_callsites {
-            spans.entry(*k).or_default().callsite = Some(*c);
         }
         drop(all_entries);
         let names = Names::new(&rec);
@@ -520,12 +576,13 @@ impl Model {
         let task_lanes = task_lanes(&rec, &tasks, &lane_of, origin, end);
         let by_name = by_name(&task_lanes);
         let stacks = flightrec_analysis::stacks::stacks(&rec);
+        let records = Records::one(std::mem::take(&mut rec.records));
         Model {
             rec,
+            records,
             origin,
             end,
             lanes,
-            spans,
             tasks,
             task_lanes,
             by_name,
@@ -563,11 +620,9 @@ impl Model {
     /// Models of renamed recordings (apart ids, one origin) laid end to end: records,
     /// lanes and task lanes appended, every index into them moved by what precedes.
     fn concat(parts: Vec<Model>, origin: i64) -> Model {
-        let total: usize = parts.iter().map(|m| m.rec.records.len()).sum();
         let end = parts.iter().map(|m| m.end).max().unwrap_or(0);
-        let mut records = Vec::with_capacity(total);
+        let mut records = Records::default();
         let mut lanes = Vec::new();
-        let mut spans = HashMap::with_capacity(parts.iter().map(|m| m.spans.len()).sum());
         let mut task_parts = Vec::new();
         let mut task_lane_parts = Vec::new();
         let mut bases = Vec::new();
@@ -584,43 +639,31 @@ impl Model {
                     i + record_base as u32
                 }
             };
-            let fix_bars = |depths: &mut Vec<Vec<Bar>>| {
-                for b in depths.iter_mut().flatten() {
-                    b.record = moved(b.record);
-                    b.worker = b.worker.map(|w| w + lane_base as u32);
-                }
-            };
             let Model {
-                mut rec,
+                rec,
+                records: part_records,
                 lanes: part_lanes,
-                spans: part_spans,
                 tasks,
                 task_lanes,
                 deadlocks: part_deadlocks,
                 stacks: part_stacks,
                 ..
             } = m;
-            records.append(&mut rec.records);
+            for part in part_records.parts {
+                records.push(part);
+            }
             for mut l in part_lanes {
                 for e in &mut l.events {
                     *e = moved(*e);
                 }
-                fix_bars(&mut l.depths);
-                lanes.push(l);
-            }
-            for (id, mut info) in part_spans {
-                for e in &mut info.entries {
-                    e.0 += lane_base;
+                for b in l.depths.iter_mut().flatten() {
+                    b.record = moved(b.record);
                 }
-                spans.insert(id, info);
+                lanes.push(l);
             }
             let task_lanes: Vec<TaskLane> = task_lanes
                 .into_iter()
                 .map(|mut t| {
-                    for e in &mut t.events {
-                        *e = moved(*e);
-                    }
-                    fix_bars(&mut t.depths);
                     for w in &mut t.workers {
                         *w += lane_base;
                     }
@@ -634,8 +677,12 @@ impl Model {
             stacks.extend(part_stacks);
             headers.push(rec);
         }
-        let rec = flightrec_analysis::merge::combine(headers, records);
-        let (tasks, moved) = Tasks::concat(task_parts, &bases, &rec.records);
+        let rec = flightrec_analysis::merge::combine(headers, Vec::new());
+        let starts: Vec<Vec<i64>> = task_lane_parts
+            .iter()
+            .map(|p| p.iter().map(|t| t.start).collect())
+            .collect();
+        let (tasks, moved) = Tasks::concat(task_parts, &bases, &starts, records.len());
         let mut slots: Vec<Option<TaskLane>> = (0..tasks.list.len()).map(|_| None).collect();
         for (k, part) in task_lane_parts.into_iter().enumerate() {
             for (pos, t) in part.into_iter().enumerate() {
@@ -646,10 +693,10 @@ impl Model {
         let by_name = by_name(&task_lanes);
         Model {
             rec,
+            records,
             origin,
             end,
             lanes,
-            spans,
             tasks,
             task_lanes,
             by_name,
@@ -788,7 +835,7 @@ impl Model {
             exe: p.exe.clone(),
             origin: self.origin.to_string(),
             end: self.end,
-            records: self.rec.records.len(),
+            records: self.records.len(),
             lanes,
             trigger,
             stacks: self
@@ -957,11 +1004,25 @@ impl Model {
         lanes: TaskRange,
     ) -> Window {
         let q = WindowQuery::new(self, start, end, width, filter);
+        let lane_of: HashMap<u32, usize> = self
+            .lanes
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.thread, i))
+            .collect();
+        let lane_of = |thread: u32| lane_of.get(&thread).copied();
         let first = lanes.first.min(self.task_lanes.len());
         let count = lanes.count.min(MAX_TASK_LANES_PER_WINDOW);
         let lanes = (first..(first + count).min(self.task_lanes.len()))
             .map(|pos| {
-                let l = &self.task_lanes[self.task_at(lanes.order, pos)];
+                let task = &self.tasks.list[self.task_at(lanes.order, pos)];
+                let l = task_lane_content(
+                    &self.records,
+                    &self.rec.callsites,
+                    task,
+                    &lane_of,
+                    self.origin,
+                );
                 self.lane_window(&q, &l.depths, &l.events, &l.event_ts, &l.event_level)
             })
             .collect();
@@ -996,7 +1057,7 @@ impl Model {
                     start: l.start,
                     end: l.end,
                     open: l.open,
-                    depth: l.depths.len(),
+                    depth: l.depth,
                     polls: l.polls,
                     workers: l.workers.clone(),
                 }
@@ -1027,7 +1088,7 @@ impl Model {
             // A run of bars narrower than a pixel becomes one "busy" bar.
             let mut clump: Option<(i64, i64, u32)> = None;
             for b in list[from..].iter().take_while(|b| b.begin <= end) {
-                let cs = || self.spans.get(&b.span).and_then(|s| s.callsite);
+                let cs = || self.rec.span_callsites.get(&b.span).copied();
                 if !everything && !self.callsite_passes(m, cs()) {
                     continue;
                 }
@@ -1071,7 +1132,7 @@ impl Model {
             (from..to).collect()
         } else {
             (from..to)
-                .filter(|&k| self.record_passes(m, &self.rec.records[lane.events[k] as usize]))
+                .filter(|&k| self.record_passes(m, &self.records[lane.events[k] as usize]))
                 .collect()
         };
         let (events, buckets) = if matching.len() <= MAX_EVENTS_PER_LANE {
@@ -1079,7 +1140,7 @@ impl Model {
                 .iter()
                 .map(|&k| {
                     let i = lane.events[k];
-                    let r = &self.rec.records[i as usize];
+                    let r = &self.records[i as usize];
                     WindowEvent {
                         id: i,
                         t: lane.event_ts[k],
@@ -1213,7 +1274,7 @@ impl Model {
 
     /// Everything about one record, for the details panel.
     pub fn record(&self, id: usize) -> Option<RecordDetails> {
-        let r = self.rec.records.get(id)?;
+        let r = self.records.get(id)?;
         let cs = self.callsite(r.callsite);
         let fields = r
             .fields
@@ -1248,9 +1309,57 @@ impl Model {
         })
     }
 
+    /// What the recording says of `span`, gathered when asked (a click, not a load):
+    /// one pass over the records and the bars. `None` when it says nothing.
+    fn span_info(&self, span: u64) -> Option<SpanInfo> {
+        let mut s = SpanInfo {
+            callsite: self.rec.span_callsites.get(&span).copied(),
+            ..SpanInfo::default()
+        };
+        let mut known = s.callsite.is_some();
+        for r in self.records.iter() {
+            match r.kind {
+                RecordKind::SpanNew if r.span == span => {
+                    s.parent = r.parent;
+                    s.created_on = Some(r.thread);
+                    merge_fields(&mut s.fields, &r.fields);
+                    known = true;
+                }
+                RecordKind::SpanRecord if r.span == span => {
+                    merge_fields(&mut s.fields, &r.fields);
+                    known = true;
+                }
+                RecordKind::FollowsFrom => {
+                    if let Some(f) = r.follows {
+                        if r.span == span {
+                            s.follows.push(f);
+                            known = true;
+                        }
+                        if f == span {
+                            s.followed_by.push(r.span);
+                            known = true;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (li, l) in self.lanes.iter().enumerate() {
+            for (depth, bars) in l.depths.iter().enumerate() {
+                for (at, b) in bars.iter().enumerate() {
+                    if b.span == span {
+                        s.entries.push((li, depth, at));
+                    }
+                }
+            }
+        }
+        known |= !s.entries.is_empty();
+        known.then_some(s)
+    }
+
     /// Everything about one span: fields, every entry on every thread, links.
     pub fn span(&self, span: u64) -> Option<SpanDetails> {
-        let s = self.spans.get(&span)?;
+        let s = self.span_info(span)?;
         let cs = s.callsite.and_then(|c| self.callsite(c));
         let mut entries: Vec<SpanEntryOut> = s
             .entries
@@ -1273,7 +1382,7 @@ impl Model {
         let stack = entries
             .iter()
             .find_map(|e| e.record)
-            .and_then(|i| self.rec.records.get(i as usize))
+            .and_then(|i| self.records.get(i as usize))
             .map(|r| r.spans.iter().map(|&s| self.span_ref(s)).collect())
             .unwrap_or_default();
         let fields = s
@@ -1316,7 +1425,6 @@ impl Model {
         let mut task_trail = Trail::default();
         // Merged recordings lie process after process: put the carriers in time order.
         let mut carriers: Vec<(i64, usize)> = self
-            .rec
             .records
             .iter()
             .enumerate()
@@ -1325,7 +1433,7 @@ impl Model {
             .collect();
         carriers.sort_unstable();
         for (_, i) in carriers {
-            let r = &self.rec.records[i];
+            let r = &self.records[i];
             let from_thread = trail.step(r.thread);
             let task = self.tasks.of_record(i);
             let from_task = task.and_then(|t| task_trail.step(t as u32));
@@ -1365,7 +1473,7 @@ impl Model {
         let mut total = 0usize;
         for l in &self.lanes {
             for &i in &l.events {
-                let r = &self.rec.records[i as usize];
+                let r = &self.records[i as usize];
                 if self.record_passes(&m, r) {
                     total += 1;
                     out.push((r.ts, i));
@@ -1377,7 +1485,7 @@ impl Model {
         let hits = out
             .iter()
             .map(|&(ts, i)| {
-                let r = &self.rec.records[i as usize];
+                let r = &self.records[i as usize];
                 SearchHit {
                     id: i,
                     t: ts.saturating_sub(self.origin),
@@ -1608,17 +1716,17 @@ mod tests {
         // Ids still lead to the right records: each bar's enter record, each event's record.
         for lane in &merged.lanes {
             for b in lane.depths.iter().flatten() {
-                let r = &merged.rec.records[b.record as usize];
+                let r = &merged.records[b.record as usize];
                 assert_eq!(
                     (r.kind, r.thread, r.span),
                     (RecordKind::Enter, lane.thread, b.span)
                 );
             }
             for &e in &lane.events {
-                assert_eq!(merged.rec.records[e as usize].thread, lane.thread);
+                assert_eq!(merged.records[e as usize].thread, lane.thread);
             }
         }
-        for (i, _) in merged.rec.records.iter().enumerate() {
+        for (i, _) in merged.records.iter().enumerate() {
             if let Some(t) = merged.tasks.of_record(i) {
                 assert!(merged.tasks.list[t].records.contains(&i));
             }
@@ -1626,11 +1734,12 @@ mod tests {
         for (i, t) in merged.tasks.list.iter().enumerate() {
             assert_eq!(merged.task_lanes[i].span, t.span);
         }
-        for (&id, s) in &merged.spans {
-            for &(lane, depth, at) in &s.entries {
-                assert_eq!(merged.lanes[lane].depths[depth][at].span, id);
-            }
+        for t in &merged.tasks.list {
+            let details = merged.span(t.span).expect("a task's span is known");
+            assert_eq!(details.entries.len(), 2);
+            same("span", json(&reference.span(t.span)), json(&Some(details)));
         }
+        assert!(merged.span(12345).is_none());
     }
 
     /// Serialises any of the model's answers, for comparing them.
@@ -1796,7 +1905,10 @@ mod damage_tests {
         for i in 0..n + 1 {
             let _ = m.record(i);
         }
-        let spans: Vec<u64> = m.spans.keys().copied().collect();
+        let mut spans: Vec<u64> = m.records.iter().map(|r| r.span).collect();
+        spans.extend(m.rec.span_callsites.keys());
+        spans.sort_unstable();
+        spans.dedup();
         for s in spans {
             let _ = m.span(s);
         }

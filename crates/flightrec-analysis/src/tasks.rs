@@ -11,7 +11,7 @@
 //! in some record, or a root span never entered (a request created but not yet polled).
 //! Its polls are that span's entries; the spans it enters nest inside them.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use flightrec_format::meta::tokio_task;
 use flightrec_format::{FieldValue, Record, RecordKind, Recording, Value};
@@ -138,8 +138,8 @@ impl Tasks {
         names: Names<'_>,
     ) -> Tasks {
         // Which spans are tasks: outermost somewhere, or created as roots and never entered.
-        let mut outermost: HashSet<u64> = HashSet::new();
-        let mut entered: HashSet<u64> = HashSet::new();
+        let mut outermost: HashSet<u64> = HashSet::default();
+        let mut entered: HashSet<u64> = HashSet::default();
         let mut created_root: Vec<u64> = Vec::new();
         for r in records {
             if let Some(&first) = r.spans.first() {
@@ -159,7 +159,7 @@ impl Tasks {
         let mut candidates: Vec<u64> = outermost.iter().copied().collect();
         candidates.extend(created_root.into_iter().filter(|s| !entered.contains(s)));
         let mut list: Vec<Task> = Vec::new();
-        let mut by_span: HashMap<u64, usize> = HashMap::new();
+        let mut by_span: HashMap<u64, usize> = HashMap::default();
         for span in candidates {
             if by_span.contains_key(&span) {
                 continue;
@@ -206,7 +206,7 @@ impl Tasks {
         }
         // Polls, then the spans entered inside them (found by the poll that covers them on
         // their thread).
-        let mut polls_by_thread: HashMap<u32, Vec<(i64, i64, usize)>> = HashMap::new();
+        let mut polls_by_thread: HashMap<u32, Vec<(i64, i64, usize)>> = HashMap::default();
         for e in entries {
             if let Some(&t) = by_span.get(&e.span) {
                 list[t].polls.push(Poll {
@@ -277,8 +277,13 @@ impl Tasks {
             }
         }
         // By start time (ties by span id, for a stable order).
-        let mut order: Vec<usize> = (0..list.len()).collect();
-        order.sort_by_key(|&t| (list[t].start(records), list[t].span));
+        let mut order: Vec<(i64, u64, usize)> = list
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.start(records), t.span, i))
+            .collect();
+        order.sort_unstable();
+        let order: Vec<usize> = order.into_iter().map(|(_, _, i)| i).collect();
         let mut new_pos = vec![0u32; list.len()];
         for (pos, &old) in order.iter().enumerate() {
             new_pos[old] = pos as u32;
@@ -299,15 +304,17 @@ impl Tasks {
         }
     }
 
-    /// The tasks of several slices of records laid end to end in `records` (part `k` made
-    /// from the slice starting at `bases[k]`), as the tasks of the whole: sorted by start
-    /// time (ties by span), record indexes moved to the whole. Span ids must already be
-    /// apart between parts (see `merge::rename_into`). Also returns, for each part, where
-    /// its tasks went.
+    /// The tasks of several slices of records laid end to end (part `k` made from the
+    /// slice starting at `bases[k]`, `starts[k]` when each of its tasks began, as
+    /// `Task::start` says, on any one clock), as the tasks of the whole: sorted by start
+    /// time (ties by span), record indexes moved to the whole. `records`: how many records
+    /// the whole has. Span ids must already be apart between parts (see
+    /// `merge::rename_into`). Also returns, for each part, where its tasks went.
     pub fn concat(
         parts: Vec<Tasks>,
         bases: &[usize],
-        records: &[Record],
+        starts: &[Vec<i64>],
+        records: usize,
     ) -> (Tasks, Vec<Vec<u32>>) {
         let mut all: Vec<(usize, u32, Task)> = Vec::new();
         let mut of_records = Vec::new();
@@ -324,7 +331,14 @@ impl Tasks {
         let mut order: Vec<(i64, u64, usize)> = all
             .iter()
             .enumerate()
-            .map(|(i, (_, _, t))| (t.start(records), t.span, i))
+            .map(|(i, (k, pos, t))| {
+                let start = starts
+                    .get(*k)
+                    .and_then(|s| s.get(*pos as usize))
+                    .copied()
+                    .unwrap_or(0);
+                (start, t.span, i)
+            })
             .collect();
         order.sort_unstable();
         let mut moved: Vec<Vec<u32>> = of_records.iter().map(|_| Vec::new()).collect();
@@ -338,7 +352,7 @@ impl Tasks {
             moved[k][pos as usize] = new as u32;
             list.push(task);
         }
-        let mut of_record = Vec::with_capacity(records.len());
+        let mut of_record = Vec::with_capacity(records);
         for (k, part) in of_records.into_iter().enumerate() {
             of_record.extend(part.into_iter().map(|t| t.map(|t| moved[k][t as usize])));
         }
