@@ -225,7 +225,7 @@ try {
     result.cachedAfterOpen = existsSync(opts.cacheDir) ? readdirSync(opts.cacheDir, { recursive: true }).filter((f) => f.endsWith(".flightrec")).length : 0;
   }
 
-  if (mode === "merged") {
+  if (mode === "merged" && !opts.scale) {
     await page.waitForFunction(() => window.flightrecView.state.object);
     await settle();
     result.title = await page.locator("#title").textContent();
@@ -308,7 +308,7 @@ try {
     result.view = await page.evaluate(() => ({ ...window.flightrecView.state.view }));
   }
 
-  if (mode === "scale") {
+  if (mode === "scale" || opts.scale) {
     result.records = await page.evaluate(() => window.flightrecView.state.meta.records);
     await page.locator("#canvas").hover({ position: { x: 700, y: 100 } });
     result.zoomMs = [];

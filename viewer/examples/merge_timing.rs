@@ -1,23 +1,42 @@
-//! Times the viewer's load of several recordings opened together, stage by stage: decode,
-//! merge (the reading layer), the viewer's model, its meta. For measuring merged views at
-//! scale (issue 13), with dumps from `flightrec`'s `big_dump` example:
+//! Times the viewer's load of recordings opened together, as `flightrec view --merge` loads
+//! them: the headers, then each recording decoded and modelled on one core, side by side,
+//! the models laid end to end; then the meta the page asks for first. With one recording,
+//! decode and model apart. For measuring merged views at scale (issue 13), with dumps from
+//! `flightrec`'s `big_dump` example:
 //!
 //! `cargo run --release -p flightrec-viewer --example merge_timing -- A.flightrec B.flightrec ...`
+use std::path::PathBuf;
+
+use flightrec_viewer::model::Model;
+
 fn main() {
-    let paths: Vec<String> = std::env::args().skip(1).collect();
+    let paths: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
     let t = std::time::Instant::now();
-    let recs: Vec<_> = paths
-        .iter()
-        .map(|p| flightrec_format::open(std::path::Path::new(p)).expect("a recording"))
-        .collect();
-    eprintln!("decode: {:?}, resident {}", t.elapsed(), resident());
-    let t = std::time::Instant::now();
-    let model = if recs.len() == 1 {
-        flightrec_viewer::model::Model::new(recs.into_iter().next().expect("one"))
+    let model = if let [one] = &paths[..] {
+        let rec = flightrec_format::open(one).expect("a recording");
+        eprintln!("decode: {:?}, resident {}", t.elapsed(), resident());
+        let t = std::time::Instant::now();
+        let m = Model::new(rec);
+        eprintln!("model: {:?}, resident {}", t.elapsed(), resident());
+        m
     } else {
-        flightrec_viewer::model::Model::merged(recs, &[])
+        let heads: Vec<_> = paths
+            .iter()
+            .map(|p| {
+                let img = flightrec_format::read_head(p).expect("a header");
+                flightrec_format::scan(&img).expect("a header").recording
+            })
+            .collect();
+        eprintln!("headers: {:?}", t.elapsed());
+        let load = |k: usize| flightrec_format::open(&paths[k]).map_err(|e| e.to_string());
+        let m = Model::merged_loading(&heads, &[], load).expect("recordings");
+        eprintln!(
+            "decoded and modelled: {:?}, resident {}",
+            t.elapsed(),
+            resident()
+        );
+        m
     };
-    eprintln!("model: {:?}, resident {}", t.elapsed(), resident());
     let t = std::time::Instant::now();
     let _ = model.meta();
     eprintln!("meta: {:?}", t.elapsed());

@@ -258,25 +258,20 @@ async fn decode_all(state: &Arc<AppState>, ids: &[(usize, i64)]) -> Result<Arc<M
         paths.push(local_path(state, &file).await?);
     }
     tokio::task::spawn_blocking(move || {
-        // Decoded side by side, one thread per recording (the machine's cores share them).
-        let recs = std::thread::scope(|scope| {
-            let handles: Vec<_> = paths
-                .iter()
-                .map(|p| {
-                    scope.spawn(move || {
-                        flightrec_format::open(p).map_err(|e| format!("{}: {e}", p.display()))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err("a decoder thread panicked".into()))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })?;
-        Ok::<_, String>(Arc::new(Model::merged(recs, &shifts)))
+        // The headers first (small reads), to name the processes; then each recording is
+        // decoded and modelled on one core, side by side.
+        let heads = paths
+            .iter()
+            .map(|p| {
+                flightrec_format::read_head(p)
+                    .and_then(|img| flightrec_format::scan(&img).map(|s| s.recording))
+                    .map_err(|e| format!("{}: {e}", p.display()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let load = |k: usize| {
+            flightrec_format::open(&paths[k]).map_err(|e| format!("{}: {e}", paths[k].display()))
+        };
+        Model::merged_loading(&heads, &shifts, load).map(Arc::new)
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?

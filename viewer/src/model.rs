@@ -597,24 +597,85 @@ impl Model {
     /// the machine's cores, and the models are then laid end to end: the work grows with
     /// the records, not faster, and no record is copied into a time-sorted whole (lanes,
     /// tasks and queries order by time themselves).
-    pub fn merged(mut recs: Vec<Recording>, shifts: &[i64]) -> Model {
+    pub fn merged(recs: Vec<Recording>, shifts: &[i64]) -> Model {
+        let processes = flightrec_analysis::merge::processes(&recs, shifts);
+        let recs: Vec<std::sync::Mutex<Option<Recording>>> = recs
+            .into_iter()
+            .map(|r| std::sync::Mutex::new(Some(r)))
+            .collect();
+        let take = |k: usize| {
+            recs[k]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .ok_or_else(|| "taken twice".to_owned())
+        };
+        match Model::merged_parts(processes, take) {
+            Ok(m) => m,
+            Err(e) => unreachable!("each recording is given once: {e}"),
+        }
+    }
+
+    /// As `merged`, each recording read by `load(k)` on the core that models it, just
+    /// before: a recording's decoding is done with before the next one's begins, so the
+    /// memory held at once is the models and a decode per core. `heads`: the recordings'
+    /// headers (`flightrec_format::read_head`), for naming the processes up front.
+    pub fn merged_loading(
+        heads: &[Recording],
+        shifts: &[i64],
+        load: impl Fn(usize) -> Result<Recording, String> + Sync,
+    ) -> Result<Model, String> {
+        Model::merged_parts(flightrec_analysis::merge::processes(heads, shifts), load)
+    }
+
+    fn merged_parts(
+        processes: Vec<flightrec_analysis::merge::MergedProcess>,
+        load: impl Fn(usize) -> Result<Recording, String> + Sync,
+    ) -> Result<Model, String> {
         use flightrec_analysis::merge;
-        let processes = merge::processes(&recs, shifts);
-        let origin = recs
-            .iter()
-            .zip(&processes)
-            .map(|(r, p)| Model::origin_of(r).saturating_add(p.shift_ns))
-            .min()
-            .unwrap_or(0);
-        let jobs: Vec<_> = recs.drain(..).enumerate().collect();
-        let parts = par_map(jobs, |(k, mut rec)| {
+        let mut parts = par_map((0..processes.len()).collect(), |k| {
+            let mut rec = load(k)?;
             merge::shift(&mut rec, processes[k].shift_ns);
             merge::rename_into(k, &mut rec, &processes[k].label);
-            Model::at(rec, origin)
-        });
+            Ok::<_, String>(Model::new(rec))
+        })
+        .into_iter()
+        .collect::<Result<Vec<Model>, String>>()?;
+        let origin = parts.iter().map(|m| m.origin).min().unwrap_or(0);
+        for m in &mut parts {
+            m.rebase(origin);
+        }
         let mut m = Model::concat(parts, origin);
         m.processes = processes;
-        m
+        Ok(m)
+    }
+
+    /// Re-expresses every relative time against `origin` (no later than this model's).
+    fn rebase(&mut self, origin: i64) {
+        let delta = self.origin.saturating_sub(origin);
+        if delta == 0 {
+            return;
+        }
+        let by = |t: &mut i64| *t = t.saturating_add(delta);
+        self.origin = origin;
+        by(&mut self.end);
+        for l in &mut self.lanes {
+            l.event_ts.iter_mut().for_each(by);
+            for b in l.depths.iter_mut().flatten() {
+                by(&mut b.begin);
+                by(&mut b.end);
+            }
+            by(&mut l.data_start);
+            by(&mut l.last);
+            for x in &mut l.locks {
+                by(&mut x.begin);
+                by(&mut x.end);
+            }
+        }
+        for t in &mut self.task_lanes {
+            by(&mut t.start);
+            by(&mut t.end);
+        }
     }
 
     /// Models of renamed recordings (apart ids, one origin) laid end to end: records,
@@ -1740,6 +1801,25 @@ mod tests {
             same("span", json(&reference.span(t.span)), json(&Some(details)));
         }
         assert!(merged.span(12345).is_none());
+    }
+
+    /// Recordings read as they are modelled: one that cannot be read fails the whole merge
+    /// with its reason; read, they merge as `merged` merges them.
+    #[test]
+    fn a_merge_that_loads_its_recordings_fails_with_the_unreadable_one() {
+        let heads = vec![two_requests(), two_requests()];
+        let failed = Model::merged_loading(&heads, &[], |k| {
+            if k == 1 {
+                Err("b.flightrec: not a dump".into())
+            } else {
+                Ok(two_requests())
+            }
+        });
+        assert_eq!(failed.err().as_deref(), Some("b.flightrec: not a dump"));
+        let m = Model::merged_loading(&heads, &[], |_| Ok(two_requests())).expect("both read");
+        assert_eq!(m.lanes.len(), 4);
+        assert_eq!(m.records.len(), 24);
+        assert_eq!(m.processes.len(), 2);
     }
 
     /// Serialises any of the model's answers, for comparing them.
