@@ -75,8 +75,19 @@ try {
     await page.goto(url + (opts.query || ""));
   }
   await page.waitForFunction(() => window.flightrecView && window.flightrecView.state.meta);
+  // The first drawing: for recordings opened together and still being read, their
+  // skeleton (where each thread was busy); else the recording itself.
+  await page.waitForFunction(() => window.flightrecView.state.data);
+  result.firstPaintMs = Date.now() - t0;
+  result.firstPaint = await page.evaluate(() => ({
+    loading: window.flightrecView.state.meta.loading,
+    lanes: window.flightrecView.state.meta.lanes.length,
+    clumps: window.flightrecView.state.data.lanes.map((l) => l.bars.filter((b) => Array.isArray(b)).length),
+    banner: document.getElementById("banner").textContent,
+  }));
   await page.evaluate(() => window.flightrecView.settled());
   result.firstRenderMs = Date.now() - t0;
+  result.loadedLoading = await page.evaluate(() => window.flightrecView.state.meta.loading);
   // From starting `flightrec view` (which decodes while the browser starts) to drawn.
   result.sinceLaunchMs = Date.now() - launched;
   result.lanes = await page.locator(".lane-label").count();

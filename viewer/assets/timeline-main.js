@@ -66,6 +66,9 @@ export function banner(meta) {
       (s.open_spans.length ? " inside " + s.open_spans.join(" › ") : ""));
   }
   lines.push(...deadlocks);
+  if (meta.loading) {
+    lines.push(`reading ${meta.processes.length} recordings: each lane shows where its thread was busy; the details follow when they are read`);
+  }
   b.textContent = lines.join("\n");
   b.hidden = false;
   if (deadlocks.length || (t && ["panic", "crash", "stall"].includes(t.reason))) b.classList.add("bad");
@@ -122,6 +125,56 @@ function processControls(meta) {
   box.hidden = false;
 }
 
+function applyMeta(meta) {
+  state.meta = meta;
+  state.origin = BigInt(meta.origin);
+  FLAGS.startsBeforeData = meta.constants.flags.starts_before_data;
+  FLAGS.openAtEnd = meta.constants.flags.open_at_end;
+  document.getElementById("title").textContent =
+    meta.processes.length
+      ? `${meta.processes.length} processes: ${meta.service} · ${meta.host} · ${meta.loading ? "reading" : meta.records} records · ${meta.lanes.length} threads`
+      : `${meta.service} · pid ${meta.pid} · ${meta.host} · ${meta.records} records · ${meta.lanes.length} threads · ${meta.tasks.count} tasks`;
+  document.title = "flightrec: " + meta.service + " " + meta.pid;
+  banner(meta);
+}
+
+/** Recordings opened together are still being read: what is drawn is their skeleton. Ask
+ * again until the whole model answers, then redraw the same view from it. */
+async function awaitLoaded() {
+  for (;;) {
+    await new Promise((res) => setTimeout(res, 300));
+    let meta;
+    try {
+      const r = await fetch(api("/meta"));
+      meta = await r.json();
+      if (!r.ok) {
+        const b = document.getElementById("banner");
+        b.textContent = "Cannot open these recordings: " + (meta.error || r.statusText);
+        b.classList.add("bad");
+        return;
+      }
+    } catch (e) {
+      continue;
+    }
+    if (meta.loading) continue;
+    document.getElementById("banner").classList.remove("bad");
+    applyMeta(meta);
+    if (meta.tasks.hop && state.mode !== "tasks") {
+      document.getElementById("proposal-text").textContent =
+        `${meta.tasks.count} tasks or requests ran here, polled on more than one thread: ` +
+        "the task view shows each of them on a lane of its own.";
+      document.getElementById("proposal").hidden = false;
+    }
+    layout();
+    fetchOverview();
+    requestWindow(true);
+    const ws = state.loadedWaiters;
+    state.loadedWaiters = [];
+    ws.forEach((f) => f());
+    return;
+  }
+}
+
 export async function main() {
   const r = await fetch(api("/meta"));
   const meta = await r.json();
@@ -132,16 +185,8 @@ export async function main() {
     b.classList.add("bad");
     return;
   }
-  state.meta = meta;
-  state.origin = BigInt(meta.origin);
-  FLAGS.startsBeforeData = meta.constants.flags.starts_before_data;
-  FLAGS.openAtEnd = meta.constants.flags.open_at_end;
-  document.getElementById("title").textContent =
-    meta.processes.length
-      ? `${meta.processes.length} processes: ${meta.service} · ${meta.host} · ${meta.records} records · ${meta.lanes.length} threads`
-      : `${meta.service} · pid ${meta.pid} · ${meta.host} · ${meta.records} records · ${meta.lanes.length} threads · ${meta.tasks.count} tasks`;
-  document.title = "flightrec: " + meta.service + " " + meta.pid;
-  banner(meta);
+  applyMeta(meta);
+  if (meta.loading) awaitLoaded();
   const params = new URLSearchParams(location.search);
   if (params.get("order") === "name") state.taskOrder = "name";
   if (params.get("view") === "tasks" && meta.tasks.count > 0) {
@@ -179,9 +224,12 @@ export async function main() {
 window.flightrecView = {
   state,
   /** Resolves once no window request is pending and the latest answer is drawn. */
-  settled() {
-    if (state.pending === 0 && state.data) return Promise.resolve();
-    return new Promise((res) => state.settledWaiters.push(res));
+  /** Resolves once the recordings are read (at once unless several are opened together)
+   * and no window request is pending and the latest answer is drawn. */
+  async settled() {
+    if (state.meta && state.meta.loading) await new Promise((res) => state.loadedWaiters.push(res));
+    if (state.pending === 0 && state.data) return;
+    await new Promise((res) => state.settledWaiters.push(res));
   },
   /** Drawn events, in page coordinates (for clicking them like a user). */
   drawnEvents() {

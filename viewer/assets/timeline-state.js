@@ -51,6 +51,8 @@ export const state = {
   renders: 0,
   firstRenderMs: null,
   settledWaiters: [],
+  /** Waiting for recordings opened together to be read (see `awaitLoaded`). */
+  loadedWaiters: [],
   fetchSeq: 0,
   // The task view: one lane per request or task, laid out from the task list and drawn
   // (and asked for) only where on screen.

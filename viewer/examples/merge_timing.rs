@@ -11,6 +11,9 @@ use flightrec_viewer::model::Model;
 
 fn main() {
     let paths: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
+    if std::env::var_os("SKEL").is_some() {
+        return skeleton_timing(&paths);
+    }
     let t = std::time::Instant::now();
     let model = if let [one] = &paths[..] {
         let rec = flightrec_format::open(one).expect("a recording");
@@ -52,4 +55,21 @@ fn resident() -> String {
                 .map(|l| l["VmRSS:".len()..].trim().to_owned())
         })
         .unwrap_or_default()
+}
+
+#[allow(dead_code)]
+fn skeleton_timing(paths: &[PathBuf]) {
+    let mut read = std::time::Duration::ZERO;
+    let mut scan = std::time::Duration::ZERO;
+    for p in paths {
+        let t = std::time::Instant::now();
+        let img = flightrec_format::read_image(p).expect("image");
+        read += t.elapsed();
+        let t = std::time::Instant::now();
+        let s = img.scan().expect("scan");
+        let _ = s.activity().count();
+        scan += t.elapsed();
+        eprintln!("held {} bytes", img.held_bytes());
+    }
+    eprintln!("read {read:?} scan {scan:?}");
 }

@@ -166,7 +166,8 @@ fn summary(state: &AppState, id: usize, f: &crate::DumpFile) -> DumpSummary {
 /// Decodes dump `id` ahead of the first request for it (the single dump `flightrec view`
 /// was given, or the merge it was asked for), so the page finds it ready.
 pub(crate) async fn preload(state: Arc<AppState>, id: String) {
-    let _ = model(&state, &id).await;
+    // Several at once: their skeleton first (which starts the full read).
+    let _ = model_or_skeleton(&state, &id).await;
 }
 
 /// Recordings opened together at most.
@@ -204,11 +205,9 @@ fn file_ids(state: &AppState, id: &str) -> Result<Vec<(usize, i64)>, ApiError> {
     Ok(ids)
 }
 
-/// The decoded dump `id`, decoding it (off the async threads) if it is not loaded.
-async fn model(state: &Arc<AppState>, id: &str) -> Result<Arc<Model>, ApiError> {
-    let ids = file_ids(state, id)?;
-    let key: String = ids
-        .iter()
+/// The cache key of recordings opened together: ids, with their shifts.
+fn key_of(ids: &[(usize, i64)]) -> String {
+    ids.iter()
         .map(|(i, s)| {
             if *s == 0 {
                 i.to_string()
@@ -217,30 +216,122 @@ async fn model(state: &Arc<AppState>, id: &str) -> Result<Arc<Model>, ApiError> 
             }
         })
         .collect::<Vec<_>>()
-        .join("+");
-    let slot = {
-        let mut loaded = state.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        match loaded.iter().position(|(i, _)| *i == key) {
-            Some(pos) => {
-                let entry = loaded.remove(pos);
-                let slot = entry.1.clone();
-                loaded.push(entry);
-                slot
-            }
-            None => {
-                while loaded.len() >= state.limits.max_loaded.max(1) {
-                    loaded.remove(0);
-                }
-                let slot = Arc::new(crate::ModelSlot::new());
-                loaded.push((key.clone(), slot.clone()));
-                slot
-            }
+        .join("+")
+}
+
+/// The cache slot for `key`, made (and the least recently used evicted) if missing.
+fn slot(state: &AppState, key: &str) -> Arc<crate::ModelSlot> {
+    let mut loaded = state.loaded.lock().unwrap_or_else(|e| e.into_inner());
+    match loaded.iter().position(|(i, _)| *i == key) {
+        Some(pos) => {
+            let entry = loaded.remove(pos);
+            let slot = entry.1.clone();
+            loaded.push(entry);
+            slot
         }
-    };
+        None => {
+            while loaded.len() >= state.limits.max_loaded.max(1) {
+                loaded.remove(0);
+            }
+            let slot = Arc::new(crate::ModelSlot::new());
+            loaded.push((key.to_owned(), slot.clone()));
+            slot
+        }
+    }
+}
+
+/// The decoded dump `id`, decoding it (off the async threads) if it is not loaded.
+async fn model(state: &Arc<AppState>, id: &str) -> Result<Arc<Model>, ApiError> {
+    let ids = file_ids(state, id)?;
+    let slot = slot(state, &key_of(&ids));
     // Concurrent requests for this dump wait for one decode; a failed decode is not kept,
     // so the next request tries again (the file may have been completed since).
     let m = slot.get_or_try_init(|| decode_all(state, &ids)).await?;
     Ok(m.clone())
+}
+
+/// What the page's first questions (meta, windows) are answered from: the model of `id`
+/// when it is ready; for several recordings not read yet, their skeleton (scanned at once,
+/// see `Model::skeleton`) while the full read goes on in the background.
+async fn model_or_skeleton(state: &Arc<AppState>, id: &str) -> Result<Arc<Model>, ApiError> {
+    let ids = file_ids(state, id)?;
+    if ids.len() < 2 {
+        return model(state, id).await;
+    }
+    let key = key_of(&ids);
+    if let Some(m) = slot(state, &key).get() {
+        return Ok(m.clone());
+    }
+    let opening = {
+        let mut openings = state.openings.lock().unwrap_or_else(|e| e.into_inner());
+        openings.entry(key.clone()).or_default().clone()
+    };
+    if let Some((status, why)) = opening
+        .failed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+    {
+        return Err(ApiError(status, why));
+    }
+    // The skeleton first, on every core: it is what the page shows meanwhile. Then the
+    // full read.
+    let skeleton = opening
+        .skeleton
+        .get_or_try_init(|| skeleton(state, &ids))
+        .await?
+        .clone();
+    if !opening
+        .started
+        .swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        let (state, id, opening, key) =
+            (state.clone(), id.to_owned(), opening.clone(), key.clone());
+        tokio::spawn(async move {
+            match model(&state, &id).await {
+                Ok(_) => {
+                    let mut openings = state.openings.lock().unwrap_or_else(|e| e.into_inner());
+                    openings.remove(&key);
+                }
+                Err(ApiError(status, why)) => {
+                    *opening.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some((status, why));
+                }
+            }
+        });
+    }
+    // The full read may have ended meanwhile.
+    if let Some(m) = slot(state, &key_of(&ids)).get() {
+        return Ok(m.clone());
+    }
+    Ok(skeleton)
+}
+
+/// Scans recordings opened together (no record decoded) into their skeleton.
+async fn skeleton(state: &Arc<AppState>, ids: &[(usize, i64)]) -> Result<Arc<Model>, ApiError> {
+    let shifts: Vec<i64> = ids.iter().map(|(_, s)| *s).collect();
+    let mut paths = Vec::new();
+    for &(id, _) in ids {
+        let file = state
+            .file(id)
+            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no dump {id}")))?;
+        check_size(state, &file)?;
+        paths.push(local_path(state, &file).await?);
+    }
+    tokio::task::spawn_blocking(move || {
+        let scans = crate::model::par_map(paths.iter().collect(), |p| {
+            let image =
+                flightrec_format::read_image(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let scan = image.scan().map_err(|e| format!("{}: {e}", p.display()))?;
+            let activity = scan.activity().map(|(t, a)| (t, a.to_vec())).collect();
+            Ok::<_, String>((scan.recording, activity))
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, String>(Arc::new(Model::skeleton(scans, &shifts)))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))
 }
 
 /// Reads and arranges one dump, or several merged into one timeline.
@@ -347,7 +438,7 @@ async fn decode(state: &Arc<AppState>, id: usize) -> Result<Arc<Model>, ApiError
 }
 
 async fn meta(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult {
-    let m = model(&state, &id).await?;
+    let m = model_or_skeleton(&state, &id).await?;
     let mut v = m.meta();
     if let Some(f) = state.file(id.parse().unwrap_or(usize::MAX)) {
         v.file = f.path.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -411,7 +502,7 @@ async fn window(
     if q.end < q.start {
         return Err(ApiError(StatusCode::BAD_REQUEST, "end before start".into()));
     }
-    let m = model(&state, &id).await?;
+    let m = model_or_skeleton(&state, &id).await?;
     json_off_thread(move || match q.view {
         View::Threads => m.window(q.start, q.end, q.width, &q.filter),
         View::Tasks => {

@@ -68,6 +68,9 @@ pub struct LevelName {
 /// `/api/dumps/{id}/meta`: the page's first question.
 #[derive(Debug, Serialize)]
 pub struct Meta {
+    /// Recordings opened together are still being read: lanes show only where each thread
+    /// was active (from the chunks, not the records), and a later meta will have it all.
+    pub loading: bool,
     pub service: String,
     pub pid: u32,
     pub host: String,

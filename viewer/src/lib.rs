@@ -96,6 +96,17 @@ pub type RemoteListing = Vec<(RemoteDump, u64, PathBuf)>;
 /// A decoded dump, once some request has decoded it.
 pub(crate) type ModelSlot = tokio::sync::OnceCell<Arc<Model>>;
 
+/// Recordings opened together while they are read: what the page is shown meanwhile.
+#[derive(Default)]
+pub(crate) struct Opening {
+    /// Built once, from scans (see `Model::skeleton`).
+    skeleton: tokio::sync::OnceCell<Arc<Model>>,
+    /// The full read has been started (it runs once, in the background).
+    started: std::sync::atomic::AtomicBool,
+    /// Why the full read failed: told to every later request instead of a skeleton.
+    failed: std::sync::Mutex<Option<(axum::http::StatusCode, String)>>,
+}
+
 pub struct AppState {
     /// Paths as given: files, or directories to look in.
     roots: Vec<PathBuf>,
@@ -107,6 +118,8 @@ pub struct AppState {
     /// request gets there first; the lock is held only to find or add a slot, never while
     /// decoding, so a dump being decoded does not hold up requests for the others.
     loaded: std::sync::Mutex<Vec<(String, Arc<ModelSlot>)>>,
+    /// Recordings opened together whose full read is under way: their skeletons.
+    openings: std::sync::Mutex<std::collections::HashMap<String, Arc<Opening>>>,
     /// Host header values accepted (DNS rebinding defence).
     allowed_hosts: Vec<String>,
     limits: Limits,
@@ -135,6 +148,7 @@ impl AppState {
             roots,
             files: Mutex::new(Vec::new()),
             loaded: std::sync::Mutex::new(Vec::new()),
+            openings: Default::default(),
             allowed_hosts,
             limits,
             fetch: None,

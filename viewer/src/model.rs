@@ -62,6 +62,9 @@ pub struct Lane {
     pub overwritten: u64,
     /// Locks this thread held or waited for, relative times, sorted by begin.
     pub locks: Vec<flightrec_analysis::locks::LockInterval>,
+    /// In a model still loading (`Model::skeleton`): where the thread was active, chunk by
+    /// chunk (relative first and last record, records), oldest first.
+    pub activity: Vec<(i64, i64, u32)>,
 }
 
 /// What is known of a span.
@@ -183,6 +186,8 @@ pub struct Model {
     pub processes: Vec<flightrec_analysis::merge::MergedProcess>,
     /// Native stacks captured into the dump, unwound and symbolised once, at load.
     pub stacks: Vec<flightrec_analysis::stacks::ThreadStack>,
+    /// A stand-in while recordings opened together are read (see `skeleton`).
+    pub loading: bool,
 }
 
 /// Filters the page applies to what it is shown.
@@ -409,7 +414,7 @@ fn by_name(task_lanes: &[TaskLane]) -> Vec<u32> {
 
 /// `f` over `items`, on as many threads as the machine has cores (each taking the next item
 /// as it finishes one), results in the items' order.
-fn par_map<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U> {
+pub(crate) fn par_map<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U> {
     let n = items.len();
     let workers = std::thread::available_parallelism()
         .map_or(1, |p| p.get())
@@ -432,6 +437,35 @@ fn par_map<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U>
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// A recording's activity by thread, from its scan: `(thread index, chunks)`.
+pub type ThreadActivity = Vec<(u32, Vec<flightrec_format::ChunkActivity>)>;
+
+/// A lane's activity (see `Lane::activity`) in a window: a clump (row 0) per run of chunks
+/// less than a pixel apart, counting their records.
+fn activity_window(q: &WindowQuery<'_>, activity: &[(i64, i64, u32)]) -> Vec<WindowBar> {
+    let mut out = Vec::new();
+    let from = activity.partition_point(|a| a.1 < q.start);
+    let mut run: Option<(i64, i64, u32)> = None;
+    for &(b, e, n) in activity[from..].iter().take_while(|a| a.0 <= q.end) {
+        match &mut run {
+            Some((_, re, rn)) if b.saturating_sub(*re) < q.px => {
+                *re = (*re).max(e);
+                *rn = rn.saturating_add(n);
+            }
+            _ => {
+                if let Some((rb, re, rn)) = run.take() {
+                    out.push(WindowBar::Clump(rb, re, 0, rn));
+                }
+                run = Some((b, e, n));
+            }
+        }
+    }
+    if let Some((rb, re, rn)) = run {
+        out.push(WindowBar::Clump(rb, re, 0, rn));
+    }
+    out
 }
 
 impl Model {
@@ -478,6 +512,7 @@ impl Model {
                 last: t.last_ts.map_or(0, |l| l.saturating_sub(origin)),
                 overwritten: t.overwritten,
                 locks: Vec::new(),
+                activity: Vec::new(),
             });
         }
         // Entries, as the reading layer reconstructs them for every reader.
@@ -589,6 +624,7 @@ impl Model {
             deadlocks,
             processes: Vec::new(),
             stacks,
+            loading: false,
         }
     }
 
@@ -650,6 +686,71 @@ impl Model {
         Ok(m)
     }
 
+    /// What recordings opened together look like before they are read: their processes,
+    /// threads and trigger, and where each thread was active, chunk by chunk, from scans
+    /// that decode no record (`flightrec_format::Scan::activity`). The page draws this at
+    /// once and asks again until the real model is ready (`loading`).
+    pub fn skeleton(
+        scans: Vec<(Recording, ThreadActivity)>,
+        shifts: &[i64],
+    ) -> Model {
+        use flightrec_analysis::merge;
+        let heads: Vec<Recording> = scans.iter().map(|(r, _)| r.clone()).collect();
+        let processes = merge::processes(&heads, shifts);
+        drop(heads);
+        let mut parts = Vec::new();
+        for (k, (mut rec, activity)) in scans.into_iter().enumerate() {
+            let shift = processes[k].shift_ns;
+            merge::shift(&mut rec, shift);
+            merge::rename_into(k, &mut rec, &processes[k].label);
+            rec.records.clear();
+            // Where the records would start: the first thread's first, or the trigger.
+            let first = rec.threads.iter().filter_map(|t| t.first_ts).min();
+            let last = rec.threads.iter().filter_map(|t| t.last_ts).max();
+            let trig = (rec.trigger.reason != TriggerReason::None && rec.trigger.wall_ns > 0)
+                .then_some(rec.trigger.wall_ns);
+            let origin = first
+                .into_iter()
+                .chain(trig)
+                .min()
+                .unwrap_or(rec.start_wall_ns);
+            let end = last
+                .into_iter()
+                .chain(trig)
+                .max()
+                .unwrap_or(origin)
+                .saturating_sub(origin);
+            let mut m = Model::at(rec, origin);
+            m.end = end;
+            for lane in &mut m.lanes {
+                let local = merge::local_thread(lane.thread);
+                if let Some((_, chunks)) = activity.iter().find(|(t, _)| *t == local) {
+                    lane.activity = chunks
+                        .iter()
+                        .map(|c| {
+                            (
+                                c.first_ns.saturating_add(shift).saturating_sub(origin),
+                                c.last_ns.saturating_add(shift).saturating_sub(origin),
+                                c.records.min(u32::MAX as u64) as u32,
+                            )
+                        })
+                        .collect();
+                    // One row to draw it in.
+                    lane.depths.push(Vec::new());
+                }
+            }
+            parts.push(m);
+        }
+        let origin = parts.iter().map(|m| m.origin).min().unwrap_or(0);
+        for m in &mut parts {
+            m.rebase(origin);
+        }
+        let mut m = Model::concat(parts, origin);
+        m.processes = processes;
+        m.loading = true;
+        m
+    }
+
     /// Re-expresses every relative time against `origin` (no later than this model's).
     fn rebase(&mut self, origin: i64) {
         let delta = self.origin.saturating_sub(origin);
@@ -670,6 +771,10 @@ impl Model {
             for x in &mut l.locks {
                 by(&mut x.begin);
                 by(&mut x.end);
+            }
+            for a in &mut l.activity {
+                by(&mut a.0);
+                by(&mut a.1);
             }
         }
         for t in &mut self.task_lanes {
@@ -764,6 +869,7 @@ impl Model {
             deadlocks,
             processes: Vec::new(),
             stacks,
+            loading: false,
         }
     }
 
@@ -890,6 +996,7 @@ impl Model {
         targets.sort_unstable();
         targets.dedup();
         Meta {
+            loading: self.loading,
             service: p.service.clone(),
             pid: p.pid,
             host: p.host.clone(),
@@ -1043,6 +1150,7 @@ impl Model {
             .map(|l| {
                 let mut w = self.lane_window(&q, &l.depths, &l.events, &l.event_ts, &l.event_level);
                 w.locks = self.lock_window(&q, &l.locks);
+                w.bars.extend(activity_window(&q, &l.activity));
                 w
             })
             .collect();

@@ -422,3 +422,72 @@ async fn a_dump_larger_than_the_limit_is_not_opened() {
         .unwrap()
         .contains("more than the viewer opens"));
 }
+
+/// Recordings opened together answer at once with their skeleton (where each thread was
+/// busy, read from the chunks), then, when read, with the whole model: the same lanes, now
+/// with their records.
+#[tokio::test]
+async fn recordings_opened_together_answer_first_with_their_skeleton_then_in_full() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a-1.flightrec-ring", "b-2.flightrec-ring"] {
+        std::fs::write(
+            dir.path().join(name),
+            flightrec_format::testing::sample_image(3),
+        )
+        .unwrap();
+    }
+    let router = router_for(dir.path(), Limits::default());
+    let (a, b) = (
+        id_of(&router, "a-1.flightrec-ring").await,
+        id_of(&router, "b-2.flightrec-ring").await,
+    );
+    let ids = format!("{a}+{b}");
+    let lanes = |m: &Json| {
+        m["lanes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["name"].clone(),
+                    l["process"].clone(),
+                    l["data_start"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // On this test's one-thread runtime the full read cannot have run yet.
+    let (status, first) = get_json(&router, &format!("/api/dumps/{ids}/meta")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["loading"], true);
+    assert_eq!(first["records"], 0);
+    assert_eq!(first["processes"].as_array().unwrap().len(), 2);
+    let end = first["end"].as_i64().unwrap();
+    let (status, w) = get_json(
+        &router,
+        &format!("/api/dumps/{ids}/window?start=0&end={end}&width=800"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Every lane shows a clump of activity (`[begin, end, row, records]`), and nothing else.
+    for lane in w["lanes"].as_array().unwrap() {
+        let bars = lane["bars"].as_array().unwrap();
+        assert!(!bars.is_empty(), "{lane}");
+        assert!(bars.iter().all(|b| b.is_array() && b[3].as_u64() > Some(0)));
+        assert!(lane["events"].as_array().unwrap().is_empty());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let full = loop {
+        let (status, m) = get_json(&router, &format!("/api/dumps/{ids}/meta")).await;
+        assert_eq!(status, StatusCode::OK);
+        if m["loading"] == false {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "still loading");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(lanes(&full), lanes(&first));
+    assert_eq!(full["origin"], first["origin"]);
+    assert_eq!(full["end"], first["end"]);
+    assert!(full["records"].as_u64().unwrap() > 0);
+}

@@ -73,6 +73,12 @@ fn thread_of(k: usize, index: u32) -> u32 {
     ((k as u32) << 20) | (index & 0xF_FFFF)
 }
 
+/// A merged thread index's index in its own recording (the inverse of the renaming's
+/// thread part; see `rename_into`).
+pub fn local_thread(index: u32) -> u32 {
+    index & 0xF_FFFF
+}
+
 fn callsite_of(k: usize, id: u32) -> u32 {
     ((k as u32) << 24) | (id & 0xFF_FFFF)
 }

@@ -179,7 +179,20 @@ pub struct Scan<'a> {
     /// Per thread (in `recording.threads` order): the payload ranges of its kept chunks,
     /// oldest first.
     runs: Vec<(u32, Vec<std::ops::Range<usize>>)>,
+    /// Beside `runs`: each kept chunk's first and last record times (Unix ns) and its
+    /// record count.
+    activity: Vec<Vec<ChunkActivity>>,
     pub recording: Recording,
+}
+
+/// Where a thread was active, from one chunk's records, without decoding them: what a
+/// reader can draw of a recording before (or instead of) decoding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkActivity {
+    /// The chunk's first and last record times, ns since the Unix epoch.
+    pub first_ns: i64,
+    pub last_ns: i64,
+    pub records: u64,
 }
 
 /// Decodes a ring image. Fails only when the header itself is unusable; any other damage is
@@ -339,6 +352,7 @@ pub(crate) fn scan_parts<'a>(
         let payload = &c[CHUNK_HEADER_SIZE..CHUNK_HEADER_SIZE + committed];
         let mut pos = 0;
         let (mut user_records, mut first_ticks, mut max_ticks) = (0u64, None, 0u64);
+        let mut last_span = 0u64;
         while pos < payload.len() {
             match parse_record(&payload[pos..]) {
                 Ok((r, n)) => {
@@ -347,8 +361,11 @@ pub(crate) fn scan_parts<'a>(
                         span_callsites.extend(r.context.iter().copied());
                         continue;
                     }
-                    if r.span != 0 {
+                    // A span's records come in runs (new, enter, exit, close): one insert
+                    // per run, not per record.
+                    if r.span != 0 && r.span != last_span {
                         span_callsites.insert(r.span, r.callsite);
+                        last_span = r.span;
                     }
                     user_records += 1;
                     first_ticks.get_or_insert(r.ticks);
@@ -385,6 +402,7 @@ pub(crate) fn scan_parts<'a>(
     chunks.sort_by_key(|c| (c.thread_index, c.seq));
     let mut threads: Vec<ThreadSummary> = Vec::new();
     let mut runs = Vec::new();
+    let mut activity = Vec::new();
     let mut i = 0;
     while i < chunks.len() {
         let index = chunks[i].thread_index;
@@ -436,6 +454,17 @@ pub(crate) fn scan_parts<'a>(
             last_ts: first_ticks.map(|_| time.to_unix_ns(max_ticks)),
         });
         runs.push((index, own.iter().map(|c| c.payload.clone()).collect()));
+        activity.push(
+            own.iter()
+                .filter_map(|c| {
+                    c.first_ticks.map(|f| ChunkActivity {
+                        first_ns: time.to_unix_ns(f),
+                        last_ns: time.to_unix_ns(c.max_ticks.max(f)),
+                        records: c.user_records,
+                    })
+                })
+                .collect(),
+        );
         i = j;
     }
     // Threads that registered but have no surviving chunk: overwritten, unless chunks were
@@ -477,6 +506,7 @@ pub(crate) fn scan_parts<'a>(
         image,
         time,
         runs,
+        activity,
         recording: Recording {
             process,
             is_dump: h32(header::FLAGS) & FLAG_DUMP != 0,
@@ -505,6 +535,14 @@ pub(crate) fn scan_parts<'a>(
 }
 
 impl<'a> Scan<'a> {
+    /// Each thread's activity, chunk by chunk, oldest first: `(thread index, chunks)`.
+    pub fn activity(&self) -> impl Iterator<Item = (u32, &[ChunkActivity])> {
+        self.runs
+            .iter()
+            .zip(&self.activity)
+            .map(|((index, _), a)| (*index, a.as_slice()))
+    }
+
     /// The records in global time order (ties broken by thread index, then by the order
     /// the thread wrote them), without context records. Each call starts from the
     /// beginning.

@@ -19,7 +19,9 @@ pub mod trigger;
 use std::io::Read;
 use std::path::Path;
 
-pub use decode::{decode, scan, Damage, Record, RecordStream, Recording, Scan, ThreadSummary};
+pub use decode::{
+    decode, scan, ChunkActivity, Damage, Record, RecordStream, Recording, Scan, ThreadSummary,
+};
 pub use image::{read_image, Image};
 pub use meta::{Callsite, Level, ProcessInfo};
 pub use record::{FieldValue, RecordKind, Value};
