@@ -346,3 +346,54 @@ fn assert_layout(l: &Json) {
         "{l}"
     );
 }
+
+/// Recordings opened together (three processes' worth, 1.2 million records) are drawn at once
+/// from their skeleton, each lane showing where its thread was busy, before any record is
+/// decoded; the page then redraws the same lanes from the whole model when it is read.
+#[test]
+fn recordings_opened_together_are_drawn_busy_at_once_then_in_full() {
+    if !browser_available() {
+        return;
+    }
+    let dir = scratch();
+    let views = dir.path().join("views");
+    std::fs::create_dir_all(&views).unwrap();
+    for k in 0..3 {
+        let rec = recorder(dir.path(), &format!("svc{k}"), 32 << 20);
+        on_threads(&dispatch(&rec), 2, "worker-", |_| {
+            for i in 0..40_000u64 {
+                let _s = tracing::info_span!("request", id = i).entered();
+                tracing::info!(n = i, "handled");
+            }
+        });
+        let dump = rec.snapshot().unwrap();
+        std::fs::copy(&dump, views.join(format!("svc{k}.flightrec"))).unwrap();
+    }
+    // Opened from the index's address (no preload): the first meta is the skeleton.
+    let r = drive(
+        "scale",
+        &views,
+        serde_json::json!({ "query": "dump/0+1+2" }),
+    );
+    let first = &r["firstPaint"];
+    assert_eq!(first["loading"], true, "{first}");
+    assert_eq!(first["lanes"], 6);
+    let clumps: Vec<u64> = first["clumps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect();
+    assert!(clumps.iter().all(|&c| c > 0), "every lane busy: {clumps:?}");
+    assert!(first["banner"]
+        .as_str()
+        .unwrap()
+        .contains("reading 3 recordings"));
+    assert_eq!(r["loadedLoading"], false);
+    assert_eq!(r["records"], 1_200_000);
+    assert_eq!(r["lanes"], 6);
+    eprintln!(
+        "skeleton drawn after {} ms, the whole after {} ms",
+        r["firstPaintMs"], r["firstRenderMs"]
+    );
+}

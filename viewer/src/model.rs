@@ -690,10 +690,7 @@ impl Model {
     /// threads and trigger, and where each thread was active, chunk by chunk, from scans
     /// that decode no record (`flightrec_format::Scan::activity`). The page draws this at
     /// once and asks again until the real model is ready (`loading`).
-    pub fn skeleton(
-        scans: Vec<(Recording, ThreadActivity)>,
-        shifts: &[i64],
-    ) -> Model {
+    pub fn skeleton(scans: Vec<(Recording, ThreadActivity)>, shifts: &[i64]) -> Model {
         use flightrec_analysis::merge;
         let heads: Vec<Recording> = scans.iter().map(|(r, _)| r.clone()).collect();
         let processes = merge::processes(&heads, shifts);
