@@ -157,16 +157,37 @@ pub fn rename_into(k: usize, rec: &mut Recording, label: &str) {
         .into_iter()
         .map(|(s, c)| (span_of(k, s), callsite_of(k, c)))
         .collect();
+    // The decoder shares one span stack among a thread's records while it does not change:
+    // renamed, they share one again (per thread, the last stack seen and its renaming).
+    type Stack = std::sync::Arc<[u64]>;
+    let mut renamed: Vec<(u32, Stack, Stack)> = Vec::new();
     for r in &mut rec.records {
+        if !r.spans.is_empty() {
+            let at = renamed.iter().position(|(t, _, _)| *t == r.thread);
+            match at {
+                Some(i) if std::sync::Arc::ptr_eq(&renamed[i].1, &r.spans) => {
+                    r.spans = renamed[i].2.clone();
+                }
+                _ => {
+                    let spans: std::sync::Arc<[u64]> =
+                        r.spans.iter().map(|&s| span_of(k, s)).collect();
+                    let entry = (
+                        r.thread,
+                        std::mem::replace(&mut r.spans, spans.clone()),
+                        spans,
+                    );
+                    match at {
+                        Some(i) => renamed[i] = entry,
+                        None => renamed.push(entry),
+                    }
+                }
+            }
+        }
         r.thread = thread_of(k, r.thread);
         r.callsite = callsite_of(k, r.callsite);
         r.span = span_of(k, r.span);
         r.parent = r.parent.map(|p| span_of(k, p));
         r.follows = r.follows.map(|f| span_of(k, f));
-        if !r.spans.is_empty() {
-            let spans: Vec<u64> = r.spans.iter().map(|&s| span_of(k, s)).collect();
-            r.spans = spans.into();
-        }
     }
 }
 
@@ -288,6 +309,35 @@ mod tests {
         assert!(x.iter().zip(&y).all(|(a, b)| b - a == 1_000));
         assert_eq!(x[0], first);
         assert!(merged.records.windows(2).all(|w| w[0].ts <= w[1].ts));
+    }
+
+    #[test]
+    fn renaming_moves_every_id_and_keeps_shared_span_stacks_shared() {
+        let original =
+            flightrec_format::decode(&flightrec_format::testing::sample_image(3)).unwrap();
+        let mut renamed = original.clone();
+        rename_into(2, &mut renamed, "svc[1]");
+        let mut shared_before = 0;
+        for (w, v) in original.records.windows(2).zip(renamed.records.windows(2)) {
+            for (a, b) in w.iter().zip(v) {
+                assert_eq!(b.thread, thread_of(2, a.thread));
+                assert_eq!(b.span, span_of(2, a.span));
+                let spans: Vec<u64> = a.spans.iter().map(|&s| span_of(2, s)).collect();
+                assert_eq!(&b.spans[..], &spans[..]);
+            }
+            if !w[0].spans.is_empty() && Arc::ptr_eq(&w[0].spans, &w[1].spans) {
+                shared_before += 1;
+                assert!(Arc::ptr_eq(&v[0].spans, &v[1].spans));
+            }
+        }
+        assert!(
+            shared_before > 0,
+            "the sample shares stacks between records"
+        );
+        assert!(renamed
+            .threads
+            .iter()
+            .all(|t| t.name.starts_with("svc[1] ")));
     }
 
     #[test]

@@ -106,6 +106,9 @@ impl Task {
     }
 }
 
+/// In `Tasks::of_record`: the record is in no task.
+const NO_TASK: u32 = u32::MAX;
+
 /// The tasks of a recording, sorted by start time, with the record-to-task index.
 #[derive(Debug, Default)]
 pub struct Tasks {
@@ -113,7 +116,8 @@ pub struct Tasks {
     /// Position in `list` by root span.
     by_span: HashMap<u64, usize>,
     /// For each record, its task's position in `list`.
-    of_record: Vec<Option<u32>>,
+    /// (`NO_TASK` for none: four bytes a record, not eight.)
+    of_record: Vec<u32>,
 }
 
 /// The task a record belongs to: the outermost span entered on its thread, if any.
@@ -178,7 +182,7 @@ impl Tasks {
             });
         }
         // Records, creation, close, fields.
-        let mut of_record: Vec<Option<u32>> = vec![None; records.len()];
+        let mut of_record: Vec<u32> = vec![NO_TASK; records.len()];
         for (i, r) in records.iter().enumerate() {
             let own = match r.kind {
                 RecordKind::SpanNew | RecordKind::SpanRecord | RecordKind::Close => {
@@ -189,7 +193,7 @@ impl Tasks {
             let Some(t) = own.or_else(|| task_of(r).and_then(|s| by_span.get(&s).copied())) else {
                 continue;
             };
-            of_record[i] = Some(t as u32);
+            of_record[i] = t as u32;
             let task = &mut list[t];
             task.records.push(i);
             if r.span == task.span {
@@ -293,7 +297,7 @@ impl Tasks {
             .iter()
             .map(|&old| slots[old].take().expect("each task moved once"))
             .collect();
-        for t in of_record.iter_mut().flatten() {
+        for t in of_record.iter_mut().filter(|t| **t != NO_TASK) {
             *t = new_pos[*t as usize];
         }
         let by_span = list.iter().enumerate().map(|(i, t)| (t.span, i)).collect();
@@ -354,7 +358,13 @@ impl Tasks {
         }
         let mut of_record = Vec::with_capacity(records);
         for (k, part) in of_records.into_iter().enumerate() {
-            of_record.extend(part.into_iter().map(|t| t.map(|t| moved[k][t as usize])));
+            of_record.extend(part.into_iter().map(|t| {
+                if t == NO_TASK {
+                    t
+                } else {
+                    moved[k][t as usize]
+                }
+            }));
         }
         let by_span = list.iter().enumerate().map(|(i, t)| (t.span, i)).collect();
         (
@@ -380,7 +390,11 @@ impl Tasks {
     /// Position in `list` of the task record `i` (of the slice these tasks were made from)
     /// belongs to.
     pub fn of_record(&self, i: usize) -> Option<usize> {
-        self.of_record.get(i).copied().flatten().map(|t| t as usize)
+        self.of_record
+            .get(i)
+            .copied()
+            .filter(|&t| t != NO_TASK)
+            .map(|t| t as usize)
     }
 
     /// The tokio task id record `i` ran in, when the `tokio` feature recorded it.
