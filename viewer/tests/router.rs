@@ -490,4 +490,19 @@ async fn recordings_opened_together_answer_first_with_their_skeleton_then_in_ful
     assert_eq!(full["origin"], first["origin"]);
     assert_eq!(full["end"], first["end"]);
     assert!(full["records"].as_u64().unwrap() > 0);
+    // One of them not a recording: one clear error, for the skeleton as for the whole.
+    std::fs::write(dir.path().join("junk.flightrec"), b"not a dump").unwrap();
+    let junk = id_of(&router, "junk.flightrec").await;
+    for uri in [
+        format!("/api/dumps/{a}+{junk}/meta"),
+        format!("/api/dumps/{a}+{junk}/window?start=0&end=10&width=10"),
+        format!("/api/dumps/{a}+{junk}/tasks"),
+    ] {
+        let (status, e) = get_json(&router, &uri).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{uri}");
+        assert!(
+            e["error"].as_str().unwrap().contains("junk.flightrec"),
+            "{e}"
+        );
+    }
 }
