@@ -281,7 +281,7 @@ pub fn serve(
         .enable_all()
         .build()
         .map_err(ViewerError::Runtime)?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .map_err(|source| ViewerError::Bind {
@@ -314,5 +314,8 @@ pub fn serve(
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(ViewerError::Runtime)
-    })
+    });
+    // A recording still being read (on a blocking thread) must not hold up Ctrl-C.
+    rt.shutdown_background();
+    served
 }
