@@ -41,8 +41,26 @@ fn main() {
         m
     };
     let t = std::time::Instant::now();
-    let _ = model.meta();
+    let meta = model.meta();
     eprintln!("meta: {:?}", t.elapsed());
+    // The windows a page asks for first: the whole recording at a canvas's width (1 000
+    // px), and with a view's margin each side (3 000 px); the fastest of five each.
+    let end = serde_json::to_value(&meta)
+        .ok()
+        .and_then(|m| m["end"].as_i64())
+        .unwrap_or(0);
+    let filter = flightrec_viewer::model::Filter::default();
+    for (start, stop, width) in [(0, end, 1000), (-end, 2 * end, 3000)] {
+        let best = (0..5)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                let _ = std::hint::black_box(model.window(start, stop, width, &filter));
+                t.elapsed()
+            })
+            .min()
+            .unwrap_or_default();
+        eprintln!("window {start}..{stop} at {width} px: {best:?}");
+    }
 }
 
 /// This process's resident memory now, as the kernel counts it.

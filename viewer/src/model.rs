@@ -439,6 +439,28 @@ pub(crate) fn par_map<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync
         .collect()
 }
 
+/// The start of the pixel (`px` ns wide, counted from `start`) that time `t` falls in.
+fn pixel_of(t: i64, start: i64, px: i64) -> i64 {
+    start.saturating_add(t.saturating_sub(start) / px * px)
+}
+
+/// Events (their times, in order, and levels) counted per pixel: `(pixel start, count, most
+/// severe level)` for each pixel holding any. Each pixel's end is found by binary search and
+/// its level by a pass over its levels alone, so the cost follows the pixels, not the events.
+fn pixel_buckets(ts: &[i64], level: &[u8], start: i64, px: i64) -> Vec<(i64, u32, u8)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < ts.len() {
+        let x = pixel_of(ts[i], start, px);
+        // `pixel_of` never decreases along sorted times, so this is a partition.
+        let n = i + ts[i..].partition_point(|&t| pixel_of(t, start, px) <= x);
+        let most = level[i..n].iter().copied().max().unwrap_or(0);
+        out.push((x, (n - i) as u32, most));
+        i = n;
+    }
+    out
+}
+
 /// A recording's activity by thread, from its scan: `(thread index, chunks)`.
 pub type ThreadActivity = Vec<(u32, Vec<flightrec_format::ChunkActivity>)>;
 
@@ -1141,16 +1163,14 @@ impl Model {
     /// are too many to draw one by one.
     pub fn window(&self, start: i64, end: i64, width: u32, filter: &Filter) -> Window {
         let q = WindowQuery::new(self, start, end, width, filter);
-        let lanes = self
-            .lanes
-            .iter()
-            .map(|l| {
-                let mut w = self.lane_window(&q, &l.depths, &l.events, &l.event_ts, &l.event_level);
-                w.locks = self.lock_window(&q, &l.locks);
-                w.bars.extend(activity_window(&q, &l.activity));
-                w
-            })
-            .collect();
+        // Lanes are independent: on every core, so that ten recordings opened together
+        // answer about as fast as one (a zoomed-out window walks every bar in view).
+        let lanes = par_map(self.lanes.iter().collect(), |l| {
+            let mut w = self.lane_window(&q, &l.depths, &l.events, &l.event_ts, &l.event_level);
+            w.locks = self.lock_window(&q, &l.locks);
+            w.bars.extend(activity_window(&q, &l.activity));
+            w
+        });
         Window {
             start: q.start,
             end: q.end,
@@ -1293,45 +1313,53 @@ impl Model {
         }
         let from = lane.event_ts.partition_point(|&t| t < start);
         let to = lane.event_ts.partition_point(|&t| t <= end);
-        // Positions in the lane's event arrays.
-        let matching: Vec<usize> = if everything {
-            (from..to).collect()
+        let (events, buckets) = if everything && to - from > MAX_EVENTS_PER_LANE {
+            // Every event counts: count per pixel without visiting them one by one (a
+            // zoomed-out view of ten recordings holds millions).
+            let buckets = pixel_buckets(
+                &lane.event_ts[from..to],
+                &lane.event_level[from..to],
+                start,
+                px,
+            );
+            (Vec::new(), buckets)
         } else {
-            (from..to)
-                .filter(|&k| self.record_passes(m, &self.records[lane.events[k] as usize]))
-                .collect()
-        };
-        let (events, buckets) = if matching.len() <= MAX_EVENTS_PER_LANE {
-            let ev: Vec<WindowEvent> = matching
-                .iter()
-                .map(|&k| {
-                    let i = lane.events[k];
-                    let r = &self.records[i as usize];
-                    WindowEvent {
-                        id: i,
-                        t: lane.event_ts[k],
-                        level: lane.event_level[k],
-                        title: self.title(r),
-                    }
+            // Positions in the lane's event arrays.
+            let matching: Vec<usize> = (from..to)
+                .filter(|&k| {
+                    everything || self.record_passes(m, &self.records[lane.events[k] as usize])
                 })
                 .collect();
-            (ev, Vec::new())
-        } else {
-            // [pixel start, count, most severe level]
-            let mut b: Vec<(i64, u32, u8)> = Vec::new();
-            for &k in &matching {
-                let t = lane.event_ts[k];
-                let x = start.saturating_add(t.saturating_sub(start) / px * px);
-                let level = lane.event_level[k];
-                match b.last_mut() {
-                    Some(last) if last.0 == x => {
-                        last.1 += 1;
-                        last.2 = last.2.max(level);
+            if matching.len() <= MAX_EVENTS_PER_LANE {
+                let ev: Vec<WindowEvent> = matching
+                    .iter()
+                    .map(|&k| {
+                        let i = lane.events[k];
+                        let r = &self.records[i as usize];
+                        WindowEvent {
+                            id: i,
+                            t: lane.event_ts[k],
+                            level: lane.event_level[k],
+                            title: self.title(r),
+                        }
+                    })
+                    .collect();
+                (ev, Vec::new())
+            } else {
+                let mut b: Vec<(i64, u32, u8)> = Vec::new();
+                for &k in &matching {
+                    let x = pixel_of(lane.event_ts[k], start, px);
+                    let level = lane.event_level[k];
+                    match b.last_mut() {
+                        Some(last) if last.0 == x => {
+                            last.1 += 1;
+                            last.2 = last.2.max(level);
+                        }
+                        _ => b.push((x, 1, level)),
                     }
-                    _ => b.push((x, 1, level)),
                 }
+                (Vec::new(), b)
             }
-            (Vec::new(), b)
         };
         LaneWindow {
             bars,
@@ -1674,6 +1702,65 @@ mod tests {
     use super::*;
 
     const T0: i64 = 1_800_000_000_000_000_000;
+
+    /// Events counted per pixel one by one: what `pixel_buckets` must agree with.
+    fn buckets_one_by_one(ts: &[i64], level: &[u8], start: i64, px: i64) -> Vec<(i64, u32, u8)> {
+        let mut b: Vec<(i64, u32, u8)> = Vec::new();
+        for (&t, &l) in ts.iter().zip(level) {
+            let x = pixel_of(t, start, px);
+            match b.last_mut() {
+                Some(last) if last.0 == x => {
+                    last.1 += 1;
+                    last.2 = last.2.max(l);
+                }
+                _ => b.push((x, 1, l)),
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn events_counted_per_pixel_by_search_match_counting_them_one_by_one() {
+        // A small xorshift: dense runs, sparse gaps, equal times, and times at the ends of
+        // the range, against starts and pixel widths of every size.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for case in 0..300 {
+            let n = (next() % 2000) as usize;
+            let mut t = match case % 3 {
+                0 => i64::MIN + (next() % 1000) as i64,
+                1 => (next() % 1_000_000) as i64 - 500_000,
+                _ => i64::MAX - 10_000_000,
+            };
+            let mut ts = Vec::with_capacity(n);
+            for _ in 0..n {
+                t = t.saturating_add(match next() % 4 {
+                    0 => 0,
+                    1 => (next() % 10) as i64,
+                    2 => (next() % 1000) as i64,
+                    _ => (next() % 100_000) as i64,
+                });
+                ts.push(t);
+            }
+            let level: Vec<u8> = (0..n).map(|_| (next() % 5) as u8).collect();
+            let start = ts
+                .first()
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub((next() % 5000) as i64);
+            let px = 1 + (next() % [3, 700, 90_000][case % 3]) as i64;
+            assert_eq!(
+                pixel_buckets(&ts, &level, start, px),
+                buckets_one_by_one(&ts, &level, start, px),
+                "case {case}: {n} events from {start}, {px} ns a pixel"
+            );
+        }
+    }
 
     fn callsite(id: u32, is_span: bool, name: &str) -> Callsite {
         flightrec_format::testing::callsite(id, is_span, name, &["message", "n"])
