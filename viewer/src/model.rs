@@ -868,13 +868,16 @@ impl Model {
             .map(|p| p.iter().map(|t| t.start).collect())
             .collect();
         let (tasks, moved) = Tasks::concat(task_parts, &bases, &starts, records.len());
-        let mut slots: Vec<Option<TaskLane>> = (0..tasks.list.len()).map(|_| None).collect();
+        // The task lanes in the tasks' new order, sorted in place (there are millions).
+        let mut from = vec![0usize; tasks.list.len()];
+        let mut task_lanes: Vec<TaskLane> = Vec::with_capacity(tasks.list.len());
         for (k, part) in task_lane_parts.into_iter().enumerate() {
             for (pos, t) in part.into_iter().enumerate() {
-                slots[moved[k][pos] as usize] = Some(t);
+                from[moved[k][pos] as usize] = task_lanes.len();
+                task_lanes.push(t);
             }
         }
-        let task_lanes: Vec<TaskLane> = slots.into_iter().flatten().collect();
+        flightrec_analysis::tasks::permute(&mut task_lanes, &from);
         let by_name = by_name(&task_lanes);
         Model {
             rec,

@@ -233,6 +233,11 @@ pub fn combine(recs: Vec<Recording>, records: Vec<Record>) -> Recording {
         modules: Vec::new(),
         stacks: Vec::new(),
     };
+    // Room for every span at once: ten big recordings hold millions, and growing by
+    // doubling rehashes them all again each time.
+    merged
+        .span_callsites
+        .reserve(recs.iter().map(|r| r.span_callsites.len()).sum());
     for rec in recs {
         merged.callsites.extend(rec.callsites);
         merged.threads.extend(rec.threads);

@@ -36,6 +36,10 @@ pub fn initial_stack(r: &Record) -> &[u64] {
 /// Merges a span's newly recorded field values into what is known of it: a later value of
 /// a field replaces the earlier one.
 pub fn merge_fields(into: &mut Vec<FieldValue>, new: &[FieldValue]) {
+    if into.is_empty() {
+        // The common case, a span's creation: room for exactly its fields.
+        into.reserve_exact(new.len());
+    }
     for v in new {
         match into.iter_mut().find(|o| o.index == v.index) {
             Some(o) => o.value = v.value.clone(),

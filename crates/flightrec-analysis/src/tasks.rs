@@ -213,6 +213,11 @@ impl Tasks {
         let mut polls_by_thread: HashMap<u32, Vec<(i64, i64, usize)>> = HashMap::default();
         for e in entries {
             if let Some(&t) = by_span.get(&e.span) {
+                if list[t].polls.is_empty() {
+                    // Most tasks of a big recording are a root span entered once: room for
+                    // one poll, not the four a first push makes.
+                    list[t].polls.reserve_exact(1);
+                }
                 list[t].polls.push(Poll {
                     thread: e.thread,
                     begin: e.begin,
@@ -292,11 +297,8 @@ impl Tasks {
         for (pos, &old) in order.iter().enumerate() {
             new_pos[old] = pos as u32;
         }
-        let mut slots: Vec<Option<Task>> = list.into_iter().map(Some).collect();
-        let list: Vec<Task> = order
-            .iter()
-            .map(|&old| slots[old].take().expect("each task moved once"))
-            .collect();
+        let mut list = list;
+        permute(&mut list, &order);
         for t in of_record.iter_mut().filter(|t| **t != NO_TASK) {
             *t = new_pos[*t as usize];
         }
@@ -320,25 +322,39 @@ impl Tasks {
         starts: &[Vec<i64>],
         records: usize,
     ) -> (Tasks, Vec<Vec<u32>>) {
-        let mut all: Vec<(usize, u32, Task)> = Vec::new();
+        // Tasks are moved once into one list and then sorted in place: a merge of ten big
+        // recordings has millions, and a copy of them all is hundreds of megabytes.
+        let total = parts.iter().map(|p| p.list.len()).sum();
+        // For each task of `list`: its part and position there.
+        let mut origin: Vec<(usize, u32)> = Vec::with_capacity(total);
         let mut of_records = Vec::new();
+        // The list grows from the first part's, whose memory is kept (not copied).
+        let mut list: Vec<Task> = Vec::new();
         for (k, part) in parts.into_iter().enumerate() {
             let base = bases.get(k).copied().unwrap_or(0);
-            for (pos, mut task) in part.list.into_iter().enumerate() {
+            let from = list.len();
+            if k == 0 {
+                list = part.list;
+                list.reserve_exact(total - list.len());
+            } else {
+                list.extend(part.list);
+            }
+            for (pos, task) in list[from..].iter_mut().enumerate() {
                 for i in &mut task.records {
                     *i += base;
                 }
-                all.push((k, pos as u32, task));
+                origin.push((k, pos as u32));
             }
             of_records.push(part.of_record);
         }
-        let mut order: Vec<(i64, u64, usize)> = all
+        let mut order: Vec<(i64, u64, usize)> = list
             .iter()
+            .zip(&origin)
             .enumerate()
-            .map(|(i, (k, pos, t))| {
+            .map(|(i, (t, &(k, pos)))| {
                 let start = starts
-                    .get(*k)
-                    .and_then(|s| s.get(*pos as usize))
+                    .get(k)
+                    .and_then(|s| s.get(pos as usize))
                     .copied()
                     .unwrap_or(0);
                 (start, t.span, i)
@@ -346,16 +362,15 @@ impl Tasks {
             .collect();
         order.sort_unstable();
         let mut moved: Vec<Vec<u32>> = of_records.iter().map(|_| Vec::new()).collect();
-        for (k, _, _) in &all {
-            moved[*k].push(0);
+        for &(k, _) in &origin {
+            moved[k].push(0);
         }
-        let mut slots: Vec<Option<(usize, u32, Task)>> = all.into_iter().map(Some).collect();
-        let mut list = Vec::with_capacity(slots.len());
-        for (new, &(_, _, i)) in order.iter().enumerate() {
-            let (k, pos, task) = slots[i].take().expect("each task moved once");
+        let from: Vec<usize> = order.into_iter().map(|(_, _, i)| i).collect();
+        for (new, &old) in from.iter().enumerate() {
+            let (k, pos) = origin[old];
             moved[k][pos as usize] = new as u32;
-            list.push(task);
         }
+        permute(&mut list, &from);
         let mut of_record = Vec::with_capacity(records);
         for (k, part) in of_records.into_iter().enumerate() {
             of_record.extend(part.into_iter().map(|t| {
@@ -411,6 +426,27 @@ impl Tasks {
             let first = t.polls.first().map(|p| p.thread);
             t.polls.iter().any(|p| Some(p.thread) != first)
         })
+    }
+}
+
+/// Reorders `v` in place so that position `p` holds what was at `from[p]` (`from` is a
+/// permutation of `0..v.len()`), by following each cycle of the permutation with swaps.
+pub fn permute<T>(v: &mut [T], from: &[usize]) {
+    debug_assert_eq!(v.len(), from.len());
+    let mut placed = vec![false; v.len()];
+    for start in 0..v.len() {
+        let mut p = start;
+        while !placed[p] {
+            placed[p] = true;
+            let q = from[p];
+            if q == start {
+                break;
+            }
+            // `v[p]` takes what was at `q` (untouched so far: a cycle visits it once), and
+            // `v[q]` holds what was at `start`, for the next step (or the cycle's end).
+            v.swap(p, q);
+            p = q;
+        }
     }
 }
 
@@ -495,5 +531,46 @@ impl TokioIds {
             self.live.remove(&r.span);
         }
         id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::permute;
+
+    #[test]
+    fn permuting_in_place_puts_at_each_position_what_was_at_its_source() {
+        // Every permutation of five, and larger ones from a small xorshift shuffle.
+        let mut perms: Vec<Vec<usize>> = Vec::new();
+        let mut stack = vec![Vec::new()];
+        while let Some(p) = stack.pop() {
+            if p.len() == 5 {
+                perms.push(p);
+                continue;
+            }
+            for x in (0..5).filter(|x| !p.contains(x)) {
+                let mut q = p.clone();
+                q.push(x);
+                stack.push(q);
+            }
+        }
+        assert_eq!(perms.len(), 120);
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for n in [0, 1, 2, 1000] {
+            let mut from: Vec<usize> = (0..n).collect();
+            for i in (1..n).rev() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                from.swap(i, (seed % (i as u64 + 1)) as usize);
+            }
+            perms.push(from);
+        }
+        for from in perms {
+            let mut v: Vec<String> = (0..from.len()).map(|i| format!("item {i}")).collect();
+            permute(&mut v, &from);
+            let want: Vec<String> = from.iter().map(|i| format!("item {i}")).collect();
+            assert_eq!(v, want, "from {from:?}");
+        }
     }
 }

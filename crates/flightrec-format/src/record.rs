@@ -578,6 +578,9 @@ impl<'b> Parser<'b> {
                 truncated,
             });
         }
+        // A record's fields are kept as long as the recording is open, millions of them:
+        // not the spare room growing left (a one-field record would hold four).
+        out.shrink_to_fit();
         Ok(out)
     }
 }
