@@ -297,7 +297,6 @@ impl Tasks {
         for (pos, &old) in order.iter().enumerate() {
             new_pos[old] = pos as u32;
         }
-        let mut list = list;
         permute(&mut list, &order);
         for t in of_record.iter_mut().filter(|t| **t != NO_TASK) {
             *t = new_pos[*t as usize];
