@@ -461,6 +461,22 @@ fn pixel_buckets(ts: &[i64], level: &[u8], start: i64, px: i64) -> Vec<(i64, u32
     out
 }
 
+/// Runs `f` on a thread of lower CPU priority (nice 10, which the threads it starts
+/// inherit): the full read of recordings opened together goes on while the page is drawn
+/// from their skeleton, and the page's questions, and the browser beside it, must not wait
+/// behind it on a machine of two cores. Best effort: where the priority cannot be lowered,
+/// `f` runs all the same.
+fn in_background<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10);
+            f()
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// A recording's activity by thread, from its scan: `(thread index, chunks)`.
 pub type ThreadActivity = Vec<(u32, Vec<flightrec_format::ChunkActivity>)>;
 
@@ -683,7 +699,9 @@ impl Model {
         shifts: &[i64],
         load: impl Fn(usize) -> Result<Recording, String> + Sync,
     ) -> Result<Model, String> {
-        Model::merged_parts(flightrec_analysis::merge::processes(heads, shifts), load)
+        let processes = flightrec_analysis::merge::processes(heads, shifts);
+        let load = &load;
+        in_background(move || Model::merged_parts(processes, load))
     }
 
     fn merged_parts(

@@ -11,7 +11,7 @@ use crate::layout::{get_u32, get_u64, header, state, ChunkFields, CLOCK_MONOTONI
 use crate::layout::{CHUNK_HEADER_SIZE, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_CHUNK_SIZE};
 use crate::layout::{MAX_FILE_SIZE, MIN_CHUNK_SIZE};
 use crate::meta::{parse_meta, Callsite, MetaEntry, ProcessInfo};
-use crate::record::{parse_record, FieldValue, RecordKind, FLAG_TRUNCATED};
+use crate::record::{parse_record, parse_record_head, FieldValue, RecordKind, FLAG_TRUNCATED};
 use crate::record::{PARENT_CONTEXTUAL, PARENT_ROOT};
 use crate::trigger::Trigger;
 use crate::FormatError;
@@ -354,7 +354,7 @@ pub(crate) fn scan_parts<'a>(
         let (mut user_records, mut first_ticks, mut max_ticks) = (0u64, None, 0u64);
         let mut last_span = 0u64;
         while pos < payload.len() {
-            match parse_record(&payload[pos..]) {
+            match parse_record_head(&payload[pos..]) {
                 Ok((r, n)) => {
                     pos += n;
                     if r.kind == RecordKind::Context {

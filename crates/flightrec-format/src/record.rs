@@ -460,6 +460,18 @@ pub enum RecordError {
 
 /// Parses the record at the start of `b`. Returns it and its length.
 pub fn parse_record(b: &[u8]) -> Result<(RawRecord, usize), RecordError> {
+    parse(b, true)
+}
+
+/// `parse_record` without the field values: the record is checked just as fully (it fails
+/// exactly where `parse_record` does), but `fields` is left empty and nothing is allocated
+/// for them. For passes that only measure and index (a scan walks every record of a
+/// recording before anything is shown).
+pub fn parse_record_head(b: &[u8]) -> Result<(RawRecord, usize), RecordError> {
+    parse(b, false)
+}
+
+fn parse(b: &[u8], keep_fields: bool) -> Result<(RawRecord, usize), RecordError> {
     let len = get_u16(b, 0).ok_or(RecordError::BadLength)? as usize;
     if len < RECORD_HEADER_SIZE || len > b.len() {
         return Err(RecordError::BadLength);
@@ -480,16 +492,16 @@ pub fn parse_record(b: &[u8]) -> Result<(RawRecord, usize), RecordError> {
     match kind {
         RecordKind::Event => {
             r.other = p.u64()?;
-            r.fields = p.fields()?;
+            r.fields = p.fields(keep_fields)?;
         }
         RecordKind::SpanNew => {
             r.span = p.u64()?;
             r.other = p.u64()?;
-            r.fields = p.fields()?;
+            r.fields = p.fields(keep_fields)?;
         }
         RecordKind::SpanRecord => {
             r.span = p.u64()?;
-            r.fields = p.fields()?;
+            r.fields = p.fields(keep_fields)?;
         }
         RecordKind::Enter | RecordKind::Exit | RecordKind::Close => {
             r.span = p.u64()?;
@@ -549,12 +561,30 @@ impl<'b> Parser<'b> {
         self.take(n)
     }
 
-    fn fields(&mut self) -> Result<Vec<FieldValue>, RecordError> {
+    /// The field values to the end of the body; with `keep` false, only checked (the same
+    /// checks) and none returned.
+    fn fields(&mut self, keep: bool) -> Result<Vec<FieldValue>, RecordError> {
         let mut out = Vec::new();
         while self.pos < self.b.len() {
             let head = self.take(2)?;
             let (index, t) = (head[0], head[1]);
             let truncated = t & tag::TRUNCATED != 0;
+            if !keep {
+                match t & !tag::TRUNCATED {
+                    tag::I64 | tag::U64 | tag::F64 => {
+                        self.take(8)?;
+                    }
+                    tag::I128 | tag::U128 => {
+                        self.take(16)?;
+                    }
+                    tag::BOOL if self.take(1)?[0] <= 1 => {}
+                    tag::STR | tag::DEBUG | tag::ERROR | tag::BYTES => {
+                        self.text()?;
+                    }
+                    _ => return Err(RecordError::BadBody),
+                }
+                continue;
+            }
             let value = match t & !tag::TRUNCATED {
                 tag::I64 => Value::I64(self.u64()? as i64),
                 tag::U64 => Value::U64(self.u64()?),
@@ -699,5 +729,45 @@ mod tests {
         b[0] = 16;
         b[2] = 99;
         assert_eq!(parse_record(&b), Err(RecordError::UnknownKind(99)));
+    }
+
+    /// A record of every value type, for damaging.
+    fn every_type_record() -> Vec<u8> {
+        let mut buf = [0u8; 512];
+        let mut e = Encoder::new(&mut buf, RecordKind::SpanNew, 7, 123_456, false);
+        e.u64(99);
+        e.u64(PARENT_CONTEXTUAL);
+        e.field_i64(0, -5);
+        e.field_u64(1, u64::MAX);
+        e.field_i128(2, i128::MIN);
+        e.field_u128(3, u128::MAX);
+        e.field_f64(4, 1.5);
+        e.field_bool(5, true);
+        e.field_bytes(6, tag::STR, "héllo".as_bytes());
+        e.field_bytes(7, tag::BYTES, &[0, 1, 255]);
+        let len = e.finish().unwrap();
+        buf[..len].to_vec()
+    }
+
+    proptest::proptest! {
+        /// The scan's parse fails exactly where the full one does, and otherwise reads the
+        /// same record but for the field values.
+        #[test]
+        fn the_head_parse_agrees_with_the_full_parse_on_damaged_records(
+            damage in proptest::collection::vec((0usize..512, proptest::num::u8::ANY), 0..4),
+            cut in 0usize..512,
+        ) {
+            let mut b = every_type_record();
+            for (at, v) in damage {
+                let at = at % b.len();
+                b[at] = v;
+            }
+            b.truncate(cut.max(1).min(b.len()));
+            let full = parse_record(&b).map(|(mut r, n)| {
+                r.fields.clear();
+                (r, n)
+            });
+            proptest::prop_assert_eq!(parse_record_head(&b), full);
+        }
     }
 }
