@@ -65,6 +65,146 @@ pub struct Lane {
     /// In a model still loading (`Model::skeleton`): where the thread was active, chunk by
     /// chunk (relative first and last record, records), oldest first.
     pub activity: Vec<(i64, i64, u32)>,
+    /// Each depth's bars as a window `coarse_px` ns a pixel or coarser sees them: the runs
+    /// it would clump anyway (bars narrower than `coarse_px`, less than `coarse_px` apart)
+    /// merged in advance, so that a zoomed-out window over millions of bars walks far
+    /// fewer. Beside `depths`, depth for depth; empty (and `coarse_px` 0) when not built.
+    pub coarse: Vec<Vec<CoarseBars>>,
+    pub coarse_px: i64,
+}
+
+/// A run of one depth's consecutive bars (see `Lane::coarse`), or one bar (`count` 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CoarseBars {
+    /// The first bar's begin, the last bar's end.
+    pub begin: i64,
+    pub end: i64,
+    /// Where the first bar is in its depth, and how many bars from there.
+    pub first: u32,
+    pub count: u32,
+}
+
+/// `list`'s runs of bars narrower than `px` and less than `px` apart, merged.
+fn coarse_bars(list: &[Bar], px: i64) -> Vec<CoarseBars> {
+    let mut out: Vec<CoarseBars> = Vec::new();
+    // Whether the last item is a run that narrow bars may still join.
+    let mut open = false;
+    for (i, b) in list.iter().enumerate() {
+        let narrow = b.end.saturating_sub(b.begin) < px;
+        match out.last_mut() {
+            Some(run) if open && narrow && b.begin.saturating_sub(run.end) < px => {
+                run.end = b.end;
+                run.count += 1;
+            }
+            _ => {
+                out.push(CoarseBars {
+                    begin: b.begin,
+                    end: b.end,
+                    first: i as u32,
+                    count: 1,
+                });
+                open = narrow;
+            }
+        }
+    }
+    out
+}
+
+/// What a window shows of one depth: bars (by position in the depth) and clumps of bars
+/// narrower than a pixel `(begin, end, bars)`.
+#[derive(Debug, PartialEq)]
+enum DepthItem {
+    Bar(usize),
+    Clump(i64, i64, u32),
+}
+
+/// Walks one depth's bars in a window, clumping the runs narrower than a pixel.
+struct ClumpWalk {
+    px: i64,
+    clump: Option<(i64, i64, u32)>,
+    items: Vec<DepthItem>,
+}
+
+impl ClumpWalk {
+    /// `n` bars from `begin` to `end`, each narrower than a pixel and less than a pixel apart.
+    fn narrow(&mut self, begin: i64, end: i64, n: u32) {
+        match &mut self.clump {
+            Some((_, e, count)) if begin.saturating_sub(*e) < self.px => {
+                *e = end;
+                *count += n;
+            }
+            _ => {
+                self.close();
+                self.clump = Some((begin, end, n));
+            }
+        }
+    }
+
+    fn bar(&mut self, list: &[Bar], i: usize) {
+        let b = &list[i];
+        if b.end.saturating_sub(b.begin) < self.px {
+            self.narrow(b.begin, b.end, 1);
+        } else {
+            self.close();
+            self.items.push(DepthItem::Bar(i));
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some((s, e, n)) = self.clump.take() {
+            self.items.push(DepthItem::Clump(s, e, n));
+        }
+    }
+}
+
+/// The window `start..=end` at `px` ns a pixel of one depth's bars (`list`), those `passes`
+/// lets through. With `coarse` (the depth's runs at `coarse_px`, see `Lane::coarse`), when
+/// the pixel is at least that wide and every bar passes, from the runs: the same answer.
+fn depth_window(
+    list: &[Bar],
+    coarse: Option<(&[CoarseBars], i64)>,
+    (start, end, px): (i64, i64, i64),
+    passes: Option<&dyn Fn(&Bar) -> bool>,
+) -> Vec<DepthItem> {
+    let mut walk = ClumpWalk {
+        px,
+        clump: None,
+        items: Vec::new(),
+    };
+    match (coarse, passes) {
+        (Some((runs, coarse_px)), None) if coarse_px > 0 && px >= coarse_px => {
+            let from = runs.partition_point(|c| c.end < start);
+            for c in runs[from..].iter().take_while(|c| c.begin <= end) {
+                let (first, n) = (c.first as usize, c.count as usize);
+                if n == 1 {
+                    walk.bar(list, first);
+                } else if list[first].end >= start && list[first + n - 1].begin <= end {
+                    // Every bar of the run is in the window and narrower than a pixel:
+                    // clumped as one by one.
+                    walk.narrow(c.begin, c.end, c.count);
+                } else {
+                    for i in first..first + n {
+                        if list[i].end >= start && list[i].begin <= end {
+                            walk.bar(list, i);
+                        }
+                    }
+                }
+            }
+        }
+        _ => {
+            let from = list.partition_point(|b| b.end < start);
+            for (i, b) in list.iter().enumerate().skip(from) {
+                if b.begin > end {
+                    break;
+                }
+                if passes.is_none_or(|p| p(b)) {
+                    walk.bar(list, i);
+                }
+            }
+        }
+    }
+    walk.close();
+    walk.items
 }
 
 /// What is known of a span.
@@ -551,6 +691,8 @@ impl Model {
                 overwritten: t.overwritten,
                 locks: Vec::new(),
                 activity: Vec::new(),
+                coarse: Vec::new(),
+                coarse_px: 0,
             });
         }
         // Entries, as the reading layer reconstructs them for every reader.
@@ -632,6 +774,15 @@ impl Model {
             for bars in &mut l.depths {
                 bars.sort_by_key(|b| b.begin);
             }
+            // Runs for windows of the whole lane down to about 1/16384 of it (a canvas is a
+            // few thousand pixels wide).
+            let span = l.last.saturating_sub(l.data_start).max(0);
+            l.coarse_px = (span / 16384).max(1);
+            l.coarse = l
+                .depths
+                .iter()
+                .map(|d| coarse_bars(d, l.coarse_px))
+                .collect();
         }
         drop(all_entries);
         let names = Names::new(&rec);
@@ -802,6 +953,10 @@ impl Model {
             for b in l.depths.iter_mut().flatten() {
                 by(&mut b.begin);
                 by(&mut b.end);
+            }
+            for c in l.coarse.iter_mut().flatten() {
+                by(&mut c.begin);
+                by(&mut c.end);
             }
             by(&mut l.data_start);
             by(&mut l.last);
@@ -1187,7 +1342,15 @@ impl Model {
         // Lanes are independent: on every core, so that ten recordings opened together
         // answer about as fast as one (a zoomed-out window walks every bar in view).
         let lanes = par_map(self.lanes.iter().collect(), |l| {
-            let mut w = self.lane_window(&q, &l.depths, &l.events, &l.event_ts, &l.event_level);
+            let coarse = Some((l.coarse.as_slice(), l.coarse_px));
+            let mut w = self.lane_window(
+                &q,
+                &l.depths,
+                coarse,
+                &l.events,
+                &l.event_ts,
+                &l.event_level,
+            );
             w.locks = self.lock_window(&q, &l.locks);
             w.bars.extend(activity_window(&q, &l.activity));
             w
@@ -1230,7 +1393,7 @@ impl Model {
                     &lane_of,
                     self.origin,
                 );
-                self.lane_window(&q, &l.depths, &l.events, &l.event_ts, &l.event_level)
+                self.lane_window(&q, &l.depths, None, &l.events, &l.event_ts, &l.event_level)
             })
             .collect();
         Window {
@@ -1277,6 +1440,7 @@ impl Model {
         &self,
         q: &WindowQuery<'_>,
         depths: &[Vec<Bar>],
+        coarse: Option<(&[Vec<CoarseBars>], i64)>,
         events: &[u32],
         event_ts: &[i64],
         event_level: &[u8],
@@ -1290,46 +1454,29 @@ impl Model {
             event_level,
         };
         let mut bars: Vec<WindowBar> = Vec::new();
+        let passes =
+            |b: &Bar| self.callsite_passes(m, self.rec.span_callsites.get(&b.span).copied());
         for (depth, list) in lane.depths.iter().enumerate() {
-            let from = list.partition_point(|b| b.end < start);
+            let runs = coarse.and_then(|(runs, px)| Some((runs.get(depth)?.as_slice(), px)));
+            let filter: Option<&dyn Fn(&Bar) -> bool> = (!everything).then_some(&passes);
             // A run of bars narrower than a pixel becomes one "busy" bar.
-            let mut clump: Option<(i64, i64, u32)> = None;
-            for b in list[from..].iter().take_while(|b| b.begin <= end) {
-                let cs = || self.rec.span_callsites.get(&b.span).copied();
-                if !everything && !self.callsite_passes(m, cs()) {
-                    continue;
-                }
-                if b.end.saturating_sub(b.begin) < px {
-                    match &mut clump {
-                        Some((_, e, n)) if b.begin.saturating_sub(*e) < px => {
-                            *e = b.end;
-                            *n += 1;
-                        }
-                        _ => {
-                            if let Some((s, e, n)) = clump.take() {
-                                bars.push(WindowBar::Clump(s, e, depth, n));
-                            }
-                            clump = Some((b.begin, b.end, 1));
-                        }
+            for item in depth_window(list, runs, (start, end, px), filter) {
+                bars.push(match item {
+                    DepthItem::Clump(s, e, n) => WindowBar::Clump(s, e, depth, n),
+                    DepthItem::Bar(i) => {
+                        let b = &list[i];
+                        WindowBar::Bar(BarOut {
+                            b: b.begin,
+                            e: b.end,
+                            d: depth,
+                            span: b.span.to_string(),
+                            name: self.span_name(b.span).to_owned(),
+                            level: self.level_of(self.rec.span_callsites.get(&b.span).copied()),
+                            flags: b.flags,
+                            worker: b.worker,
+                        })
                     }
-                    continue;
-                }
-                if let Some((s, e, n)) = clump.take() {
-                    bars.push(WindowBar::Clump(s, e, depth, n));
-                }
-                bars.push(WindowBar::Bar(BarOut {
-                    b: b.begin,
-                    e: b.end,
-                    d: depth,
-                    span: b.span.to_string(),
-                    name: self.span_name(b.span).to_owned(),
-                    level: self.level_of(cs()),
-                    flags: b.flags,
-                    worker: b.worker,
-                }));
-            }
-            if let Some((s, e, n)) = clump.take() {
-                bars.push(WindowBar::Clump(s, e, depth, n));
+                });
             }
         }
         let from = lane.event_ts.partition_point(|&t| t < start);
@@ -1738,6 +1885,62 @@ mod tests {
             }
         }
         b
+    }
+
+    #[test]
+    fn a_window_from_the_coarse_runs_is_the_window_from_every_bar() {
+        let mut seed = 0x853c_49e6_748f_ea9b_u64;
+        let mut next = move |below: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % below.max(1)
+        };
+        let mut coarse_used = 0;
+        for case in 0..400 {
+            // Disjoint sorted bars: dense runs of short ones, long ones, gaps of every size.
+            let mut list = Vec::new();
+            let mut t = next(1000) as i64 - 500;
+            for _ in 0..next(300) {
+                t += [0, 1, 5, 40, 5000][next(5) as usize] as i64;
+                let len = [0, 1, 3, 20, 900, 20_000][next(6) as usize] as i64;
+                list.push(Bar {
+                    begin: t,
+                    end: t + len,
+                    span: 1,
+                    record: NO_RECORD,
+                    flags: 0,
+                    placement: Placement::Nested { depth: 0 },
+                    worker: None,
+                });
+                t += len;
+            }
+            let coarse_px = 1 + next(60) as i64;
+            let runs = coarse_bars(&list, coarse_px);
+            assert_eq!(
+                runs.iter().map(|r| r.count as usize).sum::<usize>(),
+                list.len(),
+                "case {case}: every bar in one run"
+            );
+            if runs.len() < list.len() {
+                coarse_used += 1;
+            }
+            for _ in 0..20 {
+                let start = next(t.max(1) as u64 + 2000) as i64 - 1000;
+                let end = start + next(t.max(1) as u64) as i64;
+                let px = coarse_px + next(3 * coarse_px as u64) as i64;
+                let q = (start, end, px);
+                assert_eq!(
+                    depth_window(&list, Some((&runs, coarse_px)), q, None),
+                    depth_window(&list, None, q, None),
+                    "case {case}: window {start}..={end} at {px} ns a pixel, runs at {coarse_px}"
+                );
+            }
+        }
+        assert!(
+            coarse_used > 100,
+            "the runs merged bars in {coarse_used} cases only"
+        );
     }
 
     #[test]
