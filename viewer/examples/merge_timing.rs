@@ -79,15 +79,18 @@ fn resident() -> String {
 fn skeleton_timing(paths: &[PathBuf]) {
     let mut read = std::time::Duration::ZERO;
     let mut scan = std::time::Duration::ZERO;
+    let mut scans = Vec::new();
     for p in paths {
         let t = std::time::Instant::now();
         let img = flightrec_format::read_image(p).expect("image");
         read += t.elapsed();
         let t = std::time::Instant::now();
         let s = img.scan().expect("scan");
-        let _ = s.activity().count();
+        let activity = s.activity().map(|(t, a)| (t, a.to_vec())).collect();
         scan += t.elapsed();
-        eprintln!("held {} bytes", img.held_bytes());
+        scans.push((s.recording, activity));
     }
-    eprintln!("read {read:?} scan {scan:?}");
+    let t = std::time::Instant::now();
+    let _ = Model::skeleton(scans, &[]);
+    eprintln!("read {read:?} scan {scan:?} skeleton {:?}", t.elapsed());
 }

@@ -883,6 +883,12 @@ impl Model {
     /// once and asks again until the real model is ready (`loading`).
     pub fn skeleton(scans: Vec<(Recording, ThreadActivity)>, shifts: &[i64]) -> Model {
         use flightrec_analysis::merge;
+        let mut scans = scans;
+        for (rec, _) in &mut scans {
+            // Which callsite each span has: nothing a skeleton draws, and for a big
+            // recording a map of hundreds of thousands that would be copied and renamed.
+            rec.span_callsites = Default::default();
+        }
         let heads: Vec<Recording> = scans.iter().map(|(r, _)| r.clone()).collect();
         let processes = merge::processes(&heads, shifts);
         drop(heads);
