@@ -753,6 +753,7 @@ mod tests {
         /// The scan's parse fails exactly where the full one does, and otherwise reads the
         /// same record but for the field values.
         #[test]
+        #[cfg_attr(miri, ignore = "proptest keeps failing cases on disk, which Miri isolates")]
         fn the_head_parse_agrees_with_the_full_parse_on_damaged_records(
             damage in proptest::collection::vec((0usize..512, proptest::num::u8::ANY), 0..4),
             cut in 0usize..512,
