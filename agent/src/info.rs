@@ -60,6 +60,7 @@ pub fn run(
                 "ts": rec.trigger.wall_ns, "message": rec.trigger.message,
                 "description": rec.trigger.describe(),
             },
+            "ending": ending_json(rec.ending),
             "chunk_size": rec.chunk_size, "chunk_count": rec.chunk_count, "file_size": rec.file_size,
             "records": present, "overwritten": overwritten, "dropped": dropped,
             "damage": {
@@ -88,9 +89,26 @@ pub fn run(
     writeln!(out, "exe:         {}", p.exe)?;
     writeln!(out, "args:        {}", p.args.join(" "))?;
     writeln!(out, "started:     {}", format_ts(rec.start_wall_ns))?;
-    write!(out, "trigger:     {}", rec.trigger.describe())?;
-    if rec.trigger.wall_ns > 0 {
-        write!(out, " (at {})", format_ts(rec.trigger.wall_ns))?;
+    if rec.trigger.reason == flightrec_format::TriggerReason::None
+        && rec.ending != flightrec_format::Ending::Unrecorded
+    {
+        writeln!(out, "trigger:     none (no dump was asked for)")?;
+    } else {
+        write!(out, "trigger:     {}", rec.trigger.describe())?;
+        if rec.trigger.wall_ns > 0 {
+            write!(out, " (at {})", format_ts(rec.trigger.wall_ns))?;
+        }
+        writeln!(out)?;
+    }
+    write!(out, "ended:       {}", rec.ending.describe())?;
+    match rec.ending {
+        flightrec_format::Ending::Closed { wall_ns }
+        | flightrec_format::Ending::Stopped { wall_ns, .. }
+            if wall_ns > 0 =>
+        {
+            write!(out, " (at {})", format_ts(wall_ns))?
+        }
+        _ => {}
     }
     writeln!(out)?;
     writeln!(
@@ -164,6 +182,20 @@ pub fn run(
         write!(out, "{}", flightrec_analysis::stacks::render(&stacks))?;
     }
     Ok(())
+}
+
+/// How the process ended, as data: `how` is `unrecorded`, `closed` or `stopped`.
+fn ending_json(ending: flightrec_format::Ending) -> Json {
+    match ending {
+        flightrec_format::Ending::Unrecorded => json!({ "how": ending.slug() }),
+        flightrec_format::Ending::Closed { wall_ns } => {
+            json!({ "how": ending.slug(), "ts": wall_ns })
+        }
+        flightrec_format::Ending::Stopped { signal, wall_ns } => json!({
+            "how": ending.slug(), "signal": signal,
+            "signal_name": flightrec_format::trigger::signal_name(signal), "ts": wall_ns,
+        }),
+    }
 }
 
 /// The native stacks as data.

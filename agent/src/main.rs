@@ -117,14 +117,20 @@ enum Command {
         #[arg(long)]
         stacks: bool,
     },
-    /// Turn the ring file of a dead process into a dump and print the dump's path.
+    /// Turn the ring file of a dead process into a dump, print the dump's path, and remove
+    /// the ring (it would only be collected again by the service's next start).
     Collect {
         /// The ring file (`<service>-<pid>.flightrec-ring`).
         ring: PathBuf,
         /// Where to write the dump: a file name, or an existing directory to write it into
-        /// under its usual name (default: beside the ring).
+        /// under its usual name (default: the service's dump directory, as its ring
+        /// records it, else beside the ring).
         #[arg(short, long)]
         out: Option<PathBuf>,
+        /// Keep the ring file, marked as collected: no recorder, `watch` or `collect`
+        /// dumps it again.
+        #[arg(long)]
+        keep_ring: bool,
     },
     /// Ship dumps to S3-compatible object storage (configured by AWS_ENDPOINT_URL,
     /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ALLOW_HTTP).
@@ -252,7 +258,11 @@ fn main() -> ExitCode {
             timeout,
             stacks,
         } => snapshot::run(pid, signal.as_deref(), timeout, stacks, &mut out),
-        Command::Collect { ring, out: dir } => collect(&ring, dir, &mut out),
+        Command::Collect {
+            ring,
+            out: dir,
+            keep_ring,
+        } => collect(&ring, dir, keep_ring, &mut out),
         Command::Upload {
             files,
             to,
@@ -302,6 +312,7 @@ fn one_line(e: &anyhow::Error) -> String {
 fn collect(
     ring: &std::path::Path,
     to: Option<PathBuf>,
+    keep_ring: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let head = flightrec_format::read_head(ring).with_context(|| format!("{}", ring.display()))?;
@@ -319,8 +330,13 @@ fn collect(
     };
     // An existing directory receives the dump under its usual name; anything else names
     // the dump file itself.
+    let recorded_dump_dir = || {
+        flightrec_format::layout::RingSettings::parse(&head)
+            .dump_dir
+            .filter(|d| d.is_dir())
+    };
     let (dir, file) = match to {
-        None => (parent_of(ring), None),
+        None => (recorded_dump_dir().unwrap_or_else(|| parent_of(ring)), None),
         Some(d) if d.is_dir() => (d, None),
         Some(f) => {
             if f.exists() {
@@ -340,6 +356,13 @@ fn collect(
             (parent, Some(f))
         }
     };
+    if let Some(at) = flightrec_format::layout::RingSettings::parse(&head).collected_wall_ns {
+        anyhow::bail!(
+            "{} was already collected at {} (it was kept with --keep-ring); its dump is in the service's dump directory",
+            ring.display(),
+            cat::format_ts(at.min(i64::MAX as u64) as i64)
+        );
+    }
     let dump = flightrec_format::dump::collect(ring, &dir)
         .with_context(|| format!("{}", ring.display()))?;
     let dump = match file {
@@ -352,6 +375,15 @@ fn collect(
             f
         }
     };
+    // The dump holds everything the ring did: left as it was, the service's next start
+    // would collect it a second time.
+    if keep_ring {
+        flightrec_format::dump::mark_collected(ring)
+            .with_context(|| format!("cannot mark {} as collected", ring.display()))?;
+    } else {
+        std::fs::remove_file(ring)
+            .with_context(|| format!("cannot remove {} after collecting it", ring.display()))?;
+    }
     writeln!(out, "{}", dump.display())?;
     Ok(())
 }
@@ -375,8 +407,9 @@ fn watch(
                 continue;
             }
             let settings = flightrec_format::ring_settings(&ring).unwrap_or_default();
-            // Its process exited cleanly: nothing to report, and nothing to keep.
-            if settings.closed_wall_ns.is_some() {
+            // Its process exited cleanly or was told to stop: nothing to report, and
+            // nothing to keep.
+            if settings.needs_no_dump() {
                 let _ = std::fs::remove_file(&ring);
                 continue;
             }
@@ -418,6 +451,7 @@ fn cat_files(files: &[PathBuf], json: bool, out: &mut impl Write) -> anyhow::Res
     if let [file] = files {
         let image = read(file)?;
         let scan = scan(file, &image)?;
+        warn_if_damaged(file, &scan.recording);
         return cat::run(&scan, json, out);
     }
     if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
@@ -432,6 +466,9 @@ fn cat_files(files: &[PathBuf], json: bool, out: &mut impl Write) -> anyhow::Res
         .zip(&images)
         .map(|(f, i)| scan(f, i))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    for (f, s) in files.iter().zip(&scans) {
+        warn_if_damaged(f, &s.recording);
+    }
     cat::run_merged(&scans, json, out)
 }
 
@@ -446,6 +483,17 @@ fn scan<'a>(
     image: &'a flightrec_format::Image,
 ) -> anyhow::Result<flightrec_format::Scan<'a>> {
     image.scan().with_context(|| format!("{}", path.display()))
+}
+
+/// One line on stderr when `rec` is damaged: what is missing, and that what follows is
+/// partial (the output goes on: every record that survived is worth having).
+pub(crate) fn warn_if_damaged(path: &std::path::Path, rec: &flightrec_format::Recording) {
+    if let Some(what) = rec.damage.describe() {
+        eprintln!(
+            "flightrec: warning: {} is damaged ({what}): the output is partial",
+            path.display()
+        );
+    }
 }
 
 /// `flightrec cat dump | head` must end quietly, like any Unix filter.

@@ -23,6 +23,7 @@ pub fn run(
     if merge && (paths.len() < 2 || paths.iter().any(|p| !p.is_file())) {
         anyhow::bail!("--merge opens two or more recording files together (not directories)");
     }
+    check_paths(&paths)?;
     let remote = match urls.as_slice() {
         [] => None,
         [url] => {
@@ -47,6 +48,56 @@ pub fn run(
         out,
         std::future::pending(),
     )
+}
+
+/// Fails with one line when a file given by name is not a recording; then one line per
+/// file in a given directory that is named like a recording but is not one (the index
+/// leaves it out), and one per given recording that is damaged (found by a scan in the
+/// background, so the URL is not held up).
+fn check_paths(paths: &[PathBuf]) -> anyhow::Result<()> {
+    for f in paths.iter().filter(|p| p.is_file()) {
+        if let Err(e) = flightrec_format::check_head(f) {
+            anyhow::bail!("{}: not a flightrec recording ({e})", f.display());
+        }
+    }
+    for dir in paths.iter().filter(|p| p.is_dir()) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut skipped: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|e| e == "flightrec" || e == "flightrec-ring")
+                    && p.is_file()
+                    && !flightrec_viewer::is_recording_file(p)
+            })
+            .collect();
+        skipped.sort();
+        for p in skipped {
+            eprintln!(
+                "flightrec: skipping {}: not a flightrec recording",
+                p.display()
+            );
+        }
+    }
+    let files: Vec<PathBuf> = paths.iter().filter(|p| p.is_file()).cloned().collect();
+    if files.is_empty() {
+        return Ok(());
+    }
+    let _ = std::thread::Builder::new()
+        .name("damage-check".into())
+        .spawn(move || {
+            for f in files {
+                if let Ok(image) = flightrec_format::read_image(&f) {
+                    if let Ok(scan) = image.scan() {
+                        crate::warn_if_damaged(&f, &scan.recording);
+                    }
+                }
+            }
+        });
+    Ok(())
 }
 
 /// What `serve_with` serves, and how.

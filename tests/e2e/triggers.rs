@@ -396,7 +396,7 @@ fn collect_refuses_a_live_ring_and_dumps_a_dead_one() {
     let rec = flightrec_format::open(std::path::Path::new(dump.trim())).unwrap();
     assert!(rec.is_dump);
     assert_eq!(check_runs(&rec), 4);
-    assert!(ring.exists(), "collect leaves the ring file alone");
+    assert!(!ring.exists(), "collect removes the ring it dumped");
 }
 
 #[test]

@@ -29,6 +29,8 @@ pub enum ViewerError {
     },
     #[error("{0}: not a dump, ring file or directory")]
     NotADump(String),
+    #[error("{path}: not a flightrec recording: {why}")]
+    NotARecording { path: String, why: String },
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -143,6 +145,14 @@ impl AppState {
             if meta.is_file() && !is_dump_name(r) && !looks_like_dump(r) {
                 return Err(ViewerError::NotADump(r.display().to_string()));
             }
+            // A file given by name must be a recording: better one line now than a page
+            // that opens on an error.
+            if meta.is_file() {
+                flightrec_format::check_head(r).map_err(|e| ViewerError::NotARecording {
+                    path: r.display().to_string(),
+                    why: e.to_string(),
+                })?;
+            }
         }
         let state = AppState {
             roots,
@@ -167,7 +177,7 @@ impl AppState {
                         entries
                             .flatten()
                             .map(|e| e.path())
-                            .filter(|p| is_dump_name(p)),
+                            .filter(|p| is_recording_file(p)),
                     );
                 }
             } else {
@@ -227,6 +237,12 @@ impl AppState {
 fn is_dump_name(p: &Path) -> bool {
     p.extension()
         .is_some_and(|e| e == "flightrec" || e == "flightrec-ring")
+}
+
+/// A file in a directory is listed when its name and its first bytes say it is a
+/// recording; anything else there (`flightrec view DIR` names them at start) is skipped.
+pub fn is_recording_file(p: &Path) -> bool {
+    is_dump_name(p) && looks_like_dump(p)
 }
 
 /// A file given by name may have any name; its first bytes say what it is.

@@ -2068,6 +2068,7 @@ mod tests {
                 wall_ns: T0 + 2_000_000_000,
                 message: String::new(),
             },
+            ending: flightrec_format::Ending::Unrecorded,
             callsites: HashMap::from([(1, callsite(1, false, "ev")), (2, callsite(2, true, "s"))]),
             threads: vec![thread(0, "busy", 30_000), thread(1, "idle", 1)],
             records,

@@ -14,8 +14,8 @@ use tower::ServiceExt;
 
 const HOST: &str = "127.0.0.1:4000";
 
-/// A directory holding a hand-built ring file (one thread, two spans, six events) and a
-/// file that only claims to be a dump.
+/// A directory holding a hand-built ring file (one thread, two spans, six events), a file
+/// that starts like a dump but is not one, and a file that is only named like one.
 fn fixture() -> (tempfile::TempDir, Router) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -23,9 +23,17 @@ fn fixture() -> (tempfile::TempDir, Router) {
         flightrec_format::testing::sample_image(3),
     )
     .unwrap();
-    std::fs::write(dir.path().join("junk.flightrec"), b"not a dump").unwrap();
+    std::fs::write(dir.path().join("junk.flightrec"), junk_dump()).unwrap();
+    std::fs::write(dir.path().join("notes.flightrec"), b"not a dump").unwrap();
     let router = router_for(dir.path(), Limits::default());
     (dir, router)
+}
+
+/// zstd's magic number, then garbage: a dump by its first bytes, unreadable after them.
+fn junk_dump() -> Vec<u8> {
+    let mut b = flightrec_format::layout::ZSTD_MAGIC.to_vec();
+    b.extend_from_slice(b"not a dump at all");
+    b
 }
 
 fn router_for(dir: &Path, limits: Limits) -> Router {
@@ -165,9 +173,11 @@ async fn the_index_lists_every_recording_and_says_which_cannot_be_read() {
         .find(|d| d["file"] == "junk.flightrec")
         .unwrap();
     assert!(
-        junk["error"].as_str().unwrap().contains("not a flightrec"),
+        junk["error"].as_str().unwrap().contains("corrupt"),
         "{junk}"
     );
+    // Named like a recording, but not one by its first bytes: not listed at all.
+    assert!(dumps.iter().all(|d| d["file"] != "notes.flightrec"));
 }
 
 #[tokio::test]
@@ -491,7 +501,7 @@ async fn recordings_opened_together_answer_first_with_their_skeleton_then_in_ful
     assert_eq!(full["end"], first["end"]);
     assert!(full["records"].as_u64().unwrap() > 0);
     // One of them not a recording: one clear error, for the skeleton as for the whole.
-    std::fs::write(dir.path().join("junk.flightrec"), b"not a dump").unwrap();
+    std::fs::write(dir.path().join("junk.flightrec"), junk_dump()).unwrap();
     let junk = id_of(&router, "junk.flightrec").await;
     for uri in [
         format!("/api/dumps/{a}+{junk}/meta"),

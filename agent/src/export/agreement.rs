@@ -167,6 +167,7 @@ fn recording(ops: &[Op], cut: &[usize]) -> Recording {
         start_wall_ns: BASE_TS,
         clock: "TSC",
         trigger: Trigger::none(),
+        ending: flightrec_format::Ending::Unrecorded,
         callsites: [
             (1, callsite(1, false, "ev")),
             (2, callsite(2, true, "a")),

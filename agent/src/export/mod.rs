@@ -55,6 +55,9 @@ pub fn run(inputs: &[std::path::PathBuf], format: Format, output: &Path) -> anyh
         .zip(&images)
         .map(|(i, image)| image.scan().with_context(|| i.display().to_string()))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    for (i, s) in inputs.iter().zip(&scans) {
+        crate::warn_if_damaged(i, &s.recording);
+    }
     let recs: Vec<&Recording> = scans.iter().map(|s| &s.recording).collect();
     let hidden = indicatif::ProgressBar::hidden();
     let plans: Vec<SpanPlan> = scans
@@ -134,6 +137,7 @@ pub fn run(inputs: &[std::path::PathBuf], format: Format, output: &Path) -> anyh
 fn run_one(input: &Path, format: Format, output: &Path) -> anyhow::Result<()> {
     let image = flightrec_format::read_image(input).with_context(|| input.display().to_string())?;
     let scan = image.scan().with_context(|| input.display().to_string())?;
+    crate::warn_if_damaged(input, &scan.recording);
     let total: u64 = scan.recording.threads.iter().map(|t| t.records).sum();
     // Two passes over the records; the bar counts both.
     let progress = indicatif::ProgressBar::new(total * 2);

@@ -221,6 +221,7 @@ pub fn combine(recs: Vec<Recording>, records: Vec<Record>) -> Recording {
             .filter(|r| r.trigger.reason != flightrec_format::TriggerReason::None)
             .min_by_key(|r| r.trigger.wall_ns)
             .map_or_else(flightrec_format::Trigger::none, |r| r.trigger.clone()),
+        ending: flightrec_format::Ending::Unrecorded,
         callsites: Default::default(),
         threads: Vec::new(),
         records,

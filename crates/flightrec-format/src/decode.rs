@@ -31,6 +31,8 @@ pub struct Recording {
     /// clock by the anchors taken at start and at the dump.
     pub clock: &'static str,
     pub trigger: Trigger,
+    /// How the process ended, when its ring recorded it.
+    pub ending: crate::trigger::Ending,
     pub callsites: HashMap<u32, Callsite>,
     /// Threads ordered by index (the order they first wrote).
     pub threads: Vec<ThreadSummary>,
@@ -107,6 +109,64 @@ impl Damage {
             || self.bad_chunks > 0
             || self.bad_chunk_tails > 0
             || self.meta_damaged
+    }
+
+    /// What is missing, in words (`the file is cut: 812 KiB missing, 52 chunks lost`), or
+    /// `None` when nothing is damaged.
+    pub fn describe(&self) -> Option<String> {
+        if !self.is_damaged() {
+            return None;
+        }
+        let mut parts = Vec::new();
+        if self.missing_bytes > 0 {
+            parts.push(format!(
+                "the file is cut: {} missing",
+                human_bytes(self.missing_bytes)
+            ));
+        }
+        let plural = |n: u64, one: &str, many: &str| {
+            if n == 1 {
+                format!("1 {one}")
+            } else {
+                format!("{n} {many}")
+            }
+        };
+        if self.missing_chunks > 0 {
+            parts.push(plural(self.missing_chunks, "chunk lost", "chunks lost"));
+        }
+        if self.bad_chunks > 0 {
+            parts.push(plural(
+                self.bad_chunks,
+                "chunk unreadable",
+                "chunks unreadable",
+            ));
+        }
+        if self.bad_chunk_tails > 0 {
+            parts.push(plural(
+                self.bad_chunk_tails,
+                "chunk ends in unreadable bytes",
+                "chunks end in unreadable bytes",
+            ));
+        }
+        if self.meta_damaged {
+            parts.push("the names table is damaged (some names unknown)".into());
+        }
+        Some(parts.join(", "))
+    }
+}
+
+/// A byte count for people: `812 KiB`, `3.1 MiB`.
+fn human_bytes(n: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let f = n as f64;
+    if f < KIB {
+        format!("{n} bytes")
+    } else if f < KIB * KIB {
+        format!("{:.0} KiB", f / KIB)
+    } else if f < KIB * KIB * KIB {
+        format!("{:.1} MiB", f / (KIB * KIB))
+    } else {
+        format!("{:.1} GiB", f / (KIB * KIB * KIB))
     }
 }
 
@@ -397,6 +457,7 @@ pub(crate) fn scan_parts<'a>(
 
     let time = time_base(image, &anchors);
     let trigger = Trigger::read(image, |t| time.to_unix_ns(t));
+    let ending = crate::trigger::Ending::read(image, |t| time.to_unix_ns(t));
 
     // Group chunks per thread, oldest first.
     chunks.sort_by_key(|c| (c.thread_index, c.seq));
@@ -520,6 +581,7 @@ pub(crate) fn scan_parts<'a>(
                 _ => "unknown",
             },
             trigger,
+            ending,
             callsites,
             threads,
             records: Vec::new(),

@@ -161,6 +161,21 @@ pub fn collect(ring: &Path, out_dir: &Path) -> Result<PathBuf, CollectError> {
     )?)
 }
 
+/// Marks a dead process's ring as collected (now), so no recorder, `watch` or `collect`
+/// turns it into a dump a second time. For a ring kept after `collect`.
+pub fn mark_collected(ring: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        .max(1);
+    let file = std::fs::OpenOptions::new().write(true).open(ring)?;
+    file.write_all_at(
+        &now.to_le_bytes(),
+        crate::layout::header::COLLECTED_WALL_NS as u64,
+    )
+}
+
 fn zero_uncommitted(image: &mut [u8]) {
     use crate::layout::{chunk, get_u32, get_u64, header, CHUNK_HEADER_SIZE};
     let chunk_size = get_u32(image, header::CHUNK_SIZE).unwrap_or(0) as usize;

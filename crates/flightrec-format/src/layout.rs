@@ -104,6 +104,14 @@ pub mod header {
     /// Where the recorder writes its dumps (they may live apart from the ring): a length
     /// here, the path's bytes at `DUMP_DIR` (at most `DUMP_DIR_CAP`; 0 when not recorded).
     pub const DUMP_DIR_LEN: usize = 1040;
+    /// The stop signal (SIGTERM, SIGINT or SIGHUP) the process received, stored by the
+    /// recorder's handler before it hands the signal on; 0 when none arrived. With
+    /// `STOP_TICKS`, the tick it arrived at.
+    pub const STOP_SIGNAL: usize = 1048;
+    pub const STOP_TICKS: usize = 1056;
+    /// Unix ns at which `flightrec collect --keep-ring` turned this (dead) ring into a dump;
+    /// 0 when never collected. A collected ring is never collected again.
+    pub const COLLECTED_WALL_NS: usize = 1064;
     pub const DUMP_DIR: usize = 1088;
     pub const DUMP_DIR_CAP: usize = super::HEADER_SIZE - DUMP_DIR;
 }
@@ -326,6 +334,21 @@ pub struct RingSettings {
     pub closed_wall_ns: Option<u64>,
     /// Where dumps go, when recorded.
     pub dump_dir: Option<std::path::PathBuf>,
+    /// The stop signal (SIGTERM, SIGINT, SIGHUP) the process received, if any: it was
+    /// told to stop, so its ring is no evidence of a death.
+    pub stop_signal: Option<u32>,
+    /// Unix ns at which `flightrec collect --keep-ring` made a dump of this ring.
+    pub collected_wall_ns: Option<u64>,
+}
+
+impl RingSettings {
+    /// The process ended as asked (a clean exit, or a stop signal), or its ring was already
+    /// turned into a dump: a dead owner's ring is then removed quietly, not collected.
+    pub fn needs_no_dump(&self) -> bool {
+        self.closed_wall_ns.is_some()
+            || self.stop_signal.is_some()
+            || self.collected_wall_ns.is_some()
+    }
 }
 
 impl RingSettings {
@@ -346,10 +369,13 @@ impl RingSettings {
                 use std::os::unix::ffi::OsStrExt;
                 std::path::PathBuf::from(std::ffi::OsStr::from_bytes(b))
             });
+        let stop = get_u64(head, header::STOP_SIGNAL).unwrap_or(0);
         RingSettings {
             snapshot_signal,
             closed_wall_ns: (closed != 0).then_some(closed),
             dump_dir,
+            stop_signal: (stop != 0 && stop < 128).then_some(stop as u32),
+            collected_wall_ns: get_u64(head, header::COLLECTED_WALL_NS).filter(|&n| n != 0),
         }
     }
 }

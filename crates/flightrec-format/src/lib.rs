@@ -26,7 +26,7 @@ pub use image::{read_image, Image};
 pub use meta::{Callsite, Level, ProcessInfo};
 pub use record::{FieldValue, RecordKind, Value};
 pub use stacks::{CaptureOutcome, CaptureReason, LoadedModule, StackCapture};
-pub use trigger::{Trigger, TriggerReason};
+pub use trigger::{Ending, Trigger, TriggerReason};
 
 /// What can go wrong reading a ring file or a dump.
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +162,13 @@ pub fn read_head(path: &Path) -> Result<Vec<u8>, FormatError> {
         .read_to_end(&mut head)
         .map_err(read_err)?;
     Ok(head)
+}
+
+/// Checks that `path` is a recording whose header and meta log read: what a reader can
+/// say of a file before reading its records (a file of random bytes fails here).
+pub fn check_head(path: &Path) -> Result<(), FormatError> {
+    let head = read_head(path)?;
+    scan(&head).map(|_| ())
 }
 
 /// What a recorder wrote about itself into a ring file's header (snapshot signal, clean

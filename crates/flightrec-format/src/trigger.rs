@@ -165,6 +165,71 @@ impl Trigger {
     }
 }
 
+/// How the recorded process ended, as far as its ring's header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Nothing recorded: still running when the image was taken, or killed without a word
+    /// (SIGKILL, the OOM killer, a power loss), or crashed (see the trigger).
+    Unrecorded,
+    /// It exited cleanly (returned from `main`, called `exit`, or dropped its recorder).
+    Closed { wall_ns: i64 },
+    /// It received a stop signal (SIGTERM, SIGINT, SIGHUP), which was handed on to the
+    /// application or to the default action.
+    Stopped { signal: u32, wall_ns: i64 },
+}
+
+impl Ending {
+    /// Reads the ending from a header; `to_unix_ns` converts the stop signal's tick.
+    pub fn read(image: &[u8], to_unix_ns: impl Fn(u64) -> i64) -> Ending {
+        let closed = get_u64(image, header::CLOSED_WALL_NS).unwrap_or(0);
+        let stop = get_u64(image, header::STOP_SIGNAL).unwrap_or(0);
+        let ticks = get_u64(image, header::STOP_TICKS).unwrap_or(0);
+        let stop_ns = if ticks != 0 { to_unix_ns(ticks) } else { 0 };
+        match (closed, stop) {
+            (0, 0) => Ending::Unrecorded,
+            (0, s) if s < 128 => Ending::Stopped {
+                signal: s as u32,
+                wall_ns: stop_ns,
+            },
+            (0, _) => Ending::Unrecorded,
+            (c, s) if s != 0 && s < 128 => Ending::Stopped {
+                signal: s as u32,
+                wall_ns: if stop_ns != 0 {
+                    stop_ns
+                } else {
+                    c.min(i64::MAX as u64) as i64
+                },
+            },
+            (c, _) => Ending::Closed {
+                wall_ns: c.min(i64::MAX as u64) as i64,
+            },
+        }
+    }
+
+    /// The word for `info --json`: `unrecorded`, `closed` or `stopped`.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Ending::Unrecorded => "unrecorded",
+            Ending::Closed { .. } => "closed",
+            Ending::Stopped { .. } => "stopped",
+        }
+    }
+
+    /// One line for people.
+    pub fn describe(self) -> String {
+        match self {
+            Ending::Unrecorded => {
+                "not recorded (still running when read, or killed without warning)".into()
+            }
+            Ending::Closed { .. } => "exited cleanly".into(),
+            Ending::Stopped { signal, .. } => format!(
+                "stopped by {} (handed on to the application or the default action)",
+                signal_name(signal)
+            ),
+        }
+    }
+}
+
 /// A signal's conventional name, for messages.
 pub fn signal_name(sig: u32) -> String {
     let name = match sig {

@@ -15,7 +15,8 @@
 //!     .build()?;
 //! tracing_subscriber::registry()
 //!     .with(recorder.layer())
-//!     .with(tracing_subscriber::fmt::layer())
+//!     // The recorder keeps everything; the console shows INFO and above.
+//!     .with(tracing_subscriber::fmt::layer().with_filter(tracing_subscriber::filter::LevelFilter::INFO))
 //!     .init();
 //! let dump: std::path::PathBuf = recorder.snapshot()?;
 //! # Ok::<(), flightrec::Error>(())
@@ -139,6 +140,8 @@ mod recorder {
         stack_slots: Option<u32>,
         stacks_on_snapshot: bool,
         host: Option<String>,
+        keep_ring: bool,
+        no_stop_signals: bool,
     }
 
     impl Builder {
@@ -230,6 +233,24 @@ mod recorder {
             self
         }
 
+        /// Whether to keep the ring file when the process ends cleanly (default: no, a clean
+        /// exit removes it, since it holds no evidence and takes RAM on tmpfs). Kept, it is
+        /// marked closed, `flightrec info` says how the process ended, and the next start
+        /// removes it quietly. Also `FLIGHTREC_KEEP_RING=1`.
+        pub fn keep_ring(mut self, keep: bool) -> Self {
+            self.keep_ring = keep;
+            self
+        }
+
+        /// Whether to record SIGTERM, SIGINT and SIGHUP in the ring before handing them on
+        /// (default: yes). A process stopped by one of them did not die: its ring is removed
+        /// quietly instead of being collected as a death. The application's own handlers
+        /// and the default action run as they would without the recorder.
+        pub fn stop_signals(mut self, record: bool) -> Self {
+            self.no_stop_signals = !record;
+            self
+        }
+
         /// Whether to turn rings left in the directory by dead processes into dumps at
         /// start (default: yes). See `Recorder::collected`.
         pub fn collect_dead_rings(mut self, collect: bool) -> Self {
@@ -254,6 +275,9 @@ mod recorder {
             }
             if let Some(d) = std::env::var_os("FLIGHTREC_DUMP_DIR") {
                 b = b.dump_dir(d);
+            }
+            if std::env::var_os("FLIGHTREC_KEEP_RING").is_some_and(|v| v == "1") {
+                b = b.keep_ring(true);
             }
             if let Ok(c) = std::env::var("FLIGHTREC_CAPACITY") {
                 let bytes = parse_size(&c).ok_or_else(|| Error::Env {
@@ -371,6 +395,8 @@ mod recorder {
                     fields: vec!["message".into(), "error".into(), "reason".into()],
                 },
             );
+            ring.remove_when_closed
+                .store(!self.keep_ring, std::sync::atomic::Ordering::Relaxed);
             let ring = Arc::new(ring);
             crate::ring::close_at_exit(&ring);
             let shared = Arc::new(Shared {
@@ -406,6 +432,9 @@ mod recorder {
             }
             if !self.no_crash_handler {
                 crate::ring::crash::watch(&shared.ring);
+            }
+            if !self.no_stop_signals {
+                crate::ring::stop::watch(&shared.ring, snapshot_signal);
             }
             let watchdog = match self
                 .stall_threshold

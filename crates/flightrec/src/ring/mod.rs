@@ -10,6 +10,7 @@ pub(crate) mod crash;
 pub(crate) mod protocol;
 pub(crate) mod span_table;
 pub(crate) mod stacks;
+pub(crate) mod stop;
 pub(crate) mod sync;
 pub(crate) mod writer;
 
@@ -70,6 +71,10 @@ pub(crate) struct Ring {
     /// Nanoseconds per tick, as calibrated when the ring was made: for durations written
     /// into records (a lock's wait and hold).
     pub(crate) ns_per_tick: f64,
+    /// Whether the file goes when the ring closes (the recorder dropped, or the process
+    /// exiting through `exit`): a clean end leaves nothing to read, unless the user asked
+    /// to keep it (`Builder::keep_ring`).
+    pub(crate) remove_when_closed: std::sync::atomic::AtomicBool,
 }
 
 /// Hands out `Ring::generation`s.
@@ -133,6 +138,7 @@ impl Ring {
             } else {
                 1.0
             },
+            remove_when_closed: std::sync::atomic::AtomicBool::new(false),
         };
         ring.init_header(pid, anchor);
         Ok(ring)
@@ -154,6 +160,7 @@ impl Ring {
             next_callsite: std::sync::atomic::AtomicU32::new(1),
             generation: next_generation(),
             ns_per_tick: 1.0,
+            remove_when_closed: std::sync::atomic::AtomicBool::new(false),
         };
         ring.init_header(std::process::id(), &clock::anchor_now());
         ring
@@ -317,6 +324,15 @@ impl Ring {
             .store(bytes.len() as u64, Ordering::Release);
     }
 
+    /// A clean end: marks the ring closed, then removes its file unless it is to be kept.
+    /// The mapping stays valid after the unlink, for threads still writing during `exit`.
+    pub(crate) fn close(&self) {
+        self.mark_closed();
+        if self.remove_when_closed.load(Ordering::Relaxed) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
     /// Marks a clean shutdown: the next recorder (or `flightrec watch`) removes this ring
     /// quietly instead of reporting a process that died without a dump.
     pub(crate) fn mark_closed(&self) {
@@ -352,7 +368,7 @@ extern "C" fn close_rings_at_exit() {
     // blocking here could hang the exit, so that rare case is left unmarked.
     if let Ok(rings) = CLOSE_AT_EXIT.try_lock() {
         for ring in rings.iter().filter_map(std::sync::Weak::upgrade) {
-            ring.mark_closed();
+            ring.close();
         }
     }
 }
@@ -360,8 +376,9 @@ extern "C" fn close_rings_at_exit() {
 impl Drop for Ring {
     fn drop(&mut self) {
         crash::unwatch(self);
+        stop::unwatch(self);
         stacks::unwatch(self);
-        self.mark_closed();
+        self.close();
     }
 }
 

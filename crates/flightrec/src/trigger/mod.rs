@@ -80,9 +80,9 @@ impl Shared {
 
 /// Collects the rings in `dir` whose owner is dead (their lock is free) into dumps in
 /// `dump_dir`, and removes those ring files. Returns the dumps written. A ring that cannot
-/// be read or dumped is left where it is for a later attempt. A ring its process closed
-/// cleanly (it exited, or dropped its recorder) is removed without a dump: nothing went
-/// wrong there.
+/// be read or dumped is left where it is for a later attempt. A ring whose process ended
+/// as asked (it exited, dropped its recorder, or got a stop signal such as SIGTERM) is
+/// removed without a dump: nothing went wrong there.
 pub(crate) fn collect_dead_rings(
     dir: &std::path::Path,
     dump_dir: &std::path::Path,
@@ -99,7 +99,7 @@ pub(crate) fn collect_dead_rings(
         if !matches!(flightrec_format::dump::owner_alive(&path), Ok(false)) {
             continue;
         }
-        if flightrec_format::ring_settings(&path).is_ok_and(|s| s.closed_wall_ns.is_some()) {
+        if flightrec_format::ring_settings(&path).is_ok_and(|s| s.needs_no_dump()) {
             let _ = std::fs::remove_file(&path);
             continue;
         }
