@@ -11,7 +11,12 @@ use serde_json::{json, Map, Value as Json};
 /// Several recordings' records in one time order, each line naming its process
 /// (`service[pid]`, with `@host` when they come from several hosts); in JSON, a `process`
 /// key. Memory: the images, and one record per recording.
-pub fn run_merged(scans: &[Scan<'_>], as_json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+pub fn run_merged(
+    scans: &[Scan<'_>],
+    as_json: bool,
+    show_spans: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let recs: Vec<&Recording> = scans.iter().map(|s| &s.recording).collect();
     let with_host = flightrec_analysis::merge::several_hosts(&recs);
     let labels: Vec<String> = recs
@@ -20,11 +25,20 @@ pub fn run_merged(scans: &[Scan<'_>], as_json: bool, out: &mut impl Write) -> an
         .collect();
     let names: Vec<Names<'_>> = recs.iter().map(|r| Names::new(r)).collect();
     let mut tokio_ids: Vec<TokioIds> = recs.iter().map(|_| TokioIds::default()).collect();
+    let mut texts: Vec<TextState> = recs.iter().map(|r| TextState::new(r, show_spans)).collect();
     let streams = scans.iter().map(|s| s.records()).collect();
     let mut line = String::new();
     for (i, r) in flightrec_analysis::merge::merge_by_time(streams) {
         let (rec, names) = (recs[i], &names[i]);
         let task = tokio_ids[i].observe(names, &r);
+        if !as_json {
+            // Each recording's trigger, at its time among everyone's records.
+            for (k, t) in texts.iter_mut().enumerate() {
+                if let Some(trigger) = t.trigger_due(r.ts) {
+                    writeln!(out, "{} {trigger}", labels[k])?;
+                }
+            }
+        }
         if as_json {
             let mut j = record_json(rec, names, &r);
             j["task"] = json!(task);
@@ -37,20 +51,35 @@ pub fn run_merged(scans: &[Scan<'_>], as_json: bool, out: &mut impl Write) -> an
             line.clear();
             line.push_str(&labels[i]);
             line.push(' ');
-            text_line(rec, names, &r, &mut line);
+            if !texts[i].line(rec, names, &r, &mut line) {
+                continue;
+            }
             out.write_all(line.as_bytes())?;
         }
         out.write_all(b"\n")?;
+    }
+    if !as_json {
+        for (k, t) in texts.iter_mut().enumerate() {
+            if let Some(trigger) = t.trigger_due(i64::MAX) {
+                writeln!(out, "{} {trigger}", labels[k])?;
+            }
+        }
     }
     Ok(())
 }
 
 /// Streams the records: memory stays bounded by the image, whatever it holds.
-pub fn run(scan: &Scan<'_>, as_json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+pub fn run(
+    scan: &Scan<'_>,
+    as_json: bool,
+    show_spans: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let rec = &scan.recording;
     let names = Names::new(rec);
     let mut line = String::new();
     let mut tokio_ids = TokioIds::default();
+    let mut text = TextState::new(rec, show_spans);
     for r in scan.records() {
         let r = &r;
         line.clear();
@@ -60,10 +89,20 @@ pub fn run(scan: &Scan<'_>, as_json: bool, out: &mut impl Write) -> anyhow::Resu
             j["task"] = json!(task);
             serde_json::to_writer(&mut *out, &j)?;
         } else {
-            text_line(rec, &names, r, &mut line);
+            if let Some(trigger) = text.trigger_due(r.ts) {
+                writeln!(out, "{trigger}")?;
+            }
+            if !text.line(rec, &names, r, &mut line) {
+                continue;
+            }
             out.write_all(line.as_bytes())?;
         }
         out.write_all(b"\n")?;
+    }
+    if !as_json {
+        if let Some(trigger) = text.trigger_due(i64::MAX) {
+            writeln!(out, "{trigger}")?;
+        }
     }
     // After the records, the native stacks captured into the dump (text only: the JSON
     // lines stay one record each; `info --json` has the stacks as data).
@@ -148,20 +187,118 @@ pub fn record_json(rec: &Recording, names: &Names<'_>, r: &Record) -> Json {
     o
 }
 
-/// `TIME LEVEL thread[tid] span:span: target: message key=value ...`
-pub fn text_line(rec: &Recording, names: &Names<'_>, r: &Record, out: &mut String) {
+/// What a text line needs beyond its record: each live span's fields (from its creation
+/// and later `record` calls), so a line shows `order{sku=7}:` as tracing's fmt layer does;
+/// whether lifecycle records are shown; and the trigger, printed once at its time.
+pub struct TextState {
+    span_fields: std::collections::HashMap<u64, String>,
+    show_spans: bool,
+    /// The trigger's time and its line, until printed.
+    trigger: Option<(i64, String)>,
+}
+
+impl TextState {
+    pub fn new(rec: &Recording, show_spans: bool) -> TextState {
+        let t = &rec.trigger;
+        let trigger = (t.reason != flightrec_format::TriggerReason::None).then(|| {
+            let ts = if t.wall_ns > 0 { t.wall_ns } else { i64::MAX };
+            (
+                ts,
+                format!(
+                    "{} TRIGGER {}",
+                    if t.wall_ns > 0 {
+                        format_ts(t.wall_ns)
+                    } else {
+                        "(time unknown)".into()
+                    },
+                    t.describe()
+                ),
+            )
+        });
+        TextState {
+            span_fields: Default::default(),
+            show_spans,
+            trigger,
+        }
+    }
+
+    /// The trigger's line, once, when a record at `ts` comes after it.
+    pub fn trigger_due(&mut self, ts: i64) -> Option<String> {
+        if self.trigger.as_ref().is_some_and(|(at, _)| *at < ts) {
+            return self.trigger.take().map(|(_, line)| line);
+        }
+        None
+    }
+
+    /// Writes `r`'s line into `out` (cleared by the caller) and says whether there is one:
+    /// lifecycle records (`span_new`, `enter`, `exit`, `close`, `follows_from`, `record`)
+    /// only update the span fields unless `show_spans`.
+    pub fn line(
+        &mut self,
+        rec: &Recording,
+        names: &Names<'_>,
+        r: &Record,
+        out: &mut String,
+    ) -> bool {
+        match r.kind {
+            RecordKind::SpanNew | RecordKind::SpanRecord => {
+                let fields = self.span_fields.entry(r.span).or_default();
+                for f in &r.fields {
+                    if !fields.is_empty() {
+                        fields.push(' ');
+                    }
+                    let _ = write!(fields, "{}=", names.field_name(r.callsite, f.index));
+                    value_text(&f.value, fields);
+                }
+            }
+            _ => {}
+        }
+        if r.kind != RecordKind::Event && !self.show_spans {
+            if r.kind == RecordKind::Close {
+                self.span_fields.remove(&r.span);
+            }
+            return false;
+        }
+        text_line(rec, names, r, &self.span_fields, out);
+        if r.kind == RecordKind::Close {
+            self.span_fields.remove(&r.span);
+        }
+        true
+    }
+}
+
+/// `TIME LEVEL thread[tid] span{k=v}:span: target: message key=value ...`; a lock event in
+/// words (`waits for `cache``), by its lock's label.
+fn text_line(
+    rec: &Recording,
+    names: &Names<'_>,
+    r: &Record,
+    span_fields: &std::collections::HashMap<u64, String>,
+    out: &mut String,
+) {
     let cs = rec.callsites.get(&r.callsite);
     let (thread, tid) = names.thread(r.thread);
     let level = cs.map_or("?", |c| c.level.as_str());
     let _ = write!(out, "{} {level:>5} {thread}[{tid}] ", format_ts(r.ts));
     for s in r.spans.iter() {
-        let _ = write!(out, "{}:", names.span_name(*s));
+        out.push_str(names.span_name(*s));
+        if let Some(f) = span_fields.get(s).filter(|f| !f.is_empty()) {
+            let _ = write!(out, "{{{f}}}");
+        }
+        out.push(':');
     }
     if !r.spans.is_empty() {
         out.push(' ');
     }
     let target = cs.map_or("?", |c| c.target.as_str());
     let _ = write!(out, "{target}: ");
+    if let Some((id, op)) = flightrec_analysis::locks::lock_op(names, r) {
+        out.push_str(&flightrec_analysis::locks::op_title(
+            &names.lock_label(id),
+            op,
+        ));
+        return;
+    }
     if r.kind != RecordKind::Event {
         let _ = write!(
             out,

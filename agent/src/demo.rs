@@ -306,7 +306,7 @@ fn print_interleaving(rec: &Recording, out: &mut impl Write) -> anyhow::Result<O
             .map(|f| f.value.to_text())
     };
     let message = |r: &Record| field(r, "message").unwrap_or_default();
-    let thread_name = |index: u32| names.thread(index).0.to_string();
+    let thread_name = |index: u32| names.thread_label(index);
     let victim = rec
         .threads
         .iter()

@@ -380,10 +380,10 @@ fn print_interleaving(rec: &Recording, out: &mut impl Write) -> anyhow::Result<O
         };
         writeln!(
             out,
-            "  {}  {:<26} on {:<14} {}{}",
+            "  {}  {:<26} on {:<22} {}{}",
             crate::cat::format_ts(r.ts),
             who,
-            names.thread(r.thread).0,
+            names.thread_label(r.thread),
             message(r),
             mark
         )?;

@@ -220,6 +220,7 @@ pub fn stacks_json(stacks: &[flightrec_analysis::stacks::ThreadStack]) -> Json {
     )
 }
 
+/// A lock's plain name, for JSON (`info` text uses `Names::lock_label`).
 fn lock_name(names: &Names<'_>, id: u32) -> String {
     names
         .callsite(id)
@@ -255,9 +256,9 @@ fn write_locks(
     for w in &state.waits {
         writeln!(
             out,
-            "  waiting    {} waits for `{}`{} {}",
-            names.thread(w.thread).0,
-            lock_name(names, w.lock),
+            "  waiting    {} waits for {}{} {}",
+            names.thread_label(w.thread),
+            names.lock_label(w.lock),
             if w.shared { " (shared)" } else { "" },
             since(w.since)
         )?;
@@ -265,9 +266,9 @@ fn write_locks(
     for h in &state.holds {
         writeln!(
             out,
-            "  holding    {} holds `{}`{} {}",
-            names.thread(h.thread).0,
-            lock_name(names, h.lock),
+            "  holding    {} holds {}{} {}",
+            names.thread_label(h.thread),
+            names.lock_label(h.lock),
             if h.shared { " (shared)" } else { "" },
             since(h.since)
         )?;

@@ -36,9 +36,13 @@ enum Command {
         /// each record naming its process.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// One JSON object per record instead of text.
+        /// One JSON object per record instead of text (every record, lifecycle included).
         #[arg(long)]
         json: bool,
+        /// Also print span lifecycle records (new, enter, exit, close, follows_from,
+        /// record), which the text leaves out: each line names its spans instead.
+        #[arg(long)]
+        spans: bool,
     },
     /// Print what a ring file or dump holds: process, trigger, threads and counts.
     Info {
@@ -192,7 +196,7 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = match cli.command {
-        Command::Cat { files, json } => cat_files(&files, json, &mut out),
+        Command::Cat { files, json, spans } => cat_files(&files, json, spans, &mut out),
         Command::Info { file, json } => read(&file).and_then(|image| {
             let scan = scan(&file, &image)?;
             info::run(&file, &scan.recording, scan.records(), json, &mut out)
@@ -447,12 +451,17 @@ fn watch(
 }
 
 /// `cat`: one recording streamed, or several merged in time order.
-fn cat_files(files: &[PathBuf], json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+fn cat_files(
+    files: &[PathBuf],
+    json: bool,
+    spans: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     if let [file] = files {
         let image = read(file)?;
         let scan = scan(file, &image)?;
         warn_if_damaged(file, &scan.recording);
-        return cat::run(&scan, json, out);
+        return cat::run(&scan, json, spans, out);
     }
     if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
         anyhow::bail!("standard input (-) can be given once");
@@ -469,7 +478,7 @@ fn cat_files(files: &[PathBuf], json: bool, out: &mut impl Write) -> anyhow::Res
     for (f, s) in files.iter().zip(&scans) {
         warn_if_damaged(f, &s.recording);
     }
-    cat::run_merged(&scans, json, out)
+    cat::run_merged(&scans, json, spans, out)
 }
 
 /// A ring file or dump as a ring image, holding only the chunks in use.

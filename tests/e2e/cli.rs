@@ -37,12 +37,31 @@ fn cat_prints_fmt_like_text_and_complete_json() {
     let text = String::from_utf8(out.stdout).unwrap();
     let line = text.lines().find(|l| l.contains("login failed")).unwrap();
     assert!(line.contains(" WARN "), "{line}");
-    assert!(line.contains("request:"), "span context missing: {line}");
+    assert!(
+        line.contains("request{id=7}: "),
+        "span context with its fields missing: {line}"
+    );
+    // Lifecycle records are left out of the text unless asked for; the trigger has a line.
+    assert_eq!(text.lines().count(), 2, "{text}");
+    let with_spans = flightrec(&["cat", "--spans", dump.to_str().unwrap()]);
+    let with_spans = String::from_utf8(with_spans.stdout).unwrap();
+    assert_eq!(with_spans.lines().count(), 6, "{with_spans}");
+    assert!(with_spans.contains("span_new request#"), "{with_spans}");
+    // The snapshot's trigger is a line of its own, at its time (after the records).
+    let snap = flightrec(&["cat", dump.to_str().unwrap()]);
     assert!(
         line.contains("user=\"ada\"") && line.contains("attempts=3"),
         "{line}"
     );
 
+    let snap = String::from_utf8(snap.stdout).unwrap();
+    assert!(
+        snap.lines()
+            .last()
+            .unwrap()
+            .contains(" TRIGGER snapshot requested by the application"),
+        "{snap}"
+    );
     let records = cat_json(&dump);
     let kinds: Vec<&str> = records
         .iter()
@@ -195,7 +214,10 @@ fn view_refuses_missing_files_non_dumps_and_taken_ports_with_one_line() {
     std::fs::write(&not_a_dump, "just text").unwrap();
     let missing = dir.path().join("missing.flightrec");
     assert_clear_failure(&["view", missing.to_str().unwrap()], "No such file");
-    assert_clear_failure(&["view", not_a_dump.to_str().unwrap()], "not a dump");
+    assert_clear_failure(
+        &["view", not_a_dump.to_str().unwrap()],
+        "not a flightrec recording",
+    );
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     assert_clear_failure(
@@ -209,4 +231,50 @@ fn view_refuses_missing_files_non_dumps_and_taken_ports_with_one_line() {
         let err = String::from_utf8(flightrec(&args).stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "{err}");
     }
+}
+
+/// The async demo's dump read as text: requests' spans with their fields, no lifecycle
+/// lines, the three `tokio-worker`s told apart by tid, and the panic a line of its own.
+#[test]
+fn cat_of_the_async_demo_reads_like_fmt_with_workers_told_apart() {
+    let dir = scratch();
+    let out = flightrec(&[
+        "demo",
+        "--async",
+        "--no-view",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let demo_text = String::from_utf8_lossy(&out.stdout);
+    let dump = dumps_in(dir.path()).pop().expect("the demo's dump");
+    let out = flightrec(&["cat", dump.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" request{") && l.contains("id=") && l.contains("event=")),
+        "no request span with its fields"
+    );
+    for word in [" span_new ", " enter ", " exit ", " close "] {
+        assert!(
+            !text.contains(word),
+            "a lifecycle line ({word}) in the text"
+        );
+    }
+    let workers: std::collections::HashSet<&str> = text
+        .split_whitespace()
+        .filter(|w| w.starts_with("tokio-worker["))
+        .collect();
+    assert!(workers.len() >= 2, "{workers:?}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains(" TRIGGER ")).count(),
+        1,
+        "one trigger line"
+    );
+    let trigger = text.lines().find(|l| l.contains(" TRIGGER ")).unwrap();
+    assert_eq!(trigger.matches("thread").count(), 1, "{trigger}");
+    // The demo's own text tells the workers apart too.
+    let guilty = &demo_text[demo_text.find("The guilty interleaving").unwrap()..];
+    assert!(guilty.contains("on tokio-worker["), "{guilty}");
 }

@@ -386,6 +386,32 @@ fn the_locks_behave_as_std_and_record_what_happens() {
         .filter(|(_, o)| matches!(o, flightrec_analysis::locks::LockOp::Released { .. }))
         .count();
     assert_eq!((acquired, released), (9, 9));
+    // `cat` says it in words, each lock by its name, or by its type and where it was made.
+    let text = String::from_utf8(flightrec(&["cat", dump.to_str().unwrap()]).stdout).unwrap();
+    let lock_lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" flightrec::lock: "))
+        .collect();
+    assert_eq!(lock_lines.len(), ops.len(), "{text}");
+    assert!(lock_lines.iter().all(|l| !l.contains("op=")), "{text}");
+    assert!(lock_lines.iter().any(|l| l.contains("waits for `counter`")));
+    assert!(lock_lines
+        .iter()
+        .any(|l| l.contains("took `counter` after waiting ")));
+    assert!(lock_lines
+        .iter()
+        .any(|l| l.contains("let go of `counter` after ")));
+    let config_label = format!(
+        "`{}` made at {}",
+        config.name,
+        config.place.as_deref().unwrap()
+    );
+    assert!(
+        lock_lines
+            .iter()
+            .any(|l| l.contains(&format!("took {config_label} (shared)"))),
+        "{text}"
+    );
 }
 
 /// Dumps taken while eight threads lock and unlock recorded locks at full speed: no deadlock,

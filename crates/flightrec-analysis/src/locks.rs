@@ -330,12 +330,8 @@ fn cycles(holds: &[Hold], waits: &[Wait]) -> Vec<Vec<CycleStep>> {
 /// A deadlock in words: "importer holds `import_lock` and waits for `logging_lock`, held by
 /// logger, which holds `logging_lock` and waits for `import_lock`, held by importer".
 pub fn describe_deadlock(names: &Names<'_>, cycle: &[CycleStep]) -> String {
-    let thread = |t: u32| names.thread(t).0.to_string();
-    let lock = |l: u32| {
-        names
-            .callsite(l)
-            .map_or_else(|| format!("lock {l}"), |c| format!("`{}`", c.name))
-    };
+    let thread = |t: u32| names.thread_label(t);
+    let lock = |l: u32| names.lock_label(l);
     let Some(first) = cycle.first() else {
         return String::new();
     };
@@ -358,26 +354,22 @@ pub fn describe_deadlock(names: &Names<'_>, cycle: &[CycleStep]) -> String {
 }
 
 /// A lock event's title: "waits for `cache`", "took `cache` after 3.2 µs", "let go of `cache`
-/// after 1.1 ms".
-pub fn op_title(name: &str, op: LockOp) -> String {
+/// after 1.1 ms"; `label` is the lock's [`Names::lock_label`].
+pub fn op_title(label: &str, op: LockOp) -> String {
     let shared = |s: bool| if s { " (shared)" } else { "" };
     match op {
-        LockOp::Wait { shared: s } => format!("waits for `{name}`{}", shared(s)),
+        LockOp::Wait { shared: s } => format!("waits for {label}{}", shared(s)),
         LockOp::Acquired {
             shared: s,
             waited_ns,
         } if waited_ns > 0 => format!(
-            "took `{name}`{} after waiting {}",
+            "took {label}{} after waiting {}",
             shared(s),
             duration(waited_ns)
         ),
-        LockOp::Acquired { shared: s, .. } => format!("took `{name}`{}", shared(s)),
+        LockOp::Acquired { shared: s, .. } => format!("took {label}{}", shared(s)),
         LockOp::Released { shared: s, held_ns } => {
-            format!(
-                "let go of `{name}`{} after {}",
-                shared(s),
-                duration(held_ns)
-            )
+            format!("let go of {label}{} after {}", shared(s), duration(held_ns))
         }
     }
 }

@@ -70,6 +70,42 @@ impl<'r> Names<'r> {
         }
     }
 
+    /// A thread as people read it: its name, with its tid when another thread of the
+    /// recording has the same name (three `tokio-worker`s), so no two read alike.
+    pub fn thread_label(&self, index: u32) -> String {
+        let (name, tid) = self.thread(index);
+        let shared = self
+            .rec
+            .threads
+            .iter()
+            .any(|t| t.name == name && t.index != index);
+        if shared {
+            format!("{name}[{tid}]")
+        } else {
+            name.to_string()
+        }
+    }
+
+    /// A recorded lock as people read it: `` `cache` `` when it was given a name, else its
+    /// type and where it was made (`` `Mutex<u64>` made at src/shop.rs:40 ``), so two
+    /// unnamed locks of one type read apart; `lock 7` when the recording does not
+    /// describe it.
+    pub fn lock_label(&self, id: u32) -> String {
+        let Some(c) = self.callsite(id) else {
+            return format!("lock {id}");
+        };
+        let kind = c.module.as_deref().unwrap_or("");
+        let unnamed = !kind.is_empty()
+            && c.name.starts_with(kind)
+            && c.name[kind.len()..].starts_with('<')
+            && c.name.ends_with('>');
+        match (&c.file, c.line) {
+            (Some(f), Some(l)) if unnamed => format!("`{}` made at {f}:{l}", c.name),
+            (Some(f), None) if unnamed => format!("`{}` made in {f}", c.name),
+            _ => format!("`{}`", c.name),
+        }
+    }
+
     /// A record's one-line title: a `follows_from` link names both spans; an event its
     /// message, else its callsite's name, else "event"; a span record its span's name.
     /// Cut at [`TITLE_MAX_CHARS`] characters.
@@ -86,9 +122,8 @@ impl<'r> Names<'r> {
             _ => return Cow::Borrowed(self.span_name(r.span)),
         }
         let cs = self.callsite(r.callsite);
-        if let Some((_, op)) = crate::locks::lock_op(self, r) {
-            let name = cs.map_or("lock", |c| c.name.as_str());
-            return Cow::Owned(cut(crate::locks::op_title(name, op)));
+        if let Some((id, op)) = crate::locks::lock_op(self, r) {
+            return Cow::Owned(cut(crate::locks::op_title(&self.lock_label(id), op)));
         }
         let message = r.fields.iter().find(|f| {
             cs.and_then(|c| c.fields.get(f.index as usize))
@@ -122,5 +157,50 @@ mod tests {
         assert!(t.ends_with('…'));
         let exact: String = "a".repeat(TITLE_MAX_CHARS);
         assert_eq!(cut(exact.clone()), exact);
+    }
+
+    fn sample() -> Recording {
+        flightrec_format::decode(&flightrec_format::testing::sample_image(1)).unwrap()
+    }
+
+    #[test]
+    fn unnamed_locks_of_one_type_read_apart_and_named_ones_by_their_name() {
+        let mut rec = sample();
+        let lock = |id, name: &str, line| Callsite {
+            module: Some("Mutex".into()),
+            file: Some("src/shop.rs".into()),
+            line: Some(line),
+            ..flightrec_format::testing::callsite(id, false, name, &["op", "ns"])
+        };
+        rec.callsites.insert(90, lock(90, "Mutex<u64>", 40));
+        rec.callsites.insert(91, lock(91, "Mutex<u64>", 52));
+        rec.callsites.insert(92, lock(92, "cache", 60));
+        // A name that merely starts like a type is a name.
+        rec.callsites.insert(93, lock(93, "Mutexes", 61));
+        let names = Names::new(&rec);
+        assert_eq!(names.lock_label(90), "`Mutex<u64>` made at src/shop.rs:40");
+        assert_eq!(names.lock_label(91), "`Mutex<u64>` made at src/shop.rs:52");
+        assert_eq!(names.lock_label(92), "`cache`");
+        assert_eq!(names.lock_label(93), "`Mutexes`");
+        assert_eq!(names.lock_label(94), "lock 94");
+    }
+
+    #[test]
+    fn threads_that_share_a_name_are_told_apart_by_tid_and_others_are_not() {
+        let mut rec = sample();
+        let mut t = rec.threads[0].clone();
+        t.name = "worker".into();
+        rec.threads = (0..3)
+            .map(|i| flightrec_format::ThreadSummary {
+                index: i,
+                tid: 100 + i as u64,
+                ..t.clone()
+            })
+            .collect();
+        rec.threads[2].name = "main".into();
+        let names = Names::new(&rec);
+        assert_eq!(names.thread_label(0), "worker[100]");
+        assert_eq!(names.thread_label(1), "worker[101]");
+        assert_eq!(names.thread_label(2), "main");
     }
 }

@@ -139,8 +139,22 @@ impl Trigger {
         b[header::TRIGGER_MSG..header::TRIGGER_MSG + n].copy_from_slice(&m[..n]);
     }
 
-    /// One line for people: what happened, where, when.
+    /// One line for people: what happened, where, when. The thread is named once: a
+    /// panic's own message already names it (`thread 'worker-1' panicked at …`), so its
+    /// tid goes beside that name instead of before the message.
     pub fn describe(&self) -> String {
+        if self.reason == TriggerReason::Panic {
+            if let Some(rest) = self.message.strip_prefix("thread '") {
+                if let Some(end) = rest.find('\'') {
+                    let (name, after) = rest.split_at(end);
+                    return if self.tid != 0 {
+                        format!("thread '{name}' [{}]{}", self.tid, &after[1..])
+                    } else {
+                        self.message.clone()
+                    };
+                }
+            }
+        }
         let mut s = match self.reason {
             TriggerReason::None => "none recorded (a live ring, or the process was killed without warning, e.g. SIGKILL or the OOM killer)".to_string(),
             TriggerReason::Api => "snapshot requested by the application (Recorder::snapshot)".into(),
@@ -251,4 +265,51 @@ pub fn signal_name(sig: u32) -> String {
         _ => return format!("signal {sig}"),
     };
     name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn panic_trigger(tid: u64, message: &str) -> Trigger {
+        Trigger {
+            reason: TriggerReason::Panic,
+            tid,
+            message: message.into(),
+            ..Trigger::none()
+        }
+    }
+
+    #[test]
+    fn a_panic_names_its_thread_once() {
+        let t = panic_trigger(23469, "thread 'worker-1' panicked at src/a.rs:3:5: boom");
+        assert_eq!(
+            t.describe(),
+            "thread 'worker-1' [23469] panicked at src/a.rs:3:5: boom"
+        );
+        assert_eq!(t.describe().matches("thread").count(), 1);
+        // Without a tid, or a message of another shape, nothing is lost.
+        let t = panic_trigger(0, "thread 'w' panicked at x: y");
+        assert_eq!(t.describe(), "thread 'w' panicked at x: y");
+        let t = panic_trigger(7, "odd");
+        assert_eq!(t.describe(), "a thread panicked, thread 7: odd");
+    }
+
+    #[test]
+    fn the_ending_reads_from_the_header() {
+        let mut head = vec![0u8; crate::layout::HEADER_SIZE];
+        assert_eq!(Ending::read(&head, |_| 0), Ending::Unrecorded);
+        put_u64(&mut head, header::CLOSED_WALL_NS, 5);
+        assert_eq!(Ending::read(&head, |_| 0), Ending::Closed { wall_ns: 5 });
+        put_u64(&mut head, header::STOP_SIGNAL, 15);
+        put_u64(&mut head, header::STOP_TICKS, 3);
+        assert_eq!(
+            Ending::read(&head, |t| t as i64 * 10),
+            Ending::Stopped {
+                signal: 15,
+                wall_ns: 30
+            }
+        );
+        assert!(Ending::read(&head, |_| 0).describe().contains("SIGTERM"));
+    }
 }
