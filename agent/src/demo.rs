@@ -37,7 +37,7 @@ const WORKERS: usize = 4;
 pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
     let dir = match &opts.dir {
         Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("flightrec-demo-{}", std::process::id())),
+        None => flightrec::default_dump_dir().join("demo"),
     };
     // The demo's panic is expected: it is reported below, not as a raw panic message.
     std::panic::set_hook(Box::new(|_| {}));

@@ -181,7 +181,7 @@ async fn client(addr: std::net::SocketAddr, seed: u64, stop: Arc<AtomicBool>) {
 pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
     let dir = match &opts.dir {
         Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("flightrec-demo-async-{}", std::process::id())),
+        None => flightrec::default_dump_dir().join("demo-async"),
     };
     // The demo's panic is expected: it is reported below, not as a raw panic message.
     std::panic::set_hook(Box::new(|_| {}));

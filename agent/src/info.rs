@@ -20,14 +20,19 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let names = Names::new(rec);
     let lock_list = locks(rec);
-    let lock_state = if lock_list.is_empty() {
-        LockState::default()
-    } else {
-        let mut t = LockTracker::default();
-        for r in records {
+    let mut tracker = (!lock_list.is_empty()).then(LockTracker::default);
+    let mut folded = Vec::new();
+    for r in records {
+        if let Some(t) = tracker.as_mut() {
             t.observe(&names, &r);
         }
-        t.finish_trusting(|thread| flightrec_analysis::locks::complete_thread(rec, thread))
+        folded.extend(flightrec_analysis::triggers::folded_trigger(&names, &r));
+    }
+    let lock_state = match tracker {
+        None => LockState::default(),
+        Some(t) => {
+            t.finish_trusting(|thread| flightrec_analysis::locks::complete_thread(rec, thread))
+        }
     };
     let p = &rec.process;
     let d = &rec.damage;
@@ -45,7 +50,7 @@ pub fn run(
                     "overwritten": t.overwritten, "dropped": t.dropped,
                     "fully_overwritten": t.fully_overwritten,
                     "lost_to_damage": t.lost_to_damage, "gaps": t.gaps,
-                    "first_ts": t.first_ts, "last_ts": t.last_ts,
+                    "first_ts": t.first_ts, "last_ts": t.last_ts, "covers_ns": covers(t),
                 })
             })
             .collect();
@@ -61,6 +66,10 @@ pub fn run(
                 "description": rec.trigger.describe(),
             },
             "ending": ending_json(rec.ending),
+            "folded_triggers": folded.iter().map(|f| json!({
+                "ts": f.ts, "tid": f.tid,
+                "reason": f.reason, "description": f.description,
+            })).collect::<Vec<_>>(),
             "chunk_size": rec.chunk_size, "chunk_count": rec.chunk_count, "file_size": rec.file_size,
             "records": present, "overwritten": overwritten, "dropped": dropped,
             "damage": {
@@ -99,6 +108,14 @@ pub fn run(
             write!(out, " (at {})", format_ts(rec.trigger.wall_ns))?;
         }
         writeln!(out)?;
+    }
+    for f in &folded {
+        writeln!(
+            out,
+            "also:        {} (at {}, folded into this dump)",
+            f.description,
+            format_ts(f.ts)
+        )?;
     }
     write!(out, "ended:       {}", rec.ending.describe())?;
     match rec.ending {
@@ -146,8 +163,8 @@ pub fn run(
     writeln!(out, "threads:     {}", rec.threads.len())?;
     writeln!(
         out,
-        "  {:>5} {:>8}  {:<20} {:>9} {:>11} {:>8}  {:<30}  {:<30}",
-        "index", "tid", "name", "records", "overwritten", "dropped", "first", "last"
+        "  {:>5} {:>8}  {:<20} {:>9} {:>11} {:>8}  {:<30}  {:<30}  {:>10}",
+        "index", "tid", "name", "records", "overwritten", "dropped", "first", "last", "covers"
     )?;
     for t in &rec.threads {
         let span = |ts: Option<i64>| ts.map_or_else(|| "-".to_string(), format_ts);
@@ -160,7 +177,7 @@ pub fn run(
         };
         writeln!(
             out,
-            "  {:>5} {:>8}  {:<20} {:>9} {:>11} {:>8}  {:<30}  {:<30}{}",
+            "  {:>5} {:>8}  {:<20} {:>9} {:>11} {:>8}  {:<30}  {:<30}  {:>10}{}",
             t.index,
             t.tid,
             t.name,
@@ -169,8 +186,9 @@ pub fn run(
             t.dropped,
             span(t.first_ts),
             span(t.last_ts),
+            covers(t).map_or_else(|| "-".into(), flightrec_analysis::locks::duration),
             if t.gaps > 0 {
-                format!("  ({} gaps)", t.gaps)
+                format!("  ({} gap{})", t.gaps, if t.gaps == 1 { "" } else { "s" })
             } else {
                 String::new()
             }
@@ -182,6 +200,12 @@ pub fn run(
         write!(out, "{}", flightrec_analysis::stacks::render(&stacks))?;
     }
     Ok(())
+}
+
+/// How much time a thread's surviving records span, in ns: how far back the ring reaches
+/// for it (what sizes a ring: bytes per record times records per second).
+fn covers(t: &flightrec_format::ThreadSummary) -> Option<u64> {
+    Some(t.last_ts?.saturating_sub(t.first_ts?).max(0) as u64)
 }
 
 /// How the process ended, as data: `how` is `unrecorded`, `closed` or `stopped`.

@@ -46,8 +46,10 @@ enum Command {
     },
     /// Print what a ring file or dump holds: process, trigger, threads and counts.
     Info {
-        /// A ring file or dump; `-` reads standard input.
-        file: PathBuf,
+        /// Ring files or dumps; `-` reads standard input. Several are described one after
+        /// another (with --json, as one array).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -61,9 +63,10 @@ enum Command {
         /// The output format.
         #[arg(long, value_enum)]
         format: export::Format,
-        /// Where to write; `-` writes to standard output.
+        /// Where to write; `-` writes to standard output. Default: beside the (first)
+        /// input, with the format's extension (`.pftrace`, `.json`); the path is printed.
         #[arg(short, long)]
-        out: PathBuf,
+        out: Option<PathBuf>,
     },
     /// Open dumps in the browser timeline: serves them on 127.0.0.1 and prints the URL.
     View {
@@ -171,8 +174,8 @@ enum Command {
     /// Run a small service with a race in it until the race bites, then show the dump in
     /// the timeline viewer.
     Demo {
-        /// Where the ring and the dump go (default: a fresh directory under the system
-        /// temp directory).
+        /// Where the ring and the dump go (default: `demo` or `demo-async` under the
+        /// default dump directory, reused by every run, which keeps only its newest dump).
         #[arg(long)]
         dir: Option<PathBuf>,
         /// Print the dump and the interleaving, but do not start the viewer.
@@ -197,15 +200,18 @@ fn main() -> ExitCode {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = match cli.command {
         Command::Cat { files, json, spans } => cat_files(&files, json, spans, &mut out),
-        Command::Info { file, json } => read(&file).and_then(|image| {
-            let scan = scan(&file, &image)?;
-            info::run(&file, &scan.recording, scan.records(), json, &mut out)
-        }),
+        Command::Info { files, json } => info_files(&files, json, &mut out),
         Command::Export {
             files,
             format,
             out: to,
-        } => export::run(&files, format, &to),
+        } => export::default_output(&files, format, to).and_then(|(to, print)| {
+            export::run(&files, format, &to)?;
+            if print {
+                writeln!(out, "{}", to.display())?;
+            }
+            Ok(())
+        }),
         Command::View {
             paths,
             port,
@@ -448,6 +454,30 @@ fn watch(
         }
         std::thread::sleep(std::time::Duration::from_secs_f64(interval.max(0.01)));
     }
+}
+
+/// `info` of each file in turn: text blocks separated by a blank line, or one JSON
+/// object (a JSON array of them for several files).
+fn info_files(files: &[PathBuf], json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        anyhow::bail!("standard input (-) can be given once");
+    }
+    let several = files.len() > 1;
+    if json && several {
+        write!(out, "[")?;
+    }
+    for (i, file) in files.iter().enumerate() {
+        let image = read(file)?;
+        let scan = scan(file, &image)?;
+        if i > 0 {
+            writeln!(out, "{}", if json { "," } else { "" })?;
+        }
+        info::run(file, &scan.recording, scan.records(), json, out)?;
+    }
+    if json && several {
+        writeln!(out, "]")?;
+    }
+    Ok(())
 }
 
 /// `cat`: one recording streamed, or several merged in time order.

@@ -143,20 +143,34 @@ fn summary(state: &AppState, id: usize, f: &crate::DumpFile) -> DumpSummary {
         return row;
     }
     match flightrec_format::read_head(&f.path).and_then(|img| {
+        // When its data ends: a dump when it was taken, a ring when its process ended (a
+        // clean exit or a stop), else when the trigger struck, else when it started.
+        let dumped =
+            flightrec_format::layout::get_u64(&img, flightrec_format::layout::header::DUMP_WALL_NS)
+                .unwrap_or(0)
+                .min(i64::MAX as u64) as i64;
         flightrec_format::scan(&img).map(|s| {
             let r = s.recording;
-            (r.process, r.trigger, r.start_wall_ns, r.is_dump)
+            let ended = match r.ending {
+                flightrec_format::Ending::Closed { wall_ns }
+                | flightrec_format::Ending::Stopped { wall_ns, .. } => wall_ns,
+                flightrec_format::Ending::Unrecorded => 0,
+            };
+            let end = [dumped, ended, r.trigger.wall_ns]
+                .into_iter()
+                .find(|&t| t > 0)
+                .unwrap_or(r.start_wall_ns);
+            (r.process, r.trigger, end, r.is_dump)
         })
     }) {
-        Ok((p, t, start, is_dump)) => {
+        Ok((p, t, end, is_dump)) => {
             row.service = Some(p.service);
             row.host = Some(p.host);
             row.pid = Some(p.pid);
             row.trigger = Some(t.reason.slug());
             row.trigger_description = Some(t.describe());
             row.kind = Some(if is_dump { "dump" } else { "ring" });
-            let at = if t.wall_ns > 0 { t.wall_ns } else { start };
-            row.time = Some(at.to_string());
+            row.time = Some(end.to_string());
         }
         Err(e) => row.error = Some(e.to_string()),
     }

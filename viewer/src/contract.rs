@@ -37,7 +37,8 @@ pub struct DumpSummary {
     /// "dump" or "ring".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<&'static str>,
-    /// When it was taken (the trigger, else the recorder's start), ns since the Unix epoch.
+    /// When its data ends (a dump: when it was taken; a ring: when its process exited or
+    /// was stopped, else its trigger, else the recorder's start), ns since the Unix epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -38,6 +38,38 @@ pub enum Format {
 
 /// `flightrec export DUMP... --format F -o OUT`: one recording, or several as one trace with
 /// a process each, aligned on wall-clock time.
+/// Where an export goes: `-o` as given, or beside the first input with the format's
+/// extension (`dump.flightrec` -> `dump.pftrace`; several inputs: `dump-merged.pftrace`).
+/// The second value says whether to print the path (it was not given).
+pub fn default_output(
+    inputs: &[std::path::PathBuf],
+    format: Format,
+    given: Option<std::path::PathBuf>,
+) -> anyhow::Result<(std::path::PathBuf, bool)> {
+    if let Some(o) = given {
+        return Ok((o, false));
+    }
+    let first = &inputs[0];
+    if first.as_os_str() == "-" {
+        anyhow::bail!(
+            "reading standard input: say where to write with -o FILE (or -o - for standard output)"
+        );
+    }
+    let ext = match format {
+        Format::Perfetto => "pftrace",
+        Format::Chrome => "json",
+    };
+    let stem = first
+        .file_stem()
+        .map_or_else(|| "export".into(), |s| s.to_string_lossy().into_owned());
+    let name = if inputs.len() > 1 {
+        format!("{stem}-merged.{ext}")
+    } else {
+        format!("{stem}.{ext}")
+    };
+    Ok((first.with_file_name(name), true))
+}
+
 pub fn run(inputs: &[std::path::PathBuf], format: Format, output: &Path) -> anyhow::Result<()> {
     check_output(output)?;
     if let [input] = inputs {

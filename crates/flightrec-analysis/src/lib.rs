@@ -18,6 +18,7 @@
 //! * [`tasks`]: requests and tasks (the root span of an instrumented future, or a tokio
 //!   task recorded by the `tokio` feature) with their polls, the spans inside them and
 //!   their records.
+//! * [`triggers`]: the triggers that folded into a dump after its own.
 //!
 //! It depends on the format crate alone: no tracing, no server, no command line.
 
@@ -30,6 +31,7 @@ pub mod objects;
 pub mod spans;
 pub mod stacks;
 pub mod tasks;
+pub mod triggers;
 
 pub use locks::{LockInfo, LockState, LockTracker};
 pub use names::{Names, TITLE_MAX_CHARS};

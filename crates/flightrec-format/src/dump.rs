@@ -30,8 +30,22 @@ pub fn write(
     reason: TriggerReason,
     image: &[u8],
 ) -> Result<PathBuf, DumpError> {
-    let compressed =
-        zstd::bulk::compress(image, 3).map_err(|e| DumpError::Compress(e.to_string()))?;
+    write_compressed(dir, service, pid, reason, &compress(image)?)
+}
+
+/// An image compressed as a dump holds it.
+pub fn compress(image: &[u8]) -> Result<Vec<u8>, DumpError> {
+    zstd::bulk::compress(image, 3).map_err(|e| DumpError::Compress(e.to_string()))
+}
+
+/// `write`, for an image already compressed by [`compress`].
+pub fn write_compressed(
+    dir: &Path,
+    service: &str,
+    pid: u32,
+    reason: TriggerReason,
+    compressed: &[u8],
+) -> Result<PathBuf, DumpError> {
     let stamp = compact_utc(SystemTime::now());
     let stem = format!("{}-{}-{}-{}", sanitize(service), pid, stamp, reason.slug());
     // Unique per call, not just per process: two threads that panic in the same millisecond
@@ -45,7 +59,7 @@ pub fn write(
     };
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(&compressed)?;
+        f.write_all(compressed)?;
         f.sync_data()?;
         Ok(())
     })();

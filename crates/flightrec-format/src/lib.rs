@@ -26,7 +26,7 @@ pub use image::{read_image, Image};
 pub use meta::{Callsite, Level, ProcessInfo};
 pub use record::{FieldValue, RecordKind, Value};
 pub use stacks::{CaptureOutcome, CaptureReason, LoadedModule, StackCapture};
-pub use trigger::{Ending, Trigger, TriggerReason};
+pub use trigger::{Ending, Trigger, TriggerReason, TRIGGER_FOLDED};
 
 /// What can go wrong reading a ring file or a dump.
 #[derive(Debug, thiserror::Error)]

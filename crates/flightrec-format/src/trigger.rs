@@ -179,6 +179,12 @@ impl Trigger {
     }
 }
 
+/// The name of the event a recorder writes when a trigger arrives while a dump is being
+/// copied (target `flightrec`; fields `message`, `trigger` (its description), `reason`,
+/// `tid` and `at` (its time, Unix ns)): that trigger went into the dump under way, whose
+/// own trigger came first.
+pub const TRIGGER_FOLDED: &str = "trigger folded";
+
 /// How the recorded process ended, as far as its ring's header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {

@@ -117,6 +117,8 @@ mod recorder {
         Watchdog(#[source] std::io::Error),
         #[error("a global tracing subscriber is already installed")]
         AlreadyInitialized,
+        #[error("a dump was asked for while this thread was writing one (it folded into nothing)")]
+        DumpInProgress,
     }
 
     /// Configures a `Recorder`.
@@ -397,12 +399,34 @@ mod recorder {
             );
             ring.remove_when_closed
                 .store(!self.keep_ring, std::sync::atomic::Ordering::Relaxed);
+            let trigger_folded = callsites.synthetic(
+                &ring,
+                flightrec_format::Callsite {
+                    id: 0,
+                    is_span: false,
+                    level: flightrec_format::Level::Warn,
+                    target: "flightrec".into(),
+                    name: flightrec_format::TRIGGER_FOLDED.into(),
+                    file: Some(file!().into()),
+                    line: None,
+                    module: Some(module_path!().into()),
+                    fields: vec![
+                        "message".into(),
+                        "trigger".into(),
+                        "reason".into(),
+                        "tid".into(),
+                        "at".into(),
+                    ],
+                },
+            );
             let ring = Arc::new(ring);
             crate::ring::close_at_exit(&ring);
             let shared = Arc::new(Shared {
                 ring,
                 callsites,
                 dump_failed,
+                trigger_folded,
+                dumps: Default::default(),
                 dir: dump_dir,
                 service,
                 pid,
@@ -584,6 +608,17 @@ mod recorder {
             .unwrap_or_else(|| "service".into())
     }
 
+    /// Who the default directories belong to: `$USER`, else the uid (`uid-1000`), so two
+    /// users without `USER` set (a service, a container) never share one.
+    fn user_suffix() -> String {
+        use std::os::unix::fs::MetadataExt;
+        match std::env::var("USER") {
+            Ok(u) if !u.is_empty() => flightrec_format::dump::sanitize(&u),
+            _ => std::fs::metadata("/proc/self")
+                .map_or_else(|_| "user".into(), |m| format!("uid-{}", m.uid())),
+        }
+    }
+
     fn default_dir() -> PathBuf {
         if let Some(d) = std::env::var_os("FLIGHTREC_DIR") {
             return d.into();
@@ -591,7 +626,7 @@ mod recorder {
         if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
             return Path::new(&d).join("flightrec");
         }
-        let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+        let user = user_suffix();
         let shm = Path::new("/dev/shm");
         if shm.is_dir() {
             return shm.join(format!("flightrec-{user}"));
@@ -599,7 +634,10 @@ mod recorder {
         std::env::temp_dir().join(format!("flightrec-{user}"))
     }
 
-    fn default_dump_dir() -> PathBuf {
+    /// Where dumps go when nothing says otherwise: `$FLIGHTREC_DUMP_DIR`, else
+    /// `$FLIGHTREC_DIR`, else `$XDG_STATE_HOME/flightrec`, else `/var/tmp/flightrec-$USER`
+    /// (persistent across reboots).
+    pub fn default_dump_dir() -> PathBuf {
         for var in ["FLIGHTREC_DUMP_DIR", "FLIGHTREC_DIR"] {
             if let Some(d) = std::env::var_os(var).filter(|d| !d.is_empty()) {
                 return d.into();
@@ -608,7 +646,7 @@ mod recorder {
         if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
             return Path::new(&d).join("flightrec");
         }
-        let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+        let user = user_suffix();
         Path::new("/var/tmp").join(format!("flightrec-{user}"))
     }
 

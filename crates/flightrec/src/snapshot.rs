@@ -1,7 +1,6 @@
 //! Dumps: a consistent copy of the live ring, compressed with zstd, written under a
 //! temporary name and linked into place only when complete.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use flightrec_format::layout::get_u32;
@@ -101,15 +100,13 @@ pub(crate) fn consistent_copy(ring: &Ring) -> (Vec<u8>, u32) {
     (image, given_up)
 }
 
-/// Writes a dump of `ring` into `dir`, named `<service>-<pid>-<UTC time>-<reason>.flightrec`.
-pub(crate) fn write_dump(
+/// A consistent copy of `ring` (with its stack area, stamped with the dump's clock anchor
+/// and `trigger`), compressed as a dump holds it.
+pub(crate) fn copy_compressed(
     ring: &Ring,
-    dir: &Path,
-    service: &str,
-    pid: u32,
     trigger: &Trigger,
     session: Option<&crate::ring::stacks::Session<'_>>,
-) -> Result<PathBuf, Error> {
+) -> Result<Vec<u8>, Error> {
     let (mut image, given_up) = consistent_copy(ring);
     crate::ring::stacks::copy_area(ring, &mut image, session.is_some());
     let now = clock::anchor_now();
@@ -120,6 +117,5 @@ pub(crate) fn write_dump(
     let flags = get_u32(&image, header::FLAGS).unwrap_or(0) | FLAG_DUMP;
     put_u32(&mut image, header::FLAGS, flags);
     trigger.write(&mut image, now.ticks);
-
-    flightrec_format::dump::write(dir, service, pid, trigger.reason, &image).map_err(Error::from)
+    Ok(flightrec_format::dump::compress(&image)?)
 }

@@ -36,6 +36,11 @@ pub(crate) struct Shared {
     pub(crate) dump_budget: u64,
     /// flightrec's own "dump failed" callsite (fields: message, error, reason).
     pub(crate) dump_failed: u32,
+    /// flightrec's own "trigger folded" callsite (fields: message, trigger, reason): a
+    /// trigger that arrived while a dump was being written, and went into that dump.
+    pub(crate) trigger_folded: u32,
+    /// The dump being written, if any, and the triggers that folded into it.
+    pub(crate) dumps: crate::trigger::DumpQueue,
     /// Snapshots capture every thread's native stack (`Builder::stacks_on_snapshot`, or
     /// `FLIGHTREC_STACKS=1`).
     pub(crate) stacks_on_snapshot: bool,
@@ -45,6 +50,37 @@ impl Shared {
     /// Records that a dump failed, as an ERROR event in the ring, written directly (never
     /// through tracing, which may be what is stuck). It shows in the next dump, or when the
     /// ring is collected.
+    /// Records (on the dump writer's thread) that `t`, a later trigger than the dump's own,
+    /// folded into the dump under way: its description, reason, thread and time.
+    pub(crate) fn record_trigger_folded(&self, t: &flightrec_format::Trigger) {
+        let ticks = clock::ticks();
+        let description = t.describe();
+        with_writer(self, |w| {
+            w.write(|buf, fit| {
+                let mut e = Encoder::new(buf, RecordKind::Event, self.trigger_folded, ticks, fit);
+                e.u64(PARENT_ROOT);
+                e.field_bytes(
+                    0,
+                    flightrec_format::record::tag::STR,
+                    b"trigger folded into this dump",
+                );
+                e.field_bytes(
+                    1,
+                    flightrec_format::record::tag::STR,
+                    description.as_bytes(),
+                );
+                e.field_bytes(
+                    2,
+                    flightrec_format::record::tag::STR,
+                    t.reason.slug().as_bytes(),
+                );
+                e.field_u64(3, t.tid);
+                e.field_i64(4, t.wall_ns);
+                e.finish()
+            })
+        });
+    }
+
     pub(crate) fn record_dump_failure(&self, reason: &str, error: &str) {
         let ticks = clock::ticks();
         with_writer(self, |w| {

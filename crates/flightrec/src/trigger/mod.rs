@@ -40,26 +40,89 @@ impl Shared {
     /// As `dump`, with the native stacks of the threads `tids` captured first (at most
     /// `stacks::ANSWER_TIMEOUT` waiting for them); `reason` is a
     /// `layout::stacks::REASON_*`.
+    ///
+    /// One dump at a time: a trigger that arrives while another thread copies and
+    /// compresses a dump (two requests panicking 5 ms apart) folds into that dump instead
+    /// of making its own. The dump is then copied again, so it holds what the folded
+    /// trigger recorded before it asked; the earliest trigger is the dump's own, and each
+    /// other one is recorded (a `trigger folded` event, with its time and thread) before
+    /// that copy. A folded trigger's caller gets the same path. Once the last copy is
+    /// taken, a new trigger waits for the dump to be written and then makes its own.
     pub(crate) fn dump_with_stacks(
         &self,
         trigger: &Trigger,
         tids: &[u64],
         reason: u32,
     ) -> Result<PathBuf, Error> {
+        let me = crate::layer::os_tid();
+        {
+            let mut q = self.dumps.state.lock().unwrap_or_else(|e| e.into_inner());
+            while let Some(writer) = q.writer {
+                if writer == me {
+                    // A trigger inside our own dump (a panic while writing it): waiting
+                    // would wait for ourselves.
+                    return Err(Error::DumpInProgress);
+                }
+                let folds = !q.sealed;
+                if folds {
+                    q.pending.push(trigger.clone());
+                }
+                let generation = q.generation;
+                while q.generation == generation {
+                    q = self.dumps.done.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+                if folds {
+                    return q.last.clone().ok_or(Error::DumpInProgress);
+                }
+                // Too late to fold into that one (it was being written out): our own.
+            }
+            q.writer = Some(me);
+        }
         let session = if tids.is_empty() {
             None
         } else {
             crate::ring::stacks::capture(&self.ring, tids, reason)
         };
-        let written = crate::snapshot::write_dump(
-            &self.ring,
-            &self.dir,
-            &self.service,
-            self.pid,
-            trigger,
-            session.as_ref(),
-        );
+        let mut primary = trigger.clone();
+        let compressed = loop {
+            let compressed =
+                crate::snapshot::copy_compressed(&self.ring, &primary, session.as_ref());
+            let newly = {
+                let mut q = self.dumps.state.lock().unwrap_or_else(|e| e.into_inner());
+                q.sealed = q.pending.is_empty() || compressed.is_err();
+                std::mem::take(&mut q.pending)
+            };
+            if newly.is_empty() || compressed.is_err() {
+                break compressed;
+            }
+            for t in newly {
+                let later = if t.wall_ns < primary.wall_ns {
+                    std::mem::replace(&mut primary, t)
+                } else {
+                    t
+                };
+                self.record_trigger_folded(&later);
+            }
+        };
         drop(session);
+        let written = compressed.and_then(|c| {
+            flightrec_format::dump::write_compressed(
+                &self.dir,
+                &self.service,
+                self.pid,
+                primary.reason,
+                &c,
+            )
+            .map_err(Error::from)
+        });
+        {
+            let mut q = self.dumps.state.lock().unwrap_or_else(|e| e.into_inner());
+            q.writer = None;
+            q.sealed = false;
+            q.generation += 1;
+            q.last = written.as_ref().ok().cloned();
+            self.dumps.done.notify_all();
+        }
         match written {
             Ok(path) => {
                 flightrec_format::dump::prune(
@@ -76,6 +139,29 @@ impl Shared {
             }
         }
     }
+}
+
+/// One dump at a time, and the triggers that fold into it (see `Shared::dump_with_stacks`).
+#[derive(Default)]
+pub(crate) struct DumpQueue {
+    state: std::sync::Mutex<DumpQueueState>,
+    /// Notified when a dump is written (or failed).
+    done: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct DumpQueueState {
+    /// The thread writing a dump now.
+    writer: Option<u64>,
+    /// Triggers folded into the dump under way since its last copy.
+    pending: Vec<Trigger>,
+    /// The dump under way holds its last copy: a trigger now waits for it, then makes its
+    /// own.
+    sealed: bool,
+    /// Dumps finished so far: what a folded trigger waits to see change.
+    generation: u64,
+    /// The last dump written (`None` when it failed).
+    last: Option<PathBuf>,
 }
 
 /// Collects the rings in `dir` whose owner is dead (their lock is free) into dumps in
