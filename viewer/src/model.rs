@@ -1301,7 +1301,7 @@ impl Model {
                         let next = &cycle[(i + 1) % cycle.len()];
                         DeadlockStep {
                             lane: lane_of(s.thread),
-                            thread: names.thread(s.thread).0.to_owned(),
+                            thread: names.thread_label(s.thread),
                             holds: lock_name(s.holds),
                             waits_for: lock_name(s.waits_for),
                             holder: lane_of(next.thread),
