@@ -145,7 +145,10 @@ fn get_json(host: &str, path: &str) -> serde_json::Value {
     write!(conn, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
     let mut answer = String::new();
     conn.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
     serde_json::from_str(&answer[answer.find("\r\n\r\n").unwrap() + 4..]).unwrap()
 }
 
@@ -159,11 +162,9 @@ fn the_index_dates_a_dump_by_when_its_data_ends() {
     let dump = rec.snapshot().unwrap();
     drop(rec);
     let head = flightrec_format::read_head(&dump).unwrap();
-    let taken = flightrec_format::layout::get_u64(
-        &head,
-        flightrec_format::layout::header::DUMP_WALL_NS,
-    )
-    .unwrap();
+    let taken =
+        flightrec_format::layout::get_u64(&head, flightrec_format::layout::header::DUMP_WALL_NS)
+            .unwrap();
     let mut server = Command::new(flightrec_bin())
         .arg("view")
         .arg(dir.path())

@@ -17,7 +17,8 @@ const MODE: &str = "FLIGHTREC_STOPS_MODE";
 /// - `default`: sleeps, leaving SIGTERM's default action alone;
 /// - `tokio`: waits for SIGTERM through `tokio::signal`, then returns (a graceful stop);
 /// - `tokio-first`: the same, with tokio's handler registered before the recorder's;
-/// - `once`: returns at once (a restart that looks at what the last run left).
+/// - `once`: returns at once (a restart that looks at what the last run left);
+/// - `carry-on`: reloads on SIGHUP and goes on serving (see `carry_on`).
 #[test]
 #[ignore = "child process of the stop tests"]
 fn stopping_service() {
@@ -32,6 +33,9 @@ fn stopping_service() {
         let _guard = runtime.enter();
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap()
     });
+    if mode == "carry-on" {
+        return carry_on(&runtime);
+    }
     flightrec::init().unwrap();
     tracing::info!(mode = mode.as_str(), "serving");
     match mode.as_str() {
@@ -51,6 +55,26 @@ fn stopping_service() {
         }),
         _ => println!("ready"),
     }
+}
+
+/// A service that handles SIGHUP (a reload) and carries on, with a stop grace of 1 s.
+fn carry_on(runtime: &tokio::runtime::Runtime) {
+    use tracing_subscriber::prelude::*;
+    let rec = flightrec::Recorder::builder()
+        .service("stopper")
+        .stop_grace(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    tracing_subscriber::registry().with(rec.layer()).init();
+    runtime.block_on(async {
+        let mut hup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap();
+        println!("ready");
+        loop {
+            hup.recv().await;
+            tracing::info!("configuration reloaded");
+        }
+    });
 }
 
 fn start(dir: &Path, mode: &str) -> std::process::Child {
@@ -259,4 +283,41 @@ fn collect_then_a_restart_gives_one_dump() {
         );
         assert!(rings_in(dir.path()).is_empty(), "keep={keep}");
     }
+}
+
+#[test]
+fn a_stop_signal_the_service_carries_on_after_is_forgotten_and_a_later_kill_is_a_death() {
+    let dir = scratch();
+    let mut c = start(dir.path(), "carry-on");
+    wait_for(&mut c, "ready");
+    // SAFETY: kill has no memory preconditions; the pid is our own live child.
+    assert_eq!(unsafe { libc::kill(c.id() as i32, libc::SIGHUP) }, 0);
+    let ring = rings_in(dir.path()).pop().unwrap();
+    let ending = || {
+        info_json(&ring)["ending"]["how"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut saw_stop = false;
+    loop {
+        match ending().as_str() {
+            "stopped" => saw_stop = true,
+            "unrecorded" if saw_stop => break,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stop was never forgotten (seen: {saw_stop})"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Still serving after the reload: now a kill is a death.
+    assert!(c.try_wait().unwrap().is_none());
+    c.kill().unwrap();
+    wait_end(c);
+    let printed = restart(dir.path());
+    assert!(printed.contains(WARNING), "{printed}");
+    assert_eq!(dumps_in(dir.path()).len(), 1);
 }

@@ -144,6 +144,7 @@ mod recorder {
         host: Option<String>,
         keep_ring: bool,
         no_stop_signals: bool,
+        stop_grace: Option<std::time::Duration>,
     }
 
     impl Builder {
@@ -250,6 +251,16 @@ mod recorder {
         /// and the default action run as they would without the recorder.
         pub fn stop_signals(mut self, record: bool) -> Self {
             self.no_stop_signals = !record;
+            self
+        }
+
+        /// How long a process may go on running after a stop signal before the stop is
+        /// forgotten (default 30 s): it handled the signal and carried on (a SIGHUP that
+        /// reloads its configuration, a shutdown that hangs), so a later death is collected
+        /// as one. Checked by the stall watchdog's thread; with the watchdog off, a stop is
+        /// never forgotten.
+        pub fn stop_grace(mut self, grace: std::time::Duration) -> Self {
+            self.stop_grace = Some(grace);
             self
         }
 
@@ -464,7 +475,15 @@ mod recorder {
                 .stall_threshold
                 .unwrap_or(Some(std::time::Duration::from_secs(5)))
             {
-                Some(t) => Some(Watchdog::start(shared.clone(), t).map_err(Error::Watchdog)?),
+                Some(t) => Some(
+                    Watchdog::start(
+                        shared.clone(),
+                        t,
+                        self.stop_grace
+                            .unwrap_or(std::time::Duration::from_secs(30)),
+                    )
+                    .map_err(Error::Watchdog)?,
+                ),
                 None => None,
             };
             Ok(Recorder {

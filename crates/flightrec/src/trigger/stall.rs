@@ -83,7 +83,14 @@ pub(crate) struct Watchdog {
 }
 
 impl Watchdog {
-    pub(crate) fn start(shared: Arc<Shared>, threshold: Duration) -> std::io::Result<Watchdog> {
+    /// Starts the watchdog: a stall check every `threshold / 4`, and the stop mark
+    /// forgotten once the process has carried on for `stop_grace` after it (see
+    /// `forget_stop`).
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        threshold: Duration,
+        stop_grace: Duration,
+    ) -> std::io::Result<Watchdog> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let tick = (threshold / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
@@ -92,9 +99,11 @@ impl Watchdog {
             .spawn(move || {
                 let mut seen: HashMap<u64, Progress> = HashMap::new();
                 let mut buf = vec![0u8; shared.ring.geometry.chunk_size as usize];
+                let mut stop_seen = None;
                 while !stopping.load(Ordering::Relaxed) {
                     std::thread::park_timeout(tick);
                     scan(&shared, threshold, &mut seen, &mut buf);
+                    forget_stop(&shared, stop_grace, &mut stop_seen);
                 }
             })?;
         Ok(Watchdog {
@@ -111,6 +120,29 @@ impl Drop for Watchdog {
             t.thread().unpark();
             let _ = t.join();
         }
+    }
+}
+
+/// A stop signal the process is still running `grace` after was handled and the process
+/// carried on (a SIGHUP that reloads, a SIGINT it ignores, a graceful stop that hangs): its
+/// mark is cleared, so that a later death of this process is collected as one.
+fn forget_stop(shared: &Shared, grace: Duration, seen: &mut Option<(u64, Instant)>) {
+    let word = shared
+        .ring
+        .header_word(flightrec_format::layout::header::STOP_SIGNAL);
+    let signal = word.load(Ordering::Acquire);
+    match *seen {
+        _ if signal == 0 => *seen = None,
+        Some((s, since)) if s == signal => {
+            if since.elapsed() >= grace
+                && word
+                    .compare_exchange(signal, 0, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                *seen = None;
+            }
+        }
+        _ => *seen = Some((signal, Instant::now())),
     }
 }
 
