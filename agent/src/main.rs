@@ -195,6 +195,23 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A bug of ours, or of a library under us, ends in one line too, never a trace.
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "flightrec: internal error: {}{at} (please report it)",
+            what.lines().next().unwrap_or("")
+        );
+    }));
     let cli = Cli::parse();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -36,10 +36,55 @@ impl Destination {
         if bucket.is_empty() {
             anyhow::bail!("{url}: no bucket (s3://bucket/prefix)");
         }
+        if !valid_bucket(bucket) {
+            anyhow::bail!(
+                "{url}: {bucket:?} is not a valid bucket name (3 to 63 lowercase letters, \
+                 digits, dots and hyphens, starting and ending with a letter or digit)"
+            );
+        }
         Ok(Destination {
             bucket: bucket.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
         })
+    }
+}
+
+/// S3's bucket naming rules, checked before object_store builds a request from the name
+/// (which it cannot always do: a space in the name made it panic).
+fn valid_bucket(b: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (3..=63).contains(&b.len())
+        && b.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && edge(b.chars().next())
+        && edge(b.chars().last())
+}
+
+/// The endpoint the AWS variables name (`AWS_ENDPOINT_URL`, else `AWS_ENDPOINT`), checked:
+/// an http(s) URL with a host and a valid port. Errors print it with its credentials
+/// redacted, as everything that prints it does.
+fn endpoint() -> anyhow::Result<Option<url::Url>> {
+    let Some((var, raw)) = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+        .into_iter()
+        .find_map(|v| std::env::var(v).ok().map(|s| (v, s)))
+    else {
+        return Ok(None);
+    };
+    let shown = redact(&raw);
+    let url = url::Url::parse(&raw)
+        .map_err(|e| anyhow::anyhow!("{var}={shown}: not a usable URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        anyhow::bail!("{var}={shown}: not an http:// or https:// URL with a host");
+    }
+    Ok(Some(url))
+}
+
+/// `raw` with any user name and password replaced by `***` (the last `@` ends them, since a
+/// password may hold a `/`).
+pub fn redact(raw: &str) -> String {
+    match (raw.find("://"), raw.rfind('@')) {
+        (Some(s), Some(at)) if at > s + 3 => format!("{}***{}", &raw[..s + 3], &raw[at..]),
+        _ => raw.to_string(),
     }
 }
 
@@ -51,6 +96,7 @@ pub fn store(dest: &Destination) -> anyhow::Result<Arc<dyn ObjectStore>> {
         retry_timeout: Duration::from_secs(30),
         ..Default::default()
     };
+    endpoint()?;
     // Client options replace those `from_env` read: AWS_ALLOW_HTTP is applied here again.
     let allow_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
     let s3 = AmazonS3Builder::from_env()
@@ -187,8 +233,11 @@ fn reason(dest: &Destination, e: &object_store::Error) -> String {
     let text = e.to_string();
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .or_else(|_| std::env::var("AWS_ENDPOINT"))
-        .unwrap_or_else(|_| "the default AWS endpoint".into());
-    if matches!(e, object_store::Error::NotFound { .. }) {
+        .map_or_else(|_| "the default AWS endpoint".into(), |e| redact(&e));
+    if matches!(e, object_store::Error::NotFound { .. })
+        || text.contains("NoSuchBucket")
+        || text.contains("404 Not Found")
+    {
         return format!("bucket {} not found at {endpoint}", dest.bucket);
     }
     if text.contains("error sending request") || text.contains("connect") {

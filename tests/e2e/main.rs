@@ -12,6 +12,7 @@ mod edges;
 mod export;
 mod folding;
 mod helpers;
+mod hostile;
 mod kill_sweep;
 mod layer;
 mod locks;

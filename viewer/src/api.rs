@@ -503,6 +503,14 @@ fn check_filter(f: &Filter) -> Result<(), ApiError> {
             return Err(ApiError(StatusCode::BAD_REQUEST, "filter too long".into()));
         }
     }
+    if let Some(l) = f.level.as_deref().filter(|l| !l.is_empty()) {
+        if crate::model::parse_level(l).is_none() {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "unknown level (trace, debug, info, warn or error)".into(),
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -409,7 +409,7 @@ struct Matcher<'a> {
     text: Option<String>,
 }
 
-fn parse_level(s: &str) -> Option<Level> {
+pub(crate) fn parse_level(s: &str) -> Option<Level> {
     Some(match s.to_ascii_lowercase().as_str() {
         "trace" => Level::Trace,
         "debug" => Level::Debug,

@@ -316,6 +316,10 @@ async fn malformed_requests_and_unknown_things_get_clear_errors() {
             StatusCode::BAD_REQUEST,
         ),
         (
+            format!("/api/dumps/{id}/window?start=0&end=2&width=3&level=bogus"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
             format!("/api/dumps/{id}/records/99999"),
             StatusCode::NOT_FOUND,
         ),

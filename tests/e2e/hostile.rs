@@ -1,0 +1,115 @@
+//! The fleet path under hostile input, without a store: bad bucket names and endpoint URLs
+//! get one line and exit 1 before anything is sent, and credentials in an endpoint are
+//! never printed.
+
+use std::process::Command;
+
+use crate::helpers::*;
+
+fn a_dump(dir: &std::path::Path) -> std::path::PathBuf {
+    let rec = recorder(dir, "hostile", 256 << 10);
+    tracing::dispatcher::with_default(&dispatch(&rec), || tracing::info!("x"));
+    rec.snapshot().unwrap()
+}
+
+/// Runs flightrec with `env` and a fresh AWS setup (no real credentials), and returns
+/// (exit code, stderr, stdout).
+fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut c = Command::new(flightrec_bin());
+    c.args(args)
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "s3cr3t-value")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("XDG_CACHE_HOME", std::env::temp_dir());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn assert_one_line(what: &str, (code, err, _): &(Option<i32>, String, String), needle: &str) {
+    assert_eq!(*code, Some(1), "{what}: {err}");
+    assert_eq!(err.lines().count(), 1, "{what}: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    assert!(err.contains(needle), "{what}: expected {needle:?} in {err}");
+    assert!(!err.contains("s3cr3t"), "{what}: {err}");
+}
+
+#[test]
+fn bad_bucket_names_and_endpoints_get_one_line_before_anything_is_sent() {
+    let dir = scratch();
+    let dump = a_dump(dir.path());
+    let d = dump.to_str().unwrap();
+    assert_one_line(
+        "a space in the bucket",
+        &run(&["upload", d, "--to", "s3://bu cket/p"], &[]),
+        "not a valid bucket name",
+    );
+    assert_one_line(
+        "view of a space in the bucket",
+        &run(&["view", "s3://bu cket/x"], &[]),
+        "not a valid bucket name",
+    );
+    assert_one_line(
+        "an endpoint that is not a URL",
+        &run(
+            &["upload", d, "--to", "s3://bucket/p"],
+            &[("AWS_ENDPOINT_URL", "not a url")],
+        ),
+        "AWS_ENDPOINT_URL=not a url: not a usable URL",
+    );
+    let (code, err, out) = run(
+        &["upload", d, "--to", "s3://bucket/p"],
+        &[(
+            "AWS_ENDPOINT_URL",
+            "http://user:pass-with-/@127.0.0.1:45999",
+        )],
+    );
+    assert_one_line(
+        "a password with a slash",
+        &(code, err.clone(), out.clone()),
+        "AWS_ENDPOINT_URL=http://***@127.0.0.1:45999",
+    );
+    assert!(
+        !err.contains("pass-with") && !out.contains("pass-with"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_password_in_the_endpoint_is_never_printed() {
+    let dir = scratch();
+    let dump = a_dump(dir.path());
+    // A port nothing listens on: the store cannot be reached.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://minio:Passw0rd@127.0.0.1:{port}");
+    let (code, err, out) = run(
+        &["upload", dump.to_str().unwrap(), "--to", "s3://bucket/p"],
+        &[("AWS_ENDPOINT_URL", &endpoint)],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot reach the store at http://***@127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Passw0rd") && !out.contains("Passw0rd"),
+        "{err}"
+    );
+    assert!(dump.exists(), "the dump is kept");
+}
