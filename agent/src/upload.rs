@@ -166,7 +166,11 @@ fn safe(s: &str) -> String {
 }
 
 /// `<prefix>/<service>/<yyyy-mm-dd>/<host>-<pid>-<time>-<reason>.flightrec`.
-pub fn key(dest: &Destination, f: &DumpFacts) -> String {
+///
+/// Built once, part by part, as the store's own path: each part of the user's prefix is
+/// encoded as the store will hold it (`..` and `%` included), so the key printed, listed,
+/// fetched and stored is one and the same.
+pub fn key(dest: &Destination, f: &DumpFacts) -> StorePath {
     let t = std::time::UNIX_EPOCH + Duration::from_nanos(f.time_ns.max(0) as u64);
     // To the nanosecond: dumps of one process within one millisecond keep keys of their own
     // (an object under a taken key would replace another dump).
@@ -180,13 +184,11 @@ pub fn key(dest: &Destination, f: &DumpFacts) -> String {
         format_args!("{}T{}", day.replace('-', ""), time),
         safe(&f.reason)
     );
-    let mut k = String::new();
-    if !dest.prefix.is_empty() {
-        k.push_str(&dest.prefix);
-        k.push('/');
-    }
-    k.push_str(&format!("{}/{day}/{name}", safe(&f.service)));
-    k
+    StorePath::from_iter(dest.prefix.split('/').map(str::to_string).chain([
+        safe(&f.service),
+        day.to_string(),
+        name,
+    ]))
 }
 
 /// Uploads one dump; returns its key. The object appears whole or not at all.
@@ -218,14 +220,10 @@ pub async fn upload_one(
         ..PutOptions::default()
     };
     store
-        .put_opts(
-            &StorePath::from(key.as_str()),
-            PutPayload::from(bytes),
-            opts,
-        )
+        .put_opts(&key, PutPayload::from(bytes), opts)
         .await
         .map_err(|e| anyhow::anyhow!("uploading {}: {}", path.display(), reason(dest, &e)))?;
-    Ok(key)
+    Ok(key.to_string())
 }
 
 /// Why an upload failed, in a few words (never a credential).
@@ -448,6 +446,7 @@ pub fn list_remote(
         .build()
         .context("starting the lister")?;
     let cache = cache_dir().join(safe(&dest.bucket));
+    // The prefix encoded part by part, as `key` encodes it for an upload.
     let prefix = (!dest.prefix.is_empty()).then(|| StorePath::from(dest.prefix.as_str()));
     let listed = rt.block_on(async {
         let objects: Vec<object_store::ObjectMeta> = store
@@ -483,9 +482,10 @@ pub fn list_remote(
                 pid: meta("pid").parse().unwrap_or(0),
                 trigger: meta("trigger"),
                 time_ns: meta("time-ns").parse().unwrap_or(0),
+                size: o.size,
             };
             if filter.keeps(&r) {
-                let path = cache.join(r.key.replace('/', "%"));
+                let path = cache.join(cache_name(&r.key));
                 out.push((r, o.size, path));
             }
         }
@@ -505,8 +505,10 @@ fn fetch_one(
     r: &flightrec_viewer::RemoteDump,
     cache: &Path,
 ) -> anyhow::Result<PathBuf> {
-    let path = cache.join(r.key.replace('/', "%"));
-    if path.is_file() {
+    let path = cache.join(cache_name(&r.key));
+    // A cached copy is used only while it is the object listed (same size); a dump
+    // replaced in the store is fetched again.
+    if std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == r.size) {
         return Ok(path);
     }
     std::fs::create_dir_all(cache).with_context(|| cache.display().to_string())?;
@@ -516,7 +518,11 @@ fn fetch_one(
         .context("starting the fetcher")?;
     let bytes = rt.block_on(async {
         let got = store
-            .get(&StorePath::from(r.key.as_str()))
+            // The key as listed is already the store's encoding: parsed, not encoded again.
+            .get(
+                &StorePath::parse(r.key.as_str())
+                    .unwrap_or_else(|_| StorePath::from(r.key.as_str())),
+            )
             .await
             .map_err(|e| anyhow::anyhow!("fetching {}: {}", r.key, reason(dest, &e)))?;
         got.bytes()
@@ -528,6 +534,19 @@ fn fetch_one(
     tmp.persist(&path).context("writing the cache")?;
     trim_cache(cache, &path);
     Ok(path)
+}
+
+/// The cache file of a key: a hash of the whole key (so two keys never share a file, such
+/// as `a/b` and `a%b`), then its last part for people to read.
+pub fn cache_name(key: &str) -> String {
+    // FNV-1a, 64 bits: stable across builds, so a cache outlives an upgrade.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    let tail = key.rsplit('/').next().unwrap_or("");
+    format!("{h:016x}-{}", safe(tail))
 }
 
 /// Deletes the oldest cached dumps (never `keep`) while the cache holds more than its budget.
@@ -554,6 +573,36 @@ fn trim_cache(cache: &Path, keep: &Path) {
         }
         if p != keep && std::fs::remove_file(&p).is_ok() {
             total -= size;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_keys_never_share_a_cache_file() {
+        let flat = "fleet%probe%2026-12-05%vm-13216-1.flightrec";
+        let nested = "fleet/probe/2026-12-05/vm-13216-1.flightrec";
+        assert_ne!(cache_name(flat), cache_name(nested));
+        assert!(cache_name(nested).ends_with("-vm-13216-1.flightrec"));
+        assert_eq!(cache_name(nested), cache_name(nested), "stable");
+    }
+
+    #[test]
+    fn credentials_are_redacted_and_bucket_names_checked() {
+        assert_eq!(
+            redact("http://minio:Passw0rd@host:9000/x"),
+            "http://***@host:9000/x"
+        );
+        assert_eq!(redact("http://u:p/w@h:1"), "http://***@h:1");
+        assert_eq!(redact("http://host:9000"), "http://host:9000");
+        for good in ["flight", "keys-0", "a.b-c"] {
+            assert!(valid_bucket(good), "{good}");
+        }
+        for bad in ["bu cket", "ab", "Upper", "-lead", "trail.", &"x".repeat(64)] {
+            assert!(!valid_bucket(bad), "{bad}");
         }
     }
 }

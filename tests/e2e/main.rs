@@ -26,4 +26,5 @@ mod stops;
 mod tasks;
 mod triggers;
 mod upload;
+mod upload_keys;
 mod viewer;

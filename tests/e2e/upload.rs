@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::helpers::*;
 
 /// moto's server binary, if this machine has it; required when FLIGHTREC_REQUIRE_S3 is set.
-fn moto() -> Option<PathBuf> {
+pub(crate) fn moto() -> Option<PathBuf> {
     let path = std::env::var_os("FLIGHTREC_MOTO").map(PathBuf::from);
     match path.filter(|p| p.exists()) {
         Some(p) => Some(p),
@@ -24,7 +24,7 @@ fn moto() -> Option<PathBuf> {
     }
 }
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
 }
 
@@ -35,7 +35,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -44,7 +44,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts the server on `port` and waits (generously) until it answers.
-fn start(moto: &Path, port: u16) -> Server {
+pub(crate) fn start(moto: &Path, port: u16) -> Server {
     let child = Command::new(moto)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
@@ -59,7 +59,7 @@ fn start(moto: &Path, port: u16) -> Server {
     Server { child }
 }
 
-fn env(port: u16) -> Vec<(&'static str, String)> {
+pub(crate) fn env(port: u16) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
         ("AWS_ACCESS_KEY_ID", "testing".into()),
@@ -70,7 +70,7 @@ fn env(port: u16) -> Vec<(&'static str, String)> {
 }
 
 /// Runs boto3 (installed with moto) against the server: `script` gets `s3`, a client.
-fn boto(port: u16, script: &str) -> String {
+pub(crate) fn boto(port: u16, script: &str) -> String {
     let python = std::env::var("FLIGHTREC_PYTHON").unwrap_or_else(|_| "python3".into());
     let full = format!("import boto3, json\ns3 = boto3.client('s3')\n{script}");
     let o = Command::new(python)
@@ -83,7 +83,7 @@ fn boto(port: u16, script: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn upload(port: u16, args: &[&str]) -> std::process::Output {
+pub(crate) fn upload(port: u16, args: &[&str]) -> std::process::Output {
     Command::new(flightrec_bin())
         .arg("upload")
         .args(args)

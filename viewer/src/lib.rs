@@ -84,6 +84,8 @@ pub struct RemoteDump {
     pub trigger: String,
     /// When it was taken, ns since the Unix epoch.
     pub time_ns: i64,
+    /// Its size in the store, bytes (a cached copy of another size is stale).
+    pub size: u64,
 }
 
 /// Fetches a remote dump by key into its cache file (blocking; called off the async

@@ -1,0 +1,144 @@
+//! Keys that round-trip: a dump uploaded under any prefix (spaces, non-ASCII, `%`, `..`,
+//! `?`, `#`) is listed under the key `upload` printed, and opened through `view s3://` it
+//! gives the local dump's bytes; or the upload fails with one line. Against moto's server.
+
+use std::io::{BufRead, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::helpers::*;
+use crate::upload::{boto, env, free_port, moto, start, upload};
+
+/// `GET path` (HTTP/1.0: no chunked body) from a viewer at `host`: status line and body.
+fn get(host: &str, path: &str) -> (String, String) {
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    write!(conn, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let status = answer.lines().next().unwrap_or("").to_string();
+    let body = answer
+        .find("\r\n\r\n")
+        .map_or(String::new(), |i| answer[i + 4..].to_string());
+    (status, body)
+}
+
+/// Uploads `dump` under `prefix` in a bucket of its own, then lists and opens it.
+fn round_trip(port: u16, bucket: &str, prefix: &str, dump: &Path, cache: &Path) {
+    boto(port, &format!("s3.create_bucket(Bucket='{bucket}')"));
+    let to = format!("s3://{bucket}/{prefix}");
+    let o = upload(port, &[dump.to_str().unwrap(), "--to", &to]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    if !o.status.success() {
+        // Refused: one line, no panic.
+        assert_eq!(err.lines().count(), 1, "{prefix:?}: {err}");
+        assert!(!err.contains("panicked"), "{prefix:?}: {err}");
+        return;
+    }
+    let printed = String::from_utf8_lossy(&o.stdout);
+    let marker = format!(" to s3://{bucket}/");
+    let key = printed
+        .lines()
+        .find_map(|l| l.split_once(&marker).map(|(_, k)| k.to_string()))
+        .unwrap_or_else(|| panic!("{prefix:?}: no key in {printed:?}"));
+    let listed = boto(
+        port,
+        &format!(
+            "print(json.dumps([o['Key'] for o in s3.list_objects_v2(Bucket='{bucket}').get('Contents', [])]))"
+        ),
+    );
+    let keys: Vec<String> = serde_json::from_str(listed.trim()).unwrap();
+    assert_eq!(keys, [key.clone()], "{prefix:?}: printed {key:?}");
+
+    let mut server = Command::new(flightrec_bin())
+        .args(["view", &to])
+        .envs(env(port))
+        .env("XDG_CACHE_HOME", cache)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    // "1 dumps listed under …", then the URL.
+    while !line.contains("http://") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "{prefix:?}: view ended"
+        );
+    }
+    let host = line[line.find("http://").unwrap() + 7..]
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, body) = get(&host, "/api/dumps/0/meta");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(status.contains(" 200"), "{prefix:?}: {status} {body}");
+    let local = std::fs::read(dump).unwrap();
+    let cached: Vec<Vec<u8>> = walk(cache)
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert!(
+        cached.contains(&local),
+        "{prefix:?}: the fetched bytes differ"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn any_prefix_uploads_lists_and_opens_as_the_same_bytes_or_fails_in_one_line() {
+    let Some(moto) = moto() else {
+        return;
+    };
+    let dir = scratch();
+    let rec = recorder(dir.path(), "keys", 256 << 10);
+    tracing::dispatcher::with_default(&dispatch(&rec), || tracing::info!("hello"));
+    let dump = rec.snapshot().unwrap();
+    let port = free_port();
+    let _server = start(&moto, port);
+    let mut prefixes: Vec<String> = [
+        "plain",
+        "pre fix/ünï/💥",
+        "a%2Fb?x=1#frag",
+        "../../etc",
+        "a//b/./c/",
+        "100%",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // And random ones, from characters that trouble URLs, keys and file names.
+    let pool: Vec<char> = "ab /%.?#&+=~\\\"'<>ü💥\t:*".chars().collect();
+    let mut x: u64 = 0x853c49e6748fea9b;
+    for _ in 0..10 {
+        let len = 1 + (x % 12) as usize;
+        let s: String = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                pool[(x % pool.len() as u64) as usize]
+            })
+            .collect();
+        prefixes.push(s);
+    }
+    for (i, prefix) in prefixes.iter().enumerate() {
+        let cache = scratch();
+        round_trip(port, &format!("keys-{i}"), prefix, &dump, cache.path());
+    }
+}
