@@ -47,7 +47,11 @@ fn round_trip(port: u16, bucket: &str, prefix: &str, dump: &Path, cache: &Path) 
         ),
     );
     let keys: Vec<String> = serde_json::from_str(listed.trim()).unwrap();
-    assert_eq!(keys, [key.clone()], "{prefix:?}: printed {key:?}");
+    assert_eq!(
+        keys,
+        std::slice::from_ref(&key),
+        "{prefix:?}: printed {key:?}"
+    );
 
     let mut server = Command::new(flightrec_bin())
         .args(["view", &to])
