@@ -88,12 +88,61 @@ pub fn redact(raw: &str) -> String {
     }
 }
 
-/// The store for `dest`, from the AWS variables. Retries transient errors with backoff, for
-/// at most about half a minute, so an unreachable store fails with one line, not never.
+/// How many times a request that gets no answer is sent.
+pub const TRIES: u32 = 3;
+
+/// How long one request may go unanswered before it is sent again: `FLIGHTREC_S3_TIMEOUT`
+/// seconds, default 10.
+pub fn request_timeout() -> Duration {
+    std::env::var("FLIGHTREC_S3_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| *s > 0.0 && *s < 3600.0)
+        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
+}
+
+/// Runs `op` (one request to the store) up to [`TRIES`] times while it gets no answer
+/// within [`request_timeout`]; an answer, error or not, ends it. A store that accepts but
+/// never answers then fails in one line, in bounded time.
+async fn with_tries<T, Fut>(
+    dest: &Destination,
+    what: &str,
+    mut op: impl FnMut() -> Fut,
+) -> anyhow::Result<T>
+where
+    Fut: std::future::Future<Output = Result<T, object_store::Error>>,
+{
+    let limit = request_timeout();
+    for _ in 0..TRIES {
+        match tokio::time::timeout(limit, op()).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => anyhow::bail!("{what}: {}", reason(dest, &e)),
+            Err(_) => continue,
+        }
+    }
+    anyhow::bail!(
+        "{what}: no answer from the store at {} within {} s, {TRIES} tries",
+        shown_endpoint(),
+        limit.as_secs_f64()
+    )
+}
+
+/// The endpoint for messages, credentials redacted.
+fn shown_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL")
+        .or_else(|_| std::env::var("AWS_ENDPOINT"))
+        .map_or_else(|_| "the default AWS endpoint".into(), |e| redact(&e))
+}
+
+/// The store for `dest`, from the AWS variables. Transient errors (a refused connection, a
+/// 5xx) are retried with backoff, twice; a request with no answer is cut after
+/// [`request_timeout`] (see [`with_tries`]), so an unreachable store fails with one line,
+/// not never.
 pub fn store(dest: &Destination) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    let limit = request_timeout();
     let retry = object_store::RetryConfig {
-        max_retries: 4,
-        retry_timeout: Duration::from_secs(30),
+        max_retries: (TRIES - 1) as usize,
+        retry_timeout: limit * TRIES,
         ..Default::default()
     };
     endpoint()?;
@@ -105,8 +154,9 @@ pub fn store(dest: &Destination) -> anyhow::Result<Arc<dyn ObjectStore>> {
         .with_client_options(
             object_store::ClientOptions::new()
                 .with_allow_http(allow_http)
-                .with_connect_timeout(Duration::from_secs(5))
-                .with_timeout(Duration::from_secs(60)),
+                .with_connect_timeout(limit.min(Duration::from_secs(5)))
+                // Past ours, so that a silent store is cut by `with_tries`, which says so.
+                .with_timeout(limit + Duration::from_secs(1)),
         )
         .build()
         // The builder's errors name settings, never the secret's value.
@@ -219,19 +269,18 @@ pub async fn upload_one(
         attributes,
         ..PutOptions::default()
     };
-    store
-        .put_opts(&key, PutPayload::from(bytes), opts)
-        .await
-        .map_err(|e| anyhow::anyhow!("uploading {}: {}", path.display(), reason(dest, &e)))?;
+    let payload = PutPayload::from(bytes);
+    with_tries(dest, &format!("uploading {}", path.display()), || {
+        store.put_opts(&key, payload.clone(), opts.clone())
+    })
+    .await?;
     Ok(key.to_string())
 }
 
 /// Why an upload failed, in a few words (never a credential).
 fn reason(dest: &Destination, e: &object_store::Error) -> String {
     let text = e.to_string();
-    let endpoint = std::env::var("AWS_ENDPOINT_URL")
-        .or_else(|_| std::env::var("AWS_ENDPOINT"))
-        .map_or_else(|_| "the default AWS endpoint".into(), |e| redact(&e));
+    let endpoint = shown_endpoint();
     if matches!(e, object_store::Error::NotFound { .. })
         || text.contains("NoSuchBucket")
         || text.contains("404 Not Found")
@@ -239,7 +288,7 @@ fn reason(dest: &Destination, e: &object_store::Error) -> String {
         return format!("bucket {} not found at {endpoint}", dest.bucket);
     }
     if text.contains("error sending request") || text.contains("connect") {
-        return format!("cannot reach the store at {endpoint} (after retrying)");
+        return format!("cannot reach the store at {endpoint} ({TRIES} tries)");
     }
     if text.contains("403") || text.contains("Forbidden") || text.contains("InvalidAccessKeyId") {
         return format!(
@@ -516,19 +565,12 @@ fn fetch_one(
         .enable_all()
         .build()
         .context("starting the fetcher")?;
-    let bytes = rt.block_on(async {
-        let got = store
-            // The key as listed is already the store's encoding: parsed, not encoded again.
-            .get(
-                &StorePath::parse(r.key.as_str())
-                    .unwrap_or_else(|_| StorePath::from(r.key.as_str())),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("fetching {}: {}", r.key, reason(dest, &e)))?;
-        got.bytes()
-            .await
-            .map_err(|e| anyhow::anyhow!("fetching {}: {}", r.key, reason(dest, &e)))
-    })?;
+    // The key as listed is already the store's encoding: parsed, not encoded again.
+    let location =
+        StorePath::parse(r.key.as_str()).unwrap_or_else(|_| StorePath::from(r.key.as_str()));
+    let bytes = rt.block_on(with_tries(dest, &format!("fetching {}", r.key), || async {
+        store.get(&location).await?.bytes().await
+    }))?;
     let tmp = tempfile::NamedTempFile::new_in(cache).context("writing the cache")?;
     std::fs::write(tmp.path(), &bytes).context("writing the cache")?;
     tmp.persist(&path).context("writing the cache")?;

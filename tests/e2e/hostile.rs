@@ -113,3 +113,40 @@ fn a_password_in_the_endpoint_is_never_printed() {
     );
     assert!(dump.exists(), "the dump is kept");
 }
+
+#[test]
+fn a_store_that_accepts_but_never_answers_fails_in_one_line_after_a_bounded_number_of_tries() {
+    let dir = scratch();
+    let dump = a_dump(dir.path());
+    // A blackhole: it accepts every connection and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(conn);
+        }
+    });
+    let started = std::time::Instant::now();
+    let (code, err, _) = run(
+        &["upload", dump.to_str().unwrap(), "--to", "s3://bucket/p"],
+        &[
+            ("AWS_ENDPOINT_URL", &format!("http://127.0.0.1:{port}")),
+            ("FLIGHTREC_S3_TIMEOUT", "1"),
+        ],
+    );
+    let took = started.elapsed();
+    assert_one_line(
+        "a blackhole",
+        &(code, err.clone(), String::new()),
+        &format!("no answer from the store at http://127.0.0.1:{port} within 1 s, 3 tries"),
+    );
+    // Three tries of a second each, not a minute.
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+    let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((3..=9).contains(&n), "{n} connections");
+    assert!(dump.exists(), "the dump is kept");
+}
