@@ -28,3 +28,4 @@ mod triggers;
 mod upload;
 mod upload_keys;
 mod viewer;
+mod viewer_memory;

@@ -210,6 +210,10 @@ fn file_ids(state: &AppState, id: &str) -> Result<Vec<(usize, i64)>, ApiError> {
             ids.push((f, shift));
         }
     }
+    // One recording shifted is the same recording: one model, whatever the shift asked.
+    if let [(_, shift)] = ids.as_mut_slice() {
+        *shift = 0;
+    }
     if ids.len() > MAX_MERGED {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
@@ -307,6 +311,12 @@ async fn model_or_skeleton(state: &Arc<AppState>, id: &str) -> Result<Arc<Model>
                     let mut openings = state.openings.lock().unwrap_or_else(|e| e.into_inner());
                     openings.remove(&key);
                 }
+                // Busy is not a failure of these recordings: the next request tries again.
+                Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, _)) => {
+                    opening
+                        .started
+                        .store(false, std::sync::atomic::Ordering::SeqCst);
+                }
                 Err(ApiError(status, why)) => {
                     *opening.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some((status, why));
                 }
@@ -353,6 +363,7 @@ async fn decode_all(state: &Arc<AppState>, ids: &[(usize, i64)]) -> Result<Arc<M
     if let [(id, 0)] = ids {
         return decode(state, *id).await;
     }
+    let _turn = read_turn(state).await?;
     let shifts: Vec<i64> = ids.iter().map(|(_, s)| *s).collect();
     let mut paths = Vec::new();
     for &(id, _) in ids {
@@ -433,8 +444,24 @@ fn check_size(state: &AppState, file: &crate::DumpFile) -> Result<(), ApiError> 
     Ok(())
 }
 
+/// A turn to read: at most `Limits::max_reads` reads hold one at once, so the memory of
+/// reads under way is bounded; after `Limits::read_wait`, 503.
+async fn read_turn(state: &AppState) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+    match tokio::time::timeout(state.limits.read_wait, state.reads.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the viewer is reading {} other recordings; try again in a moment",
+                state.limits.max_reads
+            ),
+        )),
+    }
+}
+
 /// Reads and arranges dump `id` for the timeline, off the async threads.
 async fn decode(state: &Arc<AppState>, id: usize) -> Result<Arc<Model>, ApiError> {
+    let _turn = read_turn(state).await?;
     let file = state
         .file(id)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no dump {id}")))?;

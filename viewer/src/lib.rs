@@ -50,6 +50,11 @@ pub struct Limits {
     pub max_loaded: usize,
     /// Longest request URI accepted.
     pub max_uri_len: usize,
+    /// Recordings (or sets opened together) read at once: what bounds the memory of
+    /// reads under way, as `max_loaded` bounds that of finished ones. A request that waits
+    /// longer than `read_wait` for its turn gets 503.
+    pub max_reads: usize,
+    pub read_wait: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -58,6 +63,8 @@ impl Default for Limits {
             max_file_bytes: 2 << 30,
             max_loaded: 2,
             max_uri_len: 8192,
+            max_reads: 2,
+            read_wait: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -129,6 +136,8 @@ pub struct AppState {
     limits: Limits,
     /// Fetches remote dumps on first open.
     pub(crate) fetch: Option<Fetch>,
+    /// Turns to read a recording (`Limits::max_reads` of them).
+    pub(crate) reads: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -162,6 +171,7 @@ impl AppState {
             loaded: std::sync::Mutex::new(Vec::new()),
             openings: Default::default(),
             allowed_hosts,
+            reads: tokio::sync::Semaphore::new(limits.max_reads.max(1)),
             limits,
             fetch: None,
         };
