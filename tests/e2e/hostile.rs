@@ -150,3 +150,44 @@ fn a_store_that_accepts_but_never_answers_fails_in_one_line_after_a_bounded_numb
     assert!((3..=9).contains(&n), "{n} connections");
     assert!(dump.exists(), "the dump is kept");
 }
+
+#[test]
+fn the_viewer_drops_a_client_that_never_finishes_its_headers() {
+    use std::io::{BufRead, Read, Write};
+    let dir = scratch();
+    a_dump(dir.path());
+    let mut server = Command::new(flightrec_bin())
+        .arg("view")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let host = line[line.find("http://").unwrap() + 7..]
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut conn = std::net::TcpStream::connect(&host).unwrap();
+    // A generous deadline for the test; the server's is 10 s.
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write!(conn, "GET /api/dumps HTTP/1.1\r\nHost: {host}\r\nX-Slow: ").unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let read = conn.read_to_end(&mut rest);
+    let took = started.elapsed();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(read.is_ok(), "the connection was not closed: {read:?}");
+    assert!(
+        took >= std::time::Duration::from_secs(5) && took < std::time::Duration::from_secs(60),
+        "{took:?}"
+    );
+    // Nothing was served for half a request (at most an error status).
+    let answer = String::from_utf8_lossy(&rest);
+    assert!(!answer.contains("\"dumps\""), "{answer}");
+}

@@ -112,6 +112,16 @@ async fn list_dumps(State(state): State<Arc<AppState>>) -> ApiResult {
 
 /// A line of the index: what the file's header says, or why it cannot be read.
 fn summary(state: &AppState, id: usize, f: &crate::DumpFile) -> DumpSummary {
+    // A local file's size and time as they are now (it may have been cut or rewritten since
+    // it was found); a remote one's as listed.
+    let mut f = f.clone();
+    if f.remote.is_none() {
+        if let Ok(m) = std::fs::metadata(&f.path) {
+            f.size = m.len();
+            f.modified = m.modified().unwrap_or(f.modified);
+        }
+    }
+    let f = &f;
     let mut row = DumpSummary {
         id,
         file: f

@@ -55,6 +55,8 @@ pub struct Limits {
     /// longer than `read_wait` for its turn gets 503.
     pub max_reads: usize,
     pub read_wait: std::time::Duration,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -65,6 +67,7 @@ impl Default for Limits {
             max_uri_len: 8192,
             max_reads: 2,
             read_wait: std::time::Duration::from_secs(30),
+            header_read_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -296,6 +299,41 @@ pub fn hosts_for(addr: SocketAddr) -> Vec<String> {
     v
 }
 
+/// Accepts connections and serves `router` on each (HTTP/1.1) until `shutdown`. A client
+/// that does not finish sending a request's headers within `header_timeout` is
+/// disconnected, so half-sent requests cannot hold connections open.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    header_timeout: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, say: wait a moment rather than spin.
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let _ = http
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
 /// Binds, calls `ready` with the bound address, and serves until Ctrl-C (or until
 /// `stop` resolves).
 pub fn serve(
@@ -338,10 +376,9 @@ pub fn serve(
                 _ = stop => {}
             }
         };
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(ViewerError::Runtime)
+        let header_timeout = state.limits.header_read_timeout;
+        serve_connections(listener, app(state), header_timeout, shutdown).await;
+        Ok(())
     });
     // A recording still being read (on a blocking thread) must not hold up Ctrl-C.
     rt.shutdown_background();

@@ -520,3 +520,26 @@ async fn recordings_opened_together_answer_first_with_their_skeleton_then_in_ful
         );
     }
 }
+
+#[tokio::test]
+async fn the_index_reports_a_files_size_as_it_is_when_asked() {
+    let (dir, r) = fixture();
+    let ring = dir.path().join("app-1.flightrec-ring");
+    let size_of = |j: &serde_json::Value| {
+        j["dumps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["file"] == "app-1.flightrec-ring")
+            .unwrap()["size"]
+            .as_u64()
+            .unwrap()
+    };
+    let (_, before) = get_json(&r, "/api/dumps").await;
+    let full = std::fs::metadata(&ring).unwrap().len();
+    assert_eq!(size_of(&before), full);
+    let f = std::fs::OpenOptions::new().write(true).open(&ring).unwrap();
+    f.set_len(full / 2).unwrap();
+    let (_, after) = get_json(&r, "/api/dumps").await;
+    assert_eq!(size_of(&after), full / 2);
+}
