@@ -591,12 +591,30 @@ pub fn cache_name(key: &str) -> String {
     format!("{h:016x}-{}", safe(tail))
 }
 
-/// Deletes the oldest cached dumps (never `keep`) while the cache holds more than its budget.
-fn trim_cache(cache: &Path, keep: &Path) {
-    let budget = std::env::var("FLIGHTREC_CACHE_BYTES")
+/// The cache's budget in bytes: `FLIGHTREC_CACHE_BYTES`, default 1 GiB.
+pub fn cache_budget() -> u64 {
+    std::env::var("FLIGHTREC_CACHE_BYTES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(CACHE_BYTES);
+        .unwrap_or(CACHE_BYTES)
+}
+
+/// Files this process fetched, and when: pinned for `PIN_FOR`, so recordings opened
+/// together are not evicted by each other's fetches while the viewer reads them.
+static FETCHED: std::sync::Mutex<Vec<(PathBuf, std::time::Instant)>> =
+    std::sync::Mutex::new(Vec::new());
+const PIN_FOR: Duration = Duration::from_secs(600);
+
+/// Deletes the oldest cached dumps (never `keep`, nor one this process fetched in the last
+/// ten minutes) while the cache holds more than its budget.
+fn trim_cache(cache: &Path, keep: &Path) {
+    let budget = cache_budget();
+    let pinned: Vec<PathBuf> = {
+        let mut fetched = FETCHED.lock().unwrap_or_else(|e| e.into_inner());
+        fetched.retain(|(_, at)| at.elapsed() < PIN_FOR);
+        fetched.push((keep.to_path_buf(), std::time::Instant::now()));
+        fetched.iter().map(|(p, _)| p.clone()).collect()
+    };
     let Ok(entries) = std::fs::read_dir(cache) else {
         return;
     };
@@ -613,7 +631,7 @@ fn trim_cache(cache: &Path, keep: &Path) {
         if total <= budget {
             break;
         }
-        if p != keep && std::fs::remove_file(&p).is_ok() {
+        if !pinned.contains(&p) && std::fs::remove_file(&p).is_ok() {
             total -= size;
         }
     }

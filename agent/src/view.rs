@@ -172,7 +172,10 @@ fn serve_with(
         remote,
         addr: SocketAddr::new(addr, port),
         extra_hosts,
-        limits: flightrec_viewer::Limits::default(),
+        limits: flightrec_viewer::Limits {
+            cache_bytes: crate::upload::cache_budget(),
+            ..flightrec_viewer::Limits::default()
+        },
     };
     let mut printed = Ok(());
     flightrec_viewer::serve(

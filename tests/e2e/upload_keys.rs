@@ -53,29 +53,11 @@ fn round_trip(port: u16, bucket: &str, prefix: &str, dump: &Path, cache: &Path) 
         "{prefix:?}: printed {key:?}"
     );
 
-    let mut server = Command::new(flightrec_bin())
-        .args(["view", &to])
-        .envs(env(port))
-        .env("XDG_CACHE_HOME", cache)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(server.stdout.take().unwrap());
-    let mut line = String::new();
-    // "1 dumps listed under …", then the URL.
-    while !line.contains("http://") {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "{prefix:?}: view ended"
-        );
-    }
-    let host = line[line.find("http://").unwrap() + 7..]
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let (mut server, host) = view(
+        port,
+        &to,
+        &[("XDG_CACHE_HOME", cache.display().to_string())],
+    );
     let (status, body) = get(&host, "/api/dumps/0/meta");
     let _ = server.kill();
     let _ = server.wait();
@@ -89,6 +71,31 @@ fn round_trip(port: u16, bucket: &str, prefix: &str, dump: &Path, cache: &Path) 
         cached.contains(&local),
         "{prefix:?}: the fetched bytes differ"
     );
+}
+
+/// Starts `flightrec view URL` against the server on `port` with `extra` env, and returns
+/// it with its host:port once it prints its URL.
+fn view(port: u16, url: &str, extra: &[(&str, String)]) -> (std::process::Child, String) {
+    let mut server = Command::new(flightrec_bin())
+        .args(["view", url])
+        .envs(env(port))
+        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("http://") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "{url}: view ended");
+    }
+    let host = line[line.find("http://").unwrap() + 7..]
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    (server, host)
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -145,4 +152,69 @@ fn any_prefix_uploads_lists_and_opens_as_the_same_bytes_or_fails_in_one_line() {
         let cache = scratch();
         round_trip(port, &format!("keys-{i}"), prefix, &dump, cache.path());
     }
+}
+
+#[test]
+fn a_merge_larger_than_the_cache_says_so_in_one_line_and_each_part_still_opens() {
+    let Some(moto) = moto() else {
+        return;
+    };
+    let dir = scratch();
+    let dumps: Vec<std::path::PathBuf> = ["one", "two"]
+        .iter()
+        .map(|service| {
+            let rec = recorder(dir.path(), service, 256 << 10);
+            tracing::dispatcher::with_default(&dispatch(&rec), || tracing::info!(service, "hi"));
+            rec.snapshot().unwrap()
+        })
+        .collect();
+    let sizes: Vec<u64> = dumps
+        .iter()
+        .map(|d| std::fs::metadata(d).unwrap().len())
+        .collect();
+    let port = free_port();
+    let _server = start(&moto, port);
+    boto(port, "s3.create_bucket(Bucket='merge')");
+    let names: Vec<&str> = dumps.iter().map(|d| d.to_str().unwrap()).collect();
+    let mut args = names.clone();
+    args.extend(["--to", "s3://merge/m"]);
+    assert!(upload(port, &args).status.success());
+
+    // Room for either, not for both.
+    let budget = sizes.iter().max().unwrap() + sizes.iter().min().unwrap() / 2;
+    let cache = scratch();
+    let (mut viewer, host) = view(
+        port,
+        "s3://merge/m",
+        &[
+            ("FLIGHTREC_CACHE_BYTES", budget.to_string()),
+            ("XDG_CACHE_HOME", cache.path().display().to_string()),
+        ],
+    );
+    let (merged, body) = get(&host, "/api/dumps/0+1/meta");
+    let (first, _) = get(&host, "/api/dumps/0/meta");
+    let (second, _) = get(&host, "/api/dumps/1/meta");
+    let _ = viewer.kill();
+    let _ = viewer.wait();
+    assert!(merged.contains(" 413"), "{merged} {body}");
+    assert!(body.contains("more than the cache"), "{body}");
+    assert!(
+        first.contains(" 200") && second.contains(" 200"),
+        "{first} {second}"
+    );
+
+    // Room for both: the merge opens, its parts fetched and kept while it is read.
+    let cache = scratch();
+    let (mut viewer, host) = view(
+        port,
+        "s3://merge/m",
+        &[
+            ("FLIGHTREC_CACHE_BYTES", (sizes[0] + sizes[1]).to_string()),
+            ("XDG_CACHE_HOME", cache.path().display().to_string()),
+        ],
+    );
+    let (merged, body) = get(&host, "/api/dumps/0+1/meta");
+    let _ = viewer.kill();
+    let _ = viewer.wait();
+    assert!(merged.contains(" 200"), "{merged} {body}");
 }

@@ -340,8 +340,30 @@ async fn model_or_skeleton(state: &Arc<AppState>, id: &str) -> Result<Arc<Model>
     Ok(skeleton)
 }
 
+/// Recordings opened together from object storage must fit in the cache together, or
+/// fetching one would evict another before they are read: refused in one line instead.
+fn check_remote_total(state: &AppState, ids: &[(usize, i64)]) -> Result<(), ApiError> {
+    let remote: u64 = ids
+        .iter()
+        .filter_map(|&(id, _)| state.file(id))
+        .filter(|f| f.remote.is_some())
+        .map(|f| f.size)
+        .sum();
+    if remote > state.limits.cache_bytes {
+        return Err(ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "these recordings are {remote} bytes together, more than the cache of remote dumps holds ({} bytes; FLIGHTREC_CACHE_BYTES)",
+                state.limits.cache_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Scans recordings opened together (no record decoded) into their skeleton.
 async fn skeleton(state: &Arc<AppState>, ids: &[(usize, i64)]) -> Result<Arc<Model>, ApiError> {
+    check_remote_total(state, ids)?;
     let shifts: Vec<i64> = ids.iter().map(|(_, s)| *s).collect();
     let mut paths = Vec::new();
     for &(id, _) in ids {
@@ -375,6 +397,7 @@ async fn decode_all(state: &Arc<AppState>, ids: &[(usize, i64)]) -> Result<Arc<M
     }
     let _turn = read_turn(state).await?;
     let shifts: Vec<i64> = ids.iter().map(|(_, s)| *s).collect();
+    check_remote_total(state, ids)?;
     let mut paths = Vec::new();
     for &(id, _) in ids {
         let file = state

@@ -57,6 +57,9 @@ pub struct Limits {
     pub read_wait: std::time::Duration,
     /// How long a client may take to send a request's headers.
     pub header_read_timeout: std::time::Duration,
+    /// What the cache of remote dumps holds: recordings opened together that are larger
+    /// together are refused in one line instead of evicting each other.
+    pub cache_bytes: u64,
 }
 
 impl Default for Limits {
@@ -68,6 +71,7 @@ impl Default for Limits {
             max_reads: 2,
             read_wait: std::time::Duration::from_secs(30),
             header_read_timeout: std::time::Duration::from_secs(10),
+            cache_bytes: 1 << 30,
         }
     }
 }
