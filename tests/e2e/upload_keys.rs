@@ -218,3 +218,24 @@ fn a_merge_larger_than_the_cache_says_so_in_one_line_and_each_part_still_opens()
     let _ = viewer.wait();
     assert!(merged.contains(" 200"), "{merged} {body}");
 }
+
+#[test]
+fn view_of_a_missing_bucket_says_so_in_our_words() {
+    let Some(moto) = moto() else {
+        return;
+    };
+    let port = free_port();
+    let _server = start(&moto, port);
+    let out = Command::new(flightrec_bin())
+        .args(["view", "s3://nosuchbucket/x"])
+        .envs(env(port))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("bucket nosuchbucket not found at http://127.0.0.1:"),
+        "{err}"
+    );
+}
