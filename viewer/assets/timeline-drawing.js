@@ -108,6 +108,28 @@ export function drawLaneBackgrounds(w) {
     }
     ctx.fillStyle = i % 2 ? "#fbfbfd" : "#ffffff";
     ctx.fillRect(0, y, w, h);
+    if (l.cut) {
+      // The file was cut: after this thread's last surviving record nothing is known.
+      // Hatch it, so lost data never looks like an idle thread.
+      const x = Math.max(0, Math.min(w, xOf(l.last)));
+      if (x < w) {
+        ctx.save();
+        ctx.beginPath();
+        ctx.rect(x, y, w - x, h);
+        ctx.clip();
+        ctx.strokeStyle = "#e3c0c0";
+        for (let k = x - h; k < w; k += 8) {
+          ctx.beginPath();
+          ctx.moveTo(k, y + h);
+          ctx.lineTo(k + h, y);
+          ctx.stroke();
+        }
+        ctx.restore();
+        ctx.fillStyle = "#a33";
+        ctx.font = "11px system-ui, sans-serif";
+        ctx.fillText("data ends here: the file was cut ▶", Math.min(x + 4, w - 4), y + h - 4);
+      }
+    }
     if (l.overwritten > 0) {
       // Before this thread's data starts, nothing is known: hatch it, so an overwritten
       // past is never mistaken for an idle one.

@@ -516,7 +516,12 @@ async fn meta(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Api
     let mut v = m.meta();
     if let Some(f) = state.file(id.parse().unwrap_or(usize::MAX)) {
         v.file = f.path.file_name().map(|n| n.to_string_lossy().into_owned());
-        v.size = Some(f.size);
+        // As the file is now, when it is here (it may have been cut since it was found).
+        let now = (f.remote.is_none())
+            .then(|| std::fs::metadata(&f.path).ok())
+            .flatten()
+            .map(|m| m.len());
+        v.size = Some(now.unwrap_or(f.size));
     }
     Ok(Json(v).into_response())
 }

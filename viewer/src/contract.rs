@@ -111,6 +111,9 @@ pub struct LaneMeta {
     pub data_start: i64,
     pub last: i64,
     pub overwritten: u64,
+    /// The file was cut (its end is missing): this thread's newest records may be lost,
+    /// so after `last` its lane is drawn as missing, not idle.
+    pub cut: bool,
     /// Rows of bars: nested depths, then the rows of spans on tracks of their own.
     pub depth: usize,
     pub events: usize,

@@ -1168,6 +1168,7 @@ impl Model {
                 data_start: l.data_start,
                 last: l.last,
                 overwritten: l.overwritten,
+                cut: self.rec.damage.missing_bytes > 0 || self.rec.damage.missing_chunks > 0,
                 depth: l.depths.len(),
                 events: l.events.len(),
                 process: self.process_of(l.thread),

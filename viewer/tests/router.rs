@@ -543,3 +543,30 @@ async fn the_index_reports_a_files_size_as_it_is_when_asked() {
     let (_, after) = get_json(&r, "/api/dumps").await;
     assert_eq!(size_of(&after), full / 2);
 }
+
+#[tokio::test]
+async fn a_cut_files_lanes_are_marked_cut_and_a_whole_ones_are_not() {
+    let (dir, r) = fixture();
+    let id = id_of(&r, "app-1.flightrec-ring").await;
+    let (_, whole) = get_json(&r, &format!("/api/dumps/{id}/meta")).await;
+    assert!(whole["lanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["cut"] == false));
+    let bytes = flightrec_format::testing::sample_image(3);
+    std::fs::write(
+        dir.path().join("cut.flightrec-ring"),
+        &bytes[..bytes.len() - 1024],
+    )
+    .unwrap();
+    let cut = id_of(&r, "cut.flightrec-ring").await;
+    let (status, meta) = get_json(&r, &format!("/api/dumps/{cut}/meta")).await;
+    assert_eq!(status, StatusCode::OK, "{meta}");
+    assert_eq!(meta["damaged"], true, "{meta}");
+    let lanes = meta["lanes"].as_array().unwrap();
+    assert!(
+        !lanes.is_empty() && lanes.iter().all(|l| l["cut"] == true),
+        "{meta}"
+    );
+}
