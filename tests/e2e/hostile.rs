@@ -191,3 +191,37 @@ fn the_viewer_drops_a_client_that_never_finishes_its_headers() {
     let answer = String::from_utf8_lossy(&rest);
     assert!(!answer.contains("\"dumps\""), "{answer}");
 }
+
+#[test]
+fn a_store_that_resets_every_connection_fails_in_one_line_after_a_bounded_number_of_tries() {
+    let dir = scratch();
+    let dump = a_dump(dir.path());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // Closed with the request unread in it: the kernel answers with a reset, not a
+            // polite end.
+            let mut first = [0u8; 1];
+            let _ = conn.peek(&mut first);
+            drop(conn);
+        }
+    });
+    let (code, err, _) = run(
+        &["upload", dump.to_str().unwrap(), "--to", "s3://bucket/p"],
+        &[
+            ("AWS_ENDPOINT_URL", &format!("http://127.0.0.1:{port}")),
+            ("FLIGHTREC_S3_TIMEOUT", "2"),
+        ],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.starts_with("flightrec: uploading "), "{err}");
+    let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=9).contains(&n), "{n} connections");
+    assert!(dump.exists(), "the dump is kept");
+}

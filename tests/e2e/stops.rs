@@ -120,10 +120,12 @@ fn rings_in(dir: &Path) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+fn signal(c: &std::process::Child, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig).unwrap();
+}
+
 fn sigterm(c: &std::process::Child) {
-    // SAFETY: kill has no memory preconditions; the pid is our own live child.
-    let rc = unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-    assert_eq!(rc, 0);
+    signal(c, nix::sys::signal::Signal::SIGTERM);
 }
 
 /// Waits (generously) for the child to end and returns its status, its stdout drained.
@@ -290,8 +292,7 @@ fn a_stop_signal_the_service_carries_on_after_is_forgotten_and_a_later_kill_is_a
     let dir = scratch();
     let mut c = start(dir.path(), "carry-on");
     wait_for(&mut c, "ready");
-    // SAFETY: kill has no memory preconditions; the pid is our own live child.
-    assert_eq!(unsafe { libc::kill(c.id() as i32, libc::SIGHUP) }, 0);
+    signal(&c, nix::sys::signal::Signal::SIGHUP);
     let ring = rings_in(dir.path()).pop().unwrap();
     let ending = || {
         info_json(&ring)["ending"]["how"]

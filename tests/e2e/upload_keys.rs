@@ -239,3 +239,58 @@ fn view_of_a_missing_bucket_says_so_in_our_words() {
         "{err}"
     );
 }
+
+#[test]
+fn two_keys_that_flatten_alike_open_as_their_own_dumps() {
+    let Some(moto) = moto() else {
+        return;
+    };
+    let dir = scratch();
+    let port = free_port();
+    let _server = start(&moto, port);
+    boto(port, "s3.create_bucket(Bucket='twins')");
+    // Two dumps of two services, put by another tool under keys that differ only in `/`
+    // against `%`.
+    let keys = ["c/fleet%probe%x.flightrec", "c/fleet/probe/x.flightrec"];
+    for (key, service) in keys.iter().zip(["alpha", "beta"]) {
+        let rec = recorder(dir.path(), service, 256 << 10);
+        tracing::dispatcher::with_default(&dispatch(&rec), || tracing::info!(service, "hi"));
+        let dump = rec.snapshot().unwrap();
+        boto(
+            port,
+            &format!(
+                "s3.put_object(Bucket='twins', Key='{key}', Body=open('{}', 'rb').read(), \
+                 Metadata={{'service': '{service}'}})",
+                dump.display()
+            ),
+        );
+    }
+    let cache = scratch();
+    let (mut viewer, host) = view(
+        port,
+        "s3://twins/c",
+        &[("XDG_CACHE_HOME", cache.path().display().to_string())],
+    );
+    let (_, index) = get(&host, "/api/dumps");
+    let index: serde_json::Value = serde_json::from_str(&index).unwrap();
+    let mut opened = Vec::new();
+    for row in index["dumps"].as_array().unwrap() {
+        let (status, meta) = get(&host, &format!("/api/dumps/{}/meta", row["id"]));
+        assert!(status.contains(" 200"), "{status} {meta}");
+        let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+        opened.push((
+            row["file"].as_str().unwrap().to_string(),
+            meta["service"].as_str().unwrap_or("").to_string(),
+        ));
+    }
+    let _ = viewer.kill();
+    let _ = viewer.wait();
+    opened.sort();
+    assert_eq!(
+        opened,
+        [
+            (keys[0].to_string(), "alpha".to_string()),
+            (keys[1].to_string(), "beta".to_string()),
+        ]
+    );
+}
