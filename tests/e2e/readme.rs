@@ -144,3 +144,20 @@ fn the_readme_snippet_does_not_flood_stdout_while_threads_record_at_full_speed()
         .expect("the total in the last line");
     assert!(total > 10_000, "{total} orders in 2 s");
 }
+
+/// The README speaks to its reader: no reference to our issue tracker or work sessions,
+/// which mean nothing outside the team.
+#[test]
+fn the_readme_makes_no_internal_references() {
+    let readme = include_str!("../../README.md").to_lowercase();
+    for word in ["issue", "session"] {
+        for (at, _) in readme.match_indices(word) {
+            let after = readme[at + word.len()..].trim_start_matches(['s', ' ', '\'']);
+            assert!(
+                !after.starts_with(|c: char| c.is_ascii_digit()),
+                "an internal reference: {:?}",
+                &readme[at..(at + 40).min(readme.len())]
+            );
+        }
+    }
+}
