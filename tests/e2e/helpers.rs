@@ -187,3 +187,60 @@ pub fn info_threads(info: &Json) -> std::collections::HashMap<String, Json> {
         .map(|t| (t["name"].as_str().unwrap().to_string(), t.clone()))
         .collect()
 }
+
+/// A `flightrec view` server started by a test, killed when dropped.
+pub struct Viewer {
+    pub child: std::process::Child,
+    /// `127.0.0.1:PORT`, as its URL names it.
+    pub host: String,
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `flightrec view ARGS` with `envs` set and waits for the line with its URL (the
+/// lines before it, such as a listing's count, are skipped).
+pub fn start_viewer<S: AsRef<std::ffi::OsStr>>(args: &[S], envs: &[(&str, String)]) -> Viewer {
+    let mut child = Command::new(flightrec_bin())
+        .arg("view")
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting flightrec view");
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("http://") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "flightrec view ended before printing its URL"
+        );
+    }
+    let host = line[line.find("http://").unwrap() + 7..]
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    Viewer { child, host }
+}
+
+/// `GET path` from a viewer at `host`, as HTTP/1.0 (so the body is not chunked): the
+/// status line and the body.
+pub fn http_get(host: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    write!(conn, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let status = answer.lines().next().unwrap_or("").to_string();
+    let body = answer
+        .find("\r\n\r\n")
+        .map_or(String::new(), |i| answer[i + 4..].to_string());
+    (status, body)
+}

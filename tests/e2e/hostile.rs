@@ -153,24 +153,11 @@ fn a_store_that_accepts_but_never_answers_fails_in_one_line_after_a_bounded_numb
 
 #[test]
 fn the_viewer_drops_a_client_that_never_finishes_its_headers() {
-    use std::io::{BufRead, Read, Write};
+    use std::io::{Read, Write};
     let dir = scratch();
     a_dump(dir.path());
-    let mut server = Command::new(flightrec_bin())
-        .arg("view")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let host = line[line.find("http://").unwrap() + 7..]
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let server = start_viewer(&[dir.path()], &[]);
+    let host = server.host.clone();
     let mut conn = std::net::TcpStream::connect(&host).unwrap();
     // A generous deadline for the test; the server's is 10 s.
     conn.set_read_timeout(Some(std::time::Duration::from_secs(60)))
@@ -180,8 +167,7 @@ fn the_viewer_drops_a_client_that_never_finishes_its_headers() {
     let mut rest = Vec::new();
     let read = conn.read_to_end(&mut rest);
     let took = started.elapsed();
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert!(read.is_ok(), "the connection was not closed: {read:?}");
     assert!(
         took >= std::time::Duration::from_secs(5) && took < std::time::Duration::from_secs(60),

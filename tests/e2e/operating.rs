@@ -138,23 +138,8 @@ fn without_user_the_default_directories_are_named_after_the_uid() {
     assert!(!std::path::Path::new(ring).exists());
 }
 
-/// `GET path` from a `flightrec view` server at `host`, as HTTP/1.0 (no chunked body).
-fn get_json(host: &str, path: &str) -> serde_json::Value {
-    use std::io::{Read, Write};
-    let mut conn = std::net::TcpStream::connect(host).unwrap();
-    write!(conn, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    conn.read_to_string(&mut answer).unwrap();
-    assert!(
-        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
-        "{answer}"
-    );
-    serde_json::from_str(&answer[answer.find("\r\n\r\n").unwrap() + 4..]).unwrap()
-}
-
 #[test]
 fn the_index_dates_a_dump_by_when_its_data_ends() {
-    use std::io::BufRead;
     let dir = scratch();
     let rec = recorder(dir.path(), "late", 1 << 20);
     tracing::dispatcher::with_default(&dispatch(&rec), || tracing::info!("early"));
@@ -165,24 +150,11 @@ fn the_index_dates_a_dump_by_when_its_data_ends() {
     let taken =
         flightrec_format::layout::get_u64(&head, flightrec_format::layout::header::DUMP_WALL_NS)
             .unwrap();
-    let mut server = Command::new(flightrec_bin())
-        .arg("view")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let host = line[line.find("http://").unwrap() + 7..]
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let index = get_json(&host, "/api/dumps");
-    let _ = server.kill();
-    let _ = server.wait();
+    let server = start_viewer(&[dir.path()], &[]);
+    let (status, body) = http_get(&server.host, "/api/dumps");
+    drop(server);
+    assert!(status.contains(" 200"), "{status}");
+    let index: serde_json::Value = serde_json::from_str(&body).unwrap();
     let row = &index["dumps"][0];
     assert_eq!(row["time"], taken.to_string(), "{index}");
     let start = flightrec_format::open(&dump).unwrap().start_wall_ns;

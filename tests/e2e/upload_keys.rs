@@ -2,25 +2,11 @@
 //! `?`, `#`) is listed under the key `upload` printed, and opened through `view s3://` it
 //! gives the local dump's bytes; or the upload fails with one line. Against moto's server.
 
-use std::io::{BufRead, Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::helpers::*;
 use crate::upload::{boto, env, free_port, moto, start, upload};
-
-/// `GET path` (HTTP/1.0: no chunked body) from a viewer at `host`: status line and body.
-fn get(host: &str, path: &str) -> (String, String) {
-    let mut conn = std::net::TcpStream::connect(host).unwrap();
-    write!(conn, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    conn.read_to_string(&mut answer).unwrap();
-    let status = answer.lines().next().unwrap_or("").to_string();
-    let body = answer
-        .find("\r\n\r\n")
-        .map_or(String::new(), |i| answer[i + 4..].to_string());
-    (status, body)
-}
 
 /// Uploads `dump` under `prefix` in a bucket of its own, then lists and opens it.
 fn round_trip(port: u16, bucket: &str, prefix: &str, dump: &Path, cache: &Path) {
@@ -53,14 +39,14 @@ fn round_trip(port: u16, bucket: &str, prefix: &str, dump: &Path, cache: &Path) 
         "{prefix:?}: printed {key:?}"
     );
 
-    let (mut server, host) = view(
+    let server = view(
         port,
         &to,
         &[("XDG_CACHE_HOME", cache.display().to_string())],
     );
-    let (status, body) = get(&host, "/api/dumps/0/meta");
-    let _ = server.kill();
-    let _ = server.wait();
+    let host = server.host.clone();
+    let (status, body) = http_get(&host, "/api/dumps/0/meta");
+    drop(server);
     assert!(status.contains(" 200"), "{prefix:?}: {status} {body}");
     let local = std::fs::read(dump).unwrap();
     let cached: Vec<Vec<u8>> = walk(cache)
@@ -73,29 +59,11 @@ fn round_trip(port: u16, bucket: &str, prefix: &str, dump: &Path, cache: &Path) 
     );
 }
 
-/// Starts `flightrec view URL` against the server on `port` with `extra` env, and returns
-/// it with its host:port once it prints its URL.
-fn view(port: u16, url: &str, extra: &[(&str, String)]) -> (std::process::Child, String) {
-    let mut server = Command::new(flightrec_bin())
-        .args(["view", url])
-        .envs(env(port))
-        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(server.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("http://") {
-        line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "{url}: view ended");
-    }
-    let host = line[line.find("http://").unwrap() + 7..]
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    (server, host)
+/// `flightrec view URL` against the store on `port`, with `extra` env.
+fn view(port: u16, url: &str, extra: &[(&str, String)]) -> Viewer {
+    let mut envs: Vec<(&str, String)> = env(port);
+    envs.extend(extra.iter().cloned());
+    start_viewer(&[url], &envs)
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -183,7 +151,7 @@ fn a_merge_larger_than_the_cache_says_so_in_one_line_and_each_part_still_opens()
     // Room for either, not for both.
     let budget = sizes.iter().max().unwrap() + sizes.iter().min().unwrap() / 2;
     let cache = scratch();
-    let (mut viewer, host) = view(
+    let viewer = view(
         port,
         "s3://merge/m",
         &[
@@ -191,11 +159,11 @@ fn a_merge_larger_than_the_cache_says_so_in_one_line_and_each_part_still_opens()
             ("XDG_CACHE_HOME", cache.path().display().to_string()),
         ],
     );
-    let (merged, body) = get(&host, "/api/dumps/0+1/meta");
-    let (first, _) = get(&host, "/api/dumps/0/meta");
-    let (second, _) = get(&host, "/api/dumps/1/meta");
-    let _ = viewer.kill();
-    let _ = viewer.wait();
+    let host = viewer.host.clone();
+    let (merged, body) = http_get(&host, "/api/dumps/0+1/meta");
+    let (first, _) = http_get(&host, "/api/dumps/0/meta");
+    let (second, _) = http_get(&host, "/api/dumps/1/meta");
+    drop(viewer);
     assert!(merged.contains(" 413"), "{merged} {body}");
     assert!(body.contains("more than the cache"), "{body}");
     assert!(
@@ -205,7 +173,7 @@ fn a_merge_larger_than_the_cache_says_so_in_one_line_and_each_part_still_opens()
 
     // Room for both: the merge opens, its parts fetched and kept while it is read.
     let cache = scratch();
-    let (mut viewer, host) = view(
+    let viewer = view(
         port,
         "s3://merge/m",
         &[
@@ -213,9 +181,9 @@ fn a_merge_larger_than_the_cache_says_so_in_one_line_and_each_part_still_opens()
             ("XDG_CACHE_HOME", cache.path().display().to_string()),
         ],
     );
-    let (merged, body) = get(&host, "/api/dumps/0+1/meta");
-    let _ = viewer.kill();
-    let _ = viewer.wait();
+    let host = viewer.host.clone();
+    let (merged, body) = http_get(&host, "/api/dumps/0+1/meta");
+    drop(viewer);
     assert!(merged.contains(" 200"), "{merged} {body}");
 }
 
@@ -266,16 +234,17 @@ fn two_keys_that_flatten_alike_open_as_their_own_dumps() {
         );
     }
     let cache = scratch();
-    let (mut viewer, host) = view(
+    let viewer = view(
         port,
         "s3://twins/c",
         &[("XDG_CACHE_HOME", cache.path().display().to_string())],
     );
-    let (_, index) = get(&host, "/api/dumps");
+    let host = viewer.host.clone();
+    let (_, index) = http_get(&host, "/api/dumps");
     let index: serde_json::Value = serde_json::from_str(&index).unwrap();
     let mut opened = Vec::new();
     for row in index["dumps"].as_array().unwrap() {
-        let (status, meta) = get(&host, &format!("/api/dumps/{}/meta", row["id"]));
+        let (status, meta) = http_get(&host, &format!("/api/dumps/{}/meta", row["id"]));
         assert!(status.contains(" 200"), "{status} {meta}");
         let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
         opened.push((
@@ -283,8 +252,7 @@ fn two_keys_that_flatten_alike_open_as_their_own_dumps() {
             meta["service"].as_str().unwrap_or("").to_string(),
         ));
     }
-    let _ = viewer.kill();
-    let _ = viewer.wait();
+    drop(viewer);
     opened.sort();
     assert_eq!(
         opened,

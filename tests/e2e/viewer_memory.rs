@@ -1,9 +1,7 @@
 //! The viewer's memory is bounded for reads under way, not only for finished ones: sixteen
 //! shifted views of one million-record dump asked at once cost what one view costs.
 
-use std::io::{BufRead, Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use crate::helpers::*;
 
@@ -19,48 +17,23 @@ fn vm_hwm(pid: u32) -> u64 {
         * 1024
 }
 
-fn get_status(host: &str, path: &str) -> String {
-    let mut conn = std::net::TcpStream::connect(host).unwrap();
-    write!(conn, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    conn.read_to_string(&mut answer).unwrap();
-    answer.lines().next().unwrap_or("").to_string()
-}
-
 /// Serves `dump`, asks for the meta of each id in `ids` at once, and returns the server's
 /// peak memory once all have answered.
 fn peak_for(dump: &Path, ids: &[String]) -> u64 {
-    let mut server = Command::new(flightrec_bin())
-        .arg("view")
-        .arg(dump)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let host = line[line.find("http://").unwrap() + 7..]
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let server = start_viewer(&[dump], &[]);
+    let host = server.host.clone();
     let asks: Vec<_> = ids
         .iter()
         .map(|id| {
             let (host, path) = (host.clone(), format!("/api/dumps/{id}/meta"));
-            std::thread::spawn(move || get_status(&host, &path))
+            std::thread::spawn(move || http_get(&host, &path).0)
         })
         .collect();
     for a in asks {
         let status = a.join().unwrap();
         assert!(status.contains(" 200"), "{status}");
     }
-    let peak = vm_hwm(server.id());
-    let _ = server.kill();
-    let _ = server.wait();
-    peak
+    vm_hwm(server.child.id())
 }
 
 #[test]

@@ -113,18 +113,7 @@ export function drawLaneBackgrounds(w) {
       // Hatch it, so lost data never looks like an idle thread.
       const x = Math.max(0, Math.min(w, xOf(l.last)));
       if (x < w) {
-        ctx.save();
-        ctx.beginPath();
-        ctx.rect(x, y, w - x, h);
-        ctx.clip();
-        ctx.strokeStyle = "#e3c0c0";
-        for (let k = x - h; k < w; k += 8) {
-          ctx.beginPath();
-          ctx.moveTo(k, y + h);
-          ctx.lineTo(k + h, y);
-          ctx.stroke();
-        }
-        ctx.restore();
+        hatch(ctx, x, w, y, h, "#e3c0c0");
         ctx.fillStyle = "#a33";
         ctx.font = "11px system-ui, sans-serif";
         ctx.fillText("data ends here: the file was cut ▶", Math.min(x + 4, w - 4), y + h - 4);
@@ -135,18 +124,7 @@ export function drawLaneBackgrounds(w) {
       // past is never mistaken for an idle one.
       const x = Math.min(w, Math.max(0, xOf(l.data_start)));
       if (x > 0) {
-        ctx.save();
-        ctx.beginPath();
-        ctx.rect(0, y, x, h);
-        ctx.clip();
-        ctx.strokeStyle = "#e6d3b3";
-        for (let k = -h; k < x; k += 8) {
-          ctx.beginPath();
-          ctx.moveTo(k, y + h);
-          ctx.lineTo(k + h, y);
-          ctx.stroke();
-        }
-        ctx.restore();
+        hatch(ctx, 0, x, y, h, "#e6d3b3");
         ctx.fillStyle = "#a60";
         ctx.font = "11px system-ui, sans-serif";
         const label = "◀ overwritten · data starts here";
@@ -510,4 +488,20 @@ export function draw() {
   setStatus(
     `${fmtDuration(state.view.end - state.view.start)} shown · ${state.drawn.length} items drawn in ${ms.toFixed(1)} ms`,
   );
+}
+
+/** Diagonal hatching over [x0, x1) of a lane row: where nothing is known (data lost). */
+function hatch(ctx, x0, x1, y, h, colour) {
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(x0, y, x1 - x0, h);
+  ctx.clip();
+  ctx.strokeStyle = colour;
+  for (let k = x0 - h; k < x1; k += 8) {
+    ctx.beginPath();
+    ctx.moveTo(k, y + h);
+    ctx.lineTo(k + h, y);
+    ctx.stroke();
+  }
+  ctx.restore();
 }
