@@ -244,3 +244,16 @@ pub fn http_get(host: &str, path: &str) -> (String, String) {
         .map_or(String::new(), |i| answer[i + 4..].to_string());
     (status, body)
 }
+
+/// A dump of one million records: 4 threads × 50 000 requests × 5 records (a span's new,
+/// enter, exit and close around an event), in a 256 MiB ring.
+pub fn million_record_dump(dir: &Path) -> PathBuf {
+    let rec = recorder(dir, "million", 256 << 20);
+    on_threads(&dispatch(&rec), 4, "w", |t| {
+        for i in 0..50_000u64 {
+            let _s = tracing::info_span!("request", id = i).entered();
+            tracing::info!(conn = i % 64, t = t as u64, "handled");
+        }
+    });
+    rec.snapshot().unwrap()
+}

@@ -35,6 +35,25 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     )
 }
 
+/// A fake store on a loopback port: `on_conn` gets each connection it accepts (and a place
+/// to keep those it holds open). Returns the port and the count of connections.
+fn fake_store(
+    on_conn: impl Fn(std::net::TcpStream, &mut Vec<std::net::TcpStream>) + Send + 'static,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            on_conn(conn, &mut held);
+        }
+    });
+    (port, accepted)
+}
+
 fn assert_one_line(what: &str, (code, err, _): &(Option<i32>, String, String), needle: &str) {
     assert_eq!(*code, Some(1), "{what}: {err}");
     assert_eq!(err.lines().count(), 1, "{what}: {err}");
@@ -119,17 +138,7 @@ fn a_store_that_accepts_but_never_answers_fails_in_one_line_after_a_bounded_numb
     let dir = scratch();
     let dump = a_dump(dir.path());
     // A blackhole: it accepts every connection and never says a word.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = accepted.clone();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in listener.incoming().flatten() {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            held.push(conn);
-        }
-    });
+    let (port, accepted) = fake_store(|conn, held| held.push(conn));
     let started = std::time::Instant::now();
     let (code, err, _) = run(
         &["upload", dump.to_str().unwrap(), "--to", "s3://bucket/p"],
@@ -182,19 +191,11 @@ fn the_viewer_drops_a_client_that_never_finishes_its_headers() {
 fn a_store_that_resets_every_connection_fails_in_one_line_after_a_bounded_number_of_tries() {
     let dir = scratch();
     let dump = a_dump(dir.path());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = accepted.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            // Closed with the request unread in it: the kernel answers with a reset, not a
-            // polite end.
-            let mut first = [0u8; 1];
-            let _ = conn.peek(&mut first);
-            drop(conn);
-        }
+    // Closed with the request unread in it: the kernel answers with a reset, not a polite
+    // end.
+    let (port, accepted) = fake_store(|conn, _| {
+        let mut first = [0u8; 1];
+        let _ = conn.peek(&mut first);
     });
     let (code, err, _) = run(
         &["upload", dump.to_str().unwrap(), "--to", "s3://bucket/p"],

@@ -200,15 +200,7 @@ fn a_million_record_dump_opens_and_zooms_and_pans_in_the_browser() {
         return;
     }
     let dir = scratch();
-    let rec = recorder(dir.path(), "million", 256 << 20);
-    // 4 threads × 50 000 requests × 5 records (new, enter, event, exit, close).
-    on_threads(&dispatch(&rec), 4, "w", |t| {
-        for i in 0..50_000u64 {
-            let _s = tracing::info_span!("request", id = i).entered();
-            tracing::info!(conn = i % 64, t = t as u64, "handled");
-        }
-    });
-    let dump = rec.snapshot().unwrap();
+    let dump = million_record_dump(dir.path());
     let r = drive("scale", &dump, serde_json::json!({}));
     assert_eq!(r["records"], 1_000_000);
     assert_eq!(r["lanes"], 4);

@@ -39,15 +39,7 @@ fn peak_for(dump: &Path, ids: &[String]) -> u64 {
 #[test]
 fn sixteen_shifted_views_of_a_million_records_cost_what_one_costs() {
     let dir = scratch();
-    let rec = recorder(dir.path(), "million", 256 << 20);
-    on_threads(&dispatch(&rec), 4, "w", |t| {
-        for i in 0..50_000u64 {
-            let _s = tracing::info_span!("request", id = i).entered();
-            tracing::info!(conn = i % 64, t = t as u64, "handled");
-        }
-    });
-    let dump = rec.snapshot().unwrap();
-    drop(rec);
+    let dump = million_record_dump(dir.path());
     let one = peak_for(&dump, &["0".to_string()]);
     let shifted: Vec<String> = (0..16).map(|k| format!("0@{}", k * 1_000_000)).collect();
     let sixteen = peak_for(&dump, &shifted);
