@@ -101,18 +101,24 @@ pub fn request_timeout() -> Duration {
         .map_or(Duration::from_secs(10), Duration::from_secs_f64)
 }
 
-/// Runs `op` (one request to the store) up to [`TRIES`] times while it gets no answer
-/// within [`request_timeout`]; an answer, error or not, ends it. A store that accepts but
-/// never answers then fails in one line, in bounded time.
+/// How long a request carrying or fetching `bytes` may take: [`request_timeout`] for the
+/// answer, plus a second per MiB (a store slower than 1 MiB/s counts as silent).
+pub fn time_for(bytes: u64) -> Duration {
+    request_timeout() + Duration::from_secs_f64(bytes as f64 / f64::from(1u32 << 20))
+}
+
+/// Runs `op` (one request to the store) up to [`TRIES`] times while it does not complete
+/// within `limit` ([`time_for`] its size); an answer, error or not, ends it. A store that
+/// accepts but never answers then fails in one line, in bounded time.
 async fn with_tries<T, Fut>(
     dest: &Destination,
     what: &str,
+    limit: Duration,
     mut op: impl FnMut() -> Fut,
 ) -> anyhow::Result<T>
 where
     Fut: std::future::Future<Output = Result<T, object_store::Error>>,
 {
-    let limit = request_timeout();
     for _ in 0..TRIES {
         match tokio::time::timeout(limit, op()).await {
             Ok(Ok(v)) => return Ok(v),
@@ -123,7 +129,7 @@ where
     anyhow::bail!(
         "{what}: no answer from the store at {} within {} s, {TRIES} tries",
         shown_endpoint(),
-        limit.as_secs_f64()
+        (limit.as_secs_f64() * 10.0).round() / 10.0
     )
 }
 
@@ -155,8 +161,9 @@ pub fn store(dest: &Destination) -> anyhow::Result<Arc<dyn ObjectStore>> {
             object_store::ClientOptions::new()
                 .with_allow_http(allow_http)
                 .with_connect_timeout(limit.min(Duration::from_secs(5)))
-                // Past ours, so that a silent store is cut by `with_tries`, which says so.
-                .with_timeout(limit + Duration::from_secs(1)),
+                // A whole request (a big body included) is bounded by `with_tries`, which
+                // says so; this only stops one that outlives everything.
+                .with_timeout(Duration::from_secs(3600)),
         )
         .build()
         // The builder's errors name settings, never the secret's value.
@@ -270,9 +277,13 @@ pub async fn upload_one(
         ..PutOptions::default()
     };
     let payload = PutPayload::from(bytes);
-    with_tries(dest, &format!("uploading {}", path.display()), || {
-        store.put_opts(&key, payload.clone(), opts.clone())
-    })
+    let limit = time_for(f.size);
+    with_tries(
+        dest,
+        &format!("uploading {}", path.display()),
+        limit,
+        || store.put_opts(&key, payload.clone(), opts.clone()),
+    )
     .await?;
     Ok(key.to_string())
 }
@@ -498,26 +509,31 @@ pub fn list_remote(
     // The prefix encoded part by part, as `key` encodes it for an upload.
     let prefix = (!dest.prefix.is_empty()).then(|| StorePath::from(dest.prefix.as_str()));
     let listed = rt.block_on(async {
-        let objects: Vec<object_store::ObjectMeta> = store
-            .list(prefix.as_ref())
-            .try_collect()
-            .await
-            .map_err(|e| anyhow::anyhow!("listing {url}: {}", reason(&dest, &e)))?;
+        let objects: Vec<object_store::ObjectMeta> =
+            with_tries(&dest, &format!("listing {url}"), request_timeout(), || {
+                store.list(prefix.as_ref()).try_collect()
+            })
+            .await?;
         let mut out = Vec::new();
         for o in objects {
             if !o.location.as_ref().ends_with(".flightrec") {
                 continue;
             }
-            let head = store
-                .get_opts(
-                    &o.location,
-                    object_store::GetOptions {
-                        head: true,
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(|e| anyhow::anyhow!("reading {}: {}", o.location, reason(&dest, &e)))?;
+            let head = with_tries(
+                &dest,
+                &format!("reading {}", o.location),
+                request_timeout(),
+                || {
+                    store.get_opts(
+                        &o.location,
+                        object_store::GetOptions {
+                            head: true,
+                            ..Default::default()
+                        },
+                    )
+                },
+            )
+            .await?;
             let meta = |k: &str| {
                 head.attributes
                     .get(&Attribute::Metadata(k.to_string().into()))
@@ -568,9 +584,13 @@ fn fetch_one(
     // The key as listed is already the store's encoding: parsed, not encoded again.
     let location =
         StorePath::parse(r.key.as_str()).unwrap_or_else(|_| StorePath::from(r.key.as_str()));
-    let bytes = rt.block_on(with_tries(dest, &format!("fetching {}", r.key), || async {
-        store.get(&location).await?.bytes().await
-    }))?;
+    let limit = time_for(r.size);
+    let bytes = rt.block_on(with_tries(
+        dest,
+        &format!("fetching {}", r.key),
+        limit,
+        || async { store.get(&location).await?.bytes().await },
+    ))?;
     let tmp = tempfile::NamedTempFile::new_in(cache).context("writing the cache")?;
     std::fs::write(tmp.path(), &bytes).context("writing the cache")?;
     tmp.persist(&path).context("writing the cache")?;

@@ -310,6 +310,23 @@ try {
       boxes.map((b) => ({ headline: b.querySelector("h4").textContent, frames: [...b.querySelectorAll("li")].map((li) => li.textContent) })));
   }
 
+  if (mode === "cut") {
+    // A cut recording's lanes are hatched after their last surviving record: count the
+    // hatching's pixels on the canvas.
+    result.hatchPixels = await page.evaluate(() => {
+      const c = document.getElementById("canvas");
+      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) {
+        // The hatching's pale red (#e3c0c0), blended with the lane's white by antialiasing.
+        const [r, g, b] = [d[i], d[i + 1], d[i + 2]];
+        if (r > 200 && g > 150 && r - g > 12 && r - b > 12 && Math.abs(g - b) < 8) n++;
+      }
+      return n;
+    });
+    result.cutLanes = await page.evaluate(() => window.flightrecView.state.meta.lanes.filter((l) => l.cut).length);
+  }
+
   if (mode === "asyncdemo") {
     await page.waitForFunction(() => window.flightrecView.state.object && window.flightrecView.mode() === "tasks");
     await settle();

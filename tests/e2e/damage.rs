@@ -193,3 +193,23 @@ fn view_names_what_it_skips_in_a_directory_and_warns_of_a_cut_file() {
         "{err}"
     );
 }
+
+/// What only a browser shows: a cut recording's lanes are hatched after their last
+/// surviving record ("data ends here: the file was cut"); a whole one's are not.
+#[test]
+fn a_cut_recording_is_drawn_as_missing_after_its_last_record() {
+    if !crate::viewer::browser_available() {
+        return;
+    }
+    let dir = scratch();
+    let (whole, cut) = whole_and_cut(dir.path());
+    let drawn = crate::viewer::drive("cut", &cut, serde_json::json!({}));
+    assert!(drawn["cutLanes"].as_u64().unwrap() >= 1, "{drawn}");
+    let hatched = drawn["hatchPixels"].as_u64().unwrap();
+    let drawn = crate::viewer::drive("cut", &whole, serde_json::json!({}));
+    assert_eq!(drawn["cutLanes"], 0, "{drawn}");
+    // The whole one has a few pixels of that pale red too (the trigger's line and label,
+    // antialiased); the cut one's hatching has thousands (3 105 against 79 when written).
+    let pale = drawn["hatchPixels"].as_u64().unwrap();
+    assert!(hatched > 10 * pale.max(50), "cut: {hatched}, whole: {pale}");
+}

@@ -158,6 +158,19 @@ fn a_store_that_accepts_but_never_answers_fails_in_one_line_after_a_bounded_numb
     let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
     assert!((3..=9).contains(&n), "{n} connections");
     assert!(dump.exists(), "the dump is kept");
+    // Listing it for `view s3://` the same way.
+    let (code, err, out) = run(
+        &["view", "s3://bucket/p"],
+        &[
+            ("AWS_ENDPOINT_URL", &format!("http://127.0.0.1:{port}")),
+            ("FLIGHTREC_S3_TIMEOUT", "1"),
+        ],
+    );
+    assert_one_line(
+        "listing a blackhole",
+        &(code, err, out),
+        "listing s3://bucket/p: no answer from the store",
+    );
 }
 
 #[test]
