@@ -530,3 +530,34 @@ fn dumps_while_eight_threads_lock_at_full_speed() {
         "{with_locks} of {runs} dumps had lock events"
     );
 }
+
+/// Stress on real threads: 300 locks, each first used by eight threads at once. Each is
+/// registered once in the ring, so its events are not split between two callsites (a race
+/// between a thread's first look and its registration once let a second one in).
+#[test]
+fn a_lock_first_used_by_many_threads_at_once_is_registered_once() {
+    const LOCKS: usize = 300;
+    let dir = scratch();
+    let rec = recorder(dir.path(), "firstuse", 8 << 20);
+    let locks: Arc<Vec<flightrec::sync::Mutex<u64>>> = Arc::new(
+        (0..LOCKS)
+            .map(|i| flightrec::sync::Mutex::named(format!("l{i}"), 0))
+            .collect(),
+    );
+    let start = Arc::new(Barrier::new(8));
+    on_threads(&dispatch(&rec), 8, "t", move |_| {
+        tracing::info!("ready");
+        for l in locks.iter() {
+            start.wait();
+            *l.lock().unwrap() += 1;
+        }
+    });
+    let dump = rec.snapshot().unwrap();
+    let r = flightrec_format::open(&dump).unwrap();
+    let all = flightrec_analysis::locks::locks(&r);
+    assert_eq!(all.len(), LOCKS, "a lock registered twice");
+    let state = flightrec_analysis::LockState::of(&r);
+    for l in &all {
+        assert_eq!(state.stats[&l.id].acquisitions, 8, "{}", l.name);
+    }
+}

@@ -63,6 +63,12 @@ impl LockMeta {
     #[cold]
     fn register(&self, ring: &Ring) -> u32 {
         let seen = self.registered.load(Ordering::Acquire);
+        // Another thread may have registered it since our fast path looked: use its id. (A
+        // compare-exchange from this value would succeed and register the lock twice,
+        // splitting its events between two callsites.)
+        if seen >> 32 == u64::from(ring.generation) {
+            return seen as u32;
+        }
         let id = ring.next_callsite.fetch_add(1, Ordering::Relaxed);
         let mine = u64::from(ring.generation) << 32 | u64::from(id);
         // One id per lock and ring, even when threads first use it at once: the first to
