@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use crate::damage::Damage;
 use crate::layout::{get_u32, get_u64, header, state, ChunkFields, CLOCK_MONOTONIC_NS, FLAG_DUMP};
 use crate::layout::{CHUNK_HEADER_SIZE, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_CHUNK_SIZE};
 use crate::layout::{MAX_FILE_SIZE, MIN_CHUNK_SIZE};
@@ -79,95 +80,6 @@ pub struct ThreadSummary {
     pub gaps: u64,
     pub first_ts: Option<i64>,
     pub last_ts: Option<i64>,
-}
-
-/// Counts of what could not be read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Damage {
-    /// The image is shorter than its header says (bytes missing).
-    pub missing_bytes: u64,
-    /// Chunks that lie (partly) beyond the end of the image.
-    pub missing_chunks: u64,
-    /// Chunks whose header is inconsistent; all their records are lost.
-    pub bad_chunks: u64,
-    /// Chunks that ended in bytes that do not parse as a record; the records before them
-    /// are kept.
-    pub bad_chunk_tails: u64,
-    /// Chunks being re-initialised when the image was taken (expected, not damage).
-    pub claiming_chunks: u64,
-    /// Chunks the dumper saw recycled under it while copying a live ring.
-    pub recycled_during_copy: u64,
-    /// The meta log stopped parsing before its committed end.
-    pub meta_damaged: bool,
-}
-
-impl Damage {
-    /// Whether anything was actually damaged (as opposed to merely in flux).
-    pub fn is_damaged(&self) -> bool {
-        self.missing_bytes > 0
-            || self.missing_chunks > 0
-            || self.bad_chunks > 0
-            || self.bad_chunk_tails > 0
-            || self.meta_damaged
-    }
-
-    /// What is missing, in words (`the file is cut: 812 KiB missing, 52 chunks lost`), or
-    /// `None` when nothing is damaged.
-    pub fn describe(&self) -> Option<String> {
-        if !self.is_damaged() {
-            return None;
-        }
-        let mut parts = Vec::new();
-        if self.missing_bytes > 0 {
-            parts.push(format!(
-                "the file is cut: {} missing",
-                human_bytes(self.missing_bytes)
-            ));
-        }
-        let plural = |n: u64, one: &str, many: &str| {
-            if n == 1 {
-                format!("1 {one}")
-            } else {
-                format!("{n} {many}")
-            }
-        };
-        if self.missing_chunks > 0 {
-            parts.push(plural(self.missing_chunks, "chunk lost", "chunks lost"));
-        }
-        if self.bad_chunks > 0 {
-            parts.push(plural(
-                self.bad_chunks,
-                "chunk unreadable",
-                "chunks unreadable",
-            ));
-        }
-        if self.bad_chunk_tails > 0 {
-            parts.push(plural(
-                self.bad_chunk_tails,
-                "chunk ends in unreadable bytes",
-                "chunks end in unreadable bytes",
-            ));
-        }
-        if self.meta_damaged {
-            parts.push("the names table is damaged (some names unknown)".into());
-        }
-        Some(parts.join(", "))
-    }
-}
-
-/// A byte count for people: `812 KiB`, `3.1 MiB`.
-fn human_bytes(n: u64) -> String {
-    const KIB: f64 = 1024.0;
-    let f = n as f64;
-    if f < KIB {
-        format!("{n} bytes")
-    } else if f < KIB * KIB {
-        format!("{:.0} KiB", f / KIB)
-    } else if f < KIB * KIB * KIB {
-        format!("{:.1} MiB", f / (KIB * KIB))
-    } else {
-        format!("{:.1} GiB", f / (KIB * KIB * KIB))
-    }
 }
 
 /// A resolved record.

@@ -5,6 +5,7 @@
 //! through it alone, and the writer (`flightrec`) shares its layout constants and encoder.
 #![forbid(unsafe_code)]
 
+pub mod damage;
 pub mod decode;
 pub mod dump;
 pub mod image;
