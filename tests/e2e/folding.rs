@@ -2,9 +2,7 @@
 //! moments apart leave one dump, whose trigger is the first panic and which lists both.
 
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::helpers::*;
 
@@ -12,7 +10,8 @@ const CHILD_DIR: &str = "FLIGHTREC_FOLDING_CHILD_DIR";
 
 /// Child: fills a 64 MiB ring with hard-to-compress records (so its dump takes a good
 /// fraction of a second to copy and compress), then thread `first` panics, and thread
-/// `second` panics 10 ms later, while the first panic's dump is being written.
+/// `second` panics as soon as it sees the first panic's dump being copied (the ring's copy
+/// gate closed), so that it arrives while that dump is under way.
 #[test]
 #[ignore = "child process of the folding test"]
 fn two_panics_child() {
@@ -46,22 +45,18 @@ fn two_panics_child() {
         })
         .unwrap()
         .join();
-    let first_panicked = Arc::new(AtomicBool::new(false));
+    let ring_path = rec.ring_path().to_path_buf();
     let spawn = |name: &str, wait: bool| {
-        let (d, flag) = (d.clone(), first_panicked.clone());
+        let (d, ring_path) = (d.clone(), ring_path.clone());
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
                 tracing::dispatcher::with_default(&d, || {
                     tracing::info!("about to fail");
                     if wait {
-                        while !flag.load(Ordering::Acquire) {
-                            std::thread::yield_now();
-                        }
-                        std::thread::sleep(Duration::from_millis(10));
+                        wait_for_a_dump_under_way(&ring_path);
                         panic!("the second failure");
                     }
-                    flag.store(true, Ordering::Release);
                     panic!("the first failure");
                 })
             })
@@ -71,6 +66,27 @@ fn two_panics_child() {
     let first = spawn("first", false);
     assert!(first.join().is_err() && second.join().is_err());
     println!("done");
+}
+
+/// Waits (60 s at most) until the ring's copy gate is closed: a dump of it is being copied,
+/// so a trigger now folds into that dump (its compression is still to come).
+fn wait_for_a_dump_under_way(ring: &std::path::Path) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(ring).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut word = [0u8; 8];
+    loop {
+        file.read_exact_at(
+            &mut word,
+            flightrec_format::layout::header::COPY_GATE as u64,
+        )
+        .unwrap();
+        if u64::from_le_bytes(word) != 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no dump was ever under way");
+        std::hint::spin_loop();
+    }
 }
 
 #[test]
