@@ -56,14 +56,6 @@ fn waiting_child() {
     }
 }
 
-fn rings_in(dir: &Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "flightrec-ring"))
-        .collect()
-}
-
 #[test]
 fn a_clean_exit_leaves_no_alarm_but_a_kill_still_gives_its_dump() {
     for (name, clean) in [
@@ -394,14 +386,7 @@ fn a_dump_cut_short_decodes_what_it_holds_and_counts_the_rest_as_damage() {
 #[test]
 fn random_bytes_in_a_ring_count_as_damage_never_as_overwritten() {
     let dir = scratch();
-    let rec = flightrec::Recorder::builder()
-        .dir(dir.path())
-        .service("noisy")
-        .capacity(1 << 20)
-        .snapshot_signal(None)
-        .panic_hook(false)
-        .crash_handler(false)
-        .stall_threshold(None)
+    let rec = quiet_builder(dir.path(), "noisy", 1 << 20)
         .keep_ring(true)
         .build()
         .unwrap();

@@ -19,9 +19,10 @@ pub fn scratch() -> tempfile::TempDir {
         .expect("scratch directory")
 }
 
-/// A recorder without the process-wide triggers (snapshot signal, panic hook), so tests
-/// sharing this process do not set off each other's dumps.
-pub fn recorder(dir: &Path, service: &str, capacity: u64) -> Recorder {
+/// A recorder builder without the process-wide triggers (snapshot signal, panic hook, crash
+/// and stop handlers, stall watchdog), so tests sharing this process do not set off each
+/// other's dumps.
+pub fn quiet_builder(dir: &Path, service: &str, capacity: u64) -> flightrec::Builder {
     Recorder::builder()
         .dir(dir)
         .service(service)
@@ -29,9 +30,24 @@ pub fn recorder(dir: &Path, service: &str, capacity: u64) -> Recorder {
         .snapshot_signal(None)
         .panic_hook(false)
         .crash_handler(false)
+        .stop_signals(false)
         .stall_threshold(None)
+}
+
+/// A recorder from `quiet_builder`.
+pub fn recorder(dir: &Path, service: &str, capacity: u64) -> Recorder {
+    quiet_builder(dir, service, capacity)
         .build()
         .expect("building a recorder")
+}
+
+/// The ring files in `dir`.
+pub fn rings_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "flightrec-ring"))
+        .collect()
 }
 
 /// Re-executes this test binary to run the ignored test `name` as a child process, with

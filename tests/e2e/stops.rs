@@ -112,14 +112,6 @@ fn restart(dir: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn rings_in(dir: &Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "flightrec-ring"))
-        .collect()
-}
-
 fn signal(c: &std::process::Child, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig).unwrap();
 }
@@ -214,15 +206,7 @@ fn sigkill_is_still_collected_with_its_warning() {
 #[test]
 fn a_kept_ring_says_it_closed_cleanly() {
     let dir = scratch();
-    let rec = flightrec::Recorder::builder()
-        .dir(dir.path())
-        .service("kept")
-        .capacity(1 << 20)
-        .snapshot_signal(None)
-        .panic_hook(false)
-        .crash_handler(false)
-        .stop_signals(false)
-        .stall_threshold(None)
+    let rec = quiet_builder(dir.path(), "kept", 1 << 20)
         .keep_ring(true)
         .build()
         .unwrap();
