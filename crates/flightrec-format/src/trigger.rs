@@ -204,25 +204,19 @@ impl Ending {
         let closed = get_u64(image, header::CLOSED_WALL_NS).unwrap_or(0);
         let stop = get_u64(image, header::STOP_SIGNAL).unwrap_or(0);
         let ticks = get_u64(image, header::STOP_TICKS).unwrap_or(0);
-        let stop_ns = if ticks != 0 { to_unix_ns(ticks) } else { 0 };
-        match (closed, stop) {
-            (0, 0) => Ending::Unrecorded,
-            (0, s) if s < 128 => Ending::Stopped {
-                signal: s as u32,
-                wall_ns: stop_ns,
-            },
-            (0, _) => Ending::Unrecorded,
-            (c, s) if s != 0 && s < 128 => Ending::Stopped {
-                signal: s as u32,
-                wall_ns: if stop_ns != 0 {
-                    stop_ns
+        let closed = closed.min(i64::MAX as u64) as i64;
+        // Signal numbers are small: anything else in the word is not a recorded stop.
+        match ((1..128).contains(&stop), closed) {
+            (true, _) => Ending::Stopped {
+                signal: stop as u32,
+                wall_ns: if ticks != 0 {
+                    to_unix_ns(ticks)
                 } else {
-                    c.min(i64::MAX as u64) as i64
+                    closed
                 },
             },
-            (c, _) => Ending::Closed {
-                wall_ns: c.min(i64::MAX as u64) as i64,
-            },
+            (false, 0) => Ending::Unrecorded,
+            (false, wall_ns) => Ending::Closed { wall_ns },
         }
     }
 
