@@ -292,7 +292,7 @@ fn text_line(
     }
     let target = cs.map_or("?", |c| c.target.as_str());
     let _ = write!(out, "{target}: ");
-    if let Some((id, op)) = flightrec_analysis::locks::lock_op(names, r) {
+    if let Some((id, op)) = names.lock_op(r) {
         out.push_str(&flightrec_analysis::locks::op_title(
             &names.lock_label(id),
             op,

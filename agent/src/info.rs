@@ -22,7 +22,9 @@ pub fn run(
     let lock_list = locks(rec);
     let mut tracker = (!lock_list.is_empty()).then(LockTracker::default);
     let mut folded = Vec::new();
+    let mut last_ts = rec.trigger.wall_ns;
     for r in records {
+        last_ts = last_ts.max(r.ts);
         if let Some(t) = tracker.as_mut() {
             t.observe(&names, &r);
         }
@@ -30,9 +32,9 @@ pub fn run(
     }
     let lock_state = match tracker {
         None => LockState::default(),
-        Some(t) => {
-            t.finish_trusting(|thread| flightrec_analysis::locks::complete_thread(rec, thread))
-        }
+        Some(t) => t.finish(last_ts, |thread| {
+            flightrec_analysis::locks::complete_thread(rec, thread)
+        }),
     };
     let p = &rec.process;
     let d = &rec.damage;
@@ -244,13 +246,6 @@ pub fn stacks_json(stacks: &[flightrec_analysis::stacks::ThreadStack]) -> Json {
     )
 }
 
-/// A lock's plain name, for JSON (`info` text uses `Names::lock_label`).
-fn lock_name(names: &Names<'_>, id: u32) -> String {
-    names
-        .callsite(id)
-        .map_or_else(|| format!("lock {id}"), |c| c.name.clone())
-}
-
 fn write_locks(
     rec: &Recording,
     names: &Names<'_>,
@@ -335,19 +330,19 @@ fn locks_json(names: &Names<'_>, list: &[flightrec_analysis::LockInfo], state: &
             })
         }).collect::<Vec<_>>(),
         "holds": state.holds.iter().map(|h| json!({
-            "thread": thread(h.thread), "lock": h.lock, "lock_name": lock_name(names, h.lock),
+            "thread": thread(h.thread), "lock": h.lock, "lock_name": names.lock_name(h.lock),
             "shared": h.shared, "since": h.since,
         })).collect::<Vec<_>>(),
         "waits": state.waits.iter().map(|w| json!({
-            "thread": thread(w.thread), "lock": w.lock, "lock_name": lock_name(names, w.lock),
+            "thread": thread(w.thread), "lock": w.lock, "lock_name": names.lock_name(w.lock),
             "shared": w.shared, "since": w.since,
         })).collect::<Vec<_>>(),
         "deadlocks": state.deadlocks.iter().map(|c| json!({
             "description": describe_deadlock(names, c),
             "cycle": c.iter().map(|s| json!({
                 "thread": thread(s.thread),
-                "holds": s.holds, "holds_name": lock_name(names, s.holds),
-                "waits_for": s.waits_for, "waits_for_name": lock_name(names, s.waits_for),
+                "holds": s.holds, "holds_name": names.lock_name(s.holds),
+                "waits_for": s.waits_for, "waits_for_name": names.lock_name(s.waits_for),
                 "since": s.since,
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),

@@ -372,11 +372,7 @@ fn the_locks_behave_as_std_and_record_what_happens() {
     let c = state.stats[&config.id];
     assert_eq!(c.acquisitions, 4);
     // Every acquisition has its release.
-    let ops: Vec<_> = r
-        .records
-        .iter()
-        .filter_map(|x| flightrec_analysis::locks::lock_op(&names, x))
-        .collect();
+    let ops: Vec<_> = r.records.iter().filter_map(|x| names.lock_op(x)).collect();
     let acquired = ops
         .iter()
         .filter(|(_, o)| matches!(o, flightrec_analysis::locks::LockOp::Acquired { .. }))

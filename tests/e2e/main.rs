@@ -15,6 +15,7 @@ mod helpers;
 mod hostile;
 mod kill_sweep;
 mod layer;
+mod lock_model;
 mod locks;
 mod no_syscalls;
 mod operating;

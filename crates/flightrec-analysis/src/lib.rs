@@ -11,8 +11,11 @@
 //!   own), spans entered on several threads (hand-overs), `follows_from` links, and entries
 //!   still open when the data ends.
 //! * [`objects`]: which records carry a field value, for "follow this object".
-//! * [`locks`]: `flightrec::sync`'s lock events, who holds and waits for what when the data
-//!   ends (the wait-for graph), its cycles (deadlocks, in words) and per-lock statistics.
+//! * [`lock_ops`]: the lock-record vocabulary (which records are lock events, what each
+//!   says, in words).
+//! * [`locks`]: the one lock model: `flightrec::sync`'s lock events replayed once into
+//!   holds and waits as intervals, per-lock statistics, and who holds and waits for what
+//!   when the data ends (the wait-for graph) with its cycles (deadlocks, in words).
 //! * [`merge`]: several recordings (processes, hosts) as one time order, aligned on wall
 //!   clock.
 //! * [`tasks`]: requests and tasks (the root span of an instrumented future, or a tokio
@@ -24,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod lock_ops;
 pub mod locks;
 pub mod merge;
 pub mod names;
@@ -33,7 +37,8 @@ pub mod stacks;
 pub mod tasks;
 pub mod triggers;
 
-pub use locks::{LockInfo, LockState, LockTracker};
+pub use lock_ops::{LockInfo, LockOp};
+pub use locks::{LockInterval, LockState, LockTracker};
 pub use names::{Names, TITLE_MAX_CHARS};
 pub use objects::{ObjectKey, Trail};
 pub use spans::{

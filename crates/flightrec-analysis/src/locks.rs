@@ -1,97 +1,23 @@
-//! Locks and the wait-for graph, from a dump alone.
+//! Locks and the wait-for graph, from a dump alone: the one lock model every reader uses.
 //!
 //! `flightrec::sync`'s locks record, as events of a callsite per lock (see
-//! `flightrec_format::meta::lock`), when a thread begins to wait for a lock, when it gets it
-//! and when it lets it go. One streaming pass ([`LockTracker`]) follows who holds what and
-//! who waits for what; at the end of the data that is the wait-for graph: a thread waiting
-//! for a lock points at the threads holding it. A cycle in it is a deadlock.
+//! `flightrec_format::meta::lock` and [`crate::lock_ops`]), when a thread begins to wait for
+//! a lock, when it gets it and when it lets it go. One streaming pass ([`LockTracker`])
+//! follows who holds what and who waits for what, and yields, in one [`LockState`]:
+//! - per-lock statistics;
+//! - every hold and wait as an interval (when asked for);
+//! - at the end of the data, the wait-for graph: a thread waiting for a lock points at the
+//!   threads holding it. A cycle in it is a deadlock.
+//!
+//! `info`, the viewer's lanes and lock pages, and the findings all read this one replay, so
+//! they cannot disagree about a lock.
 
 use std::collections::{BTreeMap, HashMap};
 
-use flightrec_format::meta::lock;
-use flightrec_format::{Record, RecordKind, Recording, Value};
+use flightrec_format::{Record, Recording};
 
+pub use crate::lock_ops::{duration, lock_op, locks, op_title, LockInfo, LockOp};
 use crate::names::Names;
-
-/// A recorded lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockInfo {
-    /// Its id in the recording (its callsite).
-    pub id: u32,
-    pub name: String,
-    /// `Mutex`, `RwLock` or `tokio::Mutex`.
-    pub kind: String,
-    /// Where it was made: `file:line`.
-    pub place: Option<String>,
-}
-
-/// What one lock event says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockOp {
-    Wait { shared: bool },
-    Acquired { shared: bool, waited_ns: u64 },
-    Released { shared: bool, held_ns: u64 },
-}
-
-/// The lock event `r` is, if it is one: the lock's id and what happened.
-pub fn lock_op(names: &Names<'_>, r: &Record) -> Option<(u32, LockOp)> {
-    if r.kind != RecordKind::Event || !names.callsite(r.callsite).is_some_and(lock::is) {
-        return None;
-    }
-    let get = |i: u8| {
-        r.fields
-            .iter()
-            .find(|f| f.index == i)
-            .and_then(|f| match f.value {
-                Value::U64(v) => Some(v),
-                Value::I64(v) => Some(v as u64),
-                _ => None,
-            })
-    };
-    let ns = get(lock::NS).unwrap_or(0);
-    let op = match get(lock::OP)? {
-        lock::op::WAIT => LockOp::Wait { shared: false },
-        lock::op::WAIT_SHARED => LockOp::Wait { shared: true },
-        lock::op::ACQUIRED => LockOp::Acquired {
-            shared: false,
-            waited_ns: ns,
-        },
-        lock::op::ACQUIRED_SHARED => LockOp::Acquired {
-            shared: true,
-            waited_ns: ns,
-        },
-        lock::op::RELEASED => LockOp::Released {
-            shared: false,
-            held_ns: ns,
-        },
-        lock::op::RELEASED_SHARED => LockOp::Released {
-            shared: true,
-            held_ns: ns,
-        },
-        _ => return None,
-    };
-    Some((r.callsite, op))
-}
-
-/// Every lock the recording describes, by id.
-pub fn locks(rec: &Recording) -> Vec<LockInfo> {
-    let mut out: Vec<LockInfo> = rec
-        .callsites
-        .values()
-        .filter(|c| lock::is(c))
-        .map(|c| LockInfo {
-            id: c.id,
-            name: c.name.clone(),
-            kind: c.module.clone().unwrap_or_else(|| lock::MUTEX.into()),
-            place: c.file.as_ref().map(|f| match c.line {
-                Some(l) => format!("{f}:{l}"),
-                None => f.clone(),
-            }),
-        })
-        .collect();
-    out.sort_by_key(|l| l.id);
-    out
-}
 
 /// A thread holding a lock when the data ends, since when (ns since the Unix epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +60,9 @@ pub struct LockStats {
     pub max_hold_ns: u64,
 }
 
-/// The locks at the end of the data: who holds what, who waits for what, and the cycles.
+/// What the lock records of a recording amount to: who holds what and who waits for what
+/// when the data ends, the cycles among them, per-lock statistics and (when the tracker was
+/// asked for them) every hold and wait as an interval.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LockState {
     pub holds: Vec<Hold>,
@@ -142,20 +70,64 @@ pub struct LockState {
     /// Each deadlock once, told from the thread whose wait began first.
     pub deadlocks: Vec<Vec<CycleStep>>,
     pub stats: BTreeMap<u32, LockStats>,
+    /// Every hold and wait in the order they ended, those still open last (ending at the
+    /// data's end); empty unless made by [`LockTracker::with_intervals`].
+    pub intervals: Vec<LockInterval>,
 }
 
-/// The streaming pass: feed it every record in time order.
+/// A stretch of time a thread held or waited for a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockInterval {
+    pub thread: u32,
+    pub lock: u32,
+    /// Waiting for it, else holding it.
+    pub waiting: bool,
+    pub shared: bool,
+    /// When the record that began it was lost (overwritten, dropped), `end` less the
+    /// duration its last record measured.
+    pub begin: i64,
+    pub end: i64,
+    /// Still holding or waiting when the data ends (`end` is then the data's end).
+    pub open: bool,
+}
+
+/// The streaming pass: feed it every record in time order, then [`LockTracker::finish`].
+///
+/// The rules, once for every reader:
+/// - a wait ends when the same thread gets the same lock; its length is measured on the
+///   timeline. When its `wait` record was lost, the length the writer measured stands in,
+///   and the wait is counted all the same;
+/// - a release ends the hold of that lock its own thread took last, else (a guard moved to
+///   another thread) any thread's; when no taking of it survived, the length the writer
+///   measured stands in;
+/// - what is still held or waited for at the end is open.
 #[derive(Debug, Default)]
 pub struct LockTracker {
     /// Per thread, the locks it holds (in the order taken).
     held: HashMap<u32, Vec<Hold>>,
     waiting: HashMap<u32, Wait>,
     stats: BTreeMap<u32, LockStats>,
+    /// Closed holds and waits, when asked for.
+    intervals: Option<Vec<LockInterval>>,
 }
 
 impl LockTracker {
+    /// A tracker that also keeps every hold and wait as an interval.
+    pub fn with_intervals() -> LockTracker {
+        LockTracker {
+            intervals: Some(Vec::new()),
+            ..LockTracker::default()
+        }
+    }
+
+    fn interval(&mut self, i: LockInterval) {
+        if let Some(v) = self.intervals.as_mut() {
+            v.push(i);
+        }
+    }
+
     pub fn observe(&mut self, names: &Names<'_>, r: &Record) {
-        let Some((lock, op)) = lock_op(names, r) else {
+        let Some((lock, op)) = names.lock_op(r) else {
             return;
         };
         let thread = r.thread;
@@ -175,9 +147,24 @@ impl LockTracker {
                 // The wait, from the timeline when its start survived (the same clock as
                 // every timestamp), else as the writer measured it.
                 let mut waited_ns = waited_ns;
+                let mut wait_began = r.ts.saturating_sub(waited_ns.min(i64::MAX as u64) as i64);
+                let mut wait_shared = shared;
                 if let Some(w) = self.waiting.get(&thread).filter(|w| w.lock == lock) {
                     waited_ns = r.ts.saturating_sub(w.since).max(0) as u64;
+                    wait_began = w.since;
+                    wait_shared = w.shared;
                     self.waiting.remove(&thread);
+                }
+                if waited_ns > 0 {
+                    self.interval(LockInterval {
+                        thread,
+                        lock,
+                        waiting: true,
+                        shared: wait_shared,
+                        begin: wait_began,
+                        end: r.ts,
+                        open: false,
+                    });
                 }
                 self.held.entry(thread).or_default().push(Hold {
                     thread,
@@ -193,8 +180,7 @@ impl LockTracker {
                 s.total_wait_ns += waited_ns;
                 s.max_wait_ns = s.max_wait_ns.max(waited_ns);
             }
-            LockOp::Released { held_ns, .. } => {
-                let mut held_ns = held_ns;
+            LockOp::Released { shared, held_ns } => {
                 // A guard may move to another thread and be dropped there: release whichever
                 // holder of this lock took it last.
                 let holder = self
@@ -203,16 +189,36 @@ impl LockTracker {
                     .and_then(|v| v.iter().rposition(|h| h.lock == lock))
                     .map(|i| (thread, i))
                     .or_else(|| {
-                        self.held.iter().find_map(|(&t, v)| {
-                            v.iter().rposition(|h| h.lock == lock).map(|i| (t, i))
-                        })
+                        let mut found: Vec<(u32, usize)> = self
+                            .held
+                            .iter()
+                            .filter_map(|(&t, v)| {
+                                v.iter().rposition(|h| h.lock == lock).map(|i| (t, i))
+                            })
+                            .collect();
+                        // The same answer whatever the map's order.
+                        found.sort_unstable();
+                        found.first().copied()
                     });
-                if let Some((t, i)) = holder {
-                    if let Some(v) = self.held.get_mut(&t) {
-                        let h = v.remove(i);
-                        held_ns = r.ts.saturating_sub(h.since).max(0) as u64;
-                    }
-                }
+                let hold = match holder.and_then(|(t, i)| Some(self.held.get_mut(&t)?.remove(i))) {
+                    Some(h) => h,
+                    None => Hold {
+                        thread,
+                        lock,
+                        shared,
+                        since: r.ts.saturating_sub(held_ns.min(i64::MAX as u64) as i64),
+                    },
+                };
+                let held_ns = r.ts.saturating_sub(hold.since).max(0) as u64;
+                self.interval(LockInterval {
+                    thread: hold.thread,
+                    lock,
+                    waiting: false,
+                    shared: hold.shared,
+                    begin: hold.since,
+                    end: r.ts,
+                    open: false,
+                });
                 let s = self.stats.entry(lock).or_default();
                 s.total_hold_ns += held_ns;
                 s.max_hold_ns = s.max_hold_ns.max(held_ns);
@@ -220,19 +226,38 @@ impl LockTracker {
         }
     }
 
-    /// The state at the end of the data, with its cycles.
-    pub fn finish(self) -> LockState {
-        self.finish_trusting(|_| true)
-    }
-
-    /// As `finish`, with cycles only among threads `complete` says lost no records (a
+    /// The state at the end of the data (`data_end`, ns since the Unix epoch, where open
+    /// intervals end), with cycles only among threads `complete` says lost no records (a
     /// thread that dropped or lost records may seem to hold or wait for what it no longer
     /// does, and a cycle through it would be made up).
-    pub fn finish_trusting(self, complete: impl Fn(u32) -> bool) -> LockState {
+    pub fn finish(self, data_end: i64, complete: impl Fn(u32) -> bool) -> LockState {
         let mut holds: Vec<Hold> = self.held.into_values().flatten().collect();
-        holds.sort_by_key(|h| (h.thread, h.since));
+        holds.sort_by_key(|h| (h.thread, h.since, h.lock));
         let mut waits: Vec<Wait> = self.waiting.into_values().collect();
         waits.sort_by_key(|w| w.thread);
+        let intervals_kept = self.intervals.is_some();
+        let mut intervals = self.intervals.unwrap_or_default();
+        if intervals_kept {
+            let open = |thread, lock, waiting, shared, since: i64| LockInterval {
+                thread,
+                lock,
+                waiting,
+                shared,
+                begin: since,
+                end: data_end.max(since),
+                open: true,
+            };
+            intervals.extend(
+                waits
+                    .iter()
+                    .map(|w| open(w.thread, w.lock, true, w.shared, w.since)),
+            );
+            intervals.extend(
+                holds
+                    .iter()
+                    .map(|h| open(h.thread, h.lock, false, h.shared, h.since)),
+            );
+        }
         let sure_holds: Vec<Hold> = holds
             .iter()
             .copied()
@@ -249,20 +274,27 @@ impl LockTracker {
             waits,
             deadlocks,
             stats: self.stats,
+            intervals,
         }
     }
 }
 
 impl LockState {
-    /// The state of `rec`'s locks at the end of its data.
+    /// The state of `rec`'s locks at the end of its data, without intervals.
     pub fn of(rec: &Recording) -> LockState {
         let names = Names::new(rec);
         let mut t = LockTracker::default();
         for r in &rec.records {
             t.observe(&names, r);
         }
-        t.finish_trusting(|thread| complete_thread(rec, thread))
+        t.finish(data_end(rec), |thread| complete_thread(rec, thread))
     }
+}
+
+/// Where `rec`'s data ends: its last record, or its trigger when later.
+pub fn data_end(rec: &Recording) -> i64 {
+    let last = rec.records.iter().map(|r| r.ts).max().unwrap_or(0);
+    last.max(rec.trigger.wall_ns)
 }
 
 /// Whether a thread's records in `rec` are all there: none dropped, no gap.
@@ -351,133 +383,6 @@ pub fn describe_deadlock(names: &Names<'_>, cycle: &[CycleStep]) -> String {
     }
     s.push_str(&format!(", held by {}", thread(first.thread)));
     s
-}
-
-/// A lock event's title: "waits for `cache`", "took `cache` after 3.2 µs", "let go of `cache`
-/// after 1.1 ms"; `label` is the lock's [`Names::lock_label`].
-pub fn op_title(label: &str, op: LockOp) -> String {
-    let shared = |s: bool| if s { " (shared)" } else { "" };
-    match op {
-        LockOp::Wait { shared: s } => format!("waits for {label}{}", shared(s)),
-        LockOp::Acquired {
-            shared: s,
-            waited_ns,
-        } if waited_ns > 0 => format!(
-            "took {label}{} after waiting {}",
-            shared(s),
-            duration(waited_ns)
-        ),
-        LockOp::Acquired { shared: s, .. } => format!("took {label}{}", shared(s)),
-        LockOp::Released { shared: s, held_ns } => {
-            format!("let go of {label}{} after {}", shared(s), duration(held_ns))
-        }
-    }
-}
-
-/// A duration in the unit that reads best.
-pub fn duration(ns: u64) -> String {
-    match ns {
-        n if n < 1_000 => format!("{n} ns"),
-        n if n < 1_000_000 => format!("{:.1} µs", n as f64 / 1e3),
-        n if n < 1_000_000_000 => format!("{:.1} ms", n as f64 / 1e6),
-        n => format!("{:.2} s", n as f64 / 1e9),
-    }
-}
-
-/// A stretch of time a thread held or waited for a lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LockInterval {
-    pub thread: u32,
-    pub lock: u32,
-    /// Waiting for it, else holding it.
-    pub waiting: bool,
-    pub shared: bool,
-    pub begin: i64,
-    pub end: i64,
-    /// Still holding or waiting when the data ends (`end` is then the data's end).
-    pub open: bool,
-}
-
-/// Every hold and wait of the recording, in the order they ended; those still open end at
-/// `data_end`.
-pub fn lock_intervals(names: &Names<'_>, records: &[Record], data_end: i64) -> Vec<LockInterval> {
-    let mut out = Vec::new();
-    let mut waiting: HashMap<u32, (u32, bool, i64)> = HashMap::new();
-    let mut held: HashMap<u32, Vec<(u32, bool, i64)>> = HashMap::new();
-    for r in records {
-        let Some((lock, op)) = lock_op(names, r) else {
-            continue;
-        };
-        let t = r.thread;
-        match op {
-            LockOp::Wait { shared } => {
-                waiting.insert(t, (lock, shared, r.ts));
-            }
-            LockOp::Acquired { shared, .. } => {
-                if let Some((l, s, since)) = waiting.remove(&t) {
-                    out.push(LockInterval {
-                        thread: t,
-                        lock: l,
-                        waiting: true,
-                        shared: s,
-                        begin: since,
-                        end: r.ts,
-                        open: false,
-                    });
-                }
-                held.entry(t).or_default().push((lock, shared, r.ts));
-            }
-            LockOp::Released { .. } => {
-                let holder = held
-                    .get(&t)
-                    .and_then(|v| v.iter().rposition(|h| h.0 == lock))
-                    .map(|i| (t, i))
-                    .or_else(|| {
-                        held.iter()
-                            .find_map(|(&o, v)| v.iter().rposition(|h| h.0 == lock).map(|i| (o, i)))
-                    });
-                if let Some((o, i)) = holder {
-                    if let Some(v) = held.get_mut(&o) {
-                        let (l, s, since) = v.remove(i);
-                        out.push(LockInterval {
-                            thread: o,
-                            lock: l,
-                            waiting: false,
-                            shared: s,
-                            begin: since,
-                            end: r.ts,
-                            open: false,
-                        });
-                    }
-                }
-            }
-        }
-    }
-    for (t, (l, s, since)) in waiting {
-        out.push(LockInterval {
-            thread: t,
-            lock: l,
-            waiting: true,
-            shared: s,
-            begin: since,
-            end: data_end.max(since),
-            open: true,
-        });
-    }
-    for (t, v) in held {
-        for (l, s, since) in v {
-            out.push(LockInterval {
-                thread: t,
-                lock: l,
-                waiting: false,
-                shared: s,
-                begin: since,
-                end: data_end.max(since),
-                open: true,
-            });
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -86,13 +86,26 @@ impl<'r> Names<'r> {
         }
     }
 
+    /// The lock event `r` is, if it is one: the lock's id and what happened.
+    pub fn lock_op(&self, r: &Record) -> Option<(u32, crate::lock_ops::LockOp)> {
+        crate::lock_ops::lock_op(self.callsite(r.callsite), r)
+    }
+
+    /// A recorded lock's plain name: the one it was given or its type's, else `lock 7` when
+    /// the recording does not describe it (for JSON and the viewer's bars;
+    /// [`Names::lock_label`] is for sentences).
+    pub fn lock_name(&self, id: u32) -> String {
+        self.callsite(id)
+            .map_or_else(|| format!("lock {id}"), |c| c.name.clone())
+    }
+
     /// A recorded lock as people read it: `` `cache` `` when it was given a name, else its
     /// type and where it was made (`` `Mutex<u64>` made at src/shop.rs:40 ``), so two
     /// unnamed locks of one type read apart; `lock 7` when the recording does not
     /// describe it.
     pub fn lock_label(&self, id: u32) -> String {
         let Some(c) = self.callsite(id) else {
-            return format!("lock {id}");
+            return self.lock_name(id);
         };
         let kind = c.module.as_deref().unwrap_or("");
         let unnamed = !kind.is_empty()
@@ -122,8 +135,8 @@ impl<'r> Names<'r> {
             _ => return Cow::Borrowed(self.span_name(r.span)),
         }
         let cs = self.callsite(r.callsite);
-        if let Some((id, op)) = crate::locks::lock_op(self, r) {
-            return Cow::Owned(cut(crate::locks::op_title(&self.lock_label(id), op)));
+        if let Some((id, op)) = self.lock_op(r) {
+            return Cow::Owned(cut(crate::lock_ops::op_title(&self.lock_label(id), op)));
         }
         let message = r.fields.iter().find(|f| {
             cs.and_then(|c| c.fields.get(f.index as usize))

@@ -157,3 +157,101 @@ pub fn sample_image_with_stacks(records_per_chunk: u64) -> Vec<u8> {
     b[slot + s::NAME..slot + s::NAME + 4].copy_from_slice(b"main");
     b
 }
+
+/// One event for [`events_image`]: at `ticks` (ns, the image's clock counts ns from
+/// [`EVENTS_WALL_NS`]), of `callsite`, with unsigned fields by index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestEvent {
+    pub ticks: u64,
+    pub callsite: u32,
+    pub fields: Vec<(u8, u64)>,
+}
+
+/// Wall-clock time (ns since the Unix epoch) of tick 0 in [`events_image`].
+pub const EVENTS_WALL_NS: u64 = 1_700_000_000_000_000_000;
+
+/// A ring image holding `threads`' events, one chunk per thread, described by `callsites`:
+/// a recording of any shape of events, for property tests across readers. Each thread's
+/// events must fit a 64 KiB chunk.
+pub fn events_image(callsites: &[Callsite], threads: &[(ThreadEntry, Vec<TestEvent>)]) -> Vec<u8> {
+    const CHUNK: u64 = 64 * 1024;
+    let meta_capacity = 16 * 1024u64;
+    let count = threads.len().max(1) as u64;
+    let g = Geometry {
+        file_size: layout::HEADER_SIZE as u64 + meta_capacity + count * CHUNK,
+        meta_offset: layout::HEADER_SIZE as u64,
+        meta_capacity,
+        chunks_offset: layout::HEADER_SIZE as u64 + meta_capacity,
+        chunk_size: CHUNK as u32,
+        chunk_count: count as u32,
+        stack_slots: 0,
+    };
+    let mut b = vec![0u8; g.file_size as usize];
+    let clock = ClockAnchor {
+        kind: layout::CLOCK_TSC,
+        ticks: 0,
+        mono_ns: 0,
+        wall_ns: EVENTS_WALL_NS,
+        ticks_per_sec: 1e9,
+    };
+    g.write_header(&mut b, 42, &clock);
+    let mut m = MetaBuilder::default();
+    m.process(&ProcessInfo {
+        pid: 42,
+        service: "events".into(),
+        host: "h".into(),
+        exe: "/e".into(),
+        args: Vec::new(),
+    });
+    for c in callsites {
+        m.callsite(c);
+    }
+    for (t, _) in threads {
+        m.thread(t);
+    }
+    let mo = g.meta_offset as usize;
+    assert!(m.bytes.len() as u64 <= meta_capacity, "meta fits");
+    b[mo..mo + m.bytes.len()].copy_from_slice(&m.bytes);
+    layout::put_u64(&mut b, header::META_COMMITTED_LEN, m.bytes.len() as u64);
+    for (c, (thread, events)) in threads.iter().enumerate() {
+        let off = g.chunk_offset(c as u32) as usize;
+        let first_ticks = events.first().map_or(0, |e| e.ticks);
+        let payload = &mut b[off + CHUNK_HEADER_SIZE..off + CHUNK as usize];
+        let mut pos = 0;
+        let mut e = Encoder::new(
+            &mut payload[pos..],
+            RecordKind::Context,
+            0,
+            first_ticks,
+            false,
+        );
+        e.u16(0);
+        pos += e.finish().expect("a context record fits");
+        for ev in events {
+            let mut e = Encoder::new(
+                &mut payload[pos..],
+                RecordKind::Event,
+                ev.callsite,
+                ev.ticks,
+                false,
+            );
+            e.u64(0);
+            for &(i, v) in &ev.fields {
+                e.field_u64(i as usize, v);
+            }
+            pos += e.finish().expect("a thread's events fit its chunk");
+        }
+        layout::put_u64(
+            &mut b,
+            off + chunk::STATE,
+            state::pack(c as u64 + 1, state::RETIRED),
+        );
+        layout::put_u32(&mut b, off + chunk::COMMITTED_LEN, pos as u32);
+        layout::put_u32(&mut b, off + chunk::THREAD_INDEX, thread.index);
+        layout::put_u64(&mut b, off + chunk::OS_TID, thread.tid);
+        layout::put_u64(&mut b, off + chunk::THREAD_SEQ_START, 0);
+        layout::put_u64(&mut b, off + chunk::CLAIM_TICKS, first_ticks);
+        layout::put_u64(&mut b, off + chunk::CLAIM_MONO_NS, first_ticks);
+    }
+    b
+}

@@ -216,12 +216,9 @@ impl Model {
     pub(super) fn deadlocks_out(&self) -> Vec<DeadlockOut> {
         let names = self.names();
         let lane_of = |t: u32| self.lanes.iter().position(|l| l.thread == t);
-        let lock_name = |l: u32| {
-            names
-                .callsite(l)
-                .map_or_else(|| format!("lock {l}"), |c| c.name.clone())
-        };
-        self.deadlocks
+        let lock_name = |l: u32| names.lock_name(l);
+        self.locks
+            .deadlocks
             .iter()
             .map(|cycle| DeadlockOut {
                 description: flightrec_analysis::locks::describe_deadlock(&names, cycle),
@@ -283,7 +280,8 @@ impl Model {
         let info = flightrec_analysis::locks::locks(&self.rec)
             .into_iter()
             .find(|l| l.id == id)?;
-        let mut stats = flightrec_analysis::locks::LockStats::default();
+        // Statistics, holders and waiters from the one lock model, as `info` reads them.
+        let stats = self.locks.stats.get(&id).copied().unwrap_or_default();
         let mut holders = Vec::new();
         let mut waiters = Vec::new();
         let mut waits = Vec::new();
@@ -296,27 +294,11 @@ impl Model {
                     ns: l.end - l.begin,
                     shared: l.shared,
                 };
-                let ns = (l.end - l.begin).max(0) as u64;
-                if l.waiting {
-                    if !l.open {
-                        stats.contended += 1;
-                        stats.total_wait_ns += ns;
-                        stats.max_wait_ns = stats.max_wait_ns.max(ns);
-                    }
-                    if l.open {
-                        waiters.push(party);
-                    } else {
-                        waits.push(party);
-                    }
-                } else {
-                    stats.acquisitions += 1;
-                    if !l.open {
-                        stats.total_hold_ns += ns;
-                        stats.max_hold_ns = stats.max_hold_ns.max(ns);
-                    }
-                    if l.open {
-                        holders.push(party);
-                    }
+                match (l.waiting, l.open) {
+                    (true, true) => waiters.push(party),
+                    (true, false) => waits.push(party),
+                    (false, true) => holders.push(party),
+                    (false, false) => {}
                 }
             }
         }

@@ -142,8 +142,16 @@ impl Model {
                 .collect();
         }
         drop(all_entries);
+        // The one lock model: its intervals go to their threads' lanes, the rest stays whole.
         let names = Names::new(&rec);
-        for mut l in flightrec_analysis::locks::lock_intervals(&names, &rec.records, end + origin) {
+        let mut tracker = flightrec_analysis::LockTracker::with_intervals();
+        for r in &rec.records {
+            tracker.observe(&names, r);
+        }
+        let mut locks = tracker.finish(end + origin, |thread| {
+            flightrec_analysis::locks::complete_thread(&rec, thread)
+        });
+        for mut l in std::mem::take(&mut locks.intervals) {
             if let Some(&lane) = lane_of.get(&l.thread) {
                 l.begin = l.begin.saturating_sub(origin);
                 l.end = l.end.saturating_sub(origin);
@@ -153,7 +161,6 @@ impl Model {
         for l in &mut lanes {
             l.locks.sort_by_key(|x| (x.begin, x.end));
         }
-        let deadlocks = flightrec_analysis::LockState::of(&rec).deadlocks;
         let task_lanes = task_lanes(&rec, &tasks, &lane_of, origin, end);
         let by_name = by_name(&task_lanes);
         let stacks = flightrec_analysis::stacks::stacks(&rec);
@@ -167,7 +174,7 @@ impl Model {
             tasks,
             task_lanes,
             by_name,
-            deadlocks,
+            locks,
             processes: Vec::new(),
             stacks,
             loading: false,
@@ -347,7 +354,7 @@ impl Model {
         let mut task_parts = Vec::new();
         let mut task_lane_parts = Vec::new();
         let mut bases = Vec::new();
-        let mut deadlocks = Vec::new();
+        let mut locks = flightrec_analysis::LockState::default();
         let mut stacks = Vec::new();
         let mut headers = Vec::new();
         for m in parts {
@@ -366,7 +373,7 @@ impl Model {
                 lanes: part_lanes,
                 tasks,
                 task_lanes,
-                deadlocks: part_deadlocks,
+                locks: part_locks,
                 stacks: part_stacks,
                 ..
             } = m;
@@ -394,7 +401,10 @@ impl Model {
             task_parts.push(tasks);
             task_lane_parts.push(task_lanes);
             bases.push(record_base);
-            deadlocks.extend(part_deadlocks);
+            locks.holds.extend(part_locks.holds);
+            locks.waits.extend(part_locks.waits);
+            locks.deadlocks.extend(part_locks.deadlocks);
+            locks.stats.extend(part_locks.stats);
             stacks.extend(part_stacks);
             headers.push(rec);
         }
@@ -424,7 +434,7 @@ impl Model {
             tasks,
             task_lanes,
             by_name,
-            deadlocks,
+            locks,
             processes: Vec::new(),
             stacks,
             loading: false,

@@ -329,8 +329,9 @@ pub struct Model {
     pub task_lanes: Vec<TaskLane>,
     /// Task lanes grouped by root span name (then by start).
     pub by_name: Vec<u32>,
-    /// Lock-order cycles when the data ends.
-    pub deadlocks: Vec<Vec<flightrec_analysis::locks::CycleStep>>,
+    /// The lock model: per-lock statistics, holds, waits and cycles when the data ends
+    /// (ns since the Unix epoch). Its intervals are in the lanes, relative.
+    pub locks: flightrec_analysis::LockState,
     /// For several recordings merged: their processes (one per recording, in order).
     pub processes: Vec<flightrec_analysis::merge::MergedProcess>,
     /// Native stacks captured into the dump, unwound and symbolised once, at load.

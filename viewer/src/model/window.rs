@@ -225,9 +225,7 @@ impl Model {
                 b: l.begin,
                 e: l.end,
                 lock: l.lock,
-                name: names
-                    .callsite(l.lock)
-                    .map_or_else(|| format!("lock {}", l.lock), |c| c.name.clone()),
+                name: names.lock_name(l.lock),
                 kind: if l.waiting { "wait" } else { "hold" },
                 shared: l.shared,
                 open: l.open,
