@@ -24,7 +24,7 @@ use flightrec_format::meta::lock;
 use flightrec_format::record::{Encoder, RecordKind, PARENT_CONTEXTUAL};
 use flightrec_format::{Callsite, Level};
 
-use crate::layer::with_current_writer;
+use crate::ring::writer::with_current_writer;
 use crate::ring::{clock, Ring};
 
 /// What a lock knows of itself, and its callsite in the ring it last recorded into.

@@ -16,9 +16,11 @@ use flightrec_format::meta::tokio_task;
 use flightrec_format::record::{tag, Encoder, RecordKind, PARENT_ROOT};
 use tokio::runtime::{Builder, TaskMeta};
 
-use crate::layer::{span_op, with_writer, Shared};
+use crate::layer::span_op;
 use crate::ring::clock;
 use crate::ring::span_table::{SpanEntry, SpanTable};
+use crate::ring::writer::with_writer;
+use crate::shared::Shared;
 use crate::Recorder;
 
 /// Live tasks by tokio task id: our span id for each.
@@ -73,7 +75,7 @@ impl Tasks {
         let at = meta.spawned_at();
         let ticks = clock::ticks();
         let callsite = self.callsite;
-        let span = with_writer(&self.shared, |w| {
+        let span = with_writer(&self.shared.ring, |w| {
             let span = w.next_span_id();
             w.write(|buf, fit| {
                 let mut e = Encoder::new(buf, RecordKind::SpanNew, callsite, ticks, fit);
@@ -126,7 +128,7 @@ impl Tasks {
         };
         // A task aborted during its poll terminates before the poll's end hook runs, which
         // will then not find it: end the poll here.
-        let entered = with_writer(&self.shared, |w| w.is_entered(s.id)).unwrap_or(false);
+        let entered = with_writer(&self.shared.ring, |w| w.is_entered(s.id)).unwrap_or(false);
         if entered {
             span_op(&self.shared, RecordKind::Exit, s.id, s.callsite, |w| {
                 w.pop_span(s.id)

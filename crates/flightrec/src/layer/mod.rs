@@ -3,12 +3,8 @@
 
 mod visit;
 
-use std::cell::{Cell, RefCell};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use flightrec_format::layout::header;
-use flightrec_format::meta::{MetaBuilder, ThreadEntry};
 use flightrec_format::record::{Encoder, RecordKind, PARENT_CONTEXTUAL, PARENT_ROOT};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Subscriber};
@@ -16,85 +12,11 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::callsites::CallsiteTable;
+use crate::ring::clock;
 use crate::ring::span_table::{SpanEntry, SpanTable};
-use crate::ring::writer::ThreadWriter;
-use crate::ring::{clock, Ring};
+use crate::ring::writer::{with_writer, ThreadWriter};
+use crate::shared::Shared;
 use visit::FieldEncoder;
-
-/// State shared by a recorder, its layers and its triggers.
-pub(crate) struct Shared {
-    pub(crate) ring: Arc<Ring>,
-    pub(crate) callsites: CallsiteTable,
-    /// Where dumps go and what they are named after.
-    pub(crate) dir: std::path::PathBuf,
-    pub(crate) service: String,
-    pub(crate) pid: u32,
-    /// Retention: the newest this many dumps of the service are kept...
-    pub(crate) keep_dumps: usize,
-    /// ...within this many bytes.
-    pub(crate) dump_budget: u64,
-    /// flightrec's own "dump failed" callsite (fields: message, error, reason).
-    pub(crate) dump_failed: u32,
-    /// flightrec's own "trigger folded" callsite (fields: message, trigger, reason): a
-    /// trigger that arrived while a dump was being written, and went into that dump.
-    pub(crate) trigger_folded: u32,
-    /// The dump being written, if any, and the triggers that folded into it.
-    pub(crate) dumps: crate::trigger::DumpQueue,
-    /// Snapshots capture every thread's native stack (`Builder::stacks_on_snapshot`, or
-    /// `FLIGHTREC_STACKS=1`).
-    pub(crate) stacks_on_snapshot: bool,
-}
-
-impl Shared {
-    /// Records that a dump failed, as an ERROR event in the ring, written directly (never
-    /// through tracing, which may be what is stuck). It shows in the next dump, or when the
-    /// ring is collected.
-    /// Records (on the dump writer's thread) that `t`, a later trigger than the dump's own,
-    /// folded into the dump under way: its description, reason, thread and time.
-    pub(crate) fn record_trigger_folded(&self, t: &flightrec_format::Trigger) {
-        let ticks = clock::ticks();
-        let description = t.describe();
-        with_writer(self, |w| {
-            w.write(|buf, fit| {
-                let mut e = Encoder::new(buf, RecordKind::Event, self.trigger_folded, ticks, fit);
-                e.u64(PARENT_ROOT);
-                e.field_bytes(
-                    0,
-                    flightrec_format::record::tag::STR,
-                    b"trigger folded into this dump",
-                );
-                e.field_bytes(
-                    1,
-                    flightrec_format::record::tag::STR,
-                    description.as_bytes(),
-                );
-                e.field_bytes(
-                    2,
-                    flightrec_format::record::tag::STR,
-                    t.reason.slug().as_bytes(),
-                );
-                e.field_u64(3, t.tid);
-                e.field_i64(4, t.wall_ns);
-                e.finish()
-            })
-        });
-    }
-
-    pub(crate) fn record_dump_failure(&self, reason: &str, error: &str) {
-        let ticks = clock::ticks();
-        with_writer(self, |w| {
-            w.write(|buf, fit| {
-                let mut e = Encoder::new(buf, RecordKind::Event, self.dump_failed, ticks, fit);
-                e.u64(PARENT_ROOT);
-                e.field_bytes(0, flightrec_format::record::tag::STR, b"dump failed");
-                e.field_bytes(1, flightrec_format::record::tag::STR, error.as_bytes());
-                e.field_bytes(2, flightrec_format::record::tag::STR, reason.as_bytes());
-                e.finish()
-            })
-        });
-    }
-}
 
 /// The layer that records into a `Recorder`'s ring. Get one from `Recorder::layer`.
 #[derive(Clone)]
@@ -125,95 +47,6 @@ impl FlightrecLayer {
 struct RecordedSpan {
     id: u64,
     callsite: u32,
-}
-
-thread_local! {
-    static WRITER: RefCell<Option<ThreadWriter>> = const { RefCell::new(None) };
-    /// Records lost because the layer was re-entered on this thread (a `Debug` impl that
-    /// logs, say); folded into the writer's drop count when it next claims a chunk.
-    pub(crate) static REENTERED: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Runs `f` with this thread's writer for `shared`'s ring, registering the thread first if
-/// needed. `None` when the thread-local is gone (thread teardown) or re-entered.
-#[inline]
-pub(crate) fn with_writer<R>(shared: &Shared, f: impl FnOnce(&mut ThreadWriter) -> R) -> Option<R> {
-    WRITER
-        .try_with(|cell| {
-            let Ok(mut slot) = cell.try_borrow_mut() else {
-                let _ = REENTERED.try_with(|c| c.set(c.get() + 1));
-                return None;
-            };
-            let current = matches!(&*slot, Some(w) if Arc::ptr_eq(&w.ring, &shared.ring));
-            if !current {
-                // Dropping a writer for another ring retires its chunk there.
-                *slot = Some(register_thread(shared));
-            }
-            Some(f(slot.as_mut()?))
-        })
-        .ok()
-        .flatten()
-}
-
-/// The recorder that threads with no writer yet record lock events into: the last one built.
-static DEFAULT_RECORDER: std::sync::RwLock<Option<std::sync::Weak<Shared>>> =
-    std::sync::RwLock::new(None);
-
-pub(crate) fn set_default_recorder(shared: &Arc<Shared>) {
-    if let Ok(mut d) = DEFAULT_RECORDER.write() {
-        *d = Some(Arc::downgrade(shared));
-    }
-}
-
-/// Runs `f` with this thread's writer, whichever ring it writes into; a thread with none is
-/// registered with the default recorder. `None` when there is no recorder, or as in
-/// `with_writer`.
-#[inline]
-pub(crate) fn with_current_writer<R>(f: impl FnOnce(&mut ThreadWriter) -> R) -> Option<R> {
-    WRITER
-        .try_with(|cell| {
-            let Ok(mut slot) = cell.try_borrow_mut() else {
-                let _ = REENTERED.try_with(|c| c.set(c.get() + 1));
-                return None;
-            };
-            if slot.is_none() {
-                *slot = Some(register_with_default()?);
-            }
-            Some(f(slot.as_mut()?))
-        })
-        .ok()
-        .flatten()
-}
-
-#[cold]
-fn register_with_default() -> Option<ThreadWriter> {
-    let shared = DEFAULT_RECORDER.read().ok()?.as_ref()?.upgrade()?;
-    Some(register_thread(&shared))
-}
-
-#[cold]
-fn register_thread(shared: &Shared) -> ThreadWriter {
-    let ring = &shared.ring;
-    let index = ring
-        .header_word(header::NEXT_THREAD_INDEX)
-        .fetch_add(1, Ordering::Relaxed) as u32;
-    let tid = os_tid();
-    let name = match std::thread::current().name() {
-        Some(n) => n.to_string(),
-        None => format!("thread-{tid}"),
-    };
-    let mut m = MetaBuilder::default();
-    m.thread(&ThreadEntry { index, tid, name });
-    ring.append_meta(&m.bytes);
-    ThreadWriter::new(ring.clone(), index, tid)
-}
-
-/// The kernel's id for the calling thread (what `top -H` and gdb show).
-pub(crate) fn os_tid() -> u64 {
-    std::fs::read_link("/proc/thread-self")
-        .ok()
-        .and_then(|p| p.file_name()?.to_str()?.parse().ok())
-        .unwrap_or(0)
 }
 
 impl FlightrecLayer {
@@ -264,7 +97,7 @@ pub(crate) fn span_op(
     after: impl FnOnce(&mut ThreadWriter),
 ) {
     let ticks = clock::ticks();
-    with_writer(shared, |w| {
+    with_writer(&shared.ring, |w| {
         w.write(|buf, fit| {
             let mut e = Encoder::new(buf, kind, callsite, ticks, fit);
             e.u64(span);
@@ -285,7 +118,7 @@ where
             .id(event.metadata(), &self.shared.ring);
         let parent = self.parent_of(&ctx, event.is_contextual(), event.parent());
         let ticks = clock::ticks();
-        with_writer(&self.shared, |w| {
+        with_writer(&self.shared.ring, |w| {
             w.write(|buf, fit| {
                 let mut e = Encoder::new(buf, RecordKind::Event, callsite, ticks, fit);
                 e.u64(parent);
@@ -308,7 +141,7 @@ where
             .id(attrs.metadata(), &self.shared.ring);
         let parent = self.parent_of(&ctx, attrs.is_contextual(), attrs.parent());
         let ticks = clock::ticks();
-        let ours = with_writer(&self.shared, |w| {
+        let ours = with_writer(&self.shared.ring, |w| {
             let span = w.next_span_id();
             w.write(|buf, fit| {
                 let mut e = Encoder::new(buf, RecordKind::SpanNew, callsite, ticks, fit);
@@ -337,7 +170,7 @@ where
             return;
         };
         let ticks = clock::ticks();
-        with_writer(&self.shared, |w| {
+        with_writer(&self.shared.ring, |w| {
             w.write(|buf, fit| {
                 let mut e = Encoder::new(buf, RecordKind::SpanRecord, span.callsite, ticks, fit);
                 e.u64(span.id);
@@ -353,7 +186,7 @@ where
             return;
         };
         let ticks = clock::ticks();
-        with_writer(&self.shared, |w| {
+        with_writer(&self.shared.ring, |w| {
             w.write(|buf, fit| {
                 let mut e = Encoder::new(buf, RecordKind::FollowsFrom, span.callsite, ticks, fit);
                 e.u64(span.id);

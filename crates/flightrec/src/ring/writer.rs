@@ -2,10 +2,12 @@
 //! record that fits in the current chunk) is: encode into the chunk's tail, one release
 //! store of `committed_len`. No lock, no syscall, no allocation, no shared cache line.
 
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use flightrec_format::layout::{header, SPAN_ID_BLOCK};
+use flightrec_format::meta::{MetaBuilder, ThreadEntry};
 use flightrec_format::record::{Encoder, RecordKind};
 
 use super::protocol::{self, ChunkPool, Claimant, Claimed};
@@ -123,9 +125,7 @@ impl ThreadWriter {
     /// Folds in records lost before reaching this writer (re-entrant calls), counted in a
     /// thread-local by the layer. Done when claiming a chunk, off the steady-state path.
     fn fold_reentered(&mut self) {
-        let lost = crate::layer::REENTERED
-            .try_with(|c| c.replace(0))
-            .unwrap_or(0);
+        let lost = REENTERED.try_with(|c| c.replace(0)).unwrap_or(0);
         self.attempted += lost;
         self.dropped += lost;
     }
@@ -232,4 +232,99 @@ impl Drop for ThreadWriter {
             protocol::retire(self.ring.chunk(c.index), c);
         }
     }
+}
+
+// The per-thread writer registry: each thread's `ThreadWriter`, made when the thread first
+// records (tracing-subscriber keeps its per-thread span stack beside the registry that owns
+// it; ours sits beside the writer it hands out).
+
+thread_local! {
+    static WRITER: RefCell<Option<ThreadWriter>> = const { RefCell::new(None) };
+    /// Records lost because the layer was re-entered on this thread (a `Debug` impl that
+    /// logs, say); folded into the writer's drop count when it next claims a chunk.
+    pub(crate) static REENTERED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Runs `f` with this thread's writer for `ring`, registering the thread first if needed.
+/// `None` when the thread-local is gone (thread teardown) or re-entered.
+#[inline]
+pub(crate) fn with_writer<R>(
+    ring: &Arc<Ring>,
+    f: impl FnOnce(&mut ThreadWriter) -> R,
+) -> Option<R> {
+    WRITER
+        .try_with(|cell| {
+            let Ok(mut slot) = cell.try_borrow_mut() else {
+                let _ = REENTERED.try_with(|c| c.set(c.get() + 1));
+                return None;
+            };
+            let current = matches!(&*slot, Some(w) if Arc::ptr_eq(&w.ring, ring));
+            if !current {
+                // Dropping a writer for another ring retires its chunk there.
+                *slot = Some(register_thread(ring));
+            }
+            Some(f(slot.as_mut()?))
+        })
+        .ok()
+        .flatten()
+}
+
+/// The ring that threads with no writer yet record lock events into: the last recorder's.
+static DEFAULT_RING: std::sync::RwLock<Option<std::sync::Weak<Ring>>> =
+    std::sync::RwLock::new(None);
+
+pub(crate) fn set_default_ring(ring: &Arc<Ring>) {
+    if let Ok(mut d) = DEFAULT_RING.write() {
+        *d = Some(Arc::downgrade(ring));
+    }
+}
+
+/// Runs `f` with this thread's writer, whichever ring it writes into; a thread with none is
+/// registered with the default ring. `None` when there is no recorder, or as in
+/// `with_writer`.
+#[inline]
+pub(crate) fn with_current_writer<R>(f: impl FnOnce(&mut ThreadWriter) -> R) -> Option<R> {
+    WRITER
+        .try_with(|cell| {
+            let Ok(mut slot) = cell.try_borrow_mut() else {
+                let _ = REENTERED.try_with(|c| c.set(c.get() + 1));
+                return None;
+            };
+            if slot.is_none() {
+                *slot = Some(register_with_default()?);
+            }
+            Some(f(slot.as_mut()?))
+        })
+        .ok()
+        .flatten()
+}
+
+#[cold]
+fn register_with_default() -> Option<ThreadWriter> {
+    let ring = DEFAULT_RING.read().ok()?.as_ref()?.upgrade()?;
+    Some(register_thread(&ring))
+}
+
+#[cold]
+fn register_thread(ring: &Arc<Ring>) -> ThreadWriter {
+    let index = ring
+        .header_word(header::NEXT_THREAD_INDEX)
+        .fetch_add(1, Ordering::Relaxed) as u32;
+    let tid = os_tid();
+    let name = match std::thread::current().name() {
+        Some(n) => n.to_string(),
+        None => format!("thread-{tid}"),
+    };
+    let mut m = MetaBuilder::default();
+    m.thread(&ThreadEntry { index, tid, name });
+    ring.append_meta(&m.bytes);
+    ThreadWriter::new(ring.clone(), index, tid)
+}
+
+/// The kernel's id for the calling thread (what `top -H` and gdb show).
+pub(crate) fn os_tid() -> u64 {
+    std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name()?.to_str()?.parse().ok())
+        .unwrap_or(0)
 }

@@ -9,7 +9,7 @@ use std::sync::Weak;
 
 use flightrec_format::TriggerReason;
 
-use crate::layer::Shared;
+use crate::shared::Shared;
 
 pub(crate) fn install(shared: Weak<Shared>) {
     let previous = std::panic::take_hook();
@@ -40,7 +40,7 @@ fn record_and_dump(shared: &Shared, info: &PanicHookInfo<'_>) {
     let t = super::trigger(
         TriggerReason::Panic,
         0,
-        crate::layer::os_tid(),
+        crate::ring::writer::os_tid(),
         format!("thread '{name}' panicked at {location}: {message}"),
     );
     tracing::error!(

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use flightrec_format::TriggerReason;
 use signal_hook::iterator::{Handle, Signals};
 
-use crate::layer::Shared;
+use crate::shared::Shared;
 
 /// The dumper thread; stopped and joined on drop.
 pub(crate) struct Dumper {

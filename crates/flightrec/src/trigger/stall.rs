@@ -17,8 +17,8 @@ use flightrec_format::meta::{parse_meta, MetaEntry};
 use flightrec_format::record::{parse_record, RecordKind};
 use flightrec_format::TriggerReason;
 
-use crate::layer::Shared;
 use crate::ring::protocol::ChunkPool;
+use crate::shared::Shared;
 
 /// What the watchdog knows of one thread's current chunk.
 struct Progress {
