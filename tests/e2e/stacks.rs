@@ -79,12 +79,46 @@ fn stacks_child() {
     drop(writer);
 }
 
+/// Whether process `pid`'s thread named `name` is in a state `ok` accepts (its state letter
+/// from `/proc/…/stat`, and its `wchan`: where in the kernel it sleeps).
+fn thread_is(pid: u32, name: &str, ok: impl Fn(char, &str) -> bool) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|t| {
+        let read = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
+        if read("comm").trim() != name {
+            return false;
+        }
+        let stat = read("stat");
+        // The state follows the command name's closing parenthesis.
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next())
+            .unwrap_or('?');
+        ok(state, &read("wchan"))
+    })
+}
+
 #[test]
 fn snapshot_with_stacks_covers_blocked_and_spinning_threads_and_names_a_deaf_one() {
     let dir = scratch();
     let mut c = child("stacks::stacks_child", &[(CHILD_DIR, dir.path())]);
     wait_for(&mut c, "ready");
     let pid = c.id().to_string();
+    // "ready" comes after the threads start, not once they are where the test looks for
+    // them: wait until the reader sleeps in the pipe's read and the spinner runs.
+    let settled = Instant::now() + Duration::from_secs(60);
+    while !(thread_is(c.id(), "reader", |stat, wchan| {
+        stat == 'S' && wchan.contains("pipe_read")
+    }) && thread_is(c.id(), "spinner", |stat, _| stat == 'R'))
+    {
+        assert!(
+            Instant::now() < settled,
+            "the child's threads never settled"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let asked = Instant::now();
     let out = flightrec(&["snapshot", &pid, "--stacks"]);
     let took = asked.elapsed();

@@ -41,7 +41,7 @@ pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next)
 
 /// A refusal, or `None` when the request may proceed.
 fn check(state: &AppState, req: &Request) -> Option<Response> {
-    if req.uri().to_string().len() > state.limits.max_uri_len {
+    if req.uri().to_string().len() > state.library.limits.max_uri_len {
         return Some(refuse(StatusCode::URI_TOO_LONG, "request URI too long"));
     }
     // A page from another origin that rebinds its name to 127.0.0.1 still sends its own
