@@ -45,6 +45,9 @@ fi
 # playwright-core drives the system chromium; it never downloads a browser of its own.
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 export FLIGHTREC_REQUIRE_BROWSER=1
+# The full-disk and read-only-directory tests mount a tmpfs and drop to another user: CI runs
+# as root, and they must run there rather than pass unseen.
+export FLIGHTREC_REQUIRE_ROOT=1
 
 step "unit and end-to-end tests"
 cargo test --workspace

@@ -2,7 +2,9 @@
 //! later try succeeds once there is room again.
 //!
 //! These need root (to mount a small tmpfs, and to drop to another user so that permission
-//! bits apply): CI and the development machines run as root. Elsewhere they say so and pass.
+//! bits apply): CI and the development machines run as root. Elsewhere they say so and
+//! pass, unless FLIGHTREC_REQUIRE_ROOT is set (`scripts/test.sh` sets it): then a test that
+//! cannot run fails.
 
 use std::io::{BufRead, Write};
 use std::process::{Command, Stdio};
@@ -12,6 +14,15 @@ use crate::helpers::*;
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// Says why a test cannot run here, and fails when FLIGHTREC_REQUIRE_ROOT asks for it to.
+fn skip(why: &str) {
+    assert!(
+        std::env::var_os("FLIGHTREC_REQUIRE_ROOT").is_none(),
+        "FLIGHTREC_REQUIRE_ROOT is set, but this test cannot run: {why}"
+    );
+    eprintln!("skipped: {why}");
 }
 
 /// A small tmpfs, unmounted on drop.
@@ -38,12 +49,12 @@ impl Drop for SmallFs {
 #[test]
 fn a_full_disk_gives_a_clear_error_and_leaves_the_ring_intact() {
     if !is_root() {
-        eprintln!("skipped: needs root to mount a small tmpfs");
+        skip("needs root to mount a small tmpfs");
         return;
     }
     // Room for the 1 MiB ring and its stack area (about 1.1 MiB), and little more.
     let Some(fs) = SmallFs::mount("2560k") else {
-        eprintln!("skipped: this environment does not allow mounting a tmpfs");
+        skip("this environment does not allow mounting a tmpfs");
         return;
     };
     let rec = recorder(fs.0.path(), "full", 1 << 20);
@@ -133,7 +144,7 @@ fn unprivileged_child() {
 #[test]
 fn an_unwritable_directory_gives_a_clear_error_and_a_later_try_works() {
     if !is_root() {
-        eprintln!("skipped: needs root to drop to another user");
+        skip("needs root to drop to another user");
         return;
     }
     use std::os::unix::fs::PermissionsExt;
