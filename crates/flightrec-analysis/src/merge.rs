@@ -91,33 +91,6 @@ fn span_of(k: usize, span: u64) -> u64 {
     }
 }
 
-/// Several recordings as one: every thread a thread of its own, named after its process
-/// (`service[pid] thread`), every record in one time order (aligned on wall-clock time),
-/// callsite and span ids kept apart. Every reader of a `Recording` then reads the merge as
-/// it reads one recording: the viewer shows each process's threads together, in the order
-/// given, and an object followed across them is handed over between processes. The merged
-/// trigger is the earliest; each process's own is in the returned list.
-pub fn merge_recordings(recs: Vec<Recording>) -> (Recording, Vec<MergedProcess>) {
-    let none = vec![0; recs.len()];
-    merge_shifted(recs, &none)
-}
-
-/// As `merge_recordings`, with recording `k` moved by `shifts[k]` ns on the common timeline
-/// first (see `shift`).
-pub fn merge_shifted(mut recs: Vec<Recording>, shifts: &[i64]) -> (Recording, Vec<MergedProcess>) {
-    let processes = processes(&recs, shifts);
-    for (k, rec) in recs.iter_mut().enumerate() {
-        shift(rec, processes[k].shift_ns);
-        rename_into(k, rec, &processes[k].label);
-    }
-    let streams: Vec<_> = recs
-        .iter_mut()
-        .map(|r| std::mem::take(&mut r.records).into_iter())
-        .collect();
-    let records = merge_by_time(streams).map(|(_, r)| r).collect();
-    (combine(recs, records), processes)
-}
-
 /// The processes of recordings about to be merged, in order: their labels, thread ranges,
 /// clocks and shifts (`shifts[k]` for recording `k`, 0 where missing). The recordings are
 /// not changed: `shift` and `rename_into` each of them next (they may be done side by
@@ -290,6 +263,23 @@ mod tests {
             truncated: false,
             spans: Arc::from(&[][..]),
         }
+    }
+
+    /// Several recordings as one `Recording`, every record in one time order: the steps a
+    /// reader takes apart (`processes`, `shift`, `rename_into`, `merge_by_time`,
+    /// `combine`), put together.
+    fn merge_shifted(mut recs: Vec<Recording>, shifts: &[i64]) -> (Recording, Vec<MergedProcess>) {
+        let processes = processes(&recs, shifts);
+        for (k, rec) in recs.iter_mut().enumerate() {
+            shift(rec, processes[k].shift_ns);
+            rename_into(k, rec, &processes[k].label);
+        }
+        let streams: Vec<_> = recs
+            .iter_mut()
+            .map(|r| std::mem::take(&mut r.records).into_iter())
+            .collect();
+        let records = merge_by_time(streams).map(|(_, r)| r).collect();
+        (combine(recs, records), processes)
     }
 
     #[test]

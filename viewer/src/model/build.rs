@@ -182,31 +182,11 @@ impl Model {
     }
 
     /// Several recordings as one timeline, recording `k` moved by `shifts[k]` ns (see
-    /// `flightrec_analysis::merge`). Each recording is modelled on its own, side by side on
-    /// the machine's cores, and the models are then laid end to end: the work grows with
-    /// the records, not faster, and no record is copied into a time-sorted whole (lanes,
-    /// tasks and queries order by time themselves).
-    pub fn merged(recs: Vec<Recording>, shifts: &[i64]) -> Model {
-        let processes = flightrec_analysis::merge::processes(&recs, shifts);
-        let recs: Vec<std::sync::Mutex<Option<Recording>>> = recs
-            .into_iter()
-            .map(|r| std::sync::Mutex::new(Some(r)))
-            .collect();
-        let take = |k: usize| {
-            recs[k]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-                .ok_or_else(|| "taken twice".to_owned())
-        };
-        match Model::merged_parts(processes, take) {
-            Ok(m) => m,
-            Err(e) => unreachable!("each recording is given once: {e}"),
-        }
-    }
-
-    /// As `merged`, each recording read by `load(k)` on the core that models it, just
-    /// before: a recording's decoding is done with before the next one's begins, so the
+    /// `flightrec_analysis::merge`) and read by `load(k)` on the core that models it, just
+    /// before. Each recording is modelled on its own, side by side on the machine's cores,
+    /// and the models are then laid end to end: the work grows with the records, not
+    /// faster, and no record is copied into a time-sorted whole (lanes, tasks and queries
+    /// order by time themselves). A recording's decoding is done with before the next one's begins: a recording's decoding is done with before the next one's begins, so the
     /// memory held at once is the models and a decode per core. `heads`: the recordings'
     /// headers (`flightrec_format::read_head`), for naming the processes up front.
     pub fn merged_loading(

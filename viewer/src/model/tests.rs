@@ -260,11 +260,12 @@ fn a_merge_laid_end_to_end_reads_as_the_time_sorted_merge() {
     b.trigger = stall(T0 + 5_000);
     // Interleaved with the first in time, and moved 30 ns more by the user.
     let shifts = [0, 30];
-    let (sorted, processes) =
-        flightrec_analysis::merge::merge_shifted(vec![a.clone(), b.clone()], &shifts);
+    let (sorted, processes) = time_sorted_merge(vec![a.clone(), b.clone()], &shifts);
     let mut reference = Model::new(sorted);
     reference.processes = processes;
-    let merged = Model::merged(vec![a, b], &shifts);
+    let heads = [a.clone(), b.clone()];
+    let parts = [a, b];
+    let merged = Model::merged_loading(&heads, &shifts, |k| Ok(parts[k].clone())).unwrap();
     // Record ids differ (the records lie in another order); everything else must not.
     fn without_ids(mut v: serde_json::Value) -> serde_json::Value {
         match &mut v {
@@ -516,4 +517,24 @@ fn a_stall_names_the_silent_threads_and_their_open_spans() {
     assert_eq!(busy["open_spans"], serde_json::json!(["s"]));
     assert!(busy["silent_ns"].as_i64().unwrap() > 1_900_000_000);
     assert_eq!(meta["lanes"][0]["overwritten"], 5);
+}
+
+/// The oracle: several recordings as one `Recording`, every record sorted into one time
+/// order, as the reading layer's merge steps make it when put together.
+fn time_sorted_merge(
+    mut recs: Vec<Recording>,
+    shifts: &[i64],
+) -> (Recording, Vec<flightrec_analysis::merge::MergedProcess>) {
+    use flightrec_analysis::merge;
+    let processes = merge::processes(&recs, shifts);
+    for (k, rec) in recs.iter_mut().enumerate() {
+        merge::shift(rec, processes[k].shift_ns);
+        merge::rename_into(k, rec, &processes[k].label);
+    }
+    let streams: Vec<_> = recs
+        .iter_mut()
+        .map(|r| std::mem::take(&mut r.records).into_iter())
+        .collect();
+    let records = merge::merge_by_time(streams).map(|(_, r)| r).collect();
+    (merge::combine(recs, records), processes)
 }
