@@ -13,11 +13,11 @@ impl Model {
     }
 
     pub(super) fn names(&self) -> Names<'_> {
-        Names::new(&self.rec)
+        self.header.names()
     }
 
     pub(super) fn callsite(&self, id: u32) -> Option<&flightrec_format::Callsite> {
-        self.rec.callsites.get(&id)
+        self.header.callsites().get(&id)
     }
 
     pub(super) fn field_name(&self, callsite: Option<u32>, index: u8) -> String {
@@ -98,14 +98,15 @@ impl Model {
                 data_start: l.data_start,
                 last: l.last,
                 overwritten: l.overwritten,
-                cut: self.rec.damage.missing_bytes > 0 || self.rec.damage.missing_chunks > 0,
+                cut: self.header.damage().missing_bytes > 0
+                    || self.header.damage().missing_chunks > 0,
                 depth: l.depths.len(),
                 events: l.events.len(),
                 process: self.process_of(l.thread),
             })
             .collect();
-        let p = &self.rec.process;
-        let t = &self.rec.trigger;
+        let p = self.header.process();
+        let t = self.header.trigger();
         let trigger = (t.reason != TriggerReason::None).then(|| {
             let lane = self.lanes.iter().position(|l| l.tid == t.tid && t.tid != 0);
             TriggerMeta {
@@ -120,8 +121,8 @@ impl Model {
             }
         });
         let mut targets: Vec<String> = self
-            .rec
-            .callsites
+            .header
+            .callsites()
             .values()
             .map(|c| c.target.clone())
             .collect();
@@ -188,7 +189,7 @@ impl Model {
                 tokio: self.tasks.list.iter().filter(|t| t.tokio.is_some()).count(),
             },
             targets,
-            damaged: self.rec.damage.is_damaged(),
+            damaged: self.header.damage().is_damaged(),
             constants: Constants {
                 flags: BarFlags {
                     starts_before_data: STARTS_BEFORE_DATA,
@@ -215,7 +216,7 @@ impl Model {
 
     pub(super) fn deadlocks_out(&self) -> Vec<DeadlockOut> {
         let names = self.names();
-        let lane_of = |t: u32| self.lanes.iter().position(|l| l.thread == t);
+        let lane_of = |t: u32| self.lane_of(t);
         let lock_name = |l: u32| names.lock_name(l);
         self.locks
             .deadlocks
@@ -244,7 +245,7 @@ impl Model {
     /// For a stall: each lane whose last record lies well before the trigger, with the spans
     /// open at its end and how long it had been silent.
     pub(super) fn stuck_lanes(&self) -> Vec<StuckLane> {
-        let t = &self.rec.trigger;
+        let t = self.header.trigger();
         if t.reason != TriggerReason::Stall || t.wall_ns == 0 {
             return Vec::new();
         }
@@ -277,9 +278,7 @@ impl Model {
 
     /// A recorded lock's page: what it is, how it was used, who holds and waits for it.
     pub fn lock(&self, id: u32) -> Option<LockDetails> {
-        let info = flightrec_analysis::locks::locks(&self.rec)
-            .into_iter()
-            .find(|l| l.id == id)?;
+        let info = self.header.locks().into_iter().find(|l| l.id == id)?;
         // Statistics, holders and waiters from the one lock model, as `info` reads them.
         let stats = self.locks.stats.get(&id).copied().unwrap_or_default();
         let mut holders = Vec::new();
@@ -335,7 +334,7 @@ impl Model {
                 truncated: Some(f.truncated),
             })
             .collect();
-        let lane = self.lanes.iter().position(|l| l.thread == r.thread);
+        let lane = self.lane_of(r.thread);
         Some(RecordDetails {
             id,
             t: r.ts.saturating_sub(self.origin),
@@ -362,7 +361,7 @@ impl Model {
     /// one pass over the records and the bars. `None` when it says nothing.
     pub(super) fn span_info(&self, span: u64) -> Option<SpanInfo> {
         let mut s = SpanInfo {
-            callsite: self.rec.span_callsites.get(&span).copied(),
+            callsite: self.header.span_callsite(span),
             ..SpanInfo::default()
         };
         let mut known = s.callsite.is_some();
@@ -493,7 +492,7 @@ impl Model {
                 id: i,
                 t: r.ts.saturating_sub(self.origin),
                 kind: r.kind.as_str(),
-                lane: self.lanes.iter().position(|l| l.thread == r.thread),
+                lane: self.lane_of(r.thread),
                 thread: self.thread_name(r.thread).to_owned(),
                 span: r.spans.last().map(|&s| self.span_name(s).to_owned()),
                 title: self.title(r),
@@ -538,7 +537,7 @@ impl Model {
                 SearchHit {
                     id: i,
                     t: ts.saturating_sub(self.origin),
-                    lane: self.lanes.iter().position(|l| l.thread == r.thread),
+                    lane: self.lane_of(r.thread),
                 }
             })
             .collect();

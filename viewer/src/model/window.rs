@@ -2,6 +2,272 @@
 
 use super::*;
 
+/// `list`'s runs of bars narrower than `px` and less than `px` apart, merged.
+pub(super) fn coarse_bars(list: &[Bar], px: i64) -> Vec<CoarseBars> {
+    let mut out: Vec<CoarseBars> = Vec::new();
+    // Whether the last item is a run that narrow bars may still join.
+    let mut open = false;
+    for (i, b) in list.iter().enumerate() {
+        let narrow = b.end.saturating_sub(b.begin) < px;
+        match out.last_mut() {
+            Some(run) if open && narrow && b.begin.saturating_sub(run.end) < px => {
+                run.end = b.end;
+                run.count += 1;
+            }
+            _ => {
+                out.push(CoarseBars {
+                    begin: b.begin,
+                    end: b.end,
+                    first: i as u32,
+                    count: 1,
+                });
+                open = narrow;
+            }
+        }
+    }
+    out
+}
+
+/// What a window shows of one depth: bars (by position in the depth) and clumps of bars
+/// narrower than a pixel `(begin, end, bars)`.
+#[derive(Debug, PartialEq)]
+pub(super) enum DepthItem {
+    Bar(usize),
+    Clump(i64, i64, u32),
+}
+
+/// Walks one depth's bars in a window, clumping the runs narrower than a pixel.
+pub(super) struct ClumpWalk {
+    pub(super) px: i64,
+    pub(super) clump: Option<(i64, i64, u32)>,
+    pub(super) items: Vec<DepthItem>,
+}
+
+impl ClumpWalk {
+    /// `n` bars from `begin` to `end`, each narrower than a pixel and less than a pixel apart.
+    fn narrow(&mut self, begin: i64, end: i64, n: u32) {
+        match &mut self.clump {
+            Some((_, e, count)) if begin.saturating_sub(*e) < self.px => {
+                *e = end;
+                *count += n;
+            }
+            _ => {
+                self.close();
+                self.clump = Some((begin, end, n));
+            }
+        }
+    }
+
+    fn bar(&mut self, list: &[Bar], i: usize) {
+        let b = &list[i];
+        if b.end.saturating_sub(b.begin) < self.px {
+            self.narrow(b.begin, b.end, 1);
+        } else {
+            self.close();
+            self.items.push(DepthItem::Bar(i));
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some((s, e, n)) = self.clump.take() {
+            self.items.push(DepthItem::Clump(s, e, n));
+        }
+    }
+}
+
+/// The window `start..=end` at `px` ns a pixel of one depth's bars (`list`), those `passes`
+/// lets through. With `coarse` (the depth's runs at `coarse_px`, see `Lane::coarse`), when
+/// the pixel is at least that wide and every bar passes, from the runs: the same answer.
+pub(super) fn depth_window(
+    list: &[Bar],
+    coarse: Option<(&[CoarseBars], i64)>,
+    (start, end, px): (i64, i64, i64),
+    passes: Option<&dyn Fn(&Bar) -> bool>,
+) -> Vec<DepthItem> {
+    let mut walk = ClumpWalk {
+        px,
+        clump: None,
+        items: Vec::new(),
+    };
+    match (coarse, passes) {
+        (Some((runs, coarse_px)), None) if coarse_px > 0 && px >= coarse_px => {
+            let from = runs.partition_point(|c| c.end < start);
+            for c in runs[from..].iter().take_while(|c| c.begin <= end) {
+                let (first, n) = (c.first as usize, c.count as usize);
+                if n == 1 {
+                    walk.bar(list, first);
+                } else if list[first].end >= start && list[first + n - 1].begin <= end {
+                    // Every bar of the run is in the window and narrower than a pixel:
+                    // clumped as one by one.
+                    walk.narrow(c.begin, c.end, c.count);
+                } else {
+                    for i in first..first + n {
+                        if list[i].end >= start && list[i].begin <= end {
+                            walk.bar(list, i);
+                        }
+                    }
+                }
+            }
+        }
+        _ => {
+            let from = list.partition_point(|b| b.end < start);
+            for (i, b) in list.iter().enumerate().skip(from) {
+                if b.begin > end {
+                    break;
+                }
+                if passes.is_none_or(|p| p(b)) {
+                    walk.bar(list, i);
+                }
+            }
+        }
+    }
+    walk.close();
+    walk.items
+}
+
+/// Filters the page applies to what it is shown.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct Filter {
+    /// The least severe level shown: trace, debug, info, warn, error.
+    pub level: Option<String>,
+    /// A substring of the target.
+    pub target: Option<String>,
+    /// A substring of an event's message or any field value.
+    pub text: Option<String>,
+}
+
+/// Task lanes one window answer holds at most: a screenful, with room to spare.
+pub const MAX_TASK_LANES_PER_WINDOW: usize = 500;
+
+/// The order of the task view's lanes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskOrder {
+    /// By start time.
+    #[default]
+    Start,
+    /// Grouped by root span name, then by start time.
+    Name,
+}
+
+/// Which task lanes a task window is for: `count` lanes from position `first` in `order`.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskRange {
+    pub order: TaskOrder,
+    pub first: usize,
+    pub count: usize,
+}
+
+/// A window's time range and filter, resolved once for all its lanes.
+pub(super) struct WindowQuery<'a> {
+    pub(super) start: i64,
+    pub(super) end: i64,
+    /// ns per pixel.
+    pub(super) px: i64,
+    pub(super) matcher: Matcher<'a>,
+    /// No filter: nothing to look up per item.
+    pub(super) everything: bool,
+}
+
+impl<'a> WindowQuery<'a> {
+    fn new(model: &Model, start: i64, end: i64, width: u32, filter: &'a Filter) -> Self {
+        let matcher = model.matcher(filter);
+        let everything =
+            matcher.min_level == Level::Trace && matcher.target.is_none() && matcher.text.is_none();
+        let width = width.clamp(1, 10_000) as i64;
+        // Any i64 may arrive from a URL; far beyond any recording is as good as infinity.
+        const FAR: i64 = 1 << 60;
+        let start = start.clamp(-FAR, FAR);
+        let end = end.clamp(-FAR, FAR).max(start + 1);
+        WindowQuery {
+            start,
+            end,
+            px: ((end - start) / width).max(1),
+            matcher,
+            everything,
+        }
+    }
+}
+
+/// What a window reads of a lane, thread or task.
+pub(super) struct LaneRef<'l> {
+    pub(super) depths: &'l [Vec<Bar>],
+    pub(super) events: &'l [u32],
+    pub(super) event_ts: &'l [i64],
+    pub(super) event_level: &'l [u8],
+}
+
+/// The parsed filter, ready to test records.
+pub(super) struct Matcher<'a> {
+    pub(super) min_level: Level,
+    pub(super) target: Option<&'a str>,
+    pub(super) text: Option<String>,
+}
+
+pub(crate) fn parse_level(s: &str) -> Option<Level> {
+    Some(match s.to_ascii_lowercase().as_str() {
+        "trace" => Level::Trace,
+        "debug" => Level::Debug,
+        "info" => Level::Info,
+        "warn" => Level::Warn,
+        "error" => Level::Error,
+        _ => return None,
+    })
+}
+
+/// Levels as the page colours them: 1 (TRACE) to 5 (ERROR).
+pub(super) fn level_num(l: Level) -> u8 {
+    l as u8
+}
+
+/// The start of the pixel (`px` ns wide, counted from `start`) that time `t` falls in.
+pub(super) fn pixel_of(t: i64, start: i64, px: i64) -> i64 {
+    start.saturating_add(t.saturating_sub(start) / px * px)
+}
+
+/// Events (their times, in order, and levels) counted per pixel: `(pixel start, count, most
+/// severe level)` for each pixel holding any. Each pixel's end is found by binary search and
+/// its level by a pass over its levels alone, so the cost follows the pixels, not the events.
+pub(super) fn pixel_buckets(ts: &[i64], level: &[u8], start: i64, px: i64) -> Vec<(i64, u32, u8)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < ts.len() {
+        let x = pixel_of(ts[i], start, px);
+        // `pixel_of` never decreases along sorted times, so this is a partition.
+        let n = i + ts[i..].partition_point(|&t| pixel_of(t, start, px) <= x);
+        let most = level[i..n].iter().copied().max().unwrap_or(0);
+        out.push((x, (n - i) as u32, most));
+        i = n;
+    }
+    out
+}
+
+/// A lane's activity (see `Lane::activity`) in a window: a clump (row 0) per run of chunks
+/// less than a pixel apart, counting their records.
+pub(super) fn activity_window(q: &WindowQuery<'_>, activity: &[(i64, i64, u32)]) -> Vec<WindowBar> {
+    let mut out = Vec::new();
+    let from = activity.partition_point(|a| a.1 < q.start);
+    let mut run: Option<(i64, i64, u32)> = None;
+    for &(b, e, n) in activity[from..].iter().take_while(|a| a.0 <= q.end) {
+        match &mut run {
+            Some((_, re, rn)) if b.saturating_sub(*re) < q.px => {
+                *re = (*re).max(e);
+                *rn = rn.saturating_add(n);
+            }
+            _ => {
+                if let Some((rb, re, rn)) = run.take() {
+                    out.push(WindowBar::Clump(rb, re, 0, rn));
+                }
+                run = Some((b, e, n));
+            }
+        }
+    }
+    if let Some((rb, re, rn)) = run {
+        out.push(WindowBar::Clump(rb, re, 0, rn));
+    }
+    out
+}
+
 impl Model {
     /// What the view `[start, end]` (relative ns) at `width` pixels needs: bars and events,
     /// with anything smaller than a pixel merged, and events counted per pixel where there
@@ -43,13 +309,7 @@ impl Model {
         lanes: TaskRange,
     ) -> Window {
         let q = WindowQuery::new(self, start, end, width, filter);
-        let lane_of: HashMap<u32, usize> = self
-            .lanes
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (l.thread, i))
-            .collect();
-        let lane_of = |thread: u32| lane_of.get(&thread).copied();
+        let lane_of = |thread: u32| self.lane_of(thread);
         let first = lanes.first.min(self.task_lanes.len());
         let count = lanes.count.min(MAX_TASK_LANES_PER_WINDOW);
         let lanes = (first..(first + count).min(self.task_lanes.len()))
@@ -57,7 +317,7 @@ impl Model {
                 let task = &self.tasks.list[self.task_at(lanes.order, pos)];
                 let l = task_lane_content(
                     &self.records,
-                    &self.rec.callsites,
+                    self.header.callsites(),
                     task,
                     &lane_of,
                     self.origin,
@@ -123,8 +383,7 @@ impl Model {
             event_level,
         };
         let mut bars: Vec<WindowBar> = Vec::new();
-        let passes =
-            |b: &Bar| self.callsite_passes(m, self.rec.span_callsites.get(&b.span).copied());
+        let passes = |b: &Bar| self.callsite_passes(m, self.header.span_callsite(b.span));
         for (depth, list) in lane.depths.iter().enumerate() {
             let runs = coarse.and_then(|(runs, px)| Some((runs.get(depth)?.as_slice(), px)));
             let filter: Option<&dyn Fn(&Bar) -> bool> = (!everything).then_some(&passes);
@@ -140,7 +399,7 @@ impl Model {
                             d: depth,
                             span: b.span.to_string(),
                             name: self.span_name(b.span).to_owned(),
-                            level: self.level_of(self.rec.span_callsites.get(&b.span).copied()),
+                            level: self.level_of(self.header.span_callsite(b.span)),
                             flags: b.flags,
                             worker: b.worker,
                         })
