@@ -7,7 +7,9 @@
 // stay text), "scale" (time to first render, a zoom and a pan), "demo" (`flightrec demo`
 // opens the viewer on its race; DUMP is then the demo's directory), "tasks" (the task view:
 // proposed, switched to with a selection, lanes and polls; scrolling through many tasks),
-// "asyncdemo" (`flightrec demo --async` opens the task view on its interleaved requests).
+// "asyncdemo" (`flightrec demo --async` opens the task view on its interleaved requests),
+// "apierror" (a record that does not exist, a server error: the page says so and renders
+// nothing). The page is asked through `window.flightrecView`'s query methods only.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -52,7 +54,12 @@ const result = { url, mode, errors: [], dialogs: [], cspViolations: [] };
 try {
   const page = await browser.newPage({ viewport: { width: 1500, height: 900 } });
   page.on("pageerror", (e) => result.errors.push(String(e)));
-  page.on("console", (m) => { if (m.type() === "error") result.errors.push(m.text()); });
+  page.on("console", (m) => {
+    // The API-error test asks for errors on purpose: the browser's own line about each
+    // refused request is expected there, and only there.
+    const asked = mode === "apierror" && /Failed to load resource/.test(m.text());
+    if (m.type() === "error" && !asked) result.errors.push(m.text());
+  });
   page.on("dialog", async (d) => { result.dialogs.push(d.message()); await d.dismiss(); });
   await page.addInitScript(() => {
     window.__csp = [];
@@ -74,27 +81,25 @@ try {
   } else {
     await page.goto(url + (opts.query || ""));
   }
-  await page.waitForFunction(() => window.flightrecView && window.flightrecView.state.meta);
+  await page.waitForFunction(() => window.flightrecView && window.flightrecView.ready().meta);
   // The first drawing: for recordings opened together and still being read, their
   // skeleton (where each thread was busy); else the recording itself.
-  await page.waitForFunction(() => window.flightrecView.state.data);
+  await page.waitForFunction(() => window.flightrecView.ready().data);
   result.firstPaintMs = Date.now() - t0;
   result.firstPaint = await page.evaluate(() => ({
-    loading: window.flightrecView.state.meta.loading,
-    lanes: window.flightrecView.state.meta.lanes.length,
-    clumps: window.flightrecView.state.data.lanes.map((l) => l.bars.filter((b) => Array.isArray(b)).length),
+    ...window.flightrecView.firstPaint(),
     banner: document.getElementById("banner").textContent,
   }));
   await page.evaluate(() => window.flightrecView.settled());
   result.firstRenderMs = Date.now() - t0;
-  result.loadedLoading = await page.evaluate(() => window.flightrecView.state.meta.loading);
+  result.loadedLoading = await page.evaluate(() => window.flightrecView.meta().loading);
   // From starting `flightrec view` (which decodes while the browser starts) to drawn.
   result.sinceLaunchMs = Date.now() - launched;
   result.lanes = await page.locator(".lane-label").count();
   result.laneNames = await page.locator(".lane-label").evaluateAll((ls) => ls.map((l) => l.firstChild.textContent.trim()));
   result.banner = await page.locator("#banner").textContent();
-  result.metaLanes = await page.evaluate(() => window.flightrecView.state.meta.lanes.map((l) => ({ thread: l.thread, name: l.name })));
-  result.origin = await page.evaluate(() => window.flightrecView.state.meta.origin);
+  result.metaLanes = await page.evaluate(() => window.flightrecView.meta().lanes.map((l) => ({ thread: l.thread, name: l.name })));
+  result.origin = await page.evaluate(() => window.flightrecView.meta().origin);
 
   const settle = () => page.evaluate(() => window.flightrecView.settled());
   const timed = async (f) => {
@@ -140,17 +145,17 @@ try {
   }
 
   if (mode === "demo") {
-    await page.waitForFunction(() => window.flightrecView.state.object);
+    await page.waitForFunction(() => window.flightrecView.object());
     await settle();
-    result.view = await page.evaluate(() => ({ ...window.flightrecView.state.view }));
+    result.view = await page.evaluate(() => window.flightrecView.view());
     result.objectTitle = await page.locator("#object-title").textContent();
     result.handoverRows = await page.locator("#object-list tbody tr.handover").count();
     // The selected object's records inside the view the page opened on, by lane.
     result.layout = await page.evaluate(() => window.flightrecView.layout());
     // The trigger at the very right of the view: its label must still be whole.
     await page.evaluate(() => {
-      const v = window.flightrecView.state.view;
-      const t = window.flightrecView.state.meta.trigger.t;
+      const v = window.flightrecView.view();
+      const t = window.flightrecView.meta().trigger.t;
       const span = v.end - v.start;
       window.flightrecView.setView(t - span * 0.998, t + span * 0.002);
     });
@@ -159,10 +164,11 @@ try {
     await page.evaluate((v) => window.flightrecView.setView(v.start, v.end), result.view);
     await settle();
     result.visible = await page.evaluate(() => {
-      const s = window.flightrecView.state;
-      return s.object.records
-        .filter((r) => r.t >= s.view.start && r.t <= s.view.end)
-        .map((r) => ({ lane: s.meta.lanes[r.lane].name, title: r.title }));
+      const fv = window.flightrecView;
+      const [o, v, lanes] = [fv.object(), fv.view(), fv.meta().lanes];
+      return o.records
+        .filter((r) => r.t >= v.start && r.t <= v.end)
+        .map((r) => ({ lane: lanes[r.lane].name, title: r.title }));
     });
   }
 
@@ -180,8 +186,8 @@ try {
       await page.mouse.click(target.x, target.y);
       await page.waitForFunction((t) => document.querySelector("#details h3")?.textContent === t, opts.clickTitle);
       await page.locator(`#details button.value[data-field="${opts.field}"]`).click();
-      await page.waitForFunction(() => window.flightrecView.state.object);
-      result.selectedBefore = await page.evaluate(() => window.flightrecView.state.selected);
+      await page.waitForFunction(() => window.flightrecView.object());
+      result.selectedBefore = await page.evaluate(() => window.flightrecView.selected());
       result.highlightedBefore = await page.evaluate(() => window.flightrecView.highlighted());
     }
     const switched = Date.now();
@@ -190,12 +196,12 @@ try {
     await settle();
     result.switchMs = Date.now() - switched;
     result.taskCount = await page.evaluate(() => window.flightrecView.taskCount());
-    result.selectedAfter = await page.evaluate(() => window.flightrecView.state.selected);
+    result.selectedAfter = await page.evaluate(() => window.flightrecView.selected());
     result.highlightedAfter = await page.evaluate(() => window.flightrecView.highlighted());
     result.objectTitle = await page.locator("#object-title").textContent();
     result.objectDrawnOn = await page.evaluate(() => {
-      const s = window.flightrecView.state;
-      return (s.object?.records || []).map((r) => ({ task: r.task, handover: r.task_handover }));
+      const o = window.flightrecView.object();
+      return (o?.records || []).map((r) => ({ task: r.task, handover: r.task_handover }));
     });
     result.labelsInDom = await page.locator("#labels .task-label").count();
     // Zoom onto a few tasks' lives: their polls, drawn, with the worker that ran each.
@@ -232,23 +238,23 @@ try {
   }
 
   if (mode === "bucket") {
-    result.processes = await page.evaluate(() => window.flightrecView.state.meta.processes);
+    result.processes = await page.evaluate(() => window.flightrecView.meta().processes);
     result.cachedAfterOpen = existsSync(opts.cacheDir) ? readdirSync(opts.cacheDir, { recursive: true }).filter((f) => f.endsWith(".flightrec")).length : 0;
   }
 
   if (mode === "merged" && !opts.scale) {
-    await page.waitForFunction(() => window.flightrecView.state.object);
+    await page.waitForFunction(() => window.flightrecView.object());
     await settle();
     result.title = await page.locator("#title").textContent();
-    result.lanesMeta = await page.evaluate(() => window.flightrecView.state.meta.lanes.map((l) => ({ name: l.name, process: l.process })));
-    result.processes = await page.evaluate(() => window.flightrecView.state.meta.processes);
-    result.objectRecords = await page.evaluate(() => window.flightrecView.state.object.records.map((r) => ({ thread: r.thread, handover: r.handover, from: r.from, title: r.title })));
+    result.lanesMeta = await page.evaluate(() => window.flightrecView.meta().lanes.map((l) => ({ name: l.name, process: l.process })));
+    result.processes = await page.evaluate(() => window.flightrecView.meta().processes);
+    result.objectRecords = await page.evaluate(() => window.flightrecView.object().records.map((r) => ({ thread: r.thread, handover: r.handover, from: r.from, title: r.title })));
     result.objectTitle = await page.locator("#object-title").textContent();
     result.highlighted = await page.evaluate(() => window.flightrecView.highlighted());
     // A process's lanes fold into one row, and unfold.
     const lanesShown = () => page.evaluate(() => ({
-      heights: window.flightrecView.state.lanesY.map((r) => r[1]),
-      drawnLanes: [...new Set(window.flightrecView.state.drawn.filter((d) => d.lane != null).map((d) => d.lane))],
+      heights: window.flightrecView.lanes().heights,
+      drawnLanes: window.flightrecView.lanes().drawn,
       labels: [...document.querySelectorAll(".lane-label")].filter((d) => !d.hidden).map((d) => d.textContent),
     }));
     await page.locator('.lane-label .fold[data-process="0"]').click();
@@ -259,15 +265,15 @@ try {
     result.unfolded = await lanesShown();
     // Each process's clock is shown; one is shifted by a measured offset (2.5 ms later).
     const starts = () => page.evaluate(() => ({
-      origin: window.flightrecView.state.meta.origin,
-      lanes: window.flightrecView.state.meta.lanes.map((l) => ({ process: l.process, data_start: l.data_start })),
+      origin: window.flightrecView.meta().origin,
+      lanes: window.flightrecView.meta().lanes.map((l) => ({ process: l.process, data_start: l.data_start })),
     }));
     result.processRows = await page.locator("#processes .process").allTextContents();
     result.beforeShift = await starts();
     await page.locator('#processes .process[data-process="1"] input').fill("2.5");
     await page.locator('#processes .process[data-process="1"] button').click();
-    await page.waitForFunction(() => window.flightrecView && window.flightrecView.state.meta
-      && window.flightrecView.state.meta.processes[1].shift_ns === 2500000);
+    await page.waitForFunction(() => window.flightrecView && window.flightrecView.meta()
+      && window.flightrecView.meta().processes[1].shift_ns === 2500000);
     result.shiftedUrl = page.url();
     result.afterShift = await starts();
     result.processRowsAfter = await page.locator("#processes .process").allTextContents();
@@ -278,9 +284,9 @@ try {
     const boxes = page.locator("input.pick");
     for (let i = 0; i < result.indexPicks; i++) await boxes.nth(i).check();
     await page.locator("#together").click();
-    await page.waitForFunction(() => window.flightrecView && window.flightrecView.state.meta);
+    await page.waitForFunction(() => window.flightrecView && window.flightrecView.ready().meta);
     result.togetherUrl = page.url();
-    result.togetherLanes = await page.evaluate(() => window.flightrecView.state.meta.lanes.length);
+    result.togetherLanes = await page.evaluate(() => window.flightrecView.meta().lanes.length);
   }
 
   if (mode === "deadlock") {
@@ -295,7 +301,7 @@ try {
     result.lockTitle = await page.locator("#details h3").textContent();
     result.lockPanel = await page.locator("#details").innerText();
     // The stall marker's details: the trigger and the stalled threads' native stacks.
-    const tl = await page.evaluate(() => window.flightrecView.state.triggerLabel);
+    const tl = await page.evaluate(() => window.flightrecView.triggerLabel());
     if (!tl) throw new Error("no trigger marker drawn");
     await page.locator("#canvas").click({ position: { x: tl.x + tl.w / 2, y: 12 } });
     await page.waitForFunction(() => (document.querySelector("#details h3")?.textContent || "").startsWith("⚡"));
@@ -324,20 +330,20 @@ try {
       }
       return n;
     });
-    result.cutLanes = await page.evaluate(() => window.flightrecView.state.meta.lanes.filter((l) => l.cut).length);
+    result.cutLanes = await page.evaluate(() => window.flightrecView.meta().lanes.filter((l) => l.cut).length);
   }
 
   if (mode === "asyncdemo") {
-    await page.waitForFunction(() => window.flightrecView.state.object && window.flightrecView.mode() === "tasks");
+    await page.waitForFunction(() => window.flightrecView.object() && window.flightrecView.mode() === "tasks");
     await settle();
     result.objectTitle = await page.locator("#object-title").textContent();
     result.visibleTasks = await page.evaluate(() => window.flightrecView.visibleTasks());
-    result.objectRecords = await page.evaluate(() => window.flightrecView.state.object.records.map((r) => ({ task: r.task, handover: r.task_handover, t: r.t, title: r.title })));
-    result.view = await page.evaluate(() => ({ ...window.flightrecView.state.view }));
+    result.objectRecords = await page.evaluate(() => window.flightrecView.object().records.map((r) => ({ task: r.task, handover: r.task_handover, t: r.t, title: r.title })));
+    result.view = await page.evaluate(() => window.flightrecView.view());
   }
 
   if (mode === "scale" || opts.scale) {
-    result.records = await page.evaluate(() => window.flightrecView.state.meta.records);
+    result.records = await page.evaluate(() => window.flightrecView.meta().records);
     await page.locator("#canvas").hover({ position: { x: 700, y: 100 } });
     result.zoomMs = [];
     result.panMs = [];
@@ -356,9 +362,40 @@ try {
     for (let i = 0; i < 3; i++) result.panMs.push(await timed(async () => result.panFrameMs.push(await frame("d"))));
     result.zoomOutFrameMs = [];
     result.zoomOutMs = await timed(async () => result.zoomOutFrameMs.push(await frame("0")));
-    result.drawnItems = await page.evaluate(() => window.flightrecView.state.drawn.length);
+    result.drawnItems = await page.evaluate(() => window.flightrecView.drawnCount());
     result.refineMs = await page.evaluate(() => window.flightrecView.refineTimes());
-    result.fetches = await page.evaluate(() => window.flightrecView.state.fetchSeq);
+    result.fetches = await page.evaluate(() => window.flightrecView.windowRequests());
+  }
+
+  if (mode === "apierror") {
+    const details = () => page.evaluate(() => ({
+      title: document.querySelector("#details h3")?.textContent ?? null,
+      text: document.getElementById("details").innerText,
+      // What a rendered record has: its field list and its definition rows.
+      fieldLists: document.querySelectorAll("#details dl.fields").length,
+      rows: document.querySelectorAll("#details dt").length,
+      selected: window.flightrecView.selected(),
+    }));
+    // A record id that does not exist (404).
+    await page.evaluate(() => window.flightrecView.showRecord(999999999));
+    await page.waitForFunction(() => window.flightrecView.problems().length >= 1);
+    result.missing = await details();
+    // The server failing (500) on the record a user clicks.
+    await page.route("**/api/dumps/*/records/*", (route) => route.fulfill({
+      status: 500, contentType: "application/json", body: JSON.stringify({ error: "the server broke" }),
+    }));
+    const events = await page.evaluate(() => window.flightrecView.drawnEvents());
+    if (!events.length) throw new Error("no drawn event to click");
+    await page.mouse.click(events[0].x, events[0].y);
+    await page.waitForFunction(() => window.flightrecView.problems().length >= 2);
+    result.broken = await details();
+    // A search the server fails: said under the search box, nothing jumped to.
+    await page.route("**/api/dumps/*/search*", (route) => route.fulfill({ status: 500, body: "not json" }));
+    await page.locator("#search").fill("anything");
+    await page.locator("#search").press("Enter");
+    await page.waitForFunction(() => window.flightrecView.problems().length >= 3);
+    result.searchStatus = await page.locator("#search-status").textContent();
+    result.problems = await page.evaluate(() => window.flightrecView.problems());
   }
 
   result.cspViolations = await page.evaluate(() => window.__csp);

@@ -144,6 +144,54 @@ fn the_timeline_shows_one_lane_per_thread_and_follows_an_object_across_threads()
 }
 
 #[test]
+fn an_api_error_shows_an_error_in_the_page_never_a_rendered_record() {
+    if !browser_available() {
+        return;
+    }
+    let dir = scratch();
+    let rec = recorder(dir.path(), "apierror", 1 << 20);
+    on_threads(&dispatch(&rec), 2, "worker-", |t| {
+        for i in 0..20u64 {
+            tracing::info!(i, t = t as u64, "work");
+        }
+    });
+    let dump = rec.snapshot().unwrap();
+    let r = drive("apierror", &dump, serde_json::json!({}));
+    for (case, why) in [
+        ("missing", "no record 999999999"),
+        ("broken", "the server broke"),
+    ] {
+        let d = &r[case];
+        assert_eq!(d["title"], "cannot show this record", "{case}: {d}");
+        assert!(d["text"].as_str().unwrap().contains(why), "{case}: {d}");
+        // Nothing of a record: no field list, no definition rows, nothing selected.
+        assert_eq!(d["fieldLists"], 0, "{case}: {d}");
+        assert_eq!(d["rows"], 0, "{case}: {d}");
+        assert!(d["selected"].is_null(), "{case}: {d}");
+    }
+    assert!(
+        r["searchStatus"]
+            .as_str()
+            .unwrap()
+            .starts_with("search failed"),
+        "{}",
+        r["searchStatus"]
+    );
+    let statuses: Vec<(&str, u64)> = r["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["what"].as_str().unwrap(), p["status"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [("record", 404), ("record", 500), ("search", 500)],
+        "{}",
+        r["problems"]
+    );
+}
+
+#[test]
 fn html_and_script_in_a_dump_are_shown_as_text_and_never_run() {
     if !browser_available() {
         return;

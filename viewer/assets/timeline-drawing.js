@@ -1,4 +1,5 @@
-import { overviewCovers, setStatus } from "./timeline-data.js";
+import { overviewCovers } from "./timeline-coverage.js";
+import { setStatus } from "./timeline-status.js";
 import { AXIS_H, DEPTH_H, EVENT_ROW, FLAGS, LANE_PAD, LEVEL_COLOURS, canvas, ctx, fmtDuration, laneHidden, laneTop, state, visibleLanes, wallClock, width, xOf } from "./timeline-state.js";
 
 // ---- drawing ----------------------------------------------------------------------------

@@ -1,39 +1,14 @@
-import { fetchOverview, filterParams, requestWindow } from "./timeline-data.js";
-import { draw, markInput } from "./timeline-drawing.js";
+import { getJSON, noteProblem } from "./timeline-api.js";
+import { filterParams } from "./timeline-coverage.js";
+import { fetchOverview, requestWindow } from "./timeline-data.js";
+import { markInput } from "./timeline-drawing.js";
+import { centerOn, pan, setView, zoom } from "./timeline-nav.js";
 import { showLock, showRecord, showSpan, showTriggerStacks } from "./timeline-panels.js";
-import { AXIS_H, api, canvas, state, tOf, width } from "./timeline-state.js";
+import { drawNow, requestDraw } from "./timeline-render.js";
+import { AXIS_H, canvas, state, tOf, width } from "./timeline-state.js";
 
-// ---- navigation -------------------------------------------------------------------------
-
-export const MIN_SPAN = 50; // ns
-
-export function setView(start, end) {
-  const full = Math.max(1, state.meta.end);
-  const margin = full * 0.05 + 1000;
-  let span = Math.max(MIN_SPAN, Math.min(end - start, full + 2 * margin));
-  start = Math.max(-margin, Math.min(start, full + margin - span));
-  state.view = { start, end: start + span };
-  draw();
-  requestWindow();
-}
-
-export function zoom(factor, atX) {
-  const t = tOf(atX == null ? width() / 2 : atX);
-  const { start, end } = state.view;
-  setView(t - (t - start) * factor, t + (end - t) * factor);
-}
-
-export function pan(fraction) {
-  const d = (state.view.end - state.view.start) * fraction;
-  setView(state.view.start + d, state.view.end + d);
-}
-
-export function centerOn(t) {
-  const half = (state.view.end - state.view.start) / 2;
-  setView(t - half, t + half);
-}
-
-export let drag = null;
+// Mouse, wheel and keys; filters and search.
+let drag = null;
 canvas.addEventListener("mousedown", (e) => {
   const x = e.offsetX;
   drag = { x, start: state.view.start, end: state.view.end, ruler: e.shiftKey, moved: false };
@@ -46,7 +21,7 @@ window.addEventListener("mousemove", (e) => {
   if (Math.abs(x - drag.x) > 3) drag.moved = true;
   if (drag.ruler) {
     state.ruler.b = tOf(x);
-    draw();
+    drawNow();
   } else if (drag.moved) {
     markInput(e);
     const dt = ((x - drag.x) / width()) * (drag.end - drag.start);
@@ -58,7 +33,7 @@ window.addEventListener("mouseup", (e) => {
   drag = null;
 });
 
-export function click(e) {
+function click(e) {
   const rect = canvas.getBoundingClientRect();
   const x = e.clientX - rect.left;
   const y = e.clientY - rect.top;
@@ -97,7 +72,7 @@ window.addEventListener("keydown", (e) => {
   else if (k === "escape") {
     state.ruler = null; state.object = null; state.follow = null;
     document.getElementById("object").hidden = true;
-    draw();
+    requestDraw();
   } else {
     state.inputAt = null; // not a navigation key: nothing to time
     return;
@@ -118,10 +93,20 @@ document.getElementById("search").addEventListener("keydown", async (e) => {
   if (e.key !== "Enter") return;
   const q = e.target.value;
   const status = document.getElementById("search-status");
-  if (!q) { state.hits = []; status.textContent = ""; draw(); return; }
+  if (!q) { state.hits = []; status.textContent = ""; requestDraw(); return; }
   if (q !== state.hitQuery) {
     const f = filterParams();
-    const r = await (await fetch(api("/search", { ...f, text: q }))).json();
+    let r;
+    try {
+      r = await getJSON("/search", { ...f, text: q });
+    } catch (err) {
+      noteProblem("search", err);
+      state.hits = [];
+      state.hitQuery = null;
+      status.textContent = "search failed: " + err.message;
+      requestDraw();
+      return;
+    }
     state.hits = r.hits;
     state.hitQuery = q;
     state.hitIndex = -1;

@@ -1,26 +1,29 @@
-import { fetchOverview, requestWindow, scrollTasks } from "./timeline-data.js";
-import { draw } from "./timeline-drawing.js";
-import { pan, setView, zoom } from "./timeline-input.js";
-import { selectObject } from "./timeline-panels.js";
-import { FLAGS, MIN_MAIN_H, api, canvas, fmtDuration, laneTop, layout, state, visibleLanes, width } from "./timeline-state.js";
+// Start-up, the switch between threads and tasks, and what the page answers the browser test
+// (and a curious user, from the console) through `window.flightrecView`.
+import { ApiError, getJSON, noteProblem } from "./timeline-api.js";
+import { fetchOverview, loadTasks, requestWindow, scrollTasks } from "./timeline-data.js";
+import "./timeline-input.js";
+import { layout } from "./timeline-layout.js";
+import { pan, setView, zoom } from "./timeline-nav.js";
+import { selectObject, showRecord } from "./timeline-panels.js";
+import { requestDraw } from "./timeline-render.js";
+import { FLAGS, MIN_MAIN_H, canvas, fmtDuration, laneTop, state, visibleLanes, width } from "./timeline-state.js";
 
 // ---- threads or tasks -------------------------------------------------------------------
-
-/** Fetches the task lanes in `order` (their layout: labels, lives, depths). */
-async function loadTasks(order) {
-  const r = await fetch(api("/tasks", { order }));
-  const answer = await r.json();
-  if (!r.ok) throw new Error(answer.error || r.statusText);
-  state.tasks = answer.tasks;
-  state.taskOrder = order;
-  state.taskPos = new Map(answer.tasks.map((t, i) => [t.task, i]));
-}
 
 /** Switches the lanes between threads and tasks, keeping the view, the selection and the
  * followed object. */
 export async function setMode(mode, order) {
   order = order || state.taskOrder;
-  if (mode === "tasks" && (!state.tasks || order !== state.taskOrder)) await loadTasks(order);
+  if (mode === "tasks" && (!state.tasks || order !== state.taskOrder)) {
+    try {
+      await loadTasks(order);
+    } catch (e) {
+      noteProblem("tasks", e);
+      showBannerError("Cannot list the tasks: " + e.message);
+      return;
+    }
+  }
   state.mode = mode;
   state.data = null;
   state.dataReq = null;
@@ -36,7 +39,7 @@ export async function setMode(mode, order) {
   layout();
   // The object list names tasks or spans, as the lanes do.
   if (state.object) await selectObject(state.object.field, state.object.value);
-  draw();
+  requestDraw();
   requestWindow(true);
   fetchOverview();
 }
@@ -48,6 +51,14 @@ document.getElementById("proposal-go").addEventListener("click", () => setMode("
 document.getElementById("timeline-wrap").addEventListener("scroll", () => scrollTasks(), { passive: true });
 
 // ---- start ------------------------------------------------------------------------------
+
+/** A banner that says what could not be done. */
+function showBannerError(text) {
+  const b = document.getElementById("banner");
+  b.textContent = text;
+  b.hidden = false;
+  b.classList.add("bad");
+}
 
 export function banner(meta) {
   const t = meta.trigger;
@@ -145,16 +156,13 @@ async function awaitLoaded() {
     await new Promise((res) => setTimeout(res, 300));
     let meta;
     try {
-      const r = await fetch(api("/meta"));
-      meta = await r.json();
-      if (!r.ok) {
-        const b = document.getElementById("banner");
-        b.textContent = "Cannot open these recordings: " + (meta.error || r.statusText);
-        b.classList.add("bad");
-        return;
-      }
+      meta = await getJSON("/meta");
     } catch (e) {
-      continue;
+      // The viewer did not answer this time: ask again. It answered no: say so.
+      if (e instanceof ApiError && e.status === 0) continue;
+      noteProblem("meta", e);
+      showBannerError("Cannot open these recordings: " + e.message);
+      return;
     }
     if (meta.loading) continue;
     document.getElementById("banner").classList.remove("bad");
@@ -176,13 +184,12 @@ async function awaitLoaded() {
 }
 
 export async function main() {
-  const r = await fetch(api("/meta"));
-  const meta = await r.json();
-  if (!r.ok) {
-    const b = document.getElementById("banner");
-    b.textContent = "Cannot open this dump: " + (meta.error || r.statusText);
-    b.hidden = false;
-    b.classList.add("bad");
+  let meta;
+  try {
+    meta = await getJSON("/meta");
+  } catch (e) {
+    noteProblem("meta", e);
+    showBannerError("Cannot open this dump: " + e.message);
     return;
   }
   applyMeta(meta);
@@ -190,7 +197,13 @@ export async function main() {
   const params = new URLSearchParams(location.search);
   if (params.get("order") === "name") state.taskOrder = "name";
   if (params.get("view") === "tasks" && meta.tasks.count > 0) {
-    await loadTasks(state.taskOrder);
+    try {
+      await loadTasks(state.taskOrder);
+    } catch (e) {
+      noteProblem("tasks", e);
+      showBannerError("Cannot list the tasks: " + e.message);
+      return;
+    }
     state.mode = "tasks";
     document.getElementById("mode-threads").classList.remove("on");
     document.getElementById("mode-tasks").classList.add("on");
@@ -204,8 +217,8 @@ export async function main() {
     document.getElementById("proposal").hidden = false;
   }
   layout();
-  window.addEventListener("resize", () => { layout(); draw(); requestWindow(true); fetchOverview(); });
-  window.addEventListener("flightrec:relayout", () => { layout(); draw(); });
+  window.addEventListener("resize", () => { layout(); requestDraw(); requestWindow(true); fetchOverview(); });
+  window.addEventListener("flightrec:relayout", () => { layout(); requestDraw(); });
   fetchOverview();
   setView(0, Math.max(1, meta.end));
   // ?focus=trigger: the last millisecond before the trigger, where the culprit usually is.
@@ -220,16 +233,54 @@ export async function main() {
   if (params.has("field") && params.has("value")) selectObject(params.get("field"), params.get("value"));
 }
 
-// What the browser test (and a curious user, from the console) can ask of the page.
+/** The next animation frame: by then, every draw requested before it has happened. */
+const nextFrame = () => new Promise((res) => requestAnimationFrame(() => res()));
+
+// What the browser test (and a curious user, from the console) can ask of the page: a small
+// query interface. Answers are copies, so the page's state is not a test interface.
 window.flightrecView = {
-  state,
-  /** Resolves once no window request is pending and the latest answer is drawn. */
-  /** Resolves once the recordings are read (at once unless several are opened together)
-   * and no window request is pending and the latest answer is drawn. */
+  /** Whether the meta has arrived, and a window answer too. */
+  ready() { return { meta: state.meta != null, data: state.data != null }; },
+  /** What the first drawing showed: whether still reading, lanes, clumps per lane. */
+  firstPaint() {
+    return {
+      loading: !!state.meta.loading,
+      lanes: state.meta.lanes.length,
+      clumps: state.data.lanes.map((l) => l.bars.filter((b) => Array.isArray(b)).length),
+    };
+  },
+  /** The recording as the page knows it (a copy of the server's meta answer). */
+  meta() { return state.meta ? structuredClone(state.meta) : null; },
+  /** The time range shown (relative ns). */
+  view() { return { ...state.view }; },
+  /** What the details panel shows: {kind, id}, or null. */
+  selected() { return state.selected ? { ...state.selected } : null; },
+  /** The object followed, or null: its field, value and records (a copy). */
+  object() {
+    const o = state.object;
+    return o ? { field: o.field, value: o.value, total: o.total, records: structuredClone(o.records) } : null;
+  },
+  /** API errors the page showed, in order: {what, status, message}. */
+  problems() { return state.problems.slice(); },
+  /** The lanes' heights, and which lanes have something drawn. */
+  lanes() {
+    return {
+      heights: state.lanesY.map((r) => r[1]),
+      drawn: [...new Set(state.drawn.filter((d) => d.lane != null).map((d) => d.lane))],
+    };
+  },
+  /** The trigger marker's label on the axis, or null. */
+  triggerLabel() { return state.triggerLabel ? { ...state.triggerLabel } : null; },
+  /** Items drawn in the last frame. */
+  drawnCount() { return state.drawn.length; },
+  /** Window requests sent so far. */
+  windowRequests() { return state.fetchSeq; },
+  /** Resolves once the recordings are read (at once unless several are opened together),
+   * no window request is pending, and the latest answer is drawn. */
   async settled() {
     if (state.meta && state.meta.loading) await new Promise((res) => state.loadedWaiters.push(res));
-    if (state.pending === 0 && state.data) return;
-    await new Promise((res) => state.settledWaiters.push(res));
+    if (!(state.pending === 0 && state.data)) await new Promise((res) => state.settledWaiters.push(res));
+    await nextFrame();
   },
   /** Drawn events, in page coordinates (for clicking them like a user). */
   drawnEvents() {
@@ -269,6 +320,8 @@ window.flightrecView = {
   /** The lanes now shown: "threads" or "tasks". */
   mode() { return state.mode; },
   setMode,
+  /** Opens record `id`'s details, as clicking it does. */
+  showRecord,
   /** Task lanes on screen, with their polls as drawn (worker lane, x range) and where their
    * labels are, in page coordinates. */
   visibleTasks() {

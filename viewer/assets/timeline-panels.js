@@ -1,7 +1,9 @@
-import { draw } from "./timeline-drawing.js";
-import { centerOn } from "./timeline-input.js";
+// The details panel (records, spans, locks, stacks) and the object list.
+import { getJSON, noteProblem } from "./timeline-api.js";
 import { scrollTasks } from "./timeline-data.js";
-import { AXIS_H, api, fmtDuration, fmtOffset, fullWallClock, state, wallClock } from "./timeline-state.js";
+import { centerOn } from "./timeline-nav.js";
+import { requestDraw } from "./timeline-render.js";
+import { AXIS_H, fmtDuration, fmtOffset, fullWallClock, state, wallClock } from "./timeline-state.js";
 
 // ---- details ----------------------------------------------------------------------------
 
@@ -41,6 +43,16 @@ export function fieldList(fields) {
   return d;
 }
 
+/** The details panel says why `what` cannot be shown, and shows nothing of it. */
+function panelError(what, e) {
+  noteProblem(what, e);
+  state.selected = null;
+  const panel = document.getElementById("details");
+  panel.replaceChildren(el("h3", "cannot show this " + what, "error"), el("p", e.message, "error"));
+  requestDraw();
+  return null;
+}
+
 export function spanLink(s) {
   const b = el("button", s.name + " #" + s.span, "span-link");
   b.addEventListener("click", () => showSpan(s.span, true));
@@ -48,7 +60,12 @@ export function spanLink(s) {
 }
 
 export async function showRecord(id) {
-  const r = await (await fetch(api("/records/" + id))).json();
+  let r;
+  try {
+    r = await getJSON("/records/" + id);
+  } catch (e) {
+    return panelError("record", e);
+  }
   state.selected = { kind: "event", id };
   const panel = document.getElementById("details");
   panel.replaceChildren();
@@ -70,13 +87,18 @@ export async function showRecord(id) {
     }
     panel.append(ol);
   }
-  draw();
+  requestDraw();
   return r;
 }
 
 /** A recorded lock's page: what it is, how contended, who holds and waits for it. */
 export async function showLock(lock) {
-  const l = await (await fetch(api("/locks/" + lock))).json();
+  let l;
+  try {
+    l = await getJSON("/locks/" + lock);
+  } catch (e) {
+    return panelError("lock", e);
+  }
   state.selected = { kind: "lock", id: lock };
   const panel = document.getElementById("details");
   panel.replaceChildren();
@@ -97,12 +119,17 @@ export async function showLock(lock) {
     }
     panel.append(ul);
   }
-  draw();
+  requestDraw();
   return l;
 }
 
 export async function showSpan(span, follow) {
-  const s = await (await fetch(api("/spans/" + span))).json();
+  let s;
+  try {
+    s = await getJSON("/spans/" + span);
+  } catch (e) {
+    return panelError("span", e);
+  }
   state.selected = { kind: "span", id: span };
   const panel = document.getElementById("details");
   panel.replaceChildren();
@@ -144,18 +171,36 @@ export async function showSpan(span, follow) {
     state.follow = s;
     // The spans this one follows from, or that follow from it, for their arrows.
     const links = [...s.follows.map((l) => ["follows", l]), ...s.followed_by.map((l) => ["followed_by", l])];
-    s.linked = await Promise.all(links.slice(0, 16).map(async ([dir, l]) => ({
-      dir, span: await (await fetch(api("/spans/" + l.span))).json(),
-    })));
+    // A linked span that cannot be read is left out, not drawn from an error.
+    const linked = await Promise.all(links.slice(0, 16).map(async ([dir, l]) => {
+      try {
+        return { dir, span: await getJSON("/spans/" + l.span) };
+      } catch (e) {
+        noteProblem("span", e);
+        return null;
+      }
+    }));
+    s.linked = linked.filter((x) => x != null);
   }
-  draw();
+  requestDraw();
   return s;
 }
 
 export async function selectObject(field, value) {
-  const o = await (await fetch(api("/object", { field, value }))).json();
-  state.object = o;
   const sec = document.getElementById("object");
+  let o;
+  try {
+    o = await getJSON("/object", { field, value });
+  } catch (e) {
+    noteProblem("object", e);
+    state.object = null;
+    sec.hidden = false;
+    document.getElementById("object-title").textContent = `${field} = ${value}: cannot be followed: ${e.message}`;
+    document.querySelector("#object-list tbody").replaceChildren();
+    requestDraw();
+    return null;
+  }
+  state.object = o;
   sec.hidden = false;
   const threads = new Set(o.records.map((r) => r.thread));
   const tasks = new Set(o.records.filter((r) => r.task != null).map((r) => r.task));
@@ -187,7 +232,7 @@ export async function selectObject(field, value) {
     const row = body.children[firstInView];
     document.getElementById("object").scrollTop = row.offsetTop - 48;
   }
-  draw();
+  requestDraw();
   return o;
 }
 

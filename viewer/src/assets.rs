@@ -15,12 +15,53 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../assets/index.js"),
         "text/javascript; charset=utf-8",
     ),
-    // The timeline page, as ES modules: state (constants, shared state, time and geometry),
-    // data (the server's answers and what is held), drawing, panels (details, the object
-    // list), input (navigation, filters, search) and main (start-up).
+    // The timeline page, as ES modules (their import graph has no cycle; see
+    // ARCHITECTURE.md):
+    // - state: constants, the page's state (every field declared), time and geometry.
+    // - api: the one fetch wrapper, which checks every status.
+    // - layout: lane heights and labels.
+    // - coverage: what a request is for and whether a held answer covers the view.
+    // - status: the status line.
+    // - drawing: the canvas.
+    // - render: the draw scheduler.
+    // - data: the server's answers the page holds.
+    // - nav: the view's time range.
+    // - panels: details and the object list.
+    // - input: mouse, keys, filters, search.
+    // - main: start-up and the query interface.
     (
         "timeline-state.js",
         include_str!("../assets/timeline-state.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "timeline-api.js",
+        include_str!("../assets/timeline-api.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "timeline-layout.js",
+        include_str!("../assets/timeline-layout.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "timeline-coverage.js",
+        include_str!("../assets/timeline-coverage.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "timeline-status.js",
+        include_str!("../assets/timeline-status.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "timeline-drawing.js",
+        include_str!("../assets/timeline-drawing.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "timeline-render.js",
+        include_str!("../assets/timeline-render.js"),
         "text/javascript; charset=utf-8",
     ),
     (
@@ -29,8 +70,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
     ),
     (
-        "timeline-drawing.js",
-        include_str!("../assets/timeline-drawing.js"),
+        "timeline-nav.js",
+        include_str!("../assets/timeline-nav.js"),
         "text/javascript; charset=utf-8",
     ),
     (

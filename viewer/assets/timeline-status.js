@@ -1,0 +1,3 @@
+// The status line under the timeline.
+
+export function setStatus(text) { document.getElementById("perf").textContent = text; }
