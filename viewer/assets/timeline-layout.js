@@ -13,19 +13,10 @@ export function layout() {
   canvas.style.position = "";
   wrap.style.height = "";
   const lanes = state.meta.lanes;
-  let y = AXIS_H;
-  state.lanesY = lanes.map((l, i) => {
-    let h = LANE_PAD + EVENT_ROW + Math.max(1, l.depth) * DEPTH_H + LANE_PAD;
-    if (laneHidden(i)) h = groupStart(lanes, i) ? GROUP_H : 0;
-    const r = [y, h];
-    y += h;
-    return r;
-  });
-  // The timeline is as tall as its lanes (up to what the window allows; then it scrolls),
-  // so what follows it (the object list) starts right below the last lane.
-  const main = document.getElementById("main");
-  const room = Math.max(MIN_MAIN_H, window.innerHeight - main.getBoundingClientRect().top - RESERVED_BELOW);
-  main.style.height = Math.max(MIN_MAIN_H, Math.min(y + 10, room)) + "px";
+  const y = stackLanes(lanes.map((l, i) => {
+    if (laneHidden(i)) return groupStart(lanes, i) ? GROUP_H : 0;
+    return laneHeight(l);
+  }));
   const total = Math.max(y + 10, wrap.clientHeight);
   sizeCanvas(total);
   const labels = document.getElementById("labels");
@@ -96,19 +87,18 @@ function sizeCanvas(cssHeight) {
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
 }
 
-/** Task lane height: the event row, the poll row and a row per depth of spans inside. */
-export function taskLaneHeight(t) {
-  return LANE_PAD + EVENT_ROW + Math.max(1, t.depth) * DEPTH_H + LANE_PAD;
+/** A lane's height: the event row, and a row per depth of spans (for a task, the first is
+ * its polls). */
+function laneHeight(l) {
+  return LANE_PAD + EVENT_ROW + Math.max(1, l.depth) * DEPTH_H + LANE_PAD;
 }
 
-/** The task view: ten thousand lanes cannot each be a canvas row and a label element. The
- * scroll area is as tall as every lane; the canvas stays at its top (sticky) as tall as
- * the screen, and draws the lanes scrolled into it; labels exist for those lanes only. */
-function layoutTasks() {
-  const tasks = state.tasks || [];
+/** Stacks lanes of these heights below the axis (`state.lanesY`), and makes the timeline as
+ * tall as they are, up to what the window allows (then it scrolls), so that what follows it
+ * (the object list) starts right below the last lane. Returns where the lanes end. */
+function stackLanes(heights) {
   let y = AXIS_H;
-  state.lanesY = tasks.map((t) => {
-    const h = taskLaneHeight(t);
+  state.lanesY = heights.map((h) => {
     const r = [y, h];
     y += h;
     return r;
@@ -116,6 +106,14 @@ function layoutTasks() {
   const main = document.getElementById("main");
   const room = Math.max(MIN_MAIN_H, window.innerHeight - main.getBoundingClientRect().top - RESERVED_BELOW);
   main.style.height = Math.max(MIN_MAIN_H, Math.min(y + 10, room)) + "px";
+  return y;
+}
+
+/** The task view: ten thousand lanes cannot each be a canvas row and a label element. The
+ * scroll area is as tall as every lane; the canvas stays at its top (sticky) as tall as
+ * the screen, and draws the lanes scrolled into it; labels exist for those lanes only. */
+function layoutTasks() {
+  const y = stackLanes((state.tasks || []).map(laneHeight));
   const scroller = wrap.parentElement;
   wrap.style.height = (y + 10) + "px";
   canvas.style.position = "sticky";

@@ -15,6 +15,7 @@
 //! | `XDG_RUNTIME_DIR` | the default ring directory's parent | the default directories |
 //! | `XDG_STATE_HOME` | the default dump directory's parent | the default directories |
 //! | `USER` | whose the default directories are (else the uid) | the default directories |
+//! | `HOSTNAME` | the host name when the kernel's cannot be read | `Builder::build` |
 
 use std::ffi::OsString;
 
@@ -35,6 +36,7 @@ pub(crate) struct Env {
     pub(crate) xdg_runtime_dir: Option<OsString>,
     pub(crate) xdg_state_home: Option<OsString>,
     pub(crate) user: Option<String>,
+    pub(crate) hostname: Option<String>,
 }
 
 impl Env {
@@ -57,6 +59,7 @@ impl Env {
             xdg_runtime_dir: os("XDG_RUNTIME_DIR"),
             xdg_state_home: os("XDG_STATE_HOME"),
             user: text("USER").filter(|u| !u.is_empty()),
+            hostname: text("HOSTNAME"),
         }
     }
 }

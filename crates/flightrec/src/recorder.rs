@@ -309,7 +309,7 @@ impl Builder {
         meta.process(&ProcessInfo {
             pid,
             service: service.clone(),
-            host: self.host.clone().unwrap_or_else(hostname),
+            host: self.host.clone().unwrap_or_else(|| hostname(&env)),
             exe: std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
@@ -585,10 +585,11 @@ fn dump_dir_in(env: &Env) -> PathBuf {
     Path::new("/var/tmp").join(format!("flightrec-{}", user_suffix(env)))
 }
 
-fn hostname() -> String {
+fn hostname(env: &Env) -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
+        .ok()
+        .or_else(|| env.hostname.clone())
         .unwrap_or_default()
 }
 
