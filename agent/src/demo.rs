@@ -74,7 +74,11 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
     };
     writeln!(out, "Dump: {}\n", dump.display())?;
     let rec = flightrec_format::open(&dump).context("reading the dump back")?;
-    crate::info::run(&dump, &rec, rec.records.iter().cloned(), false, out)?;
+    let found = flightrec_analysis::findings::findings(
+        &rec,
+        &flightrec_analysis::findings::Thresholds::default(),
+    );
+    crate::info::run(&dump, &rec, rec.records.iter().cloned(), &found, false, out)?;
     let culprit = print_interleaving(&rec, out)?;
     let ring = recorder.ring_path().to_path_buf();
     drop(recorder);

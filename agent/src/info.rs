@@ -1,4 +1,5 @@
-//! `flightrec info`: the header of a ring or dump in words, and per-thread counts.
+//! `flightrec info`: the findings, the header of a ring or dump in words, and per-thread
+//! counts.
 
 use std::io::Write;
 use std::path::Path;
@@ -15,6 +16,7 @@ pub fn run(
     path: &Path,
     rec: &Recording,
     records: impl Iterator<Item = Record>,
+    found: &[flightrec_analysis::findings::Finding],
     as_json: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
@@ -59,6 +61,7 @@ pub fn run(
         let v = json!({
             "file": path.display().to_string(),
             "kind": if rec.is_dump { "dump" } else { "ring" },
+            "findings": crate::check::findings_json(found),
             "service": p.service, "pid": p.pid, "host": p.host, "exe": p.exe, "args": p.args,
             "start_ts": rec.start_wall_ns,
             "trigger": {
@@ -88,6 +91,7 @@ pub fn run(
         writeln!(out)?;
         return Ok(());
     }
+    crate::check::write_summary(found, out)?;
     writeln!(
         out,
         "file:        {} ({})",

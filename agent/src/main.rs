@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod cat;
+mod check;
 mod demo;
 mod demo_async;
 mod export;
@@ -53,6 +54,30 @@ enum Command {
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Name the bugs recordings show (deadlocks, lock-order inversions, blocking polls,
+    /// long lock waits, stuck threads), each with the records that show it. Exits 0 when
+    /// there are none, 1 when there are some, 2 when an input cannot be read: a CI step.
+    Check {
+        /// Dumps, ring files, or directories of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Report only this kind (repeatable): deadlock, lock_order, blocking_poll,
+        /// lock_wait, stuck.
+        #[arg(long = "kind", value_parser = check::parse_kind)]
+        kinds: Vec<flightrec_analysis::findings::Kind>,
+        /// Never report this kind (repeatable).
+        #[arg(long, value_parser = check::parse_kind)]
+        ignore: Vec<flightrec_analysis::findings::Kind>,
+        /// A poll longer than this blocks its worker (ms).
+        #[arg(long, value_name = "MS", default_value_t = 10.0)]
+        blocking_poll: f64,
+        /// A lock wait longer than this is reported (ms).
+        #[arg(long, value_name = "MS", default_value_t = 100.0)]
+        lock_wait: f64,
+        /// A thread inside a span silent this long before the end is stuck (ms).
+        #[arg(long, value_name = "MS", default_value_t = 1000.0)]
+        stuck: f64,
     },
     /// Convert a dump (or ring file) for Perfetto UI or chrome://tracing.
     Export {
@@ -215,7 +240,31 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    if let Command::Check {
+        paths,
+        kinds,
+        ignore,
+        blocking_poll,
+        lock_wait,
+        stuck,
+    } = &cli.command
+    {
+        return check_command(
+            paths,
+            check::CheckOptions {
+                kinds: kinds.clone(),
+                ignore: ignore.clone(),
+                thresholds: flightrec_analysis::findings::Thresholds {
+                    blocking_poll_ns: ms_to_ns(*blocking_poll),
+                    lock_wait_ns: ms_to_ns(*lock_wait),
+                    stuck_ns: ms_to_ns(*stuck),
+                },
+            },
+            &mut out,
+        );
+    }
     let result = match cli.command {
+        Command::Check { .. } => unreachable!("answered above"),
         Command::Cat { files, json, spans } => cat_files(&files, json, spans, &mut out),
         Command::Info { files, json } => info_files(&files, json, &mut out),
         Command::Export {
@@ -313,6 +362,36 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("flightrec: {}", one_line(&e));
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn ms_to_ns(ms: f64) -> u64 {
+    (ms.max(0.0) * 1e6).min(u64::MAX as f64) as u64
+}
+
+/// `check`'s exit status: 0 when nothing was found, 1 when something was, 2 when an input
+/// could not be read (each said in one line) or the output failed.
+fn check_command(paths: &[PathBuf], opts: check::CheckOptions, out: &mut impl Write) -> ExitCode {
+    let checked = check::run(paths, &opts, out);
+    let flushed = out.flush().map_err(anyhow::Error::from);
+    match checked.and_then(|c| flushed.map(|()| c)) {
+        Ok(c) => {
+            for why in &c.unreadable {
+                eprintln!("flightrec: {why}");
+            }
+            if !c.unreadable.is_empty() {
+                ExitCode::from(2)
+            } else if c.findings > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flightrec: {}", one_line(&e));
+            ExitCode::from(2)
         }
     }
 }
@@ -485,11 +564,20 @@ fn info_files(files: &[PathBuf], json: bool, out: &mut impl Write) -> anyhow::Re
     }
     for (i, file) in files.iter().enumerate() {
         let image = read(file)?;
-        let scan = scan(file, &image)?;
+        // The findings need the records in memory (tasks, spans and locks resolved);
+        // everything else streams them once more.
+        let mut rec = image
+            .decode()
+            .with_context(|| format!("{}", file.display()))?;
+        let found = flightrec_analysis::findings::findings(
+            &rec,
+            &flightrec_analysis::findings::Thresholds::default(),
+        );
+        let records = std::mem::take(&mut rec.records);
         if i > 0 {
             writeln!(out, "{}", if json { "," } else { "" })?;
         }
-        info::run(file, &scan.recording, scan.records(), json, out)?;
+        info::run(file, &rec, records.into_iter(), &found, json, out)?;
     }
     if json && several {
         writeln!(out, "]")?;

@@ -155,6 +155,22 @@ fn a_lock_order_deadlock_is_named_from_the_stall_dump() {
     );
     let waits = j["locks"]["waits"].as_array().unwrap();
     assert_eq!(waits.len(), 2);
+    // As a finding: the deadlock, the worst there is, first; its lock order is not told
+    // again as an inversion.
+    let findings = j["findings"].as_array().unwrap();
+    assert_eq!(findings[0]["kind"], "deadlock", "{findings:?}");
+    assert_eq!(findings[0]["severity"], "error");
+    assert!(
+        findings[0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("holds `import_lock` and waits"),
+        "{findings:?}"
+    );
+    assert!(
+        findings.iter().all(|f| f["kind"] != "lock_order"),
+        "{findings:?}"
+    );
     // Each stalled thread's native stack shows the line where it blocks.
     let source = include_str!("locks.rs");
     let line_of = |needle: &str| {

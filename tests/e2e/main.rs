@@ -10,6 +10,7 @@ mod damage;
 mod disk;
 mod edges;
 mod export;
+mod findings;
 mod folding;
 mod helpers;
 mod hostile;

@@ -22,11 +22,14 @@
 //!   task recorded by the `tokio` feature) with their polls, the spans inside them and
 //!   their records.
 //! * [`triggers`]: the triggers that folded into a dump after its own.
+//! * [`findings`]: the bug a recording shows, named (deadlocks, lock-order inversions,
+//!   blocking polls, long lock waits, stuck threads), with the records that show it.
 //!
 //! It depends on the format crate alone: no tracing, no server, no command line.
 
 #![forbid(unsafe_code)]
 
+pub mod findings;
 pub mod lock_ops;
 pub mod locks;
 pub mod merge;

@@ -26,6 +26,9 @@ pub struct Hold {
     pub lock: u32,
     pub shared: bool,
     pub since: i64,
+    /// The taking's record (its position among the records fed to the tracker), when it
+    /// survived.
+    pub record: Option<usize>,
 }
 
 /// A thread waiting for a lock when the data ends, since when.
@@ -35,6 +38,8 @@ pub struct Wait {
     pub lock: u32,
     pub shared: bool,
     pub since: i64,
+    /// The wait's record (its position among the records fed to the tracker).
+    pub record: usize,
 }
 
 /// One step of a deadlock: `thread` holds `holds` and waits for `waits_for`, which the next
@@ -70,9 +75,24 @@ pub struct LockState {
     /// Each deadlock once, told from the thread whose wait began first.
     pub deadlocks: Vec<Vec<CycleStep>>,
     pub stats: BTreeMap<u32, LockStats>,
+    /// Lock order, as lockdep keeps it: each pair of locks (held, then taken) seen, once,
+    /// with the first time it was seen.
+    pub order: Vec<OrderEdge>,
     /// Every hold and wait in the order they ended, those still open last (ending at the
     /// data's end); empty unless made by [`LockTracker::with_intervals`].
     pub intervals: Vec<LockInterval>,
+}
+
+/// A thread took `taken` while it held `held`: the order the two locks were taken in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderEdge {
+    pub held: u32,
+    pub taken: u32,
+    pub thread: u32,
+    /// The records of the held lock's taking (when it survived) and of this taking.
+    pub held_record: Option<usize>,
+    pub taken_record: usize,
+    pub at: i64,
 }
 
 /// A stretch of time a thread held or waited for a lock.
@@ -89,6 +109,9 @@ pub struct LockInterval {
     pub end: i64,
     /// Still holding or waiting when the data ends (`end` is then the data's end).
     pub open: bool,
+    /// The records that began and ended it, when they survived.
+    pub begin_record: Option<usize>,
+    pub end_record: Option<usize>,
 }
 
 /// The streaming pass: feed it every record in time order, then [`LockTracker::finish`].
@@ -109,6 +132,11 @@ pub struct LockTracker {
     stats: BTreeMap<u32, LockStats>,
     /// Closed holds and waits, when asked for.
     intervals: Option<Vec<LockInterval>>,
+    order: Vec<OrderEdge>,
+    /// The lock pairs in `order`.
+    ordered: std::collections::HashSet<(u32, u32)>,
+    /// Records fed so far: the next record's position.
+    seen: usize,
 }
 
 impl LockTracker {
@@ -126,7 +154,11 @@ impl LockTracker {
         }
     }
 
+    /// Feeds the next record. Feed every record, in time order: record positions in the
+    /// answers count them.
     pub fn observe(&mut self, names: &Names<'_>, r: &Record) {
+        let at = self.seen;
+        self.seen += 1;
         let Some((lock, op)) = names.lock_op(r) else {
             return;
         };
@@ -140,6 +172,7 @@ impl LockTracker {
                         lock,
                         shared,
                         since: r.ts,
+                        record: at,
                     },
                 );
             }
@@ -149,10 +182,12 @@ impl LockTracker {
                 let mut waited_ns = waited_ns;
                 let mut wait_began = r.ts.saturating_sub(waited_ns.min(i64::MAX as u64) as i64);
                 let mut wait_shared = shared;
+                let mut wait_record = None;
                 if let Some(w) = self.waiting.get(&thread).filter(|w| w.lock == lock) {
                     waited_ns = r.ts.saturating_sub(w.since).max(0) as u64;
                     wait_began = w.since;
                     wait_shared = w.shared;
+                    wait_record = Some(w.record);
                     self.waiting.remove(&thread);
                 }
                 if waited_ns > 0 {
@@ -164,13 +199,39 @@ impl LockTracker {
                         begin: wait_began,
                         end: r.ts,
                         open: false,
+                        begin_record: wait_record,
+                        end_record: Some(at),
                     });
                 }
-                self.held.entry(thread).or_default().push(Hold {
+                let held = self.held.entry(thread).or_default();
+                // Lock order: what this thread holds was taken before this lock. Locks
+                // held by tasks across awaits (tokio's) are not held by the thread, and
+                // two shared holds never block each other.
+                if !is_task_lock(names, lock) {
+                    for h in held.iter() {
+                        if h.lock == lock
+                            || (h.shared && shared)
+                            || is_task_lock(names, h.lock)
+                            || !self.ordered.insert((h.lock, lock))
+                        {
+                            continue;
+                        }
+                        self.order.push(OrderEdge {
+                            held: h.lock,
+                            taken: lock,
+                            thread,
+                            held_record: h.record,
+                            taken_record: at,
+                            at: r.ts,
+                        });
+                    }
+                }
+                held.push(Hold {
                     thread,
                     lock,
                     shared,
                     since: r.ts,
+                    record: Some(at),
                 });
                 let s = self.stats.entry(lock).or_default();
                 s.acquisitions += 1;
@@ -207,6 +268,7 @@ impl LockTracker {
                         lock,
                         shared,
                         since: r.ts.saturating_sub(held_ns.min(i64::MAX as u64) as i64),
+                        record: None,
                     },
                 };
                 let held_ns = r.ts.saturating_sub(hold.since).max(0) as u64;
@@ -218,6 +280,8 @@ impl LockTracker {
                     begin: hold.since,
                     end: r.ts,
                     open: false,
+                    begin_record: hold.record,
+                    end_record: Some(at),
                 });
                 let s = self.stats.entry(lock).or_default();
                 s.total_hold_ns += held_ns;
@@ -238,7 +302,7 @@ impl LockTracker {
         let intervals_kept = self.intervals.is_some();
         let mut intervals = self.intervals.unwrap_or_default();
         if intervals_kept {
-            let open = |thread, lock, waiting, shared, since: i64| LockInterval {
+            let open = |thread, lock, waiting, shared, since: i64, record| LockInterval {
                 thread,
                 lock,
                 waiting,
@@ -246,16 +310,18 @@ impl LockTracker {
                 begin: since,
                 end: data_end.max(since),
                 open: true,
+                begin_record: record,
+                end_record: None,
             };
             intervals.extend(
                 waits
                     .iter()
-                    .map(|w| open(w.thread, w.lock, true, w.shared, w.since)),
+                    .map(|w| open(w.thread, w.lock, true, w.shared, w.since, Some(w.record))),
             );
             intervals.extend(
                 holds
                     .iter()
-                    .map(|h| open(h.thread, h.lock, false, h.shared, h.since)),
+                    .map(|h| open(h.thread, h.lock, false, h.shared, h.since, h.record)),
             );
         }
         let sure_holds: Vec<Hold> = holds
@@ -274,6 +340,7 @@ impl LockTracker {
             waits,
             deadlocks,
             stats: self.stats,
+            order: self.order,
             intervals,
         }
     }
@@ -289,6 +356,15 @@ impl LockState {
         }
         t.finish(data_end(rec), |thread| complete_thread(rec, thread))
     }
+}
+
+/// Whether `lock` is held by a task rather than a thread (`tokio::Mutex`: held across
+/// awaits, while its thread runs other tasks).
+fn is_task_lock(names: &Names<'_>, lock: u32) -> bool {
+    names
+        .callsite(lock)
+        .and_then(|c| c.module.as_deref())
+        .is_some_and(|k| k == flightrec_format::meta::lock::TOKIO_MUTEX)
 }
 
 /// Where `rec`'s data ends: its last record, or its trigger when later.
@@ -399,12 +475,14 @@ mod tests {
                 lock: 10,
                 shared: false,
                 since: 100,
+                record: None,
             },
             Hold {
                 thread: 2,
                 lock: 20,
                 shared: false,
                 since: 110,
+                record: None,
             },
         ];
         for (t1_since, first) in [(300, 2), (200, 1)] {
@@ -414,12 +492,14 @@ mod tests {
                     lock: 20,
                     shared: false,
                     since: t1_since,
+                    record: 0,
                 },
                 Wait {
                     thread: 2,
                     lock: 10,
                     shared: false,
                     since: 250,
+                    record: 1,
                 },
             ];
             let found = cycles(&holds, &waits);
@@ -437,6 +517,7 @@ mod tests {
             lock: 20,
             shared: false,
             since: 1,
+            record: 0,
         }];
         assert!(cycles(&holds, &waits).is_empty());
     }

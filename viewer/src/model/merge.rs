@@ -208,6 +208,7 @@ impl Model {
             locks.waits.extend(part_locks.waits);
             locks.deadlocks.extend(part_locks.deadlocks);
             locks.stats.extend(part_locks.stats);
+            locks.order.extend(part_locks.order);
             stacks.extend(part_stacks);
             headers.push(header);
         }

@@ -1,0 +1,182 @@
+//! `flightrec check`: the findings of recordings, for a person or a CI job. Exit 0 when
+//! there are none, 1 when there are some, 2 when an input cannot be read. `info` prints the
+//! same findings' titles at its top.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use flightrec_analysis::findings::{findings, Finding, Kind, Thresholds};
+use serde_json::{json, Value as Json};
+
+use crate::cat::format_ts;
+
+/// Which findings `check` reports.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Only these kinds (all when empty).
+    pub kinds: Vec<Kind>,
+    /// Never these.
+    pub ignore: Vec<Kind>,
+    pub thresholds: Thresholds,
+}
+
+impl CheckOptions {
+    fn wants(&self, k: Kind) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&k)) && !self.ignore.contains(&k)
+    }
+}
+
+/// A kind named on the command line.
+pub fn parse_kind(s: &str) -> Result<Kind, String> {
+    Kind::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = Kind::ALL.iter().map(|k| k.slug()).collect();
+        format!("unknown kind {s:?} (one of {})", all.join(", "))
+    })
+}
+
+/// What `check` saw.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub findings: usize,
+    /// Inputs that could not be read, each with its one line.
+    pub unreadable: Vec<String>,
+}
+
+/// The recordings `paths` name: files as given, and the recordings in directories.
+fn inputs(paths: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = match std::fs::read_dir(p) {
+                Ok(entries) => entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|f| flightrec_viewer::is_recording_file(f))
+                    .collect(),
+                Err(e) => {
+                    out.push(Err(format!("{}: {e}", p.display())));
+                    continue;
+                }
+            };
+            found.sort();
+            out.extend(found.into_iter().map(Ok));
+        } else {
+            out.push(Ok(p.clone()));
+        }
+    }
+    out
+}
+
+/// Checks every recording `paths` name, printing each finding as a short paragraph.
+pub fn run(
+    paths: &[PathBuf],
+    opts: &CheckOptions,
+    out: &mut impl Write,
+) -> anyhow::Result<Checked> {
+    let mut checked = Checked::default();
+    for input in inputs(paths) {
+        let path = match input {
+            Ok(p) => p,
+            Err(why) => {
+                checked.unreadable.push(why);
+                continue;
+            }
+        };
+        let rec = match flightrec_format::open(&path) {
+            Ok(r) => r,
+            Err(e) => {
+                checked.unreadable.push(format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
+        crate::warn_if_damaged(&path, &rec);
+        let found: Vec<Finding> = findings(&rec, &opts.thresholds)
+            .into_iter()
+            .filter(|f| opts.wants(f.kind))
+            .collect();
+        for f in &found {
+            write_paragraph(&path, f, out)?;
+        }
+        checked.findings += found.len();
+    }
+    Ok(checked)
+}
+
+/// One finding as a paragraph: where, what, and its evidence records.
+fn write_paragraph(path: &Path, f: &Finding, out: &mut impl Write) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "{}: {} {}: {}",
+        path.display(),
+        f.severity.slug(),
+        f.kind.slug(),
+        f.title
+    )?;
+    for e in &f.records {
+        write!(
+            out,
+            "    {}  #{:<7} {}{}: {}",
+            format_ts(e.ts),
+            e.record,
+            e.thread,
+            e.task.as_ref().map_or(String::new(), |t| format!(" ({t})")),
+            e.role
+        )?;
+        if e.title != e.role {
+            write!(out, ": {}", e.title)?;
+        }
+        if let Some(p) = &e.place {
+            write!(out, "  at {p}")?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+/// `info`'s first section: each finding's title, worst first.
+pub fn write_summary(found: &[Finding], out: &mut impl Write) -> anyhow::Result<()> {
+    if found.is_empty() {
+        writeln!(out, "findings:    none")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "findings:    {} (flightrec check FILE shows their records)",
+        found.len()
+    )?;
+    for f in found {
+        writeln!(
+            out,
+            "  {:<8} {:<14} {}",
+            f.severity.slug(),
+            f.kind.slug(),
+            f.title
+        )?;
+    }
+    Ok(())
+}
+
+/// The findings as `info --json` carries them.
+pub fn findings_json(found: &[Finding]) -> Json {
+    found
+        .iter()
+        .map(|f| {
+            json!({
+                "kind": f.kind.slug(),
+                "severity": f.severity.slug(),
+                "title": f.title,
+                "object": f.object,
+                "lock": f.locks.first(),
+                "locks": f.locks,
+                "threads": f.threads,
+                "tasks": f.tasks,
+                "processes": f.processes,
+                "records": f.records.iter().map(|e| json!({
+                    "record": e.record, "ts": e.ts, "thread": e.thread, "task": e.task,
+                    "title": e.title, "place": e.place, "role": e.role,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}

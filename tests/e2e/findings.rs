@@ -1,0 +1,354 @@
+//! Findings, e2e: each kind on a real program that has the bug without failing, and on its
+//! correct twin, which must give no finding of that kind; `flightrec check`'s exit codes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use flightrec::sync::Mutex;
+use serde_json::Value as Json;
+
+use crate::helpers::*;
+
+/// Runs `f` on a thread named `name` recording into `d` (a first event registers the
+/// thread with this recorder before any lock event).
+fn on_thread(d: &tracing::Dispatch, name: &str, f: impl FnOnce() + Send + 'static) {
+    let d = d.clone();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            tracing::dispatcher::with_default(&d, || {
+                tracing::info!("start");
+                f()
+            })
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+/// `flightrec check ARGS`: exit code and stdout.
+fn check(args: &[&str]) -> (i32, String) {
+    let mut all = vec!["check"];
+    all.extend_from_slice(args);
+    let out = flightrec(&all);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// `info --json`'s findings of `kind`.
+fn findings_of(dump: &Path, kind: &str) -> Vec<Json> {
+    info_json(dump)["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+/// Two threads, one after the other, each taking `ledger` and `audit`; the second in the
+/// opposite order when `inverted`. Nothing deadlocks: the first is done before the second
+/// starts.
+fn two_orders(dir: &Path, inverted: bool) -> PathBuf {
+    let rec = recorder(dir, "orders", 4 << 20);
+    let d = dispatch(&rec);
+    let ledger = Arc::new(Mutex::named("ledger", 0u64));
+    let audit = Arc::new(Mutex::named("audit", 0u64));
+    let (l, a) = (ledger.clone(), audit.clone());
+    on_thread(&d, "posting", move || {
+        let mut l = l.lock().unwrap();
+        let mut a = a.lock().unwrap();
+        *l += 1;
+        *a += 1;
+    });
+    let (l, a) = (ledger.clone(), audit.clone());
+    on_thread(&d, "auditor", move || {
+        if inverted {
+            let mut a = a.lock().unwrap();
+            let mut l = l.lock().unwrap();
+            *a += 1;
+            *l += 1;
+        } else {
+            let mut l = l.lock().unwrap();
+            let mut a = a.lock().unwrap();
+            *l += 1;
+            *a += 1;
+        }
+    });
+    rec.snapshot().unwrap()
+}
+
+#[test]
+fn a_lock_order_inversion_is_found_though_it_never_deadlocked() {
+    let dir = scratch();
+    let dump = two_orders(dir.path(), true);
+    let found = findings_of(&dump, "lock_order");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let f = &found[0];
+    assert_eq!(f["severity"], "warning");
+    let locks: Vec<&str> = f["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        locks.contains(&"`ledger`") && locks.contains(&"`audit`"),
+        "{f}"
+    );
+    let threads = f["threads"].to_string();
+    assert!(
+        threads.contains("posting") && threads.contains("auditor"),
+        "{f}"
+    );
+    // The evidence: each thread's two takings, in time order, pointing at real records.
+    let records = cat_json(&dump);
+    let evidence = f["records"].as_array().unwrap();
+    assert_eq!(evidence.len(), 4, "{f}");
+    for e in evidence {
+        let r = &records[e["record"].as_u64().unwrap() as usize];
+        assert_eq!(r["ts"], e["ts"], "{e} is not record {r}");
+        assert!(e["title"].as_str().unwrap().starts_with("took "), "{e}");
+    }
+    assert!(findings_of(&dump, "deadlock").is_empty());
+    let (code, text) = check(&[dump.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("warning lock_order: lock order inversion"),
+        "{text}"
+    );
+    // Filters: this kind left out, nothing else to say.
+    assert_eq!(
+        check(&["--ignore", "lock_order", dump.to_str().unwrap()]).0,
+        0
+    );
+    assert_eq!(check(&["--kind", "stuck", dump.to_str().unwrap()]).0, 0);
+}
+
+#[test]
+fn one_lock_order_everywhere_is_no_finding() {
+    let dir = scratch();
+    let dump = two_orders(dir.path(), false);
+    assert!(findings_of(&dump, "lock_order").is_empty());
+    let (code, text) = check(&[dump.to_str().unwrap()]);
+    assert_eq!((code, text.as_str()), (0, ""));
+}
+
+/// `requests` instrumented requests on a 2-worker tokio runtime, each waiting 30 ms:
+/// blocking its worker (`std::thread::sleep`) or not (`tokio::time::sleep`).
+fn requests(dir: &Path, blocking: bool) -> PathBuf {
+    use tracing::Instrument;
+    let rec = recorder(dir, "async", 4 << 20);
+    let d = dispatch(&rec);
+    let on_workers = d.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .on_thread_start(move || {
+            // Each worker records here for the runtime's life.
+            std::mem::forget(tracing::dispatcher::set_default(&on_workers));
+        })
+        .build()
+        .unwrap();
+    let _main = tracing::dispatcher::set_default(&d);
+    rt.block_on(async {
+        let handles: Vec<_> = (0..4u64)
+            .map(|id| {
+                tokio::spawn(
+                    async move {
+                        tracing::info!("checking the lot");
+                        if blocking {
+                            std::thread::sleep(Duration::from_millis(30));
+                        } else {
+                            tokio::time::sleep(Duration::from_millis(30)).await;
+                        }
+                        tracing::info!("ticket sold");
+                    }
+                    .instrument(tracing::info_span!("request", id)),
+                )
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    drop(rt);
+    rec.snapshot().unwrap()
+}
+
+#[test]
+fn a_blocking_sleep_in_an_async_handler_is_a_blocking_poll() {
+    let dir = scratch();
+    let dump = requests(dir.path(), true);
+    let found = findings_of(&dump, "blocking_poll");
+    assert_eq!(found.len(), 4, "one per request: {found:?}");
+    for f in &found {
+        assert!(
+            f["tasks"][0].as_str().unwrap().starts_with("request"),
+            "{f}"
+        );
+        assert!(
+            f["title"].as_str().unwrap().contains("blocked worker"),
+            "{f}"
+        );
+        // The poll, from its beginning to its end, with what happened inside it.
+        let told: Vec<(&str, &str)> = f["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["role"].as_str().unwrap(), e["title"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            told,
+            [
+                ("the poll began", "request"),
+                ("inside the poll", "checking the lot"),
+                ("inside the poll", "ticket sold"),
+                ("the poll ended", "request"),
+            ],
+            "{f}"
+        );
+    }
+    assert_eq!(check(&[dump.to_str().unwrap()]).0, 1);
+}
+
+#[test]
+fn an_awaited_sleep_in_an_async_handler_is_no_finding() {
+    let dir = scratch();
+    let dump = requests(dir.path(), false);
+    let (code, text) = check(&[dump.to_str().unwrap()]);
+    assert_eq!((code, text.as_str()), (0, ""));
+}
+
+/// A thread that writes a record and then stays silent, inside a span or not, until the
+/// snapshot has been taken 300 ms later.
+fn silent_thread(dir: &Path, in_span: bool) -> PathBuf {
+    let rec = recorder(dir, "silent", 1 << 20);
+    let d = dispatch(&rec);
+    let (said, heard) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let worker = std::thread::Builder::new()
+        .name("importer".into())
+        .spawn(move || {
+            tracing::dispatcher::with_default(&d, || {
+                let span = in_span.then(|| tracing::info_span!("import", file = "a.csv").entered());
+                tracing::info!("reading");
+                said.send(()).unwrap();
+                // Silent until the snapshot is taken.
+                let _ = released.recv();
+                drop(span);
+            })
+        })
+        .unwrap();
+    heard.recv().unwrap();
+    // The silence the finding is about: longer than the threshold the checks use (200 ms).
+    std::thread::sleep(Duration::from_millis(300));
+    let dump = rec.snapshot().unwrap();
+    release.send(()).unwrap();
+    worker.join().unwrap();
+    dump
+}
+
+#[test]
+fn a_thread_silent_inside_a_span_is_stuck_and_one_outside_is_not() {
+    let dir = scratch();
+    let dump = silent_thread(dir.path(), true);
+    let (code, text) = check(&["--stuck", "200", dump.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("warning stuck: importer wrote nothing"),
+        "{text}"
+    );
+    assert!(text.contains("inside import"), "{text}");
+    // With the default threshold (1 s) this silence is no finding.
+    assert_eq!(check(&[dump.to_str().unwrap()]).0, 0);
+
+    let dir = scratch();
+    let dump = silent_thread(dir.path(), false);
+    let (code, text) = check(&["--stuck", "200", dump.to_str().unwrap()]);
+    assert_eq!((code, text.as_str()), (0, ""));
+}
+
+/// A thread waits for `ledger` while another holds it for 150 ms, or takes it after.
+fn contended(dir: &Path, wait: bool) -> PathBuf {
+    let rec = recorder(dir, "contended", 1 << 20);
+    let d = dispatch(&rec);
+    let ledger = Arc::new(Mutex::named("ledger", 0u64));
+    let (taken, holding) = std::sync::mpsc::channel();
+    let l = ledger.clone();
+    let d2 = d.clone();
+    let holder = std::thread::Builder::new()
+        .name("holder".into())
+        .spawn(move || {
+            tracing::dispatcher::with_default(&d2, || {
+                tracing::info!("start");
+                let mut g = l.lock().unwrap();
+                taken.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(150));
+                *g += 1;
+            })
+        })
+        .unwrap();
+    holding.recv().unwrap();
+    let holder = if wait {
+        Some(holder)
+    } else {
+        holder.join().unwrap();
+        None
+    };
+    let l = ledger.clone();
+    on_thread(&d, "waiter", move || {
+        *l.lock().unwrap() += 1;
+    });
+    if let Some(h) = holder {
+        h.join().unwrap();
+    }
+    rec.snapshot().unwrap()
+}
+
+#[test]
+fn a_long_lock_wait_names_the_holder_and_no_wait_is_no_finding() {
+    let dir = scratch();
+    let dump = contended(dir.path(), true);
+    let (code, text) = check(&["--lock-wait", "50", dump.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("note lock_wait: waiter waited"), "{text}");
+    assert!(text.contains("for `ledger`, held by holder"), "{text}");
+
+    let dir = scratch();
+    let dump = contended(dir.path(), false);
+    let (code, text) = check(&["--lock-wait", "50", dump.to_str().unwrap()]);
+    assert_eq!((code, text.as_str()), (0, ""));
+}
+
+#[test]
+fn check_exits_2_on_what_it_cannot_read_and_checks_directories() {
+    let dir = scratch();
+    let bad = dir.path().join("junk.flightrec");
+    std::fs::write(&bad, b"not a recording at all").unwrap();
+    let out = flightrec(&["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let missing = dir.path().join("gone.flightrec");
+    assert_eq!(
+        flightrec(&["check", missing.to_str().unwrap()])
+            .status
+            .code(),
+        Some(2)
+    );
+    // A directory: each recording in it checked.
+    let orders = scratch();
+    two_orders(orders.path(), true);
+    let (code, text) = check(&[orders.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(text.matches("lock_order").count(), 1, "{text}");
+    // An unknown kind is a usage error.
+    assert_eq!(
+        flightrec(&["check", "--kind", "bogus", "x"]).status.code(),
+        Some(2)
+    );
+}
