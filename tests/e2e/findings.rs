@@ -352,3 +352,54 @@ fn check_exits_2_on_what_it_cannot_read_and_checks_directories() {
         Some(2)
     );
 }
+
+/// `cargo test` of the small crate in `tests/keep-check`, with `env`; the dumps it left in
+/// `dir`.
+fn cargo_test_keep_check(dir: &Path, keep: bool) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["test", "--quiet", "--manifest-path"])
+        .arg(root.join("tests/keep-check/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(root.join("target/keep-check"))
+        .env("FLIGHTREC_DIR", dir)
+        .env_remove("FLIGHTREC_DUMP_DIR")
+        .env_remove("FLIGHTREC_KEEP");
+    if keep {
+        cmd.env("FLIGHTREC_KEEP", "1");
+    }
+    let out = cmd.output().expect("running cargo test");
+    assert!(
+        out.status.success(),
+        "the crate's tests pass: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dumps_in(dir)
+}
+
+#[test]
+fn kept_recordings_of_a_passing_cargo_test_make_check_name_its_lock_order_inversion() {
+    let dir = scratch();
+    let dumps = cargo_test_keep_check(dir.path(), true);
+    assert_eq!(dumps.len(), 1, "{dumps:?}");
+    assert!(
+        dumps[0].to_str().unwrap().ends_with("-exit.flightrec"),
+        "{dumps:?}"
+    );
+    assert_eq!(info_json(&dumps[0])["trigger"]["reason"], "exit");
+    let (code, text) = check(&[dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("lock_order"), "{text}");
+    assert!(
+        text.contains("`checking`") && text.contains("`savings`"),
+        "{text}"
+    );
+    // Without FLIGHTREC_KEEP the clean end leaves nothing behind.
+    let dir = scratch();
+    assert_eq!(
+        cargo_test_keep_check(dir.path(), false),
+        Vec::<PathBuf>::new()
+    );
+    assert!(rings_in(dir.path()).is_empty());
+}

@@ -17,6 +17,9 @@ pub enum TriggerReason {
     Crash,
     /// The stall watchdog saw threads stop making progress.
     Stall,
+    /// The process ended cleanly and was asked to keep its recording (`FLIGHTREC_KEEP=1`,
+    /// `Builder::keep_on_exit`): a dump of a run that went well, for `flightrec check`.
+    Exit,
     /// A code this reader does not know.
     Unknown(u32),
 }
@@ -30,6 +33,7 @@ impl TriggerReason {
             TriggerReason::Panic => 3,
             TriggerReason::Crash => 4,
             TriggerReason::Stall => 5,
+            TriggerReason::Exit => 6,
             TriggerReason::Unknown(c) => c,
         }
     }
@@ -41,6 +45,7 @@ impl TriggerReason {
             3 => TriggerReason::Panic,
             4 => TriggerReason::Crash,
             5 => TriggerReason::Stall,
+            6 => TriggerReason::Exit,
             c => TriggerReason::Unknown(c),
         }
     }
@@ -53,6 +58,7 @@ impl TriggerReason {
             "panic" => TriggerReason::Panic,
             "crash" => TriggerReason::Crash,
             "stall" => TriggerReason::Stall,
+            "exit" => TriggerReason::Exit,
             _ => TriggerReason::Unknown(0),
         }
     }
@@ -66,6 +72,7 @@ impl TriggerReason {
             TriggerReason::Panic => "panic",
             TriggerReason::Crash => "crash",
             TriggerReason::Stall => "stall",
+            TriggerReason::Exit => "exit",
             TriggerReason::Unknown(_) => "unknown",
         }
     }
@@ -166,6 +173,7 @@ impl Trigger {
                 self.fault_addr
             ),
             TriggerReason::Stall => "the stall watchdog saw threads stop making progress".into(),
+            TriggerReason::Exit => "the recording was kept when it ended cleanly (FLIGHTREC_KEEP)".into(),
             TriggerReason::Unknown(c) => format!("unknown trigger code {c}"),
         };
         if self.tid != 0 {

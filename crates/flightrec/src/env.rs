@@ -9,6 +9,7 @@
 //! | `FLIGHTREC_CAPACITY` | the ring's size: bytes, or with a K/M/G suffix | `Builder::from_env` |
 //! | `FLIGHTREC_SIGNAL` | the snapshot signal: `USR1`, `USR2`, a number, or `off` | `Builder::from_env` |
 //! | `FLIGHTREC_KEEP_RING` | `1`: a clean exit keeps the ring | `Builder::from_env` |
+//! | `FLIGHTREC_KEEP` | `1`: a recording that ends cleanly is kept as a dump (trigger `exit`), for `flightrec check` | `Builder::build` |
 //! | `FLIGHTREC_STACKS` | `1`: snapshots capture every thread's native stack | `Builder::build` |
 //! | `FLIGHTREC_FILTER` | what `init` records (an `EnvFilter`; default everything) | `init` |
 //! | `RUST_LOG` | what `init` prints to stderr (default `info`) | `init` |
@@ -30,6 +31,7 @@ pub(crate) struct Env {
     pub(crate) capacity: Option<String>,
     pub(crate) signal: Option<String>,
     pub(crate) keep_ring: bool,
+    pub(crate) keep: bool,
     pub(crate) stacks: bool,
     pub(crate) filter: Option<String>,
     pub(crate) rust_log: Option<String>,
@@ -53,6 +55,7 @@ impl Env {
             capacity: text("FLIGHTREC_CAPACITY"),
             signal: text("FLIGHTREC_SIGNAL"),
             keep_ring: one("FLIGHTREC_KEEP_RING"),
+            keep: one("FLIGHTREC_KEEP"),
             stacks: one("FLIGHTREC_STACKS"),
             filter: text("FLIGHTREC_FILTER"),
             rust_log: text("RUST_LOG"),

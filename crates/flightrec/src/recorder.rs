@@ -61,6 +61,7 @@ pub struct Builder {
     stacks_on_snapshot: bool,
     host: Option<String>,
     keep_ring: bool,
+    keep_on_exit: bool,
     no_stop_signals: bool,
     stop_grace: Option<std::time::Duration>,
 }
@@ -160,6 +161,15 @@ impl Builder {
     /// removes it quietly. Also `FLIGHTREC_KEEP_RING=1`.
     pub fn keep_ring(mut self, keep: bool) -> Self {
         self.keep_ring = keep;
+        self
+    }
+
+    /// Whether a recording that ends cleanly (the recorder dropped, or the process exiting)
+    /// is kept as a dump with trigger `exit` (default: no). For checking a run that went
+    /// well: `FLIGHTREC_KEEP=1 cargo test`, then `flightrec check DIR` names the lock-order
+    /// inversions and blocking polls it recorded. Also `FLIGHTREC_KEEP=1`.
+    pub fn keep_on_exit(mut self, keep: bool) -> Self {
+        self.keep_on_exit = keep;
         self
     }
 
@@ -367,9 +377,14 @@ impl Builder {
             keep_dumps: self.keep_dumps.unwrap_or(DEFAULT_KEEP_DUMPS),
             dump_budget: self.dump_budget.unwrap_or(DEFAULT_DUMP_BUDGET),
             stacks_on_snapshot: self.stacks_on_snapshot || env.stacks,
+            keep_on_exit: self.keep_on_exit || env.keep,
+            kept: Default::default(),
         });
         crate::ring::stacks::watch(&shared.ring);
         crate::ring::writer::set_default_ring(&shared.ring);
+        if shared.keep_on_exit {
+            crate::shared::keep_at_exit(&shared);
+        }
         let snapshot_signal = self
             .snapshot_signal
             .unwrap_or(Some(DEFAULT_SNAPSHOT_SIGNAL));
@@ -426,6 +441,13 @@ pub struct Recorder {
     /// Stops (and joins) the stall watchdog when the recorder goes.
     _watchdog: Option<Watchdog>,
     collected: Vec<PathBuf>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // Before the ring goes with the last reference: a recording asked to be kept.
+        self.shared.keep_at_end();
+    }
 }
 
 impl std::fmt::Debug for Recorder {

@@ -31,6 +31,11 @@ pub(crate) struct Shared {
     pub(crate) trigger_folded: u32,
     /// The dump being written, if any, and the triggers that folded into it.
     pub(crate) dumps: DumpQueue,
+    /// A recording that ends cleanly is kept as a dump (`Builder::keep_on_exit`,
+    /// `FLIGHTREC_KEEP=1`)...
+    pub(crate) keep_on_exit: bool,
+    /// ...once: when the recorder is dropped, or at `exit` for one never dropped.
+    pub(crate) kept: std::sync::atomic::AtomicBool,
     /// Snapshots capture every thread's native stack (`Builder::stacks_on_snapshot`, or
     /// `FLIGHTREC_STACKS=1`).
     pub(crate) stacks_on_snapshot: bool,
@@ -220,4 +225,46 @@ struct DumpQueueState {
     generation: u64,
     /// The last dump written (`None` when it failed).
     last: Option<PathBuf>,
+}
+
+impl Shared {
+    /// The clean end of a recording asked to be kept: a dump with trigger `exit`, once.
+    pub(crate) fn keep_at_end(&self) {
+        if !self.keep_on_exit || self.kept.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let t = crate::trigger::trigger(
+            flightrec_format::TriggerReason::Exit,
+            0,
+            os_tid(),
+            String::new(),
+        );
+        // A failure is recorded in the ring by `dump`; at the end there is no one to tell.
+        let _ = self.dump(&t);
+    }
+}
+
+/// Recordings to keep at `exit` (those never dropped: `init()` leaks its recorder).
+static KEEP_AT_EXIT: std::sync::Mutex<Vec<std::sync::Weak<Shared>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Keeps `shared`'s recording as a dump if the process exits before it is dropped.
+pub(crate) fn keep_at_exit(shared: &Arc<Shared>) {
+    let mut list = KEEP_AT_EXIT.lock().unwrap_or_else(|e| e.into_inner());
+    list.retain(|s| s.strong_count() > 0);
+    list.push(Arc::downgrade(shared));
+    drop(list);
+    crate::ring::before_close_at_exit(keep_all_at_exit);
+}
+
+fn keep_all_at_exit() {
+    // `try_lock`, as the ring's exit hook: never hang an exit on a list being changed.
+    let Ok(list) = KEEP_AT_EXIT.try_lock() else {
+        return;
+    };
+    let alive: Vec<Arc<Shared>> = list.iter().filter_map(std::sync::Weak::upgrade).collect();
+    drop(list);
+    for s in alive {
+        s.keep_at_end();
+    }
 }

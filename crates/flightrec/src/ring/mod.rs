@@ -363,7 +363,18 @@ pub(crate) fn close_at_exit(ring: &Arc<Ring>) {
     });
 }
 
+/// What runs at `exit` before the rings are closed (the recorders' exit dumps), set once.
+static BEFORE_CLOSE_AT_EXIT: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Runs `hook` at `exit`, before this process's rings are marked closed.
+pub(crate) fn before_close_at_exit(hook: fn()) {
+    let _ = BEFORE_CLOSE_AT_EXIT.set(hook);
+}
+
 extern "C" fn close_rings_at_exit() {
+    if let Some(hook) = BEFORE_CLOSE_AT_EXIT.get() {
+        hook();
+    }
     // `try_lock`: exit can run while another thread holds the list (registering a recorder);
     // blocking here could hang the exit, so that rare case is left unmarked.
     if let Ok(rings) = CLOSE_AT_EXIT.try_lock() {
