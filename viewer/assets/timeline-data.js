@@ -17,25 +17,45 @@ export function requestWindow(force) {
   fetchTimer = setTimeout(fetchWindow, 16);
 }
 
+/** Whether nothing the page asked for is still on its way. */
+export function quiet() {
+  return state.pending === 0 && state.overviewPending === 0 && state.data != null;
+}
+
+/** Wakes those waiting for the page to be quiet (`window.flightrecView.settled`). */
+function wakeIfQuiet() {
+  if (!quiet()) return;
+  const ws = state.settledWaiters;
+  state.settledWaiters = [];
+  ws.forEach((f) => f());
+}
+
 /** The whole recording at the canvas's width: what zooming out shows before the answer. */
 export async function fetchOverview() {
   const full = Math.max(1, state.meta.end);
   const view = viewParams();
   const req = { start: -full * 0.05, end: full * 1.05, width: Math.max(1, Math.round(width())), filters: JSON.stringify(filterParams()), view };
   let answer;
+  state.overviewPending++;
   try {
     answer = await getJSON("/window", {
       start: Math.floor(req.start), end: Math.ceil(req.end), width: req.width, ...view, ...filterParams(),
     });
   } catch (e) {
+    state.overviewPending--;
     noteProblem("overview", e);
     setStatus("error: " + e.message);
+    wakeIfQuiet();
     return;
   }
-  if (view.view !== state.mode) return; // the view changed meanwhile
-  state.overview = answer;
-  state.overviewReq = req;
-  requestDraw();
+  state.overviewPending--;
+  if (view.view === state.mode) {
+    // (Else the view changed meanwhile: the answer is for lanes no longer shown.)
+    state.overview = answer;
+    state.overviewReq = req;
+    requestDraw();
+  }
+  wakeIfQuiet();
 }
 
 async function fetchWindow() {
@@ -69,9 +89,7 @@ async function fetchWindow() {
     state.pending = Math.max(0, state.pending - 1);
     if (seq === state.fetchSeq) {
       state.pending = 0;
-      const ws = state.settledWaiters;
-      state.settledWaiters = [];
-      ws.forEach((f) => f());
+      wakeIfQuiet();
     }
   }
 }

@@ -1,7 +1,7 @@
 // Start-up, the switch between threads and tasks, and what the page answers the browser test
 // (and a curious user, from the console) through `window.flightrecView`.
 import { ApiError, getJSON, noteProblem } from "./timeline-api.js";
-import { fetchOverview, loadTasks, requestWindow, scrollTasks } from "./timeline-data.js";
+import { fetchOverview, loadTasks, quiet, requestWindow, scrollTasks } from "./timeline-data.js";
 import "./timeline-input.js";
 import { layout } from "./timeline-layout.js";
 import { pan, setView, zoom } from "./timeline-nav.js";
@@ -276,11 +276,15 @@ window.flightrecView = {
   /** Window requests sent so far. */
   windowRequests() { return state.fetchSeq; },
   /** Resolves once the recordings are read (at once unless several are opened together),
-   * no window request is pending, and the latest answer is drawn. */
+   * no window or overview request is on its way, and the latest answers are drawn: what is
+   * drawn then stays put until the next input. */
   async settled() {
     if (state.meta && state.meta.loading) await new Promise((res) => state.loadedWaiters.push(res));
-    if (!(state.pending === 0 && state.data)) await new Promise((res) => state.settledWaiters.push(res));
-    await nextFrame();
+    for (;;) {
+      if (!quiet()) await new Promise((res) => state.settledWaiters.push(res));
+      await nextFrame();
+      if (quiet()) return;
+    }
   },
   /** Drawn events, in page coordinates (for clicking them like a user). */
   drawnEvents() {

@@ -47,7 +47,8 @@ export const state = {
   axisLabels: [], // the axis's time labels as drawn: {x, w, text}
   triggerLabel: null, // the trigger marker's label on the axis: {x, w}
   problems: [], // API errors shown on the page, newest last: {what, status, message}
-  pending: 0,
+  pending: 0, // window requests asked for and not answered yet
+  overviewPending: 0, // overview requests not answered yet
   renders: 0,
   firstRenderMs: null,
   settledWaiters: [],
