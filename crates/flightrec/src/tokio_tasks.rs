@@ -320,7 +320,7 @@ mod tests {
                 .records
                 .iter()
                 .filter(|&&i| r.records[i].kind == RecordKind::Event)
-                .filter(|&&i| flightrec_analysis::locks::lock_op(&names, &r.records[i]).is_none())
+                .filter(|&&i| names.lock_op(&r.records[i]).is_none())
                 .count();
             assert_eq!(steps, 4, "request {n}");
         }
@@ -344,7 +344,7 @@ mod tests {
         for (i, x) in r.records.iter().enumerate() {
             let streamed = ids.observe(&names, x);
             assert_eq!(streamed, tasks.tokio_id(i), "record {i}: {x:?}");
-            let lock_event = flightrec_analysis::locks::lock_op(&names, x).is_some();
+            let lock_event = names.lock_op(x).is_some();
             if x.kind == RecordKind::Event && streamed.is_some() && !lock_event {
                 attributed += 1;
             }
