@@ -219,7 +219,9 @@ fn a_blocking_sleep_in_an_async_handler_is_a_blocking_poll() {
 fn an_awaited_sleep_in_an_async_handler_is_no_finding() {
     let dir = scratch();
     let dump = requests(dir.path(), false);
-    let (code, text) = check(&[dump.to_str().unwrap()]);
+    // Below the 30 ms a blocking sleep would hold its worker, above what a loaded machine's
+    // preemption adds to a short poll.
+    let (code, text) = check(&["--blocking-poll", "25", dump.to_str().unwrap()]);
     assert_eq!((code, text.as_str()), (0, ""));
 }
 
@@ -263,8 +265,9 @@ fn a_thread_silent_inside_a_span_is_stuck_and_one_outside_is_not() {
         "{text}"
     );
     assert!(text.contains("inside import"), "{text}");
-    // With the default threshold (1 s) this silence is no finding.
-    assert_eq!(check(&[dump.to_str().unwrap()]).0, 0);
+    // With a threshold longer than the silence, no finding (however long the machine took
+    // to take the snapshot).
+    assert_eq!(check(&["--stuck", "600000", dump.to_str().unwrap()]).0, 0);
 
     let dir = scratch();
     let dump = silent_thread(dir.path(), false);
@@ -272,12 +275,13 @@ fn a_thread_silent_inside_a_span_is_stuck_and_one_outside_is_not() {
     assert_eq!((code, text.as_str()), (0, ""));
 }
 
-/// A thread waits for `ledger` while another holds it for 150 ms, or takes it after.
+/// A thread waits for `ledger` while another holds it, or takes it after.
 fn contended(dir: &Path, wait: bool) -> PathBuf {
     let rec = recorder(dir, "contended", 1 << 20);
     let d = dispatch(&rec);
     let ledger = Arc::new(Mutex::named("ledger", 0u64));
     let (taken, holding) = std::sync::mpsc::channel();
+    let (waiter_tid, waiting) = std::sync::mpsc::channel::<u64>();
     let l = ledger.clone();
     let d2 = d.clone();
     let holder = std::thread::Builder::new()
@@ -287,7 +291,22 @@ fn contended(dir: &Path, wait: bool) -> PathBuf {
                 tracing::info!("start");
                 let mut g = l.lock().unwrap();
                 taken.send(()).unwrap();
-                std::thread::sleep(Duration::from_millis(150));
+                if wait {
+                    // Hold it until the waiter sleeps on it, then 100 ms more: the wait
+                    // is longer than the 50 ms the check asks, however loaded the machine.
+                    let tid = waiting.recv().unwrap();
+                    let blocked = std::time::Instant::now() + Duration::from_secs(60);
+                    while !std::fs::read_to_string(format!("/proc/self/task/{tid}/wchan"))
+                        .is_ok_and(|w| w.contains("futex"))
+                    {
+                        assert!(
+                            std::time::Instant::now() < blocked,
+                            "the waiter never blocked"
+                        );
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
                 *g += 1;
             })
         })
@@ -301,6 +320,11 @@ fn contended(dir: &Path, wait: bool) -> PathBuf {
     };
     let l = ledger.clone();
     on_thread(&d, "waiter", move || {
+        let tid: u64 = std::fs::read_link("/proc/thread-self")
+            .ok()
+            .and_then(|p| p.file_name()?.to_str()?.parse().ok())
+            .unwrap_or(0);
+        let _ = waiter_tid.send(tid);
         *l.lock().unwrap() += 1;
     });
     if let Some(h) = holder {
