@@ -167,6 +167,59 @@ pub struct TestEvent {
     pub fields: Vec<(u8, u64)>,
 }
 
+/// A field value of a [`TestRecord`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestValue {
+    U64(u64),
+    Str(String),
+}
+
+/// What a [`TestRecord`] is, with what its kind carries. Span ids are the writer's: unique
+/// within the recording, never 0 nor `u64::MAX`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestRecordKind {
+    /// An event inside `parent` (0: the thread's current span).
+    Event {
+        parent: u64,
+        fields: Vec<(u8, TestValue)>,
+    },
+    /// A span created under `parent` (`u64::MAX`: a root).
+    SpanNew {
+        span: u64,
+        parent: u64,
+        fields: Vec<(u8, TestValue)>,
+    },
+    Enter(u64),
+    Exit(u64),
+    Close(u64),
+}
+
+/// One record for [`records_image`]: at `ticks` (ns from [`EVENTS_WALL_NS`]), of
+/// `callsite`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestRecord {
+    pub ticks: u64,
+    pub callsite: u32,
+    pub kind: TestRecordKind,
+}
+
+impl From<&TestEvent> for TestRecord {
+    fn from(e: &TestEvent) -> Self {
+        TestRecord {
+            ticks: e.ticks,
+            callsite: e.callsite,
+            kind: TestRecordKind::Event {
+                parent: 0,
+                fields: e
+                    .fields
+                    .iter()
+                    .map(|&(i, v)| (i, TestValue::U64(v)))
+                    .collect(),
+            },
+        }
+    }
+}
+
 /// Wall-clock time (ns since the Unix epoch) of tick 0 in [`events_image`].
 pub const EVENTS_WALL_NS: u64 = 1_700_000_000_000_000_000;
 
@@ -174,6 +227,20 @@ pub const EVENTS_WALL_NS: u64 = 1_700_000_000_000_000_000;
 /// a recording of any shape of events, for property tests across readers. Each thread's
 /// events must fit a 64 KiB chunk.
 pub fn events_image(callsites: &[Callsite], threads: &[(ThreadEntry, Vec<TestEvent>)]) -> Vec<u8> {
+    let threads: Vec<(ThreadEntry, Vec<TestRecord>)> = threads
+        .iter()
+        .map(|(t, events)| (t.clone(), events.iter().map(TestRecord::from).collect()))
+        .collect();
+    records_image(callsites, &threads)
+}
+
+/// A ring image holding `threads`' records (events and span lives), one chunk per thread,
+/// described by `callsites`. Each thread starts outside any span and its records must fit
+/// a 64 KiB chunk.
+pub fn records_image(
+    callsites: &[Callsite],
+    threads: &[(ThreadEntry, Vec<TestRecord>)],
+) -> Vec<u8> {
     const CHUNK: u64 = 64 * 1024;
     let meta_capacity = 16 * 1024u64;
     let count = threads.len().max(1) as u64;
@@ -213,9 +280,9 @@ pub fn events_image(callsites: &[Callsite], threads: &[(ThreadEntry, Vec<TestEve
     assert!(m.bytes.len() as u64 <= meta_capacity, "meta fits");
     b[mo..mo + m.bytes.len()].copy_from_slice(&m.bytes);
     layout::put_u64(&mut b, header::META_COMMITTED_LEN, m.bytes.len() as u64);
-    for (c, (thread, events)) in threads.iter().enumerate() {
+    for (c, (thread, records)) in threads.iter().enumerate() {
         let off = g.chunk_offset(c as u32) as usize;
-        let first_ticks = events.first().map_or(0, |e| e.ticks);
+        let first_ticks = records.first().map_or(0, |e| e.ticks);
         let payload = &mut b[off + CHUNK_HEADER_SIZE..off + CHUNK as usize];
         let mut pos = 0;
         let mut e = Encoder::new(
@@ -227,19 +294,8 @@ pub fn events_image(callsites: &[Callsite], threads: &[(ThreadEntry, Vec<TestEve
         );
         e.u16(0);
         pos += e.finish().expect("a context record fits");
-        for ev in events {
-            let mut e = Encoder::new(
-                &mut payload[pos..],
-                RecordKind::Event,
-                ev.callsite,
-                ev.ticks,
-                false,
-            );
-            e.u64(0);
-            for &(i, v) in &ev.fields {
-                e.field_u64(i as usize, v);
-            }
-            pos += e.finish().expect("a thread's events fit its chunk");
+        for r in records {
+            pos += encode_test_record(&mut payload[pos..], r).expect("a thread's records fit");
         }
         layout::put_u64(
             &mut b,
@@ -254,4 +310,40 @@ pub fn events_image(callsites: &[Callsite], threads: &[(ThreadEntry, Vec<TestEve
         layout::put_u64(&mut b, off + chunk::CLAIM_MONO_NS, first_ticks);
     }
     b
+}
+
+fn encode_test_record(buf: &mut [u8], r: &TestRecord) -> Option<usize> {
+    let fields = |e: &mut Encoder, fields: &[(u8, TestValue)]| {
+        for (i, v) in fields {
+            match v {
+                TestValue::U64(v) => e.field_u64(*i as usize, *v),
+                TestValue::Str(s) => e.field_bytes(*i as usize, tag::STR, s.as_bytes()),
+            }
+        }
+    };
+    let (kind, span) = match &r.kind {
+        TestRecordKind::Event { parent, fields: f } => {
+            let mut e = Encoder::new(buf, RecordKind::Event, r.callsite, r.ticks, false);
+            e.u64(*parent);
+            fields(&mut e, f);
+            return e.finish();
+        }
+        TestRecordKind::SpanNew {
+            span,
+            parent,
+            fields: f,
+        } => {
+            let mut e = Encoder::new(buf, RecordKind::SpanNew, r.callsite, r.ticks, false);
+            e.u64(*span);
+            e.u64(*parent);
+            fields(&mut e, f);
+            return e.finish();
+        }
+        TestRecordKind::Enter(s) => (RecordKind::Enter, *s),
+        TestRecordKind::Exit(s) => (RecordKind::Exit, *s),
+        TestRecordKind::Close(s) => (RecordKind::Close, *s),
+    };
+    let mut e = Encoder::new(buf, kind, r.callsite, r.ticks, false);
+    e.u64(span);
+    e.finish()
 }

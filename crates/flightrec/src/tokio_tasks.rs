@@ -350,19 +350,6 @@ mod tests {
             }
         }
         assert_eq!(attributed, REQUESTS as usize * 4 + 2);
-        // The viewer shows them: a lane per task, named after the task and the request it
-        // runs, its polls on the workers' lanes.
-        let model = flightrec_viewer::model::Model::new(r.clone());
-        for &id in &request_ids {
-            let t = by_tokio(num(id));
-            let lane = &model.task_lanes[tasks.position(t.span).unwrap()];
-            assert_eq!(lane.label, format!("task {} · request", num(id)));
-            assert!(!lane.open && lane.polls == t.polls.len());
-            for w in &lane.workers {
-                assert_eq!(model.lanes[*w].name, "worker");
-            }
-        }
-        assert!(model.task_lanes[tasks.position(pending.span).unwrap()].open);
         // The requests' shared tokio Mutex: every acquisition released, none left held.
         let total = flightrec_analysis::locks::locks(&r)
             .into_iter()

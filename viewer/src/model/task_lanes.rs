@@ -129,3 +129,124 @@ pub(super) fn by_name(task_lanes: &[TaskLane]) -> Vec<u32> {
     keyed.sort_unstable();
     keyed.into_iter().map(|(_, _, i)| i).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use flightrec_format::meta::tokio_task;
+    use flightrec_format::meta::ThreadEntry;
+    use flightrec_format::testing::{callsite, records_image, TestRecord, TestRecordKind};
+    use flightrec_format::testing::{TestValue, EVENTS_WALL_NS};
+    use flightrec_format::Callsite;
+
+    use super::super::Model;
+
+    const TASK: u32 = 1;
+    const REQUEST: u32 = 2;
+    const STEP: u32 = 3;
+
+    fn at(ticks: u64, callsite: u32, kind: TestRecordKind) -> TestRecord {
+        TestRecord {
+            ticks,
+            callsite,
+            kind,
+        }
+    }
+
+    fn task(span: u64, tokio_id: u64) -> TestRecordKind {
+        TestRecordKind::SpanNew {
+            span,
+            parent: u64::MAX,
+            fields: vec![
+                (0, TestValue::U64(tokio_id)),
+                (1, TestValue::Str("src/main.rs".into())),
+                (2, TestValue::U64(7)),
+            ],
+        }
+    }
+
+    /// Tasks recorded by the tokio hooks (the `tokio` feature's test records them from a
+    /// real runtime; this one lays them out as the hooks write them): a lane per task,
+    /// named after the task and the request it runs, its polls on the workers' lanes, and
+    /// a task still pending at the end drawn open.
+    #[test]
+    fn tokio_hook_tasks_get_a_lane_each_with_their_workers_and_polls() {
+        let callsites = vec![
+            Callsite {
+                target: tokio_task::TARGET.into(),
+                ..callsite(
+                    TASK,
+                    true,
+                    tokio_task::NAME,
+                    &tokio_task::FIELDS.iter().copied().collect::<Vec<_>>(),
+                )
+            },
+            callsite(REQUEST, true, "request", &["n"]),
+            callsite(STEP, false, "step", &["message"]),
+        ];
+        use TestRecordKind::{Close, Enter, Exit};
+        let step = |parent| TestRecordKind::Event {
+            parent,
+            fields: vec![(0, TestValue::Str("step".into()))],
+        };
+        // Worker 1 spawns task 11 (span 1) and 12 (span 2), polls 11 once with its request
+        // span inside.
+        let w1 = vec![
+            at(10, TASK, task(1, 11)),
+            at(20, TASK, task(2, 12)),
+            at(30, TASK, Enter(1)),
+            at(
+                31,
+                REQUEST,
+                TestRecordKind::SpanNew {
+                    span: 3,
+                    parent: 0,
+                    fields: vec![(0, TestValue::U64(1))],
+                },
+            ),
+            at(32, REQUEST, Enter(3)),
+            at(33, STEP, step(0)),
+            at(34, REQUEST, Exit(3)),
+            at(35, TASK, Exit(1)),
+            at(40, TASK, Enter(2)),
+            at(41, TASK, Exit(2)),
+        ];
+        // Worker 2 polls task 11 again, to its end.
+        let w2 = vec![
+            at(50, TASK, Enter(1)),
+            at(51, REQUEST, Enter(3)),
+            at(52, STEP, step(0)),
+            at(53, REQUEST, Exit(3)),
+            at(54, REQUEST, Close(3)),
+            at(55, TASK, Exit(1)),
+            at(56, TASK, Close(1)),
+        ];
+        let worker = |index, tid| ThreadEntry {
+            index,
+            tid,
+            name: "worker".into(),
+        };
+        let img = records_image(&callsites, &[(worker(0, 100), w1), (worker(1, 101), w2)]);
+        let rec = flightrec_format::decode(&img).unwrap();
+        assert!(!rec.damage.is_damaged(), "{:?}", rec.damage);
+        assert_eq!(rec.start_wall_ns, EVENTS_WALL_NS as i64);
+        let model = Model::new(rec);
+        let lane = |label: &str| {
+            model
+                .task_lanes
+                .iter()
+                .find(|l| l.label == label)
+                .unwrap_or_else(|| panic!("no lane {label}: {:?}", model.task_lanes))
+        };
+        let done = lane("task 11 · request");
+        assert!(!done.open);
+        assert_eq!(done.polls, 2);
+        assert_eq!(done.workers.len(), 2);
+        for &w in &done.workers {
+            assert_eq!(model.lanes[w].name, "worker");
+        }
+        assert_ne!(done.workers[0], done.workers[1]);
+        let pending = lane("task 12");
+        assert!(pending.open);
+        assert_eq!(pending.polls, 1);
+    }
+}
