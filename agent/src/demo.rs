@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use flightrec_format::{Record, Recording};
+use flightrec_analysis::findings::{Finding, Kind};
 use tracing::{debug, error, info, info_span, warn};
 use tracing_subscriber::prelude::*;
 
@@ -79,7 +79,7 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
         &flightrec_analysis::findings::Thresholds::default(),
     );
     crate::info::run(&dump, &rec, rec.records.iter().cloned(), &found, false, out)?;
-    let culprit = print_interleaving(&rec, out)?;
+    let culprit = print_interleaving(&found, out)?;
     let ring = recorder.ring_path().to_path_buf();
     drop(recorder);
     keep_only(&dir, &dump, &ring);
@@ -96,19 +96,16 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
     // The page opens on the interleaving (from the hit to the failed read, with a margin),
     // with the cache selected.
     let query = match culprit {
-        Some(Culprit {
-            cache,
-            from,
-            to: Some(to),
-        }) => {
-            let margin = ((to - from) / 5).max(20_000);
+        Some(c) => {
+            let margin = ((c.to - c.from) / 5).max(20_000);
             format!(
-                "?field=cache&value={cache}&from={}&to={}",
-                from - margin,
-                to + margin
+                "?field={}&value={}&from={}&to={}",
+                c.field,
+                c.value,
+                c.from - margin,
+                c.to + margin
             )
         }
-        Some(Culprit { cache, .. }) => format!("?field=cache&value={cache}&focus=trigger"),
         None => String::new(),
     };
     writeln!(
@@ -289,92 +286,48 @@ pub(crate) fn first_panic_dump(dir: &Path) -> anyhow::Result<PathBuf> {
         .ok_or_else(|| anyhow::anyhow!("no panic dump in {}", dir.display()))
 }
 
-/// The object and the moments to show.
-struct Culprit {
-    /// The cache's address, as its records carry it.
-    cache: String,
-    /// The victim's cache hit, ns since the Unix epoch.
-    from: i64,
-    /// Its failed read.
-    to: Option<i64>,
+/// The object the viewer opens on, and the stretch of time: the interleaving finding's
+/// object and its first and last evidence (ns since the Unix epoch).
+pub(crate) struct Culprit {
+    pub field: String,
+    pub value: String,
+    pub from: i64,
+    pub to: i64,
 }
 
-/// Prints the guilty interleaving: the panicking worker's cache hit, what other threads did
-/// to the cache before its read, and the failed read.
-fn print_interleaving(rec: &Recording, out: &mut impl Write) -> anyhow::Result<Option<Culprit>> {
-    let names = flightrec_analysis::Names::new(rec);
-    let field = |r: &Record, name: &str| -> Option<String> {
-        r.fields
-            .iter()
-            .find(|f| names.field_name(r.callsite, f.index) == name)
-            .map(|f| f.value.to_text())
+/// Prints the recording's first `interleaving` finding (the failure, explained): the
+/// failing request's earlier touch of the object, the other threads' or requests' touches
+/// in between, and the failure, each with its time, who wrote it and what it shows. The
+/// findings know nothing of the demo's messages: this is what a user's service gets too.
+pub(crate) fn print_interleaving(
+    found: &[Finding],
+    out: &mut impl Write,
+) -> anyhow::Result<Option<Culprit>> {
+    let Some(f) = found.iter().find(|f| f.kind == Kind::Interleaving) else {
+        return Ok(None);
     };
-    let message = |r: &Record| field(r, "message").unwrap_or_default();
-    let thread_name = |index: u32| names.thread_label(index);
-    let victim = rec
-        .threads
-        .iter()
-        .find(|t| t.tid == rec.trigger.tid)
-        .map(|t| t.index);
-    let Some(failed) = rec
-        .records
-        .iter()
-        .rposition(|r| Some(r.thread) == victim && message(r).starts_with("price vanished"))
-    else {
-        return Ok(rec.records.iter().find_map(|r| {
-            Some(Culprit {
-                cache: field(r, "cache")?,
-                from: r.ts,
-                to: None,
-            })
-        }));
+    let object = f.object.clone().unwrap_or_default();
+    writeln!(out, "\nThe guilty interleaving, on {object}:")?;
+    let who = |e: &flightrec_analysis::findings::Evidence| match &e.task {
+        Some(t) => format!("{t} on {}", e.thread),
+        None => e.thread.clone(),
     };
-    let err = &rec.records[failed];
-    let (sku, cache) = (field(err, "sku"), field(err, "cache"));
-    let hit = rec.records[..failed]
-        .iter()
-        .rposition(|r| {
-            r.thread == err.thread && message(r) == "cache hit" && field(r, "sku") == sku
-        })
-        .unwrap_or(failed);
-    writeln!(
-        out,
-        "\nThe guilty interleaving, on the cache at {}:",
-        cache.as_deref().unwrap_or("?")
-    )?;
-    let mut prev: Option<u32> = None;
-    for r in &rec.records[hit..=failed] {
-        let touches_cache = field(r, "cache") == cache;
-        let relevant = if r.thread == err.thread {
-            touches_cache
-        } else {
-            touches_cache && (field(r, "sku") == sku || field(r, "removed").is_some())
-        };
-        if !relevant {
-            continue;
-        }
-        let mark = match prev {
-            Some(p) if p != r.thread => format!("   <- handed over from {}", thread_name(p)),
-            _ => String::new(),
-        };
-        let detail: Vec<String> = ["sku", "removed"]
-            .iter()
-            .filter_map(|k| field(r, k).map(|v| format!("{k}={v}")))
-            .collect();
+    let width = f.records.iter().map(|e| who(e).len()).max().unwrap_or(0);
+    for e in &f.records {
         writeln!(
             out,
-            "  {}  {:<10} {} {}{}",
-            crate::cat::format_ts(r.ts),
-            thread_name(r.thread),
-            message(r),
-            detail.join(" "),
-            mark
+            "  {}  {:<width$}  {}   ({})",
+            crate::cat::format_ts(e.ts),
+            who(e),
+            e.title,
+            e.role
         )?;
-        prev = Some(r.thread);
     }
-    Ok(cache.map(|cache| Culprit {
-        cache,
-        from: rec.records[hit].ts,
-        to: Some(err.ts),
+    let (field, value) = object.split_once('=').unwrap_or((&object, ""));
+    Ok(Some(Culprit {
+        field: field.to_string(),
+        value: value.to_string(),
+        from: f.records.first().map_or(0, |e| e.ts),
+        to: f.records.last().map_or(0, |e| e.ts),
     }))
 }

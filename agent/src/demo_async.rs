@@ -21,12 +21,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
-use flightrec_analysis::{Names, Tasks};
-use flightrec_format::{Record, Recording};
 use tracing::{error, info, info_span, Instrument};
 use tracing_subscriber::prelude::*;
 
-use crate::demo::{first_panic_dump, DemoOptions};
+use crate::demo::{first_panic_dump, print_interleaving, DemoOptions};
 
 /// Events on sale; clients buy tickets for them at random.
 const EVENTS: u64 = 3;
@@ -281,7 +279,7 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
         &flightrec_analysis::findings::Thresholds::default(),
     );
     crate::info::run(&dump, &rec, rec.records.iter().cloned(), &found, false, out)?;
-    let culprit = print_interleaving(&rec, out)?;
+    let culprit = print_interleaving(&found, out)?;
     let ring = recorder.ring_path().to_path_buf();
     drop(recorder);
     crate::demo::keep_only(&dir, &dump, &ring);
@@ -299,8 +297,9 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
         Some(c) => {
             let margin = ((c.to - c.from) / 5).max(50_000);
             format!(
-                "?view=tasks&field=lot&value={}&from={}&to={}",
-                c.lot,
+                "?view=tasks&field={}&value={}&from={}&to={}",
+                c.field,
+                c.value,
                 c.from - margin,
                 c.to + margin
             )
@@ -324,80 +323,4 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
         out,
         std::future::pending(),
     )
-}
-
-/// The lot two requests raced for, and the stretch of time to show.
-struct Culprit {
-    lot: String,
-    /// The first of the two requests' checks, and the failed sale (ns since the Unix epoch).
-    from: i64,
-    to: i64,
-}
-
-/// Prints the two requests that interleaved on the lot: each one's check and what it did
-/// after its await, in time order, naming the request and the worker of each step.
-fn print_interleaving(rec: &Recording, out: &mut impl Write) -> anyhow::Result<Option<Culprit>> {
-    let names = Names::new(rec);
-    let tasks = Tasks::of(rec);
-    let field = |r: &Record, name: &str| -> Option<String> {
-        r.fields
-            .iter()
-            .find(|f| names.field_name(r.callsite, f.index) == name)
-            .map(|f| f.value.to_text())
-    };
-    let message = |r: &Record| field(r, "message").unwrap_or_default();
-    // The first failure is the one whose panic wrote the dump.
-    let Some(failed) = rec
-        .records
-        .iter()
-        .position(|r| message(r).starts_with("ticket gone"))
-    else {
-        return Ok(None);
-    };
-    let Some(lot) = field(&rec.records[failed], "lot") else {
-        return Ok(None);
-    };
-    let carrying: Vec<usize> = (0..=failed)
-        .filter(|&i| field(&rec.records[i], "lot").as_deref() == Some(lot.as_str()))
-        .collect();
-    // From the first check of the lot.
-    let from = carrying
-        .iter()
-        .map(|&i| &rec.records[i])
-        .find(|r| message(r) == "ticket available")
-        .map_or(rec.records[failed].ts, |r| r.ts);
-    writeln!(out, "\nThe guilty interleaving, on lot {lot}:")?;
-    let mut prev: Option<usize> = None;
-    for &i in &carrying {
-        let r = &rec.records[i];
-        let task = tasks.of_record(i);
-        let who = task.map_or_else(
-            || "outside any request".to_string(),
-            |t| flightrec_analysis::tasks::label(&names, &tasks.list[t]),
-        );
-        let mark = match (prev, task) {
-            (Some(p), Some(t)) if p != t => format!(
-                "   <- handed over from {}",
-                flightrec_analysis::tasks::label(&names, &tasks.list[p])
-            ),
-            _ => String::new(),
-        };
-        writeln!(
-            out,
-            "  {}  {:<26} on {:<22} {}{}",
-            crate::cat::format_ts(r.ts),
-            who,
-            names.thread_label(r.thread),
-            message(r),
-            mark
-        )?;
-        if task.is_some() {
-            prev = task;
-        }
-    }
-    Ok(Some(Culprit {
-        lot,
-        from,
-        to: rec.records[failed].ts,
-    }))
 }

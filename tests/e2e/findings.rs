@@ -12,7 +12,7 @@ use crate::helpers::*;
 
 /// Runs `f` on a thread named `name` recording into `d` (a first event registers the
 /// thread with this recorder before any lock event).
-fn on_thread(d: &tracing::Dispatch, name: &str, f: impl FnOnce() + Send + 'static) {
+pub(crate) fn on_thread(d: &tracing::Dispatch, name: &str, f: impl FnOnce() + Send + 'static) {
     let d = d.clone();
     std::thread::Builder::new()
         .name(name.into())
@@ -28,7 +28,7 @@ fn on_thread(d: &tracing::Dispatch, name: &str, f: impl FnOnce() + Send + 'stati
 }
 
 /// `flightrec check ARGS`: exit code and stdout.
-fn check(args: &[&str]) -> (i32, String) {
+pub(crate) fn check(args: &[&str]) -> (i32, String) {
     let mut all = vec!["check"];
     all.extend_from_slice(args);
     let out = flightrec(&all);
@@ -39,7 +39,7 @@ fn check(args: &[&str]) -> (i32, String) {
 }
 
 /// `info --json`'s findings of `kind`.
-fn findings_of(dump: &Path, kind: &str) -> Vec<Json> {
+pub(crate) fn findings_of(dump: &Path, kind: &str) -> Vec<Json> {
     info_json(dump)["findings"]
         .as_array()
         .unwrap()

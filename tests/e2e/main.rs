@@ -11,6 +11,7 @@ mod disk;
 mod edges;
 mod export;
 mod findings;
+mod findings_objects;
 mod folding;
 mod helpers;
 mod hostile;

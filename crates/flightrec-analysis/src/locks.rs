@@ -154,6 +154,17 @@ impl LockTracker {
         }
     }
 
+    /// The locks `thread` holds after the records fed so far: each lock with the position
+    /// of the record that took it (which tells two holds of one lock apart) and whether the
+    /// hold is shared. Holds whose taking was lost are not known until they end.
+    pub fn held_by(&self, thread: u32) -> impl Iterator<Item = (u32, usize, bool)> + '_ {
+        self.held
+            .get(&thread)
+            .into_iter()
+            .flatten()
+            .filter_map(|h| Some((h.lock, h.record?, h.shared)))
+    }
+
     /// Feeds the next record. Feed every record, in time order: record positions in the
     /// answers count them.
     pub fn observe(&mut self, names: &Names<'_>, r: &Record) {
@@ -360,7 +371,7 @@ impl LockState {
 
 /// Whether `lock` is held by a task rather than a thread (`tokio::Mutex`: held across
 /// awaits, while its thread runs other tasks).
-fn is_task_lock(names: &Names<'_>, lock: u32) -> bool {
+pub fn is_task_lock(names: &Names<'_>, lock: u32) -> bool {
     names
         .callsite(lock)
         .and_then(|c| c.module.as_deref())

@@ -79,6 +79,11 @@ pub fn local_thread(index: u32) -> u32 {
     index & 0xF_FFFF
 }
 
+/// Which recording a merged thread index came from (its `k` in `rename_into`).
+pub fn recording_of_thread(index: u32) -> usize {
+    (index >> 20) as usize
+}
+
 fn callsite_of(k: usize, id: u32) -> u32 {
     ((k as u32) << 24) | (id & 0xFF_FFFF)
 }

@@ -173,12 +173,7 @@ mod tests {
         let callsites = vec![
             Callsite {
                 target: tokio_task::TARGET.into(),
-                ..callsite(
-                    TASK,
-                    true,
-                    tokio_task::NAME,
-                    &tokio_task::FIELDS.iter().copied().collect::<Vec<_>>(),
-                )
+                ..callsite(TASK, true, tokio_task::NAME, &tokio_task::FIELDS)
             },
             callsite(REQUEST, true, "request", &["n"]),
             callsite(STEP, false, "step", &["message"]),

@@ -1,0 +1,284 @@
+//! Findings: the bug a recording shows, named, with the records that show it. One place,
+//! read by `info`, `check` and the viewer.
+//!
+//! The kinds, whose names (`Kind::slug`) are the contract:
+//! - `deadlock`: the wait-for cycle among `flightrec::sync` locks when the data ends.
+//! - `interleaving`: a failure (a record at WARN or above) in a request S carrying an
+//!   object K, where another thread, task or process touched K after S's earlier record on
+//!   it: the failure, explained.
+//! - `lock_order`: lockdep's rule. A thread took L2 while holding L1, and some thread took
+//!   L1 while holding L2 (or a longer cycle): reported even when it never deadlocked.
+//! - `atomicity`: a check-then-act split across two holds of one lock, with another
+//!   thread's hold that touched the object falling between them.
+//! - `inconsistent_locking`: Eraser's lockset. An object shared between threads or tasks
+//!   whose touches hold no lock in common, though some hold one.
+//! - `blocking_poll`: a poll of an async task (a span entry on a thread that polls tasks)
+//!   longer than a threshold: a task that blocked its worker.
+//! - `lock_wait`: a wait for a lock longer than a threshold, with who held it.
+//! - `stuck`: a thread inside a span that wrote nothing for longer than a threshold
+//!   before the data ends.
+//!
+//! What an object is, for these rules, is said in [`objects`].
+//!
+//! What they cannot see: synchronisation that is not recorded (std's locks, atomics,
+//! channels) orders nothing here, and locks held by tasks across awaits (`tokio::Mutex`)
+//! are left out of the lock order and the locksets, which are about threads.
+
+mod locking;
+pub mod objects;
+#[cfg(test)]
+mod tests;
+mod timing;
+
+use flightrec_format::{Record, Recording};
+
+use crate::locks::{complete_thread, data_end, LockTracker};
+use crate::names::Names;
+use crate::tasks::{label as task_label, Tasks};
+
+/// What kind of bug a finding is. The slugs are the contract (`info --json`, `check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Deadlock,
+    Interleaving,
+    LockOrder,
+    Atomicity,
+    InconsistentLocking,
+    BlockingPoll,
+    LockWait,
+    Stuck,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 8] = [
+        Kind::Deadlock,
+        Kind::Interleaving,
+        Kind::LockOrder,
+        Kind::Atomicity,
+        Kind::InconsistentLocking,
+        Kind::BlockingPoll,
+        Kind::LockWait,
+        Kind::Stuck,
+    ];
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            Kind::Deadlock => "deadlock",
+            Kind::Interleaving => "interleaving",
+            Kind::Atomicity => "atomicity",
+            Kind::InconsistentLocking => "inconsistent_locking",
+            Kind::LockOrder => "lock_order",
+            Kind::BlockingPoll => "blocking_poll",
+            Kind::LockWait => "lock_wait",
+            Kind::Stuck => "stuck",
+        }
+    }
+
+    /// The kind a slug names.
+    pub fn parse(slug: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.slug() == slug)
+    }
+}
+
+/// How bad a finding is; findings are ranked by it, worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Worth a look: slow, or idle where it should not be.
+    Note,
+    /// A bug that has not bitten in this recording, or a stall of others.
+    Warning,
+    /// It bit: threads that will never move again.
+    Error,
+}
+
+impl Severity {
+    pub fn slug(self) -> &'static str {
+        match self {
+            Severity::Note => "note",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// A record that is evidence for a finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    /// Its position in the recording (what `cat --json` and the viewer number records by).
+    pub record: usize,
+    /// ns since the Unix epoch.
+    pub ts: i64,
+    pub thread: String,
+    pub task: Option<String>,
+    pub title: String,
+    /// `file:line` of its callsite, when recorded.
+    pub place: Option<String>,
+    /// What it shows: "took `a`", "waited", "held it"...
+    pub role: String,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub kind: Kind,
+    pub severity: Severity,
+    /// One line: what happened.
+    pub title: String,
+    /// The object involved (`field=value`), if any.
+    pub object: Option<String>,
+    /// The locks involved, as people read them.
+    pub locks: Vec<String>,
+    pub threads: Vec<String>,
+    pub tasks: Vec<String>,
+    pub processes: Vec<String>,
+    /// The records that show it, in time order.
+    pub records: Vec<Evidence>,
+}
+
+/// Thresholds of the kinds that are about time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// A poll longer than this blocks its worker (`blocking_poll`); default 10 ms.
+    pub blocking_poll_ns: u64,
+    /// A lock wait longer than this is reported (`lock_wait`); default 100 ms.
+    pub lock_wait_ns: u64,
+    /// A thread inside a span silent this long before the end is stuck; default 1 s.
+    pub stuck_ns: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            blocking_poll_ns: 10_000_000,
+            lock_wait_ns: 100_000_000,
+            stuck_ns: 1_000_000_000,
+        }
+    }
+}
+
+/// Evidence records at most per finding: enough to read the story, few enough to print.
+const MAX_EVIDENCE: usize = 12;
+
+/// Findings at most per kind: one bug seen a thousand times is one finding, told once.
+const MAX_PER_KIND: usize = 20;
+
+/// The findings of `rec` (its records in memory), worst first.
+pub fn findings(rec: &Recording, thresholds: &Thresholds) -> Vec<Finding> {
+    findings_of_processes(rec, &[], thresholds)
+}
+
+/// The findings of a merged recording (`crate::merge`): `processes[k]` names recording
+/// `k`'s process, whose threads are those `crate::merge::local_thread` maps home. With no
+/// labels, `rec` is one process.
+pub fn findings_of_processes(
+    rec: &Recording,
+    processes: &[String],
+    thresholds: &Thresholds,
+) -> Vec<Finding> {
+    let names = Names::new(rec);
+    let tasks = Tasks::of(rec);
+    // One pass: the lock replay, and beside it what objects were touched under which
+    // holds (the replay's live state at each record).
+    let mut tracker = LockTracker::with_intervals();
+    let mut touches = objects::Touches::new(rec, &names);
+    for (i, r) in rec.records.iter().enumerate() {
+        tracker.observe(&names, r);
+        touches.observe(&names, &tracker, i, r);
+    }
+    let end = data_end(rec);
+    let locks = tracker.finish(end, |t| complete_thread(rec, t));
+    let cx = Context {
+        rec,
+        names,
+        tasks: &tasks,
+    };
+    let mut out = Vec::new();
+    out.extend(cx.deadlocks(&locks));
+    out.extend(cx.interleavings(&touches));
+    out.extend(cx.lock_order(&locks));
+    out.extend(cx.atomicity(&touches));
+    out.extend(cx.inconsistent_locking(&touches));
+    out.extend(cx.blocking_polls(thresholds.blocking_poll_ns));
+    out.extend(cx.lock_waits(&locks, thresholds.lock_wait_ns));
+    out.extend(cx.stuck(end, thresholds.stuck_ns));
+    for f in &mut out {
+        f.processes = cx.processes_of(f, processes);
+    }
+    // Worst first; within a severity, in the order the kinds are listed, then by time.
+    out.sort_by_key(|f| {
+        (
+            std::cmp::Reverse(f.severity),
+            f.kind,
+            f.records.first().map_or(i64::MAX, |e| e.ts),
+        )
+    });
+    out
+}
+
+/// What every rule reads.
+struct Context<'r> {
+    rec: &'r Recording,
+    names: Names<'r>,
+    tasks: &'r Tasks,
+}
+
+impl Context<'_> {
+    /// The processes a finding's records come from: in a merged recording, by their
+    /// threads; else the one process.
+    fn processes_of(&self, f: &Finding, labels: &[String]) -> Vec<String> {
+        if labels.is_empty() {
+            let p = &self.rec.process;
+            return vec![format!("{}[{}]", p.service, p.pid)];
+        }
+        let mut out: Vec<String> = Vec::new();
+        for e in &f.records {
+            let Some(r) = self.rec.records.get(e.record) else {
+                continue;
+            };
+            let k = crate::merge::recording_of_thread(r.thread);
+            if let Some(l) = labels.get(k) {
+                if !out.contains(l) {
+                    out.push(l.clone());
+                }
+            }
+        }
+        out
+    }
+
+    fn evidence(&self, record: usize, role: impl Into<String>) -> Option<Evidence> {
+        let r: &Record = self.rec.records.get(record)?;
+        let cs = self.names.callsite(r.callsite);
+        Some(Evidence {
+            record,
+            ts: r.ts,
+            thread: self.names.thread_label(r.thread),
+            task: self
+                .tasks
+                .of_record(record)
+                .map(|t| task_label(&self.names, &self.tasks.list[t])),
+            title: self.names.title(r).into_owned(),
+            place: cs.and_then(|c| {
+                let f = c.file.as_ref()?;
+                Some(match c.line {
+                    Some(l) => format!("{f}:{l}"),
+                    None => f.clone(),
+                })
+            }),
+            role: role.into(),
+        })
+    }
+
+    fn finding(&self, kind: Kind, severity: Severity, title: String) -> Finding {
+        Finding {
+            kind,
+            severity,
+            title,
+            object: None,
+            locks: Vec::new(),
+            threads: Vec::new(),
+            tasks: Vec::new(),
+            processes: Vec::new(),
+            records: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,655 @@
+//! The object rules: `interleaving`, `atomicity` and `inconsistent_locking`.
+//!
+//! A record *touches* an object when one of its fields carries it: the field's name and its
+//! value, as text (`cache=0x55d0c0a0`, `job=142.job`). Only events count, not lock events
+//! nor the recorder's own (its notes, panics and tokio tasks), and never the message.
+//!
+//! Which field values are objects:
+//! - for `interleaving`, any value of a text or integer field: the failure is the evidence
+//!   that the value mattered, and the value whose other touches explain it best is chosen
+//!   (touches from code the failing request did not run first, then the rarest value);
+//! - for `atomicity` and `inconsistent_locking`, which need no failure, only a value the
+//!   recording shows to be an object: an address (`0x` and at least four hex digits, as
+//!   `{:p}` prints), or a value of a field named like a recorded lock (a `cache` field,
+//!   with `Mutex::named("cache", …)`). Per-request data (`user=5`, `request_id`, `sku`)
+//!   is neither, however many threads log it inside or outside critical sections.
+//!
+//! A request is the unit a check-then-act happens in: the task a record belongs to, else
+//! its thread's outermost entered span. Records outside any span belong to no request.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use flightrec_format::{Level, Record, RecordKind, Value};
+
+use crate::locks::{is_task_lock, LockTracker};
+use crate::names::Names;
+use crate::tasks::label as task_label;
+
+use super::{Context, Finding, Kind, Severity, MAX_EVIDENCE, MAX_PER_KIND};
+
+/// Failures looked at most: a storm of warnings tells one story many times.
+const MAX_FAILURES: usize = 2_000;
+
+/// Carriers looked back over at most, from a failure to its request's earlier touch.
+const MAX_LOOK_BACK: usize = 100_000;
+
+/// Whether `value` names an object for the lock rules by its form: an address, as `{:p}`
+/// and `{:?}` print pointers (`0x` and at least four hex digits).
+pub fn is_address(value: &str) -> bool {
+    value.strip_prefix("0x").is_some_and(|hex| {
+        hex.len() >= 4 && hex.len() <= 16 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// A field value as a failure's candidate object: text and integers, not flags, floats or
+/// bytes.
+fn candidate_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Str(s) | Value::Debug(s) if !s.is_empty() => Some(s.clone()),
+        Value::I64(_) | Value::U64(_) | Value::I128(_) | Value::U128(_) => Some(v.to_text()),
+        _ => None,
+    }
+}
+
+/// An event of the program's own (not a lock event, not the recorder's).
+fn is_program_event(names: &Names<'_>, r: &Record) -> bool {
+    if r.kind != RecordKind::Event || names.lock_op(r).is_some() {
+        return false;
+    }
+    names
+        .callsite(r.callsite)
+        .is_none_or(|c| !RECORDER_TARGETS.contains(&c.target.as_str()))
+}
+
+/// The recorder's own events' targets: its notes, panics, locks and tokio tasks.
+const RECORDER_TARGETS: [&str; 4] = [
+    "flightrec",
+    "flightrec::panic",
+    flightrec_format::meta::lock::TARGET,
+    flightrec_format::meta::tokio_task::TARGET,
+];
+
+/// One touch of an object (by the lock rules' definition) and the locks held at it.
+#[derive(Debug)]
+struct Touch {
+    record: usize,
+    key: u32,
+    /// (lock, the record that took the hold, shared), thread locks only.
+    holds: Box<[(u32, usize, bool)]>,
+    /// The thread held a task's lock (`tokio::Mutex`) too: its lockset is not the
+    /// thread's to tell.
+    task_lock: bool,
+}
+
+/// What the one pass over the records gathers for the object rules.
+pub(super) struct Touches<'r> {
+    /// Names of the recorded thread locks: a field named like one carries its object.
+    lock_names: HashSet<&'r str>,
+    keys: HashMap<String, u32>,
+    key_names: Vec<String>,
+    touches: Vec<Touch>,
+    /// Per thread, the locks whose first surviving record there is a release: until then
+    /// the thread may have held them (the taking was lost).
+    uncertain: HashMap<u32, Vec<(u32, usize)>>,
+    seen_ops: HashSet<(u32, u32)>,
+    /// Events at WARN or above.
+    failures: Vec<usize>,
+}
+
+impl<'r> Touches<'r> {
+    pub(super) fn new(rec: &'r flightrec_format::Recording, names: &Names<'_>) -> Touches<'r> {
+        let lock_names = rec
+            .callsites
+            .values()
+            .filter(|c| flightrec_format::meta::lock::is(c) && !is_task_lock(names, c.id))
+            .map(|c| c.name.as_str())
+            .collect();
+        Touches {
+            lock_names,
+            keys: HashMap::new(),
+            key_names: Vec::new(),
+            touches: Vec::new(),
+            uncertain: HashMap::new(),
+            seen_ops: HashSet::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// Record `i` (`r`), fed after the lock replay saw it.
+    pub(super) fn observe(
+        &mut self,
+        names: &Names<'_>,
+        tracker: &LockTracker,
+        i: usize,
+        r: &Record,
+    ) {
+        if r.kind != RecordKind::Event {
+            return;
+        }
+        if let Some((lock, op)) = names.lock_op(r) {
+            if self.seen_ops.insert((r.thread, lock)) {
+                if let crate::LockOp::Released { .. } = op {
+                    self.uncertain.entry(r.thread).or_default().push((lock, i));
+                }
+            }
+            return;
+        }
+        if !is_program_event(names, r) {
+            return;
+        }
+        let Some(c) = names.callsite(r.callsite) else {
+            return;
+        };
+        if c.level >= Level::Warn && self.failures.len() < MAX_FAILURES {
+            self.failures.push(i);
+        }
+        for f in &r.fields {
+            let Some(field) = c.fields.get(f.index as usize) else {
+                continue;
+            };
+            if field == "message" {
+                continue;
+            }
+            let text = match &f.value {
+                Value::Str(s) | Value::Debug(s) if is_address(s) => s.as_str(),
+                _ if self.lock_names.contains(field.as_str()) => &f.value.to_text(),
+                _ => continue,
+            };
+            let name = format!("{field}={text}");
+            let next = self.key_names.len() as u32;
+            let key = *self.keys.entry(name.clone()).or_insert(next);
+            if key == next {
+                self.key_names.push(name);
+            }
+            let mut task_lock = false;
+            let holds: Vec<(u32, usize, bool)> = tracker
+                .held_by(r.thread)
+                .filter(|&(l, _, _)| {
+                    let task = is_task_lock(names, l);
+                    task_lock |= task;
+                    !task
+                })
+                .collect();
+            self.touches.push(Touch {
+                record: i,
+                key,
+                holds: holds.into_boxed_slice(),
+                task_lock,
+            });
+        }
+    }
+
+    /// The locks thread `thread` may have held at record `i` though no hold says so: its
+    /// first record of them is a release that came later.
+    fn maybe_held(&self, thread: u32, i: usize) -> impl Iterator<Item = u32> + '_ {
+        self.uncertain
+            .get(&thread)
+            .into_iter()
+            .flatten()
+            .filter(move |&&(_, first_release)| first_release > i)
+            .map(|&(lock, _)| lock)
+    }
+
+    /// Touch positions per object, each in record order.
+    fn by_key(&self) -> Vec<Vec<usize>> {
+        let mut by = vec![Vec::new(); self.key_names.len()];
+        for (t, touch) in self.touches.iter().enumerate() {
+            by[touch.key as usize].push(t);
+        }
+        by
+    }
+}
+
+/// A code site's identity across merged processes: callsite name, file and line.
+type CodeSite = (String, Option<String>, Option<u32>);
+
+/// A failure's best object so far: its score, the object, the request's earlier touch and
+/// the foreign touches after it.
+type Explanation = ((bool, std::cmp::Reverse<usize>), String, usize, Vec<usize>);
+
+/// The request a record belongs to (see the module's doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Request {
+    Task(usize),
+    Entry { thread: u32, span: u64 },
+}
+
+/// Who wrote a record: a task, or a thread outside tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Actor {
+    Task(usize),
+    Thread(u32),
+}
+
+impl Context<'_> {
+    fn request(&self, i: usize) -> Option<Request> {
+        if let Some(t) = self.tasks.of_record(i) {
+            return Some(Request::Task(t));
+        }
+        let r = &self.rec.records[i];
+        r.spans.first().map(|&span| Request::Entry {
+            thread: r.thread,
+            span,
+        })
+    }
+
+    fn actor(&self, i: usize) -> Actor {
+        match self.tasks.of_record(i) {
+            Some(t) => Actor::Task(t),
+            None => Actor::Thread(self.rec.records[i].thread),
+        }
+    }
+
+    fn actor_label(&self, a: Actor) -> String {
+        match a {
+            Actor::Task(t) => task_label(&self.names, &self.tasks.list[t]),
+            Actor::Thread(t) => self.names.thread_label(t),
+        }
+    }
+
+    fn request_label(&self, q: Request) -> String {
+        match q {
+            Request::Task(t) => task_label(&self.names, &self.tasks.list[t]),
+            Request::Entry { thread, span } => format!(
+                "{} in `{}`",
+                self.names.thread_label(thread),
+                self.names.span_name(span)
+            ),
+        }
+    }
+
+    /// A code site's identity across merged processes: name, file and line.
+    fn code_site(&self, i: usize) -> CodeSite {
+        let c = self.names.callsite(self.rec.records[i].callsite);
+        (
+            c.map_or_else(String::new, |c| c.name.clone()),
+            c.and_then(|c| c.file.clone()),
+            c.and_then(|c| c.line),
+        )
+    }
+
+    /// Fills a finding's threads and tasks from its evidence.
+    fn people(&self, f: &mut Finding) {
+        for e in &f.records {
+            if !f.threads.contains(&e.thread) {
+                f.threads.push(e.thread.clone());
+            }
+            if let Some(t) = &e.task {
+                if !f.tasks.contains(t) {
+                    f.tasks.push(t.clone());
+                }
+            }
+        }
+    }
+
+    /// Failures explained by another thread's, task's or process's touch of an object the
+    /// failing request had touched before.
+    pub(super) fn interleavings(&self, touches: &Touches<'_>) -> Vec<Finding> {
+        // The failures in a request, with their candidate objects.
+        let mut failures: Vec<(usize, Request, Vec<String>)> = Vec::new();
+        let mut wanted: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut wanted_fields: HashSet<String> = HashSet::new();
+        for &i in &touches.failures {
+            let Some(q) = self.request(i) else { continue };
+            let r = &self.rec.records[i];
+            let mut keys = Vec::new();
+            for f in &r.fields {
+                let field = self.names.field_name(r.callsite, f.index);
+                if field == "message" {
+                    continue;
+                }
+                if let Some(text) = candidate_text(&f.value) {
+                    let key = format!("{field}={text}");
+                    wanted.entry(key.clone()).or_default();
+                    wanted_fields.insert(field.into_owned());
+                    keys.push(key);
+                }
+            }
+            if !keys.is_empty() {
+                failures.push((i, q, keys));
+            }
+        }
+        if failures.is_empty() {
+            return Vec::new();
+        }
+        // Every touch of those objects, in record order.
+        for (i, r) in self.rec.records.iter().enumerate() {
+            if r.fields.is_empty() || !is_program_event(&self.names, r) {
+                continue;
+            }
+            for f in &r.fields {
+                let field = self.names.field_name(r.callsite, f.index);
+                if !wanted_fields.contains(field.as_ref()) {
+                    continue;
+                }
+                let Some(text) = candidate_text(&f.value) else {
+                    continue;
+                };
+                if let Some(list) = wanted.get_mut(&format!("{field}={text}")) {
+                    list.push(i);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let mut told: HashSet<(String, CodeSite)> = HashSet::new();
+        for (failed, q, keys) in failures {
+            let me = self.actor(failed);
+            // The best object: (touched by code the request did not run, fewest touches).
+            let mut best: Option<Explanation> = None;
+            for key in keys {
+                let carriers = &wanted[&key];
+                let Ok(at) = carriers.binary_search(&failed) else {
+                    continue;
+                };
+                let earlier = carriers[..at]
+                    .iter()
+                    .rev()
+                    .take(MAX_LOOK_BACK)
+                    .position(|&c| self.request(c) == Some(q));
+                let Some(back) = earlier else { continue };
+                let first = at - 1 - back;
+                let foreign: Vec<usize> = carriers[first + 1..at]
+                    .iter()
+                    .copied()
+                    .filter(|&c| self.actor(c) != me)
+                    .collect();
+                if foreign.is_empty() {
+                    continue;
+                }
+                let own_sites: HashSet<_> = carriers[first..=at]
+                    .iter()
+                    .filter(|&&c| self.request(c) == Some(q))
+                    .map(|&c| self.code_site(c))
+                    .collect();
+                let new_code = foreign
+                    .iter()
+                    .any(|&c| !own_sites.contains(&self.code_site(c)));
+                let score = (new_code, std::cmp::Reverse(carriers.len()));
+                if best.as_ref().is_none_or(|b| score > b.0) {
+                    best = Some((score, key, carriers[first], foreign));
+                }
+            }
+            let Some((_, key, first, foreign)) = best else {
+                continue;
+            };
+            if !told.insert((key.clone(), self.code_site(failed))) {
+                continue;
+            }
+            out.push(self.interleaving(failed, q, &key, first, &foreign));
+            if out.len() >= MAX_PER_KIND {
+                break;
+            }
+        }
+        out
+    }
+
+    fn interleaving(
+        &self,
+        failed: usize,
+        q: Request,
+        key: &str,
+        first: usize,
+        foreign: &[usize],
+    ) -> Finding {
+        let who = self.request_label(q);
+        let mut others: Vec<String> = Vec::new();
+        for &c in foreign {
+            let l = self.actor_label(self.actor(c));
+            if !others.contains(&l) {
+                others.push(l);
+            }
+        }
+        let named = match others.len() {
+            0..=3 => others.join(", "),
+            n => format!("{} and {} more", others[..3].join(", "), n - 3),
+        };
+        let failure = self.names.title(&self.rec.records[failed]).into_owned();
+        let mut f = self.finding(
+            Kind::Interleaving,
+            Severity::Error,
+            format!(
+                "{who} failed (\"{failure}\") after {named} touched {key} since its own \
+                 earlier record on it"
+            ),
+        );
+        f.object = Some(key.to_string());
+        // The foreign touches worth reading: those by code the request did not run, then
+        // the latest others, as room allows.
+        let own = self.code_site(first);
+        let mut picked: Vec<usize> = foreign
+            .iter()
+            .rev()
+            .copied()
+            .filter(|&c| self.code_site(c) != own)
+            .take(MAX_EVIDENCE - 2)
+            .collect();
+        for &c in foreign.iter().rev() {
+            if picked.len() >= MAX_EVIDENCE - 2 {
+                break;
+            }
+            if !picked.contains(&c) {
+                picked.push(c);
+            }
+        }
+        f.records
+            .extend(self.evidence(first, format!("touched {key} first")));
+        for c in picked {
+            f.records
+                .extend(self.evidence(c, format!("touched {key} in between")));
+        }
+        f.records.extend(self.evidence(failed, "failed"));
+        f.records.sort_by_key(|e| (e.ts, e.record));
+        self.people(&mut f);
+        f
+    }
+
+    /// Check-then-act split across two holds of one lock, with another thread's hold that
+    /// touched the object between them.
+    pub(super) fn atomicity(&self, touches: &Touches<'_>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut told: HashSet<(u32, u32)> = HashSet::new();
+        for list in touches.by_key() {
+            let mut last: HashMap<Request, usize> = HashMap::new();
+            for (n, &t) in list.iter().enumerate() {
+                let b = &touches.touches[t];
+                let Some(q) = self.request(b.record) else {
+                    continue;
+                };
+                let Some(prev) = last.insert(q, n) else {
+                    continue;
+                };
+                let a = &touches.touches[list[prev]];
+                // One lock, two holds of it.
+                let split = a.holds.iter().find_map(|&(lock, h1, _)| {
+                    b.holds
+                        .iter()
+                        .find(|&&(l2, h2, _)| l2 == lock && h2 != h1)
+                        .map(|_| lock)
+                });
+                let Some(lock) = split else { continue };
+                if told.contains(&(b.key, lock)) || !self.same_subject(a.record, b.record) {
+                    continue;
+                }
+                let me = self.actor(b.record);
+                let between: Vec<usize> = list[prev + 1..n]
+                    .iter()
+                    .map(|&c| &touches.touches[c])
+                    .filter(|c| {
+                        self.actor(c.record) != me
+                            && c.holds.iter().any(|&(l, _, shared)| l == lock && !shared)
+                    })
+                    .map(|c| c.record)
+                    .collect();
+                if between.is_empty() {
+                    continue;
+                }
+                told.insert((b.key, lock));
+                out.push(self.atomicity_finding(
+                    &touches.key_names[b.key as usize],
+                    lock,
+                    q,
+                    (a.record, b.record),
+                    &between,
+                ));
+                if out.len() >= MAX_PER_KIND {
+                    return out;
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether two records of one request are about the same thing: every field (other
+    /// than the message) both carry has one value in both.
+    fn same_subject(&self, a: usize, b: usize) -> bool {
+        let (ra, rb) = (&self.rec.records[a], &self.rec.records[b]);
+        ra.fields.iter().all(|fa| {
+            let name = self.names.field_name(ra.callsite, fa.index);
+            name == "message"
+                || rb.fields.iter().all(|fb| {
+                    self.names.field_name(rb.callsite, fb.index) != name
+                        || fb.value.to_text() == fa.value.to_text()
+                })
+        })
+    }
+
+    fn atomicity_finding(
+        &self,
+        key: &str,
+        lock: u32,
+        q: Request,
+        (check, act): (usize, usize),
+        between: &[usize],
+    ) -> Finding {
+        let label = self.names.lock_label(lock);
+        let who = self.request_label(q);
+        let mut others: Vec<String> = Vec::new();
+        for &c in between {
+            let l = self.actor_label(self.actor(c));
+            if !others.contains(&l) {
+                others.push(l);
+            }
+        }
+        let mut f = self.finding(
+            Kind::Atomicity,
+            Severity::Warning,
+            format!(
+                "{who} checked {key} and acted on it in two separate holds of {label}; {} \
+                 took {label} and touched it in between",
+                others.join(", ")
+            ),
+        );
+        f.object = Some(key.to_string());
+        f.locks.push(label.clone());
+        f.records
+            .extend(self.evidence(check, format!("checked {key} holding {label}")));
+        for &c in between.iter().take(MAX_EVIDENCE - 2) {
+            f.records.extend(self.evidence(
+                c,
+                format!("touched {key} holding {label}, between the two holds"),
+            ));
+        }
+        f.records
+            .extend(self.evidence(act, format!("acted on {key} in a later hold of {label}")));
+        f.records.sort_by_key(|e| (e.ts, e.record));
+        self.people(&mut f);
+        f
+    }
+
+    /// Eraser's lockset: an object shared by threads or tasks whose touches, once shared,
+    /// hold no lock in common though some hold one.
+    pub(super) fn inconsistent_locking(&self, touches: &Touches<'_>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for list in touches.by_key() {
+            let all: Vec<&Touch> = list.iter().map(|&t| &touches.touches[t]).collect();
+            if all.iter().any(|t| t.task_lock) {
+                continue;
+            }
+            let Some(first) = all.first() else { continue };
+            let owner = self.actor(first.record);
+            // Until a second thread or task touches it, the object is its creator's
+            // (initialisation needs no lock): the locksets count from then on.
+            let Some(from) = all.iter().position(|t| self.actor(t.record) != owner) else {
+                continue;
+            };
+            let shared = &all[from..];
+            let locksets: Vec<BTreeSet<u32>> = shared
+                .iter()
+                .map(|t| {
+                    let thread = self.rec.records[t.record].thread;
+                    t.holds
+                        .iter()
+                        .map(|&(l, _, _)| l)
+                        .chain(touches.maybe_held(thread, t.record))
+                        .collect()
+                })
+                .collect();
+            let Some(locked) = locksets.iter().position(|s| !s.is_empty()) else {
+                continue;
+            };
+            let common = locksets.iter().skip(1).fold(locksets[0].clone(), |acc, s| {
+                acc.intersection(s).copied().collect()
+            });
+            if !common.is_empty() {
+                continue;
+            }
+            // Evidence: a locked touch, and a touch by another thread or task that held
+            // none of its locks (unlocked if there is one).
+            let locked_actor = self.actor(shared[locked].record);
+            let disjoint = |s: &BTreeSet<u32>| s.is_disjoint(&locksets[locked]);
+            let other = (0..shared.len())
+                .filter(|&n| self.actor(shared[n].record) != locked_actor)
+                .filter(|&n| disjoint(&locksets[n]))
+                .min_by_key(|&n| !locksets[n].is_empty());
+            let Some(other) = other else { continue };
+            let key = &touches.key_names[shared[locked].key as usize];
+            out.push(self.lockset_finding(
+                key,
+                (shared[locked].record, &locksets[locked]),
+                (shared[other].record, &locksets[other]),
+            ));
+            if out.len() >= MAX_PER_KIND {
+                break;
+            }
+        }
+        out
+    }
+
+    fn lockset_finding(
+        &self,
+        key: &str,
+        (locked, locks): (usize, &BTreeSet<u32>),
+        (other, other_locks): (usize, &BTreeSet<u32>),
+    ) -> Finding {
+        let labels = |s: &BTreeSet<u32>| -> Vec<String> {
+            s.iter().map(|&l| self.names.lock_label(l)).collect()
+        };
+        let held = labels(locks).join(" and ");
+        let other_who = self.actor_label(self.actor(other));
+        let mut f = self.finding(
+            Kind::InconsistentLocking,
+            Severity::Warning,
+            format!(
+                "{key} is touched holding {held} by {}, and without it by {other_who}: no \
+                 lock guards it everywhere",
+                self.actor_label(self.actor(locked))
+            ),
+        );
+        f.object = Some(key.to_string());
+        f.locks = labels(locks);
+        f.records
+            .extend(self.evidence(locked, format!("touched {key} holding {held}")));
+        let role = if other_locks.is_empty() {
+            format!("touched {key} holding no lock")
+        } else {
+            format!(
+                "touched {key} holding only {}",
+                labels(other_locks).join(" and ")
+            )
+        };
+        f.records.extend(self.evidence(other, role));
+        f.records.sort_by_key(|e| (e.ts, e.record));
+        self.people(&mut f);
+        f
+    }
+}

@@ -1,0 +1,306 @@
+//! Findings about objects, e2e: `interleaving`, `atomicity` and `inconsistent_locking`, each
+//! on a real multi-threaded program with the bug and on its correct twin, and silence on
+//! per-request data logged everywhere. Threads take turns through channels, so each
+//! program's interleaving is the same on every run.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+
+use flightrec::sync::Mutex;
+use serde_json::Value as Json;
+use tracing::{info, info_span, warn};
+
+use crate::findings::{check, findings_of};
+use crate::helpers::*;
+
+/// Spawns `f` on a thread named `name` recording into `d`.
+fn spawn_on(
+    d: &tracing::Dispatch,
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    let d = d.clone();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || tracing::dispatcher::with_default(&d, f))
+        .unwrap()
+}
+
+/// A turn handed from one thread to another.
+fn turn() -> (Sender<()>, Receiver<()>) {
+    channel()
+}
+
+/// All findings' kinds, for "nothing but ..." assertions.
+fn kinds(dump: &Path) -> Vec<String> {
+    info_json(dump)["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn roles(f: &Json) -> Vec<(String, String)> {
+    f["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["thread"].as_str().unwrap().to_string(),
+                e["role"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Two job servers' threads pick up jobs from one queue. The first picks up `142.job` and
+/// later finds it gone; in between, the second picks up `142.job` too (`stolen`) or
+/// another job.
+fn job_servers(dir: &Path, stolen: bool) -> PathBuf {
+    let rec = recorder(dir, "jobs", 4 << 20);
+    let d = dispatch(&rec);
+    let (picked_tx, picked_rx) = turn();
+    let (done_tx, done_rx) = turn();
+    let a = spawn_on(&d, "server-a", move || {
+        let _s = info_span!("job", n = 1).entered();
+        info!(job = "142.job", "picked up");
+        picked_tx.send(()).unwrap();
+        done_rx.recv().unwrap();
+        warn!(job = "142.job", "job vanished from the spool before it ran");
+    });
+    let b = spawn_on(&d, "server-b", move || {
+        picked_rx.recv().unwrap();
+        let _s = info_span!("job", n = 2).entered();
+        let job = if stolen { "142.job" } else { "143.job" };
+        info!(job, "picked up");
+        info!(job, "ran and removed from the spool");
+        done_tx.send(()).unwrap();
+    });
+    a.join().unwrap();
+    b.join().unwrap();
+    rec.snapshot().unwrap()
+}
+
+#[test]
+fn a_failure_after_another_thread_touched_its_object_is_an_interleaving() {
+    let dir = scratch();
+    let dump = job_servers(dir.path(), true);
+    let found = findings_of(&dump, "interleaving");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let f = &found[0];
+    assert_eq!(f["severity"], "error");
+    assert_eq!(f["object"], "job=142.job");
+    // Named by request, each on its own server's thread.
+    let title = f["title"].as_str().unwrap();
+    assert!(
+        title.starts_with("job n=1 failed") && title.contains("after job n=2 touched"),
+        "{title}"
+    );
+    assert_eq!(f["threads"], serde_json::json!(["server-a", "server-b"]));
+    // The story: the request's earlier touch, the other server's touches, the failure.
+    assert_eq!(
+        roles(f),
+        vec![
+            ("server-a".into(), "touched job=142.job first".into()),
+            ("server-b".into(), "touched job=142.job in between".into()),
+            ("server-b".into(), "touched job=142.job in between".into()),
+            ("server-a".into(), "failed".into()),
+        ]
+    );
+    let records = cat_json(&dump);
+    for e in f["records"].as_array().unwrap() {
+        let r = &records[e["record"].as_u64().unwrap() as usize];
+        assert_eq!(r["ts"], e["ts"], "{e} is not record {r}");
+    }
+    let (code, text) = check(&["--kind", "interleaving", dump.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("error interleaving:"), "{text}");
+}
+
+#[test]
+fn a_failure_no_other_thread_explains_is_no_interleaving() {
+    let dir = scratch();
+    let dump = job_servers(dir.path(), false);
+    assert_eq!(kinds(&dump), Vec::<String>::new());
+}
+
+/// A worker checks that a price is cached and then reads it, inside one `order` request;
+/// a refresher clears and refills the cache. `split`: the check and the read are two
+/// holds of the cache's lock and the refresher's clear comes between them (the bug);
+/// else one hold covers both and the refresher runs after.
+fn check_then_act(dir: &Path, split: bool) -> PathBuf {
+    let rec = recorder(dir, "shop", 4 << 20);
+    let d = dispatch(&rec);
+    let cache = Arc::new(Mutex::named("cache", vec![0u64; 8]));
+    let addr = format!("{:p}", Arc::as_ptr(&cache));
+    let (checked_tx, checked_rx) = turn();
+    let (cleared_tx, cleared_rx) = turn();
+    let (c, a) = (cache.clone(), addr.clone());
+    let worker = spawn_on(&d, "worker", move || {
+        let _s = info_span!("order", order = 7).entered();
+        if split {
+            {
+                let g = c.lock().unwrap();
+                info!(cache = %a, sku = 3, price = g[3], "cache hit");
+            }
+            checked_tx.send(()).unwrap();
+            cleared_rx.recv().unwrap();
+            let g = c.lock().unwrap();
+            info!(cache = %a, sku = 3, price = g[3], "priced");
+        } else {
+            let g = c.lock().unwrap();
+            info!(cache = %a, sku = 3, price = g[3], "cache hit");
+            info!(cache = %a, sku = 3, price = g[3], "priced");
+            drop(g);
+            checked_tx.send(()).unwrap();
+        }
+    });
+    let (c, a) = (cache.clone(), addr.clone());
+    let refresher = spawn_on(&d, "refresher", move || {
+        checked_rx.recv().unwrap();
+        let _s = info_span!("refresh").entered();
+        let mut g = c.lock().unwrap();
+        info!(cache = %a, removed = g.len(), "cache cleared for refresh");
+        g.iter_mut().for_each(|p| *p = 0);
+        drop(g);
+        let _ = cleared_tx.send(());
+    });
+    worker.join().unwrap();
+    refresher.join().unwrap();
+    rec.snapshot().unwrap()
+}
+
+#[test]
+fn a_check_and_an_act_in_two_holds_with_a_clear_between_is_an_atomicity_finding() {
+    let dir = scratch();
+    let dump = check_then_act(dir.path(), true);
+    let found = findings_of(&dump, "atomicity");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let f = &found[0];
+    assert_eq!(f["severity"], "warning");
+    assert!(f["object"].as_str().unwrap().starts_with("cache=0x"), "{f}");
+    assert_eq!(f["locks"][0], "`cache`");
+    let roles = roles(f);
+    assert_eq!(roles.len(), 3, "{f}");
+    assert_eq!(roles[0].0, "worker");
+    assert!(roles[0].1.starts_with("checked cache="), "{f}");
+    assert_eq!(roles[1].0, "refresher");
+    assert!(roles[1].1.contains("between the two holds"), "{f}");
+    assert_eq!(roles[2].0, "worker");
+    assert!(roles[2].1.starts_with("acted on cache="), "{f}");
+    // Every touch held the cache's lock: nothing inconsistent about the locking.
+    assert_eq!(kinds(&dump), vec!["atomicity".to_string()]);
+}
+
+#[test]
+fn a_check_and_an_act_in_one_hold_is_no_finding() {
+    let dir = scratch();
+    let dump = check_then_act(dir.path(), false);
+    assert_eq!(kinds(&dump), Vec::<String>::new());
+}
+
+/// A ledger guarded by a lock named `ledger`: the poster touches it holding the lock, the
+/// reader (between two postings) without it, or holding it when `consistent`.
+fn ledger(dir: &Path, consistent: bool) -> PathBuf {
+    let rec = recorder(dir, "bank", 4 << 20);
+    let d = dispatch(&rec);
+    let lock = Arc::new(Mutex::named("ledger", 0u64));
+    let (posted_tx, posted_rx) = turn();
+    let (read_tx, read_rx) = turn();
+    let l = lock.clone();
+    let poster = spawn_on(&d, "poster", move || {
+        for n in 0..2u64 {
+            let _s = info_span!("post", n).entered();
+            let mut g = l.lock().unwrap();
+            *g += 10;
+            info!(ledger = "main", balance = *g, "posted");
+            drop(g);
+            if n == 0 {
+                posted_tx.send(()).unwrap();
+                read_rx.recv().unwrap();
+            }
+        }
+    });
+    let l = lock.clone();
+    let reader = spawn_on(&d, "reader", move || {
+        posted_rx.recv().unwrap();
+        let _s = info_span!("statement").entered();
+        if consistent {
+            let g = l.lock().unwrap();
+            info!(ledger = "main", balance = *g, "read the balance");
+        } else {
+            info!(ledger = "main", "read the balance");
+        }
+        read_tx.send(()).unwrap();
+    });
+    poster.join().unwrap();
+    reader.join().unwrap();
+    rec.snapshot().unwrap()
+}
+
+#[test]
+fn an_object_touched_with_and_without_its_lock_is_inconsistent_locking() {
+    let dir = scratch();
+    let dump = ledger(dir.path(), false);
+    let found = findings_of(&dump, "inconsistent_locking");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let f = &found[0];
+    assert_eq!(f["object"], "ledger=main");
+    assert_eq!(f["locks"][0], "`ledger`");
+    let roles = roles(f);
+    assert_eq!(roles.len(), 2, "{f}");
+    assert!(roles.contains(&(
+        "poster".into(),
+        "touched ledger=main holding `ledger`".into()
+    )));
+    assert!(roles.contains(&(
+        "reader".into(),
+        "touched ledger=main holding no lock".into()
+    )));
+    assert_eq!(kinds(&dump), vec!["inconsistent_locking".to_string()]);
+}
+
+#[test]
+fn an_object_always_touched_under_its_lock_is_no_finding() {
+    let dir = scratch();
+    let dump = ledger(dir.path(), true);
+    assert_eq!(kinds(&dump), Vec::<String>::new());
+}
+
+/// Per-request data everywhere: four threads serve requests of a few users, logging
+/// `user`, `request_id` and `sku` inside and outside an unrelated critical section
+/// (a metrics lock), in two holds per request, with other threads' holds between.
+#[test]
+fn per_request_data_logged_inside_and_outside_critical_sections_is_no_object() {
+    let dir = scratch();
+    let rec = recorder(dir.path(), "api", 8 << 20);
+    let d = dispatch(&rec);
+    let metrics = Arc::new(Mutex::named("metrics", 0u64));
+    on_threads(&d, 4, "api-", move |t| {
+        for n in 0..200u64 {
+            let request_id = t as u64 * 1000 + n;
+            let user = n % 5;
+            let sku = (n * 7 + t as u64) % 11;
+            let _s = info_span!("request", request_id).entered();
+            info!(user, request_id, sku, "request received");
+            {
+                let mut m = metrics.lock().unwrap();
+                *m += 1;
+                info!(user, request_id, sku, count = *m, "counted");
+            }
+            info!(user, sku, "looked up");
+            {
+                let m = metrics.lock().unwrap();
+                info!(user, request_id, sku, count = *m, "counted again");
+            }
+            info!(user, request_id, "answered");
+        }
+    });
+    let dump = rec.snapshot().unwrap();
+    assert_eq!(kinds(&dump), Vec::<String>::new());
+    let (code, text) = check(&[dump.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+}
