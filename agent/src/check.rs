@@ -5,7 +5,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use flightrec_analysis::findings::{findings, Finding, Kind, Thresholds};
+use flightrec_analysis::findings::{findings, findings_of_processes, Finding, Kind, Thresholds};
+use flightrec_format::Recording;
 use serde_json::{json, Value as Json};
 
 use crate::cat::format_ts;
@@ -18,6 +19,9 @@ pub struct CheckOptions {
     /// Never these.
     pub ignore: Vec<Kind>,
     pub thresholds: Thresholds,
+    /// The inputs are processes of one system: check them merged into one time order, so
+    /// a finding can span processes (two servers racing for one job).
+    pub merge: bool,
 }
 
 impl CheckOptions {
@@ -74,6 +78,9 @@ pub fn run(
     out: &mut impl Write,
 ) -> anyhow::Result<Checked> {
     let mut checked = Checked::default();
+    if opts.merge {
+        return run_merged(paths, opts, out);
+    }
     for input in inputs(paths) {
         let path = match input {
             Ok(p) => p,
@@ -100,6 +107,63 @@ pub fn run(
         checked.findings += found.len();
     }
     Ok(checked)
+}
+
+/// Checks the recordings `paths` name as one, merged in time order.
+fn run_merged(
+    paths: &[PathBuf],
+    opts: &CheckOptions,
+    out: &mut impl Write,
+) -> anyhow::Result<Checked> {
+    let mut checked = Checked::default();
+    let mut recs = Vec::new();
+    let mut names = Vec::new();
+    for input in inputs(paths) {
+        let opened = input.and_then(|p| {
+            flightrec_format::open(&p)
+                .map(|r| (p.clone(), r))
+                .map_err(|e| format!("{}: {e}", p.display()))
+        });
+        match opened {
+            Ok((p, r)) => {
+                crate::warn_if_damaged(&p, &r);
+                names.push(p.display().to_string());
+                recs.push(r);
+            }
+            Err(why) => checked.unreadable.push(why),
+        }
+    }
+    if recs.is_empty() {
+        return Ok(checked);
+    }
+    let (merged, labels) = merge(recs);
+    let found: Vec<Finding> = findings_of_processes(&merged, &labels, &opts.thresholds)
+        .into_iter()
+        .filter(|f| opts.wants(f.kind))
+        .collect();
+    let title = names.join(" + ");
+    for f in &found {
+        write_paragraph(Path::new(&title), f, out)?;
+    }
+    checked.findings = found.len();
+    Ok(checked)
+}
+
+/// Recordings as one (`flightrec_analysis::merge`), with their processes' labels.
+pub fn merge(mut recs: Vec<Recording>) -> (Recording, Vec<String>) {
+    let processes = flightrec_analysis::merge::processes(&recs, &[]);
+    for (k, rec) in recs.iter_mut().enumerate() {
+        flightrec_analysis::merge::rename_into(k, rec, &processes[k].label);
+    }
+    let streams: Vec<_> = recs
+        .iter_mut()
+        .map(|r| std::mem::take(&mut r.records).into_iter())
+        .collect();
+    let records = flightrec_analysis::merge::merge_by_time(streams)
+        .map(|(_, r)| r)
+        .collect();
+    let labels = processes.into_iter().map(|p| p.label).collect();
+    (flightrec_analysis::merge::combine(recs, records), labels)
 }
 
 /// One finding as a paragraph: where, what, and its evidence records.

@@ -55,15 +55,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Name the bugs recordings show (deadlocks, lock-order inversions, blocking polls,
-    /// long lock waits, stuck threads), each with the records that show it. Exits 0 when
+    /// Name the bugs recordings show (deadlocks, failures explained by an interleaving,
+    /// lock-order inversions, atomicity breaks, inconsistent locking, blocking polls, long
+    /// lock waits, stuck threads), each with the records that show it. Exits 0 when
     /// there are none, 1 when there are some, 2 when an input cannot be read: a CI step.
     Check {
         /// Dumps, ring files, or directories of them.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Report only this kind (repeatable): deadlock, lock_order, blocking_poll,
-        /// lock_wait, stuck.
+        /// Report only this kind (repeatable): deadlock, interleaving, lock_order,
+        /// atomicity, inconsistent_locking, blocking_poll, lock_wait, stuck.
         #[arg(long = "kind", value_parser = check::parse_kind)]
         kinds: Vec<flightrec_analysis::findings::Kind>,
         /// Never report this kind (repeatable).
@@ -78,6 +79,10 @@ enum Command {
         /// A thread inside a span silent this long before the end is stuck (ms).
         #[arg(long, value_name = "MS", default_value_t = 1000.0)]
         stuck: f64,
+        /// The recordings are processes of one system: check them as one, merged in time
+        /// order, so a finding can span processes.
+        #[arg(long)]
+        merge: bool,
     },
     /// Convert a dump (or ring file) for Perfetto UI or chrome://tracing.
     Export {
@@ -247,6 +252,7 @@ fn main() -> ExitCode {
         blocking_poll,
         lock_wait,
         stuck,
+        merge,
     } = &cli.command
     {
         return check_command(
@@ -259,6 +265,7 @@ fn main() -> ExitCode {
                     lock_wait_ns: ms_to_ns(*lock_wait),
                     stuck_ns: ms_to_ns(*stuck),
                 },
+                merge: *merge,
             },
             &mut out,
         );

@@ -9,7 +9,7 @@
 // proposed, switched to with a selection, lanes and polls; scrolling through many tasks),
 // "asyncdemo" (`flightrec demo --async` opens the task view on its interleaved requests),
 // "apierror" (a record that does not exist, a server error: the page says so and renders
-// nothing). The page is asked through `window.flightrecView`'s query methods only.
+// nothing), "findings" (the findings list: click each, the page shows its evidence). The page is asked through `window.flightrecView`'s query methods only.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -396,6 +396,37 @@ try {
     await page.waitForFunction(() => window.flightrecView.problems().length >= 3);
     result.searchStatus = await page.locator("#search-status").textContent();
     result.problems = await page.evaluate(() => window.flightrecView.problems());
+  }
+
+  if (mode === "findings") {
+    await settle();
+    result.button = await page.locator("#findings-toggle").textContent();
+    await page.locator("#findings-toggle").click();
+    const rows = page.locator("#findings-list tbody tr");
+    result.rows = await rows.allTextContents();
+    result.picked = [];
+    for (let i = 0; i < await rows.count(); i++) {
+      await rows.nth(i).click();
+      // Picked: its records marked, its last one's details open, its object followed.
+      await page.waitForFunction((i) => {
+        const fv = window.flightrecView;
+        const f = fv.meta().findings[i];
+        const last = f.records[f.records.length - 1].id;
+        const o = fv.object();
+        return fv.marked().length === f.records.length && fv.selected()?.id === last &&
+          fv.mode() === f.view && (!f.object || (o && o.field === f.object.field && o.value === f.object.value));
+      }, i);
+      await settle();
+      result.picked.push(await page.evaluate((i) => {
+        const fv = window.flightrecView;
+        const o = fv.object();
+        return {
+          finding: fv.meta().findings[i], view: fv.view(), mode: fv.mode(), selected: fv.selected(),
+          marked: fv.marked(), object: o && { field: o.field, value: o.value },
+          on: document.querySelector("#findings-list tr.on")?.dataset.finding ?? null,
+        };
+      }, i));
+    }
   }
 
   result.cspViolations = await page.evaluate(() => window.__csp);

@@ -61,17 +61,21 @@ fn roles(f: &Json) -> Vec<(String, String)> {
 /// another job.
 fn job_servers(dir: &Path, stolen: bool) -> PathBuf {
     let rec = recorder(dir, "jobs", 4 << 20);
-    let d = dispatch(&rec);
+    job_servers_into(&dispatch(&rec), stolen);
+    rec.snapshot().unwrap()
+}
+
+fn job_servers_into(d: &tracing::Dispatch, stolen: bool) {
     let (picked_tx, picked_rx) = turn();
     let (done_tx, done_rx) = turn();
-    let a = spawn_on(&d, "server-a", move || {
+    let a = spawn_on(d, "server-a", move || {
         let _s = info_span!("job", n = 1).entered();
         info!(job = "142.job", "picked up");
         picked_tx.send(()).unwrap();
         done_rx.recv().unwrap();
         warn!(job = "142.job", "job vanished from the spool before it ran");
     });
-    let b = spawn_on(&d, "server-b", move || {
+    let b = spawn_on(d, "server-b", move || {
         picked_rx.recv().unwrap();
         let _s = info_span!("job", n = 2).entered();
         let job = if stolen { "142.job" } else { "143.job" };
@@ -81,7 +85,6 @@ fn job_servers(dir: &Path, stolen: bool) -> PathBuf {
     });
     a.join().unwrap();
     b.join().unwrap();
-    rec.snapshot().unwrap()
 }
 
 #[test]
@@ -303,4 +306,134 @@ fn per_request_data_logged_inside_and_outside_critical_sections_is_no_object() {
     assert_eq!(kinds(&dump), Vec::<String>::new());
     let (code, text) = check(&[dump.to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");
+}
+
+/// The job servers as two processes (two recordings): the race shows only when they are
+/// checked as one.
+#[test]
+fn two_processes_racing_for_one_job_are_an_interleaving_once_merged() {
+    let dir = scratch();
+    let rec_a = recorder(&dir.path().join("a"), "server-a", 4 << 20);
+    let rec_b = recorder(&dir.path().join("b"), "server-b", 4 << 20);
+    let (da, db) = (dispatch(&rec_a), dispatch(&rec_b));
+    let (picked_tx, picked_rx) = turn();
+    let (done_tx, done_rx) = turn();
+    let a = spawn_on(&da, "spool", move || {
+        let _s = info_span!("job").entered();
+        info!(job = "142.job", "picked up");
+        picked_tx.send(()).unwrap();
+        done_rx.recv().unwrap();
+        warn!(job = "142.job", "job vanished from the spool before it ran");
+    });
+    let b = spawn_on(&db, "spool", move || {
+        picked_rx.recv().unwrap();
+        let _s = info_span!("job").entered();
+        info!(job = "142.job", "picked up");
+        done_tx.send(()).unwrap();
+    });
+    a.join().unwrap();
+    b.join().unwrap();
+    let (dump_a, dump_b) = (rec_a.snapshot().unwrap(), rec_b.snapshot().unwrap());
+    let (a, b) = (dump_a.to_str().unwrap(), dump_b.to_str().unwrap());
+    // Apart, each process's recording is a correct program.
+    assert_eq!(check(&[a]).0, 0);
+    assert_eq!(check(&[b]).0, 0);
+    let (code, text) = check(&["--merge", a, b]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("error interleaving:"), "{text}");
+    assert!(text.contains("job=142.job"), "{text}");
+    let pid = std::process::id();
+    assert!(
+        text.contains(&format!("server-a[{pid}] spool"))
+            && text.contains(&format!("server-b[{pid}] spool")),
+        "the evidence names both processes' threads: {text}"
+    );
+}
+
+/// The viewer's findings list, in a browser: a thread finding (the job servers'
+/// interleaving) and a task finding (a request that blocks its worker); clicking each shows
+/// its evidence: the lanes it reads on, a view holding its records, its object followed,
+/// its records marked and its last record selected.
+#[test]
+fn the_viewer_lists_the_findings_and_a_click_shows_each_ones_evidence() {
+    use tracing::Instrument;
+    if !crate::viewer::browser_available() {
+        return;
+    }
+    let dir = scratch();
+    let rec = recorder(dir.path(), "findings", 8 << 20);
+    let d = dispatch(&rec);
+    job_servers_into(&d, true);
+    let on_workers = d.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .on_thread_start(move || {
+            std::mem::forget(tracing::dispatcher::set_default(&on_workers));
+        })
+        .build()
+        .unwrap();
+    let _main = tracing::dispatcher::set_default(&d);
+    rt.block_on(async {
+        tokio::spawn(
+            async {
+                info!("checking the lot");
+                tokio::task::yield_now().await;
+                std::thread::sleep(std::time::Duration::from_millis(30));
+                info!("ticket sold");
+            }
+            .instrument(info_span!("request", id = 1)),
+        )
+        .await
+        .unwrap();
+    });
+    drop(rt);
+    let dump = rec.snapshot().unwrap();
+    let r = crate::viewer::drive("findings", &dump, serde_json::json!({}));
+    assert_eq!(r["button"], "findings (2)", "{r}");
+    let rows = r["rows"].as_array().unwrap();
+    assert!(
+        rows[0].as_str().unwrap().starts_with("errorinterleaving"),
+        "{r}"
+    );
+    assert!(
+        rows[1]
+            .as_str()
+            .unwrap()
+            .starts_with("warningblocking_poll"),
+        "{r}"
+    );
+    let picked = r["picked"].as_array().unwrap();
+    assert_eq!(picked.len(), 2);
+    for (i, p) in picked.iter().enumerate() {
+        let f = &p["finding"];
+        assert_eq!(p["on"], i.to_string(), "{p}");
+        assert_eq!(p["mode"], f["view"], "{p}");
+        let ids: Vec<u64> = f["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(p["marked"], serde_json::json!(ids), "{p}");
+        assert_eq!(p["selected"]["id"], *ids.last().unwrap(), "{p}");
+        let (start, end) = (
+            p["view"]["start"].as_f64().unwrap(),
+            p["view"]["end"].as_f64().unwrap(),
+        );
+        for e in f["records"].as_array().unwrap() {
+            let t = e["t"].as_f64().unwrap();
+            assert!(
+                start <= t && t <= end,
+                "record at {t} outside the view {start}..{end}: {p}"
+            );
+        }
+        assert_eq!(p["object"], f["object"], "{p}");
+    }
+    assert_eq!(picked[0]["mode"], "threads");
+    assert_eq!(
+        picked[0]["object"],
+        serde_json::json!({"field": "job", "value": "142.job"})
+    );
+    assert_eq!(picked[1]["mode"], "tasks");
+    assert!(picked[1]["object"].is_null());
 }

@@ -273,6 +273,19 @@ export function drawObject() {
   }
 }
 
+/** A picked finding's evidence: each record boxed in red. */
+export function drawMarked() {
+  for (const r of state.marked) {
+    const lane = recordLane(r);
+    if (lane == null || laneHidden(lane)) continue;
+    const [x, y] = eventPoint(lane, r.t);
+    ctx.strokeStyle = "#d0312d";
+    ctx.lineWidth = 2;
+    ctx.strokeRect(x - 9, y - 9, 18, 18);
+    ctx.lineWidth = 1;
+  }
+}
+
 export function entryY(e) {
   return laneTop(e.lane) + LANE_PAD + EVENT_ROW + e.d * DEPTH_H + DEPTH_H / 2;
 }
@@ -473,6 +486,7 @@ export function draw() {
   }
   drawFollow();
   drawObject();
+  drawMarked();
   drawDeadlocks(w);
   ctx.restore();
   drawTrigger(w);

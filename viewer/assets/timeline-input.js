@@ -70,7 +70,7 @@ window.addEventListener("keydown", (e) => {
   else if (k === "d") pan(0.2);
   else if (k === "0" || k === "home") setView(0, state.meta.end);
   else if (k === "escape") {
-    state.ruler = null; state.object = null; state.follow = null;
+    state.ruler = null; state.object = null; state.follow = null; state.marked = [];
     document.getElementById("object").hidden = true;
     requestDraw();
   } else {

@@ -2,6 +2,7 @@
 // (and a curious user, from the console) through `window.flightrecView`.
 import { ApiError, getJSON, noteProblem } from "./timeline-api.js";
 import { fetchOverview, loadTasks, quiet, requestWindow, scrollTasks } from "./timeline-data.js";
+import { pickFinding, showFindings } from "./timeline-findings.js";
 import "./timeline-input.js";
 import { layout } from "./timeline-layout.js";
 import { pan, setView, zoom } from "./timeline-nav.js";
@@ -147,6 +148,7 @@ function applyMeta(meta) {
       : `${meta.service} · pid ${meta.pid} · ${meta.host} · ${meta.records} records · ${meta.lanes.length} threads · ${meta.tasks.count} tasks`;
   document.title = "flightrec: " + meta.service + " " + meta.pid;
   banner(meta);
+  showFindings(meta, setMode);
 }
 
 /** Recordings opened together are still being read: what is drawn is their skeleton. Ask
@@ -294,6 +296,10 @@ window.flightrecView = {
     }));
   },
   highlighted() { return state.object ? state.object.records.map((r) => r.id) : []; },
+  /** The records a picked finding marked (its evidence), by id. */
+  marked() { return state.marked.map((r) => r.id); },
+  /** Shows finding `i`'s evidence, as clicking its row does. */
+  pickFinding,
   /** Where things landed on the page, for layout checks: canvas, lanes, labels, list. */
   layout() {
     const rect = canvas.getBoundingClientRect();

@@ -39,6 +39,7 @@ export const state = {
   drawn: [], // hit-test items: {x, y, w, h, kind, id | span}
   selected: null, // {kind: "event"|"span", id}
   object: null, // {field, value, records, byId}
+  marked: [], // a picked finding's evidence records: {id, t, lane, task}
   follow: null, // span answer being followed
   ruler: null, // {a, b} relative ns
   hits: [], // search matches: {id, t}

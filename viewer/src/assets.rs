@@ -85,6 +85,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
     ),
     (
+        "timeline-findings.js",
+        include_str!("../assets/timeline-findings.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
         "timeline-main.js",
         include_str!("../assets/timeline-main.js"),
         "text/javascript; charset=utf-8",

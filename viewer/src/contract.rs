@@ -87,6 +87,8 @@ pub struct Meta {
     pub tasks: TasksMeta,
     /// Lock-order cycles among `flightrec::sync` locks when the data ends.
     pub deadlocks: Vec<DeadlockOut>,
+    /// The bugs the recording shows (`flightrec check`'s findings), worst first.
+    pub findings: Vec<FindingOut>,
     /// Several recordings opened together: their processes, in order (empty for one).
     pub processes: Vec<ProcessOut>,
     /// They come from more than one host: aligned on their wall clocks, only as good as
@@ -269,6 +271,51 @@ pub struct LockBarOut {
     pub shared: bool,
     /// Still held or waited for when the data ends.
     pub open: bool,
+}
+
+/// A finding, and where the page goes to show it: the lanes (`view`), the stretch of time
+/// its evidence covers, its object and its records.
+#[derive(Debug, Serialize)]
+pub struct FindingOut {
+    /// Its kind's slug (`interleaving`, `lock_order`...).
+    pub kind: &'static str,
+    /// `error`, `warning` or `note`.
+    pub severity: &'static str,
+    pub title: String,
+    /// The object involved, split as the object trail asks for it.
+    pub object: Option<ObjectRef>,
+    pub locks: Vec<String>,
+    pub threads: Vec<String>,
+    pub tasks: Vec<String>,
+    /// `tasks` when its records belong to async tasks (they read best on task lanes),
+    /// else `threads`.
+    pub view: &'static str,
+    /// Its first and last evidence (relative ns).
+    pub from: i64,
+    pub to: i64,
+    pub records: Vec<FindingRecordOut>,
+}
+
+/// A field and value naming an object.
+#[derive(Debug, Serialize)]
+pub struct ObjectRef {
+    pub field: String,
+    pub value: String,
+}
+
+/// One record of a finding's evidence.
+#[derive(Debug, Serialize)]
+pub struct FindingRecordOut {
+    pub id: usize,
+    pub t: i64,
+    pub lane: Option<usize>,
+    /// Its task (`TaskMetaOut::task`), if any.
+    pub task: Option<usize>,
+    pub thread: String,
+    pub title: String,
+    /// What it shows ("failed", "took `ledger` while holding `audit`"...).
+    pub role: String,
+    pub place: Option<String>,
 }
 
 /// A deadlock found in the wait-for graph at the end of the data.

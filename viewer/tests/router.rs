@@ -152,7 +152,7 @@ async fn pages_and_assets_are_served_with_a_strict_content_security_policy() {
             todo.push(from.trim_end_matches("\";").to_string());
         }
     }
-    assert_eq!(seen.len(), 12, "{seen:?}");
+    assert_eq!(seen.len(), 13, "{seen:?}");
 }
 
 #[tokio::test]

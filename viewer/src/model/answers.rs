@@ -159,6 +159,7 @@ impl Model {
                 })
                 .collect(),
             deadlocks: self.deadlocks_out(),
+            findings: self.findings_out(),
             processes: self
                 .processes
                 .iter()
@@ -212,6 +213,56 @@ impl Model {
             file: None,
             size: None,
         }
+    }
+
+    pub(super) fn findings_out(&self) -> Vec<FindingOut> {
+        self.findings
+            .iter()
+            .map(|f| {
+                let records: Vec<FindingRecordOut> = f
+                    .records
+                    .iter()
+                    .filter(|e| e.record < self.records.len())
+                    .map(|e| {
+                        let r = &self.records[e.record];
+                        FindingRecordOut {
+                            id: e.record,
+                            t: e.ts.saturating_sub(self.origin),
+                            lane: self.lane_of(r.thread),
+                            task: self.tasks.of_record(e.record),
+                            thread: e.thread.clone(),
+                            title: e.title.clone(),
+                            role: e.role.clone(),
+                            place: e.place.clone(),
+                        }
+                    })
+                    .collect();
+                let on_tasks = f.records.iter().any(|e| {
+                    self.tasks
+                        .of_record(e.record)
+                        .is_some_and(|t| self.tasks.list[t].is_async)
+                });
+                FindingOut {
+                    kind: f.kind.slug(),
+                    severity: f.severity.slug(),
+                    title: f.title.clone(),
+                    object: f.object.as_deref().and_then(|o| {
+                        let (field, value) = o.split_once('=')?;
+                        Some(ObjectRef {
+                            field: field.to_owned(),
+                            value: value.to_owned(),
+                        })
+                    }),
+                    locks: f.locks.clone(),
+                    threads: f.threads.clone(),
+                    tasks: f.tasks.clone(),
+                    view: if on_tasks { "tasks" } else { "threads" },
+                    from: records.first().map_or(0, |r| r.t),
+                    to: records.last().map_or(0, |r| r.t),
+                    records,
+                }
+            })
+            .collect()
     }
 
     pub(super) fn deadlocks_out(&self) -> Vec<DeadlockOut> {

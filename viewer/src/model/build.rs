@@ -23,6 +23,43 @@ impl Model {
 
     /// The model of `rec`, its times relative to `origin` (ns since the Unix epoch).
     pub(super) fn at(mut rec: Recording, origin: i64) -> Model {
+        // The findings read the whole recording too: on another core, beside the model.
+        let (found, built) = std::thread::scope(|s| {
+            let found = s.spawn(|| {
+                flightrec_analysis::findings::findings(
+                    &rec,
+                    &flightrec_analysis::findings::Thresholds::default(),
+                )
+            });
+            let built = Model::build(&rec, origin);
+            (found.join().unwrap_or_default(), built)
+        });
+        let Built {
+            end,
+            lanes,
+            tasks,
+            task_lanes,
+            locks,
+            stacks,
+        } = built;
+        let records = Records::one(std::mem::take(&mut rec.records));
+        let mut m = Model::assemble(
+            Header::of(rec),
+            records,
+            origin,
+            end,
+            lanes,
+            tasks,
+            task_lanes,
+            locks,
+            stacks,
+        );
+        m.findings = found;
+        m
+    }
+
+    /// Everything of a model but its records, from `rec`.
+    fn build(rec: &Recording, origin: i64) -> Built {
         let last = rec.records.last().map_or(origin, |r| r.ts);
         let trig = (rec.trigger.reason != TriggerReason::None && rec.trigger.wall_ns > 0)
             .then_some(rec.trigger.wall_ns);
@@ -54,9 +91,9 @@ impl Model {
         // Entries, as the reading layer reconstructs them for every reader.
         // Own-track bars per lane, placed in rows below the nested ones afterwards.
         let mut own: Vec<Vec<Bar>> = (0..lanes.len()).map(|_| Vec::new()).collect();
-        let plan = SpanPlan::of_recording(&rec);
+        let plan = SpanPlan::of_recording(rec);
         let all_entries = entries_of_plan(&plan, &rec.records);
-        let tasks = Tasks::from_parts(&rec.records, &all_entries, &plan, Names::new(&rec));
+        let tasks = Tasks::from_parts(&rec.records, &all_entries, &plan, Names::new(rec));
         drop(plan);
         for &e in &all_entries {
             let Some(&lane) = lane_of.get(&e.thread) else {
@@ -142,13 +179,13 @@ impl Model {
         }
         drop(all_entries);
         // The one lock model: its intervals go to their threads' lanes, the rest stays whole.
-        let names = Names::new(&rec);
+        let names = Names::new(rec);
         let mut tracker = flightrec_analysis::LockTracker::with_intervals();
         for r in &rec.records {
             tracker.observe(&names, r);
         }
         let mut locks = tracker.finish(end + origin, |thread| {
-            flightrec_analysis::locks::complete_thread(&rec, thread)
+            flightrec_analysis::locks::complete_thread(rec, thread)
         });
         for mut l in std::mem::take(&mut locks.intervals) {
             if let Some(&lane) = lane_of.get(&l.thread) {
@@ -160,19 +197,25 @@ impl Model {
         for l in &mut lanes {
             l.locks.sort_by_key(|x| (x.begin, x.end));
         }
-        let task_lanes = task_lanes(&rec, &tasks, &lane_of, origin, end);
-        let stacks = flightrec_analysis::stacks::stacks(&rec);
-        let records = Records::one(std::mem::take(&mut rec.records));
-        Model::assemble(
-            Header::of(rec),
-            records,
-            origin,
+        let task_lanes = task_lanes(rec, &tasks, &lane_of, origin, end);
+        let stacks = flightrec_analysis::stacks::stacks(rec);
+        Built {
             end,
             lanes,
             tasks,
             task_lanes,
             locks,
             stacks,
-        )
+        }
     }
+}
+
+/// What `Model::build` makes of a recording.
+struct Built {
+    end: i64,
+    lanes: Vec<Lane>,
+    tasks: Tasks,
+    task_lanes: Vec<TaskLane>,
+    locks: flightrec_analysis::LockState,
+    stacks: Vec<flightrec_analysis::stacks::ThreadStack>,
 }

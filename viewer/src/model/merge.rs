@@ -160,6 +160,7 @@ impl Model {
         let mut locks = flightrec_analysis::LockState::default();
         let mut stacks = Vec::new();
         let mut headers = Vec::new();
+        let mut findings = Vec::new();
         for m in parts {
             let record_base = records.len();
             let lane_base = lanes.len();
@@ -178,8 +179,15 @@ impl Model {
                 task_lanes,
                 locks: part_locks,
                 stacks: part_stacks,
+                findings: part_findings,
                 ..
             } = m;
+            for mut f in part_findings {
+                for e in &mut f.records {
+                    e.record += record_base;
+                }
+                findings.push(f);
+            }
             for part in part_records.parts {
                 records.push(part);
             }
@@ -228,8 +236,12 @@ impl Model {
             }
         }
         flightrec_analysis::tasks::permute(&mut task_lanes, &from);
-        Model::assemble(
+        let mut m = Model::assemble(
             header, records, origin, end, lanes, tasks, task_lanes, locks, stacks,
-        )
+        );
+        // Worst first across the recordings too.
+        findings.sort_by_key(|f| (std::cmp::Reverse(f.severity), f.kind));
+        m.findings = findings;
+        m
     }
 }

@@ -7,10 +7,11 @@
 use std::collections::HashMap;
 
 use crate::contract::{
-    BarFlags, BarOut, Constants, DeadlockOut, DeadlockStep, FieldOut, LaneMeta, LaneWindow,
-    LevelName, LockBarOut, LockDetails, LockParty, Meta, ObjectRecord, ObjectTrail, ProcessOut,
-    RecordDetails, SearchHit, SearchHits, SpanDetails, SpanEntryOut, SpanRef, StackOut, StuckLane,
-    TaskList, TaskMetaOut, TasksMeta, TriggerMeta, Window, WindowBar, WindowEvent,
+    BarFlags, BarOut, Constants, DeadlockOut, DeadlockStep, FieldOut, FindingOut, FindingRecordOut,
+    LaneMeta, LaneWindow, LevelName, LockBarOut, LockDetails, LockParty, Meta, ObjectRecord,
+    ObjectRef, ObjectTrail, ProcessOut, RecordDetails, SearchHit, SearchHits, SpanDetails,
+    SpanEntryOut, SpanRef, StackOut, StuckLane, TaskList, TaskMetaOut, TasksMeta, TriggerMeta,
+    Window, WindowBar, WindowEvent,
 };
 use flightrec_analysis::{
     entries_of_plan, merge_fields, Names, ObjectKey, Placement, SpanPlan, Tasks, Trail,
@@ -279,6 +280,10 @@ pub struct Model {
     pub stacks: Vec<flightrec_analysis::stacks::ThreadStack>,
     /// A stand-in while recordings opened together are read (see `skeleton`).
     pub loading: bool,
+    /// The bugs the recording shows (`flightrec_analysis::findings`), worst first; their
+    /// evidence records are this model's record ids. For recordings opened together, each
+    /// recording's own.
+    pub findings: Vec<flightrec_analysis::findings::Finding>,
 }
 
 impl Model {
@@ -316,6 +321,7 @@ impl Model {
             processes: Vec::new(),
             stacks,
             loading: false,
+            findings: Vec::new(),
         }
     }
 
