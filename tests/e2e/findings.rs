@@ -113,6 +113,33 @@ fn a_lock_order_inversion_is_found_though_it_never_deadlocked() {
         assert_eq!(r["ts"], e["ts"], "{e} is not record {r}");
         assert!(e["title"].as_str().unwrap().starts_with("took "), "{e}");
     }
+    // Each acquisition at its own code site (`#[track_caller]`): the four `lock()` calls,
+    // not where the locks were made; the title names where the inverted takings were.
+    let places: std::collections::BTreeSet<&str> = evidence
+        .iter()
+        .map(|e| e["place"].as_str().unwrap())
+        .collect();
+    assert_eq!(places.len(), 4, "{f}");
+    let made_at = |name: &str| {
+        info_json(&dump)["locks"]["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == name)
+            .map(|l| l["place"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    for p in &places {
+        assert!(p.contains("tests/e2e/findings.rs:"), "{p}");
+        assert_ne!(*p, made_at("ledger"));
+        assert_ne!(*p, made_at("audit"));
+    }
+    let title = f["title"].as_str().unwrap();
+    assert_eq!(title.matches(" at ").count(), 2, "{title}");
+    assert!(
+        places.iter().filter(|p| title.contains(*p)).count() == 2,
+        "{title}"
+    );
     assert!(findings_of(&dump, "deadlock").is_empty());
     let (code, text) = check(&[dump.to_str().unwrap()]);
     assert_eq!(code, 1, "{text}");

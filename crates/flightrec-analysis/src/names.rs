@@ -86,6 +86,22 @@ impl<'r> Names<'r> {
         }
     }
 
+    /// Where in the code `r` was written, `file:line`: a lock acquisition's own site (the
+    /// caller of `lock()`), else its callsite's.
+    pub fn place(&self, r: &Record) -> Option<String> {
+        let site = self
+            .lock_op(r)
+            .and_then(|_| crate::lock_ops::acquisition_site(r))
+            .and_then(|s| self.callsite(s))
+            .filter(|c| flightrec_format::meta::lock_site::is(c));
+        let c = site.or_else(|| self.callsite(r.callsite))?;
+        let f = c.file.as_ref()?;
+        Some(match c.line {
+            Some(l) => format!("{f}:{l}"),
+            None => f.clone(),
+        })
+    }
+
     /// The lock event `r` is, if it is one: the lock's id and what happened.
     pub fn lock_op(&self, r: &Record) -> Option<(u32, crate::lock_ops::LockOp)> {
         crate::lock_ops::lock_op(self.callsite(r.callsite), r)

@@ -387,9 +387,14 @@ pub mod tokio_task {
 pub mod lock {
     pub const TARGET: &str = "flightrec::lock";
     pub const FIELDS: [&str; 2] = ["op", "ns"];
-    /// Indexes in `FIELDS`.
+    /// Indexes in `FIELDS`. `op`'s low 8 bits are the operation (`op::*`); above them, an
+    /// acquisition carries the callsite id of where the lock was taken (a
+    /// [`super::lock_site`] callsite; 0, or nothing in older recordings, when unknown).
+    /// One field for both keeps the uncontended path's record as short as before.
     pub const OP: u8 = 0;
     pub const NS: u8 = 1;
+    /// The bits of `op` that hold the operation; the site id is above them.
+    pub const OP_BITS: u32 = 8;
 
     pub const MUTEX: &str = "Mutex";
     pub const RW_LOCK: &str = "RwLock";
@@ -410,6 +415,19 @@ pub mod lock {
     }
 
     /// Whether `callsite` is a recorded lock.
+    pub fn is(callsite: &super::Callsite) -> bool {
+        !callsite.is_span && callsite.target == TARGET
+    }
+}
+
+/// Where locks are taken: each place in the code that takes a `flightrec::sync` lock
+/// (`#[track_caller]`'s location) is a callsite of its own, with this target and name, its
+/// file and line, and no fields; an acquisition names it in its `lock::SITE` field.
+pub mod lock_site {
+    pub const TARGET: &str = "flightrec::lock_site";
+    pub const NAME: &str = "lock taken";
+
+    /// Whether `callsite` is a lock acquisition site.
     pub fn is(callsite: &super::Callsite) -> bool {
         !callsite.is_span && callsite.target == TARGET
     }

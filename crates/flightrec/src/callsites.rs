@@ -6,7 +6,8 @@
 //! and serialised by a mutex.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::panic::Location;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use flightrec_format::meta::{Callsite, Level, MetaBuilder};
@@ -115,4 +116,76 @@ fn describe(id: u32, meta: &Metadata<'_>) -> Callsite {
         module: meta.module_path().map(str::to_string),
         fields: meta.fields().iter().map(|f| f.name().to_string()).collect(),
     }
+}
+
+/// Lock acquisition sites (`#[track_caller]` locations), keyed by the location's address
+/// (a static per call site): `Ring::generation << 32 | callsite id` in the ring that last
+/// registered it, 0 while empty. Process-wide, as the locks are; a site used with another
+/// ring is registered again there.
+struct SiteTable {
+    keys: [AtomicUsize; TABLE_SIZE],
+    ids: [AtomicU64; TABLE_SIZE],
+}
+
+static SITES: SiteTable = SiteTable {
+    keys: [const { AtomicUsize::new(0) }; TABLE_SIZE],
+    ids: [const { AtomicU64::new(0) }; TABLE_SIZE],
+};
+
+/// The callsite id of lock acquisition site `at` in `ring`, registering it (a
+/// `lock_site` callsite in the meta log) on first sight there; 0 when the table is full.
+#[inline]
+pub(crate) fn site_id(at: &'static Location<'static>, ring: &Ring) -> u32 {
+    let key = at as *const Location<'static> as usize;
+    let mut i = CallsiteTable::slot(key);
+    for _ in 0..MAX_PROBES {
+        let k = SITES.keys[i].load(Ordering::Acquire);
+        if k == key {
+            let v = SITES.ids[i].load(Ordering::Relaxed);
+            if v >> 32 == u64::from(ring.generation) {
+                return v as u32;
+            }
+            return register_site(i, at, ring);
+        }
+        if k == 0 {
+            return claim_site(i, at, ring);
+        }
+        i = (i + 1) & (TABLE_SIZE - 1);
+    }
+    0
+}
+
+#[cold]
+fn claim_site(slot: usize, at: &'static Location<'static>, ring: &Ring) -> u32 {
+    let key = at as *const Location<'static> as usize;
+    match SITES.keys[slot].compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => register_site(slot, at, ring),
+        // Another site took the slot first (or this one, from another thread): look again.
+        Err(_) => site_id(at, ring),
+    }
+}
+
+/// Registers `at` in `ring` and remembers it in `slot`. Two threads doing so at once each
+/// write a callsite for the place: both say the same, and one is remembered.
+#[cold]
+fn register_site(slot: usize, at: &'static Location<'static>, ring: &Ring) -> u32 {
+    let id = ring.next_callsite.fetch_add(1, Ordering::Relaxed);
+    let mut m = MetaBuilder::default();
+    m.callsite(&Callsite {
+        id,
+        is_span: false,
+        level: Level::Trace,
+        target: flightrec_format::meta::lock_site::TARGET.into(),
+        name: flightrec_format::meta::lock_site::NAME.into(),
+        file: Some(at.file().into()),
+        line: Some(at.line()),
+        module: None,
+        fields: Vec::new(),
+    });
+    ring.append_meta(&m.bytes);
+    SITES.ids[slot].store(
+        u64::from(ring.generation) << 32 | u64::from(id),
+        Ordering::Relaxed,
+    );
+    id
 }

@@ -103,16 +103,24 @@ impl LockMeta {
         id
     }
 
-    /// Writes one event of this lock: `op`, and a duration since `since` (ticks) if given.
+    /// Writes one event of this lock: `op`, a duration since `since` (ticks) if given, and
+    /// for an acquisition, where in the code it was taken.
     #[inline]
-    fn record(&self, op: u64, now: u64, since: Option<u64>) {
+    fn record(
+        &self,
+        op: u64,
+        now: u64,
+        since: Option<u64>,
+        at: Option<&'static Location<'static>>,
+    ) {
         with_current_writer(|w| {
             let callsite = self.callsite(&w.ring);
             let ns = since.map(|s| (now.wrapping_sub(s) as f64 * w.ring.ns_per_tick) as u64);
+            let site = at.map_or(0, |at| crate::callsites::site_id(at, &w.ring));
             w.write(|buf, fit| {
                 let mut e = Encoder::new(buf, RecordKind::Event, callsite, now, fit);
                 e.u64(PARENT_CONTEXTUAL);
-                e.field_u64(lock::OP as usize, op);
+                e.field_u64(lock::OP as usize, op | u64::from(site) << lock::OP_BITS);
                 if let Some(ns) = ns {
                     e.field_u64(lock::NS as usize, ns);
                 }
@@ -165,25 +173,29 @@ impl<T> Mutex<T> {
 impl<T: ?Sized> Mutex<T> {
     /// Acquires the lock, waiting for it if another thread holds it. The wait, if any, is
     /// recorded as it begins, so a thread stuck here shows as waiting for this lock.
+    #[track_caller]
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
+        let at = Location::caller();
         let (inner, waited_from) = match self.inner.try_lock() {
             Ok(g) => (Ok(g), None),
             Err(TryLockError::Poisoned(p)) => (Err(p), None),
             Err(TryLockError::WouldBlock) => {
                 let start = clock::ticks();
-                self.meta.record(lock::op::WAIT, start, None);
+                self.meta.record(lock::op::WAIT, start, None, None);
                 (self.inner.lock(), Some(start))
             }
         };
-        self.acquired(inner, waited_from)
+        self.acquired(inner, waited_from, at)
     }
 
     /// Acquires the lock if it is free now.
+    #[track_caller]
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
+        let at = Location::caller();
         match self.inner.try_lock() {
-            Ok(g) => Ok(self.guard(g, None)),
+            Ok(g) => Ok(self.guard(g, None, at)),
             Err(TryLockError::Poisoned(p)) => Err(TryLockError::Poisoned(PoisonError::new(
-                self.guard(p.into_inner(), None),
+                self.guard(p.into_inner(), None, at),
             ))),
             Err(TryLockError::WouldBlock) => Err(TryLockError::WouldBlock),
         }
@@ -193,10 +205,15 @@ impl<T: ?Sized> Mutex<T> {
         &'a self,
         inner: LockResult<std::sync::MutexGuard<'a, T>>,
         waited_from: Option<u64>,
+        at: &'static Location<'static>,
     ) -> LockResult<MutexGuard<'a, T>> {
         match inner {
-            Ok(g) => Ok(self.guard(g, waited_from)),
-            Err(p) => Err(PoisonError::new(self.guard(p.into_inner(), waited_from))),
+            Ok(g) => Ok(self.guard(g, waited_from, at)),
+            Err(p) => Err(PoisonError::new(self.guard(
+                p.into_inner(),
+                waited_from,
+                at,
+            ))),
         }
     }
 
@@ -205,10 +222,15 @@ impl<T: ?Sized> Mutex<T> {
         &'a self,
         inner: std::sync::MutexGuard<'a, T>,
         waited_from: Option<u64>,
+        at: &'static Location<'static>,
     ) -> MutexGuard<'a, T> {
         let now = clock::ticks();
-        self.meta
-            .record(lock::op::ACQUIRED, now, Some(waited_from.unwrap_or(now)));
+        self.meta.record(
+            lock::op::ACQUIRED,
+            now,
+            Some(waited_from.unwrap_or(now)),
+            Some(at),
+        );
         MutexGuard {
             lock: self,
             since: now,
@@ -239,7 +261,7 @@ impl<T: ?Sized> Drop for MutexGuard<'_, T> {
         // written before another thread can record its acquisition.
         self.lock
             .meta
-            .record(lock::op::RELEASED, clock::ticks(), Some(self.since));
+            .record(lock::op::RELEASED, clock::ticks(), Some(self.since), None);
     }
 }
 
@@ -358,51 +380,64 @@ fn map_try<G, H>(r: TryLockResult<G>, f: impl FnOnce(G) -> H) -> TryLockResult<H
 
 impl<T: ?Sized> RwLock<T> {
     /// Shared access, waiting while a writer holds the lock.
+    #[track_caller]
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
+        let at = Location::caller();
         let (r, from) = match self.inner.try_read() {
             Ok(g) => (Ok(g), None),
             Err(TryLockError::Poisoned(p)) => (Err(p), None),
             Err(TryLockError::WouldBlock) => {
                 let start = clock::ticks();
-                self.meta.record(lock::op::WAIT_SHARED, start, None);
+                self.meta.record(lock::op::WAIT_SHARED, start, None, None);
                 (self.inner.read(), Some(start))
             }
         };
-        map_result(r, |g| self.read_guard(g, from))
+        map_result(r, |g| self.read_guard(g, from, at))
     }
 
     /// Exclusive access, waiting while anyone holds the lock.
+    #[track_caller]
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
+        let at = Location::caller();
         let (r, from) = match self.inner.try_write() {
             Ok(g) => (Ok(g), None),
             Err(TryLockError::Poisoned(p)) => (Err(p), None),
             Err(TryLockError::WouldBlock) => {
                 let start = clock::ticks();
-                self.meta.record(lock::op::WAIT, start, None);
+                self.meta.record(lock::op::WAIT, start, None, None);
                 (self.inner.write(), Some(start))
             }
         };
-        map_result(r, |g| self.write_guard(g, from))
+        map_result(r, |g| self.write_guard(g, from, at))
     }
 
     /// Shared access if no writer holds the lock now.
+    #[track_caller]
     pub fn try_read(&self) -> TryLockResult<RwLockReadGuard<'_, T>> {
-        map_try(self.inner.try_read(), |g| self.read_guard(g, None))
+        let at = Location::caller();
+        map_try(self.inner.try_read(), |g| self.read_guard(g, None, at))
     }
 
     /// Exclusive access if nobody holds the lock now.
+    #[track_caller]
     pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
-        map_try(self.inner.try_write(), |g| self.write_guard(g, None))
+        let at = Location::caller();
+        map_try(self.inner.try_write(), |g| self.write_guard(g, None, at))
     }
 
     fn read_guard<'a>(
         &'a self,
         inner: std::sync::RwLockReadGuard<'a, T>,
         from: Option<u64>,
+        at: &'static Location<'static>,
     ) -> RwLockReadGuard<'a, T> {
         let now = clock::ticks();
-        self.meta
-            .record(lock::op::ACQUIRED_SHARED, now, Some(from.unwrap_or(now)));
+        self.meta.record(
+            lock::op::ACQUIRED_SHARED,
+            now,
+            Some(from.unwrap_or(now)),
+            Some(at),
+        );
         RwLockReadGuard {
             lock: self,
             since: now,
@@ -414,10 +449,11 @@ impl<T: ?Sized> RwLock<T> {
         &'a self,
         inner: std::sync::RwLockWriteGuard<'a, T>,
         from: Option<u64>,
+        at: &'static Location<'static>,
     ) -> RwLockWriteGuard<'a, T> {
         let now = clock::ticks();
         self.meta
-            .record(lock::op::ACQUIRED, now, Some(from.unwrap_or(now)));
+            .record(lock::op::ACQUIRED, now, Some(from.unwrap_or(now)), Some(at));
         RwLockWriteGuard {
             lock: self,
             since: now,
@@ -443,9 +479,12 @@ impl<T: ?Sized> RwLock<T> {
 
 impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
-        self.lock
-            .meta
-            .record(lock::op::RELEASED_SHARED, clock::ticks(), Some(self.since));
+        self.lock.meta.record(
+            lock::op::RELEASED_SHARED,
+            clock::ticks(),
+            Some(self.since),
+            None,
+        );
     }
 }
 
@@ -453,7 +492,7 @@ impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
         self.lock
             .meta
-            .record(lock::op::RELEASED, clock::ticks(), Some(self.since));
+            .record(lock::op::RELEASED, clock::ticks(), Some(self.since), None);
     }
 }
 
@@ -500,6 +539,7 @@ impl<T: Default> Default for RwLock<T> {
 #[cfg(all(feature = "tokio", tokio_unstable))]
 pub mod tokio {
     use std::ops::{Deref, DerefMut};
+    use std::panic::Location;
 
     use flightrec_format::meta::lock;
 
@@ -551,18 +591,27 @@ pub mod tokio {
 
     impl<T: ?Sized> Mutex<T> {
         /// Acquires the lock, waiting (asynchronously) while another task holds it.
-        pub async fn lock(&self) -> MutexGuard<'_, T> {
+        ///
+        /// Where it was called is recorded with the acquisition (a plain function returning
+        /// the future, so `#[track_caller]` sees the caller).
+        #[track_caller]
+        pub fn lock(&self) -> impl std::future::Future<Output = MutexGuard<'_, T>> {
+            let at = Location::caller();
+            async move { self.lock_at(at).await }
+        }
+
+        async fn lock_at(&self, at: &'static Location<'static>) -> MutexGuard<'_, T> {
             let (inner, from) = match self.inner.try_lock() {
                 Ok(g) => (g, None),
                 Err(_) => {
                     let start = clock::ticks();
-                    self.meta.record(lock::op::WAIT, start, None);
+                    self.meta.record(lock::op::WAIT, start, None, None);
                     (self.inner.lock().await, Some(start))
                 }
             };
             let now = clock::ticks();
             self.meta
-                .record(lock::op::ACQUIRED, now, Some(from.unwrap_or(now)));
+                .record(lock::op::ACQUIRED, now, Some(from.unwrap_or(now)), Some(at));
             MutexGuard {
                 lock: self,
                 since: now,
@@ -571,10 +620,13 @@ pub mod tokio {
         }
 
         /// Acquires the lock if it is free now.
+        #[track_caller]
         pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, ::tokio::sync::TryLockError> {
+            let at = Location::caller();
             let inner = self.inner.try_lock()?;
             let now = clock::ticks();
-            self.meta.record(lock::op::ACQUIRED, now, Some(now));
+            self.meta
+                .record(lock::op::ACQUIRED, now, Some(now), Some(at));
             Ok(MutexGuard {
                 lock: self,
                 since: now,
@@ -592,7 +644,7 @@ pub mod tokio {
         fn drop(&mut self) {
             self.lock
                 .meta
-                .record(lock::op::RELEASED, clock::ticks(), Some(self.since));
+                .record(lock::op::RELEASED, clock::ticks(), Some(self.since), None);
         }
     }
 

@@ -103,8 +103,14 @@ impl Context<'_> {
         let steps: Vec<String> = cycle
             .iter()
             .map(|e| {
+                let at = self
+                    .rec
+                    .records
+                    .get(e.taken_record)
+                    .and_then(|r| self.names.place(r))
+                    .map_or(String::new(), |p| format!(" at {p}"));
                 format!(
-                    "{} took {} while holding {}",
+                    "{} took {}{at} while holding {}",
                     self.names.thread_label(e.thread),
                     lock(e.taken),
                     lock(e.held)

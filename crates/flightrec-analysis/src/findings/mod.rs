@@ -247,7 +247,6 @@ impl Context<'_> {
 
     fn evidence(&self, record: usize, role: impl Into<String>) -> Option<Evidence> {
         let r: &Record = self.rec.records.get(record)?;
-        let cs = self.names.callsite(r.callsite);
         Some(Evidence {
             record,
             ts: r.ts,
@@ -257,13 +256,7 @@ impl Context<'_> {
                 .of_record(record)
                 .map(|t| task_label(&self.names, &self.tasks.list[t])),
             title: self.names.title(r).into_owned(),
-            place: cs.and_then(|c| {
-                let f = c.file.as_ref()?;
-                Some(match c.line {
-                    Some(l) => format!("{f}:{l}"),
-                    None => f.clone(),
-                })
-            }),
+            place: self.names.place(r),
             role: role.into(),
         })
     }
