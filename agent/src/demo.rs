@@ -27,6 +27,9 @@ pub struct DemoOptions {
     /// Open a browser on it.
     pub open: bool,
     pub port: u16,
+    /// Run the service with its race fixed, for two seconds: a correct program, whose
+    /// recording must give no finding.
+    pub fixed: bool,
 }
 
 type Cache = Arc<Mutex<HashMap<u64, u64>>>;
@@ -53,11 +56,13 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
     writeln!(
         out,
         "demo-shop: {WORKERS} workers price orders from a cache that a refresher thread \
-         clears and refills.\nRecording into {} until the race bites...",
-        dir.display()
+         clears and refills.\nRecording into {} {}",
+        dir.display(),
+        crate::demo::until(opts.fixed)
     )?;
     out.flush()?;
-    let outcome = tracing::dispatcher::with_default(&dispatch, shop);
+    let fixed = opts.fixed;
+    let outcome = tracing::dispatcher::with_default(&dispatch, || shop(fixed));
     let dump = match outcome {
         Outcome::Bit => {
             let dump = first_panic_dump(&dir).context("finding the panic dump")?;
@@ -65,10 +70,7 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
             dump
         }
         Outcome::DidNotBite => {
-            writeln!(
-                out,
-                "\nThe race did not bite this time; dumping the recording anyway."
-            )?;
+            writeln!(out, "{}", crate::demo::did_not_bite(opts.fixed))?;
             recorder.snapshot().context("writing the dump")?
         }
     };
@@ -146,8 +148,8 @@ enum Outcome {
     DidNotBite,
 }
 
-/// Runs the shop until a worker panics (or 20 seconds pass).
-fn shop() -> Outcome {
+/// Runs the shop until a worker panics (or 20 seconds pass; 2 when `fixed`).
+fn shop(fixed: bool) -> Outcome {
     let cache: Cache = Arc::new(Mutex::new(HashMap::new()));
     let addr = format!("{:p}", Arc::as_ptr(&cache));
     refill(&cache, &addr, 0);
@@ -193,13 +195,17 @@ fn shop() -> Outcome {
                     let mut order = w as u64;
                     while !stop.load(Ordering::Relaxed) {
                         order += WORKERS as u64;
-                        price_order(&cache, &addr, order, w, &stop);
+                        if fixed {
+                            price_order_fixed(&cache, &addr, order, w);
+                        } else {
+                            price_order(&cache, &addr, order, w, &stop);
+                        }
                     }
                 }),
             )
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(if fixed { 2 } else { 20 });
     let outcome = loop {
         if workers.iter().any(|h| h.is_finished()) {
             stop.store(true, Ordering::Relaxed);
@@ -263,6 +269,21 @@ fn price_order(cache: &Cache, addr: &str, order: u64, worker: usize, stop: &Atom
     }
 }
 
+/// `price_order` with the race fixed: the check and the read in one critical section.
+fn price_order_fixed(cache: &Cache, addr: &str, order: u64, worker: usize) {
+    let sku = order * 7 % SKUS;
+    let _s = info_span!("order", order, worker).entered();
+    let c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    match c.get(&sku) {
+        Some(&price) => {
+            debug!(cache = %addr, sku, "cache hit");
+            let _p = info_span!("apply_discount", sku).entered();
+            debug!(cache = %addr, sku, price, "priced");
+        }
+        None => debug!(cache = %addr, sku, "cache miss, pricing from the catalogue"),
+    }
+}
+
 /// The dump of this process's first panic (another worker may have panicked before it
 /// stopped).
 pub(crate) fn first_panic_dump(dir: &Path) -> anyhow::Result<PathBuf> {
@@ -284,6 +305,24 @@ pub(crate) fn first_panic_dump(dir: &Path) -> anyhow::Result<PathBuf> {
         .next()
         .map(|d| d.1)
         .ok_or_else(|| anyhow::anyhow!("no panic dump in {}", dir.display()))
+}
+
+/// How long a demo records, as its first lines say.
+pub(crate) fn until(fixed: bool) -> &'static str {
+    if fixed {
+        "for two seconds, with the race fixed..."
+    } else {
+        "until the race bites..."
+    }
+}
+
+/// What a demo says when no worker failed.
+pub(crate) fn did_not_bite(fixed: bool) -> &'static str {
+    if fixed {
+        "\nNo race with the fix in: dumping the recording."
+    } else {
+        "\nThe race did not bite this time; dumping the recording anyway."
+    }
 }
 
 /// The object the viewer opens on, and the stretch of time: the interleaving finding's

@@ -108,6 +108,38 @@ async fn buy(State(shop): State<Arc<Shop>>, Path(event): Path<u64>) -> StatusCod
     .await
 }
 
+/// `buy` with the race fixed: the check and the take in one critical section, then the
+/// payment for a ticket already taken.
+async fn buy_fixed(State(shop): State<Arc<Shop>>, Path(event): Path<u64>) -> StatusCode {
+    let id = shop.next_request.fetch_add(1, Ordering::Relaxed);
+    async move {
+        let taken = {
+            let mut lots = shop.lots.lock().unwrap_or_else(|e| e.into_inner());
+            match lots.get_mut(&event).filter(|l| l.left > 0) {
+                Some(lot) => {
+                    lot.left -= 1;
+                    let name = Shop::lot_name(event, lot.number);
+                    info!(lot = %name, left = lot.left, "ticket taken");
+                    Some((name, lot.left))
+                }
+                None => None,
+            }
+        };
+        let Some((name, left)) = taken else {
+            info!(event, "sold out, try again");
+            return StatusCode::CONFLICT;
+        };
+        payment(id).await;
+        info!(lot = %name, "ticket sold");
+        if left == 0 {
+            shop.sold_out.notify_one();
+        }
+        StatusCode::OK
+    }
+    .instrument(info_span!("request", id, event))
+    .await
+}
+
 /// The payment service: a short wait, as a network call would be.
 async fn payment(id: u64) {
     let us = 100 + (id * 7919 % 500);
@@ -220,8 +252,9 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
         out,
         "ticket-shop: an axum service on {addr} sells tickets from small lots; \
          {CLIENTS} clients buy concurrently.\nA request checks a lot, awaits the payment, \
-         then takes the ticket. Recording into {} until the race bites...",
-        dir.display()
+         then takes the ticket. Recording into {} {}",
+        dir.display(),
+        crate::demo::until(opts.fixed)
     )?;
     out.flush()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -232,7 +265,14 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
             }
             tokio::spawn(restocker(shop.clone()).instrument(info_span!("restocker")));
             let app = Router::new()
-                .route("/buy/{event}", post(buy))
+                .route(
+                    "/buy/{event}",
+                    if opts.fixed {
+                        post(buy_fixed)
+                    } else {
+                        post(buy)
+                    },
+                )
                 .with_state(shop.clone());
             let server = tokio::spawn(async move {
                 let _ = axum::serve(listener, app).await;
@@ -241,7 +281,12 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
                 tokio::spawn(client(addr, 1 + c as u64 * 7781, stop.clone()));
             }
             let started = tokio::time::Instant::now();
-            while !shop.bitten.load(Ordering::SeqCst) && started.elapsed() < DEADLINE {
+            let deadline = if opts.fixed {
+                Duration::from_secs(2)
+            } else {
+                DEADLINE
+            };
+            while !shop.bitten.load(Ordering::SeqCst) && started.elapsed() < deadline {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             stop.store(true, Ordering::SeqCst);
@@ -266,10 +311,7 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
         writeln!(out, "\nThe race bit.")?;
         dump
     } else {
-        writeln!(
-            out,
-            "\nThe race did not bite this time; dumping the recording anyway."
-        )?;
+        writeln!(out, "{}", crate::demo::did_not_bite(opts.fixed))?;
         recorder.snapshot().context("writing the dump")?
     };
     writeln!(out, "Dump: {}\n", dump.display())?;

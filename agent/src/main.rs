@@ -221,6 +221,10 @@ enum Command {
         /// across an `.await`; the viewer opens in the task view.
         #[arg(long = "async")]
         async_service: bool,
+        /// The same service with its race fixed (the check and the act in one critical
+        /// section): it runs two seconds and dumps, and its findings are none.
+        #[arg(long)]
+        fixed: bool,
     },
 }
 
@@ -322,12 +326,14 @@ fn main() -> ExitCode {
             open,
             port,
             async_service,
+            fixed,
         } => {
             let opts = demo::DemoOptions {
                 dir,
                 view: !no_view,
                 open,
                 port,
+                fixed,
             };
             if async_service {
                 demo_async::run(opts, &mut out)

@@ -235,6 +235,46 @@ fn view_refuses_missing_files_non_dumps_and_taken_ports_with_one_line() {
 
 /// The async demo's dump read as text: requests' spans with their fields, no lifecycle
 /// lines, the three `tokio-worker`s told apart by tid, and the panic a line of its own.
+/// Both demos with their race fixed are correct programs: their recordings give no
+/// finding at all.
+#[test]
+fn the_demos_with_their_race_fixed_give_no_finding() {
+    for scenario in [&["demo"][..], &["demo", "--async"][..]] {
+        let dir = scratch();
+        let mut args = scenario.to_vec();
+        args.extend([
+            "--fixed",
+            "--no-view",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ]);
+        let out = flightrec(&args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{scenario:?}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("No race with the fix in"),
+            "{scenario:?}: {text}"
+        );
+        assert!(text.contains("findings:    none"), "{scenario:?}: {text}");
+        assert!(
+            !text.contains("The guilty interleaving"),
+            "{scenario:?}: {text}"
+        );
+        let dumps = dumps_in(dir.path());
+        assert_eq!(dumps.len(), 1, "{dumps:?}");
+        assert_eq!(
+            flightrec(&["check", dumps[0].to_str().unwrap()])
+                .status
+                .code(),
+            Some(0)
+        );
+    }
+}
+
 #[test]
 fn cat_of_the_async_demo_reads_like_fmt_with_workers_told_apart() {
     let dir = scratch();
