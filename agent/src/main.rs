@@ -97,6 +97,11 @@ enum Command {
         /// input, with the format's extension (`.pftrace`, `.json`); the path is printed.
         #[arg(short, long)]
         out: Option<PathBuf>,
+        /// Put each recording's findings (`flightrec check`'s) on its process track, as
+        /// instants at their last evidence. Decodes each recording whole once for them
+        /// (the memory `info` takes); without it the export streams.
+        #[arg(long)]
+        findings: bool,
     },
     /// Open dumps in the browser timeline: serves them on 127.0.0.1 and prints the URL.
     View {
@@ -282,8 +287,9 @@ fn main() -> ExitCode {
             files,
             format,
             out: to,
+            findings,
         } => export::default_output(&files, format, to).and_then(|(to, print)| {
-            export::run(&files, format, &to)?;
+            export::run(&files, format, &to, findings)?;
             if print {
                 writeln!(out, "{}", to.display())?;
             }

@@ -139,10 +139,10 @@ pub(crate) struct Perfetto {
 
 #[derive(Debug, Clone)]
 pub(crate) struct PEvent {
-    ts: u64,
-    kind: String,
-    name: String,
-    args: HashMap<String, Json>,
+    pub(crate) ts: u64,
+    pub(crate) kind: String,
+    pub(crate) name: String,
+    pub(crate) args: HashMap<String, Json>,
     flows: Vec<u64>,
     terminating: Vec<u64>,
 }

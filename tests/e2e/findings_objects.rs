@@ -437,3 +437,84 @@ fn the_viewer_lists_the_findings_and_a_click_shows_each_ones_evidence() {
     assert_eq!(picked[1]["mode"], "tasks");
     assert!(picked[1]["object"].is_null());
 }
+
+/// `export --findings` puts each finding on its process's track, at its last evidence, in
+/// both formats; without the flag the export streams and carries none.
+#[test]
+fn exports_carry_the_findings_as_instants_on_the_process_track_when_asked() {
+    let dir = scratch();
+    let dump = job_servers(dir.path(), true);
+    let failure_ts = {
+        let f = &findings_of(&dump, "interleaving")[0];
+        let last = f["records"].as_array().unwrap().last().unwrap();
+        last["ts"].as_i64().unwrap()
+    };
+    let export = |format: &str, with: bool| {
+        let out = dir.path().join(format!("{format}-{with}"));
+        let mut args = vec![
+            "export",
+            dump.to_str().unwrap(),
+            "--format",
+            format,
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        if with {
+            args.push("--findings");
+        }
+        let o = flightrec(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    };
+    // Chrome: a process-scoped instant, in µs from the trace's origin.
+    let chrome = |with: bool| -> Vec<Json> {
+        let v: Json =
+            serde_json::from_slice(&std::fs::read(export("chrome", with)).unwrap()).unwrap();
+        v["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("error interleaving: "))
+            })
+            .cloned()
+            .collect()
+    };
+    let found = chrome(true);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0]["ph"].as_str(), found[0]["s"].as_str()),
+        (Some("i"), Some("p"))
+    );
+    assert_eq!(found[0]["args"]["object"], "job=142.job");
+    assert!(chrome(false).is_empty());
+    // Perfetto, read by Perfetto's own classes: an instant on the process track.
+    let Some(python) = crate::export::perfetto_python() else {
+        return;
+    };
+    let p = crate::export::parse_perfetto(&crate::export::decode_perfetto(
+        &python,
+        &export("perfetto", true),
+    ));
+    let (process, _) = p.process.clone().expect("a process track");
+    let on_process: Vec<_> = p.events.get(&process).into_iter().flatten().collect();
+    let finding = on_process
+        .iter()
+        .find(|e| e.name.starts_with("error interleaving: "))
+        .unwrap_or_else(|| panic!("no finding on the process track: {on_process:?}"));
+    assert_eq!(finding.kind, "TYPE_INSTANT");
+    assert_eq!(finding.ts as i64, failure_ts);
+    assert_eq!(finding.args["kind"], "interleaving");
+    assert_eq!(finding.args["object"], "job=142.job");
+    let without = crate::export::parse_perfetto(&crate::export::decode_perfetto(
+        &python,
+        &export("perfetto", false),
+    ));
+    assert!(without
+        .events
+        .values()
+        .flatten()
+        .all(|e| !e.name.contains("interleaving")));
+}

@@ -248,7 +248,15 @@ fn perfetto_entries(rec: &Recording) -> (Entries, Polls) {
     let plan = plan(rec, rec.records.iter().cloned(), &hidden);
     let mut bytes = Vec::new();
     let mut sink = PerfettoSink::new(rec, &mut bytes);
-    walk(rec, rec.records.iter().cloned(), &plan, &mut sink, &hidden).unwrap();
+    walk(
+        rec,
+        rec.records.iter().cloned(),
+        &plan,
+        &[],
+        &mut sink,
+        &hidden,
+    )
+    .unwrap();
     sink.finish().unwrap();
     // A Trace is `repeated TracePacket packet = 1`.
     let mut buf = &bytes[..];

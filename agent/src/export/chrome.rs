@@ -285,6 +285,16 @@ impl Sink for ChromeSink<'_, '_> {
     fn instant(&mut self, i: &Instant<'_>) -> anyhow::Result<()> {
         let tid = self.tid(i.track);
         let e = match i.record {
+            None if i.finding.is_some() => {
+                let f = i.finding.expect("checked");
+                let records: Vec<usize> = f.records.iter().map(|e| e.record).collect();
+                json!({
+                    "name": super::finding_title(f), "cat": "flightrec", "ph": "i", "s": "p",
+                    "ts": self.ts(i.ts), "pid": self.pid, "tid": tid,
+                    "args": {"kind": f.kind.slug(), "severity": f.severity.slug(),
+                             "object": f.object, "records": records},
+                })
+            }
             Some(r) => {
                 let mut args = self.args(r.callsite, &r.fields);
                 if let Some(cs) = self.names.callsite(r.callsite) {

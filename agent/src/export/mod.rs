@@ -24,6 +24,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context as _;
+use flightrec_analysis::findings::{findings, Finding, Thresholds};
 use flightrec_analysis::{merge_fields, Placement, SpanPlan, SpanWalker, Step, StepKind};
 use flightrec_format::{FieldValue, Record, RecordKind, Recording, TriggerReason};
 
@@ -70,10 +71,16 @@ pub fn default_output(
     Ok((first.with_file_name(name), true))
 }
 
-pub fn run(inputs: &[std::path::PathBuf], format: Format, output: &Path) -> anyhow::Result<()> {
+/// With `with_findings`, each recording's findings are instants on its process track.
+pub fn run(
+    inputs: &[std::path::PathBuf],
+    format: Format,
+    output: &Path,
+    with_findings: bool,
+) -> anyhow::Result<()> {
     check_output(output)?;
     if let [input] = inputs {
-        return run_one(input, format, output);
+        return run_one(input, format, output, with_findings);
     }
     if inputs.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
         anyhow::bail!("standard input (-) can be given once");
@@ -90,6 +97,13 @@ pub fn run(inputs: &[std::path::PathBuf], format: Format, output: &Path) -> anyh
     for (i, s) in inputs.iter().zip(&scans) {
         crate::warn_if_damaged(i, &s.recording);
     }
+    let found: Vec<Vec<Finding>> = inputs
+        .iter()
+        .zip(&images)
+        .map(|(i, image)| {
+            findings_of(image, with_findings).with_context(|| i.display().to_string())
+        })
+        .collect::<anyhow::Result<_>>()?;
     let recs: Vec<&Recording> = scans.iter().map(|s| &s.recording).collect();
     let hidden = indicatif::ProgressBar::hidden();
     let plans: Vec<SpanPlan> = scans
@@ -122,7 +136,7 @@ pub fn run(inputs: &[std::path::PathBuf], format: Format, output: &Path) -> anyh
                         ..perfetto::TraceSlot::nth(k)
                     };
                     let mut sink = perfetto::PerfettoSink::in_slot(rec, &mut *out, slot);
-                    walk(rec, scan.records(), plan, &mut sink, &hidden)?;
+                    walk(rec, scan.records(), plan, &found[k], &mut sink, &hidden)?;
                     sink.finish()?;
                 }
                 Ok(())
@@ -135,7 +149,7 @@ pub fn run(inputs: &[std::path::PathBuf], format: Format, output: &Path) -> anyh
                     let (pid, name) = ids[k].clone();
                     let mut sink =
                         chrome::ChromeSink::part(rec, origin, pid, Some(name), &mut *out, k == 0)?;
-                    walk(rec, scan.records(), plan, &mut sink, &hidden)?;
+                    walk(rec, scan.records(), plan, &found[k], &mut sink, &hidden)?;
                     sink.finish_part()?;
                 }
                 let processes: Vec<serde_json::Value> = recs
@@ -166,8 +180,9 @@ pub fn run(inputs: &[std::path::PathBuf], format: Format, output: &Path) -> anyh
 }
 
 /// `flightrec export DUMP --format F -o OUT`.
-fn run_one(input: &Path, format: Format, output: &Path) -> anyhow::Result<()> {
+fn run_one(input: &Path, format: Format, output: &Path, with_findings: bool) -> anyhow::Result<()> {
     let image = flightrec_format::read_image(input).with_context(|| input.display().to_string())?;
+    let found = findings_of(&image, with_findings).with_context(|| input.display().to_string())?;
     let scan = image.scan().with_context(|| input.display().to_string())?;
     crate::warn_if_damaged(input, &scan.recording);
     let total: u64 = scan.recording.threads.iter().map(|t| t.records).sum();
@@ -190,12 +205,12 @@ fn run_one(input: &Path, format: Format, output: &Path) -> anyhow::Result<()> {
         match format {
             Format::Perfetto => {
                 let mut sink = perfetto::PerfettoSink::new(rec, out);
-                walk(rec, scan.records(), &plan, &mut sink, &progress)?;
+                walk(rec, scan.records(), &plan, &found, &mut sink, &progress)?;
                 sink.finish()
             }
             Format::Chrome => {
                 let mut sink = chrome::ChromeSink::new(rec, &plan, out)?;
-                walk(rec, scan.records(), &plan, &mut sink, &progress)?;
+                walk(rec, scan.records(), &plan, &found, &mut sink, &progress)?;
                 sink.finish()
             }
         }
@@ -338,11 +353,14 @@ pub struct Slice<'a> {
     pub flows: &'a [FlowStep],
 }
 
-/// An event (or a `follows_from` link, or the trigger) at one moment.
+/// An event (or a `follows_from` link, the trigger, or a finding) at one moment.
 pub struct Instant<'a> {
     pub ts: i64,
     pub track: Track,
+    /// The event or link; none for the trigger and for a finding.
     pub record: Option<&'a Record>,
+    /// A finding (`flightrec check`'s), on the process track at its last evidence.
+    pub finding: Option<&'a Finding>,
     pub flows: &'a [FlowStep],
 }
 
@@ -453,6 +471,7 @@ impl Walk<'_> {
             ts: r.ts,
             track: Track::Thread(r.thread),
             record: Some(r),
+            finding: None,
             flows: &self.flows,
         })
     }
@@ -463,9 +482,18 @@ pub fn walk(
     rec: &Recording,
     records: impl Iterator<Item = Record>,
     plan: &SpanPlan,
+    found: &[Finding],
     sink: &mut dyn Sink,
     progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<()> {
+    // Each finding at its last evidence (where it was complete), in time order among the
+    // records.
+    let mut at_ts: Vec<(i64, &Finding)> = found
+        .iter()
+        .filter_map(|f| Some((f.records.last()?.ts, f)))
+        .collect();
+    at_ts.sort_by_key(|(ts, _)| *ts);
+    let mut next_finding = 0;
     let mut w = Walk {
         plan,
         rec,
@@ -481,6 +509,7 @@ pub fn walk(
         ts: trigger.wall_ns,
         track: Track::Process,
         record: None,
+        finding: None,
         flows: &[],
     };
     // Steps are collected per record, then written: the walker cannot call the sink
@@ -494,6 +523,10 @@ pub fn walk(
             trigger_pending = false;
             sink.instant(&trigger_instant)?;
         }
+        while let Some(&(ts, f)) = at_ts.get(next_finding).filter(|(ts, _)| *ts < r.ts) {
+            next_finding += 1;
+            sink.instant(&finding_instant(ts, f))?;
+        }
         if matches!(r.kind, RecordKind::SpanNew | RecordKind::SpanRecord) {
             merge_fields(w.fields.entry(r.span).or_default(), &r.fields);
         }
@@ -506,6 +539,7 @@ pub fn walk(
                 ts: r.ts,
                 track: Track::Thread(r.thread),
                 record: Some(&r),
+                finding: None,
                 flows: &[],
             })?,
             RecordKind::Close => {
@@ -518,12 +552,41 @@ pub fn walk(
     if trigger_pending {
         sink.instant(&trigger_instant)?;
     }
+    for &(ts, f) in &at_ts[next_finding..] {
+        sink.instant(&finding_instant(ts, f))?;
+    }
     // Close what is still open at the end of the data.
     spans.finish(&mut |s| steps.push(s));
     for s in steps.drain(..) {
         w.step(sink, s)?;
     }
     Ok(())
+}
+
+fn finding_instant(ts: i64, f: &Finding) -> Instant<'_> {
+    Instant {
+        ts,
+        track: Track::Process,
+        record: None,
+        finding: Some(f),
+        flows: &[],
+    }
+}
+
+/// A finding's instant's title in both formats.
+pub fn finding_title(f: &Finding) -> String {
+    format!("{} {}: {}", f.severity.slug(), f.kind.slug(), f.title)
+}
+
+/// The findings of the recording in `image`, when asked for: the one step of an export
+/// that decodes the recording whole (the reading model's memory, as `info`), before the
+/// streaming passes begin.
+fn findings_of(image: &flightrec_format::Image, wanted: bool) -> anyhow::Result<Vec<Finding>> {
+    if !wanted {
+        return Ok(Vec::new());
+    }
+    let rec = image.decode()?;
+    Ok(findings(&rec, &Thresholds::default()))
 }
 
 /// Records between progress bar updates.

@@ -523,6 +523,32 @@ impl Sink for PerfettoSink<'_, '_> {
             ..TrackEvent::default()
         };
         match i.record {
+            None if i.finding.is_some() => {
+                let f = i.finding.expect("checked");
+                event.name = Some(super::finding_title(f));
+                event.debug_annotations = vec![
+                    self.annotation("kind", &Value::Str(f.kind.slug().into()), &mut new),
+                    self.annotation("severity", &Value::Str(f.severity.slug().into()), &mut new),
+                    self.annotation(
+                        "records",
+                        &Value::Str(
+                            f.records
+                                .iter()
+                                .map(|e| e.record.to_string())
+                                .collect::<Vec<_>>()
+                                .join(","),
+                        ),
+                        &mut new,
+                    ),
+                ];
+                if let Some(o) = &f.object {
+                    event.debug_annotations.push(self.annotation(
+                        "object",
+                        &Value::Str(o.clone()),
+                        &mut new,
+                    ));
+                }
+            }
             Some(r) => {
                 event.name = Some(self.names.title(r).into_owned());
                 event.category_iids = self.categories(Some(r.callsite), &mut new);
