@@ -24,6 +24,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
+step "packaging: every crate as crates.io would take it (the e2e tests build an app on the packed flightrec)"
+cargo package --workspace --no-verify --allow-dirty --quiet
+
 step "test tools: Perfetto's own protobuf classes, and moto's S3-compatible server (PyPI)"
 py=target/test-tools/python
 if ! "$py/bin/python" -c 'import perfetto.protos.perfetto.trace.perfetto_trace_pb2, moto, boto3' 2>/dev/null \
@@ -77,9 +80,9 @@ cargo +nightly miri test -p flightrec-format --lib
 
 if (( stress )); then
     step "stress: 2000 SIGKILL runs"
-    FLIGHTREC_KILL_RUNS=2000 cargo test -p flightrec-agent --test e2e --release -- kill_sweep
+    FLIGHTREC_KILL_RUNS=2000 cargo test -p flightrec-cli --test e2e --release -- kill_sweep
     step "stress: 1000 snapshots of a ring under full load"
-    FLIGHTREC_SNAPSHOT_RUNS=1000 cargo test -p flightrec-agent --test e2e --release -- \
+    FLIGHTREC_SNAPSHOT_RUNS=1000 cargo test -p flightrec-cli --test e2e --release -- \
         triggers::snapshots_under_full_load --nocapture
     step "stress: fuzzing the decoder for 5 minutes"
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

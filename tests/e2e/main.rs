@@ -21,6 +21,7 @@ mod lock_model;
 mod locks;
 mod no_syscalls;
 mod operating;
+mod packaging;
 mod processes;
 mod readme;
 mod stacks;

@@ -105,11 +105,21 @@ fn start_with(dir: &Path, mode: &str, dump_dir: Option<&Path>) -> std::process::
     c.spawn().expect("spawning the service")
 }
 
-/// Starts the service once more and returns what it printed (its fmt output included).
+/// Starts the service once more and returns what it printed (its fmt output, which
+/// `flightrec::init` sends to stderr, included).
 fn restart(dir: &Path) -> String {
     let out = start(dir, "once").wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    printed(&out)
+}
+
+/// Everything a child printed: its stdout, then its stderr.
+fn printed(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn signal(c: &std::process::Child, sig: nix::sys::signal::Signal) {
@@ -120,10 +130,12 @@ fn sigterm(c: &std::process::Child) {
     signal(c, nix::sys::signal::Signal::SIGTERM);
 }
 
-/// Waits (generously) for the child to end and returns its status, its stdout drained.
+/// Waits (generously) for the child to end and returns its status and what it printed
+/// (stdout, then stderr, both drained).
 fn wait_end(mut c: std::process::Child) -> (std::process::ExitStatus, String) {
     let mut s = String::new();
     c.stdout.take().unwrap().read_to_string(&mut s).unwrap();
+    c.stderr.take().unwrap().read_to_string(&mut s).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(status) = c.try_wait().unwrap() {
@@ -260,7 +272,7 @@ fn collect_then_a_restart_gives_one_dump() {
         let out = start_with(dir.path(), "once", Some(dumps.path()))
             .wait_with_output()
             .unwrap();
-        let printed = String::from_utf8_lossy(&out.stdout);
+        let printed = printed(&out);
         assert!(!printed.contains(WARNING), "keep={keep}: {printed}");
         assert_eq!(
             dumps_in(dumps.path()).len(),

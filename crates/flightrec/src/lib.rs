@@ -5,6 +5,19 @@
 //! `flightrec cat`, `flightrec info` and the viewer read. The ring file itself survives the
 //! process's death (SIGKILL, OOM), so the last records of every thread are never lost with it.
 //!
+//! Two lines set it up, from the `FLIGHTREC_*` environment (with tracing's fmt output to
+//! stderr, filtered by `RUST_LOG`); `kill -USR1 <pid>` then dumps the ring:
+//!
+//! ```no_run
+//! fn main() -> Result<(), flightrec::Error> {
+//!     flightrec::init()?;
+//!     tracing::info!(port = 8080, "listening");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Or built by hand, composed with other layers:
+//!
 //! ```no_run
 //! use tracing_subscriber::prelude::*;
 //!

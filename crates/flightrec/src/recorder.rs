@@ -519,7 +519,12 @@ pub fn init() -> Result<&'static Recorder, Error> {
     let log_filter = env_filter("RUST_LOG", env.rust_log.as_deref(), "info")?;
     tracing_subscriber::registry()
         .with(recorder.layer().with_filter(record_filter))
-        .with(tracing_subscriber::fmt::layer().with_filter(log_filter))
+        // fmt writes to stdout unless told: logs go to stderr, leaving stdout to the program.
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(log_filter),
+        )
         .try_init()
         .map_err(|_| Error::AlreadyInitialized)?;
     tracing::info!(
