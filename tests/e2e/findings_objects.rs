@@ -518,3 +518,53 @@ fn exports_carry_the_findings_as_instants_on_the_process_track_when_asked() {
         .flatten()
         .all(|e| !e.name.contains("interleaving")));
 }
+
+/// Among many touches between a request's check and its failure, the one by a stranger
+/// (the refresher) is told, however many fellow requests (other orders, running the same
+/// code) touched the object after it.
+#[test]
+fn an_interleaving_tells_the_strangers_touch_before_fellow_requests_many_touches() {
+    let dir = scratch();
+    let rec = recorder(dir.path(), "shop", 4 << 20);
+    let d = dispatch(&rec);
+    let (checked_tx, checked_rx) = turn();
+    let (cleared_tx, cleared_rx) = turn();
+    let (busy_tx, busy_rx) = turn();
+    let victim = spawn_on(&d, "worker-1", move || {
+        let _s = info_span!("order", order = 1).entered();
+        info!(cache = "0x5555aaaa", sku = 3, "cache hit");
+        checked_tx.send(()).unwrap();
+        busy_rx.recv().unwrap();
+        warn!(cache = "0x5555aaaa", sku = 3, "price vanished");
+    });
+    let refresher = spawn_on(&d, "refresher", move || {
+        checked_rx.recv().unwrap();
+        let _s = info_span!("refresh").entered();
+        info!(cache = "0x5555aaaa", "cache cleared");
+        cleared_tx.send(()).unwrap();
+    });
+    let fellow = spawn_on(&d, "worker-3", move || {
+        cleared_rx.recv().unwrap();
+        for order in 2..30u64 {
+            let _s = info_span!("order", order).entered();
+            info!(cache = "0x5555aaaa", sku = order, "cache miss");
+        }
+        busy_tx.send(()).unwrap();
+    });
+    for t in [victim, refresher, fellow] {
+        t.join().unwrap();
+    }
+    let dump = rec.snapshot().unwrap();
+    let found = findings_of(&dump, "interleaving");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let roles = roles(&found[0]);
+    assert!(
+        roles.contains(&(
+            "refresher".into(),
+            "touched cache=0x5555aaaa in between".into()
+        )),
+        "{roles:?}"
+    );
+    assert_eq!(roles.first().unwrap().1, "touched cache=0x5555aaaa first");
+    assert_eq!(roles.last().unwrap().1, "failed");
+}

@@ -205,7 +205,12 @@ type CodeSite = (String, Option<String>, Option<u32>);
 
 /// A failure's best object so far: its score, the object, the request's earlier touch and
 /// the foreign touches after it.
-type Explanation = ((bool, std::cmp::Reverse<usize>), String, usize, Vec<usize>);
+type Explanation = (
+    (bool, bool, std::cmp::Reverse<usize>),
+    String,
+    usize,
+    Vec<usize>,
+);
 
 /// The request a record belongs to (see the module's doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -256,6 +261,16 @@ impl Context<'_> {
                 self.names.span_name(span)
             ),
         }
+    }
+
+    /// Whether record `c` belongs to a request like `q`: one of the same root span (another
+    /// order beside a failing order), as opposed to a stranger (the refresher).
+    fn is_peer(&self, c: usize, q: Request) -> bool {
+        let name = |q: Request| match q {
+            Request::Task(t) => self.names.span_name(self.tasks.list[t].span),
+            Request::Entry { span, .. } => self.names.span_name(span),
+        };
+        self.request(c).is_some_and(|other| name(other) == name(q))
     }
 
     /// A code site's identity across merged processes: name, file and line.
@@ -364,7 +379,8 @@ impl Context<'_> {
                 let new_code = foreign
                     .iter()
                     .any(|&c| !own_sites.contains(&self.code_site(c)));
-                let score = (new_code, std::cmp::Reverse(carriers.len()));
+                let stranger = foreign.iter().any(|&c| !self.is_peer(c, q));
+                let score = (stranger, new_code, std::cmp::Reverse(carriers.len()));
                 if best.as_ref().is_none_or(|b| score > b.0) {
                     best = Some((score, key, carriers[first], foreign));
                 }
@@ -413,22 +429,24 @@ impl Context<'_> {
             ),
         );
         f.object = Some(key.to_string());
-        // The foreign touches worth reading: those by code the request did not run, then
-        // the latest others, as room allows.
+        // The foreign touches worth reading, latest first, as room allows: those of
+        // strangers (not another request like this one: the refresher, not a fellow
+        // worker), then those by code the request did not run, then the others.
         let own = self.code_site(first);
-        let mut picked: Vec<usize> = foreign
-            .iter()
-            .rev()
-            .copied()
-            .filter(|&c| self.code_site(c) != own)
-            .take(MAX_EVIDENCE - 2)
-            .collect();
-        for &c in foreign.iter().rev() {
-            if picked.len() >= MAX_EVIDENCE - 2 {
-                break;
-            }
-            if !picked.contains(&c) {
-                picked.push(c);
+        let mut picked: Vec<usize> = Vec::new();
+        let tiers: [&dyn Fn(usize) -> bool; 3] = [
+            &|c| !self.is_peer(c, q),
+            &|c| self.code_site(c) != own,
+            &|_| true,
+        ];
+        for tier in tiers {
+            for &c in foreign.iter().rev() {
+                if picked.len() >= MAX_EVIDENCE - 2 {
+                    break;
+                }
+                if tier(c) && !picked.contains(&c) {
+                    picked.push(c);
+                }
             }
         }
         f.records
