@@ -57,14 +57,21 @@ fn record_workload(dir: &Path) -> PathBuf {
 }
 
 pub(crate) fn export(dump: &Path, format: &str, out: &Path) {
-    let o = flightrec(&[
+    export_with(dump, format, out, &[]);
+}
+
+/// `export`, with more options (`--findings`).
+pub(crate) fn export_with(dump: &Path, format: &str, out: &Path, more: &[&str]) {
+    let mut args = vec![
         "export",
         dump.to_str().unwrap(),
         "--format",
         format,
         "-o",
         out.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(more);
+    let o = flightrec(&args);
     assert!(
         o.status.success(),
         "export failed: {}",

@@ -451,19 +451,8 @@ fn exports_carry_the_findings_as_instants_on_the_process_track_when_asked() {
     };
     let export = |format: &str, with: bool| {
         let out = dir.path().join(format!("{format}-{with}"));
-        let mut args = vec![
-            "export",
-            dump.to_str().unwrap(),
-            "--format",
-            format,
-            "-o",
-            out.to_str().unwrap(),
-        ];
-        if with {
-            args.push("--findings");
-        }
-        let o = flightrec(&args);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let more: &[&str] = if with { &["--findings"] } else { &[] };
+        crate::export::export_with(&dump, format, &out, more);
         out
     };
     // Chrome: a process-scoped instant, in µs from the trace's origin.

@@ -22,7 +22,8 @@
 //!   task recorded by the `tokio` feature) with their polls, the spans inside them and
 //!   their records.
 //! * [`triggers`]: the triggers that folded into a dump after its own.
-//! * [`findings`]: the bug a recording shows, named (deadlocks, lock-order inversions,
+//! * [`findings`]: the bug a recording shows, named (deadlocks, failures explained by an
+//!   interleaving, lock-order inversions, split check-then-acts, inconsistent locking,
 //!   blocking polls, long lock waits, stuck threads), with the records that show it.
 //!
 //! It depends on the format crate alone: no tracing, no server, no command line.

@@ -201,7 +201,7 @@ impl<'r> Touches<'r> {
 }
 
 /// A code site's identity across merged processes: callsite name, file and line.
-type CodeSite = (String, Option<String>, Option<u32>);
+type CodeSite<'r> = (&'r str, Option<&'r str>, Option<u32>);
 
 /// A failure's best object so far: its score, the object, the request's earlier touch and
 /// the foreign touches after it.
@@ -226,7 +226,7 @@ enum Actor {
     Thread(u32),
 }
 
-impl Context<'_> {
+impl<'r> Context<'r> {
     fn request(&self, i: usize) -> Option<Request> {
         if let Some(t) = self.tasks.of_record(i) {
             return Some(Request::Task(t));
@@ -274,11 +274,11 @@ impl Context<'_> {
     }
 
     /// A code site's identity across merged processes: name, file and line.
-    fn code_site(&self, i: usize) -> CodeSite {
+    fn code_site(&self, i: usize) -> CodeSite<'r> {
         let c = self.names.callsite(self.rec.records[i].callsite);
         (
-            c.map_or_else(String::new, |c| c.name.clone()),
-            c.and_then(|c| c.file.clone()),
+            c.map_or("", |c| c.name.as_str()),
+            c.and_then(|c| c.file.as_deref()),
             c.and_then(|c| c.line),
         )
     }
@@ -346,7 +346,7 @@ impl Context<'_> {
             }
         }
         let mut out = Vec::new();
-        let mut told: HashSet<(String, CodeSite)> = HashSet::new();
+        let mut told: HashSet<(String, CodeSite<'r>)> = HashSet::new();
         for (failed, q, keys) in failures {
             let me = self.actor(failed);
             // The best object: (touched by code the request did not run, fewest touches).
