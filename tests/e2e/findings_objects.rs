@@ -389,21 +389,23 @@ fn the_viewer_lists_the_findings_and_a_click_shows_each_ones_evidence() {
     drop(rt);
     let dump = rec.snapshot().unwrap();
     let r = crate::viewer::drive("findings", &dump, serde_json::json!({}));
-    assert_eq!(r["button"], "findings (2)", "{r}");
+    // The 30 ms poll blocks its worker on any machine; a loaded one may stretch a short
+    // poll past the threshold too, which is one more blocking poll, nothing else.
     let rows = r["rows"].as_array().unwrap();
+    assert!(rows.len() >= 2, "{r}");
+    assert_eq!(r["button"], format!("findings ({})", rows.len()), "{r}");
     assert!(
         rows[0].as_str().unwrap().starts_with("errorinterleaving"),
         "{r}"
     );
-    assert!(
-        rows[1]
-            .as_str()
-            .unwrap()
-            .starts_with("warningblocking_poll"),
-        "{r}"
-    );
+    for row in &rows[1..] {
+        assert!(
+            row.as_str().unwrap().starts_with("warningblocking_poll"),
+            "{r}"
+        );
+    }
     let picked = r["picked"].as_array().unwrap();
-    assert_eq!(picked.len(), 2);
+    assert_eq!(picked.len(), rows.len());
     for (i, p) in picked.iter().enumerate() {
         let f = &p["finding"];
         assert_eq!(p["on"], i.to_string(), "{p}");
