@@ -25,7 +25,7 @@ step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
 step "packaging: every crate as crates.io would take it (the e2e tests build an app on the packed flightrec)"
-cargo package --workspace --no-verify --allow-dirty --quiet
+cargo package --workspace --exclude flightrec-service-bench --no-verify --allow-dirty --quiet
 
 step "test tools: Perfetto's own protobuf classes, and moto's S3-compatible server (PyPI)"
 py=target/test-tools/python

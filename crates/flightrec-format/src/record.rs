@@ -160,7 +160,7 @@ impl<'a> Encoder<'a> {
         }
         match self.buf.get_mut(self.pos..self.pos + bytes.len()) {
             Some(dst) => {
-                dst.copy_from_slice(bytes);
+                copy_short(dst, bytes);
                 self.pos += bytes.len();
                 true
             }
@@ -187,6 +187,9 @@ impl<'a> Encoder<'a> {
     }
 
     fn field_head(&mut self, index: usize, tag: u8, value_len: usize) -> bool {
+        if self.overflowed {
+            return false;
+        }
         if index > u8::MAX as usize {
             self.truncated = true;
             return false;
@@ -201,7 +204,8 @@ impl<'a> Encoder<'a> {
             }
             return false;
         }
-        self.put(&[index as u8, tag])
+        self.put_fixed([index as u8, tag]);
+        true
     }
 
     /// Writes a fixed-size field: index, tag and value, with one bounds check on the
@@ -277,7 +281,7 @@ impl<'a> Encoder<'a> {
             return None;
         }
         let len_pos = self.pos;
-        self.put(&[0, 0]);
+        self.put_fixed([0, 0]);
         let room = self.buf.len().saturating_sub(self.pos);
         let limit = if self.truncate_to_fit {
             room.min(MAX_VALUE_LEN)
@@ -310,6 +314,32 @@ impl<'a> Encoder<'a> {
     /// Whether something did not fit.
     pub fn overflowed(&self) -> bool {
         self.overflowed
+    }
+}
+
+/// `dst.copy_from_slice(src)` for slices of equal length, without a call to `memmove` for
+/// the short ones a record mostly holds (messages, names, ids): two overlapping fixed-size
+/// copies cover any length between a size and twice it, and fixed-size copies compile to
+/// plain loads and stores.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    debug_assert_eq!(dst.len(), n);
+    if n > 32 || dst.len() != n {
+        dst.copy_from_slice(src);
+    } else if n >= 16 {
+        dst[..16].copy_from_slice(&src[..16]);
+        dst[n - 16..].copy_from_slice(&src[n - 16..]);
+    } else if n >= 8 {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[n - 8..].copy_from_slice(&src[n - 8..]);
+    } else if n >= 4 {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..].copy_from_slice(&src[n - 4..]);
+    } else {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
     }
 }
 
@@ -363,7 +393,7 @@ impl core::fmt::Write for TextWriter<'_, '_> {
         let pos = self.enc.pos;
         match self.enc.buf.get_mut(pos..pos + n) {
             Some(dst) => {
-                dst.copy_from_slice(&s.as_bytes()[..n]);
+                copy_short(dst, &s.as_bytes()[..n]);
                 self.enc.pos += n;
                 self.written += n;
             }

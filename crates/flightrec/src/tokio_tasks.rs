@@ -19,7 +19,7 @@ use tokio::runtime::{Builder, TaskMeta};
 use crate::layer::span_op;
 use crate::ring::clock;
 use crate::ring::span_table::{SpanEntry, SpanTable};
-use crate::ring::writer::with_writer;
+use crate::ring::writer::{with_writer, EnteredBy};
 use crate::shared::Shared;
 use crate::Recorder;
 
@@ -100,7 +100,7 @@ impl Tasks {
     fn before_poll(&self, meta: &TaskMeta<'_>) {
         if let Some(s) = self.lookup(task_id(meta)) {
             span_op(&self.shared, RecordKind::Enter, s.id, s.callsite, |w| {
-                w.push_span(s.id, s.callsite)
+                w.push_span(s.id, s.callsite, EnteredBy::default())
             });
         }
     }

@@ -14,7 +14,7 @@ use tracing_subscriber::Layer;
 
 use crate::ring::clock;
 use crate::ring::span_table::{SpanEntry, SpanTable};
-use crate::ring::writer::{with_writer, ThreadWriter};
+use crate::ring::writer::{with_writer, EnteredBy, ThreadWriter};
 use crate::shared::Shared;
 use visit::FieldEncoder;
 
@@ -64,6 +64,15 @@ impl FlightrecLayer {
             });
         }
         Self::recorded_in_extensions(ctx, id)
+    }
+
+    /// Who enters the span `id` through this layer (see `EnteredBy`).
+    #[inline]
+    fn entered_by(&self, id: &Id) -> EnteredBy {
+        EnteredBy {
+            key: id.into_u64(),
+            table: Arc::as_ptr(&self.spans) as usize,
+        }
     }
 
     #[cold]
@@ -205,21 +214,30 @@ where
                 RecordKind::Enter,
                 span.id,
                 span.callsite,
-                |w| w.push_span(span.id, span.callsite),
+                |w| w.push_span(span.id, span.callsite, self.entered_by(id)),
             );
         }
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        if let Some(span) = self.recorded(&ctx, id) {
-            span_op(
-                &self.shared,
-                RecordKind::Exit,
-                span.id,
-                span.callsite,
-                |w| w.pop_span(span.id),
-            );
-        }
+        let by = self.entered_by(id);
+        let ticks = clock::ticks();
+        with_writer(&self.shared.ring, |w| {
+            // Usually the span this thread entered last: no table lookup.
+            let (span, callsite) = match w.innermost_entered_by(by) {
+                Some(e) => (e.span, e.callsite),
+                None => match self.recorded(&ctx, id) {
+                    Some(s) => (s.id, s.callsite),
+                    None => return,
+                },
+            };
+            w.write(|buf, fit| {
+                let mut e = Encoder::new(buf, RecordKind::Exit, callsite, ticks, fit);
+                e.u64(span);
+                e.finish()
+            });
+            w.pop_span(span);
+        });
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {

@@ -43,9 +43,29 @@ pub(crate) struct ThreadWriter {
     /// Span ids handed out to this thread: `next..end`.
     next_span: u64,
     end_span: u64,
-    /// Entered spans (our id, callsite), outermost first; `depth` may exceed MAX_STACK.
-    stack: [(u64, u32); MAX_STACK],
+    /// Entered spans, outermost first; `depth` may exceed MAX_STACK.
+    stack: [EnteredSpan; MAX_STACK],
     depth: usize,
+}
+
+/// A span this thread is inside.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct EnteredSpan {
+    /// Our span id.
+    pub(crate) span: u64,
+    pub(crate) callsite: u32,
+    /// Who entered it: the tracing `Id` and the span table it came from (see
+    /// `EnteredBy`), so that exiting it finds it here without a table lookup. Zero for
+    /// spans entered otherwise (tokio's task polls).
+    pub(crate) by: EnteredBy,
+}
+
+/// A tracing span `Id` with the span table (one per subscriber) that numbered it: ids are
+/// only unique within one subscriber.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct EnteredBy {
+    pub(crate) key: u64,
+    pub(crate) table: usize,
 }
 
 impl ThreadWriter {
@@ -62,7 +82,7 @@ impl ThreadWriter {
             backoff: 0,
             next_span: 0,
             end_span: 0,
-            stack: [(0, 0); MAX_STACK],
+            stack: [EnteredSpan::default(); MAX_STACK],
             depth: 0,
         }
     }
@@ -162,9 +182,9 @@ impl ThreadWriter {
         let tail = unsafe { self.ring.payload_tail(new.index, 0) };
         let mut e = Encoder::new(tail, RecordKind::Context, 0, who.ticks, false);
         e.u16(kept as u16);
-        for &(span, callsite) in &stack[..kept] {
-            e.u64(span);
-            e.u32(callsite);
+        for entered in &stack[..kept] {
+            e.u64(entered.span);
+            e.u32(entered.callsite);
         }
         if let Some(n) = e.finish() {
             self.written = n;
@@ -188,11 +208,19 @@ impl ThreadWriter {
         id
     }
 
-    pub(crate) fn push_span(&mut self, span: u64, callsite: u32) {
+    pub(crate) fn push_span(&mut self, span: u64, callsite: u32, by: EnteredBy) {
         if self.depth < MAX_STACK {
-            self.stack[self.depth] = (span, callsite);
+            self.stack[self.depth] = EnteredSpan { span, callsite, by };
         }
         self.depth += 1;
+    }
+
+    /// The innermost span this thread is inside, if `by` entered it: the span an exit
+    /// usually leaves, known without a lookup.
+    #[inline]
+    pub(crate) fn innermost_entered_by(&self, by: EnteredBy) -> Option<EnteredSpan> {
+        let top = self.stack.get(self.depth.checked_sub(1)?)?;
+        (top.by == by).then_some(*top)
     }
 
     pub(crate) fn pop_span(&mut self, span: u64) {
@@ -201,8 +229,13 @@ impl ThreadWriter {
             self.depth -= 1;
             return;
         }
-        // Usually the top; spans exited out of order are removed where they are.
-        if let Some(pos) = self.stack[..kept].iter().rposition(|&(s, _)| s == span) {
+        // Usually the top (a plain pop, no search or move); spans exited out of order are
+        // removed where they are.
+        if kept > 0 && self.stack[kept - 1].span == span {
+            self.depth -= 1;
+            return;
+        }
+        if let Some(pos) = self.stack[..kept].iter().rposition(|e| e.span == span) {
             self.stack.copy_within(pos + 1..kept, pos);
             self.depth -= 1;
         }
@@ -213,7 +246,7 @@ impl ThreadWriter {
     pub(crate) fn is_entered(&self, span: u64) -> bool {
         self.stack[..self.depth.min(MAX_STACK)]
             .iter()
-            .any(|&(s, _)| s == span)
+            .any(|e| e.span == span)
     }
 
     #[cfg(test)]

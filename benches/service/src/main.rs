@@ -1,0 +1,274 @@
+//! What flightrec costs an axum service per request, beside what services run today.
+//!
+//! `scripts/service-bench.sh` builds this binary twice (once plain, once with
+//! `--cfg tokio_unstable` for tokio-console's layer and flightrec's task hooks) and runs it:
+//! every variant in a server process of its own, one after another, driven by clients in
+//! this process with the same load; then a table. See the README's "Cost per request".
+
+mod app;
+mod load;
+mod report;
+
+use std::io::BufRead as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// The subscribers compared, each in a server process of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Variant {
+    /// No subscriber at all.
+    None,
+    /// tracing's fmt layer, INFO and above, to a file through tracing-appender's
+    /// non-blocking writer.
+    Fmt,
+    /// flightrec's layer alone (every level), its lock around the shared state.
+    Flightrec,
+    /// flightrec and the fmt layer above, as the README composes them.
+    #[value(name = "flightrec+fmt")]
+    FlightrecFmt,
+    /// No subscriber, built with `--cfg tokio_unstable` and tokio's `tracing` feature: the
+    /// baseline of the two variants below.
+    #[value(name = "none-unstable")]
+    NoneUnstable,
+    /// tokio-console's `console-subscriber`.
+    Console,
+    /// flightrec with tokio's task hooks recorded.
+    #[value(name = "flightrec+tokio")]
+    FlightrecTokio,
+}
+
+impl Variant {
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Built only with `--cfg tokio_unstable` (the second binary).
+    fn needs_unstable(self) -> bool {
+        matches!(
+            self,
+            Variant::NoneUnstable | Variant::Console | Variant::FlightrecTokio
+        )
+    }
+
+    /// The variant this one is compared with.
+    pub fn baseline(self) -> Variant {
+        if self.needs_unstable() {
+            Variant::NoneUnstable
+        } else {
+            Variant::None
+        }
+    }
+}
+
+#[derive(Parser)]
+#[command(about = "What flightrec costs an axum service per request, beside other subscribers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    #[command(flatten)]
+    run: RunOptions,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serves the app in one variant until stdin closes (what the driver starts).
+    Serve { variant: Variant },
+}
+
+#[derive(clap::Args)]
+pub struct RunOptions {
+    /// The variants, in the order they run in each round.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "none,fmt,flightrec,flightrec+fmt,none-unstable,console,flightrec+tokio"
+    )]
+    variants: Vec<Variant>,
+    /// This binary built with `--cfg tokio_unstable --features unstable`, which serves the
+    /// variants that need it.
+    #[arg(long)]
+    unstable_bin: Option<PathBuf>,
+    /// Rounds over all variants; each figure is the median of its rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds of each measured phase (saturation, then fixed rate).
+    #[arg(long, default_value_t = 4.0)]
+    seconds: f64,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Requests per second of the latency phase; by default 20% of the first variant's
+    /// throughput at saturation in the first round.
+    #[arg(long)]
+    rate: Option<f64>,
+}
+
+/// One variant's figures from one round.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sample {
+    pub requests_per_s: f64,
+    /// CPU time of the server process per request, in microseconds, at saturation.
+    pub cpu_us_saturated: f64,
+    /// The same at the fixed rate.
+    pub cpu_us_fixed: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Cmd::Serve { variant }) => app::serve(variant),
+        None => run(cli.run),
+    };
+    if let Err(e) = result {
+        eprintln!("flightrec-service-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(opts: RunOptions) -> anyhow::Result<()> {
+    let this = std::env::current_exe().context("finding this binary")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("client")
+        .enable_all()
+        .build()?;
+    let phase = Duration::from_secs_f64(opts.seconds);
+    let mut rate = opts.rate;
+    let mut samples: Vec<(Variant, Vec<Sample>)> =
+        opts.variants.iter().map(|&v| (v, Vec::new())).collect();
+    for round in 1..=opts.rounds {
+        for (variant, got) in &mut samples {
+            let bin = if variant.needs_unstable() {
+                opts.unstable_bin.clone().with_context(|| {
+                    format!(
+                        "the {} variant needs --unstable-bin (scripts/service-bench.sh passes it)",
+                        variant.name()
+                    )
+                })?
+            } else {
+                this.clone()
+            };
+            let sample = rt.block_on(measure(&bin, *variant, &opts, phase, &mut rate))?;
+            eprintln!(
+                "round {round}/{} {:<16} {:>8.0} req/s  {:>6.1} µs CPU/req  p99 {:>6.0} µs",
+                opts.rounds,
+                variant.name(),
+                sample.requests_per_s,
+                sample.cpu_us_saturated,
+                sample.p99_us
+            );
+            got.push(sample);
+        }
+    }
+    let rate = rate.unwrap_or_default();
+    print!(
+        "{}",
+        report::table(&samples, rate, &opts_summary(&opts, rate))
+    );
+    Ok(())
+}
+
+fn opts_summary(opts: &RunOptions, rate: f64) -> String {
+    format!(
+        "{} rounds, median of each; {} connections; {} s at saturation, then {} s at {:.0} req/s",
+        opts.rounds, opts.connections, opts.seconds, opts.seconds, rate
+    )
+}
+
+/// A variant's server process; stopped (stdin closed, then killed if it lingers) on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(bin: &PathBuf, variant: Variant) -> anyhow::Result<Server> {
+        let mut child = Command::new(bin)
+            .args(["serve", &variant.name()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stdout = child.stdout.take().context("the server's stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|a| a.parse().ok())
+            .with_context(|| {
+                format!(
+                    "the {} server did not start (it said {line:?})",
+                    variant.name()
+                )
+            })?;
+        Ok(Server { child, addr })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn measure(
+    bin: &PathBuf,
+    variant: Variant,
+    opts: &RunOptions,
+    phase: Duration,
+    rate: &mut Option<f64>,
+) -> anyhow::Result<Sample> {
+    let server = Server::start(bin, variant)?;
+    let addr = server.addr;
+    let mut control = load::Connection::open(addr).await?;
+    // Warm-up: connections, the allocator, and every callsite registered.
+    load::closed_loop(addr, opts.connections, Duration::from_secs(1)).await?;
+
+    let cpu0 = control.cpu().await?;
+    let start = Instant::now();
+    let done = load::closed_loop(addr, opts.connections, phase).await?;
+    let elapsed = start.elapsed();
+    let cpu1 = control.cpu().await?;
+    let requests_per_s = done as f64 / elapsed.as_secs_f64();
+    let rate = *rate.get_or_insert_with(|| (requests_per_s * 0.2 / 100.0).round().max(1.0) * 100.0);
+
+    let cpu2 = control.cpu().await?;
+    let mut latencies = load::open_loop(addr, opts.connections, rate, phase).await?;
+    let cpu3 = control.cpu().await?;
+    drop(control);
+    drop(server);
+
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len().max(1)) - 1;
+        latencies.get(i).map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
+    };
+    Ok(Sample {
+        requests_per_s,
+        cpu_us_saturated: (cpu1.total_us() - cpu0.total_us()) as f64 / done.max(1) as f64,
+        cpu_us_fixed: (cpu3.total_us() - cpu2.total_us()) as f64 / latencies.len().max(1) as f64,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+        p999_us: pct(0.999),
+    })
+}
