@@ -163,6 +163,7 @@ fn install(variant: Variant, dir: &Path) -> anyhow::Result<Keep> {
     let mut keep = Keep::default();
     match variant {
         Variant::None | Variant::NoneUnstable => {}
+        Variant::Registry => tracing_subscriber::registry().init(),
         Variant::Fmt => {
             let fmt = fmt_to_file(dir, &mut keep);
             tracing_subscriber::registry().with(fmt).init();
@@ -186,7 +187,7 @@ fn install(variant: Variant, dir: &Path) -> anyhow::Result<Keep> {
     Ok(keep)
 }
 
-#[cfg(all(feature = "unstable", tokio_unstable))]
+#[cfg(all(feature = "console", tokio_unstable))]
 fn install_console() -> anyhow::Result<()> {
     // Its gRPC server on a port of its own choosing: no client connects during the run, as
     // in a service that keeps the console available.
@@ -197,9 +198,9 @@ fn install_console() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(not(all(feature = "unstable", tokio_unstable)))]
+#[cfg(not(all(feature = "console", tokio_unstable)))]
 fn install_console() -> anyhow::Result<()> {
-    anyhow::bail!("the console variant needs the `unstable` feature and --cfg tokio_unstable (scripts/service-bench.sh builds it)")
+    anyhow::bail!("the console variant needs the `console` feature and --cfg tokio_unstable (scripts/service-bench.sh builds it)")
 }
 
 fn runtime(variant: Variant, keep: &Keep) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -214,7 +215,7 @@ fn runtime(variant: Variant, keep: &Keep) -> anyhow::Result<tokio::runtime::Runt
     Ok(builder.build()?)
 }
 
-#[cfg(all(feature = "unstable", tokio_unstable))]
+#[cfg(all(feature = "hooks", tokio_unstable))]
 fn record_tasks(keep: &Keep, builder: &mut tokio::runtime::Builder) -> anyhow::Result<()> {
     let rec = keep
         .recorder
@@ -224,9 +225,9 @@ fn record_tasks(keep: &Keep, builder: &mut tokio::runtime::Builder) -> anyhow::R
     Ok(())
 }
 
-#[cfg(not(all(feature = "unstable", tokio_unstable)))]
+#[cfg(not(all(feature = "hooks", tokio_unstable)))]
 fn record_tasks(_: &Keep, _: &mut tokio::runtime::Builder) -> anyhow::Result<()> {
-    anyhow::bail!("flightrec's task hooks need the `unstable` feature and --cfg tokio_unstable (scripts/service-bench.sh builds them)")
+    anyhow::bail!("flightrec's task hooks need the `hooks` feature and --cfg tokio_unstable (scripts/service-bench.sh builds them)")
 }
 
 /// Serves the app in `variant` on a loopback port, printed as `listening <addr>` on stdout,

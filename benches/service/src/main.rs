@@ -1,7 +1,8 @@
 //! What flightrec costs an axum service per request, beside what services run today.
 //!
-//! `scripts/service-bench.sh` builds this binary twice (once plain, once with
-//! `--cfg tokio_unstable` for tokio-console's layer and flightrec's task hooks) and runs it:
+//! `scripts/service-bench.sh` builds this binary three times (plain, then under
+//! `--cfg tokio_unstable` once with flightrec's task hooks and once with tokio-console's
+//! layer) and runs it:
 //! every variant in a server process of its own, one after another, driven by clients in
 //! this process with the same load; then a table. See the README's "Cost per request".
 
@@ -23,6 +24,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub enum Variant {
     /// No subscriber at all.
     None,
+    /// tracing's registry and no layer: what any layer pays before doing anything (span
+    /// ids, the per-thread span stack, dispatch).
+    Registry,
     /// tracing's fmt layer, INFO and above, to a file through tracing-appender's
     /// non-blocking writer.
     Fmt,
@@ -31,15 +35,25 @@ pub enum Variant {
     /// flightrec and the fmt layer above, as the README composes them.
     #[value(name = "flightrec+fmt")]
     FlightrecFmt,
-    /// No subscriber, built with `--cfg tokio_unstable` and tokio's `tracing` feature: the
-    /// baseline of the two variants below.
+    /// tokio-console's `console-subscriber` (with tokio's own `tracing` instrumentation,
+    /// which it needs).
+    Console,
+    /// No subscriber, built with `--cfg tokio_unstable`: the baseline of the variant below.
     #[value(name = "none-unstable")]
     NoneUnstable,
-    /// tokio-console's `console-subscriber`.
-    Console,
     /// flightrec with tokio's task hooks recorded.
     #[value(name = "flightrec+tokio")]
     FlightrecTokio,
+}
+
+/// The builds the variants need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Build {
+    Plain,
+    /// `--cfg tokio_unstable --features hooks`.
+    Hooks,
+    /// `--cfg tokio_unstable --features console`.
+    Console,
 }
 
 impl Variant {
@@ -49,20 +63,19 @@ impl Variant {
             .unwrap_or_default()
     }
 
-    /// Built only with `--cfg tokio_unstable` (the second binary).
-    fn needs_unstable(self) -> bool {
-        matches!(
-            self,
-            Variant::NoneUnstable | Variant::Console | Variant::FlightrecTokio
-        )
+    fn build(self) -> Build {
+        match self {
+            Variant::NoneUnstable | Variant::FlightrecTokio => Build::Hooks,
+            Variant::Console => Build::Console,
+            _ => Build::Plain,
+        }
     }
 
     /// The variant this one is compared with.
     pub fn baseline(self) -> Variant {
-        if self.needs_unstable() {
-            Variant::NoneUnstable
-        } else {
-            Variant::None
+        match self.build() {
+            Build::Hooks => Variant::NoneUnstable,
+            _ => Variant::None,
         }
     }
 }
@@ -88,13 +101,17 @@ pub struct RunOptions {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "none,fmt,flightrec,flightrec+fmt,none-unstable,console,flightrec+tokio"
+        default_value = "none,registry,fmt,flightrec,flightrec+fmt,console,none-unstable,flightrec+tokio"
     )]
     variants: Vec<Variant>,
-    /// This binary built with `--cfg tokio_unstable --features unstable`, which serves the
-    /// variants that need it.
+    /// This binary built with `--cfg tokio_unstable --features hooks`, which serves the
+    /// `none-unstable` and `flightrec+tokio` variants.
     #[arg(long)]
-    unstable_bin: Option<PathBuf>,
+    hooks_bin: Option<PathBuf>,
+    /// This binary built with `--cfg tokio_unstable --features console`, which serves the
+    /// `console` variant.
+    #[arg(long)]
+    console_bin: Option<PathBuf>,
     /// Rounds over all variants; each figure is the median of its rounds.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -148,16 +165,17 @@ fn run(opts: RunOptions) -> anyhow::Result<()> {
         opts.variants.iter().map(|&v| (v, Vec::new())).collect();
     for round in 1..=opts.rounds {
         for (variant, got) in &mut samples {
-            let bin = if variant.needs_unstable() {
-                opts.unstable_bin.clone().with_context(|| {
-                    format!(
-                        "the {} variant needs --unstable-bin (scripts/service-bench.sh passes it)",
-                        variant.name()
-                    )
-                })?
-            } else {
-                this.clone()
+            let bin = match variant.build() {
+                Build::Plain => Some(this.clone()),
+                Build::Hooks => opts.hooks_bin.clone(),
+                Build::Console => opts.console_bin.clone(),
             };
+            let bin = bin.with_context(|| {
+                format!(
+                    "the {} variant needs its own build (scripts/service-bench.sh passes it)",
+                    variant.name()
+                )
+            })?;
             let sample = rt.block_on(measure(&bin, *variant, &opts, phase, &mut rate))?;
             eprintln!(
                 "round {round}/{} {:<16} {:>8.0} req/s  {:>6.1} µs CPU/req  p99 {:>6.0} µs",

@@ -79,7 +79,7 @@ pub fn table(samples: &[(Variant, Vec<Sample>)], rate: f64, how: &str) -> String
             s.p999_us,
         );
     }
-    let _ = writeln!(out, "\n(×: against `none`, or against `none-unstable` for the variants built with --cfg tokio_unstable.)");
+    let _ = writeln!(out, "\n(×: against `none`; `flightrec+tokio` against `none-unstable`, built as it is with --cfg tokio_unstable.)");
     if let (Some(none), Some(fmt), Some(fr)) =
         (of(Variant::None), of(Variant::Fmt), of(Variant::Flightrec))
     {
@@ -165,7 +165,7 @@ mod tests {
             (Variant::Fmt, vec![sample(8_000.0, 26.0, 300.0)]),
             (Variant::Flightrec, vec![sample(9_600.0, 23.0, 230.0)]),
             (Variant::NoneUnstable, vec![sample(5_000.0, 40.0, 100.0)]),
-            (Variant::Console, vec![sample(2_500.0, 80.0, 400.0)]),
+            (Variant::FlightrecTokio, vec![sample(2_500.0, 80.0, 400.0)]),
         ];
         let t = table(&samples, 4000.0, "test");
         // none's medians: 10 000 req/s, 21 µs, p99 200.
@@ -173,8 +173,11 @@ mod tests {
             t.contains("| none | 10000 | 21.0 | 21.0 | 100 | 200 | 400 |"),
             "{t}"
         );
-        // console against none-unstable, not none.
-        assert!(t.contains("| console | 2500 (0.50×) | 80.0 (2.00×)"), "{t}");
+        // The task hooks against none-unstable, not none.
+        assert!(
+            t.contains("| flightrec+tokio | 2500 (0.50×) | 80.0 (2.00×)"),
+            "{t}"
+        );
         // flightrec: CPU 23/21 = 1.10 (holds), added 2 of fmt's 5 = 40% (holds),
         // throughput 0.96 (holds), p99 1.15 (missed).
         assert!(

@@ -273,6 +273,59 @@ mod tests {
         }
     }
 
+    /// Two subscribers number their spans alike (each from 1). A span exited while another
+    /// subscriber's span with the same `Id` is innermost on the thread must not be taken
+    /// for it: each exit names the span it leaves, and the spans in force stay right.
+    #[test]
+    fn an_exit_is_matched_to_its_own_subscribers_span_not_one_with_the_same_id() {
+        use flightrec_format::RecordKind;
+        let dir = tempfile::tempdir().unwrap();
+        let rec = crate::Recorder::builder()
+            .dir(dir.path())
+            .capacity(256 << 10)
+            .build()
+            .unwrap();
+        let first = tracing::Dispatch::new(tracing_subscriber::registry().with(rec.layer()));
+        let second = tracing::Dispatch::new(tracing_subscriber::registry().with(rec.layer()));
+        let a = tracing::dispatcher::with_default(&first, || tracing::info_span!("a"));
+        let b = tracing::dispatcher::with_default(&second, || tracing::info_span!("b"));
+        assert_eq!(
+            a.id(),
+            b.id(),
+            "both registries give their first span the same Id"
+        );
+        let in_a = a.enter();
+        let in_b = b.enter();
+        drop(in_a); // leaves `a` while `b` is innermost
+        tracing::dispatcher::with_default(&second, || tracing::info!("inside b only"));
+        drop(in_b);
+        drop((a, b));
+
+        let r = flightrec_format::open(rec.ring_path()).unwrap();
+        let named = |name: &str| {
+            r.records
+                .iter()
+                .find(|x| x.kind == RecordKind::SpanNew && r.callsites[&x.callsite].name == name)
+                .unwrap()
+                .span
+        };
+        let (a, b) = (named("a"), named("b"));
+        assert_ne!(a, b);
+        let exits: Vec<u64> = r
+            .records
+            .iter()
+            .filter(|x| x.kind == RecordKind::Exit)
+            .map(|x| x.span)
+            .collect();
+        assert_eq!(exits, [a, b]);
+        let event = r
+            .records
+            .iter()
+            .find(|x| x.kind == RecordKind::Event)
+            .unwrap();
+        assert_eq!(&*event.spans, &[b]);
+    }
+
     /// tracing itself turns a nested dispatch on the same thread into a no-op; the layer
     /// must not deadlock on its thread-local or corrupt the record being written.
     #[test]
