@@ -27,6 +27,14 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 step "packaging: every crate as crates.io would take it (the e2e tests build an app on the packed flightrec)"
 cargo package --workspace --exclude flightrec-service-bench --no-verify --allow-dirty --quiet
 
+step "rust-version: the libraries build with the oldest Rust they claim"
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+if ! rustup toolchain list | grep -q "^$msrv"; then
+    rustup toolchain install "$msrv" --profile minimal
+fi
+CARGO_TARGET_DIR=target/msrv cargo "+$msrv" check --locked --quiet \
+    -p flightrec-format -p flightrec -p flightrec-analysis
+
 step "test tools: Perfetto's own protobuf classes, and moto's S3-compatible server (PyPI)"
 py=target/test-tools/python
 if ! "$py/bin/python" -c 'import perfetto.protos.perfetto.trace.perfetto_trace_pb2, moto, boto3' 2>/dev/null \
