@@ -27,13 +27,17 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 step "packaging: every crate as crates.io would take it (the e2e tests build an app on the packed flightrec)"
 cargo package --workspace --exclude flightrec-service-bench --no-verify --allow-dirty --quiet
 
-step "rust-version: the libraries build with the oldest Rust they claim"
+step "rust-version: the libraries build with the oldest Rust they claim (in the background, beside the test tools' downloads)"
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
-if ! rustup toolchain list | grep -q "^$msrv"; then
-    rustup toolchain install "$msrv" --profile minimal
-fi
-CARGO_TARGET_DIR=target/msrv cargo "+$msrv" check --locked --quiet \
-    -p flightrec-format -p flightrec -p flightrec-analysis
+mkdir -p target
+(
+    if ! rustup toolchain list | grep -q "^$msrv"; then
+        rustup toolchain install "$msrv" --profile minimal
+    fi
+    CARGO_TARGET_DIR=target/msrv cargo "+$msrv" check --locked --quiet \
+        -p flightrec-format -p flightrec -p flightrec-analysis
+) >target/msrv.log 2>&1 &
+msrv_check=$!
 
 step "test tools: Perfetto's own protobuf classes, and moto's S3-compatible server (PyPI)"
 py=target/test-tools/python
@@ -59,6 +63,13 @@ export FLIGHTREC_REQUIRE_BROWSER=1
 # The full-disk and read-only-directory tests mount a tmpfs and drop to another user: CI runs
 # as root, and they must run there rather than pass unseen.
 export FLIGHTREC_REQUIRE_ROOT=1
+
+step "rust-version: the check started above"
+if ! wait "$msrv_check"; then
+    cat target/msrv.log >&2
+    echo "the libraries do not build with Rust $msrv, their rust-version" >&2
+    exit 1
+fi
 
 step "unit and end-to-end tests"
 cargo test --workspace
