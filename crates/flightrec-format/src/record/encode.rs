@@ -1,0 +1,315 @@
+//! Encoding a record in place: the writer's side of the record format (see the module
+//! above), bounds-checked, never allocating, never calling `memmove` for short values.
+
+use super::{tag, RecordKind, FLAG_TRUNCATED, MAX_VALUE_LEN, RECORD_HEADER_SIZE};
+
+/// Writes one record into a caller-provided buffer (the free tail of a chunk).
+///
+/// Every write is bounds-checked against the buffer; when something does not fit the
+/// encoder remembers it (`overflowed`) instead of failing at once, so callers can encode a
+/// whole record with straight-line code and decide afterwards.
+pub struct Encoder<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+    overflowed: bool,
+    truncated: bool,
+    /// When set, text values are cut to fit the buffer rather than overflowing it.
+    truncate_to_fit: bool,
+}
+
+impl<'a> Encoder<'a> {
+    /// Starts a record of `kind` in `buf`. `truncate_to_fit` says whether text values may be
+    /// cut to fit (used when `buf` is an empty chunk, so retrying elsewhere cannot help).
+    #[inline]
+    pub fn new(
+        buf: &'a mut [u8],
+        kind: RecordKind,
+        callsite: u32,
+        ticks: u64,
+        truncate_to_fit: bool,
+    ) -> Encoder<'a> {
+        let mut e = Encoder {
+            buf,
+            pos: 0,
+            overflowed: false,
+            truncated: false,
+            truncate_to_fit,
+        };
+        if e.buf.len() < RECORD_HEADER_SIZE {
+            e.overflowed = true;
+            return e;
+        }
+        e.buf[2] = kind as u8;
+        e.buf[3] = 0;
+        e.buf[4..8].copy_from_slice(&callsite.to_le_bytes());
+        e.buf[8..16].copy_from_slice(&ticks.to_le_bytes());
+        e.pos = RECORD_HEADER_SIZE;
+        e
+    }
+
+    /// Writes a value of a size known at compile time: a fixed-size store, never a call to
+    /// `memmove`.
+    #[inline(always)]
+    fn put_fixed<const N: usize>(&mut self, v: [u8; N]) {
+        if self.overflowed {
+            return;
+        }
+        match self.buf.get_mut(self.pos..self.pos + N) {
+            Some(dst) => {
+                dst.copy_from_slice(&v);
+                self.pos += N;
+            }
+            None => self.overflowed = true,
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> bool {
+        if self.overflowed {
+            return false;
+        }
+        match self.buf.get_mut(self.pos..self.pos + bytes.len()) {
+            Some(dst) => {
+                copy_short(dst, bytes);
+                self.pos += bytes.len();
+                true
+            }
+            None => {
+                self.overflowed = true;
+                false
+            }
+        }
+    }
+
+    #[inline]
+    pub fn u64(&mut self, v: u64) {
+        self.put_fixed(v.to_le_bytes());
+    }
+
+    #[inline]
+    pub fn u16(&mut self, v: u16) {
+        self.put_fixed(v.to_le_bytes());
+    }
+
+    #[inline]
+    pub fn u32(&mut self, v: u32) {
+        self.put_fixed(v.to_le_bytes());
+    }
+
+    fn field_head(&mut self, index: usize, tag: u8, value_len: usize) -> bool {
+        if self.overflowed {
+            return false;
+        }
+        if index > u8::MAX as usize {
+            self.truncated = true;
+            return false;
+        }
+        if self.buf.len().saturating_sub(self.pos) < 2 + value_len {
+            // Fixed-size values are never cut; the record is marked and the field left out
+            // when retrying elsewhere cannot help.
+            if self.truncate_to_fit {
+                self.truncated = true;
+            } else {
+                self.overflowed = true;
+            }
+            return false;
+        }
+        self.put_fixed([index as u8, tag]);
+        true
+    }
+
+    /// Writes a fixed-size field: index, tag and value, with one bounds check on the
+    /// common path.
+    #[inline(always)]
+    fn fixed<const N: usize>(&mut self, index: usize, tag: u8, v: [u8; N]) {
+        if index <= u8::MAX as usize && !self.overflowed {
+            if let Some(dst) = self.buf.get_mut(self.pos..self.pos + 2 + N) {
+                dst[0] = index as u8;
+                dst[1] = tag;
+                dst[2..].copy_from_slice(&v);
+                self.pos += 2 + N;
+                return;
+            }
+        }
+        if self.field_head(index, tag, N) {
+            self.put(&v);
+        }
+    }
+
+    #[inline]
+    pub fn field_i64(&mut self, index: usize, v: i64) {
+        self.fixed(index, tag::I64, v.to_le_bytes());
+    }
+    #[inline]
+    pub fn field_u64(&mut self, index: usize, v: u64) {
+        self.fixed(index, tag::U64, v.to_le_bytes());
+    }
+    #[inline]
+    pub fn field_i128(&mut self, index: usize, v: i128) {
+        self.fixed(index, tag::I128, v.to_le_bytes());
+    }
+    #[inline]
+    pub fn field_u128(&mut self, index: usize, v: u128) {
+        self.fixed(index, tag::U128, v.to_le_bytes());
+    }
+    #[inline]
+    pub fn field_f64(&mut self, index: usize, v: f64) {
+        self.fixed(index, tag::F64, v.to_bits().to_le_bytes());
+    }
+    #[inline]
+    pub fn field_bool(&mut self, index: usize, v: bool) {
+        self.fixed(index, tag::BOOL, [v as u8]);
+    }
+
+    /// Writes a length-prefixed text or byte value, cut at `MAX_VALUE_LEN` (and, when
+    /// truncating to fit, at the space left).
+    pub fn field_bytes(&mut self, index: usize, tag: u8, v: &[u8]) {
+        let mut len = v.len().min(MAX_VALUE_LEN);
+        let room = self.buf.len().saturating_sub(self.pos + 4);
+        if len > room && self.truncate_to_fit {
+            len = room;
+        }
+        let mut tag = tag;
+        if len < v.len() {
+            tag |= tag::TRUNCATED;
+            self.truncated = true;
+        }
+        if tag & !tag::TRUNCATED == tag::STR || tag & !tag::TRUNCATED == tag::DEBUG {
+            len = utf8_floor(v, len);
+        }
+        if self.field_head(index, tag, 2 + len) {
+            self.u16(len as u16);
+            self.put(&v[..len]);
+        }
+    }
+
+    /// Starts a text value written piecewise (Debug/Display output); finish with
+    /// `end_text`. Returns the position of the length slot.
+    #[inline]
+    pub fn begin_text(&mut self, index: usize, tag: u8) -> Option<TextWriter<'_, 'a>> {
+        if !self.field_head(index, tag, 2) {
+            return None;
+        }
+        let len_pos = self.pos;
+        self.put_fixed([0, 0]);
+        let room = self.buf.len().saturating_sub(self.pos);
+        let limit = if self.truncate_to_fit {
+            room.min(MAX_VALUE_LEN)
+        } else {
+            MAX_VALUE_LEN
+        };
+        Some(TextWriter {
+            enc: self,
+            len_pos,
+            written: 0,
+            limit,
+            cut: false,
+        })
+    }
+
+    /// Finishes the record: writes its length and flags. Returns the record's length, or
+    /// `None` when it did not fit in the buffer.
+    #[inline]
+    pub fn finish(self) -> Option<usize> {
+        if self.overflowed || self.pos > u16::MAX as usize {
+            return None;
+        }
+        self.buf[0..2].copy_from_slice(&(self.pos as u16).to_le_bytes());
+        if self.truncated {
+            self.buf[3] |= FLAG_TRUNCATED;
+        }
+        Some(self.pos)
+    }
+
+    /// Whether something did not fit.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+}
+
+/// `dst.copy_from_slice(src)` for slices of equal length, without a call to `memmove` for
+/// the short ones a record mostly holds (messages, names, ids): two overlapping fixed-size
+/// copies cover any length between a size and twice it, and fixed-size copies compile to
+/// plain loads and stores.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    debug_assert_eq!(dst.len(), n);
+    if n > 32 || dst.len() != n {
+        dst.copy_from_slice(src);
+    } else if n >= 16 {
+        dst[..16].copy_from_slice(&src[..16]);
+        dst[n - 16..].copy_from_slice(&src[n - 16..]);
+    } else if n >= 8 {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[n - 8..].copy_from_slice(&src[n - 8..]);
+    } else if n >= 4 {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..].copy_from_slice(&src[n - 4..]);
+    } else {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+    }
+}
+
+/// Largest `n <= len` such that `v[..n]` does not split a UTF-8 sequence.
+fn utf8_floor(v: &[u8], len: usize) -> usize {
+    let mut n = len;
+    while n > 0 && n < v.len() && (v[n] & 0xC0) == 0x80 {
+        n -= 1;
+    }
+    n
+}
+
+/// A `fmt::Write` sink for one text field, writing straight into the record: Debug and
+/// Display values are formatted in place, bounded, never through a heap buffer.
+pub struct TextWriter<'e, 'a> {
+    enc: &'e mut Encoder<'a>,
+    len_pos: usize,
+    written: usize,
+    limit: usize,
+    cut: bool,
+}
+
+impl TextWriter<'_, '_> {
+    /// Writes the length (and truncation mark) of the text.
+    #[inline]
+    pub fn end(self) {
+        let len = self.written as u16;
+        if self.enc.overflowed {
+            return;
+        }
+        self.enc.buf[self.len_pos..self.len_pos + 2].copy_from_slice(&len.to_le_bytes());
+        if self.cut {
+            self.enc.buf[self.len_pos - 1] |= tag::TRUNCATED;
+            self.enc.truncated = true;
+        }
+    }
+}
+
+impl core::fmt::Write for TextWriter<'_, '_> {
+    #[inline]
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        if self.cut || self.enc.overflowed {
+            return Ok(());
+        }
+        let room = self.limit - self.written;
+        let mut n = s.len();
+        if n > room {
+            n = utf8_floor(s.as_bytes(), room);
+            self.cut = true;
+        }
+        let pos = self.enc.pos;
+        match self.enc.buf.get_mut(pos..pos + n) {
+            Some(dst) => {
+                copy_short(dst, &s.as_bytes()[..n]);
+                self.enc.pos += n;
+                self.written += n;
+            }
+            None => self.enc.overflowed = true,
+        }
+        // Never report an error: a formatting error would make `Debug` impls panic in
+        // `to_string`-style callers, and truncation is not an error for us.
+        Ok(())
+    }
+}
