@@ -3,7 +3,7 @@
 //! fresh crate through `[patch.crates-io]`, build and record a dump that `flightrec` reads.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use crate::helpers::*;
 
@@ -11,47 +11,52 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// Runs `cmd`, which must succeed (`what` says what failed, with its stderr).
+fn succeed(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// `cargo package` of the two crates a recording service depends on (and of the reading
 /// layer, which `flightrec`'s tests depend on), unpacked into `into`:
 /// each crate's directory, by name.
 fn packaged(root: &Path, into: &Path) -> Vec<(String, PathBuf)> {
     let target = root.join("target/package-check");
-    let out = cargo()
-        .current_dir(root)
-        .args(["package", "--no-verify", "--allow-dirty", "--quiet"])
-        .args([
-            "-p",
-            "flightrec-format",
-            "-p",
-            "flightrec-analysis",
-            "-p",
-            "flightrec",
-        ])
-        .arg("--target-dir")
-        .arg(&target)
-        .output()
-        .expect("running cargo package");
-    assert!(
-        out.status.success(),
-        "cargo package: {}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        cargo()
+            .current_dir(root)
+            .args(["package", "--no-verify", "--allow-dirty", "--quiet"])
+            .args([
+                "-p",
+                "flightrec-format",
+                "-p",
+                "flightrec-analysis",
+                "-p",
+                "flightrec",
+            ])
+            .arg("--target-dir")
+            .arg(&target),
+        "cargo package",
     );
     let version = env!("CARGO_PKG_VERSION");
     ["flightrec-format", "flightrec"]
         .iter()
         .map(|name| {
             let file = target.join(format!("package/{name}-{version}.crate"));
-            let out = Command::new("tar")
-                .arg("xzf")
-                .arg(&file)
-                .arg("-C")
-                .arg(into)
-                .output()
-                .expect("running tar");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
+            succeed(
+                Command::new("tar")
+                    .arg("xzf")
+                    .arg(&file)
+                    .arg("-C")
+                    .arg(into),
+                "tar",
             );
             let dir = into.join(format!("{name}-{version}"));
             // The licenses ship inside the package, as files.
@@ -101,22 +106,18 @@ fn a_fresh_crate_depending_on_the_packaged_flightrec_by_version_builds_and_recor
     )
     .unwrap();
     let dumps = scratch();
-    let out = cargo()
-        .args(["run", "--quiet", "--manifest-path"])
-        .arg(app.join("Cargo.toml"))
-        // Shared with the other small crate the tests build: the same dependencies.
-        .arg("--target-dir")
-        .arg(root.join("target/keep-check"))
-        .env("FLIGHTREC_DIR", dumps.path())
-        .env("FLIGHTREC_SERVICE", "packaged")
-        .env_remove("FLIGHTREC_DUMP_DIR")
-        .env_remove("FLIGHTREC_KEEP")
-        .output()
-        .expect("running cargo run");
-    assert!(
-        out.status.success(),
-        "the fresh crate builds and runs: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        cargo()
+            .args(["run", "--quiet", "--manifest-path"])
+            .arg(app.join("Cargo.toml"))
+            // Shared with the other small crate the tests build: the same dependencies.
+            .arg("--target-dir")
+            .arg(root.join("target/keep-check"))
+            .env("FLIGHTREC_DIR", dumps.path())
+            .env("FLIGHTREC_SERVICE", "packaged")
+            .env_remove("FLIGHTREC_DUMP_DIR")
+            .env_remove("FLIGHTREC_KEEP"),
+        "the fresh crate builds and runs",
     );
     let dump = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     assert!(dump.starts_with(dumps.path()), "{}", dump.display());

