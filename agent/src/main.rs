@@ -8,6 +8,7 @@ mod demo_async;
 mod export;
 mod info;
 mod snapshot;
+mod tables;
 mod upload;
 mod view;
 
@@ -84,7 +85,8 @@ enum Command {
         #[arg(long)]
         merge: bool,
     },
-    /// Convert a dump (or ring file) for Perfetto UI or chrome://tracing.
+    /// Convert a dump (or ring file) for Perfetto UI or chrome://tracing, or into Parquet
+    /// tables (docs/tables.md) for DuckDB, Spark, Trino/Athena or Polars.
     Export {
         /// Dumps or ring files; `-` reads standard input. Several become one trace with a
         /// process each, aligned on wall-clock time.
@@ -95,6 +97,8 @@ enum Command {
         format: export::Format,
         /// Where to write; `-` writes to standard output. Default: beside the (first)
         /// input, with the format's extension (`.pftrace`, `.json`); the path is printed.
+        /// For parquet, a directory: `<dir>/<table>/<recording id>.parquet` per recording
+        /// (default: `<input>-tables` beside the first input).
         #[arg(short, long)]
         out: Option<PathBuf>,
         /// Put each recording's findings (`flightrec check`'s) on its process track, as
@@ -124,6 +128,13 @@ enum Command {
         /// With s3://: only dumps taken at or before this time.
         #[arg(long)]
         until: Option<String>,
+        /// With s3://: only dumps with a finding of this kind (lock_order, deadlock...;
+        /// known for dumps uploaded with --tables).
+        #[arg(long, value_parser = check::parse_kind)]
+        finding: Option<flightrec_analysis::findings::Kind>,
+        /// With s3://: how many dumps to list, newest first (older ones: --until).
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
         /// The port to listen on; 0 takes a free one.
         #[arg(long, default_value_t = 0)]
         port: u16,
@@ -186,6 +197,11 @@ enum Command {
         /// Delete each local dump once its upload is confirmed.
         #[arg(long)]
         delete_after_upload: bool,
+        /// Also write each dump's Parquet tables (docs/tables.md) under
+        /// <prefix>/tables/<table>/service=<s>/date=<yyyy-mm-dd>/, for DuckDB, Spark,
+        /// Trino/Athena or Polars to query the fleet in place.
+        #[arg(long)]
+        tables: bool,
     },
     /// Watch a directory: turn the ring of every process that dies there into a dump (and
     /// remove the ring), printing each dump's path, until interrupted.
@@ -205,6 +221,9 @@ enum Command {
         /// With --upload: delete each local dump once its upload is confirmed.
         #[arg(long, requires = "upload")]
         delete_after_upload: bool,
+        /// With --upload: also write each dump's Parquet tables beside it (see `upload`).
+        #[arg(long, requires = "upload")]
+        tables: bool,
     },
     /// Run a small service with a race in it until the race bites, then show the dump in
     /// the timeline viewer.
@@ -289,6 +308,9 @@ fn main() -> ExitCode {
             out: to,
             findings,
         } => export::default_output(&files, format, to).and_then(|(to, print)| {
+            if format == export::Format::Parquet {
+                return tables::export(&files, &to, &mut out);
+            }
             export::run(&files, format, &to, findings)?;
             if print {
                 writeln!(out, "{}", to.display())?;
@@ -307,6 +329,8 @@ fn main() -> ExitCode {
             trigger,
             since,
             until,
+            finding,
+            limit,
         } => (|| {
             let filter = upload::ListFilter {
                 service,
@@ -314,6 +338,8 @@ fn main() -> ExitCode {
                 trigger,
                 since: since.as_deref().map(upload::parse_time).transpose()?,
                 until: until.as_deref().map(upload::parse_time).transpose()?,
+                finding: finding.map(|k| k.slug().to_string()),
+                limit,
             };
             view::run(
                 paths,
@@ -362,15 +388,17 @@ fn main() -> ExitCode {
             files,
             to,
             delete_after_upload,
-        } => upload::run(&files, &to, delete_after_upload, &mut out),
+            tables,
+        } => upload::run(&files, &to, delete_after_upload, tables, &mut out),
         Command::Watch {
             dir,
             interval,
             once,
             upload,
             delete_after_upload,
+            tables,
         } => upload
-            .map(|u| upload::Shipper::new(&dir, &u, delete_after_upload))
+            .map(|u| upload::Shipper::new(&dir, &u, delete_after_upload, tables))
             .transpose()
             .and_then(|mut shipper| watch(&dir, interval, once, shipper.as_mut(), &mut out)),
     };

@@ -28,8 +28,17 @@ pub fn run(
         [] => None,
         [url] => {
             let url = url.to_str().unwrap_or_default();
-            let (listed, fetch) = crate::upload::list_remote(url, filter)?;
-            writeln!(out, "{} dumps listed under {url}", listed.len())?;
+            let (listed, more, fetch) = crate::upload::list_remote(url, filter)?;
+            if more {
+                writeln!(
+                    out,
+                    "the {} newest dumps listed under {url} (--limit N for more, --until TIME \
+                     for older ones)",
+                    listed.len()
+                )?;
+            } else {
+                writeln!(out, "{} dumps listed under {url}", listed.len())?;
+            }
             Some((listed, fetch))
         }
         _ => anyhow::bail!("one s3:// location at a time"),

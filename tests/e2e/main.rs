@@ -27,6 +27,7 @@ mod readme;
 mod stacks;
 mod stalls;
 mod stops;
+mod tables;
 mod tasks;
 mod triggers;
 mod upload;

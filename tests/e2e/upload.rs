@@ -137,9 +137,14 @@ fn dumps_upload_with_keys_and_metadata_and_failures_lose_nothing() {
     let listing = boto(
         port,
         "out = []\n\
-         for o in s3.list_objects_v2(Bucket='flight')['Contents']:\n\
-         \x20   h = s3.head_object(Bucket='flight', Key=o['Key'])\n\
-         \x20   out.append({'key': o['Key'], 'size': o['Size'], 'meta': h['Metadata']})\n\
+         keys = [o['Key'] for o in s3.list_objects_v2(Bucket='flight')['Contents']]\n\
+         for k in keys:\n\
+         \x20   if not k.endswith('.flightrec'):\n\
+         \x20       continue\n\
+         \x20   h = s3.head_object(Bucket='flight', Key=k)\n\
+         \x20   s = s3.get_object(Bucket='flight', Key=k[:-len('.flightrec')] + '.summary.json')\n\
+         \x20   out.append({'key': k, 'size': h['ContentLength'], 'meta': h['Metadata'],\n\
+         \x20               'summary': json.loads(s['Body'].read())})\n\
          print(json.dumps(out))",
     );
     let objects: Vec<serde_json::Value> = serde_json::from_str(listing.trim()).unwrap();
@@ -162,6 +167,13 @@ fn dumps_upload_with_keys_and_metadata_and_failures_lose_nothing() {
         assert_eq!(meta["pid"], std::process::id().to_string());
         assert_eq!(meta["trigger"], "snapshot");
         assert_eq!(meta["size"], o["size"].as_u64().unwrap().to_string());
+        // Its summary, beside it, says the same exactly.
+        let summary = &o["summary"];
+        assert_eq!(summary["service"], service);
+        assert_eq!(summary["pid"], std::process::id());
+        assert_eq!(summary["trigger"], "snapshot");
+        assert_eq!(summary["size"], o["size"]);
+        assert_eq!(summary["tables"], false);
     }
 
     // The server stops: a clear line, the dump kept; back up, the same command succeeds.
@@ -321,6 +333,9 @@ fn an_uploader_killed_mid_upload_leaves_no_partial_object_and_loses_no_dump() {
          out = []\n\
          for o in s3.list_objects_v2(Bucket='flight').get('Contents', []):\n\
          \x20   body = s3.get_object(Bucket='flight', Key=o['Key'])['Body'].read()\n\
+         \x20   if o['Key'].endswith('.summary.json'):\n\
+         \x20       json.loads(body)  # whole, or absent\n\
+         \x20       continue\n\
          \x20   out.append({'key': o['Key'], 'sha': hashlib.sha256(body).hexdigest(), 'size': len(body)})\n\
          print(json.dumps(out))",
     );
@@ -503,6 +518,8 @@ fn three_hosts_ship_a_hundred_dumps_with_watch_upload() {
          pages = s3.get_paginator('list_objects_v2').paginate(Bucket='flight')\n\
          for page in pages:\n\
          \x20   for o in page.get('Contents', []):\n\
+         \x20       if not o['Key'].endswith('.flightrec'):\n\
+         \x20           continue\n\
          \x20       g = s3.get_object(Bucket='flight', Key=o['Key'])\n\
          \x20       body = g['Body'].read()\n\
          \x20       out.append({'key': o['Key'], 'meta': g['Metadata'], 'body': body.hex()})\n\

@@ -29,7 +29,7 @@ fn round_trip(port: u16, bucket: &str, prefix: &str, dump: &Path, cache: &Path) 
     let listed = boto(
         port,
         &format!(
-            "print(json.dumps([o['Key'] for o in s3.list_objects_v2(Bucket='{bucket}').get('Contents', [])]))"
+            "print(json.dumps([o['Key'] for o in s3.list_objects_v2(Bucket='{bucket}').get('Contents', []) if o['Key'].endswith('.flightrec')]))"
         ),
     );
     let keys: Vec<String> = serde_json::from_str(listed.trim()).unwrap();

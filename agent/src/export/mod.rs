@@ -35,6 +35,8 @@ pub enum Format {
     Perfetto,
     /// The Chrome trace-event JSON format (chrome://tracing, Perfetto, speedscope).
     Chrome,
+    /// Parquet tables, one file per table per recording (docs/tables.md).
+    Parquet,
 }
 
 /// `flightrec export DUMP... --format F -o OUT`: one recording, or several as one trace with
@@ -59,6 +61,7 @@ pub fn default_output(
     let ext = match format {
         Format::Perfetto => "pftrace",
         Format::Chrome => "json",
+        Format::Parquet => "tables",
     };
     let stem = first
         .file_stem()
@@ -174,6 +177,7 @@ pub fn run(
                 });
                 chrome::ChromeSink::finish_all(out, &other)
             }
+            Format::Parquet => anyhow::bail!("parquet is written as tables (tables::export)"),
         }
     };
     write_output(output, write)
@@ -213,6 +217,7 @@ fn run_one(input: &Path, format: Format, output: &Path, with_findings: bool) -> 
                 walk(rec, scan.records(), &plan, &found, &mut sink, &progress)?;
                 sink.finish()
             }
+            Format::Parquet => anyhow::bail!("parquet is written as tables (tables::export)"),
         }
     };
     write_output(output, write)?;

@@ -32,7 +32,7 @@ mod timing;
 
 use flightrec_format::{Record, Recording};
 
-use crate::locks::{complete_thread, data_end, LockTracker};
+use crate::locks::{complete_thread, data_end, LockState, LockTracker};
 use crate::names::Names;
 use crate::tasks::{label as task_label, Tasks};
 
@@ -175,8 +175,19 @@ pub fn findings_of_processes(
     processes: &[String],
     thresholds: &Thresholds,
 ) -> Vec<Finding> {
+    findings_and_locks(rec, &Tasks::of(rec), processes, thresholds).0
+}
+
+/// The findings of `rec`, given its tasks (for readers that resolved them already), and
+/// the lock replay the rules read, intervals included: one pass for readers that show
+/// both.
+pub fn findings_and_locks(
+    rec: &Recording,
+    tasks: &Tasks,
+    processes: &[String],
+    thresholds: &Thresholds,
+) -> (Vec<Finding>, LockState) {
     let names = Names::new(rec);
-    let tasks = Tasks::of(rec);
     // One pass: the lock replay, and beside it what objects were touched under which
     // holds (the replay's live state at each record).
     let mut tracker = LockTracker::with_intervals();
@@ -187,11 +198,7 @@ pub fn findings_of_processes(
     }
     let end = data_end(rec);
     let locks = tracker.finish(end, |t| complete_thread(rec, t));
-    let cx = Context {
-        rec,
-        names,
-        tasks: &tasks,
-    };
+    let cx = Context { rec, names, tasks };
     let mut out = Vec::new();
     out.extend(cx.deadlocks(&locks));
     out.extend(cx.interleavings(&touches));
@@ -212,7 +219,7 @@ pub fn findings_of_processes(
             f.records.first().map_or(i64::MAX, |e| e.ts),
         )
     });
-    out
+    (out, locks)
 }
 
 /// What every rule reads.

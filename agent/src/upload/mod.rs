@@ -5,9 +5,21 @@
 //!
 //! Keys are laid out for listing by service, day and host:
 //! `<prefix>/<service>/<yyyy-mm-dd>/<host>-<pid>-<time>-<reason>.flightrec`, and the header's
-//! fields travel as object metadata, so a listing needs no download. Each dump is one PUT:
-//! the object under its final key is complete or absent. A local dump is deleted only when
-//! asked, and only once its upload is confirmed.
+//! fields travel as object metadata. Beside each dump, a small summary object
+//! (`….summary.json`, see [`listing::Summary`]) is what a listing reads, a page at a time.
+//! With `--tables`, the dump's Parquet tables go under Hive-style partitions,
+//! `<prefix>/tables/<table>/service=<s>/date=<yyyy-mm-dd>/<recording id>.parquet`, for
+//! engines to query the fleet in place.
+//!
+//! Each object is one PUT: under its final key it is complete or absent. The dump goes
+//! first, then its tables, then its summary. A local dump is deleted only when asked, and
+//! only once everything asked for was confirmed.
+
+mod cache;
+mod listing;
+
+pub use cache::cache_budget;
+pub use listing::{list_remote, parse_time, ListFilter, Summary};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -180,31 +192,45 @@ pub struct DumpFacts {
     /// When it was taken (the trigger, else the recorder's start), ns since the Unix epoch.
     pub time_ns: i64,
     pub size: u64,
+    /// Records and threads it holds, as its chunks count them.
+    pub records: u64,
+    pub threads: u64,
+}
+
+impl DumpFacts {
+    /// What a recording's header says (its size as the header states it).
+    pub fn of(r: &flightrec_format::Recording) -> DumpFacts {
+        DumpFacts {
+            service: r.process.service.clone(),
+            host: r.process.host.clone(),
+            pid: r.process.pid,
+            reason: r.trigger.reason.slug().to_string(),
+            time_ns: if r.trigger.wall_ns > 0 {
+                r.trigger.wall_ns
+            } else {
+                r.start_wall_ns
+            },
+            size: r.file_size,
+            records: r.threads.iter().map(|t| t.records).sum(),
+            threads: r.threads.len() as u64,
+        }
+    }
 }
 
 pub fn facts(path: &Path) -> anyhow::Result<DumpFacts> {
     let head = flightrec_format::read_head(path).with_context(|| path.display().to_string())?;
     let scan = flightrec_format::scan(&head).with_context(|| path.display().to_string())?;
-    let r = scan.recording;
     let size = std::fs::metadata(path)
         .with_context(|| path.display().to_string())?
         .len();
     Ok(DumpFacts {
-        service: r.process.service,
-        host: r.process.host,
-        pid: r.process.pid,
-        reason: r.trigger.reason.slug().to_string(),
-        time_ns: if r.trigger.wall_ns > 0 {
-            r.trigger.wall_ns
-        } else {
-            r.start_wall_ns
-        },
         size,
+        ..DumpFacts::of(&scan.recording)
     })
 }
 
 /// A key part made safe: anything but letters, digits, `.`, `_` and `-` becomes `_`.
-fn safe(s: &str) -> String {
+pub(crate) fn safe(s: &str) -> String {
     let s: String = s
         .chars()
         .map(|c| {
@@ -228,31 +254,86 @@ fn safe(s: &str) -> String {
 /// encoded as the store will hold it (`..` and `%` included), so the key printed, listed,
 /// fetched and stored is one and the same.
 pub fn key(dest: &Destination, f: &DumpFacts) -> StorePath {
-    let t = std::time::UNIX_EPOCH + Duration::from_nanos(f.time_ns.max(0) as u64);
-    // To the nanosecond: dumps of one process within one millisecond keep keys of their own
-    // (an object under a taken key would replace another dump).
-    let stamp = humantime::format_rfc3339_nanos(t).to_string(); // 2026-11-23T17:43:22.995123456Z
-    let day = &stamp[..10];
-    let time = stamp[11..].replace([':', '.'], "");
-    let name = format!(
-        "{}-{}-{}-{}.flightrec",
-        safe(&f.host),
-        f.pid,
-        format_args!("{}T{}", day.replace('-', ""), time),
-        safe(&f.reason)
-    );
     StorePath::from_iter(dest.prefix.split('/').map(str::to_string).chain([
         safe(&f.service),
-        day.to_string(),
-        name,
+        day(f.time_ns),
+        format!("{}.flightrec", dump_name(f)),
     ]))
 }
 
-/// Uploads one dump; returns its key. The object appears whole or not at all.
+/// `yyyy-mm-dd` (UTC) of a time in ns since the Unix epoch.
+pub fn day(time_ns: i64) -> String {
+    stamp(time_ns)[..10].to_string()
+}
+
+/// RFC 3339 with nanoseconds: `2026-11-23T17:43:22.995123456Z`.
+fn stamp(time_ns: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_nanos(time_ns.max(0) as u64);
+    humantime::format_rfc3339_nanos(t).to_string()
+}
+
+/// A dump's name, without extension: `<host>-<pid>-<yyyymmdd>T<hhmmss+ns>Z-<trigger>`.
+/// To the nanosecond: dumps of one process within one millisecond keep names of their own
+/// (an object under a taken key would replace another dump).
+pub fn dump_name(f: &DumpFacts) -> String {
+    let stamp = stamp(f.time_ns);
+    let time = stamp[11..].replace([':', '.'], "");
+    format!(
+        "{}-{}-{}T{}-{}",
+        safe(&f.host),
+        f.pid,
+        stamp[..10].replace('-', ""),
+        time,
+        safe(&f.reason)
+    )
+}
+
+/// The summary object's key: the dump's, `.summary.json` for `.flightrec`.
+pub fn summary_key(dump_key: &StorePath) -> StorePath {
+    let k = dump_key.as_ref();
+    let stem = k.strip_suffix(".flightrec").unwrap_or(k);
+    // Already the store's encoding: parsed, not encoded again.
+    StorePath::parse(format!("{stem}.summary.json")).unwrap_or_else(|_| StorePath::from(stem))
+}
+
+/// A table's key: `<prefix>/tables/<table>/service=<s>/date=<yyyy-mm-dd>/<id>.parquet`,
+/// the layout engines read as Hive partitions.
+pub fn table_key(dest: &Destination, table: &str, f: &DumpFacts, id: &str) -> StorePath {
+    StorePath::from_iter(dest.prefix.split('/').map(str::to_string).chain([
+        "tables".to_string(),
+        table.to_string(),
+        format!("service={}", safe(&f.service)),
+        format!("date={}", day(f.time_ns)),
+        format!("{id}.parquet"),
+    ]))
+}
+
+/// One PUT of `bytes` to `key`, tried as [`with_tries`] says.
+async fn put(
+    store: &dyn ObjectStore,
+    dest: &Destination,
+    what: &str,
+    key: &StorePath,
+    bytes: Vec<u8>,
+    opts: PutOptions,
+) -> anyhow::Result<()> {
+    let limit = time_for(bytes.len() as u64);
+    let payload = PutPayload::from(bytes);
+    with_tries(dest, what, limit, || {
+        store.put_opts(key, payload.clone(), opts.clone())
+    })
+    .await?;
+    Ok(())
+}
+
+/// Uploads one dump (and, with `tables`, its tables), then its summary; returns the dump's
+/// key. Each object appears whole or not at all. When the tables cannot be made or sent,
+/// the dump stays uploaded, its summary says it has no tables, and the error says so.
 pub async fn upload_one(
     store: &dyn ObjectStore,
     dest: &Destination,
     path: &Path,
+    tables: bool,
 ) -> anyhow::Result<String> {
     let f = facts(path)?;
     let key = key(dest, &f);
@@ -276,16 +357,65 @@ pub async fn upload_one(
         attributes,
         ..PutOptions::default()
     };
-    let payload = PutPayload::from(bytes);
-    let limit = time_for(f.size);
-    with_tries(
+    let what = format!("uploading {}", path.display());
+    put(store, dest, &what, &key, bytes, opts).await?;
+    let mut summary = Summary::of(&f);
+    let tables_failed = if tables {
+        match upload_tables(store, dest, path, &f).await {
+            Ok(kinds) => {
+                summary.tables = true;
+                summary.findings = Some(kinds);
+                None
+            }
+            Err(e) => Some(e),
+        }
+    } else {
+        None
+    };
+    let body = serde_json::to_vec(&summary)?;
+    let what = format!("uploading the summary of {}", path.display());
+    let summary_sent = put(
+        store,
         dest,
-        &format!("uploading {}", path.display()),
-        limit,
-        || store.put_opts(&key, payload.clone(), opts.clone()),
+        &what,
+        &summary_key(&key),
+        body,
+        PutOptions::default(),
     )
-    .await?;
+    .await;
+    if let Some(e) = tables_failed {
+        anyhow::bail!(
+            "uploaded {} to s3://{}/{key}, but not its tables: {e:#}",
+            path.display(),
+            dest.bucket
+        );
+    }
+    summary_sent?;
     Ok(key.to_string())
+}
+
+/// Writes the dump's tables into a temporary directory (`TMPDIR`), then sends each under
+/// its partition; returns the kinds of its findings.
+async fn upload_tables(
+    store: &dyn ObjectStore,
+    dest: &Destination,
+    path: &Path,
+    f: &DumpFacts,
+) -> anyhow::Result<Vec<String>> {
+    let image = flightrec_format::read_image(path).with_context(|| path.display().to_string())?;
+    let tmp = tempfile::Builder::new()
+        .prefix("flightrec-tables-")
+        .tempdir()
+        .context("making a directory for the tables (TMPDIR)")?;
+    let made = crate::tables::write_recording(path, &image, tmp.path())?;
+    drop(image);
+    for w in &made.written {
+        let bytes = std::fs::read(&w.path).with_context(|| w.path.display().to_string())?;
+        let key = table_key(dest, w.table, f, &made.id);
+        let what = format!("uploading the {} table of {}", w.table, path.display());
+        put(store, dest, &what, &key, bytes, PutOptions::default()).await?;
+    }
+    Ok(made.finding_kinds)
 }
 
 /// Why an upload failed, in a few words (never a credential).
@@ -320,6 +450,7 @@ pub fn run(
     files: &[PathBuf],
     to: &str,
     delete_after: bool,
+    tables: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let dest = Destination::parse(to)?;
@@ -334,7 +465,7 @@ pub fn run(
         .build()
         .context("starting the uploader")?;
     for f in files {
-        let key = rt.block_on(upload_one(store.as_ref(), &dest, f))?;
+        let key = rt.block_on(upload_one(store.as_ref(), &dest, f, tables))?;
         writeln!(
             out,
             "uploaded {} to s3://{}/{key}",
@@ -357,12 +488,13 @@ pub struct Shipper {
     store: Arc<dyn ObjectStore>,
     rt: tokio::runtime::Runtime,
     delete_after: bool,
+    tables: bool,
     state: PathBuf,
     sent: std::collections::HashSet<String>,
 }
 
 impl Shipper {
-    pub fn new(dir: &Path, to: &str, delete_after: bool) -> anyhow::Result<Shipper> {
+    pub fn new(dir: &Path, to: &str, delete_after: bool, tables: bool) -> anyhow::Result<Shipper> {
         let dest = Destination::parse(to)?;
         let store = store(&dest)?;
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -380,6 +512,7 @@ impl Shipper {
             store,
             rt,
             delete_after,
+            tables,
             state,
             sent,
         })
@@ -407,7 +540,7 @@ impl Shipper {
                 }
                 match self
                     .rt
-                    .block_on(upload_one(self.store.as_ref(), &self.dest, &d))
+                    .block_on(upload_one(self.store.as_ref(), &self.dest, &d, self.tables))
                 {
                     Ok(key) => {
                         writeln!(
@@ -446,229 +579,9 @@ impl Shipper {
     }
 }
 
-/// Which listed dumps `view s3://…` shows.
-#[derive(Debug, Default, Clone)]
-pub struct ListFilter {
-    pub service: Option<String>,
-    pub host: Option<String>,
-    pub trigger: Option<String>,
-    /// ns since the Unix epoch, inclusive.
-    pub since: Option<i64>,
-    pub until: Option<i64>,
-}
-
-impl ListFilter {
-    fn keeps(&self, r: &flightrec_viewer::RemoteDump) -> bool {
-        self.service.as_ref().is_none_or(|s| &r.service == s)
-            && self.host.as_ref().is_none_or(|h| &r.host == h)
-            && self.trigger.as_ref().is_none_or(|t| &r.trigger == t)
-            && self.since.is_none_or(|t| r.time_ns >= t)
-            && self.until.is_none_or(|t| r.time_ns <= t)
-    }
-}
-
-/// Parses a time for `--since`/`--until`: RFC 3339 (`2026-11-23T10:02:00Z`).
-pub fn parse_time(s: &str) -> anyhow::Result<i64> {
-    let t = humantime::parse_rfc3339_weak(s)
-        .map_err(|e| anyhow::anyhow!("{s}: not a time like 2026-11-23T10:02:00Z ({e})"))?;
-    Ok(t.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64))
-}
-
-/// The local cache of fetched dumps: `$XDG_CACHE_HOME/flightrec/s3` (else
-/// `~/.cache/flightrec/s3`), or `FLIGHTREC_CACHE_DIR`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("FLIGHTREC_CACHE_DIR") {
-        return PathBuf::from(d);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("flightrec").join("s3")
-}
-
-/// Most bytes the cache keeps; the least recently fetched go first.
-const CACHE_BYTES: u64 = 1 << 30;
-
-/// Lists the dumps under `url` (from their metadata: one HEAD each, nothing downloaded)
-/// that `filter` keeps, each with its size and cache path, and a fetcher that downloads one
-/// into its cache path when it is opened.
-pub fn list_remote(
-    url: &str,
-    filter: &ListFilter,
-) -> anyhow::Result<(flightrec_viewer::RemoteListing, flightrec_viewer::Fetch)> {
-    use futures_util::TryStreamExt as _;
-    let dest = Destination::parse(url)?;
-    let store = store(&dest)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the lister")?;
-    let cache = cache_dir().join(safe(&dest.bucket));
-    // The prefix encoded part by part, as `key` encodes it for an upload.
-    let prefix = (!dest.prefix.is_empty()).then(|| StorePath::from(dest.prefix.as_str()));
-    let listed = rt.block_on(async {
-        let objects: Vec<object_store::ObjectMeta> =
-            with_tries(&dest, &format!("listing {url}"), request_timeout(), || {
-                store.list(prefix.as_ref()).try_collect()
-            })
-            .await?;
-        let mut out = Vec::new();
-        for o in objects {
-            if !o.location.as_ref().ends_with(".flightrec") {
-                continue;
-            }
-            let head = with_tries(
-                &dest,
-                &format!("reading {}", o.location),
-                request_timeout(),
-                || {
-                    store.get_opts(
-                        &o.location,
-                        object_store::GetOptions {
-                            head: true,
-                            ..Default::default()
-                        },
-                    )
-                },
-            )
-            .await?;
-            let meta = |k: &str| {
-                head.attributes
-                    .get(&Attribute::Metadata(k.to_string().into()))
-                    .map(|v| v.to_string())
-                    .unwrap_or_default()
-            };
-            let r = flightrec_viewer::RemoteDump {
-                key: o.location.to_string(),
-                service: meta("service"),
-                host: meta("host"),
-                pid: meta("pid").parse().unwrap_or(0),
-                trigger: meta("trigger"),
-                time_ns: meta("time-ns").parse().unwrap_or(0),
-                size: o.size,
-            };
-            if filter.keeps(&r) {
-                let path = cache.join(cache_name(&r.key));
-                out.push((r, o.size, path));
-            }
-        }
-        Ok::<_, anyhow::Error>(out)
-    })?;
-    let fetch: flightrec_viewer::Fetch = Arc::new(move |r: &flightrec_viewer::RemoteDump| {
-        fetch_one(store.as_ref(), &dest, r, &cache).map_err(|e| format!("{e:#}"))
-    });
-    Ok((listed, fetch))
-}
-
-/// Downloads one dump into the cache (whole, under a temporary name, then renamed), and
-/// trims the cache to its budget.
-fn fetch_one(
-    store: &dyn ObjectStore,
-    dest: &Destination,
-    r: &flightrec_viewer::RemoteDump,
-    cache: &Path,
-) -> anyhow::Result<PathBuf> {
-    let path = cache.join(cache_name(&r.key));
-    // A cached copy is used only while it is the object listed (same size); a dump
-    // replaced in the store is fetched again.
-    if std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == r.size) {
-        return Ok(path);
-    }
-    std::fs::create_dir_all(cache).with_context(|| cache.display().to_string())?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the fetcher")?;
-    // The key as listed is already the store's encoding: parsed, not encoded again.
-    let location =
-        StorePath::parse(r.key.as_str()).unwrap_or_else(|_| StorePath::from(r.key.as_str()));
-    let limit = time_for(r.size);
-    let bytes = rt.block_on(with_tries(
-        dest,
-        &format!("fetching {}", r.key),
-        limit,
-        || async { store.get(&location).await?.bytes().await },
-    ))?;
-    let tmp = tempfile::NamedTempFile::new_in(cache).context("writing the cache")?;
-    std::fs::write(tmp.path(), &bytes).context("writing the cache")?;
-    tmp.persist(&path).context("writing the cache")?;
-    trim_cache(cache, &path);
-    Ok(path)
-}
-
-/// The cache file of a key: a hash of the whole key (so two keys never share a file, such
-/// as `a/b` and `a%b`), then its last part for people to read.
-pub fn cache_name(key: &str) -> String {
-    // FNV-1a, 64 bits: stable across builds, so a cache outlives an upgrade.
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in key.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    let tail = key.rsplit('/').next().unwrap_or("");
-    format!("{h:016x}-{}", safe(tail))
-}
-
-/// The cache's budget in bytes: `FLIGHTREC_CACHE_BYTES`, default 1 GiB.
-pub fn cache_budget() -> u64 {
-    std::env::var("FLIGHTREC_CACHE_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CACHE_BYTES)
-}
-
-/// Files this process fetched, and when: pinned for `PIN_FOR`, so recordings opened
-/// together are not evicted by each other's fetches while the viewer reads them.
-static FETCHED: std::sync::Mutex<Vec<(PathBuf, std::time::Instant)>> =
-    std::sync::Mutex::new(Vec::new());
-const PIN_FOR: Duration = Duration::from_secs(600);
-
-/// Deletes the oldest cached dumps (never `keep`, nor one this process fetched in the last
-/// ten minutes) while the cache holds more than its budget.
-fn trim_cache(cache: &Path, keep: &Path) {
-    let budget = cache_budget();
-    let pinned: Vec<PathBuf> = {
-        let mut fetched = FETCHED.lock().unwrap_or_else(|e| e.into_inner());
-        fetched.retain(|(_, at)| at.elapsed() < PIN_FOR);
-        fetched.push((keep.to_path_buf(), std::time::Instant::now()));
-        fetched.iter().map(|(p, _)| p.clone()).collect()
-    };
-    let Ok(entries) = std::fs::read_dir(cache) else {
-        return;
-    };
-    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
-        .flatten()
-        .filter_map(|e| {
-            let m = e.metadata().ok()?;
-            Some((m.modified().ok()?, m.len(), e.path()))
-        })
-        .collect();
-    files.sort();
-    let mut total: u64 = files.iter().map(|f| f.1).sum();
-    for (_, size, p) in files {
-        if total <= budget {
-            break;
-        }
-        if !pinned.contains(&p) && std::fs::remove_file(&p).is_ok() {
-            total -= size;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn two_keys_never_share_a_cache_file() {
-        let flat = "fleet%probe%2026-12-05%vm-13216-1.flightrec";
-        let nested = "fleet/probe/2026-12-05/vm-13216-1.flightrec";
-        assert_ne!(cache_name(flat), cache_name(nested));
-        assert!(cache_name(nested).ends_with("-vm-13216-1.flightrec"));
-        assert_eq!(cache_name(nested), cache_name(nested), "stable");
-    }
 
     #[test]
     fn credentials_are_redacted_and_bucket_names_checked() {

@@ -1,0 +1,126 @@
+//! A recording as tables: Parquet files that DuckDB, Spark, Trino/Athena and Polars query
+//! across thousands of dumps. `docs/tables.md` is their contract.
+//!
+//! One file per table per recording, named by the recording's id (the name its dump has
+//! in the bucket), so a fleet's files union by directory. Everything is read through the
+//! reading layer (`flightrec_analysis`), the one meaning every reader shares: the spans,
+//! tasks, lock intervals and findings are those `cat`, the exporters and the viewer show.
+//!
+//! Files are written under temporary names and renamed only when all of a recording's
+//! tables are complete: a final name never holds half a table.
+
+mod columns;
+mod fill;
+pub mod schema;
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+pub use fill::recording_id;
+
+/// The tables, in the order they are written.
+pub const TABLES: [&str; 6] = [
+    "recordings",
+    "records",
+    "spans",
+    "tasks",
+    "locks",
+    "findings",
+];
+
+/// One table file written for a recording.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub table: &'static str,
+    pub path: PathBuf,
+    pub rows: u64,
+}
+
+/// A recording's tables, as written.
+#[derive(Debug, Clone)]
+pub struct Made {
+    /// The recording's id (every row's `recording_id`, every file's name).
+    pub id: String,
+    pub written: Vec<Written>,
+    /// The kinds of its findings (`lock_order`...), once each.
+    pub finding_kinds: Vec<String>,
+}
+
+/// A recording's tables, written as `<dir>/<table>/<recording id>.parquet`. The recording
+/// is decoded whole once: memory grows with the records it holds (never with the ring's
+/// capacity, since a dump's image holds only the chunks it kept).
+pub fn write_recording(
+    input: &Path,
+    image: &flightrec_format::Image,
+    dir: &Path,
+) -> anyhow::Result<Made> {
+    let rec = image.decode()?;
+    let id = recording_id(&rec);
+    let mut tmps = Vec::new();
+    let mut files = Vec::new();
+    for table in TABLES {
+        let table_dir = dir.join(table);
+        std::fs::create_dir_all(&table_dir)
+            .with_context(|| format!("creating {}", table_dir.display()))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{id}."))
+            .suffix(".parquet.tmp")
+            .tempfile_in(&table_dir)
+            .with_context(|| format!("writing in {}", table_dir.display()))?;
+        files.push(BufWriter::with_capacity(1 << 20, tmp.reopen()?));
+        tmps.push((table, tmp, table_dir.join(format!("{id}.parquet"))));
+    }
+    let (rows, finding_kinds) = fill::write_all(&rec, &id, files).with_context(|| {
+        format!(
+            "{}: writing its tables into {}",
+            input.display(),
+            dir.display()
+        )
+    })?;
+    let mut written = Vec::new();
+    for ((table, tmp, path), rows) in tmps.into_iter().zip(rows) {
+        tmp.persist(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        written.push(Written { table, path, rows });
+    }
+    Ok(Made {
+        id,
+        written,
+        finding_kinds,
+    })
+}
+
+/// `flightrec export FILE... --format parquet -o DIR`: each recording's tables under `DIR`,
+/// one line per recording.
+pub fn export(inputs: &[PathBuf], dir: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+    if inputs.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        anyhow::bail!("standard input (-) can be given once");
+    }
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!(
+            "{}: not a directory (parquet writes a directory of tables)",
+            dir.display()
+        );
+    }
+    for input in inputs {
+        let image =
+            flightrec_format::read_image(input).with_context(|| input.display().to_string())?;
+        let made = write_recording(input, &image, dir)?;
+        let rows: Vec<String> = made
+            .written
+            .iter()
+            .map(|w| format!("{} {}", w.rows, w.table))
+            .collect();
+        writeln!(
+            out,
+            "{}: {} -> {} ({})",
+            input.display(),
+            made.id,
+            dir.display(),
+            rows.join(", ")
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,260 @@
+//! The tables (`export --format parquet`, `upload --tables`), read by real engines from
+//! PyPI: pyarrow for schemas and rows, DuckDB for the README's fleet queries. Both are
+//! installed by `scripts/test.sh` into its Python.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use flightrec::sync::Mutex;
+use serde_json::Value as Json;
+
+use crate::findings::on_thread;
+use crate::helpers::*;
+
+/// The test Python, when it has pyarrow and duckdb; required when FLIGHTREC_REQUIRE_ENGINES
+/// is set (scripts/test.sh installs them).
+pub(crate) fn engines() -> Option<String> {
+    let python = std::env::var("FLIGHTREC_PYTHON").ok();
+    let ok = python.as_ref().is_some_and(|p| {
+        Command::new(p)
+            .args(["-c", "import pyarrow.parquet, duckdb"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    match python {
+        Some(p) if ok => Some(p),
+        _ if std::env::var_os("FLIGHTREC_REQUIRE_ENGINES").is_some() => {
+            panic!("no Python with pyarrow and duckdb: scripts/test.sh installs them")
+        }
+        _ => {
+            eprintln!("skipped: no Python with pyarrow and duckdb (scripts/test.sh installs them)");
+            None
+        }
+    }
+}
+
+/// Runs `script` with `args` in `python`; its standard output, parsed as JSON.
+pub(crate) fn py_json(python: &str, script: &str, args: &[&str], envs: &[(&str, String)]) -> Json {
+    let o = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+/// One service's recording on `host`: a connection span entered three times on
+/// `posting` (a task with three polls), events with fields, and two locks taken in one order
+/// by `posting` and by `auditor` in the same order, or the opposite one when `inverted`.
+pub(crate) fn workload(dir: &Path, service: &str, host: &str, inverted: bool) -> PathBuf {
+    let rec = quiet_builder(dir, service, 512 << 10)
+        .host(host)
+        .build()
+        .unwrap();
+    let d = dispatch(&rec);
+    let ledger = Arc::new(Mutex::named("ledger", 0u64));
+    let audit = Arc::new(Mutex::named("audit", 0u64));
+    let (l, a) = (ledger.clone(), audit.clone());
+    on_thread(&d, "posting", move || {
+        let conn = tracing::info_span!("conn", peer = "10.0.0.7");
+        for i in 0..3u64 {
+            let _poll = conn.enter();
+            let _inner = tracing::debug_span!("parse", bytes = 512 + i).entered();
+            tracing::info!(order = i, sku = "A-17", "handled");
+            let mut l = l.lock().unwrap();
+            let mut a = a.lock().unwrap();
+            *l += 1;
+            *a += 1;
+        }
+    });
+    let (l, a) = (ledger.clone(), audit.clone());
+    on_thread(&d, "auditor", move || {
+        let (first, second) = if inverted { (&a, &l) } else { (&l, &a) };
+        let mut x = first.lock().unwrap();
+        let mut y = second.lock().unwrap();
+        *x += 1;
+        *y += 1;
+        tracing::warn!(total = *x, "audited");
+    });
+    rec.snapshot().unwrap()
+}
+
+/// `flightrec export DUMP... --format parquet -o DIR`, which must succeed.
+fn export_tables(dumps: &[&Path], dir: &Path) -> String {
+    let mut args = vec!["export".to_string()];
+    args.extend(dumps.iter().map(|d| d.display().to_string()));
+    args.extend(["--format", "parquet", "-o"].map(String::from));
+    args.push(dir.display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = flightrec(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Each table of a directory as pyarrow reads it: its schema, its row count, and the rows
+/// of the small tables (records as lists of values).
+const READ_TABLES: &str = r#"
+import json, sys, pathlib
+import pyarrow as pa, pyarrow.parquet as pq
+out = {}
+for t in ["recordings", "records", "spans", "tasks", "locks", "findings"]:
+    files = sorted(pathlib.Path(sys.argv[1], t).glob("*.parquet"))
+    tab = pa.concat_tables([pq.read_table(f) for f in files])
+    schema = [[f.name, str(f.type)] for f in tab.schema]
+    # Times as ns integers (Python's datetime stops at microseconds).
+    for k, f in enumerate(tab.schema):
+        if pa.types.is_timestamp(f.type):
+            tab = tab.set_column(k, f.name, tab.column(k).cast(pa.int64()))
+    rows = tab.to_pylist()
+    for r in rows:
+        if "fields" in r:
+            r["fields"] = dict(r["fields"])
+    out[t] = {"files": len(files), "schema": schema, "rows": rows}
+print(json.dumps(out))
+"#;
+
+#[test]
+fn tables_read_by_pyarrow_agree_with_cat_json_and_check() {
+    let Some(python) = engines() else {
+        return;
+    };
+    let dir = scratch();
+    let dump = workload(dir.path(), "ledger", "web-1", true);
+    let out_dir = dir.path().join("tables");
+    let said = export_tables(&[&dump], &out_dir);
+    assert!(said.contains("-> ") && said.contains(" records"), "{said}");
+    let t = py_json(&python, READ_TABLES, &[out_dir.to_str().unwrap()], &[]);
+
+    // records: one row per `cat --json` line, the same values in the same order.
+    let cat = cat_json(&dump);
+    let rows = t["records"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), cat.len());
+    for (k, (row, line)) in rows.iter().zip(&cat).enumerate() {
+        assert_eq!(row["seq"], k, "{row}");
+        assert_eq!(row["ts"], line["ts"], "{row}");
+        for key in [
+            "kind", "level", "target", "name", "file", "line", "thread", "tid",
+        ] {
+            assert_eq!(row[key], line[key], "{key} of {row} / {line}");
+        }
+        assert_eq!(row["tokio_task"], line["task"], "{row}");
+        assert_eq!(row["spans"], line["spans"], "{row}");
+        let is_event = line["kind"] == "event";
+        let mut fields = line["fields"].as_object().unwrap().clone();
+        if is_event {
+            let message = fields.remove("message").unwrap_or(Json::Null);
+            assert_eq!(row["message"], message, "{row}");
+        }
+        for (name, value) in &fields {
+            let text = value
+                .as_str()
+                .map_or_else(|| value.to_string(), String::from);
+            assert_eq!(row["fields"][name], text, "{name} of {row}");
+        }
+        assert_eq!(
+            row["fields"].as_object().unwrap().len(),
+            fields.len(),
+            "{row}"
+        );
+    }
+    // Types engines rely on.
+    let schema: Vec<(String, String)> = t["records"]["schema"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f[0].as_str().unwrap().into(), f[1].as_str().unwrap().into()))
+        .collect();
+    for (name, ty) in [
+        ("recording_id", "string"),
+        ("ts", "timestamp[ns, tz=UTC]"),
+        ("tid", "uint64"),
+        ("fields", "map<string, string ts-unordered>"),
+        ("spans", "list<element: uint64>"),
+    ] {
+        assert!(
+            schema
+                .iter()
+                .any(|(n, t)| n == name && t.starts_with(ty.split(' ').next().unwrap())),
+            "{name}: {ty} in {schema:?}"
+        );
+    }
+
+    // spans: the connection's three polls, on `posting`, each with `parse` nested inside.
+    let spans = t["spans"]["rows"].as_array().unwrap();
+    let polls: Vec<&Json> = spans.iter().filter(|s| s["name"] == "conn").collect();
+    assert_eq!(polls.len(), 3, "{spans:?}");
+    assert!(polls
+        .iter()
+        .all(|p| p["kind"] == "poll" && p["depth"] == 0 && p["thread"] == "posting"));
+    let parses: Vec<&Json> = spans.iter().filter(|s| s["name"] == "parse").collect();
+    assert_eq!(parses.len(), 3);
+    for p in &parses {
+        assert_eq!(p["depth"], 1);
+        assert_eq!(p["parent"], polls[0]["span"]);
+        assert_eq!(p["task"], polls[0]["span"]);
+    }
+    // tasks: the connection, polled three times.
+    let tasks = t["tasks"]["rows"].as_array().unwrap();
+    let conn = tasks
+        .iter()
+        .find(|k| k["task"] == polls[0]["span"])
+        .unwrap();
+    assert_eq!(conn["polls"], 3, "{conn}");
+    assert_eq!(conn["is_async"], true);
+    // locks: every taking a hold, as the lock statistics count them.
+    let info = info_json(&dump);
+    let locks = t["locks"]["rows"].as_array().unwrap();
+    for label in ["ledger", "audit"] {
+        let holds = locks
+            .iter()
+            .filter(|l| l["kind"] == "hold" && l["label"].as_str().unwrap().contains(label))
+            .count();
+        assert_eq!(holds, 4, "{label}: {locks:?}");
+    }
+    // findings: what `check` names, with evidence rows that are records of the table.
+    let findings = t["findings"]["rows"].as_array().unwrap();
+    assert_eq!(findings.len(), info["findings"].as_array().unwrap().len());
+    let inversion = findings.iter().find(|f| f["kind"] == "lock_order").unwrap();
+    for e in inversion["evidence"].as_array().unwrap() {
+        let seq = e.as_u64().unwrap() as usize;
+        assert!(cat[seq]["name"].as_str().is_some(), "{e}");
+    }
+    // recordings: one row, its counts those of the other tables.
+    let r = &t["recordings"]["rows"][0];
+    assert_eq!(r["service"], "ledger");
+    assert_eq!(r["host"], "web-1");
+    assert_eq!(r["pid"], std::process::id());
+    assert_eq!(r["trigger"], "snapshot");
+    assert_eq!(r["records"], cat.len());
+    assert_eq!(r["span_entries"], spans.len());
+    assert_eq!(r["findings"], findings.len());
+    assert_eq!(r["lock_intervals"], locks.len());
+    // Every table names the recording by the same id, the name of the files.
+    let id = r["recording_id"].as_str().unwrap();
+    for table in [
+        "recordings",
+        "records",
+        "spans",
+        "tasks",
+        "locks",
+        "findings",
+    ] {
+        assert!(
+            out_dir.join(table).join(format!("{id}.parquet")).is_file(),
+            "{table}"
+        );
+        for row in t[table]["rows"].as_array().unwrap() {
+            assert_eq!(row["recording_id"], id, "{table}");
+        }
+    }
+    // Nothing temporary is left beside them.
+    for table in ["records", "spans"] {
+        let names: Vec<_> = std::fs::read_dir(out_dir.join(table)).unwrap().collect();
+        assert_eq!(names.len(), 1, "{table}: {names:?}");
+    }
+}
