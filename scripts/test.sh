@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it. Installs what it needs: the nightly toolchain's Miri,
-# a Python with Perfetto's generated protobuf classes and moto's S3-compatible server (PyPI)
-# under target/test-tools, and
+# a Python with Perfetto's generated protobuf classes, moto's S3-compatible server, pyarrow
+# and DuckDB (PyPI) under target/test-tools, and
 # Debian's chromium with playwright-core (npm) for the viewer's browser tests.
 #
 #   scripts/test.sh            formatting, lints, docs, unit + end-to-end tests, loom, Miri
@@ -39,16 +39,18 @@ mkdir -p target
 ) >target/msrv.log 2>&1 &
 msrv_check=$!
 
-step "test tools: Perfetto's own protobuf classes, and moto's S3-compatible server (PyPI)"
+step "test tools: Perfetto's own protobuf classes, moto's S3-compatible server, pyarrow and DuckDB (PyPI)"
 py=target/test-tools/python
-if ! "$py/bin/python" -c 'import perfetto.protos.perfetto.trace.perfetto_trace_pb2, moto, boto3' 2>/dev/null \
+if ! "$py/bin/python" -c 'import perfetto.protos.perfetto.trace.perfetto_trace_pb2, moto, boto3, pyarrow, duckdb' 2>/dev/null \
     || [[ ! -x "$py/bin/moto_server" ]]; then
     python3 -m venv "$py"
     "$py/bin/pip" install --quiet --disable-pip-version-check 'perfetto==0.59.1' 'protobuf>=5' \
-        'moto[server]==5.1.*'
+        'moto[server]==5.1.*' 'pyarrow==26.0.*' 'duckdb==2.0.*'
 fi
 export FLIGHTREC_PYTHON="$PWD/$py/bin/python" FLIGHTREC_REQUIRE_PERFETTO_PY=1
 export FLIGHTREC_MOTO="$PWD/$py/bin/moto_server" FLIGHTREC_REQUIRE_S3=1
+# The tables' engines: pyarrow reads them (and from the local S3 server), DuckDB queries them.
+export FLIGHTREC_REQUIRE_ENGINES=1
 
 step "test tools: Debian's chromium and playwright-core, for the viewer's browser tests; binutils, to split debug info"
 if ! command -v chromium >/dev/null || ! command -v objcopy >/dev/null; then

@@ -11,13 +11,13 @@ use std::process::{Command, Stdio};
 
 use crate::helpers::*;
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
 
 /// Says why a test cannot run here, and fails when FLIGHTREC_REQUIRE_ROOT asks for it to.
-fn skip(why: &str) {
+pub(crate) fn skip(why: &str) {
     assert!(
         std::env::var_os("FLIGHTREC_REQUIRE_ROOT").is_none(),
         "FLIGHTREC_REQUIRE_ROOT is set, but this test cannot run: {why}"
@@ -26,10 +26,14 @@ fn skip(why: &str) {
 }
 
 /// A small tmpfs, unmounted on drop.
-struct SmallFs(tempfile::TempDir);
+pub(crate) struct SmallFs(tempfile::TempDir);
 
 impl SmallFs {
-    fn mount(size: &str) -> Option<SmallFs> {
+    pub(crate) fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+
+    pub(crate) fn mount(size: &str) -> Option<SmallFs> {
         let dir = tempfile::tempdir().unwrap();
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])

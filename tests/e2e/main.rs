@@ -12,6 +12,7 @@ mod edges;
 mod export;
 mod findings;
 mod findings_objects;
+mod fleet;
 mod folding;
 mod helpers;
 mod hostile;

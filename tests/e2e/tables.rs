@@ -258,3 +258,171 @@ fn tables_read_by_pyarrow_agree_with_cat_json_and_check() {
         assert_eq!(names.len(), 1, "{table}: {names:?}");
     }
 }
+
+/// Every file under `dir`.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn tables_that_do_not_fit_fail_in_one_line_and_leave_nothing_half_written() {
+    use crate::disk::{is_root, skip, SmallFs};
+    if !is_root() {
+        return skip("needs root to mount a small tmpfs");
+    }
+    let Some(fs) = SmallFs::mount("24k") else {
+        return skip("this environment does not allow mounting a tmpfs");
+    };
+    let dir = scratch();
+    let dump = workload(dir.path(), "ledger", "web-1", false);
+    let out = fs.path().join("tables");
+    let o = flightrec(&[
+        "export",
+        dump.to_str().unwrap(),
+        "--format",
+        "parquet",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("No space left"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        files_under(&out),
+        Vec::<PathBuf>::new(),
+        "nothing half-written"
+    );
+    assert!(dump.is_file(), "the dump is untouched");
+
+    // The same export, given room, writes every table.
+    let roomy = dir.path().join("tables");
+    let o = flightrec(&[
+        "export",
+        dump.to_str().unwrap(),
+        "--format",
+        "parquet",
+        "-o",
+        roomy.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(files_under(&roomy).len(), 6);
+
+    // Not a directory: one line.
+    let o = flightrec(&[
+        "export",
+        dump.to_str().unwrap(),
+        "--format",
+        "parquet",
+        "-o",
+        dump.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("not a directory") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[test]
+fn an_upload_whose_tables_cannot_be_made_keeps_the_dump_uploaded_and_local() {
+    use crate::disk::{is_root, skip, SmallFs};
+    use crate::upload::{boto, env, free_port, moto, start};
+    let Some(moto) = moto() else {
+        return;
+    };
+    if !is_root() {
+        return skip("needs root to mount a small tmpfs");
+    }
+    let Some(fs) = SmallFs::mount("24k") else {
+        return skip("this environment does not allow mounting a tmpfs");
+    };
+    let dir = scratch();
+    let dump = workload(dir.path(), "ledger", "web-1", false);
+    let port = free_port();
+    let _server = start(&moto, port);
+    boto(port, "s3.create_bucket(Bucket='flight')");
+    let o = Command::new(flightrec_bin())
+        .args([
+            "upload",
+            dump.to_str().unwrap(),
+            "--to",
+            "s3://flight/fleet",
+        ])
+        .args(["--tables", "--delete-after-upload"])
+        .envs(env(port))
+        .env("TMPDIR", fs.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("to s3://flight/fleet/ledger/") && err.contains("but not its tables"),
+        "{err}"
+    );
+    assert!(dump.is_file(), "kept locally: its tables are not shipped");
+    let listed = boto(
+        port,
+        "keys = [o['Key'] for o in s3.list_objects_v2(Bucket='flight').get('Contents', [])]\n\
+         s = [json.loads(s3.get_object(Bucket='flight', Key=k)['Body'].read()) for k in keys if k.endswith('.summary.json')]\n\
+         print(json.dumps({'keys': keys, 'summaries': s}))",
+    );
+    let listed: Json = serde_json::from_str(listed.trim()).unwrap();
+    let keys: Vec<&str> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys.len(),
+        2,
+        "the dump and its summary, no table: {keys:?}"
+    );
+    assert!(keys.iter().all(|k| !k.contains("/tables/")), "{keys:?}");
+    assert_eq!(listed["summaries"][0]["tables"], false);
+    assert_eq!(
+        files_under(fs.path()),
+        Vec::<PathBuf>::new(),
+        "no temporary left"
+    );
+
+    // With room, the same command ships the tables and then deletes the dump.
+    let o = Command::new(flightrec_bin())
+        .args([
+            "upload",
+            dump.to_str().unwrap(),
+            "--to",
+            "s3://flight/fleet",
+        ])
+        .args(["--tables", "--delete-after-upload"])
+        .envs(env(port))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!dump.exists());
+    let tables = boto(
+        port,
+        "print(json.dumps(sorted(o['Key'] for o in s3.list_objects_v2(Bucket='flight')['Contents'] if '/tables/' in o['Key'])))",
+    );
+    let tables: Vec<String> = serde_json::from_str(tables.trim()).unwrap();
+    assert_eq!(tables.len(), 6, "{tables:?}");
+    for t in &tables {
+        assert!(
+            t.starts_with("fleet/tables/") && t.contains("/service=ledger/date="),
+            "{t}"
+        );
+    }
+}
