@@ -24,13 +24,14 @@ struct FleetServer {
 }
 
 impl FleetServer {
-    fn start(python: &str, count: usize, dump: &Path) -> FleetServer {
+    fn start(python: &str, count: usize, dump: &Path, extra: &[&str]) -> FleetServer {
         let port = free_port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/support/s3_fleet.py");
         let mut child = Command::new(python)
             .arg(script)
             .args([port.to_string(), count.to_string()])
             .arg(dump)
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -100,7 +101,7 @@ fn the_first_page_of_ten_thousand_dumps_lists_in_requests_that_grow_with_the_pag
     let dir = scratch();
     let rec = recorder(dir.path(), "fleet", 256 << 10);
     tracing::dispatcher::with_default(&dispatch(&rec), || tracing::info!("one"));
-    let fleet = FleetServer::start(&python, 10_000, &rec.snapshot().unwrap());
+    let fleet = FleetServer::start(&python, 10_000, &rec.snapshot().unwrap(), &[]);
 
     // The default page: the 200 newest, newest first.
     let (took, requests, keys) = list(&fleet, &[]);
@@ -246,6 +247,26 @@ fn a_fleet_uploaded_with_tables_answers_the_readmes_queries_in_duckdb() {
     }
     assert_eq!(per_day.values().sum::<u64>(), FLEET as u64);
 
+    // The summaries carry the findings' kinds: `view --finding` lists the inverted dumps.
+    let cache = scratch();
+    let mut envs = env(port);
+    envs.push(("XDG_CACHE_HOME", cache.path().display().to_string()));
+    let viewer = start_viewer(&["s3://flight/fleet", "--finding", "lock_order"], &envs);
+    let (_, index) = http_get(&viewer.host, "/api/dumps");
+    drop(viewer);
+    let index: Json = serde_json::from_str(&index).unwrap();
+    let listed = index["dumps"].as_array().unwrap();
+    assert_eq!(listed.len() as u64, inversions.values().sum::<u64>());
+    for d in listed {
+        let key = d["file"].as_str().unwrap();
+        let service = key.split('/').nth(1).unwrap();
+        let host = HOSTS
+            .iter()
+            .find(|h| key.contains(&format!("/{h}-")))
+            .unwrap();
+        assert!(inverted(service, host), "{key}");
+    }
+
     // pyarrow reads the tables in place, the Hive partitions as columns.
     let local = dir.path().join("tables");
     let t = py_json(
@@ -346,4 +367,37 @@ fn a_fleet_uploaded_with_tables_answers_the_readmes_queries_in_duckdb() {
             "{service}: p99 {got_us} µs, want {want_us}"
         );
     }
+}
+
+#[test]
+fn tables_the_store_refuses_leave_the_dump_uploaded_and_kept_in_one_line() {
+    let (Some(_), Some(python)) = (moto(), engines()) else {
+        return;
+    };
+    let dir = scratch();
+    let dump = workload(dir.path(), "ledger", "web-1", false);
+    let fleet = FleetServer::start(&python, 0, &dump, &["--refuse-tables"]);
+    let o = Command::new(flightrec_bin())
+        .args([
+            "upload",
+            dump.to_str().unwrap(),
+            "--to",
+            "s3://flight/fleet",
+        ])
+        .args(["--tables", "--delete-after-upload"])
+        .envs(env(fleet.port))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("but not its tables") && err.contains("access denied"),
+        "{err}"
+    );
+    assert!(dump.is_file(), "kept: not everything asked for was shipped");
+    // The dump and its summary are there, and listed.
+    let (_, _, keys) = list(&fleet, &[]);
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with("fleet/ledger/"), "{keys:?}");
 }

@@ -253,16 +253,26 @@ fn watch_uploads_each_dump_once_and_sends_the_rest_when_the_store_is_back() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("cannot reach the store"), "{err}");
     assert!(late.exists());
-    // Back: only the new one goes, and is deleted once confirmed.
+    // Back: only the new one goes, with its tables, and is deleted once confirmed.
     let _server = start(&moto, port);
     boto(port, "s3.create_bucket(Bucket='flight')");
-    let o = watch(port, dir.path(), &["--delete-after-upload"]);
+    let o = watch(port, dir.path(), &["--delete-after-upload", "--tables"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let sent = String::from_utf8_lossy(&o.stdout);
     assert_eq!(sent.lines().count(), 1, "{sent}");
     assert!(sent.contains(late.file_name().unwrap().to_str().unwrap()));
     assert!(!late.exists());
     assert!(first.iter().all(|f| f.exists()));
+    let tables = boto(
+        port,
+        "print(json.dumps([o['Key'] for o in s3.list_objects_v2(Bucket='flight', Prefix='w/tables/')['Contents']]))",
+    );
+    let tables: Vec<String> = serde_json::from_str(tables.trim()).unwrap();
+    assert_eq!(tables.len(), 6, "{tables:?}");
+    assert!(
+        tables.iter().all(|t| t.contains("/service=late/")),
+        "{tables:?}"
+    );
 }
 
 /// An uploader killed (SIGKILL) at random moments, 20 times, in the middle of sending

@@ -155,7 +155,6 @@ pub fn write_all(
             let lock_rows = write_locks(&mut c, &locks, open(f_locks, rec, id)?)?;
             let finding_rows = write_findings(&mut c, &found, open(f_findings, rec, id)?)?;
             let mut kinds: Vec<String> = found.iter().map(|f| f.kind.slug().to_string()).collect();
-            kinds.dedup();
             kinds.sort();
             kinds.dedup();
             Ok(([spans, task_rows, lock_rows, finding_rows], kinds))
@@ -167,9 +166,18 @@ pub fn write_all(
         anyhow::Ok((records?, derived?))
     })?;
     let ([spans, task_rows, locks, found], kinds) = derived;
-    let c = Common::new(rec, id);
+    let counts = [records, spans, task_rows, locks, found];
+    let one = write_recording_row(&Common::new(rec, id), counts, open(f_recordings, rec, id)?)?;
+    Ok((vec![one, records, spans, task_rows, locks, found], kinds))
+}
 
-    let mut t: TableFile<Sink, RecordingRows> = open(f_recordings, rec, id)?;
+/// The `recordings` table's one row; `counts` are the other tables' rows, in their order.
+fn write_recording_row(
+    c: &Common<'_>,
+    [records, spans, task_rows, locks, found]: [u64; 5],
+    mut t: TableFile<Sink, RecordingRows>,
+) -> anyhow::Result<u64> {
+    let rec = c.rec;
     let r = &mut t.rows;
     let p = &rec.process;
     r.recording_id.push(c.id.clone());
@@ -210,8 +218,7 @@ pub fn write_all(
     r.file_size.push(rec.file_size as i64);
     r.clock.push(text(rec.clock));
     t.row_done()?;
-    let one = close(t)?;
-    Ok((vec![one, records, spans, task_rows, locks, found], kinds))
+    close(t)
 }
 
 fn write_records(c: &mut Common<'_>, mut t: TableFile<Sink, RecordRows>) -> anyhow::Result<u64> {

@@ -6,7 +6,10 @@ The objects are put into moto's backend directly, not over HTTP: 2 x 10 000 PUTs
 server would take most of a minute, this takes about one second. Everything the code under
 test does goes over HTTP.
 
-    python s3_fleet.py PORT COUNT DUMP_FILE
+    python s3_fleet.py PORT COUNT DUMP_FILE [--refuse-tables]
+
+With --refuse-tables, every PUT under a `/tables/` key is refused (403 AccessDenied), as a
+bucket policy would refuse it.
 
 Prints one JSON line when it serves: {"newest": [the 500 newest dump keys, newest first]}.
 Runs until its standard input closes.
@@ -23,6 +26,7 @@ from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 port, count, dump_file = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+refuse_tables = "--refuse-tables" in sys.argv[4:]
 body = open(dump_file, "rb").read()
 
 SERVICES = ["checkout", "billing", "search"]
@@ -66,6 +70,12 @@ def counted(environ, start_response):
         return [body]
     with lock:
         answered[0] += 1
+    if refuse_tables and environ["REQUEST_METHOD"] == "PUT" and "/tables/" in environ["PATH_INFO"]:
+        body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+                b"<Message>Access Denied</Message></Error>")
+        start_response("403 Forbidden", [("Content-Type", "application/xml"),
+                                         ("Content-Length", str(len(body)))])
+        return [body]
     return app(environ, start_response)
 
 
