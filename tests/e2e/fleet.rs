@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 
 use crate::helpers::*;
-use crate::tables::{engines, py_json, workload};
+use crate::tables::{engines, py_json, upload_with_tables, workload};
 use crate::upload::{boto, env, free_port, moto, start, upload};
 
 /// The fleet server of `support/s3_fleet.py`: moto in a Python process of its own, holding
@@ -377,17 +377,7 @@ fn tables_the_store_refuses_leave_the_dump_uploaded_and_kept_in_one_line() {
     let dir = scratch();
     let dump = workload(dir.path(), "ledger", "web-1", false);
     let fleet = FleetServer::start(&python, 0, &dump, &["--refuse-tables"]);
-    let o = Command::new(flightrec_bin())
-        .args([
-            "upload",
-            dump.to_str().unwrap(),
-            "--to",
-            "s3://flight/fleet",
-        ])
-        .args(["--tables", "--delete-after-upload"])
-        .envs(env(fleet.port))
-        .output()
-        .unwrap();
+    let o = upload_with_tables(fleet.port, &dump, None);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");

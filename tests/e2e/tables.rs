@@ -84,6 +84,55 @@ pub(crate) fn workload(dir: &Path, service: &str, host: &str, inverted: bool) ->
     rec.snapshot().unwrap()
 }
 
+/// `flightrec export DUMP --format parquet -o OUT`.
+fn export_to(dump: &Path, out: &Path) -> std::process::Output {
+    flightrec(&[
+        "export",
+        dump.to_str().unwrap(),
+        "--format",
+        "parquet",
+        "-o",
+        out.to_str().unwrap(),
+    ])
+}
+
+/// `flightrec upload DUMP --to s3://flight/fleet --tables --delete-after-upload` against the
+/// store on `port`, its temporary files under `tmp` when given.
+pub(crate) fn upload_with_tables(
+    port: u16,
+    dump: &Path,
+    tmp: Option<&Path>,
+) -> std::process::Output {
+    let mut c = Command::new(flightrec_bin());
+    c.args([
+        "upload",
+        dump.to_str().unwrap(),
+        "--to",
+        "s3://flight/fleet",
+    ])
+    .args(["--tables", "--delete-after-upload"])
+    .envs(crate::upload::env(port));
+    if let Some(tmp) = tmp {
+        c.env("TMPDIR", tmp);
+    }
+    c.output().unwrap()
+}
+
+/// A small tmpfs (root only), or why not (which fails the test under
+/// FLIGHTREC_REQUIRE_ROOT).
+fn small_fs() -> Option<crate::disk::SmallFs> {
+    use crate::disk::{is_root, skip, SmallFs};
+    if !is_root() {
+        skip("needs root to mount a small tmpfs");
+        return None;
+    }
+    let fs = SmallFs::mount("24k");
+    if fs.is_none() {
+        skip("this environment does not allow mounting a tmpfs");
+    }
+    fs
+}
+
 /// `flightrec export DUMP... --format parquet -o DIR`, which must succeed.
 fn export_tables(dumps: &[&Path], dir: &Path) -> String {
     let mut args = vec!["export".to_string()];
@@ -275,24 +324,13 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn tables_that_do_not_fit_fail_in_one_line_and_leave_nothing_half_written() {
-    use crate::disk::{is_root, skip, SmallFs};
-    if !is_root() {
-        return skip("needs root to mount a small tmpfs");
-    }
-    let Some(fs) = SmallFs::mount("24k") else {
-        return skip("this environment does not allow mounting a tmpfs");
+    let Some(fs) = small_fs() else {
+        return;
     };
     let dir = scratch();
     let dump = workload(dir.path(), "ledger", "web-1", false);
     let out = fs.path().join("tables");
-    let o = flightrec(&[
-        "export",
-        dump.to_str().unwrap(),
-        "--format",
-        "parquet",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = export_to(&dump, &out);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -307,26 +345,12 @@ fn tables_that_do_not_fit_fail_in_one_line_and_leave_nothing_half_written() {
 
     // The same export, given room, writes every table.
     let roomy = dir.path().join("tables");
-    let o = flightrec(&[
-        "export",
-        dump.to_str().unwrap(),
-        "--format",
-        "parquet",
-        "-o",
-        roomy.to_str().unwrap(),
-    ]);
+    let o = export_to(&dump, &roomy);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(files_under(&roomy).len(), 6);
 
     // Not a directory: one line.
-    let o = flightrec(&[
-        "export",
-        dump.to_str().unwrap(),
-        "--format",
-        "parquet",
-        "-o",
-        dump.to_str().unwrap(),
-    ]);
+    let o = export_to(&dump, &dump);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
@@ -337,34 +361,19 @@ fn tables_that_do_not_fit_fail_in_one_line_and_leave_nothing_half_written() {
 
 #[test]
 fn an_upload_whose_tables_cannot_be_made_keeps_the_dump_uploaded_and_local() {
-    use crate::disk::{is_root, skip, SmallFs};
-    use crate::upload::{boto, env, free_port, moto, start};
+    use crate::upload::{boto, free_port, moto, start};
     let Some(moto) = moto() else {
         return;
     };
-    if !is_root() {
-        return skip("needs root to mount a small tmpfs");
-    }
-    let Some(fs) = SmallFs::mount("24k") else {
-        return skip("this environment does not allow mounting a tmpfs");
+    let Some(fs) = small_fs() else {
+        return;
     };
     let dir = scratch();
     let dump = workload(dir.path(), "ledger", "web-1", false);
     let port = free_port();
     let _server = start(&moto, port);
     boto(port, "s3.create_bucket(Bucket='flight')");
-    let o = Command::new(flightrec_bin())
-        .args([
-            "upload",
-            dump.to_str().unwrap(),
-            "--to",
-            "s3://flight/fleet",
-        ])
-        .args(["--tables", "--delete-after-upload"])
-        .envs(env(port))
-        .env("TMPDIR", fs.path())
-        .output()
-        .unwrap();
+    let o = upload_with_tables(port, &dump, Some(fs.path()));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -400,17 +409,7 @@ fn an_upload_whose_tables_cannot_be_made_keeps_the_dump_uploaded_and_local() {
     );
 
     // With room, the same command ships the tables and then deletes the dump.
-    let o = Command::new(flightrec_bin())
-        .args([
-            "upload",
-            dump.to_str().unwrap(),
-            "--to",
-            "s3://flight/fleet",
-        ])
-        .args(["--tables", "--delete-after-upload"])
-        .envs(env(port))
-        .output()
-        .unwrap();
+    let o = upload_with_tables(port, &dump, None);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!dump.exists());
     let tables = boto(
