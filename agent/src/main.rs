@@ -5,6 +5,7 @@ mod cat;
 mod check;
 mod demo;
 mod demo_async;
+mod dump_names;
 mod export;
 mod info;
 mod snapshot;

@@ -18,7 +18,7 @@ type Sink = BufWriter<std::fs::File>;
 /// A recording's id: its dump's name in the bucket, without the extension
 /// (`<host>-<pid>-<yyyymmdd>T<hhmmss+ns>Z-<trigger>`), unique per dump.
 pub fn recording_id(rec: &Recording) -> String {
-    crate::upload::dump_name(&crate::upload::DumpFacts::of(rec))
+    crate::dump_names::dump_name(&crate::dump_names::DumpFacts::of(rec))
 }
 
 fn open<T: Rows + Default>(

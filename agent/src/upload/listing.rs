@@ -419,7 +419,7 @@ mod tests {
             records: 0,
             threads: 0,
         };
-        let name = format!("{}.flightrec", super::super::dump_name(&f));
+        let name = format!("{}.flightrec", crate::dump_names::dump_name(&f));
         assert_eq!(
             parse_name(&name),
             Some(KeyName {
