@@ -238,9 +238,11 @@ fn a_fleet_uploaded_with_tables_answers_the_readmes_queries_in_duckdb() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Dumps per service and day, from the keys the upload printed.
     let mut per_day: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut names = std::collections::BTreeSet::new();
     for line in String::from_utf8_lossy(&o.stdout).lines() {
         let key = line.split(" to s3://flight/").nth(1).unwrap();
         let parts: Vec<&str> = key.split('/').collect();
+        names.insert(parts[3].trim_end_matches(".flightrec").to_string());
         *per_day
             .entry((parts[1].to_string(), parts[2].to_string()))
             .or_default() += 1;
@@ -283,6 +285,12 @@ fn a_fleet_uploaded_with_tables_answers_the_readmes_queries_in_duckdb() {
             "{col}"
         );
     }
+    // Each recording's id is its dump's name in the bucket.
+    let ids: std::collections::BTreeSet<String> = rows
+        .iter()
+        .map(|r| r["recording_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, names);
     let records: u64 = rows.iter().map(|r| r["records"].as_u64().unwrap()).sum();
     assert_eq!(
         t["records"], records,
