@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 stress=0
 [[ "${1:-}" == "--stress" ]] && stress=1
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says when it starts (seconds since the script did), so a slow step shows.
+step() { printf '\n==> %s  [%ss]\n' "$*" "$SECONDS"; }
 
 step "formatting"
 cargo fmt --all -- --check
