@@ -99,7 +99,7 @@ enum Command {
         /// Where to write; `-` writes to standard output. Default: beside the (first)
         /// input, with the format's extension (`.pftrace`, `.json`); the path is printed.
         /// For parquet, a directory: `<dir>/<table>/<recording id>.parquet` per recording
-        /// (default: `<input>-tables` beside the first input).
+        /// (default: `<input stem>.tables` beside the first input).
         #[arg(short, long)]
         out: Option<PathBuf>,
         /// Put each recording's findings (`flightrec check`'s) on its process track, as

@@ -357,6 +357,15 @@ fn tables_that_do_not_fit_fail_in_one_line_and_leave_nothing_half_written() {
         err.contains("not a directory") && err.lines().count() == 1,
         "{err}"
     );
+    // Standard output cannot hold a directory: one line, and no directory named `-`.
+    let o = export_to(&dump, Path::new("-"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("not -o -") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(!Path::new("-").exists());
 }
 
 #[test]

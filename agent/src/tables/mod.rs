@@ -98,6 +98,9 @@ pub fn export(inputs: &[PathBuf], dir: &Path, out: &mut impl Write) -> anyhow::R
     if inputs.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
         anyhow::bail!("standard input (-) can be given once");
     }
+    if dir.as_os_str() == "-" {
+        anyhow::bail!("parquet writes a directory of tables: say which with -o DIR, not -o -");
+    }
     if dir.exists() && !dir.is_dir() {
         anyhow::bail!(
             "{}: not a directory (parquet writes a directory of tables)",
