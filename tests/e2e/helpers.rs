@@ -313,3 +313,17 @@ pub fn million_record_dump(dir: &Path) -> PathBuf {
     });
     rec.snapshot().unwrap()
 }
+
+/// Every file under `dir`, however deep.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -308,20 +308,6 @@ fn tables_read_by_pyarrow_agree_with_cat_json_and_check() {
     }
 }
 
-/// Every file under `dir`.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[test]
 fn tables_that_do_not_fit_fail_in_one_line_and_leave_nothing_half_written() {
     let Some(fs) = small_fs() else {

@@ -49,7 +49,7 @@ fn round_trip(port: u16, bucket: &str, prefix: &str, dump: &Path, cache: &Path) 
     drop(server);
     assert!(status.contains(" 200"), "{prefix:?}: {status} {body}");
     let local = std::fs::read(dump).unwrap();
-    let cached: Vec<Vec<u8>> = walk(cache)
+    let cached: Vec<Vec<u8>> = files_under(cache)
         .iter()
         .map(|p| std::fs::read(p).unwrap())
         .collect();
@@ -64,19 +64,6 @@ fn view(port: u16, url: &str, extra: &[(&str, String)]) -> Viewer {
     let mut envs: Vec<(&str, String)> = env(port);
     envs.extend(extra.iter().cloned());
     start_viewer(&[url], &envs)
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]
