@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it. Installs what it needs: the nightly toolchain's Miri,
-# a Python with Perfetto's generated protobuf classes, moto's S3-compatible server, pyarrow
-# and DuckDB (PyPI) under target/test-tools, and
-# Debian's chromium with playwright-core (npm) for the viewer's browser tests.
+# The whole test suite, as CI runs it. Installs what it needs: the Rust toolchain the
+# libraries claim (rustup) and the nightly toolchain's Miri, a Python with Perfetto's
+# generated protobuf classes, moto's S3-compatible server, pyarrow and DuckDB (PyPI) under
+# target/test-tools, and Debian's chromium (apt, as root or with password-less sudo) with
+# playwright-core (npm) for the viewer's browser tests.
+#
+# It runs as any user. As root (CI) every test must run. As an ordinary user the tests that
+# need root (a tmpfs mount, dropping to another user) or a browser it could not install say
+# so and pass, and the last line names them and why.
 #
 #   scripts/test.sh            formatting, lints, docs, unit + end-to-end tests, loom, Miri
 #   scripts/test.sh --stress   the same, then 2000 SIGKILL runs, 1000 snapshots under full load
@@ -16,6 +21,13 @@ stress=0
 # Each step says when it starts (seconds since the script did), so a slow step shows.
 step() { printf '\n==> %s  [%ss]\n' "$*" "$SECONDS"; }
 
+root=0
+[[ $(id -u) -eq 0 ]] && root=1
+# Tests that cannot run here append `<test>\t<why>` to this file (tests/e2e/helpers.rs).
+mkdir -p target
+export FLIGHTREC_NOT_RUN="$PWD/target/not-run.txt"
+: >"$FLIGHTREC_NOT_RUN"
+
 step "formatting"
 cargo fmt --all -- --check
 
@@ -28,15 +40,23 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 step "packaging: every crate as crates.io would take it (the e2e tests build an app on the packed flightrec)"
 cargo package --workspace --exclude flightrec-service-bench --no-verify --allow-dirty --quiet
 
+step "crate names: each is free in cargo's default registry, or ours"
+names=0
+scripts/check-crate-names.sh || names=$?
+if (( names == 3 )) && (( ! root )); then
+    printf 'scripts/check-crate-names.sh\tthe crates.io registry could not be reached\n' >>"$FLIGHTREC_NOT_RUN"
+elif (( names != 0 )); then
+    exit 1
+fi
+
 step "rust-version: the libraries build with the oldest Rust they claim (in the background, beside the test tools' downloads)"
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
-mkdir -p target
 (
     if ! rustup toolchain list | grep -q "^$msrv"; then
         rustup toolchain install "$msrv" --profile minimal
     fi
     CARGO_TARGET_DIR=target/msrv cargo "+$msrv" check --locked --quiet \
-        -p flightrec-format -p flightrec -p flightrec-analysis
+        -p flightrec-format -p tracing-flightrec -p flightrec-analysis
 ) >target/msrv.log 2>&1 &
 msrv_check=$!
 
@@ -56,16 +76,26 @@ export FLIGHTREC_REQUIRE_ENGINES=1
 step "test tools: Debian's chromium and playwright-core, for the viewer's browser tests; binutils, to split debug info"
 if ! command -v chromium >/dev/null || ! command -v objcopy >/dev/null; then
     sudo=""
-    [[ $(id -u) -ne 0 ]] && sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium binutils >/dev/null
+    if (( ! root )); then
+        sudo -n true 2>/dev/null && sudo="sudo -n" || sudo="none"
+    fi
+    if [[ $sudo != none ]]; then
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium binutils >/dev/null
+    else
+        echo "chromium is not installed, and installing it needs root: the browser tests will not run"
+    fi
 fi
 # playwright-core drives the system chromium; it never downloads a browser of its own.
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
-export FLIGHTREC_REQUIRE_BROWSER=1
-# The full-disk and read-only-directory tests mount a tmpfs and drop to another user: CI runs
-# as root, and they must run there rather than pass unseen.
-export FLIGHTREC_REQUIRE_ROOT=1
+# As root, CI's case, what only root or a browser allows must run rather than pass unseen.
+if (( root )) || command -v chromium >/dev/null; then
+    export FLIGHTREC_REQUIRE_BROWSER=1
+fi
+# The full-disk and read-only-directory tests mount a tmpfs and drop to another user.
+if (( root )); then
+    export FLIGHTREC_REQUIRE_ROOT=1
+fi
 
 step "rust-version: the check started above"
 if ! wait "$msrv_check"; then
@@ -78,9 +108,9 @@ step "unit and end-to-end tests"
 cargo test --workspace
 
 step "tokio task hooks: the \`tokio\` feature under --cfg tokio_unstable, and its message without"
-RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR=target/tokio cargo test -p flightrec --features tokio --lib tokio_tasks
-RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR=target/tokio cargo clippy -p flightrec --features tokio --all-targets -- -D warnings
-if out=$(cargo check -p flightrec --features tokio --message-format short 2>&1); then
+RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR=target/tokio cargo test -p tracing-flightrec --features tokio --lib tokio_tasks
+RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR=target/tokio cargo clippy -p tracing-flightrec --features tokio --all-targets -- -D warnings
+if out=$(cargo check -p tracing-flightrec --features tokio --message-format short 2>&1); then
     echo "the tokio feature built without --cfg tokio_unstable: it must refuse" >&2
     exit 1
 elif ! grep -q "needs.*tokio_unstable\|only offers when built with \`--cfg tokio_unstable\`" <<<"$out"; then
@@ -90,7 +120,7 @@ elif ! grep -q "needs.*tokio_unstable\|only offers when built with \`--cfg tokio
 fi
 
 step "loom: model-checking the chunk protocol"
-RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p flightrec --lib --release
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p tracing-flightrec --lib --release
 
 step "Miri: encoder and decoder over heap memory"
 if ! rustup toolchain list | grep -q '^nightly'; then
@@ -113,3 +143,12 @@ if (( stress )); then
 fi
 
 step "all checks passed"
+# The last line says what did not run here, and why.
+if [[ -s $FLIGHTREC_NOT_RUN ]]; then
+    echo "not run here (as $(id -un)), by reason:"
+    cut -f2 "$FLIGHTREC_NOT_RUN" | sort | uniq -c | sed 's/^ */  /'
+    printf 'not run here: %s test(s): %s\n' "$(wc -l <"$FLIGHTREC_NOT_RUN")" \
+        "$(cut -f1 "$FLIGHTREC_NOT_RUN" | sort -u | paste -sd, - | sed 's/,/, /g')"
+else
+    echo "not run here: nothing; every test ran"
+fi

@@ -186,7 +186,9 @@ fn write_paragraph(path: &Path, f: &Finding, out: &mut impl Write) -> anyhow::Re
             e.task.as_ref().map_or(String::new(), |t| format!(" ({t})")),
             e.role
         )?;
-        if e.title != e.role {
+        // A role that already says what the record says ("took `cache` while holding
+        // `db`" for "took `cache`") is not followed by it again.
+        if !e.role.contains(e.title.as_str()) {
             write!(out, ": {}", e.title)?;
         }
         if let Some(p) = &e.place {

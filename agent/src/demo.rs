@@ -40,11 +40,11 @@ const WORKERS: usize = 4;
 pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
     let dir = match &opts.dir {
         Some(d) => d.clone(),
-        None => flightrec::default_dump_dir().join("demo"),
+        None => tracing_flightrec::default_dump_dir().join("demo"),
     };
     // The demo's panic is expected: it is reported below, not as a raw panic message.
     std::panic::set_hook(Box::new(|_| {}));
-    let recorder = flightrec::Recorder::builder()
+    let recorder = tracing_flightrec::Recorder::builder()
         .service("demo-shop")
         .dir(&dir)
         .capacity(8 << 20)

@@ -211,11 +211,11 @@ async fn client(addr: std::net::SocketAddr, seed: u64, stop: Arc<AtomicBool>) {
 pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
     let dir = match &opts.dir {
         Some(d) => d.clone(),
-        None => flightrec::default_dump_dir().join("demo-async"),
+        None => tracing_flightrec::default_dump_dir().join("demo-async"),
     };
     // The demo's panic is expected: it is reported below, not as a raw panic message.
     std::panic::set_hook(Box::new(|_| {}));
-    let recorder = flightrec::Recorder::builder()
+    let recorder = tracing_flightrec::Recorder::builder()
         .service("ticket-shop")
         .dir(&dir)
         .capacity(16 << 20)

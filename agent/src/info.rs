@@ -123,7 +123,11 @@ pub fn run(
             format_ts(f.ts)
         )?;
     }
-    write!(out, "ended:       {}", rec.ending.describe())?;
+    write!(
+        out,
+        "ended:       {}",
+        rec.ending.describe_with(rec.trigger.reason)
+    )?;
     match rec.ending {
         flightrec_format::Ending::Closed { wall_ns }
         | flightrec_format::Ending::Stopped { wall_ns, .. }

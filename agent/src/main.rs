@@ -96,10 +96,10 @@ enum Command {
         /// The output format.
         #[arg(long, value_enum)]
         format: export::Format,
-        /// Where to write; `-` writes to standard output. Default: beside the (first)
-        /// input, with the format's extension (`.pftrace`, `.json`); the path is printed.
-        /// For parquet, a directory: `<dir>/<table>/<recording id>.parquet` per recording
-        /// (default: `<input stem>.tables` beside the first input).
+        /// Where to write; `-` writes to standard output. Default: the current directory,
+        /// named after the (first) input with the format's extension (`.pftrace`, `.json`);
+        /// the path is printed. For parquet, a directory: `<dir>/<table>/<recording
+        /// id>.parquet` per recording (default: `./<input stem>.tables`).
         #[arg(short, long)]
         out: Option<PathBuf>,
         /// Put each recording's findings (`flightrec check`'s) on its process track, as

@@ -100,7 +100,7 @@ fn crash_child() {
     let (Ok(dir), Ok(how)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_HOW)) else {
         return;
     };
-    let rec = flightrec::Recorder::builder()
+    let rec = tracing_flightrec::Recorder::builder()
         .dir(dir)
         .service("crash")
         .capacity(1 << 20)

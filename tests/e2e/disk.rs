@@ -22,7 +22,7 @@ pub(crate) fn skip(why: &str) {
         std::env::var_os("FLIGHTREC_REQUIRE_ROOT").is_none(),
         "FLIGHTREC_REQUIRE_ROOT is set, but this test cannot run: {why}"
     );
-    eprintln!("skipped: {why}");
+    not_run(why);
 }
 
 /// A small tmpfs, unmounted on drop.

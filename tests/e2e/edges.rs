@@ -12,16 +12,16 @@ use crate::helpers::*;
 const CHILD_DIR: &str = "FLIGHTREC_EDGES_CHILD_DIR";
 
 /// A recorder kept for the life of the process (as `init()` keeps it), with everything on.
-fn leaked_recorder() -> Option<&'static flightrec::Recorder> {
+fn leaked_recorder() -> Option<&'static tracing_flightrec::Recorder> {
     let dir = std::env::var(CHILD_DIR).ok()?;
-    let rec = flightrec::Recorder::builder()
+    let rec = tracing_flightrec::Recorder::builder()
         .dir(dir)
         .service("edge")
         .capacity(1 << 20)
         .stall_threshold(None)
         .build()
         .unwrap();
-    let rec: &'static flightrec::Recorder = Box::leak(Box::new(rec));
+    let rec: &'static tracing_flightrec::Recorder = Box::leak(Box::new(rec));
     let d = dispatch(rec);
     tracing::dispatcher::with_default(&d, || tracing::info!(step = 1u64, "working"));
     Some(rec)
@@ -143,7 +143,7 @@ fn env_child() {
     if std::env::var_os(CHILD_DIR).is_none() {
         return;
     }
-    let rec = flightrec::Recorder::builder()
+    let rec = tracing_flightrec::Recorder::builder()
         .service("envy")
         .capacity(1 << 20)
         .stall_threshold(None)

@@ -97,7 +97,7 @@ pub(crate) fn perfetto_python() -> Option<String> {
     if std::env::var_os("FLIGHTREC_REQUIRE_PERFETTO_PY").is_some() {
         panic!("{python} cannot import perfetto_trace_pb2; run scripts/test.sh");
     }
-    eprintln!("skipped: no Python with the perfetto package (scripts/test.sh installs one)");
+    not_run("no Python with the perfetto package (scripts/test.sh installs one)");
     None
 }
 

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use flightrec::sync::Mutex;
 use serde_json::Value as Json;
+use tracing_flightrec::sync::Mutex;
 
 use crate::helpers::*;
 
@@ -404,13 +404,13 @@ fn check_exits_2_on_what_it_cannot_read_and_checks_directories() {
     );
 }
 
-/// `cargo test` of the small crate in `tests/keep-check`, with `env`; the dumps it left in
-/// `dir`.
-fn cargo_test_keep_check(dir: &Path, keep: bool) -> Vec<PathBuf> {
+/// `cargo test --test TEST` of the small crate in `tests/keep-check`, with `FLIGHTREC_KEEP=1`
+/// when `keep`; the dumps it left in `dir`.
+fn cargo_test_keep_check(dir: &Path, test: &str, keep: bool) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["test", "--quiet", "--manifest-path"])
+    cmd.args(["test", "--quiet", "--test", test, "--manifest-path"])
         .arg(root.join("tests/keep-check/Cargo.toml"))
         .arg("--target-dir")
         .arg(root.join("target/keep-check"))
@@ -432,7 +432,7 @@ fn cargo_test_keep_check(dir: &Path, keep: bool) -> Vec<PathBuf> {
 #[test]
 fn kept_recordings_of_a_passing_cargo_test_make_check_name_its_lock_order_inversion() {
     let dir = scratch();
-    let dumps = cargo_test_keep_check(dir.path(), true);
+    let dumps = cargo_test_keep_check(dir.path(), "transfers", true);
     assert_eq!(dumps.len(), 1, "{dumps:?}");
     assert!(
         dumps[0].to_str().unwrap().ends_with("-exit.flightrec"),
@@ -449,7 +449,28 @@ fn kept_recordings_of_a_passing_cargo_test_make_check_name_its_lock_order_invers
     // Without FLIGHTREC_KEEP the clean end leaves nothing behind.
     let dir = scratch();
     assert_eq!(
-        cargo_test_keep_check(dir.path(), false),
+        cargo_test_keep_check(dir.path(), "transfers", false),
+        Vec::<PathBuf>::new()
+    );
+    assert!(rings_in(dir.path()).is_empty());
+}
+
+/// A suite whose tests only call `test_recorder()` (no recorder of their own, no
+/// subscriber) is recorded whole under FLIGHTREC_KEEP: one dump for the test binary, in
+/// which `check` finds the inversion that two tests made together. Without FLIGHTREC_KEEP
+/// it records nothing and leaves nothing.
+#[test]
+fn a_suite_calling_test_recorder_is_recorded_as_one_kept_dump() {
+    let dir = scratch();
+    let dumps = cargo_test_keep_check(dir.path(), "one_recorder", true);
+    assert_eq!(dumps.len(), 1, "{dumps:?}");
+    assert_eq!(info_json(&dumps[0])["trigger"]["reason"], "exit");
+    let (code, text) = check(&[dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("lock_order"), "{text}");
+    let dir = scratch();
+    assert_eq!(
+        cargo_test_keep_check(dir.path(), "one_recorder", false),
         Vec::<PathBuf>::new()
     );
     assert!(rings_in(dir.path()).is_empty());

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 
-use flightrec::sync::Mutex;
 use serde_json::Value as Json;
 use tracing::{info, info_span, warn};
+use tracing_flightrec::sync::Mutex;
 
 use crate::findings::{check, findings_of};
 use crate::helpers::*;

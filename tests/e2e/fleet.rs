@@ -1,6 +1,6 @@
 //! The fleet path at scale: a bucket of 10 000 dumps listed a page at a time, and a fleet of
 //! real dumps uploaded with `--tables`, read in place by pyarrow's S3 filesystem and queried
-//! by DuckDB with the README's own queries.
+//! by DuckDB with the queries of docs/fleet.md.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead as _;
@@ -160,23 +160,23 @@ fn inverted(service: &str, host: &str) -> bool {
     host == "db-1" || (host == "web-2" && service == "billing")
 }
 
-/// The README's queries (the ```sql blocks of its fleet-tables section), reading from
+/// docs/fleet.md's queries (the ```sql blocks of its fleet-tables section), reading from
 /// `tables` instead of `s3://flight/fleet/tables`.
 fn readme_queries(tables: &Path) -> Vec<String> {
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/fleet.md"))
             .unwrap();
     let section = readme
         .split("\n## ")
         .find(|s| s.starts_with("Fleet tables"))
-        .expect("README has a Fleet tables section");
+        .expect("docs/fleet.md has a Fleet tables section");
     let queries: Vec<String> = section
         .split("```sql\n")
         .skip(1)
         .map(|b| b.split("```").next().unwrap().trim().to_string())
         .map(|q| q.replace("s3://flight/fleet/tables", tables.to_str().unwrap()))
         .collect();
-    assert_eq!(queries.len(), 3, "three queries in the README");
+    assert_eq!(queries.len(), 3, "three queries in docs/fleet.md");
     queries
 }
 
@@ -297,11 +297,11 @@ fn a_fleet_uploaded_with_tables_answers_the_readmes_queries_in_duckdb() {
         "the records tables hold what the recordings count"
     );
 
-    // The README's three queries, answered by DuckDB, against what the fleet was made of.
+    // docs/fleet.md's three queries, answered by DuckDB, against what the fleet was made of.
     let queries = readme_queries(&local);
     let q = serde_json::to_string(&queries).unwrap();
     let answers = py_json(&python, DUCKDB, &[&q], &[]);
-    eprintln!("the README's queries answered: {answers}");
+    eprintln!("docs/fleet.md's queries answered: {answers}");
     let by_trigger: Vec<(String, String, String, u64)> = answers[0]
         .as_array()
         .unwrap()

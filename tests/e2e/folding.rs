@@ -20,7 +20,7 @@ fn two_panics_child() {
     };
     // Quiet, and installed first: the recorder's hook chains before it.
     std::panic::set_hook(Box::new(|_| {}));
-    let rec = flightrec::Recorder::builder()
+    let rec = tracing_flightrec::Recorder::builder()
         .dir(dir)
         .service("fold")
         .capacity(64 << 20)

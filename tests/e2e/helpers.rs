@@ -5,9 +5,9 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use flightrec::Recorder;
 use serde_json::Value as Json;
 use tracing::Dispatch;
+use tracing_flightrec::Recorder;
 use tracing_subscriber::prelude::*;
 
 /// A scratch directory, on tmpfs where there is one (rings are meant to live there).
@@ -21,8 +21,9 @@ pub fn scratch() -> tempfile::TempDir {
 
 /// A recorder builder without the process-wide triggers (snapshot signal, panic hook, crash
 /// and stop handlers, stall watchdog), so tests sharing this process do not set off each
-/// other's dumps.
-pub fn quiet_builder(dir: &Path, service: &str, capacity: u64) -> flightrec::Builder {
+/// other's dumps, and without dump announcements (written to stderr past the harness's
+/// capture).
+pub fn quiet_builder(dir: &Path, service: &str, capacity: u64) -> tracing_flightrec::Builder {
     Recorder::builder()
         .dir(dir)
         .service(service)
@@ -32,6 +33,7 @@ pub fn quiet_builder(dir: &Path, service: &str, capacity: u64) -> flightrec::Bui
         .crash_handler(false)
         .stop_signals(false)
         .stall_threshold(None)
+        .announce_dumps(false)
 }
 
 /// A recorder from `quiet_builder`.
@@ -326,4 +328,21 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Says that the calling test could not run here and why, on stderr and, when
+/// `FLIGHTREC_NOT_RUN` names a file (`scripts/test.sh` sets it), as one line appended there
+/// (`<test>\t<why>`), so that the script can name at its end what it did not run.
+pub fn not_run(why: &str) {
+    eprintln!("skipped: {why}");
+    if let Some(path) = std::env::var_os("FLIGHTREC_NOT_RUN") {
+        let thread = std::thread::current();
+        let test = thread.name().unwrap_or("?");
+        let line = format!("{test}\t{why}\n");
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    }
 }

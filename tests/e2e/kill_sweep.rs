@@ -23,7 +23,7 @@ fn kill_sweep_child() {
     let Ok(dir) = std::env::var(CHILD_DIR) else {
         return;
     };
-    let rec = flightrec::Recorder::builder()
+    let rec = tracing_flightrec::Recorder::builder()
         .dir(dir)
         .service("killme")
         .capacity(1 << 20)

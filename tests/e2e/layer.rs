@@ -218,7 +218,8 @@ fn thousands_of_short_lived_threads_fit_in_bounded_memory() {
     // The ring's size never grows: its capacity, and the stack area after it.
     assert_eq!(
         std::fs::metadata(rec.ring_path()).unwrap().len(),
-        (1 << 20) + flightrec_format::layout::stacks::area_size(flightrec::DEFAULT_STACK_SLOTS)
+        (1 << 20)
+            + flightrec_format::layout::stacks::area_size(tracing_flightrec::DEFAULT_STACK_SLOTS)
     );
     let r = flightrec_format::open(rec.ring_path()).unwrap();
     assert_eq!(r.threads.len(), 2000);

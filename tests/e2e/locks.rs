@@ -1,4 +1,4 @@
-//! `flightrec::sync`'s locks: a lock-order deadlock named from the stall dump alone, lock
+//! `tracing_flightrec::sync`'s locks: a lock-order deadlock named from the stall dump alone, lock
 //! events on the timeline, and the std behaviour kept (poisoning, try_lock, RwLock sharing).
 
 use std::sync::{Arc, Barrier};
@@ -18,7 +18,7 @@ fn lock_order_deadlock_child() {
     let Ok(dir) = std::env::var(CHILD_DIR) else {
         return;
     };
-    let rec = flightrec::Recorder::builder()
+    let rec = tracing_flightrec::Recorder::builder()
         .dir(dir)
         .service("deadlock")
         .capacity(1 << 20)
@@ -27,8 +27,8 @@ fn lock_order_deadlock_child() {
         .build()
         .unwrap();
     let d = dispatch(&rec);
-    let import_lock = Arc::new(flightrec::sync::Mutex::named("import_lock", 0u64));
-    let logging_lock = Arc::new(flightrec::sync::Mutex::named(
+    let import_lock = Arc::new(tracing_flightrec::sync::Mutex::named("import_lock", 0u64));
+    let logging_lock = Arc::new(tracing_flightrec::sync::Mutex::named(
         "logging_lock",
         Vec::<String>::new(),
     ));
@@ -171,6 +171,19 @@ fn a_lock_order_deadlock_is_named_from_the_stall_dump() {
         findings.iter().all(|f| f["kind"] != "lock_order"),
         "{findings:?}"
     );
+    // `check` says each thing once: the kind beside a title that does not repeat it, and
+    // an evidence line whose role already names its record without that record's title.
+    let checked = flightrec(&["check", dump.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&checked.stdout);
+    assert!(text.contains("error deadlock: "), "{text}");
+    assert!(!text.contains("deadlock: deadlock"), "{text}");
+    for line in text.lines().filter(|l| l.contains(": took `")) {
+        let (role, title) = line.rsplit_once(": took `").unwrap();
+        assert!(
+            !role.contains(&format!("took `{}", title.split('`').next().unwrap())),
+            "a doubled evidence line: {line}"
+        );
+    }
     // Each stalled thread's native stack shows the line where it blocks.
     let source = include_str!("locks.rs");
     let line_of = |needle: &str| {
@@ -313,8 +326,8 @@ fn the_locks_behave_as_std_and_record_what_happens() {
     let dir = scratch();
     let rec = recorder(dir.path(), "locks", 4 << 20);
     let d = dispatch(&rec);
-    let m = Arc::new(flightrec::sync::Mutex::named("counter", 0u64));
-    let rw = flightrec::sync::RwLock::new(String::from("config"));
+    let m = Arc::new(tracing_flightrec::sync::Mutex::named("counter", 0u64));
+    let rw = tracing_flightrec::sync::RwLock::new(String::from("config"));
     tracing::dispatcher::with_default(&d, || {
         tracing::info!("start");
         {
@@ -440,8 +453,8 @@ fn dumps_while_eight_threads_lock_at_full_speed() {
     let rec = recorder(dir.path(), "lock-storm", 1 << 20);
     let d = dispatch(&rec);
     let locks = Arc::new([
-        flightrec::sync::Mutex::named("a", 0u64),
-        flightrec::sync::Mutex::named("b", 0u64),
+        tracing_flightrec::sync::Mutex::named("a", 0u64),
+        tracing_flightrec::sync::Mutex::named("b", 0u64),
     ]);
     let stop = Arc::new(AtomicBool::new(false));
     let ops = Arc::new(AtomicU64::new(0));
@@ -551,9 +564,9 @@ fn a_lock_first_used_by_many_threads_at_once_is_registered_once() {
     const LOCKS: usize = 300;
     let dir = scratch();
     let rec = recorder(dir.path(), "firstuse", 8 << 20);
-    let locks: Arc<Vec<flightrec::sync::Mutex<u64>>> = Arc::new(
+    let locks: Arc<Vec<tracing_flightrec::sync::Mutex<u64>>> = Arc::new(
         (0..LOCKS)
-            .map(|i| flightrec::sync::Mutex::named(format!("l{i}"), 0))
+            .map(|i| tracing_flightrec::sync::Mutex::named(format!("l{i}"), 0))
             .collect(),
     );
     let start = Arc::new(Barrier::new(8));

@@ -65,7 +65,7 @@ fn seccomp_child() {
     let Ok(dir) = std::env::var(CHILD_DIR) else {
         return;
     };
-    let rec = flightrec::Recorder::builder()
+    let rec = tracing_flightrec::Recorder::builder()
         .dir(dir)
         .service("seccomp")
         .capacity(256 << 10)

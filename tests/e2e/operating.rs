@@ -38,19 +38,32 @@ fn info_takes_several_files_and_says_what_each_thread_covers() {
     );
 }
 
+/// Without `-o`, an export goes to the current directory (not beside its input, whose
+/// directory may be read-only or another user's), named after the first input, and the
+/// command prints where.
 #[test]
-fn export_without_o_writes_beside_the_input_and_prints_where() {
+fn export_without_o_writes_to_the_current_directory_and_prints_where() {
     let dir = scratch();
     let (a, b) = two_dumps(dir.path());
-    let out = flightrec(&["export", a.to_str().unwrap(), "--format", "perfetto"]);
+    let here = scratch();
+    let export = |args: &[&str]| {
+        Command::new(flightrec_bin())
+            .args(args)
+            .current_dir(here.path())
+            .output()
+            .unwrap()
+    };
+    let out = export(&["export", a.to_str().unwrap(), "--format", "perfetto"]);
     assert!(out.status.success(), "{out:?}");
-    let written = a.with_extension("pftrace");
+    let stem = a.file_stem().unwrap().to_str().unwrap();
+    let written = here.path().join(format!("{stem}.pftrace"));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         written.to_str().unwrap()
     );
     assert!(std::fs::metadata(&written).unwrap().len() > 0);
-    let out = flightrec(&[
+    assert!(!a.with_extension("pftrace").exists());
+    let out = export(&[
         "export",
         a.to_str().unwrap(),
         b.to_str().unwrap(),
@@ -58,10 +71,9 @@ fn export_without_o_writes_beside_the_input_and_prints_where() {
         "chrome",
     ]);
     assert!(out.status.success(), "{out:?}");
-    let stem = a.file_stem().unwrap().to_str().unwrap();
-    let merged = a.with_file_name(format!("{stem}-merged.json"));
+    let merged = here.path().join(format!("{stem}-merged.json"));
     assert!(merged.exists(), "{}", String::from_utf8_lossy(&out.stdout));
-    let out = flightrec(&["export", "-", "--format", "chrome"]);
+    let out = export(&["export", "-", "--format", "chrome"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -93,7 +105,7 @@ fn default_dirs_child() {
     if std::env::var_os("FLIGHTREC_OPS_CHILD").is_none() {
         return;
     }
-    let rec = flightrec::Recorder::builder()
+    let rec = tracing_flightrec::Recorder::builder()
         .service("nouser")
         .capacity(256 << 10)
         .snapshot_signal(None)

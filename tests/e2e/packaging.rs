@@ -1,4 +1,4 @@
-//! What a user downloads is what is tested: `flightrec` and `flightrec-format` as
+//! What a user downloads is what is tested: `tracing-flightrec` and `flightrec-format` as
 //! `cargo package` packs them (the `.crate` files, unpacked), depended on by version from a
 //! fresh crate through `[patch.crates-io]`, build and record a dump that `flightrec` reads.
 
@@ -25,7 +25,7 @@ fn succeed(cmd: &mut Command, what: &str) -> Output {
 }
 
 /// `cargo package` of the two crates a recording service depends on (and of the reading
-/// layer, which `flightrec`'s tests depend on), unpacked into `into`:
+/// layer, which `tracing-flightrec`'s tests depend on), unpacked into `into`:
 /// each crate's directory, by name.
 fn packaged(root: &Path, into: &Path) -> Vec<(String, PathBuf)> {
     let target = root.join("target/package-check");
@@ -39,14 +39,14 @@ fn packaged(root: &Path, into: &Path) -> Vec<(String, PathBuf)> {
                 "-p",
                 "flightrec-analysis",
                 "-p",
-                "flightrec",
+                "tracing-flightrec",
             ])
             .arg("--target-dir")
             .arg(&target),
         "cargo package",
     );
     let version = env!("CARGO_PKG_VERSION");
-    ["flightrec-format", "flightrec"]
+    ["flightrec-format", "tracing-flightrec"]
         .iter()
         .map(|name| {
             let file = target.join(format!("package/{name}-{version}.crate"));
@@ -88,7 +88,7 @@ fn a_fresh_crate_depending_on_the_packaged_flightrec_by_version_builds_and_recor
         app.join("Cargo.toml"),
         format!(
             "[package]\nname = \"packaged-app\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
-             publish = false\n\n[dependencies]\nflightrec = \"{}\"\ntracing = \"0.1\"\n\n\
+             publish = false\n\n[dependencies]\ntracing-flightrec = \"{}\"\ntracing = \"0.1\"\n\n\
              [patch.crates-io]\n{patches}\n[workspace]\n",
             env!("CARGO_PKG_VERSION")
         ),
@@ -96,8 +96,8 @@ fn a_fresh_crate_depending_on_the_packaged_flightrec_by_version_builds_and_recor
     .unwrap();
     std::fs::write(
         app.join("src/main.rs"),
-        r#"fn main() -> Result<(), flightrec::Error> {
-    let recorder = flightrec::init()?;
+        r#"fn main() -> Result<(), tracing_flightrec::Error> {
+    let recorder = tracing_flightrec::init()?;
     tracing::info!(order = 7, "priced");
     println!("{}", recorder.snapshot()?.display());
     Ok(())

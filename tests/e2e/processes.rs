@@ -21,7 +21,7 @@ fn spool_server_child() {
     let (Ok(spool), Ok(dumps)) = (std::env::var(SPOOL), std::env::var(DUMPS)) else {
         return;
     };
-    let rec = flightrec::Recorder::builder()
+    let rec = tracing_flightrec::Recorder::builder()
         .dir(&dumps)
         .service("spool-server")
         .capacity(4 << 20)

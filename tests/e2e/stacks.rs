@@ -36,7 +36,7 @@ fn stacks_child() {
     let Ok(dir) = std::env::var(CHILD_DIR) else {
         return;
     };
-    let rec = flightrec::Recorder::builder()
+    let rec = tracing_flightrec::Recorder::builder()
         .dir(dir)
         .service("stacks")
         .capacity(1 << 20)
@@ -67,7 +67,7 @@ fn stacks_child() {
             unsafe {
                 let mut set: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut set);
-                libc::sigaddset(&mut set, flightrec::capture_signal());
+                libc::sigaddset(&mut set, tracing_flightrec::capture_signal());
                 libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             }
             park_deaf()

@@ -39,7 +39,7 @@ fn deadlock_child() {
     let Ok(dir) = std::env::var(CHILD_DIR) else {
         return;
     };
-    let rec = flightrec::Recorder::builder()
+    let rec = tracing_flightrec::Recorder::builder()
         .dir(dir)
         .service("stall")
         .capacity(1 << 20)

@@ -12,7 +12,7 @@ use crate::helpers::*;
 
 const MODE: &str = "FLIGHTREC_STOPS_MODE";
 
-/// Child: a service set up by `flightrec::init()` (ring and dumps in `FLIGHTREC_DIR`), which
+/// Child: a service set up by `tracing_flightrec::init()` (ring and dumps in `FLIGHTREC_DIR`), which
 /// then waits according to `FLIGHTREC_STOPS_MODE`:
 /// - `default`: sleeps, leaving SIGTERM's default action alone;
 /// - `tokio`: waits for SIGTERM through `tokio::signal`, then returns (a graceful stop);
@@ -36,7 +36,7 @@ fn stopping_service() {
     if mode == "carry-on" {
         return carry_on(&runtime);
     }
-    flightrec::init().unwrap();
+    tracing_flightrec::init().unwrap();
     tracing::info!(mode = mode.as_str(), "serving");
     match mode.as_str() {
         "default" => {
@@ -60,7 +60,7 @@ fn stopping_service() {
 /// A service that handles SIGHUP (a reload) and carries on, with a stop grace of 1 s.
 fn carry_on(runtime: &tokio::runtime::Runtime) {
     use tracing_subscriber::prelude::*;
-    let rec = flightrec::Recorder::builder()
+    let rec = tracing_flightrec::Recorder::builder()
         .service("stopper")
         .stop_grace(Duration::from_secs(1))
         .build()
@@ -106,7 +106,7 @@ fn start_with(dir: &Path, mode: &str, dump_dir: Option<&Path>) -> std::process::
 }
 
 /// Starts the service once more and returns what it printed (its fmt output, which
-/// `flightrec::init` sends to stderr, included).
+/// `tracing_flightrec::init` sends to stderr, included).
 fn restart(dir: &Path) -> String {
     let out = start(dir, "once").wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");

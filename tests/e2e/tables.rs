@@ -1,13 +1,13 @@
 //! The tables (`export --format parquet`, `upload --tables`), read by real engines from
-//! PyPI: pyarrow for schemas and rows, DuckDB for the README's fleet queries. Both are
+//! PyPI: pyarrow for schemas and rows, DuckDB for the fleet queries of docs/fleet.md. Both are
 //! installed by `scripts/test.sh` into its Python.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use flightrec::sync::Mutex;
 use serde_json::Value as Json;
+use tracing_flightrec::sync::Mutex;
 
 use crate::findings::on_thread;
 use crate::helpers::*;
@@ -28,7 +28,7 @@ pub(crate) fn engines() -> Option<String> {
             panic!("no Python with pyarrow and duckdb: scripts/test.sh installs them")
         }
         _ => {
-            eprintln!("skipped: no Python with pyarrow and duckdb (scripts/test.sh installs them)");
+            not_run("no Python with pyarrow and duckdb (scripts/test.sh installs them)");
             None
         }
     }

@@ -13,10 +13,10 @@ use crate::helpers::*;
 
 const CHILD_DIR: &str = "FLIGHTREC_TRIGGER_CHILD_DIR";
 
-fn child_recorder() -> Option<flightrec::Recorder> {
+fn child_recorder() -> Option<tracing_flightrec::Recorder> {
     let dir = std::env::var(CHILD_DIR).ok()?;
     Some(
-        flightrec::Recorder::builder()
+        tracing_flightrec::Recorder::builder()
             .dir(dir)
             .service("trig")
             .capacity(4 << 20)
@@ -353,7 +353,7 @@ fn after_sigkill_the_next_recorder_collects_the_dead_ring() {
     let dead_pid = c.id();
     c.kill().unwrap();
     c.wait().unwrap();
-    let rec = flightrec::Recorder::builder()
+    let rec = tracing_flightrec::Recorder::builder()
         .dir(dir.path())
         .service("next")
         .capacity(1 << 20)
@@ -509,4 +509,68 @@ fn snapshots_under_full_load_hold_the_whole_ring() {
         min * 10 >= full * 9,
         "a dump under load held {min} records, the paused ring {full}"
     );
+}
+
+/// The writer child with its stderr piped, and `FLIGHTREC_ANNOUNCE` as given.
+fn writer_child_with_stderr(dir: &std::path::Path, announce: Option<&str>) -> std::process::Child {
+    let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "triggers::writer_child",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_DIR, dir)
+    .env_remove("FLIGHTREC_ANNOUNCE")
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    if let Some(a) = announce {
+        c.env("FLIGHTREC_ANNOUNCE", a);
+    }
+    c.spawn().unwrap()
+}
+
+/// A dump made by a recorder from the builder says so on stderr, in one line naming its
+/// kind and path (the user would otherwise have to know the default dump directory);
+/// `FLIGHTREC_ANNOUNCE=0` silences it. `info` of that dump does not call its ending
+/// "not recorded": the process was running when it was taken.
+#[test]
+fn a_signal_dump_announces_itself_on_stderr_unless_silenced() {
+    use std::io::Read;
+    for announce in [None, Some("0")] {
+        let dir = scratch();
+        let mut c = writer_child_with_stderr(dir.path(), announce);
+        wait_for(&mut c, "ready");
+        let out = flightrec(&["snapshot", &c.id().to_string()]);
+        assert!(out.status.success(), "{out:?}");
+        let path = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let _ = c.kill();
+        let _ = c.wait();
+        let mut stderr = String::new();
+        c.stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("flightrec:"))
+            .collect();
+        match announce {
+            None => assert_eq!(
+                lines,
+                [format!("flightrec: signal dump written to {path}")],
+                "{stderr}"
+            ),
+            Some(_) => assert!(lines.is_empty(), "{stderr}"),
+        }
+        let info = flightrec(&["info", &path]);
+        let text = String::from_utf8_lossy(&info.stdout);
+        assert!(
+            text.contains("ended:       still running when the dump was taken"),
+            "{text}"
+        );
+        assert!(!text.contains("not recorded"), "{text}");
+    }
 }

@@ -18,7 +18,7 @@ pub(crate) fn moto() -> Option<PathBuf> {
             panic!("no moto_server: scripts/test.sh installs it")
         }
         None => {
-            eprintln!("skipped: no moto_server (scripts/test.sh installs it)");
+            not_run("no moto_server (scripts/test.sh installs it)");
             None
         }
     }
@@ -476,7 +476,7 @@ fn three_hosts_ship_a_hundred_dumps_with_watch_upload() {
     let mut local: std::collections::HashMap<(String, String), Vec<u8>> = Default::default();
     for (h, host) in hosts.iter().enumerate() {
         let hdir = dir.path().join(host);
-        let rec = flightrec::Recorder::builder()
+        let rec = tracing_flightrec::Recorder::builder()
             .dir(&hdir)
             .service(if h == 2 { "batch" } else { "web" })
             .host(*host)

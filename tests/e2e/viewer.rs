@@ -33,7 +33,7 @@ pub(crate) fn browser_available() -> bool {
         if std::env::var_os("FLIGHTREC_REQUIRE_BROWSER").is_some() {
             panic!("no browser: scripts/test.sh installs chromium and playwright-core");
         }
-        eprintln!("skipped: no chromium or playwright-core (scripts/test.sh installs them)");
+        not_run("no chromium or playwright-core (scripts/test.sh installs them as root)");
     }
     ok
 }

@@ -85,7 +85,7 @@ pub struct Meta {
     /// Native stacks in the dump (a crash's, the stalled threads', or a snapshot's).
     pub stacks: Vec<StackOut>,
     pub tasks: TasksMeta,
-    /// Lock-order cycles among `flightrec::sync` locks when the data ends.
+    /// Lock-order cycles among `tracing_flightrec::sync` locks when the data ends.
     pub deadlocks: Vec<DeadlockOut>,
     /// The bugs the recording shows (`flightrec check`'s findings), worst first.
     pub findings: Vec<FindingOut>,
@@ -225,7 +225,7 @@ pub struct TaskMetaOut {
 #[derive(Debug, Serialize)]
 pub struct LaneWindow {
     pub bars: Vec<WindowBar>,
-    /// Locks held and waited for (`flightrec::sync`), in the window.
+    /// Locks held and waited for (`tracing_flightrec::sync`), in the window.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub locks: Vec<LockBarOut>,
     /// Events one by one, when few enough...

@@ -41,8 +41,10 @@ pub enum Format {
 
 /// `flightrec export DUMP... --format F -o OUT`: one recording, or several as one trace with
 /// a process each, aligned on wall-clock time.
-/// Where an export goes: `-o` as given, or beside the first input with the format's
-/// extension (`dump.flightrec` -> `dump.pftrace`; several inputs: `dump-merged.pftrace`).
+/// Where an export goes: `-o` as given, or in the current directory, named after the first
+/// input with the format's extension (`dir/dump.flightrec` -> `./dump.pftrace`; several
+/// inputs: `./dump-merged.pftrace`), as a compiler or an archiver puts what it makes where
+/// it is run, not beside its input (which may be a read-only dump directory).
 /// The second value says whether to print the path (it was not given).
 pub fn default_output(
     inputs: &[std::path::PathBuf],
@@ -71,7 +73,8 @@ pub fn default_output(
     } else {
         format!("{stem}.{ext}")
     };
-    Ok((first.with_file_name(name), true))
+    let here = std::env::current_dir().context("finding the current directory")?;
+    Ok((here.join(name), true))
 }
 
 /// With `with_findings`, each recording's findings are instants on its process track.

@@ -33,7 +33,7 @@ struct Orders {
 /// that run flightrec (as a service using flightrec's locks would).
 enum OrdersLock {
     Std(std::sync::Mutex<Orders>),
-    Recorded(flightrec::sync::Mutex<Orders>),
+    Recorded(tracing_flightrec::sync::Mutex<Orders>),
 }
 
 impl OrdersLock {
@@ -132,7 +132,7 @@ async fn database(mut queries: mpsc::Receiver<(u64, oneshot::Sender<u64>)>) {
 #[derive(Default)]
 struct Keep {
     _appender: Option<tracing_appender::non_blocking::WorkerGuard>,
-    recorder: Option<flightrec::Recorder>,
+    recorder: Option<tracing_flightrec::Recorder>,
 }
 
 /// tracing's fmt layer writing to a file through tracing-appender's non-blocking writer,
@@ -150,8 +150,8 @@ where
         .with_filter(LevelFilter::INFO)
 }
 
-fn recorder(dir: &Path) -> anyhow::Result<flightrec::Recorder> {
-    flightrec::Recorder::builder()
+fn recorder(dir: &Path) -> anyhow::Result<tracing_flightrec::Recorder> {
+    tracing_flightrec::Recorder::builder()
         .service("service-bench")
         .dir(dir)
         .build()
@@ -242,7 +242,7 @@ pub fn serve(variant: Variant) -> anyhow::Result<()> {
     let rt = runtime(variant, &keep)?;
     let orders = Orders::default();
     let orders = if keep.recorder.is_some() {
-        OrdersLock::Recorded(flightrec::sync::Mutex::new(orders))
+        OrdersLock::Recorded(tracing_flightrec::sync::Mutex::new(orders))
     } else {
         OrdersLock::Std(std::sync::Mutex::new(orders))
     };

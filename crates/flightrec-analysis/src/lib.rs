@@ -13,7 +13,7 @@
 //! * [`objects`]: which records carry a field value, for "follow this object".
 //! * [`lock_ops`]: the lock-record vocabulary (which records are lock events, what each
 //!   says, in words).
-//! * [`locks`]: the one lock model: `flightrec::sync`'s lock events replayed once into
+//! * [`locks`]: the one lock model: `tracing_flightrec::sync`'s lock events replayed once into
 //!   holds and waits as intervals, per-lock statistics, and who holds and waits for what
 //!   when the data ends (the wait-for graph) with its cycles (deadlocks, in words).
 //! * [`merge`]: several recordings (processes, hosts) as one time order, aligned on wall

@@ -1,4 +1,4 @@
-//! The lock-record vocabulary: which records are `flightrec::sync`'s lock events, what each
+//! The lock-record vocabulary: which records are `tracing_flightrec::sync`'s lock events, what each
 //! says, and their words. [`crate::names`] titles lock records with it and
 //! [`crate::locks`] replays them; neither needs the other for it.
 

@@ -1,6 +1,6 @@
 //! Locks and the wait-for graph, from a dump alone: the one lock model every reader uses.
 //!
-//! `flightrec::sync`'s locks record, as events of a callsite per lock (see
+//! `tracing_flightrec::sync`'s locks record, as events of a callsite per lock (see
 //! `flightrec_format::meta::lock` and [`crate::lock_ops`]), when a thread begins to wait for
 //! a lock, when it gets it and when it lets it go. One streaming pass ([`LockTracker`])
 //! follows who holds what and who waits for what, and yields, in one [`LockState`]:

@@ -378,7 +378,7 @@ pub mod tokio_task {
     }
 }
 
-/// Locks recorded by `flightrec::sync`. Each lock is a callsite of its own, registered on its
+/// Locks recorded by `tracing_flightrec::sync`. Each lock is a callsite of its own, registered on its
 /// first use: target [`lock::TARGET`], name the lock's name, file and line where it was made,
 /// `module` its kind ([`lock::MUTEX`], [`lock::RW_LOCK`], [`lock::TOKIO_MUTEX`]), fields
 /// [`lock::FIELDS`]. The callsite's id is the lock's id in the recording. What happens to it
@@ -420,7 +420,7 @@ pub mod lock {
     }
 }
 
-/// Where locks are taken: each place in the code that takes a `flightrec::sync` lock
+/// Where locks are taken: each place in the code that takes a `tracing_flightrec::sync` lock
 /// (`#[track_caller]`'s location) is a callsite of its own, with this target and name, its
 /// file and line, and no fields; an acquisition names it in its `lock::SITE` field.
 pub mod lock_site {

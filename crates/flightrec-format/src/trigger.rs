@@ -237,6 +237,26 @@ impl Ending {
         }
     }
 
+    /// One line for people, knowing what the recording's trigger was: a dump taken from a
+    /// running process (a snapshot, a panic, a stall) or kept at a clean exit has no
+    /// recorded ending for a reason that is no alarm.
+    pub fn describe_with(self, trigger: TriggerReason) -> String {
+        match (self, trigger) {
+            (
+                Ending::Unrecorded,
+                TriggerReason::Api
+                | TriggerReason::Signal
+                | TriggerReason::Panic
+                | TriggerReason::Stall,
+            ) => "still running when the dump was taken".into(),
+            (Ending::Unrecorded, TriggerReason::Exit) => {
+                "exited cleanly (the recording kept at its end)".into()
+            }
+            (Ending::Unrecorded, TriggerReason::Crash) => "died of the crash above".into(),
+            _ => self.describe(),
+        }
+    }
+
     /// One line for people.
     pub fn describe(self) -> String {
         match self {

@@ -1,6 +1,6 @@
 //! Two accounts and a transfer that locks both: in the order given, which is the bug (a
 //! transfer each way, at the same time, would deadlock).
-use flightrec::sync::Mutex;
+use tracing_flightrec::sync::Mutex;
 
 pub struct Account {
     pub balance: Mutex<i64>,

@@ -7,7 +7,7 @@ use tracing_subscriber::prelude::*;
 #[test]
 fn transfers_both_ways() {
     // Configured by the environment (FLIGHTREC_DIR, FLIGHTREC_KEEP), as a service would be.
-    let recorder = flightrec::Builder::from_env()
+    let recorder = tracing_flightrec::Builder::from_env()
         .unwrap()
         .service("bank")
         .build()

@@ -3,7 +3,7 @@ use tracing_subscriber::prelude::*;
 
 fn main() {
     let dir = std::env::args().nth(1).expect("usage: flightrec-panic-abort DIR");
-    let rec = flightrec::Recorder::builder()
+    let rec = tracing_flightrec::Recorder::builder()
         .dir(dir)
         .service("abort")
         .capacity(1 << 20)

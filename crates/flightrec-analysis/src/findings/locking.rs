@@ -17,10 +17,8 @@ impl Context<'_> {
                 let mut f = self.finding(
                     Kind::Deadlock,
                     Severity::Error,
-                    format!(
-                        "deadlock: {}",
-                        crate::locks::describe_deadlock(&self.names, cycle)
-                    ),
+                    // The kind is printed beside the title: the title says only who waits.
+                    crate::locks::describe_deadlock(&self.names, cycle),
                 );
                 for step in cycle {
                     f.threads.push(self.names.thread_label(step.thread));

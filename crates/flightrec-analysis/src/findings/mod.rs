@@ -2,7 +2,7 @@
 //! read by `info`, `check` and the viewer.
 //!
 //! The kinds, whose names (`Kind::slug`) are the contract:
-//! - `deadlock`: the wait-for cycle among `flightrec::sync` locks when the data ends.
+//! - `deadlock`: the wait-for cycle among `tracing_flightrec::sync` locks when the data ends.
 //! - `interleaving`: a failure (a record at WARN or above) in a request S carrying an
 //!   object K, where another thread, task or process touched K after S's earlier record on
 //!   it: the failure, explained.

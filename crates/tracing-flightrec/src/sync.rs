@@ -5,7 +5,7 @@
 //! says who held what and who waited for what, and names a deadlock.
 //!
 //! ```
-//! let cache = flightrec::sync::Mutex::named("cache", std::collections::HashMap::<u64, u64>::new());
+//! let cache = tracing_flightrec::sync::Mutex::named("cache", std::collections::HashMap::<u64, u64>::new());
 //! cache.lock().unwrap().insert(1, 2);
 //! ```
 //!

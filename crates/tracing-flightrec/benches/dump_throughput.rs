@@ -3,7 +3,7 @@
 //! `SIGUSR1` dump every second (through the real signal path and dumper thread). Prints a
 //! table; a dump pausing writers would show as a drop.
 //!
-//! `cargo bench -p flightrec --bench dump_throughput`
+//! `cargo bench -p tracing-flightrec --bench dump_throughput`
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ fn main() {
         .tempdir_in("/dev/shm")
         .or_else(|_| tempfile::tempdir())
         .unwrap();
-    let rec = flightrec::Recorder::builder()
+    let rec = tracing_flightrec::Recorder::builder()
         .dir(dir.path())
         .service("dumpbench")
         .capacity(16 << 20)

@@ -9,8 +9,8 @@
 //! stderr, filtered by `RUST_LOG`); `kill -USR1 <pid>` then dumps the ring:
 //!
 //! ```no_run
-//! fn main() -> Result<(), flightrec::Error> {
-//!     flightrec::init()?;
+//! fn main() -> Result<(), tracing_flightrec::Error> {
+//!     tracing_flightrec::init()?;
 //!     tracing::info!(port = 8080, "listening");
 //!     Ok(())
 //! }
@@ -21,7 +21,7 @@
 //! ```no_run
 //! use tracing_subscriber::prelude::*;
 //!
-//! let recorder = flightrec::Recorder::builder()
+//! let recorder = tracing_flightrec::Recorder::builder()
 //!     .service("checkout")
 //!     .dir("/var/tmp/flightrec")
 //!     .capacity(64 << 20)
@@ -32,7 +32,7 @@
 //!     .with(tracing_subscriber::fmt::layer().with_filter(tracing_subscriber::filter::LevelFilter::INFO))
 //!     .init();
 //! let dump: std::path::PathBuf = recorder.snapshot()?;
-//! # Ok::<(), flightrec::Error>(())
+//! # Ok::<(), tracing_flightrec::Error>(())
 //! ```
 #![cfg_attr(not(loom), deny(unsafe_code))]
 
@@ -76,7 +76,7 @@ pub use error::Error;
 pub use layer::FlightrecLayer;
 #[cfg(not(loom))]
 pub use recorder::{
-    default_dump_dir, init, Builder, Recorder, DEFAULT_CAPACITY, DEFAULT_STACK_SLOTS,
+    default_dump_dir, init, test_recorder, Builder, Recorder, DEFAULT_CAPACITY, DEFAULT_STACK_SLOTS,
 };
 /// The signal flightrec sends a thread to capture its native stack (SIGRTMIN+5). A thread
 /// that blocks it is reported as not answering.

@@ -2,7 +2,7 @@
 //! spans and fields, and prints its path: the input for measuring `flightrec export` and
 //! the viewer at scale.
 //!
-//! `cargo run --release -p flightrec --example big_dump -- [RECORDS] [DIR] [CAPACITY_MIB]`
+//! `cargo run --release -p tracing-flightrec --example big_dump -- [RECORDS] [DIR] [CAPACITY_MIB]`
 use tracing_subscriber::prelude::*;
 
 fn main() {
@@ -20,7 +20,7 @@ fn main() {
     const THREADS: u64 = 4;
     // Each iteration writes 5 records: a span's new, enter, event, exit and close.
     let per_thread = records / THREADS / 5;
-    let rec = flightrec::Recorder::builder()
+    let rec = tracing_flightrec::Recorder::builder()
         .dir(&dir)
         .service("big")
         .capacity(capacity_mib << 20)

@@ -10,6 +10,7 @@
 //! | `FLIGHTREC_SIGNAL` | the snapshot signal: `USR1`, `USR2`, a number, or `off` | `Builder::from_env` |
 //! | `FLIGHTREC_KEEP_RING` | `1`: a clean exit keeps the ring | `Builder::from_env` |
 //! | `FLIGHTREC_KEEP` | `1`: a recording that ends cleanly is kept as a dump (trigger `exit`), for `flightrec check` | `Builder::build` |
+//! | `FLIGHTREC_ANNOUNCE` | `0`: dumps are written without a line on stderr | `Builder::build` |
 //! | `FLIGHTREC_STACKS` | `1`: snapshots capture every thread's native stack | `Builder::build` |
 //! | `FLIGHTREC_FILTER` | what `init` records (an `EnvFilter`; default everything) | `init` |
 //! | `RUST_LOG` | what `init` prints to stderr (default `info`) | `init` |
@@ -33,6 +34,8 @@ pub(crate) struct Env {
     pub(crate) keep_ring: bool,
     pub(crate) keep: bool,
     pub(crate) stacks: bool,
+    /// `FLIGHTREC_ANNOUNCE=0`: no line on stderr per dump.
+    pub(crate) no_announce: bool,
     pub(crate) filter: Option<String>,
     pub(crate) rust_log: Option<String>,
     pub(crate) xdg_runtime_dir: Option<OsString>,
@@ -57,6 +60,7 @@ impl Env {
             keep_ring: one("FLIGHTREC_KEEP_RING"),
             keep: one("FLIGHTREC_KEEP"),
             stacks: one("FLIGHTREC_STACKS"),
+            no_announce: std::env::var_os("FLIGHTREC_ANNOUNCE").is_some_and(|v| v == "0"),
             filter: text("FLIGHTREC_FILTER"),
             rust_log: text("RUST_LOG"),
             xdg_runtime_dir: os("XDG_RUNTIME_DIR"),

@@ -5,7 +5,7 @@ use tracing_subscriber::prelude::*;
 fn main() {
     let spans = std::env::args().nth(1).as_deref() == Some("span");
     let dir = std::env::temp_dir().join("flightrec-hot-loop");
-    let rec = flightrec::Recorder::builder()
+    let rec = tracing_flightrec::Recorder::builder()
         .dir(&dir)
         .capacity(64 << 20)
         .build()

@@ -14,7 +14,7 @@ pub struct Subject {
     pub dispatch: Dispatch,
     // Keeps the non_blocking worker and the recorder alive for the run.
     _guard: Option<tracing_appender::non_blocking::WorkerGuard>,
-    _recorder: Option<flightrec::Recorder>,
+    _recorder: Option<tracing_flightrec::Recorder>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -36,7 +36,7 @@ pub fn subjects() -> Vec<Subject> {
         .tempdir_in("/dev/shm")
         .or_else(|_| tempfile::tempdir())
         .unwrap();
-    let recorder = flightrec::Recorder::builder()
+    let recorder = tracing_flightrec::Recorder::builder()
         .dir(dir.path())
         .service("bench")
         .capacity(64 << 20)

@@ -1,4 +1,4 @@
-//! Criterion: `flightrec::sync::Mutex` against `std::sync::Mutex`, in one run. Uncontended
+//! Criterion: `tracing_flightrec::sync::Mutex` against `std::sync::Mutex`, in one run. Uncontended
 //! lock+unlock on one thread, and the same on two threads sharing one lock (contended: each
 //! time per operation per thread). flightrec's lock records into a live recorder's ring.
 
@@ -17,7 +17,7 @@ impl Lock for std::sync::Mutex<u64> {
     }
 }
 
-impl Lock for flightrec::sync::Mutex<u64> {
+impl Lock for tracing_flightrec::sync::Mutex<u64> {
     #[inline]
     fn bump(&self) {
         *self.lock().unwrap() += 1;
@@ -54,14 +54,14 @@ fn bench(c: &mut Criterion) {
         .or_else(|_| tempfile::tempdir())
         .unwrap();
     // The lock's events go to the last recorder built (the threads record nothing else).
-    let _recorder = flightrec::Recorder::builder()
+    let _recorder = tracing_flightrec::Recorder::builder()
         .dir(dir.path())
         .service("bench-locks")
         .capacity(64 << 20)
         .build()
         .unwrap();
     let std_lock = std::sync::Mutex::new(0u64);
-    let flightrec_lock = flightrec::sync::Mutex::named("bench", 0u64);
+    let flightrec_lock = tracing_flightrec::sync::Mutex::named("bench", 0u64);
     let subjects: [(&str, &dyn Lock); 2] = [
         ("std::sync::Mutex", &std_lock),
         ("flightrec::sync::Mutex", &flightrec_lock),

@@ -2,7 +2,7 @@
 //! threads, printed as a table. Each operation is timed on its own with `Instant`; the
 //! median cost of timing nothing is measured in the same run and subtracted.
 //!
-//! `cargo bench -p flightrec --bench latency`
+//! `cargo bench -p tracing-flightrec --bench latency`
 
 mod common;
 

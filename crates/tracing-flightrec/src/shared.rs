@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     /// Snapshots capture every thread's native stack (`Builder::stacks_on_snapshot`, or
     /// `FLIGHTREC_STACKS=1`).
     pub(crate) stacks_on_snapshot: bool,
+    /// Each dump written is announced with one line on stderr (`Builder::announce_dumps`).
+    pub(crate) announce: bool,
 }
 
 impl Shared {
@@ -188,6 +190,13 @@ impl Shared {
         }
         match written {
             Ok(path) => {
+                if self.announce {
+                    announce(&format!(
+                        "flightrec: {} dump written to {}\n",
+                        primary.reason.slug(),
+                        path.display()
+                    ));
+                }
                 flightrec_format::dump::prune(
                     &self.dir,
                     &self.service,
@@ -267,4 +276,10 @@ fn keep_all_at_exit() {
     for s in alive {
         s.keep_at_end();
     }
+}
+
+/// Announces a dump on stderr in one line (see `ring::write_stderr` for why not through
+/// `std::io::stderr()`).
+pub(crate) fn announce(line: &str) {
+    crate::ring::write_stderr(line);
 }

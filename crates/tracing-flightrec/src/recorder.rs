@@ -64,6 +64,7 @@ pub struct Builder {
     keep_on_exit: bool,
     no_stop_signals: bool,
     stop_grace: Option<std::time::Duration>,
+    no_announce: bool,
 }
 
 impl Builder {
@@ -192,6 +193,14 @@ impl Builder {
         self
     }
 
+    /// Whether each dump (and each ring of a dead process collected at start) is announced
+    /// with one line on stderr, `flightrec: panic dump written to PATH` (default: yes).
+    /// `FLIGHTREC_ANNOUNCE=0` also turns it off.
+    pub fn announce_dumps(mut self, announce: bool) -> Self {
+        self.no_announce = !announce;
+        self
+    }
+
     /// Whether to turn rings left in the directory by dead processes into dumps at
     /// start (default: yes). See `Recorder::collected`.
     pub fn collect_dead_rings(mut self, collect: bool) -> Self {
@@ -305,6 +314,15 @@ impl Builder {
         } else {
             crate::trigger::collect_dead_rings(&dir, &dump_dir)
         };
+        let announce = !self.no_announce && !env.no_announce;
+        if announce {
+            for dump in &collected {
+                crate::shared::announce(&format!(
+                    "flightrec: the ring of a process that died without a dump collected into {}\n",
+                    dump.display()
+                ));
+            }
+        }
         let path = dir.join(format!(
             "{}-{pid}.flightrec-ring",
             flightrec_format::dump::sanitize(&service)
@@ -379,6 +397,7 @@ impl Builder {
             stacks_on_snapshot: self.stacks_on_snapshot || env.stacks,
             keep_on_exit: self.keep_on_exit || env.keep,
             kept: Default::default(),
+            announce,
         });
         crate::ring::stacks::watch(&shared.ring);
         crate::ring::writer::set_default_ring(&shared.ring);
@@ -508,6 +527,48 @@ impl Recorder {
     }
 }
 
+/// Records a test binary into one recording, kept as a dump (trigger `exit`) when the binary
+/// exits, if `FLIGHTREC_KEEP=1` is set; without it, does nothing and returns `None`.
+///
+/// Call it first in each test. The first call starts a recorder configured from the
+/// environment (`FLIGHTREC_DIR` and the rest, as `Builder::from_env`) and makes its layer
+/// the global default subscriber, so every test thread records into it; later calls return
+/// the same recorder. Then `FLIGHTREC_KEEP=1 cargo test` and `flightrec check DIR` ask what
+/// the passing run did. A failing test's panic is left to the test harness to report (no
+/// panic dump), and a binary whose tests set their own global subscriber keeps it (this
+/// says so on stderr, once).
+pub fn test_recorder() -> Option<&'static Recorder> {
+    static RECORDER: std::sync::OnceLock<Option<&'static Recorder>> = std::sync::OnceLock::new();
+    *RECORDER.get_or_init(|| {
+        let env = Env::read();
+        if !env.keep {
+            return None;
+        }
+        let built =
+            Builder::from_vars(&env).and_then(|b| b.keep_on_exit(true).panic_hook(false).build());
+        match built {
+            Ok(recorder) => {
+                let recorder: &'static Recorder = Box::leak(Box::new(recorder));
+                if tracing_subscriber::registry()
+                    .with(recorder.layer())
+                    .try_init()
+                    .is_err()
+                {
+                    eprintln!(
+                        "flightrec: test_recorder: a global subscriber is already set, so \
+                         only what is recorded through recorder.layer() is kept"
+                    );
+                }
+                Some(recorder)
+            }
+            Err(e) => {
+                eprintln!("flightrec: test_recorder: not recording: {e}");
+                None
+            }
+        }
+    })
+}
+
 /// Sets up recording in one line: a recorder configured from `FLIGHTREC_*` variables,
 /// recording what `FLIGHTREC_FILTER` allows (default: everything), plus tracing's fmt
 /// output to stderr filtered by `RUST_LOG` (default: info), installed as the global
@@ -532,7 +593,12 @@ pub fn init() -> Result<&'static Recorder, Error> {
         dumps = %recorder.dir().display(),
         "flightrec is recording"
     );
-    for dump in recorder.collected() {
+    // Announced on stderr already, unless announcements are off.
+    for dump in recorder
+        .collected()
+        .iter()
+        .filter(|_| !recorder.shared.announce)
+    {
         tracing::warn!(dump = %dump.display(), "collected the ring of a process that died without a dump");
     }
     Ok(recorder)

@@ -1,5 +1,5 @@
 //! Model-checked tests of the chunk protocol. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p flightrec --lib --release`.
+//! `RUSTFLAGS="--cfg loom" cargo test -p tracing-flightrec --lib --release`.
 //!
 //! Payload bytes are modelled as relaxed atomic words: the protocol must make a reader's
 //! accepted copy consistent without relying on any ordering of the payload accesses

@@ -432,3 +432,13 @@ fn reserve(file: &File, len: u64) -> std::io::Result<()> {
     let _ = (file, len);
     Ok(())
 }
+
+/// Writes `line` to stderr with one `write(2)`, never through `std::io::stderr()`: its lock
+/// may be held by a thread that is stuck (the very stall being dumped), and a dump's
+/// thread must not wait on the application. Best effort: a closed or full stderr loses the
+/// line, never the dump, which is complete before this is called.
+pub(crate) fn write_stderr(line: &str) {
+    // SAFETY: the pointer and length describe `line`'s bytes, alive for the call; write(2)
+    // only reads them, and any error (a closed descriptor included) is returned, not raised.
+    let _ = unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+}

@@ -1,0 +1,30 @@
+//! The README's way for a test suite to record: each test calls `test_recorder()` first.
+//! Each test passes; together, on the harness's threads, they lock the two accounts in both
+//! orders, which one recording of the whole binary shows.
+use std::sync::{Arc, OnceLock};
+
+use flightrec_keep_check::{transfer, Account};
+
+fn accounts() -> &'static (Arc<Account>, Arc<Account>) {
+    static ACCOUNTS: OnceLock<(Arc<Account>, Arc<Account>)> = OnceLock::new();
+    ACCOUNTS.get_or_init(|| {
+        (
+            Arc::new(Account::new("checking", 100)),
+            Arc::new(Account::new("savings", 100)),
+        )
+    })
+}
+
+#[test]
+fn salary() {
+    tracing_flightrec::test_recorder();
+    let (checking, savings) = accounts();
+    transfer(checking, savings, 10);
+}
+
+#[test]
+fn rent() {
+    tracing_flightrec::test_recorder();
+    let (checking, savings) = accounts();
+    transfer(savings, checking, 10);
+}
