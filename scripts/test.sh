@@ -9,7 +9,8 @@
 # need root (a tmpfs mount, dropping to another user) or a browser it could not install say
 # so and pass, and the last line names them and why.
 #
-#   scripts/test.sh            formatting, lints, docs, unit + end-to-end tests, loom, Miri
+#   scripts/test.sh            formatting, lints, docs, packaging, crate names, minimal versions,
+#                              unit + end-to-end tests, loom, Miri
 #   scripts/test.sh --stress   the same, then 2000 SIGKILL runs, 1000 snapshots under full load
 #                              and 5 minutes of fuzzing
 set -euo pipefail
@@ -103,6 +104,9 @@ if ! wait "$msrv_check"; then
     echo "the libraries do not build with Rust $msrv, their rust-version" >&2
     exit 1
 fi
+
+step "minimal versions: the libraries build with the lowest versions they declare"
+scripts/check-minimal-versions.sh
 
 step "unit and end-to-end tests"
 cargo test --workspace

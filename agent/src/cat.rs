@@ -110,6 +110,9 @@ pub fn run(
         let stacks = flightrec_analysis::stacks::stacks(rec);
         writeln!(out, "-- native stacks ({}) --", stacks.len())?;
         out.write_all(flightrec_analysis::stacks::render(&stacks).as_bytes())?;
+        if let Some(hint) = flightrec_analysis::stacks::lines_hint(rec, &stacks) {
+            writeln!(out, "  ({hint})")?;
+        }
     }
     Ok(())
 }

@@ -97,6 +97,7 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
     }
     // The page opens on the interleaving (from the hit to the failed read, with a margin),
     // with the cache selected.
+    let selected = culprit.is_some();
     let query = match culprit {
         Some(c) => {
             let margin = ((c.to - c.from) / 5).max(20_000);
@@ -110,11 +111,19 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
         }
         None => String::new(),
     };
-    writeln!(
-        out,
-        "\nOpening the timeline with the cache selected: every access to it, on every \
-         thread, linked in time order; orange arrows are hand-overs between threads."
-    )?;
+    if selected {
+        writeln!(
+            out,
+            "\nOpening the timeline with the cache selected: every access to it, on every \
+             thread, linked in time order; orange arrows are hand-overs between threads."
+        )?;
+    } else {
+        // Nothing to select (the fixed service's recording has no interleaving).
+        writeln!(
+            out,
+            "\nOpening the timeline of the whole recording: one lane per thread."
+        )?;
+    }
     crate::view::serve(
         vec![dump],
         std::net::Ipv4Addr::LOCALHOST.into(),

@@ -335,6 +335,7 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
     if !opts.view {
         return Ok(());
     }
+    let selected = culprit.is_some();
     let query = match culprit {
         Some(c) => {
             let margin = ((c.to - c.from) / 5).max(50_000);
@@ -348,11 +349,20 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
         }
         None => "?view=tasks".into(),
     };
-    writeln!(
-        out,
-        "\nOpening the task view with the lot selected: one lane per request, each poll on \
-         the worker that ran it; orange arrows are hand-overs of the lot between requests."
-    )?;
+    if selected {
+        writeln!(
+            out,
+            "\nOpening the task view with the lot selected: one lane per request, each poll \
+             on the worker that ran it; orange arrows are hand-overs of the lot between \
+             requests."
+        )?;
+    } else {
+        writeln!(
+            out,
+            "\nOpening the task view of the whole recording: one lane per request, each poll \
+             on the worker that ran it."
+        )?;
+    }
     crate::view::serve(
         vec![dump],
         std::net::Ipv4Addr::LOCALHOST.into(),

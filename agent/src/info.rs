@@ -78,7 +78,7 @@ pub fn run(
             "chunk_size": rec.chunk_size, "chunk_count": rec.chunk_count, "file_size": rec.file_size,
             "records": present, "overwritten": overwritten, "dropped": dropped,
             "damage": {
-                "missing_bytes": d.missing_bytes, "missing_chunks": d.missing_chunks,
+                "cut": d.cut, "missing_bytes": d.missing_bytes, "missing_chunks": d.missing_chunks,
                 "bad_chunks": d.bad_chunks, "bad_chunk_tails": d.bad_chunk_tails,
                 "claiming_chunks": d.claiming_chunks,
                 "recycled_during_copy": d.recycled_during_copy, "meta_damaged": d.meta_damaged,
@@ -153,7 +153,8 @@ pub fn run(
     if d.is_damaged() {
         writeln!(
             out,
-            "damage:      {} bytes missing, {} chunks missing, {} bad chunks, {} chunks with a bad tail{}",
+            "damage:      {}{} written bytes missing, {} chunks missing, {} bad chunks, {} chunks with a bad tail{}",
+            if d.cut { "cut: " } else { "" },
             d.missing_bytes,
             d.missing_chunks,
             d.bad_chunks,
@@ -208,6 +209,9 @@ pub fn run(
     if !stacks.is_empty() {
         writeln!(out, "stacks:      {}", stacks.len())?;
         write!(out, "{}", flightrec_analysis::stacks::render(&stacks))?;
+        if let Some(hint) = flightrec_analysis::stacks::lines_hint(rec, &stacks) {
+            writeln!(out, "  ({hint})")?;
+        }
     }
     Ok(())
 }

@@ -98,6 +98,7 @@ try {
   result.lanes = await page.locator(".lane-label").count();
   result.laneNames = await page.locator(".lane-label").evaluateAll((ls) => ls.map((l) => l.firstChild.textContent.trim()));
   result.banner = await page.locator("#banner").textContent();
+  result.header = await page.locator("#title").textContent();
   result.metaLanes = await page.evaluate(() => window.flightrecView.meta().lanes.map((l) => ({ thread: l.thread, name: l.name })));
   result.origin = await page.evaluate(() => window.flightrecView.meta().origin);
 

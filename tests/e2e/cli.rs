@@ -330,3 +330,43 @@ fn cat_of_the_async_demo_reads_like_fmt_with_workers_told_apart() {
     let guilty = &demo_text[demo_text.find("The guilty interleaving").unwrap()..];
     assert!(guilty.contains("on tokio-worker["), "{guilty}");
 }
+
+/// `demo --fixed` serving its recording says what the page opens on: the whole recording,
+/// not a selection it does not make (there is no interleaving to select).
+#[test]
+fn the_fixed_demo_says_it_opens_the_whole_recording() {
+    use std::io::BufRead;
+    for scenario in [&["demo"][..], &["demo", "--async"][..]] {
+        let dir = scratch();
+        let mut child = Command::new(flightrec_bin())
+            .args(scenario)
+            .args(["--fixed", "--port", "0", "--dir"])
+            .arg(dir.path())
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.starts_with("Opening") {
+                    let _ = tx.send(line);
+                    return;
+                }
+            }
+        });
+        // The fixed service runs two seconds first; a loaded machine gets a generous wait.
+        let line = rx.recv_timeout(std::time::Duration::from_secs(120));
+        let _ = child.kill();
+        let _ = child.wait();
+        let line = line.unwrap_or_else(|_| panic!("{scenario:?}: no line saying what opens"));
+        assert!(!line.contains("selected"), "{scenario:?}: {line}");
+        assert!(line.contains("whole recording"), "{scenario:?}: {line}");
+    }
+}

@@ -231,6 +231,12 @@ fn crash_and_collect_with(
          {marked:?}:\n{}",
         text_of(frames)
     );
+    // Lines were found, so there is no advice about debug info.
+    let text = flightrec(&["info", dump.to_str().unwrap()]);
+    assert!(
+        !String::from_utf8_lossy(&text.stdout).contains("line-tables-only"),
+        "{how}"
+    );
     (String::from_utf8_lossy(&c.stderr).into_owned(), dump, dir)
 }
 
@@ -294,6 +300,16 @@ fn a_stripped_binary_with_its_debug_info_apart_still_names_the_line() {
         .iter()
         .filter(|f| f["module"] == "e2e-stripped")
         .all(|f| f["line"].is_null()));
+    // `info` says once why there are no lines, and what to set.
+    let text = flightrec(&["info", dump.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert_eq!(
+        text.matches("no file or line for e2e-stripped's frames")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("`debug = \"line-tables-only\"`"), "{text}");
 }
 
 fn text_of(frames: &[serde_json::Value]) -> String {

@@ -362,6 +362,45 @@ fn collect_writes_the_file_it_is_told_and_refuses_a_dump() {
     );
 }
 
+/// A cut dump of a big ring that held little counts as missing only what had been written:
+/// the 64 MiB of ring space that never held a record are not "missing".
+#[test]
+fn a_cut_dump_counts_missing_written_bytes_not_the_rings_empty_space() {
+    let dir = scratch();
+    let rec = recorder(dir.path(), "roomy", 64 << 20);
+    let d = dispatch(&rec);
+    tracing::dispatcher::with_default(&d, || {
+        for i in 0..20_000u64 {
+            tracing::info!(
+                i,
+                text = "words that do not compress away entirely",
+                "event"
+            );
+        }
+    });
+    let dump = rec.snapshot().unwrap();
+    drop(rec);
+    let bytes = std::fs::read(&dump).unwrap();
+    let cut = dir.path().join("cut.flightrec");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let whole = info_json(&dump);
+    let written: u64 = whole["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["records"].as_u64().unwrap())
+        .sum();
+    let info = info_json(&cut);
+    let missing = info["damage"]["missing_bytes"].as_u64().unwrap();
+    // 20 000 records of under 100 bytes each, in whole chunks: at most a few MiB written.
+    assert!(written == 20_000 && missing > 0, "{info}");
+    assert!(missing < 4 << 20, "{missing} bytes counted missing: {info}");
+    let out = flightrec(&["cat", cut.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("of written data missing"), "{err}");
+    assert!(!err.contains(" MiB missing") || missing >= 1 << 20, "{err}");
+}
+
 #[test]
 fn a_dump_cut_short_decodes_what_it_holds_and_counts_the_rest_as_damage() {
     let dir = scratch();

@@ -464,6 +464,9 @@ fn a_suite_calling_test_recorder_is_recorded_as_one_kept_dump() {
     let dir = scratch();
     let dumps = cargo_test_keep_check(dir.path(), "one_recorder", true);
     assert_eq!(dumps.len(), 1, "{dumps:?}");
+    // Named after the test target, not the binary's hashed file name.
+    let name = dumps[0].file_name().unwrap().to_str().unwrap();
+    assert!(name.starts_with("one_recorder-"), "{name}");
     assert_eq!(info_json(&dumps[0])["trigger"]["reason"], "exit");
     let (code, text) = check(&[dir.path().to_str().unwrap()]);
     assert_eq!(code, 1, "{text}");

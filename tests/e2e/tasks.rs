@@ -457,6 +457,9 @@ fn the_async_demo_bites_and_opens_the_task_view_on_the_two_interleaved_requests(
     }
     let dir = scratch();
     let out = crate::viewer::drive("asyncdemo", dir.path(), serde_json::json!({}));
+    // Requests polled on several workers are tasks.
+    let header = out["header"].as_str().unwrap();
+    assert!(header.contains(" tasks"), "{header}");
     let title = out["objectTitle"].as_str().unwrap();
     assert!(title.starts_with("lot = e"), "{title}");
     let records = out["objectRecords"].as_array().unwrap();

@@ -321,6 +321,12 @@ fn the_demo_opens_the_viewer_on_its_race_with_both_threads_in_view() {
     assert!(visible
         .iter()
         .any(|v| v["title"].as_str().unwrap().starts_with("price vanished")));
+    // A threaded service has threads and requests, not tasks.
+    let header = r["header"].as_str().unwrap();
+    assert!(
+        header.contains(" requests") && !header.contains("tasks"),
+        "{header}"
+    );
     assert!(r["handoverRows"].as_u64().unwrap() > 0);
     assert_layout(&r["layout"]);
     let at_trigger = &r["layoutAtTrigger"];

@@ -137,6 +137,14 @@ function processControls(meta) {
   box.hidden = false;
 }
 
+/** The header's count of what ran on the threads: tasks only where there are async tasks
+ * (some polled on several threads, or tokio's); a threaded program's root spans are its
+ * requests. */
+function actorsTitle(tasks) {
+  if (!tasks.count) return "";
+  return tasks.hop || tasks.tokio ? ` · ${tasks.count} tasks` : ` · ${tasks.count} requests`;
+}
+
 function applyMeta(meta) {
   state.meta = meta;
   state.origin = BigInt(meta.origin);
@@ -145,7 +153,7 @@ function applyMeta(meta) {
   document.getElementById("title").textContent =
     meta.processes.length
       ? `${meta.processes.length} processes: ${meta.service} · ${meta.host} · ${meta.loading ? "reading" : meta.records} records · ${meta.lanes.length} threads`
-      : `${meta.service} · pid ${meta.pid} · ${meta.host} · ${meta.records} records · ${meta.lanes.length} threads · ${meta.tasks.count} tasks`;
+      : `${meta.service} · pid ${meta.pid} · ${meta.host} · ${meta.records} records · ${meta.lanes.length} threads` + actorsTitle(meta.tasks);
   document.title = "flightrec: " + meta.service + " " + meta.pid;
   banner(meta);
   showFindings(meta, setMode);

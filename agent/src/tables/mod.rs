@@ -114,7 +114,9 @@ pub fn export(inputs: &[PathBuf], dir: &Path, out: &mut impl Write) -> anyhow::R
         let rows: Vec<String> = made
             .written
             .iter()
-            .map(|w| format!("{} {}", w.rows, w.table))
+            // Rows per table, by the table's name: a threaded program's `tasks` table holds
+            // requests, so "2586 tasks" would say what it is not.
+            .map(|w| format!("{} rows in {}", w.rows, w.table))
             .collect();
         writeln!(
             out,

@@ -457,6 +457,26 @@ fn debug_file_candidates(m: &LoadedModule, obj: &object::File<'_>) -> Vec<PathBu
     out
 }
 
+/// One line telling how to get files and lines, when the stacks name functions of the
+/// recorded executable but no file or line for any of them: it was built without debug info
+/// (Cargo's default release profile). `None` when there is nothing to say.
+pub fn lines_hint(rec: &Recording, stacks: &[ThreadStack]) -> Option<String> {
+    let exe = Path::new(&rec.process.exe).file_name()?.to_string_lossy();
+    let mut exe_frames = stacks
+        .iter()
+        .flat_map(|t| &t.frames)
+        .filter(|f| f.module.as_deref() == Some(&*exe))
+        .peekable();
+    exe_frames.peek()?;
+    if exe_frames.any(|f| f.line.is_some()) {
+        return None;
+    }
+    Some(format!(
+        "no file or line for {exe}'s frames: it was built without debug info. For lines, set \
+         `debug = \"line-tables-only\"` under `[profile.release]` in its Cargo.toml and rebuild"
+    ))
+}
+
 /// The stacks as text, as `info` and `cat` print them: a headline per thread, then its
 /// frames, numbered, innermost first.
 pub fn render(stacks: &[ThreadStack]) -> String {

@@ -3,7 +3,11 @@
 /// Counts of what could not be read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Damage {
-    /// The image is shorter than its header says (bytes missing).
+    /// The image is shorter than its header says.
+    pub cut: bool,
+    /// Bytes that were written (the meta log's committed part, chunks that claims reached)
+    /// and are missing from a cut image; ring space that never held anything is not
+    /// counted.
     pub missing_bytes: u64,
     /// Chunks that lie (partly) beyond the end of the image.
     pub missing_chunks: u64,
@@ -23,7 +27,8 @@ pub struct Damage {
 impl Damage {
     /// Whether anything was actually damaged (as opposed to merely in flux).
     pub fn is_damaged(&self) -> bool {
-        self.missing_bytes > 0
+        self.cut
+            || self.missing_bytes > 0
             || self.missing_chunks > 0
             || self.bad_chunks > 0
             || self.bad_chunk_tails > 0
@@ -39,9 +44,11 @@ impl Damage {
         let mut parts = Vec::new();
         if self.missing_bytes > 0 {
             parts.push(format!(
-                "the file is cut: {} missing",
+                "the file is cut: {} of written data missing",
                 human_bytes(self.missing_bytes)
             ));
+        } else if self.cut {
+            parts.push("the file is cut, after everything written".into());
         }
         let plural = |n: u64, one: &str, many: &str| {
             if n == 1 {

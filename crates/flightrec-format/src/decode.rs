@@ -246,8 +246,24 @@ pub(crate) fn scan_parts<'a>(
         return Err(bad("chunk pool bounds"));
     }
 
+    // What was ever written: the committed part of the meta log, and the chunks claims
+    // have reached (claim `c` tries chunk `c % chunk_count`, so chunks at or past the claim
+    // cursor of a ring that never wrapped were never written). A cut counts only these
+    // bytes as missing, not ring space that held nothing.
+    let meta_written = h(header::META_COMMITTED_LEN).min(meta_capacity);
+    let chunks_written = h(header::CLAIM_CURSOR).min(chunk_count);
+    let unread = |start: u64, len: u64| {
+        (start + len)
+            .saturating_sub(logical_len.max(start))
+            .min(len)
+    };
     let mut damage = Damage {
-        missing_bytes: file_size.saturating_sub(logical_len),
+        missing_bytes: if logical_len < file_size {
+            unread(meta_offset, meta_written) + unread(chunks_offset, chunks_written * chunk_size)
+        } else {
+            0
+        },
+        cut: logical_len < file_size,
         recycled_during_copy: h32(header::DUMP_CHUNKS_RECYCLED) as u64,
         ..Damage::default()
     };
@@ -299,7 +315,7 @@ pub(crate) fn scan_parts<'a>(
         let Some(c) = c else {
             // Not held: a chunk the sparse reader left out because it was FREE, or one
             // beyond what was read of the file.
-            if chunks_offset + (i + 1) * chunk_size > logical_len {
+            if chunks_offset + (i + 1) * chunk_size > logical_len && i < chunks_written {
                 damage.missing_chunks += 1;
             }
             continue;

@@ -544,8 +544,13 @@ pub fn test_recorder() -> Option<&'static Recorder> {
         if !env.keep {
             return None;
         }
-        let built =
-            Builder::from_vars(&env).and_then(|b| b.keep_on_exit(true).panic_hook(false).build());
+        let built = Builder::from_vars(&env).and_then(|b| {
+            let b = match &env.service {
+                Some(_) => b,
+                None => b.service(test_binary_name(&default_service())),
+            };
+            b.keep_on_exit(true).panic_hook(false).build()
+        });
         match built {
             Ok(recorder) => {
                 let recorder: &'static Recorder = Box::leak(Box::new(recorder));
@@ -626,6 +631,21 @@ fn parse_size(s: &str) -> Option<u64> {
     num.trim().parse::<u64>().ok()?.checked_mul(mult)
 }
 
+/// A test binary's name without the hash cargo appends (`transfers-1a2b3c4d5e6f7a8b` is
+/// `transfers`), so that its dumps are named after the test target.
+fn test_binary_name(exe: &str) -> String {
+    match exe.rsplit_once('-') {
+        Some((name, hash))
+            if !name.is_empty()
+                && hash.len() == 16
+                && hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            name.to_string()
+        }
+        _ => exe.to_string(),
+    }
+}
+
 fn default_service() -> String {
     std::env::current_exe()
         .ok()
@@ -688,7 +708,16 @@ fn hostname(env: &Env) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_size, test_binary_name};
+
+    #[test]
+    fn a_test_binary_is_named_without_cargos_hash() {
+        assert_eq!(test_binary_name("transfers-1a2b3c4d5e6f7a8b"), "transfers");
+        assert_eq!(test_binary_name("my-app-0123456789abcdef"), "my-app");
+        assert_eq!(test_binary_name("my-app"), "my-app");
+        assert_eq!(test_binary_name("tool-0123"), "tool-0123");
+        assert_eq!(test_binary_name("-0123456789abcdef"), "-0123456789abcdef");
+    }
 
     #[test]
     fn sizes_parse_with_suffixes() {
