@@ -9,7 +9,8 @@
 // proposed, switched to with a selection, lanes and polls; scrolling through many tasks),
 // "asyncdemo" (`flightrec demo --async` opens the task view on its interleaved requests),
 // "apierror" (a record that does not exist, a server error: the page says so and renders
-// nothing), "findings" (the findings list: click each, the page shows its evidence). The page is asked through `window.flightrecView`'s query methods only.
+// nothing), "findings" (the findings list: click each, the page shows its evidence), "open"
+// (only what the page shows as it opens). The page is asked through `window.flightrecView`'s query methods only.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -99,6 +100,8 @@ try {
   result.laneNames = await page.locator(".lane-label").evaluateAll((ls) => ls.map((l) => l.firstChild.textContent.trim()));
   result.banner = await page.locator("#banner").textContent();
   result.header = await page.locator("#title").textContent();
+  result.openedView = await page.evaluate(() => window.flightrecView.view());
+  result.earlierNote = await page.locator("#earlier").textContent();
   result.metaLanes = await page.evaluate(() => window.flightrecView.meta().lanes.map((l) => ({ thread: l.thread, name: l.name })));
   result.origin = await page.evaluate(() => window.flightrecView.meta().origin);
 

@@ -443,3 +443,52 @@ fn recordings_opened_together_are_drawn_busy_at_once_then_in_full() {
         r["firstPaintMs"], r["firstRenderMs"]
     );
 }
+
+/// A busy service's snapshot: one start-up record on a thread that then idles, long before
+/// the workers' records, whose older ones the ring overwrote. The page opens on the span
+/// where every thread's history is whole (the workers' surviving records), not on an axis
+/// stretched back to the lone record, and the footer says that a thread has records before
+/// the view.
+#[test]
+fn the_viewer_opens_where_the_threads_records_are_not_on_a_lone_early_record() {
+    if !browser_available() {
+        return;
+    }
+    let dir = scratch();
+    let rec = recorder(dir.path(), "busy", 256 << 10);
+    let d = dispatch(&rec);
+    tracing::dispatcher::with_default(&d, || tracing::info!("service started"));
+    // The gap to make: the start-up line is a second older than anything else kept.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    on_threads(&d, 2, "worker", |t| {
+        for i in 0..200_000u64 {
+            tracing::debug!(t, i, "served");
+        }
+    });
+    let dump = rec.snapshot().unwrap();
+    let info = info_json(&dump);
+    let threads = info["threads"].as_array().unwrap();
+    assert!(
+        threads
+            .iter()
+            .any(|t| t["overwritten"].as_u64().unwrap() > 0),
+        "the workers overwrote the ring: {info}"
+    );
+    let r = drive("open", &dump, serde_json::json!({}));
+    let opened = &r["openedView"];
+    let (start, end) = (
+        opened["start"].as_f64().unwrap(),
+        opened["end"].as_f64().unwrap(),
+    );
+    let lanes = r["metaLanes"].as_array().unwrap();
+    assert!(lanes.len() >= 3, "{lanes:?}");
+    // The workers' surviving records fill the view: it spans well under the second-long
+    // gap, and starts after the start-up record.
+    assert!(end - start < 0.5e9, "opened on {start}..{end}");
+    assert!(start > 0.5e9, "opened on {start}..{end}");
+    let note = r["earlierNote"].as_str().unwrap();
+    assert!(
+        note.contains("1 thread has records before this view"),
+        "{note}"
+    );
+}

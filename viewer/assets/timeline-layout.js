@@ -50,7 +50,9 @@ export function layout() {
       labels.appendChild(div);
       return;
     }
+    // The name gives way (ellipsis) before the tid: two workers named alike stay apart.
     const name = document.createElement("span");
+    name.className = "name";
     name.textContent = l.name + " ";
     const tid = document.createElement("span");
     tid.className = "tid";

@@ -193,6 +193,25 @@ async function awaitLoaded() {
   }
 }
 
+/** Where the page opens: from the latest point at which a thread's older records were
+ * overwritten, where every thread's surviving history is whole, to the end. Before it the
+ * recording is partial, and a lone early record (a start-up line on a thread that then
+ * idled) would stretch the axis over seconds that are all hatched. Threads with records
+ * before the opening are named in the footer; `0` shows everything. */
+function openingRange(meta) {
+  const end = Math.max(1, meta.end);
+  const starts = meta.lanes.filter((l) => l.overwritten > 0).map((l) => l.data_start);
+  const whole = starts.length ? Math.max(...starts) : 0;
+  if (!(whole > 0 && whole < end)) return [0, end];
+  const start = Math.max(0, whole - (end - whole) * 0.02);
+  const earlier = meta.lanes.filter((l) => l.data_start < start).length;
+  if (earlier) {
+    document.getElementById("earlier").textContent =
+      `· ${earlier} thread${earlier === 1 ? " has" : "s have"} records before this view (0: show everything)`;
+  }
+  return [start, end];
+}
+
 export async function main() {
   let meta;
   try {
@@ -230,7 +249,8 @@ export async function main() {
   window.addEventListener("resize", () => { layout(); requestDraw(); requestWindow(true); fetchOverview(); });
   window.addEventListener("flightrec:relayout", () => { layout(); requestDraw(); });
   fetchOverview();
-  setView(0, Math.max(1, meta.end));
+  const [openStart, openEnd] = openingRange(meta);
+  setView(openStart, openEnd);
   // ?focus=trigger: the last millisecond before the trigger, where the culprit usually is.
   if (params.get("focus") === "trigger" && meta.trigger && meta.trigger.t != null) {
     setView(meta.trigger.t - 1e6, meta.trigger.t + 1e5);

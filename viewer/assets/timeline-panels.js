@@ -202,12 +202,10 @@ export async function selectObject(field, value) {
   }
   state.object = o;
   sec.hidden = false;
-  const threads = new Set(o.records.map((r) => r.thread));
-  const tasks = new Set(o.records.filter((r) => r.task != null).map((r) => r.task));
-  const taskHandovers = o.records.filter((r) => r.task_handover).length;
+  // Counted by the server over every record that carries it, not only those listed.
   document.getElementById("object-title").textContent =
-    `${field} = ${value}: ${o.total} records on ${threads.size} thread(s), ${o.handovers} hand-over(s)` +
-    (tasks.size ? `; in ${tasks.size} task(s), ${taskHandovers} hand-over(s) between tasks` : "") +
+    `${field} = ${value}: ${o.total} records on ${o.threads} thread(s), ${o.handovers} hand-over(s)` +
+    (o.tasks ? `; in ${o.tasks} task(s), ${o.task_handovers} hand-over(s) between tasks` : "") +
     (o.truncated ? ` (the newest ${o.records.length} listed)` : "");
   const body = document.querySelector("#object-list tbody");
   body.replaceChildren();

@@ -422,8 +422,14 @@ pub struct ObjectTrail {
     pub field: String,
     pub value: String,
     pub records: Vec<ObjectRecord>,
+    /// Over every record that carries it, not only those listed (`records` keeps the
+    /// newest when `truncated`): how many, on how many threads and tasks, and how often it
+    /// passed from one to another.
     pub total: usize,
+    pub threads: usize,
     pub handovers: usize,
+    pub tasks: usize,
+    pub task_handovers: usize,
     pub truncated: bool,
 }
 

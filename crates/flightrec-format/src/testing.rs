@@ -118,6 +118,8 @@ pub fn sample_image(records_per_chunk: u64) -> Vec<u8> {
         layout::put_u64(&mut b, off + chunk::CLAIM_TICKS, 2000 + c as u64 * 1000);
         layout::put_u64(&mut b, off + chunk::CLAIM_MONO_NS, 1 + c as u64 * 333);
     }
+    // Both chunks were claimed, as a writer's claim cursor would say.
+    layout::put_u64(&mut b, header::CLAIM_CURSOR, 2);
     b
 }
 

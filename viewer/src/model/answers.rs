@@ -531,10 +531,14 @@ impl Model {
             .map(|(i, r)| (r.ts, i))
             .collect();
         carriers.sort_unstable();
+        let mut threads = std::collections::HashSet::new();
+        let mut tasks = std::collections::HashSet::new();
         for (_, i) in carriers {
             let r = &self.records[i];
             let from_thread = trail.step(r.thread);
+            threads.insert(r.thread);
             let task = self.tasks.of_record(i);
+            tasks.extend(task);
             let from_task = task.and_then(|t| task_trail.step(t as u32));
             if out.len() == limit.max(1) {
                 out.pop_front();
@@ -561,7 +565,10 @@ impl Model {
             truncated: trail.carriers > out.len(),
             records: out.into(),
             total: trail.carriers,
+            threads: threads.len(),
             handovers: trail.handovers,
+            tasks: tasks.len(),
+            task_handovers: task_trail.handovers,
         }
     }
 

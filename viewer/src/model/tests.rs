@@ -443,6 +443,19 @@ fn the_task_view_has_a_lane_per_request_with_its_polls_and_hand_overs() {
     assert_eq!(tasks, vec![Some(0), Some(1), Some(0), Some(1)]);
     assert!(o.records[1..].iter().all(|r| r.task_handover));
     assert!(!o.records[0].task_handover);
+    assert_eq!((o.tasks, o.task_handovers), (2, 3));
+    // Listing only the newest record still counts every record's thread and task.
+    let newest = m.object("n", "5", 1);
+    assert!(newest.truncated && newest.records.len() == 1);
+    assert_eq!(
+        (
+            newest.total,
+            newest.threads,
+            newest.tasks,
+            newest.task_handovers
+        ),
+        (o.total, o.threads, 2, 3)
+    );
 }
 
 #[test]
