@@ -427,6 +427,7 @@ try {
         return {
           finding: fv.meta().findings[i], view: fv.view(), mode: fv.mode(), selected: fv.selected(),
           marked: fv.marked(), object: o && { field: o.field, value: o.value },
+          visibleTasks: fv.visibleTasks().map((t) => t.task),
           on: document.querySelector("#findings-list tr.on")?.dataset.finding ?? null,
         };
       }, i));

@@ -559,3 +559,82 @@ fn an_interleaving_tells_the_strangers_touch_before_fellow_requests_many_touches
     assert_eq!(roles.first().unwrap().1, "touched cache=0x5555aaaa first");
     assert_eq!(roles.last().unwrap().1, "failed");
 }
+
+/// A task finding's evidence lanes are shown when it is picked, however many later records
+/// carry its object: here 6 000 later touches of the lot by 300 later requests, more than
+/// the object list holds (its newest 5 000), all after the finding.
+#[test]
+fn picking_a_task_finding_shows_its_evidence_lanes_whatever_the_objects_later_records() {
+    use tracing::Instrument;
+    if !crate::viewer::browser_available() {
+        return;
+    }
+    let dir = scratch();
+    let rec = recorder(dir.path(), "tickets", 16 << 20);
+    let d = dispatch(&rec);
+    let on_workers = d.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .on_thread_start(move || {
+            std::mem::forget(tracing::dispatcher::set_default(&on_workers));
+        })
+        .build()
+        .unwrap();
+    let _main = tracing::dispatcher::set_default(&d);
+    rt.block_on(async {
+        // Request 1 checks the lot, request 2 sells its last ticket in between, request 1
+        // fails: an interleaving between two tasks, in this order on every run.
+        let (checked_tx, checked_rx) = tokio::sync::oneshot::channel::<()>();
+        let (sold_tx, sold_rx) = tokio::sync::oneshot::channel::<()>();
+        let first = tokio::spawn(
+            async move {
+                info!(lot = "L1", "ticket available");
+                checked_tx.send(()).unwrap();
+                sold_rx.await.unwrap();
+                warn!(lot = "L1", "ticket gone between the check and the sale");
+            }
+            .instrument(info_span!("request", id = 1)),
+        );
+        let second = tokio::spawn(
+            async move {
+                checked_rx.await.unwrap();
+                info!(lot = "L1", "ticket sold");
+                sold_tx.send(()).unwrap();
+            }
+            .instrument(info_span!("request", id = 2)),
+        );
+        first.await.unwrap();
+        second.await.unwrap();
+        for id in 3..303u64 {
+            tokio::spawn(
+                async move {
+                    for _ in 0..20 {
+                        info!(lot = "L1", "seats looked at");
+                    }
+                }
+                .instrument(info_span!("request", id)),
+            )
+            .await
+            .unwrap();
+        }
+    });
+    drop(rt);
+    let dump = rec.snapshot().unwrap();
+    let found = findings_of(&dump, "interleaving");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let r = crate::viewer::drive("findings", &dump, serde_json::json!({}));
+    let picked = r["picked"].as_array().unwrap();
+    let p = picked
+        .iter()
+        .find(|p| p["finding"]["kind"] == "interleaving")
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(p["mode"], "tasks", "{p}");
+    let visible: Vec<&Json> = p["visibleTasks"].as_array().unwrap().iter().collect();
+    for e in p["finding"]["records"].as_array().unwrap() {
+        assert!(
+            visible.contains(&&e["task"]),
+            "evidence task {} not among the lanes on screen {visible:?}",
+            e["task"]
+        );
+    }
+}

@@ -3,7 +3,7 @@
 // reads best on (a task's finding on task lanes), over the stretch of time its records
 // cover, its object followed, its records marked and its last record's details open.
 import { setView } from "./timeline-nav.js";
-import { selectObject, showRecord } from "./timeline-panels.js";
+import { revealTasks, selectObject, showRecord } from "./timeline-panels.js";
 import { requestDraw } from "./timeline-render.js";
 import { state } from "./timeline-state.js";
 
@@ -58,6 +58,9 @@ export async function pickFinding(i) {
     state.object = null;
     document.getElementById("object").hidden = true;
   }
+  // The evidence's own lanes, whatever the object's record count (its list holds only its
+  // newest records, which may all lie after the finding).
+  revealTasks(f.records.map((r) => r.task).filter((t) => t != null));
   const last = f.records[f.records.length - 1];
   if (last) await showRecord(last.id);
   requestDraw();

@@ -240,12 +240,24 @@ export async function selectObject(field, value) {
 export function revealObjectTasks() {
   const o = state.object;
   if (!o || state.mode !== "tasks" || !state.tasks) return;
-  // The last hand-over up to the end of the view (the demo opens the view on its failure).
-  const k = o.records.findLastIndex((r) => r.task_handover && r.t <= state.view.end);
+  // The last hand-over in the view (the demo opens the view on its failure), else the last
+  // record in it. The list holds the object's newest records only: when none of them lies
+  // in the view, the lanes stay where they are rather than jump to unrelated ones.
+  const inView = (r) => r.t >= state.view.start && r.t <= state.view.end;
+  const k = o.records.findLastIndex((r) => r.task_handover && inView(r));
   const lanes = [];
   if (k > 0) lanes.push(o.records[k - 1].task, o.records[k].task);
-  else if (o.records.length) lanes.push(o.records[0].task);
-  const pos = lanes.map((t) => state.taskPos.get(t)).filter((p) => p != null);
+  else {
+    const last = o.records.findLast(inView);
+    if (last) lanes.push(last.task);
+  }
+  revealTasks(lanes);
+}
+
+/** Scrolls the task lanes so that the first of `tasks` (task ids) is at the top. */
+export function revealTasks(tasks) {
+  if (state.mode !== "tasks" || !state.tasks) return;
+  const pos = tasks.map((t) => state.taskPos.get(t)).filter((p) => p != null);
   if (!pos.length) return;
   const top = state.lanesY[Math.min(...pos)][0] - AXIS_H - 8;
   const scroller = document.getElementById("timeline-wrap");
