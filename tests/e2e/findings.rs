@@ -147,6 +147,17 @@ fn a_lock_order_inversion_is_found_though_it_never_deadlocked() {
         text.contains("warning lock_order: lock order inversion"),
         "{text}"
     );
+    // Each evidence line says its role, then the record's title only where the role does not
+    // already say it (never "took `ledger` while holding `audit`: took `ledger`").
+    let mut evidence = 0;
+    for line in text.lines().filter(|l| l.starts_with("    ")) {
+        evidence += 1;
+        let body = line.split("  at ").next().unwrap();
+        if let [_, role, title] = body.splitn(3, ": ").collect::<Vec<_>>()[..] {
+            assert!(!role.contains(title), "a doubled evidence line: {line}");
+        }
+    }
+    assert!(evidence >= 2, "{text}");
     // Filters: this kind left out, nothing else to say.
     assert_eq!(
         check(&["--ignore", "lock_order", dump.to_str().unwrap()]).0,
