@@ -102,6 +102,14 @@ try {
   result.header = await page.locator("#title").textContent();
   result.openedView = await page.evaluate(() => window.flightrecView.view());
   result.earlierNote = await page.locator("#earlier").textContent();
+  // Each thread lane's tid is inside its label's box, however long the name.
+  result.tidsShown = await page.locator(".lane-label:not(.task-label)").evaluateAll((ls) => ls
+    .filter((l) => !l.hidden && l.querySelector(".tid"))
+    .map((l) => {
+      const box = l.getBoundingClientRect();
+      const tid = l.querySelector(".tid").getBoundingClientRect();
+      return { name: l.title, inside: tid.width > 0 && tid.right <= box.right + 0.5 };
+    }));
   result.metaLanes = await page.evaluate(() => window.flightrecView.meta().lanes.map((l) => ({ thread: l.thread, name: l.name })));
   result.origin = await page.evaluate(() => window.flightrecView.meta().origin);
 

@@ -486,6 +486,10 @@ fn the_viewer_opens_where_the_threads_records_are_not_on_a_lone_early_record() {
     // gap, and starts after the start-up record.
     assert!(end - start < 0.5e9, "opened on {start}..{end}");
     assert!(start > 0.5e9, "opened on {start}..{end}");
+    // The start-up thread's name (this test's, long) gives way before its tid does.
+    let tids = r["tidsShown"].as_array().unwrap();
+    assert!(tids.len() >= 3, "{tids:?}");
+    assert!(tids.iter().all(|t| t["inside"] == true), "{tids:?}");
     let note = r["earlierNote"].as_str().unwrap();
     // The start-up thread's lone record (and a worker's older surviving records, where its
     // history reaches back further than the other's) lie before the view.
