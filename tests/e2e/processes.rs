@@ -30,6 +30,9 @@ fn spool_server_child() {
         .build()
         .unwrap();
     let d = dispatch(&rec);
+    // Recorded before the start, so that each server's recording holds a record even when
+    // the other, started first on a loaded machine, takes every job.
+    tracing::dispatcher::with_default(&d, || tracing::info!("ready"));
     println!("ready");
     // Both servers start together: the parent releases them by writing a file.
     let go = Path::new(&spool).join("go");

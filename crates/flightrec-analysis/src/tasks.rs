@@ -70,6 +70,9 @@ pub struct Task {
     pub polls: Vec<Poll>,
     /// Spans entered inside its polls, in the order they ended.
     pub inner: Vec<Inner>,
+    /// For a tokio task, the fields of the span it runs (the first entered inside its
+    /// polls), for its label: `task 17 · connection peer=10.0.0.7`. Empty otherwise.
+    pub runs_fields: Vec<FieldValue>,
     /// Positions in the record slice of its records, in time order.
     pub records: Vec<usize>,
     /// Whether it is an async task (what the exporters give a track of its own): a tokio
@@ -177,6 +180,7 @@ impl Tasks {
                 closed: None,
                 polls: Vec::new(),
                 inner: Vec::new(),
+                runs_fields: Vec::new(),
                 records: Vec::new(),
                 is_async: plan.is_task(span),
             });
@@ -283,6 +287,23 @@ impl Tasks {
                 .is_some_and(tokio_task::is);
             if is_tokio {
                 task.tokio = Some(tokio_info(&task.fields));
+            }
+        }
+        // The fields of the span each tokio task runs, wherever it was made (usually by the
+        // spawner, before the task existed): one pass over the span records.
+        let runs: HashMap<u64, usize> = list
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.tokio.is_some())
+            .filter_map(|(k, t)| Some((runs_span(t)?, k)))
+            .collect();
+        if !runs.is_empty() {
+            for r in records {
+                if matches!(r.kind, RecordKind::SpanNew | RecordKind::SpanRecord) {
+                    if let Some(&k) = runs.get(&r.span) {
+                        merge_fields(&mut list[k].runs_fields, &r.fields);
+                    }
+                }
             }
         }
         // By start time (ties by span id, for a stable order).
@@ -490,17 +511,25 @@ pub fn task_name(names: &Names<'_>, callsite: Option<u32>, fields: &[FieldValue]
 pub fn label(names: &Names<'_>, task: &Task) -> String {
     let mut s = task_name(names, names.span_callsite(task.span), &task.fields);
     if task.tokio.is_some() {
-        if let Some(inner) = task
-            .inner
-            .iter()
-            .filter(|i| i.depth == 1)
-            .min_by_key(|i| i.begin)
-        {
+        if let Some(runs) = runs_span(task) {
             s.push_str(" · ");
-            s.push_str(names.span_name(inner.span));
+            s.push_str(&task_name(
+                names,
+                names.span_callsite(runs),
+                &task.runs_fields,
+            ));
         }
     }
     s
+}
+
+/// The span a tokio task runs: the first entered at depth 1 inside its polls.
+fn runs_span(task: &Task) -> Option<u64> {
+    task.inner
+        .iter()
+        .filter(|i| i.depth == 1)
+        .min_by_key(|i| i.begin)
+        .map(|i| i.span)
 }
 
 /// The tokio task id of each record of a stream, in one streaming pass (for readers that

@@ -307,14 +307,15 @@ mod tests {
                 assert_eq!(name, "worker");
                 workers.insert(p.thread);
             }
-            // The request span nests inside the task's polls, and the task is named after it.
+            // The request span nests inside the task's polls, and the task is named after it,
+            // with the fields it was made with (by the spawner, before the task existed).
             assert!(t
                 .inner
                 .iter()
                 .any(|i| i.depth == 1 && names.span_name(i.span) == "request"));
             assert_eq!(
                 flightrec_analysis::tasks::label(&names, t),
-                format!("task {} · request", num(id))
+                format!("task {} · request id={n}", num(id))
             );
             let steps = t
                 .records
