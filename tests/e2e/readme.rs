@@ -182,3 +182,61 @@ fn the_readme_makes_no_internal_references() {
         }
     }
 }
+
+fn repo_file(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+}
+
+/// The README reads in ten minutes (at most 300 lines), and each crate has a short README
+/// of its own: the crates' pages do not repeat the workspace's.
+#[test]
+fn the_readme_is_short_and_each_crate_has_its_own() {
+    let readme = include_str!("../../README.md");
+    assert!(
+        readme.lines().count() <= 300,
+        "{} lines",
+        readme.lines().count()
+    );
+    for dir in [
+        "crates/tracing-flightrec",
+        "crates/flightrec-format",
+        "crates/flightrec-analysis",
+        "agent",
+        "viewer",
+    ] {
+        let path = repo_file(&format!("{dir}/README.md"));
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(!meta.file_type().is_symlink(), "{}", path.display());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.lines().count() <= 60, "{}", path.display());
+        assert_ne!(text, readme);
+    }
+}
+
+/// Install's commands pin the lockfile (`--locked`: the versions CI tested, not 289
+/// re-resolved packages), and the release profile keeps line tables only, so the installed
+/// binary is not bloated with full debug info yet still names files and lines.
+#[test]
+fn install_is_locked_and_the_release_profile_keeps_line_tables_only() {
+    let readme = include_str!("../../README.md");
+    let installs: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.contains("cargo install"))
+        .collect();
+    assert!(!installs.is_empty());
+    for l in installs {
+        assert!(l.contains("--locked"), "{l}");
+    }
+    let manifest = std::fs::read_to_string(repo_file("Cargo.toml")).unwrap();
+    let release = manifest
+        .split("\n[")
+        .find(|s| s.starts_with("profile.release]"))
+        .expect("a [profile.release] section");
+    let debug: Vec<&str> = release
+        .lines()
+        .filter(|l| l.trim_start().starts_with("debug"))
+        .collect();
+    assert_eq!(debug, ["debug = \"line-tables-only\""], "{release}");
+}

@@ -293,8 +293,10 @@ fn tables_read_by_pyarrow_agree_with_cat_json_and_check() {
     assert_eq!(r["span_entries"], spans.len());
     assert_eq!(r["findings"], findings.len());
     assert_eq!(r["lock_intervals"], locks.len());
-    // Every table names the recording by the same id, the name of the files.
+    // Every table names the recording by the same id, the name of the files: the dump's
+    // own file name.
     let id = r["recording_id"].as_str().unwrap();
+    assert_eq!(id, dump.file_stem().unwrap().to_str().unwrap());
     for table in [
         "recordings",
         "records",

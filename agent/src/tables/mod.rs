@@ -48,6 +48,16 @@ pub struct Made {
     pub finding_kinds: Vec<String>,
 }
 
+/// What a recording's id is: the name of its dump where it lies, without the extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdFrom {
+    /// A local file's name (`checkout-4242-20261206T101500.123Z-panic`), else (standard
+    /// input) the name the dump would have in a bucket.
+    FileName,
+    /// The dump's name in a bucket (`<host>-<pid>-<time>-<trigger>`).
+    Bucket,
+}
+
 /// A recording's tables, written as `<dir>/<table>/<recording id>.parquet`. The recording
 /// is decoded whole once: memory grows with the records it holds (never with the ring's
 /// capacity, since a dump's image holds only the chunks it kept).
@@ -55,9 +65,17 @@ pub fn write_recording(
     input: &Path,
     image: &flightrec_format::Image,
     dir: &Path,
+    id_from: IdFrom,
 ) -> anyhow::Result<Made> {
     let rec = image.decode()?;
-    let id = recording_id(&rec);
+    let file_stem = input
+        .file_stem()
+        .filter(|_| input.as_os_str() != "-")
+        .map(|s| s.to_string_lossy().into_owned());
+    let id = match (id_from, file_stem) {
+        (IdFrom::FileName, Some(stem)) => stem,
+        _ => recording_id(&rec),
+    };
     let mut tmps = Vec::new();
     let mut files = Vec::new();
     for table in TABLES {
@@ -110,7 +128,7 @@ pub fn export(inputs: &[PathBuf], dir: &Path, out: &mut impl Write) -> anyhow::R
     for input in inputs {
         let image =
             flightrec_format::read_image(input).with_context(|| input.display().to_string())?;
-        let made = write_recording(input, &image, dir)?;
+        let made = write_recording(input, &image, dir, IdFrom::FileName)?;
         let rows: Vec<String> = made
             .written
             .iter()

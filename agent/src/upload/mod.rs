@@ -317,7 +317,8 @@ async fn upload_tables(
         .prefix("flightrec-tables-")
         .tempdir()
         .context("making a directory for the tables (TMPDIR)")?;
-    let made = crate::tables::write_recording(path, &image, tmp.path())?;
+    let made =
+        crate::tables::write_recording(path, &image, tmp.path(), crate::tables::IdFrom::Bucket)?;
     drop(image);
     for w in &made.written {
         let bytes = std::fs::read(&w.path).with_context(|| w.path.display().to_string())?;
