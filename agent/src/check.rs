@@ -1,6 +1,7 @@
-//! `flightrec check`: the findings of recordings, for a person or a CI job. Exit 0 when
-//! there are none, 1 when there are some, 2 when an input cannot be read. `info` prints the
-//! same findings' titles at its top.
+//! `flightrec check`: the findings of recordings, for a person or a CI job. The gate fails
+//! closed: exit 0 when there are none, 1 when there are some, 2 when an input cannot be read
+//! or a path holds no recording, 3 when an input is damaged (`--partial` accepts it). `info`
+//! prints the same findings' titles at its top.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,9 @@ pub struct CheckOptions {
     /// The inputs are processes of one system: check them merged into one time order, so
     /// a finding can span processes (two servers racing for one job).
     pub merge: bool,
+    /// A damaged input (cut short, bad chunks) is checked for what survives, with its
+    /// damage warned about, instead of failing the gate.
+    pub partial: bool,
 }
 
 impl CheckOptions {
@@ -42,11 +46,60 @@ pub fn parse_kind(s: &str) -> Result<Kind, String> {
 #[derive(Debug, Default)]
 pub struct Checked {
     pub findings: usize,
-    /// Inputs that could not be read, each with its one line.
+    /// Inputs that could not be read (or paths that hold no recording), each with its one
+    /// line.
     pub unreadable: Vec<String>,
+    /// Inputs that were damaged (their damage is warned about on stderr as they are read);
+    /// without `--partial` they fail the gate.
+    pub damaged: usize,
+}
+
+impl Checked {
+    /// The exit status: 2 when something could not be read, else 3 when something was
+    /// damaged (unless accepted), else 1 when something was found, else 0.
+    pub fn status(&self, partial: bool) -> u8 {
+        if !self.unreadable.is_empty() {
+            2
+        } else if self.damaged > 0 && !partial {
+            3
+        } else if self.findings > 0 {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// Takes account of `rec`, read from `path`: a recording damaged so that no record
+    /// survives is unreadable; one otherwise damaged counts as damaged. Returns whether its
+    /// findings can be asked for.
+    fn admit(&mut self, path: &Path, rec: &Recording) -> bool {
+        if !rec.damage.is_damaged() {
+            return true;
+        }
+        if rec.threads.iter().all(|t| t.records == 0) {
+            self.unreadable.push(format!(
+                "{}: damaged, and no record survives ({})",
+                path.display(),
+                rec.damage.describe().unwrap_or_default()
+            ));
+            return false;
+        }
+        crate::warn_if_damaged(path, rec);
+        self.damaged += 1;
+        true
+    }
+}
+
+/// Whether `p` is named as a dump or a ring file is.
+fn has_recording_name(p: &Path) -> bool {
+    p.extension()
+        .is_some_and(|e| e == "flightrec" || e == "flightrec-ring")
 }
 
 /// The recordings `paths` name: files as given, and the recordings in directories.
+/// In a directory, a file named as a recording is one (and is unreadable when it is not);
+/// other files are not looked at; a directory with no recording in it fails the gate, so
+/// that a CI job pointed at the wrong place never passes on nothing.
 fn inputs(paths: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
     let mut out = Vec::new();
     for p in paths {
@@ -55,15 +108,27 @@ fn inputs(paths: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
                 Ok(entries) => entries
                     .flatten()
                     .map(|e| e.path())
-                    .filter(|f| flightrec_viewer::is_recording_file(f))
+                    .filter(|f| f.is_file() && has_recording_name(f))
                     .collect(),
                 Err(e) => {
                     out.push(Err(format!("{}: {e}", p.display())));
                     continue;
                 }
             };
+            if found.is_empty() {
+                out.push(Err(format!(
+                    "{}: holds no recording (no .flightrec or .flightrec-ring file)",
+                    p.display()
+                )));
+            }
             found.sort();
-            out.extend(found.into_iter().map(Ok));
+            out.extend(found.into_iter().map(|f| {
+                if flightrec_viewer::is_recording_file(&f) {
+                    Ok(f)
+                } else {
+                    Err(format!("{}: not a recording", f.display()))
+                }
+            }));
         } else {
             out.push(Ok(p.clone()));
         }
@@ -96,7 +161,9 @@ pub fn run(
                 continue;
             }
         };
-        crate::warn_if_damaged(&path, &rec);
+        if !checked.admit(&path, &rec) {
+            continue;
+        }
         let found: Vec<Finding> = findings(&rec, &opts.thresholds)
             .into_iter()
             .filter(|f| opts.wants(f.kind))
@@ -126,9 +193,10 @@ fn run_merged(
         });
         match opened {
             Ok((p, r)) => {
-                crate::warn_if_damaged(&p, &r);
-                names.push(p.display().to_string());
-                recs.push(r);
+                if checked.admit(&p, &r) {
+                    names.push(p.display().to_string());
+                    recs.push(r);
+                }
             }
             Err(why) => checked.unreadable.push(why),
         }

@@ -59,8 +59,10 @@ enum Command {
     },
     /// Name the bugs recordings show (deadlocks, failures explained by an interleaving,
     /// lock-order inversions, atomicity breaks, inconsistent locking, blocking polls, long
-    /// lock waits, stuck threads), each with the records that show it. Exits 0 when
-    /// there are none, 1 when there are some, 2 when an input cannot be read: a CI step.
+    /// lock waits, stuck threads), each with the records that show it. A CI gate that fails
+    /// closed. Exit status: 0 no finding; 1 findings; 2 an input cannot be read, is not a
+    /// recording, or a directory holds none; 3 an input is damaged (cut short, unreadable
+    /// chunks), unless --partial.
     Check {
         /// Dumps, ring files, or directories of them.
         #[arg(required = true)]
@@ -85,6 +87,10 @@ enum Command {
         /// order, so a finding can span processes.
         #[arg(long)]
         merge: bool,
+        /// Accept damaged recordings: check what survives of them (their damage is still
+        /// printed) instead of exiting 3.
+        #[arg(long)]
+        partial: bool,
     },
     /// Convert a dump (or ring file) for Perfetto UI or chrome://tracing, or into Parquet
     /// tables (docs/tables.md) for DuckDB, Spark, Trino/Athena or Polars.
@@ -282,6 +288,7 @@ fn main() -> ExitCode {
         lock_wait,
         stuck,
         merge,
+        partial,
     } = &cli.command
     {
         return check_command(
@@ -295,6 +302,7 @@ fn main() -> ExitCode {
                     stuck_ns: ms_to_ns(*stuck),
                 },
                 merge: *merge,
+                partial: *partial,
             },
             &mut out,
         );
@@ -418,8 +426,9 @@ fn ms_to_ns(ms: f64) -> u64 {
     (ms.max(0.0) * 1e6).min(u64::MAX as f64) as u64
 }
 
-/// `check`'s exit status: 0 when nothing was found, 1 when something was, 2 when an input
-/// could not be read (each said in one line) or the output failed.
+/// `check`'s exit status (`Checked::status`): 0 when nothing was found, 1 when something
+/// was, 2 when an input could not be read (each said in one line) or the output failed, 3
+/// when an input was damaged and `--partial` was not given.
 fn check_command(paths: &[PathBuf], opts: check::CheckOptions, out: &mut impl Write) -> ExitCode {
     let checked = check::run(paths, &opts, out);
     let flushed = out.flush().map_err(anyhow::Error::from);
@@ -428,13 +437,14 @@ fn check_command(paths: &[PathBuf], opts: check::CheckOptions, out: &mut impl Wr
             for why in &c.unreadable {
                 eprintln!("flightrec: {why}");
             }
-            if !c.unreadable.is_empty() {
-                ExitCode::from(2)
-            } else if c.findings > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
+            let status = c.status(opts.partial);
+            if status == 3 {
+                eprintln!(
+                    "flightrec: {} damaged recording(s): failing (--partial accepts them)",
+                    c.damaged
+                );
             }
+            ExitCode::from(status)
         }
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {

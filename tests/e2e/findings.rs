@@ -415,6 +415,91 @@ fn check_exits_2_on_what_it_cannot_read_and_checks_directories() {
     );
 }
 
+/// `check` as a CI gate fails closed: a path holding no recording, files named as
+/// recordings that are not, and a recording of which nothing survives exit 2, each said in a
+/// line; a damaged recording exits 3 unless `--partial` accepts it.
+#[test]
+fn check_fails_closed_on_nothing_garbage_and_damage() {
+    let stderr_of = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    // An empty directory.
+    let empty = scratch();
+    let out = flightrec(&["check", empty.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("holds no recording"),
+        "{}",
+        stderr_of(&out)
+    );
+    // A directory of things that are not recordings.
+    let junk = scratch();
+    std::fs::write(junk.path().join("notes.txt"), b"some text").unwrap();
+    std::fs::write(junk.path().join("noise.bin"), [7u8; 4096]).unwrap();
+    std::fs::write(junk.path().join("x.flightrec"), b"").unwrap();
+    std::fs::write(junk.path().join("garbage.flightrec"), [0x5au8; 1000]).unwrap();
+    let out = flightrec(&["check", junk.path().to_str().unwrap()]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches("not a recording").count(), 2, "{err}");
+    assert!(err.lines().all(|l| l.starts_with("flightrec: ")), "{err}");
+    // A dump, cut: to nothing that survives, and to a part.
+    let dir = scratch();
+    let rec = recorder(dir.path(), "cut", 1 << 20);
+    tracing::dispatcher::with_default(&dispatch(&rec), || {
+        for i in 0..20_000u64 {
+            tracing::info!(i, text = "words that do not all compress away", "event");
+        }
+    });
+    let dump = rec.snapshot().unwrap();
+    drop(rec);
+    let bytes = std::fs::read(&dump).unwrap();
+    let (code, text) = check(&[dump.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    // A ring file cut where its chunks begin (its header and names survive, no record
+    // does), and a dump cut inside its header.
+    let kept = scratch();
+    let rec = quiet_builder(kept.path(), "kept", 1 << 20)
+        .keep_ring(true)
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(&dispatch(&rec), || tracing::info!("one record"));
+    let ring = rec.ring_path().to_path_buf();
+    drop(rec);
+    let ring_bytes = std::fs::read(&ring).unwrap();
+    let chunks_at = flightrec_format::layout::get_u64(
+        &ring_bytes,
+        flightrec_format::layout::header::CHUNKS_OFFSET,
+    )
+    .unwrap() as usize;
+    let nothing = dir.path().join("nothing.flightrec-ring");
+    std::fs::write(&nothing, &ring_bytes[..chunks_at + 10]).unwrap();
+    let headless = dir.path().join("headless.flightrec");
+    std::fs::write(&headless, &bytes[..200]).unwrap();
+    for cut in [&nothing, &headless] {
+        let out = flightrec(&["check", cut.to_str().unwrap()]);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{}: {err}", cut.display());
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    let out = flightrec(&["check", nothing.to_str().unwrap()]);
+    assert!(
+        stderr_of(&out).contains("no record survives"),
+        "{}",
+        stderr_of(&out)
+    );
+    let part = dir.path().join("part.flightrec");
+    std::fs::write(&part, &bytes[..bytes.len() * 3 / 5]).unwrap();
+    let out = flightrec(&["check", part.to_str().unwrap()]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("is damaged (the file is cut"), "{err}");
+    let out = flightrec(&["check", "--partial", part.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("is damaged"),
+        "the damage is still said"
+    );
+}
+
 /// `cargo test --test TEST` of the small crate in `tests/keep-check`, with `FLIGHTREC_KEEP=1`
 /// when `keep`; the dumps it left in `dir`.
 fn cargo_test_keep_check(dir: &Path, test: &str, keep: bool) -> Vec<PathBuf> {
