@@ -232,7 +232,8 @@ mod tests {
                 .find(|l| l.label == label)
                 .unwrap_or_else(|| panic!("no lane {label}: {:?}", model.task_lanes))
         };
-        let done = lane("task 11 · request");
+        // Named after the span it runs, with that span's fields.
+        let done = lane("task 11 · request n=1");
         assert!(!done.open);
         assert_eq!(done.polls, 2);
         assert_eq!(done.workers.len(), 2);
