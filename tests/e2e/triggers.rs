@@ -305,6 +305,28 @@ fn a_panic_with_unwinding_leaves_a_dump_with_the_panic_and_what_led_to_it() {
     check_panic_dump(dir.path(), "triggers.rs");
 }
 
+/// `FLIGHTREC_KEEP=1` and a panic give one dump of the recording, the panic's: no second
+/// `exit` dump of the same records (with every finding in it twice).
+#[test]
+fn a_panic_under_keep_leaves_the_panic_dump_only() {
+    let dir = scratch();
+    let mut c = child(
+        "triggers::panic_unwind_child",
+        &[
+            (CHILD_DIR, dir.path()),
+            ("FLIGHTREC_KEEP", std::path::Path::new("1")),
+        ],
+    );
+    wait_for(&mut c, "survived");
+    assert!(c.wait().unwrap().success());
+    let dumps = dumps_in(dir.path());
+    assert_eq!(dumps.len(), 1, "{dumps:?}");
+    assert!(
+        dumps[0].to_str().unwrap().ends_with("-panic.flightrec"),
+        "{dumps:?}"
+    );
+}
+
 #[test]
 fn a_panic_that_aborts_leaves_a_dump_too() {
     let dir = scratch();

@@ -397,6 +397,7 @@ impl Builder {
             stacks_on_snapshot: self.stacks_on_snapshot || env.stacks,
             keep_on_exit: self.keep_on_exit || env.keep,
             kept: Default::default(),
+            panic_dumped: Default::default(),
             announce,
         });
         crate::ring::stacks::watch(&shared.ring);

@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub(crate) keep_on_exit: bool,
     /// ...once: when the recorder is dropped, or at `exit` for one never dropped.
     pub(crate) kept: std::sync::atomic::AtomicBool,
+    /// A panic's dump was written: the recording is not kept again at its end.
+    pub(crate) panic_dumped: std::sync::atomic::AtomicBool,
     /// Snapshots capture every thread's native stack (`Builder::stacks_on_snapshot`, or
     /// `FLIGHTREC_STACKS=1`).
     pub(crate) stacks_on_snapshot: bool,
@@ -240,6 +242,10 @@ impl Shared {
     /// The clean end of a recording asked to be kept: a dump with trigger `exit`, once.
     pub(crate) fn keep_at_end(&self) {
         if !self.keep_on_exit || self.kept.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        // One dump per recording: a panic's dump already holds it.
+        if self.panic_dumped.load(std::sync::atomic::Ordering::Acquire) {
             return;
         }
         let t = crate::trigger::trigger(

@@ -58,5 +58,11 @@ fn record_and_dump(shared: &Shared, info: &PanicHookInfo<'_>) {
             "backtrace of the panic in thread '{name}'"
         );
     }
-    let _ = shared.dump(&t);
+    if shared.dump(&t).is_ok() {
+        // The recording's evidence is this dump: a recording kept at exit
+        // (`FLIGHTREC_KEEP`) would be a second dump of it, with every finding twice.
+        shared
+            .panic_dumped
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
 }
