@@ -181,16 +181,7 @@ fn requests(dir: &Path, blocking: bool) -> PathBuf {
     use tracing::Instrument;
     let rec = recorder(dir, "async", 4 << 20);
     let d = dispatch(&rec);
-    let on_workers = d.clone();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .on_thread_start(move || {
-            // Each worker records here for the runtime's life.
-            std::mem::forget(tracing::dispatcher::set_default(&on_workers));
-        })
-        .build()
-        .unwrap();
+    let rt = recording_runtime(&d);
     let _main = tracing::dispatcher::set_default(&d);
     rt.block_on(async {
         let handles: Vec<_> = (0..4u64)

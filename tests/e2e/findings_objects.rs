@@ -364,14 +364,7 @@ fn the_viewer_lists_the_findings_and_a_click_shows_each_ones_evidence() {
     let rec = recorder(dir.path(), "findings", 8 << 20);
     let d = dispatch(&rec);
     job_servers_into(&d, true);
-    let on_workers = d.clone();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .on_thread_start(move || {
-            std::mem::forget(tracing::dispatcher::set_default(&on_workers));
-        })
-        .build()
-        .unwrap();
+    let rt = recording_runtime(&d);
     let _main = tracing::dispatcher::set_default(&d);
     rt.block_on(async {
         tokio::spawn(
@@ -572,14 +565,7 @@ fn picking_a_task_finding_shows_its_evidence_lanes_whatever_the_objects_later_re
     let dir = scratch();
     let rec = recorder(dir.path(), "tickets", 16 << 20);
     let d = dispatch(&rec);
-    let on_workers = d.clone();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .on_thread_start(move || {
-            std::mem::forget(tracing::dispatcher::set_default(&on_workers));
-        })
-        .build()
-        .unwrap();
+    let rt = recording_runtime(&d);
     let _main = tracing::dispatcher::set_default(&d);
     rt.block_on(async {
         // Request 1 checks the lot, request 2 sells its last ticket in between, request 1

@@ -346,3 +346,21 @@ pub fn not_run(why: &str) {
             .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
     }
 }
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A tokio runtime of two workers, each recording into `d` for the runtime's life.
+pub fn recording_runtime(d: &Dispatch) -> tokio::runtime::Runtime {
+    let on_workers = d.clone();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .on_thread_start(move || {
+            std::mem::forget(tracing::dispatcher::set_default(&on_workers));
+        })
+        .build()
+        .unwrap()
+}

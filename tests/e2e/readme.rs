@@ -32,20 +32,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Your service: here, four workers pricing orders for a second.
+/// Your service: here, four workers pricing 20 000 orders each.
 fn serve() {
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
     let workers: Vec<_> = (0..4)
         .map(|worker| {
             std::thread::spawn(move || {
-                let mut order = 0u64;
-                while std::time::Instant::now() < until {
+                for order in 0..20_000u64 {
                     let span = tracing::info_span!("order", worker, order);
                     let _entered = span.enter();
                     tracing::debug!(sku = order % 64, "priced"); // recorded, not printed
-                    order += 1;
                 }
-                tracing::info!(worker, order, "worker done");
+                tracing::info!(worker, orders = 20_000, "worker done");
             })
         })
         .collect();
@@ -137,33 +134,18 @@ fn the_readme_snippet_does_not_flood_stdout_while_threads_record_at_full_speed()
     assert!(status.success(), "{status:?}: {text}");
     assert_eq!(text.matches("worker done").count(), 4, "{text}");
     assert!(!text.contains("TRACE") && !text.contains("DEBUG"));
-    assert!(
-        stdout.len() < 1 << 20,
-        "{} bytes on stdout in 1 s",
-        stdout.len()
-    );
+    assert!(stdout.len() < 1 << 20, "{} bytes on stdout", stdout.len());
     // The recorder kept what the console did not print: the recording, kept at exit, holds
-    // every worker's orders, as many as the console's last lines count (or, where the ring
-    // wrapped, the newest of them).
+    // every one of the workers' 80 000 orders (the 64 MiB ring never wrapped).
     let dumps = dumps_in(dir.path());
     assert_eq!(dumps.len(), 1, "{dumps:?}");
-    let orders: u64 = text
-        .lines()
-        .filter(|l| l.contains("worker done"))
-        .filter_map(|l| l.split("order=").nth(1))
-        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    assert!(orders > 10_000, "{orders} orders in 1 s");
     let mut priced = 0u64;
     cat_json_each(&dumps[0], |r| {
         if r["fields"]["message"] == "priced" {
             priced += 1;
         }
     });
-    assert!(
-        priced > 10_000 && priced <= orders,
-        "{priced} priced records kept of {orders} orders"
-    );
+    assert_eq!(priced, 80_000, "priced records kept");
 }
 
 /// The README speaks to its reader: no reference to our issue tracker or work sessions,
@@ -183,12 +165,6 @@ fn the_readme_makes_no_internal_references() {
     }
 }
 
-fn repo_file(path: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path)
-}
-
 /// The README reads in ten minutes (at most 300 lines), and each crate has a short README
 /// of its own: the crates' pages do not repeat the workspace's.
 #[test]
@@ -206,7 +182,7 @@ fn the_readme_is_short_and_each_crate_has_its_own() {
         "agent",
         "viewer",
     ] {
-        let path = repo_file(&format!("{dir}/README.md"));
+        let path = repo().join(format!("{dir}/README.md"));
         let meta = std::fs::symlink_metadata(&path).unwrap();
         assert!(!meta.file_type().is_symlink(), "{}", path.display());
         let text = std::fs::read_to_string(&path).unwrap();
@@ -229,7 +205,7 @@ fn install_is_locked_and_the_release_profile_strips_debug_info() {
     for l in installs {
         assert!(l.contains("--locked"), "{l}");
     }
-    let manifest = std::fs::read_to_string(repo_file("Cargo.toml")).unwrap();
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
     let release = manifest
         .split("\n[")
         .find(|s| s.starts_with("profile.release]"))

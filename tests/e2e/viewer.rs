@@ -10,10 +10,6 @@ use tracing::dispatcher::with_default;
 
 use crate::helpers::*;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// Screenshots and timings land here (CI keeps them as artifacts).
 pub(crate) fn artifacts() -> PathBuf {
     repo().join("target/test-artifacts")
@@ -458,7 +454,8 @@ fn the_viewer_opens_where_the_threads_records_are_not_on_a_lone_early_record() {
     let rec = recorder(dir.path(), "busy", 256 << 10);
     let d = dispatch(&rec);
     tracing::dispatcher::with_default(&d, || tracing::info!("service started"));
-    // The gap to make: the start-up line is a second older than anything else kept.
+    // Not a wait for anything: the gap to make, so that the start-up line is at least a
+    // second older than anything else kept.
     std::thread::sleep(std::time::Duration::from_secs(1));
     on_threads(&d, 2, "worker", |t| {
         for i in 0..200_000u64 {
@@ -482,10 +479,9 @@ fn the_viewer_opens_where_the_threads_records_are_not_on_a_lone_early_record() {
     );
     let lanes = r["metaLanes"].as_array().unwrap();
     assert!(lanes.len() >= 3, "{lanes:?}");
-    // The workers' surviving records fill the view: it spans well under the second-long
-    // gap, and starts after the start-up record.
-    assert!(end - start < 0.5e9, "opened on {start}..{end}");
-    assert!(start > 0.5e9, "opened on {start}..{end}");
+    // The view starts after the start-up record (the workers' surviving records all come
+    // at least the slept second later, however slowly they were written), not at it.
+    assert!(start > 0.5e9 && start < end, "opened on {start}..{end}");
     // The start-up thread's name (this test's, long) gives way before its tid does.
     let tids = r["tidsShown"].as_array().unwrap();
     assert!(tids.len() >= 3, "{tids:?}");
