@@ -317,7 +317,7 @@ impl Builder {
         let announce = !self.no_announce && !env.no_announce;
         if announce {
             for dump in &collected {
-                crate::shared::announce(&format!(
+                crate::ring::write_stderr(&format!(
                     "flightrec: the ring of a process that died without a dump collected into {}\n",
                     dump.display()
                 ));
@@ -600,12 +600,10 @@ pub fn init() -> Result<&'static Recorder, Error> {
         "flightrec is recording"
     );
     // Announced on stderr already, unless announcements are off.
-    for dump in recorder
-        .collected()
-        .iter()
-        .filter(|_| !recorder.shared.announce)
-    {
-        tracing::warn!(dump = %dump.display(), "collected the ring of a process that died without a dump");
+    if !recorder.shared.announce {
+        for dump in recorder.collected() {
+            tracing::warn!(dump = %dump.display(), "collected the ring of a process that died without a dump");
+        }
     }
     Ok(recorder)
 }

@@ -193,7 +193,7 @@ impl Shared {
         match written {
             Ok(path) => {
                 if self.announce {
-                    announce(&format!(
+                    crate::ring::write_stderr(&format!(
                         "flightrec: {} dump written to {}\n",
                         primary.reason.slug(),
                         path.display()
@@ -282,10 +282,4 @@ fn keep_all_at_exit() {
     for s in alive {
         s.keep_at_end();
     }
-}
-
-/// Announces a dump on stderr in one line (see `ring::write_stderr` for why not through
-/// `std::io::stderr()`).
-pub(crate) fn announce(line: &str) {
-    crate::ring::write_stderr(line);
 }
