@@ -527,7 +527,11 @@ fn collect(
             cat::format_ts(at.min(i64::MAX as u64) as i64)
         );
     }
-    let dump = flightrec_format::dump::collect(ring, &dir)
+    // Claimed first: a recorder starting or `watch` may be after the same ring.
+    let claim =
+        flightrec_format::collect::claim(ring).with_context(|| format!("{}", ring.display()))?;
+    let dump = claim
+        .dump(&dir)
         .with_context(|| format!("{}", ring.display()))?;
     let dump = match file {
         None => dump,
@@ -542,11 +546,11 @@ fn collect(
     // The dump holds everything the ring did: left as it was, the service's next start
     // would collect it a second time.
     if keep_ring {
-        flightrec_format::dump::mark_collected(ring)
+        claim
+            .mark_collected()
             .with_context(|| format!("cannot mark {} as collected", ring.display()))?;
     } else {
-        std::fs::remove_file(ring)
-            .with_context(|| format!("cannot remove {} after collecting it", ring.display()))?;
+        claim.remove()?;
     }
     writeln!(out, "{}", dump.display())?;
     Ok(())
@@ -561,41 +565,39 @@ fn watch(
 ) -> anyhow::Result<()> {
     loop {
         let mut dump_dirs = vec![dir.to_path_buf()];
-        let entries =
-            std::fs::read_dir(dir).with_context(|| format!("cannot watch {}", dir.display()))?;
-        for ring in entries.flatten().map(|e| e.path()) {
-            if ring.extension().is_none_or(|e| e != "flightrec-ring") {
-                continue;
-            }
-            if !matches!(flightrec_format::dump::owner_alive(&ring), Ok(false)) {
-                continue;
-            }
-            let settings = flightrec_format::ring_settings(&ring).unwrap_or_default();
-            // Its process exited cleanly or was told to stop: nothing to report, and
-            // nothing to keep.
-            if settings.needs_no_dump() {
-                let _ = std::fs::remove_file(&ring);
-                continue;
-            }
-            let dumps = settings
-                .dump_dir
-                .filter(|d| d.is_dir())
-                .unwrap_or_else(|| dir.to_path_buf());
-            if !dump_dirs.contains(&dumps) {
-                dump_dirs.push(dumps.clone());
-            }
-            match flightrec_format::dump::collect(&ring, &dumps) {
-                Ok(dump) => {
-                    // The dump holds everything the ring did; the ring would only be
-                    // collected again.
-                    let _ = std::fs::remove_file(&ring);
-                    writeln!(out, "{}", dump.display())?;
-                    out.flush()?;
+        std::fs::read_dir(dir).with_context(|| format!("cannot watch {}", dir.display()))?;
+        let mut collected = Vec::new();
+        for ring in flightrec_format::collect::rings_in(dir) {
+            let chosen = flightrec_format::collect::collect_dead(&ring, |settings| {
+                let dumps = settings
+                    .dump_dir
+                    .clone()
+                    .filter(|d| d.is_dir())
+                    .unwrap_or_else(|| dir.to_path_buf());
+                if !dump_dirs.contains(&dumps) {
+                    dump_dirs.push(dumps.clone());
                 }
+                dumps
+            });
+            match chosen {
+                Ok(flightrec_format::collect::Collected::Dump(dump, quota)) => collected.push((
+                    dump,
+                    quota.unwrap_or(flightrec_format::retention::DEFAULT_QUOTA),
+                )),
+                Ok(_) => {}
                 // Left in place for the next scan (a full disk may clear).
                 Err(e) => eprintln!("flightrec: cannot collect {}: {e}", ring.display()),
             }
         }
+        // Each service's dumps pruned by its recorder's own rule, as it would itself.
+        let pruned = flightrec_format::retention::prune_services_of(&collected);
+        for p in &pruned {
+            eprintln!("flightrec: retention removed the dump {}", p.display());
+        }
+        for (dump, _) in collected.iter().filter(|(d, _)| !pruned.contains(d)) {
+            writeln!(out, "{}", dump.display())?;
+        }
+        out.flush()?;
         let shipped = match shipper.as_deref_mut() {
             Some(s) => s.ship(&dump_dirs, out)?,
             None => true,

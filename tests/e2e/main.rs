@@ -3,6 +3,7 @@
 
 mod alloc;
 mod cli;
+mod collectors;
 mod contents;
 mod corrupt;
 mod crashes;

@@ -1,4 +1,7 @@
-//! What could not be read of an image, counted, and said in words.
+//! What could not be read of an image, counted, and said in words, by kind: cut (bytes
+//! missing), checksum mismatch (bytes changed), malformed (bytes that do not parse).
+
+use crate::seal::Section;
 
 /// Counts of what could not be read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,6 +25,12 @@ pub struct Damage {
     pub recycled_during_copy: u64,
     /// The meta log stopped parsing before its committed end.
     pub meta_damaged: bool,
+    /// Sections of a sealed dump whose checksum does not match (see [`crate::seal`]):
+    /// their bytes changed after the dump was written.
+    pub checksum_mismatch: Vec<Section>,
+    /// The compressed dump failed zstd's own check (a corrupt frame or a frame checksum
+    /// mismatch): what decompressed before the failure is kept.
+    pub compression_corrupt: Option<String>,
 }
 
 impl Damage {
@@ -33,6 +42,13 @@ impl Damage {
             || self.bad_chunks > 0
             || self.bad_chunk_tails > 0
             || self.meta_damaged
+            || !self.checksum_mismatch.is_empty()
+            || self.compression_corrupt.is_some()
+    }
+
+    /// Whether bytes were changed, not just lost: a checksum failed.
+    pub fn is_corrupt(&self) -> bool {
+        !self.checksum_mismatch.is_empty() || self.compression_corrupt.is_some()
     }
 
     /// What is missing, in words (`the file is cut: 812 KiB missing, 52 chunks lost`), or
@@ -41,15 +57,6 @@ impl Damage {
         if !self.is_damaged() {
             return None;
         }
-        let mut parts = Vec::new();
-        if self.missing_bytes > 0 {
-            parts.push(format!(
-                "the file is cut: {} of written data missing",
-                human_bytes(self.missing_bytes)
-            ));
-        } else if self.cut {
-            parts.push("the file is cut, after everything written".into());
-        }
         let plural = |n: u64, one: &str, many: &str| {
             if n == 1 {
                 format!("1 {one}")
@@ -57,27 +64,62 @@ impl Damage {
                 format!("{n} {many}")
             }
         };
-        if self.missing_chunks > 0 {
-            parts.push(plural(self.missing_chunks, "chunk lost", "chunks lost"));
+        let mut kinds = Vec::new();
+        if self.is_corrupt() {
+            let mut what: Vec<String> = self
+                .checksum_mismatch
+                .iter()
+                .map(|s| s.describe().to_string())
+                .collect();
+            if let Some(z) = &self.compression_corrupt {
+                what.push(format!("the compressed data ({z})"));
+            }
+            kinds.push(format!("checksum mismatch in {}", what.join(" and ")));
         }
+        // A zstd failure ends decompression where it happens: what follows is lost, not cut.
+        let lost_to_corruption = self.compression_corrupt.is_some();
+        let mut cut = Vec::new();
+        if self.missing_bytes > 0 {
+            cut.push(format!(
+                "{} of written data missing",
+                human_bytes(self.missing_bytes)
+            ));
+        }
+        if self.missing_chunks > 0 {
+            cut.push(plural(self.missing_chunks, "chunk lost", "chunks lost"));
+        }
+        if !cut.is_empty() {
+            let verb = if lost_to_corruption {
+                "unreadable after it"
+            } else {
+                "the file is cut"
+            };
+            kinds.push(format!("{verb}: {}", cut.join(", ")));
+        } else if self.cut && !lost_to_corruption {
+            kinds.push("the file is cut, after everything written".into());
+        }
+        let mut malformed = Vec::new();
         if self.bad_chunks > 0 {
-            parts.push(plural(
+            malformed.push(plural(
                 self.bad_chunks,
                 "chunk unreadable",
                 "chunks unreadable",
             ));
         }
         if self.bad_chunk_tails > 0 {
-            parts.push(plural(
+            malformed.push(plural(
                 self.bad_chunk_tails,
                 "chunk ends in unreadable bytes",
                 "chunks end in unreadable bytes",
             ));
         }
         if self.meta_damaged {
-            parts.push("the names table is damaged (some names unknown)".into());
+            malformed.push("the names table is damaged (some names unknown)".into());
         }
-        Some(parts.join(", "))
+        if !malformed.is_empty() {
+            kinds.push(format!("malformed: {}", malformed.join(", ")));
+        }
+        Some(kinds.join("; "))
     }
 }
 

@@ -189,15 +189,35 @@ pub(crate) enum ChunkLayout<'k> {
 /// Checks and indexes a ring image without materialising its records (see `Scan`). Fails
 /// only when the header itself is unusable.
 pub fn scan(image: &[u8]) -> Result<Scan<'_>, FormatError> {
-    scan_parts(image, image.len() as u64, ChunkLayout::Dense)
+    scan_parts(image, image.len() as u64, ChunkLayout::Dense, None)
 }
 
 /// `scan` over an image held in `image` as `layout` says; `logical_len` is how many bytes of
-/// the file it stands for (what was read of it).
+/// the file it stands for (what was read of it). `seal`: the image's seal as checked while
+/// it was read; `None` checks it here, over `image`.
 pub(crate) fn scan_parts<'a>(
     image: &'a [u8],
     logical_len: u64,
     layout: ChunkLayout<'_>,
+    seal: Option<crate::seal::SealCheck>,
+) -> Result<Scan<'a>, FormatError> {
+    let seal = seal.unwrap_or_else(|| crate::seal::check(image));
+    let head_changed = seal.mismatched.contains(&crate::seal::Section::Head);
+    match scan_sealed(image, logical_len, layout, seal) {
+        // A header that does not add up, in a dump whose header checksum fails: the cause
+        // is the corruption, and that is what to say.
+        Err(_) if head_changed => Err(FormatError::ChecksumMismatch(
+            crate::seal::Section::Head.describe(),
+        )),
+        other => other,
+    }
+}
+
+fn scan_sealed<'a>(
+    image: &'a [u8],
+    logical_len: u64,
+    layout: ChunkLayout<'_>,
+    seal: crate::seal::SealCheck,
 ) -> Result<Scan<'a>, FormatError> {
     if image.len() < HEADER_SIZE {
         if image.len() >= 8 && image[..8] != MAGIC {
@@ -265,6 +285,7 @@ pub(crate) fn scan_parts<'a>(
         },
         cut: logical_len < file_size,
         recycled_during_copy: h32(header::DUMP_CHUNKS_RECYCLED) as u64,
+        checksum_mismatch: seal.mismatched,
         ..Damage::default()
     };
 

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::decode::{scan_parts, ChunkLayout};
 use crate::layout::{self, chunk, header, state, HEADER_SIZE};
+use crate::seal::{SealCheck, Verifier};
 use crate::{FormatError, Recording, Scan};
 
 /// A ring image as read: the header and meta log, then the chunks in use.
@@ -27,6 +28,12 @@ pub struct Image {
     kept: Option<Vec<u32>>,
     /// For a sparse image, the bytes after the chunk pool (the stack area), as read.
     tail: Vec<u8>,
+    /// For a sparse image, its seal as checked while it streamed past (a dense image is
+    /// checked when scanned).
+    seal: Option<SealCheck>,
+    /// The zstd error that ended decompression early, when it was not a cut (a corrupt
+    /// frame, or its checksum failed).
+    compression_error: Option<String>,
 }
 
 impl Image {
@@ -37,6 +44,8 @@ impl Image {
             bytes,
             kept: None,
             tail: Vec::new(),
+            seal: None,
+            compression_error: None,
         }
     }
 
@@ -49,7 +58,9 @@ impl Image {
                 tail: &self.tail,
             },
         };
-        scan_parts(&self.bytes, self.logical_len, layout)
+        let mut scan = scan_parts(&self.bytes, self.logical_len, layout, self.seal.clone())?;
+        scan.recording.damage.compression_corrupt = self.compression_error.clone();
+        Ok(scan)
     }
 
     /// Decodes the image (see [`crate::decode()`]).
@@ -91,6 +102,7 @@ impl Image {
             return Ok(Image::dense(bytes));
         };
         let mut logical_len = got as u64;
+        let mut verifier = Verifier::new(&bytes);
         // The header and meta log.
         let want = g.chunks_offset - HEADER_SIZE as u64;
         let before = bytes.len();
@@ -99,12 +111,14 @@ impl Image {
             .read_to_end(&mut bytes)
             .or_else(|e| if cut_ok { Ok(0) } else { Err(e) })?;
         logical_len += (bytes.len() - before) as u64;
+        verifier.feed(&bytes[before..]);
         let mut kept = Vec::new();
         if bytes.len() as u64 == g.chunks_offset {
             let mut buf = vec![0u8; g.chunk_size as usize];
             for i in 0..g.chunk_count {
                 let n = read_up_to(&mut r, &mut buf, cut_ok)?;
                 logical_len += n as u64;
+                verifier.feed(&buf[..n]);
                 if n < buf.len() {
                     break;
                 }
@@ -130,14 +144,54 @@ impl Image {
             .take(rest.min(area_max))
             .read_to_end(&mut tail)
             .or_else(|e| if cut_ok { Ok(0) } else { Err(e) })? as u64;
+        verifier.feed(&tail);
         let rest = g.file_size.saturating_sub(logical_len);
-        logical_len += std::io::copy(&mut (&mut r).take(rest), &mut std::io::sink())
-            .or_else(|e| if cut_ok { Ok(0) } else { Err(e) })?;
+        let mut past_area = VerifyingSink(&mut verifier);
+        logical_len += std::io::copy(&mut (&mut r).take(rest), &mut past_area).or_else(|e| {
+            if cut_ok {
+                Ok(0)
+            } else {
+                Err(e)
+            }
+        })?;
         Ok(Image {
             bytes,
             logical_len,
             kept: Some(kept),
             tail,
+            seal: Some(verifier.finish()),
+            compression_error: None,
+        })
+    }
+}
+
+/// Bytes read past what the image keeps: checked, then dropped.
+struct VerifyingSink<'v>(&'v mut Verifier);
+
+impl std::io::Write for VerifyingSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.feed(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A reader that remembers the first error its inner reader gave (a sparse read of a dump
+/// takes any error after the header as the end of the data, and must still say why).
+struct ErrorLatch<R> {
+    inner: R,
+    first_error: Option<std::io::Error>,
+}
+
+impl<R: Read> Read for ErrorLatch<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if self.first_error.is_none() && e.kind() != std::io::ErrorKind::Interrupted {
+                self.first_error = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
         })
     }
 }
@@ -220,9 +274,22 @@ fn load(
         return Image::read_sparse(chained, false).map_err(io);
     }
     let zerr = |e: std::io::Error| FormatError::BadCompression(e.to_string());
-    let mut dec = zstd::stream::read::Decoder::new(chained).map_err(zerr)?;
-    // After the header, a decompression error is a dump cut short: keep what came out.
-    let image = Image::read_sparse(&mut dec, true).map_err(zerr)?;
+    let dec = zstd::stream::read::Decoder::new(chained).map_err(zerr)?;
+    let mut dec = ErrorLatch {
+        inner: dec,
+        first_error: None,
+    };
+    // After the header, a decompression error ends the data: what came out is kept. The
+    // input running out is a dump cut short; any other error is corruption.
+    let mut image = Image::read_sparse(&mut dec, true).map_err(zerr)?;
+    if let Some(e) = dec.first_error.take() {
+        if image.bytes.len() < HEADER_SIZE {
+            return Err(zerr(e));
+        }
+        if e.kind() != std::io::ErrorKind::UnexpectedEof {
+            image.compression_error = Some(e.to_string());
+        }
+    }
     if image.bytes.len() < HEADER_SIZE {
         return Err(FormatError::Truncated {
             len: image.bytes.len() as u64,

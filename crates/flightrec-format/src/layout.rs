@@ -112,6 +112,11 @@ pub mod header {
     /// Unix ns at which `flightrec collect --keep-ring` turned this (dead) ring into a dump;
     /// 0 when never collected. A collected ring is never collected again.
     pub const COLLECTED_WALL_NS: usize = 1064;
+    /// The recorder's retention (`RingSettings::retain_per_trigger`, `retain_bytes`), so
+    /// that whoever collects its ring prunes its service's dumps by its own rule: dumps
+    /// kept per trigger (u32; 0 when not recorded), then their byte budget (u64).
+    pub const RETAIN_PER_TRIGGER: usize = 1072;
+    pub const RETAIN_BYTES: usize = 1080;
     pub const DUMP_DIR: usize = 1088;
     pub const DUMP_DIR_CAP: usize = super::HEADER_SIZE - DUMP_DIR;
 }
@@ -339,6 +344,8 @@ pub struct RingSettings {
     pub stop_signal: Option<u32>,
     /// Unix ns at which `flightrec collect --keep-ring` made a dump of this ring.
     pub collected_wall_ns: Option<u64>,
+    /// The recorder's retention: dumps kept per trigger, and their byte budget.
+    pub retain: Option<(u32, u64)>,
 }
 
 impl RingSettings {
@@ -376,6 +383,9 @@ impl RingSettings {
             dump_dir,
             stop_signal: (stop != 0 && stop < 128).then_some(stop as u32),
             collected_wall_ns: get_u64(head, header::COLLECTED_WALL_NS).filter(|&n| n != 0),
+            retain: get_u32(head, header::RETAIN_PER_TRIGGER)
+                .filter(|&n| n != 0)
+                .zip(get_u64(head, header::RETAIN_BYTES)),
         }
     }
 }

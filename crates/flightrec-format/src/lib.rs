@@ -5,6 +5,7 @@
 //! through it alone, and the writer (`flightrec`) shares its layout constants and encoder.
 #![forbid(unsafe_code)]
 
+pub mod collect;
 pub mod damage;
 pub mod decode;
 pub mod dump;
@@ -12,6 +13,8 @@ pub mod image;
 pub mod layout;
 pub mod meta;
 pub mod record;
+pub mod retention;
+pub mod seal;
 pub mod stacks;
 #[doc(hidden)]
 pub mod testing;
@@ -46,8 +49,10 @@ pub enum FormatError {
     UnsupportedVersion(u32),
     #[error("corrupt header: {0}")]
     BadHeader(&'static str),
-    #[error("corrupt dump: zstd decompression failed: {0}")]
+    #[error("corrupt dump: checksum mismatch: zstd cannot decompress it: {0}")]
     BadCompression(String),
+    #[error("corrupt dump: checksum mismatch in {0}: it changed after the dump was written")]
+    ChecksumMismatch(&'static str),
     #[error("corrupt dump: it decompresses to more than the {declared} bytes its header declares")]
     DumpTooLarge { declared: u64 },
 }

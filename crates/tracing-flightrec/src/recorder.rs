@@ -24,10 +24,11 @@ use crate::trigger::stall::Watchdog;
 pub const DEFAULT_CAPACITY: u64 = 16 << 20;
 /// Native-stack capture slots in a ring unless `Builder::stack_slots` says otherwise.
 pub const DEFAULT_STACK_SLOTS: u32 = 16;
-/// Retention: dumps of a service kept unless `Builder::keep_dumps` says otherwise.
-pub const DEFAULT_KEEP_DUMPS: usize = 20;
+/// Retention: dumps of a service kept per trigger unless `Builder::keep_dumps` says
+/// otherwise.
+pub const DEFAULT_KEEP_DUMPS: usize = flightrec_format::retention::DEFAULT_QUOTA.keep_per_trigger;
 /// Retention: bytes a service's dumps may take unless `Builder::dump_budget` says otherwise.
-pub const DEFAULT_DUMP_BUDGET: u64 = 512 << 20;
+pub const DEFAULT_DUMP_BUDGET: u64 = flightrec_format::retention::DEFAULT_QUOTA.max_bytes;
 /// How long a thread may sit in a span without a record before the watchdog dumps.
 pub const DEFAULT_STALL_THRESHOLD: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long a process may run on after a stop signal before the stop is forgotten.
@@ -135,15 +136,17 @@ impl Builder {
         self
     }
 
-    /// Retention: how many of the service's dumps to keep in the directory, newest first
-    /// (default 20). The newest is always kept.
+    /// Retention: how many of the service's dumps to keep in the directory for each trigger
+    /// (crash, panic, stall, snapshot, ...), newest first (default 20): a burst of
+    /// snapshots never pushes out a crash. The newest of each trigger is always kept.
     pub fn keep_dumps(mut self, n: usize) -> Self {
         self.keep_dumps = Some(n);
         self
     }
 
     /// Retention: the most bytes the service's dumps may take in the directory
-    /// (default 512 MiB). The newest is always kept.
+    /// (default 512 MiB). Over it, snapshots go first, then stalls, and the evidence of a
+    /// death (crash, panic, killed) last; the newest of each trigger is always kept.
     pub fn dump_budget(mut self, bytes: u64) -> Self {
         self.dump_budget = Some(bytes);
         self
@@ -309,11 +312,19 @@ impl Builder {
         }
         let pid = std::process::id();
         // Before our ring exists: a dead process's ring must be dumped, not replaced.
-        let collected = if self.no_collect {
-            Vec::new()
-        } else {
-            crate::trigger::collect_dead_rings(&dir, &dump_dir)
+        let quota = flightrec_format::retention::Quota {
+            keep_per_trigger: self.keep_dumps.unwrap_or(DEFAULT_KEEP_DUMPS),
+            max_bytes: self.dump_budget.unwrap_or(DEFAULT_DUMP_BUDGET),
         };
+        let (collected, pruned) = if self.no_collect {
+            Default::default()
+        } else {
+            crate::trigger::collect_dead_rings(&dir, &dump_dir, quota)
+        };
+        let collected: Vec<PathBuf> = collected
+            .into_iter()
+            .filter(|d| !pruned.contains(d))
+            .collect();
         let announce = !self.no_announce && !env.no_announce;
         if announce {
             for dump in &collected {
@@ -322,6 +333,7 @@ impl Builder {
                     dump.display()
                 ));
             }
+            crate::shared::announce_pruned(&pruned);
         }
         let path = dir.join(format!(
             "{}-{pid}.flightrec-ring",
@@ -392,8 +404,7 @@ impl Builder {
             dir: dump_dir,
             service,
             pid,
-            keep_dumps: self.keep_dumps.unwrap_or(DEFAULT_KEEP_DUMPS),
-            dump_budget: self.dump_budget.unwrap_or(DEFAULT_DUMP_BUDGET),
+            quota,
             stacks_on_snapshot: self.stacks_on_snapshot || env.stacks,
             keep_on_exit: self.keep_on_exit || env.keep,
             kept: Default::default(),
@@ -408,7 +419,9 @@ impl Builder {
         let snapshot_signal = self
             .snapshot_signal
             .unwrap_or(Some(DEFAULT_SNAPSHOT_SIGNAL));
-        shared.ring.record_settings(snapshot_signal, &shared.dir);
+        shared
+            .ring
+            .record_settings(snapshot_signal, &shared.dir, shared.quota);
         let dumper = match snapshot_signal {
             Some(sig) => {
                 Some(

@@ -20,10 +20,8 @@ pub(crate) struct Shared {
     pub(crate) dir: std::path::PathBuf,
     pub(crate) service: String,
     pub(crate) pid: u32,
-    /// Retention: the newest this many dumps of the service are kept...
-    pub(crate) keep_dumps: usize,
-    /// ...within this many bytes.
-    pub(crate) dump_budget: u64,
+    /// Retention of the service's dumps in `dir`.
+    pub(crate) quota: flightrec_format::retention::Quota,
     /// flightrec's own "dump failed" callsite (fields: message, error, reason).
     pub(crate) dump_failed: u32,
     /// flightrec's own "trigger folded" callsite (fields: message, trigger, reason): a
@@ -199,12 +197,11 @@ impl Shared {
                         path.display()
                     ));
                 }
-                flightrec_format::dump::prune(
-                    &self.dir,
-                    &self.service,
-                    self.keep_dumps,
-                    self.dump_budget,
-                );
+                let pruned =
+                    flightrec_format::retention::prune(&self.dir, &self.service, self.quota);
+                if self.announce {
+                    announce_pruned(&pruned);
+                }
                 Ok(path)
             }
             Err(e) => {
@@ -264,6 +261,16 @@ static KEEP_AT_EXIT: std::sync::Mutex<Vec<std::sync::Weak<Shared>>> =
     std::sync::Mutex::new(Vec::new());
 
 /// Keeps `shared`'s recording as a dump if the process exits before it is dropped.
+/// One line on stderr per dump retention removed.
+pub(crate) fn announce_pruned(pruned: &[PathBuf]) {
+    for p in pruned {
+        crate::ring::write_stderr(&format!(
+            "flightrec: retention removed the dump {}\n",
+            p.display()
+        ));
+    }
+}
+
 pub(crate) fn keep_at_exit(shared: &Arc<Shared>) {
     let mut list = KEEP_AT_EXIT.lock().unwrap_or_else(|e| e.into_inner());
     list.retain(|s| s.strong_count() > 0);

@@ -117,5 +117,5 @@ pub(crate) fn copy_compressed(
     let flags = get_u32(&image, header::FLAGS).unwrap_or(0) | FLAG_DUMP;
     put_u32(&mut image, header::FLAGS, flags);
     trigger.write(&mut image, now.ticks);
-    Ok(flightrec_format::dump::compress(&image)?)
+    Ok(flightrec_format::dump::compress(&mut image)?)
 }

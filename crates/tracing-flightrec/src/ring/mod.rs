@@ -305,10 +305,21 @@ impl Ring {
     /// Records the snapshot signal (`None`: it listens for none) and the dump directory in
     /// the header, where `flightrec snapshot` reads them. Paths longer than the header's
     /// field are not recorded (the tool then looks beside the ring).
-    pub(crate) fn record_settings(&self, signal: Option<i32>, dump_dir: &Path) {
+    pub(crate) fn record_settings(
+        &self,
+        signal: Option<i32>,
+        dump_dir: &Path,
+        quota: flightrec_format::retention::Quota,
+    ) {
         let sig = layout::SNAPSHOT_SIGNAL_RECORDED | signal.unwrap_or(0) as u32 as u64;
         self.header_word(header::SNAPSHOT_SIGNAL)
             .store(sig, Ordering::Release);
+        // One word holds the count (u32) and the padding before the budget.
+        let keep = quota.keep_per_trigger.clamp(1, u32::MAX as usize) as u64;
+        self.header_word(header::RETAIN_PER_TRIGGER)
+            .store(keep, Ordering::Relaxed);
+        self.header_word(header::RETAIN_BYTES)
+            .store(quota.max_bytes, Ordering::Relaxed);
         use std::os::unix::ffi::OsStrExt;
         let bytes = dump_dir.as_os_str().as_bytes();
         if bytes.len() > header::DUMP_DIR_CAP {

@@ -25,37 +25,26 @@ pub(crate) fn trigger(reason: TriggerReason, signal: u32, tid: u64, message: Str
     }
 }
 
-/// Collects the rings in `dir` whose owner is dead (their lock is free) into dumps in
-/// `dump_dir`, and removes those ring files. Returns the dumps written. A ring that cannot
-/// be read or dumped is left where it is for a later attempt. A ring whose process ended
-/// as asked (it exited, dropped its recorder, or got a stop signal such as SIGTERM) is
-/// removed without a dump: nothing went wrong there.
+/// Collects the rings in `dir` whose owner is dead (and that no other collector has
+/// claimed) into dumps in `dump_dir`, removes those ring files and applies retention to
+/// their services (each by its recorder's rule, `quota` for rings that recorded none). Returns the dumps written and those retention removed. A ring that
+/// cannot be read or dumped is left where it is for a later attempt. A ring whose process
+/// ended as asked (it exited, dropped its recorder, or got a stop signal such as SIGTERM)
+/// is removed without a dump: nothing went wrong there.
 pub(crate) fn collect_dead_rings(
     dir: &std::path::Path,
     dump_dir: &std::path::Path,
-) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
+    quota: flightrec_format::retention::Quota,
+) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    use flightrec_format::collect::{collect_dead, rings_in, Collected};
     let mut dumps = Vec::new();
-    for e in entries.flatten() {
-        let path = e.path();
-        if path.extension().is_none_or(|x| x != "flightrec-ring") {
-            continue;
-        }
-        if !matches!(flightrec_format::dump::owner_alive(&path), Ok(false)) {
-            continue;
-        }
-        if flightrec_format::ring_settings(&path).is_ok_and(|s| s.needs_no_dump()) {
-            let _ = std::fs::remove_file(&path);
-            continue;
-        }
-        if let Ok(dump) = flightrec_format::dump::collect(&path, dump_dir) {
-            let _ = std::fs::remove_file(&path);
-            dumps.push(dump);
+    for ring in rings_in(dir) {
+        if let Ok(Collected::Dump(dump, theirs)) = collect_dead(&ring, |_| dump_dir.to_path_buf()) {
+            dumps.push((dump, theirs.unwrap_or(quota)));
         }
     }
-    dumps
+    let removed = flightrec_format::retention::prune_services_of(&dumps);
+    (dumps.into_iter().map(|(d, _)| d).collect(), removed)
 }
 
 /// The tids of every thread of this process, those writing into `ring` first: when there
