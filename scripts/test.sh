@@ -11,8 +11,9 @@
 #
 #   scripts/test.sh            formatting, lints, docs, packaging, crate names, minimal versions,
 #                              unit + end-to-end tests, loom, Miri
-#   scripts/test.sh --stress   the same, then 2000 SIGKILL runs, 1000 snapshots under full load
-#                              and 5 minutes of fuzzing
+#   scripts/test.sh --stress   the same, then 2000 SIGKILL runs, 1000 snapshots under full load,
+#                              100 processes dying among collectors and `watch`, and 5 minutes
+#                              of fuzzing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -140,6 +141,9 @@ if (( stress )); then
     step "stress: 1000 snapshots of a ring under full load"
     FLIGHTREC_SNAPSHOT_RUNS=1000 cargo test -p flightrec-cli --test e2e --release -- \
         triggers::snapshots_under_full_load --nocapture
+    step "stress: 100 processes dying in one directory among recorders starting and watch"
+    cargo test -p flightrec-cli --test e2e --release -- --ignored --exact \
+        collectors::stress_dying_processes_with_collectors_and_watch
     step "stress: fuzzing the decoder for 5 minutes"
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
     cargo run -q -p flightrec-format --example fuzz_seeds -- fuzz/corpus/decode

@@ -40,9 +40,19 @@ pub fn run(
     };
     let p = &rec.process;
     let d = &rec.damage;
-    let overwritten: u64 = rec.threads.iter().map(|t| t.overwritten).sum();
-    let dropped: u64 = rec.threads.iter().map(|t| t.dropped).sum();
-    let present: u64 = rec.threads.iter().map(|t| t.records).sum();
+    // Counts from damaged chunk headers can be anything: saturate, never overflow.
+    let overwritten: u64 = rec
+        .threads
+        .iter()
+        .fold(0, |n, t| n.saturating_add(t.overwritten));
+    let dropped: u64 = rec
+        .threads
+        .iter()
+        .fold(0, |n, t| n.saturating_add(t.dropped));
+    let present: u64 = rec
+        .threads
+        .iter()
+        .fold(0, |n, t| n.saturating_add(t.records));
     let stacks = flightrec_analysis::stacks::stacks(rec);
     if as_json {
         let threads: Vec<_> = rec
@@ -82,6 +92,8 @@ pub fn run(
                 "bad_chunks": d.bad_chunks, "bad_chunk_tails": d.bad_chunk_tails,
                 "claiming_chunks": d.claiming_chunks,
                 "recycled_during_copy": d.recycled_during_copy, "meta_damaged": d.meta_damaged,
+                "checksum_mismatch": d.checksum_mismatch.iter().map(|s| format!("{s:?}").to_lowercase()).collect::<Vec<_>>(),
+                "compression_corrupt": d.compression_corrupt,
             },
             "threads": threads,
             "locks": locks_json(&names, &lock_list, &lock_state),
@@ -150,19 +162,9 @@ pub fn run(
         "records:     {} present, {overwritten} overwritten, {dropped} dropped",
         present
     )?;
-    if d.is_damaged() {
-        writeln!(
-            out,
-            "damage:      {}{} written bytes missing, {} chunks missing, {} bad chunks, {} chunks with a bad tail{}",
-            if d.cut { "cut: " } else { "" },
-            d.missing_bytes,
-            d.missing_chunks,
-            d.bad_chunks,
-            d.bad_chunk_tails,
-            if d.meta_damaged { ", meta log damaged" } else { "" }
-        )?;
-    } else {
-        writeln!(out, "damage:      none")?;
+    match d.describe() {
+        Some(what) => writeln!(out, "damage:      {what}")?,
+        None => writeln!(out, "damage:      none")?,
     }
     if d.recycled_during_copy > 0 {
         writeln!(

@@ -8,6 +8,7 @@ mod demo_async;
 mod dump_names;
 mod export;
 mod info;
+mod output_file;
 mod snapshot;
 mod tables;
 mod upload;
@@ -93,7 +94,9 @@ enum Command {
         partial: bool,
     },
     /// Convert a dump (or ring file) for Perfetto UI or chrome://tracing, or into Parquet
-    /// tables (docs/tables.md) for DuckDB, Spark, Trino/Athena or Polars.
+    /// tables (docs/tables.md) for DuckDB, Spark, Trino/Athena or Polars. Output appears
+    /// under its name only when complete. Exit status: 0 done; 1 failed (nothing written);
+    /// 3 written from a damaged input (what survived; the damage is printed).
     Export {
         /// Dumps or ring files; `-` reads standard input. Several become one trace with a
         /// process each, aligned on wall-clock time.
@@ -307,6 +310,7 @@ fn main() -> ExitCode {
             &mut out,
         );
     }
+    let exporting = matches!(cli.command, Command::Export { .. });
     let result = match cli.command {
         Command::Check { .. } => unreachable!("answered above"),
         Command::Cat { files, json, spans } => cat_files(&files, json, spans, &mut out),
@@ -413,6 +417,10 @@ fn main() -> ExitCode {
     };
     let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {
+        Ok(()) if exporting && DAMAGED_INPUT.load(std::sync::atomic::Ordering::Relaxed) => {
+            eprintln!("flightrec: exported what survived of a damaged input: exit status 3");
+            ExitCode::from(3)
+        }
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
@@ -689,10 +697,14 @@ fn scan<'a>(
     image.scan().with_context(|| format!("{}", path.display()))
 }
 
+/// Set when an input was damaged: an export then exits 3.
+static DAMAGED_INPUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// One line on stderr when `rec` is damaged: what is missing, and that what follows is
 /// partial (the output goes on: every record that survived is worth having).
 pub(crate) fn warn_if_damaged(path: &std::path::Path, rec: &flightrec_format::Recording) {
     if let Some(what) = rec.damage.describe() {
+        DAMAGED_INPUT.store(true, std::sync::atomic::Ordering::Relaxed);
         eprintln!(
             "flightrec: warning: {} is damaged ({what}): the output is partial",
             path.display()

@@ -8,17 +8,19 @@ use std::process::{Command, Stdio};
 use crate::helpers::*;
 
 const CHILD_DIR: &str = "FLIGHTREC_COLLECTORS_CHILD_DIR";
-/// Dumps per trigger the children's recorders keep (written into their rings), when
-/// `CHILD_KEEPS_ALL` is not set.
+/// Dumps per trigger the children's recorders keep (written into their rings), unless
+/// `CHILD_KEEP` says how many.
 const KEEP: usize = 5;
-const CHILD_KEEPS_ALL: &str = "FLIGHTREC_COLLECTORS_KEEP_ALL";
+const CHILD_KEEP: &str = "FLIGHTREC_COLLECTORS_KEEP";
+/// Snapshots a dying child takes before it says "ready" (none unless set).
+const CHILD_SNAPSHOTS: &str = "FLIGHTREC_COLLECTORS_SNAPSHOTS";
+
+fn env_number(name: &str) -> Option<usize> {
+    std::env::var(name).ok()?.parse().ok()
+}
 
 fn child_builder(dir: &str) -> tracing_flightrec::Builder {
-    let keep = if std::env::var_os(CHILD_KEEPS_ALL).is_some() {
-        1000
-    } else {
-        KEEP
-    };
+    let keep = env_number(CHILD_KEEP).unwrap_or(KEEP);
     quiet_builder(Path::new(dir), "dying", 1 << 20).keep_dumps(keep)
 }
 
@@ -40,6 +42,9 @@ fn dying_child() {
             tracing::info!(i, "before the kill");
         }
     });
+    for _ in 0..env_number(CHILD_SNAPSHOTS).unwrap_or(0) {
+        rec.snapshot().unwrap();
+    }
     println!("ready");
     std::thread::sleep(std::time::Duration::from_secs(120));
 }
@@ -84,7 +89,7 @@ fn pid_of(dump: &Path) -> u32 {
 fn fifty_dead_rings_and_eleven_collectors_at_once_make_fifty_dumps() {
     let dir = scratch();
     // Retention keeps them all: this is about collection only.
-    let keep_all = [(CHILD_KEEPS_ALL, Path::new("1"))];
+    let keep_all = [(CHILD_KEEP, Path::new("1000"))];
     let pids = killed(dir.path(), 50, &keep_all);
     assert_eq!(rings_in(dir.path()).len(), 50);
     // Ten recorders starting and one `watch`, all at once, all after the same rings.
@@ -168,4 +173,94 @@ fn retention_keeps_killed_processes_dumps_and_watch_prints_only_what_stays() {
         })
         .count();
     assert_eq!(snapshots, KEEP);
+}
+
+fn trigger_of(dump: &Path) -> String {
+    let name = dump.file_name().unwrap().to_string_lossy();
+    flightrec_format::retention::trigger_of(&name)
+        .unwrap()
+        .to_string()
+}
+
+/// `scripts/test.sh --stress`: 100 processes, each taking two snapshots, then killed, in
+/// rounds of 20, while recorders start in the same directory (each collecting) and `watch`
+/// runs throughout. Every killed process leaves exactly one dump, retention keeps the
+/// newest `keep` snapshots and every killed process's dump (within its quota), every path
+/// `watch` printed still exists, and no ring is left.
+#[test]
+#[ignore = "stress: run by scripts/test.sh --stress"]
+fn stress_dying_processes_with_collectors_and_watch() {
+    const ROUNDS: usize = 5;
+    const PER_ROUND: usize = 20;
+    const KEEP_EACH: usize = 150;
+    let dir = scratch();
+    let mut watch = Command::new(flightrec_bin())
+        .args(["watch", "--interval", "0.02"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let watch_out = watch.stdout.take().unwrap();
+    let printed = std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        std::io::BufReader::new(watch_out)
+            .lines()
+            .map(|l| PathBuf::from(l.unwrap()))
+            .collect::<Vec<_>>()
+    });
+    let keep = KEEP_EACH.to_string();
+    let env = [
+        (CHILD_KEEP, Path::new(&keep)),
+        (CHILD_SNAPSHOTS, Path::new("2")),
+    ];
+    let mut pids = Vec::new();
+    for _ in 0..ROUNDS {
+        let starting: Vec<_> = (0..3)
+            .map(|_| {
+                child(
+                    "collectors::starting_child",
+                    &[(CHILD_DIR, dir.path()), env[0]],
+                )
+            })
+            .collect();
+        pids.extend(killed(dir.path(), PER_ROUND, &env));
+        for c in starting {
+            assert!(c.wait_with_output().unwrap().status.success());
+        }
+    }
+    // `watch` collects what the recorders starting did not.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !rings_in(dir.path()).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rings left: {:?}",
+            rings_in(dir.path())
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+    let printed = printed.join().unwrap();
+
+    let dumps = dumps_in(dir.path());
+    let mut killed_pids: Vec<u32> = dumps
+        .iter()
+        .filter(|d| trigger_of(d) == "none")
+        .map(|d| pid_of(d))
+        .collect();
+    killed_pids.sort_unstable();
+    pids.sort_unstable();
+    assert_eq!(
+        killed_pids, pids,
+        "one dump per killed process: none lost, none twice"
+    );
+    let snapshots = dumps.iter().filter(|d| trigger_of(d) == "snapshot").count();
+    assert_eq!(
+        snapshots, KEEP_EACH,
+        "the newest {KEEP_EACH} snapshots are kept"
+    );
+    for p in &printed {
+        assert!(p.exists(), "watch printed {p:?}, and it is gone");
+    }
 }

@@ -85,9 +85,20 @@ fn cat_and_export_of_a_cut_dump_warn_once_and_still_print_what_survived() {
         "-o",
         json.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{out:?}");
+    // Written from what survived, and said by its exit status as well as on stderr.
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert_eq!(warnings(&out.stderr).len(), 1, "{out:?}");
     assert!(json.exists());
+    let out = flightrec(&[
+        "export",
+        c,
+        "--format",
+        "parquet",
+        "-o",
+        dir.path().join("cut.tables").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(warnings(&out.stderr).len(), 1, "{out:?}");
 }
 
 #[test]

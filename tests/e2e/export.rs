@@ -620,3 +620,80 @@ fn export_writes_to_stdout_and_refuses_bad_input_without_leaving_a_file() {
     assert!(!o.status.success());
     assert_eq!(std::fs::read(&dump).unwrap(), before);
 }
+
+/// The files `pid` has open under `dir` (what `/proc/PID/fd` links to).
+fn open_under(pid: u32, dir: &Path) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+/// An export killed while it writes (SIGKILL, as the OOM killer sends) leaves nothing in
+/// its output directory that looks like output: no file at all, hidden or not.
+#[test]
+fn a_killed_export_leaves_no_file_behind() {
+    let dir = scratch();
+    let rec = recorder(dir.path(), "killed_export", 16 << 20);
+    on_threads(&dispatch(&rec), 2, "k", |t| {
+        for i in 0..100_000u64 {
+            let _s = tracing::info_span!("step", t = t as u64).entered();
+            tracing::info!(i, "work");
+        }
+    });
+    let dump = rec.snapshot().unwrap();
+    for format in ["parquet", "perfetto", "chrome"] {
+        let out = dir.path().join(format!("out-{format}"));
+        std::fs::create_dir_all(&out).unwrap();
+        let target = if format == "parquet" {
+            out.clone()
+        } else {
+            out.join("trace")
+        };
+        let mut export = Command::new(flightrec_bin())
+            .args(["export", "--format", format, "-o"])
+            .arg(&target)
+            .arg(&dump)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Killed once it has a file open for its output; a run that finished first is
+        // not this test's case, and is tried again.
+        let mut killed = false;
+        while export.try_wait().unwrap().is_none() {
+            if open_under(export.id(), &out) > 0 {
+                export.kill().unwrap();
+                killed = true;
+                break;
+            }
+            std::thread::yield_now();
+        }
+        export.wait().unwrap();
+        if !killed {
+            not_run(&format!(
+                "the {format} export finished before it could be killed"
+            ));
+            continue;
+        }
+        let files: Vec<PathBuf> = walk(&out);
+        assert!(files.is_empty(), "{format}: a killed export left {files:?}");
+    }
+}
+
+/// Every file under `dir`, in its subdirectories too.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files.extend(walk(&p));
+        } else {
+            files.push(p);
+        }
+    }
+    files
+}

@@ -240,28 +240,22 @@ fn write_output(
         write(&mut out)?;
         out.flush()?;
     } else {
-        // A temporary name in the same directory, renamed when complete: an export that
-        // fails (a full disk) leaves no half-written file behind.
+        // A nameless file in the same directory, linked into place when complete: an
+        // export that fails (a full disk) or is killed leaves no half-written file behind.
         let dir = match output.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
         // Errors name the user's path, never the temporary one.
-        let tmp = tempfile::NamedTempFile::new_in(dir)
+        let tmp = crate::output_file::OutputFile::new_in(dir)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {}", output.display(), io_reason(&e)))?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file());
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, tmp.file());
         write(&mut out).with_context(|| format!("cannot write {}", output.display()))?;
         out.flush()
             .with_context(|| format!("cannot write {}", output.display()))?;
         drop(out);
-        // An export is for sharing: the usual permissions, not the temporary file's 0600.
-        use std::os::unix::fs::PermissionsExt as _;
-        let _ = tmp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
-        tmp.persist(output).map_err(|e| {
-            anyhow::anyhow!("cannot write {}: {}", output.display(), io_reason(&e.error))
-        })?;
+        tmp.persist(output)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {}", output.display(), io_reason(&e)))?;
     }
     Ok(())
 }

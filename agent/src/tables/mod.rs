@@ -68,6 +68,7 @@ pub fn write_recording(
     id_from: IdFrom,
 ) -> anyhow::Result<Made> {
     let rec = image.decode()?;
+    crate::warn_if_damaged(input, &rec);
     let file_stem = input
         .file_stem()
         .filter(|_| input.as_os_str() != "-")
@@ -82,12 +83,10 @@ pub fn write_recording(
         let table_dir = dir.join(table);
         std::fs::create_dir_all(&table_dir)
             .with_context(|| format!("creating {}", table_dir.display()))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{id}."))
-            .suffix(".parquet.tmp")
-            .tempfile_in(&table_dir)
+        // Nameless until complete: a killed export leaves nothing that looks like output.
+        let tmp = crate::output_file::OutputFile::new_in(&table_dir)
             .with_context(|| format!("writing in {}", table_dir.display()))?;
-        files.push(BufWriter::with_capacity(1 << 20, tmp.reopen()?));
+        files.push(BufWriter::with_capacity(1 << 20, tmp.file().try_clone()?));
         tmps.push((table, tmp, table_dir.join(format!("{id}.parquet"))));
     }
     let (rows, finding_kinds) = fill::write_all(&rec, &id, files).with_context(|| {

@@ -35,13 +35,17 @@ pub fn write(
 }
 
 /// An image sealed (its checksums written into its header, see [`crate::seal`]) and
-/// compressed as a dump holds it, in a zstd frame that carries its own checksum.
+/// compressed as a dump holds it: a zstd frame that carries its own checksum, then a
+/// skippable frame with the checksum of the compressed bytes.
 pub fn compress(image: &mut [u8]) -> Result<Vec<u8>, DumpError> {
     crate::seal::seal(image);
     let err = |e: std::io::Error| DumpError::Compress(e.to_string());
     let mut z = zstd::bulk::Compressor::new(3).map_err(err)?;
     z.include_checksum(true).map_err(err)?;
-    z.compress(image).map_err(err)
+    let mut out = z.compress(image).map_err(err)?;
+    let trailer = crate::seal::trailer(&out);
+    out.extend_from_slice(&trailer);
+    Ok(out)
 }
 
 /// `write`, for an image already compressed by [`compress`].

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use crate::decode::{scan_parts, ChunkLayout};
 use crate::layout::{self, chunk, header, state, HEADER_SIZE};
-use crate::seal::{SealCheck, Verifier};
+use crate::seal::{SealCheck, Trailer, TrailerCheck, Verifier};
 use crate::{FormatError, Recording, Scan};
 
 /// A ring image as read: the header and meta log, then the chunks in use.
@@ -58,7 +58,12 @@ impl Image {
                 tail: &self.tail,
             },
         };
-        let mut scan = scan_parts(&self.bytes, self.logical_len, layout, self.seal.clone())?;
+        let scanned = scan_parts(&self.bytes, self.logical_len, layout, self.seal.clone());
+        // An unusable header behind a zstd failure: the failure is the cause.
+        let mut scan = match (scanned, &self.compression_error) {
+            (Err(_), Some(z)) => return Err(FormatError::BadCompression(z.clone())),
+            (scanned, _) => scanned?,
+        };
         scan.recording.damage.compression_corrupt = self.compression_error.clone();
         Ok(scan)
     }
@@ -69,7 +74,11 @@ impl Image {
         // Room for every record at once: growing by doubling would copy millions of
         // records and touch twice the memory. The count is bounded by what the bytes
         // could hold, so a lying count cannot ask for more.
-        let counted: u64 = scan.recording.threads.iter().map(|t| t.records).sum();
+        let counted: u64 = scan
+            .recording
+            .threads
+            .iter()
+            .fold(0u64, |n, t| n.saturating_add(t.records));
         let room = (counted as usize).min(self.bytes.len() / 8);
         let mut records = Vec::with_capacity(room);
         records.extend(scan.records());
@@ -270,11 +279,14 @@ fn load(
     let mut magic = [0u8; 4];
     let got = read_up_to(&mut input, &mut magic, false).map_err(&io)?;
     let chained = std::io::Cursor::new(magic).take(got as u64).chain(input);
+    if got == 4 && crate::zstd_magic_damaged(magic) {
+        return Err(crate::damaged_zstd_magic());
+    }
     if got < 4 || magic != layout::ZSTD_MAGIC {
         return Image::read_sparse(chained, false).map_err(io);
     }
     let zerr = |e: std::io::Error| FormatError::BadCompression(e.to_string());
-    let dec = zstd::stream::read::Decoder::new(chained).map_err(zerr)?;
+    let dec = zstd::stream::read::Decoder::new(TrailerCheck::new(chained)).map_err(zerr)?;
     let mut dec = ErrorLatch {
         inner: dec,
         first_error: None,
@@ -282,14 +294,64 @@ fn load(
     // After the header, a decompression error ends the data: what came out is kept. The
     // input running out is a dump cut short; any other error is corruption.
     let mut image = Image::read_sparse(&mut dec, true).map_err(zerr)?;
-    if let Some(e) = dec.first_error.take() {
-        if image.bytes.len() < HEADER_SIZE {
-            return Err(zerr(e));
+    // Reading on to the frame's end is what checks zstd's own checksum.
+    let more = matches!(dec.read(&mut [0u8; 1]), Ok(n) if n > 0);
+    let error = dec.first_error.take();
+    // Whatever the decoder left unread, then the trailer's verdict on every compressed byte.
+    let mut rest = dec.inner.finish();
+    let trailer = match std::io::copy(&mut rest, &mut std::io::sink()) {
+        Ok(_) => rest.get_ref().verdict(),
+        Err(_) => Trailer::Missing,
+    };
+    let whole = image.logical_len >= layout::get_u64(&image.bytes, header::FILE_SIZE).unwrap_or(0);
+    let sealed = || match &image.seal {
+        Some(s) => s.sealed,
+        None => crate::seal::check(&image.bytes).sealed,
+    };
+    let changed = "its compressed bytes changed";
+    image.compression_error = match error {
+        // The input ran out: a cut, unless the trailer says the bytes changed, or the
+        // image is whole and only what follows it failed.
+        Some(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => match trailer {
+            Trailer::Changed => Some(changed.into()),
+            _ if whole && image.bytes.len() >= HEADER_SIZE => Some("its end is damaged".into()),
+            _ => None,
+        },
+        Some(e) if image.bytes.len() < HEADER_SIZE => return Err(zerr(e)),
+        Some(e) => Some(e.to_string()),
+        None if more => None,
+        None => match trailer {
+            Trailer::Matches => None,
+            Trailer::Changed => Some(changed.into()),
+            Trailer::Missing if sealed() => {
+                Some("its closing checksum is missing or damaged".into())
+            }
+            Trailer::Missing => None,
+        },
+    };
+    if let Err(e) = check_dump_header(&image, more) {
+        if let Some(z) = &image.compression_error {
+            return Err(FormatError::BadCompression(z.clone()));
         }
-        if e.kind() != std::io::ErrorKind::UnexpectedEof {
-            image.compression_error = Some(e.to_string());
+        // A header that does not add up, in a dump whose header checksum fails: the cause
+        // is the corruption, and that is what to say.
+        let seal = image
+            .seal
+            .clone()
+            .unwrap_or_else(|| crate::seal::check(&image.bytes));
+        if seal.mismatched.contains(&crate::seal::Section::Head) {
+            return Err(FormatError::ChecksumMismatch(
+                crate::seal::Section::Head.describe(),
+            ));
         }
+        return Err(e);
     }
+    Ok(image)
+}
+
+/// What a decompressed dump's header must say of itself: a ring's magic, a size in range,
+/// and no more bytes than that size (`more`: the stream went on past what was read).
+fn check_dump_header(image: &Image, more: bool) -> Result<(), FormatError> {
     if image.bytes.len() < HEADER_SIZE {
         return Err(FormatError::Truncated {
             len: image.bytes.len() as u64,
@@ -302,12 +364,11 @@ fn load(
     if declared > layout::MAX_FILE_SIZE || declared < HEADER_SIZE as u64 {
         return Err(FormatError::BadHeader("file size"));
     }
-    let longer = image.logical_len > declared
-        || (image.logical_len == declared && matches!(dec.read(&mut [0u8; 1]), Ok(n) if n > 0));
+    let longer = image.logical_len > declared || (image.logical_len == declared && more);
     if longer {
         return Err(FormatError::DumpTooLarge { declared });
     }
-    Ok(image)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -78,11 +78,28 @@ pub fn read_dense_image(path: &Path) -> Result<Vec<u8>, FormatError> {
 
 /// Turns the bytes of a ring file or a dump into a ring image.
 pub fn image_from_bytes(raw: Vec<u8>) -> Result<Vec<u8>, FormatError> {
+    if let Some(magic) = raw.first_chunk::<4>() {
+        if zstd_magic_damaged(*magic) {
+            return Err(damaged_zstd_magic());
+        }
+    }
     if raw.len() >= 4 && raw[..4] == layout::ZSTD_MAGIC {
         decompress_dump(&raw)
     } else {
         Ok(raw)
     }
+}
+
+/// Whether `magic` is zstd's with one bit changed: a dump whose first byte was hit, not
+/// some other file.
+pub(crate) fn zstd_magic_damaged(magic: [u8; 4]) -> bool {
+    (u32::from_le_bytes(magic) ^ u32::from_le_bytes(layout::ZSTD_MAGIC)).count_ones() == 1
+}
+
+pub(crate) fn damaged_zstd_magic() -> FormatError {
+    FormatError::BadCompression(
+        "its first bytes are zstd's magic number with one bit changed".into(),
+    )
 }
 
 /// Decompresses a dump, refusing to grow past the size its own header declares.

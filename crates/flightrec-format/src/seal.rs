@@ -1,7 +1,8 @@
 //! The checksums a dump carries inside its image, so that damage anywhere in it is told
-//! from data: one XXH3 checksum per section (the header and names, the chunk pool, the
+//! from data: one XXH3 checksum per section (the header, the names, the chunk pool, the
 //! stack area and whatever follows), written when the dump is made and checked by every
-//! reader as the bytes stream past.
+//! reader as the bytes stream past. The header's section has a fixed size, so a damaged
+//! header is caught even when the sizes it states are wrong.
 //!
 //! They sit in the header (see [`fields`]), so a dump decompressed, changed and compressed
 //! again still fails its check; zstd's own frame checksum guards the compressed bytes. A
@@ -14,18 +15,21 @@ use twox_hash::XxHash3_64;
 
 use crate::layout::{self, header, HEADER_SIZE};
 
-/// Offsets of the seal's fields in the file header (the gap after `header::FLAGS`).
+/// Offsets of the seal's fields in the file header (after `header::COPY_GATE`, on its
+/// cache line: a live ring never writes them, so its writers never see them change).
 pub mod fields {
     /// [`super::SEAL_MAGIC`] in a sealed image, 0 in a live ring or an older dump.
-    pub const MARKER: usize = 100;
-    /// XXH3 of the header (with these four fields zeroed) and the meta log.
-    pub const HEAD: usize = 104;
+    pub const MARKER: usize = 968;
+    /// XXH3 of the header (`HEADER_SIZE` bytes, with the seal's fields zeroed).
+    pub const HEADER: usize = 976;
+    /// XXH3 of the meta log.
+    pub const META: usize = 984;
     /// XXH3 of the chunk pool.
-    pub const CHUNKS: usize = 112;
+    pub const CHUNKS: usize = 992;
     /// XXH3 of everything after the chunk pool (the stack area).
-    pub const REST: usize = 120;
+    pub const REST: usize = 1000;
     /// Where the seal's fields end.
-    pub const END: usize = 128;
+    pub const END: usize = 1008;
 }
 
 /// The marker of a sealed image: many bits set, so no single flipped bit makes it 0.
@@ -34,8 +38,10 @@ pub const SEAL_MAGIC: u32 = 0x5EA1_D0C5;
 /// A part of an image with its own checksum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Section {
-    /// The header and the meta log (names, threads, trigger).
+    /// The file header.
     Head,
+    /// The meta log (names, threads, trigger).
+    Meta,
     /// The chunk pool (the records).
     Chunks,
     /// The stack area.
@@ -46,7 +52,8 @@ impl Section {
     /// The section in words.
     pub fn describe(self) -> &'static str {
         match self {
-            Section::Head => "the header and names",
+            Section::Head => "the header",
+            Section::Meta => "the names",
             Section::Chunks => "the records",
             Section::Rest => "the stacks",
         }
@@ -61,11 +68,84 @@ pub fn seal(image: &mut [u8]) {
     layout::put_u32(image, fields::MARKER, SEAL_MAGIC);
     let mut v = Verifier::new(&image[..HEADER_SIZE]);
     v.feed(&image[HEADER_SIZE..]);
-    let [head, chunks, rest] = v.sums();
+    let [head, meta, chunks, rest] = v.sums();
     layout::put_u32(image, fields::MARKER, SEAL_MAGIC);
-    layout::put_u64(image, fields::HEAD, head);
+    layout::put_u64(image, fields::HEADER, head);
+    layout::put_u64(image, fields::META, meta);
     layout::put_u64(image, fields::CHUNKS, chunks);
     layout::put_u64(image, fields::REST, rest);
+}
+
+/// The zstd skippable frame a dump ends with: magic, payload length (8), then the XXH3
+/// of every compressed byte before it. zstd readers skip it; ours checks it, so that even
+/// a flipped bit that decompresses to the same bytes is caught.
+pub const TRAILER_MAGIC: [u8; 4] = 0x184D_2A5Eu32.to_le_bytes();
+/// Bytes of the trailer frame.
+pub const TRAILER_LEN: usize = 16;
+
+/// The trailer frame for `compressed` (a whole zstd frame).
+pub fn trailer(compressed: &[u8]) -> [u8; TRAILER_LEN] {
+    let mut t = [0u8; TRAILER_LEN];
+    t[..4].copy_from_slice(&TRAILER_MAGIC);
+    t[4..8].copy_from_slice(&8u32.to_le_bytes());
+    t[8..].copy_from_slice(&XxHash3_64::oneshot(compressed).to_le_bytes());
+    t
+}
+
+/// A reader of a compressed dump that checksums what passes through it, all but the last
+/// `TRAILER_LEN` bytes, which it keeps: at the end they should be the trailer.
+pub struct TrailerCheck<R> {
+    inner: R,
+    hasher: XxHash3_64,
+    window: Vec<u8>,
+}
+
+impl<R> TrailerCheck<R> {
+    pub fn new(inner: R) -> TrailerCheck<R> {
+        TrailerCheck {
+            inner,
+            hasher: XxHash3_64::with_seed(0),
+            window: Vec::with_capacity(2 * TRAILER_LEN),
+        }
+    }
+
+    /// What the trailer says, once every byte was read.
+    pub fn verdict(&self) -> Trailer {
+        let w = &self.window;
+        let is_trailer =
+            w.len() == TRAILER_LEN && w[..4] == TRAILER_MAGIC && w[4..8] == 8u32.to_le_bytes();
+        if !is_trailer {
+            Trailer::Missing
+        } else if w[8..] == self.hasher.finish().to_le_bytes() {
+            Trailer::Matches
+        } else {
+            Trailer::Changed
+        }
+    }
+}
+
+/// What a dump's trailer said of its compressed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trailer {
+    /// They are as written.
+    Matches,
+    /// No trailer: an older dump, a cut one, or a damaged trailer.
+    Missing,
+    /// They changed.
+    Changed,
+}
+
+impl<R: std::io::Read> std::io::Read for TrailerCheck<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.window.extend_from_slice(&buf[..n]);
+        if self.window.len() > TRAILER_LEN {
+            let out = self.window.len() - TRAILER_LEN;
+            self.hasher.write(&self.window[..out]);
+            self.window.drain(..out);
+        }
+        Ok(n)
+    }
 }
 
 /// What the checksums of an image said.
@@ -91,13 +171,14 @@ pub fn check(image: &[u8]) -> SealCheck {
 /// then [`Verifier::feed`] with every following byte, in order.
 pub struct Verifier {
     marker: u32,
-    expected: [u64; 3],
-    hashers: [XxHash3_64; 3],
+    expected: [u64; 4],
+    hashers: [XxHash3_64; 4],
     /// Bytes seen so far, the header included.
     pos: u64,
     /// Where the chunk pool starts and ends, and the image's declared end: clamped so
-    /// that a damaged header still splits the stream somewhere (and then fails).
-    head_end: u64,
+    /// that a damaged header still splits the stream somewhere (the header's own check
+    /// fails then).
+    meta_end: u64,
     pool_end: u64,
     file_end: u64,
 }
@@ -108,20 +189,21 @@ impl Verifier {
         let get64 = |at| layout::get_u64(head, at).unwrap_or(0);
         let get32 = |at| layout::get_u32(head, at).unwrap_or(0);
         let file_end = get64(header::FILE_SIZE);
-        let head_end = get64(header::CHUNKS_OFFSET)
+        let meta_end = get64(header::CHUNKS_OFFSET)
             .clamp(HEADER_SIZE as u64, file_end.max(HEADER_SIZE as u64));
         let pool = get32(header::CHUNK_COUNT) as u64 * get32(header::CHUNK_SIZE) as u64;
-        let pool_end = head_end.saturating_add(pool).min(file_end.max(head_end));
+        let pool_end = meta_end.saturating_add(pool).min(file_end.max(meta_end));
         let mut v = Verifier {
             marker: get32(fields::MARKER),
             expected: [
-                get64(fields::HEAD),
+                get64(fields::HEADER),
+                get64(fields::META),
                 get64(fields::CHUNKS),
                 get64(fields::REST),
             ],
             hashers: std::array::from_fn(|_| XxHash3_64::with_seed(0)),
             pos: 0,
-            head_end,
+            meta_end,
             pool_end,
             file_end,
         };
@@ -140,12 +222,14 @@ impl Verifier {
             return;
         }
         while !bytes.is_empty() {
-            let (section, end) = if self.pos < self.head_end {
-                (0, self.head_end)
+            let (section, end) = if self.pos < HEADER_SIZE as u64 {
+                (0, HEADER_SIZE as u64)
+            } else if self.pos < self.meta_end {
+                (1, self.meta_end)
             } else if self.pos < self.pool_end {
-                (1, self.pool_end)
+                (2, self.pool_end)
             } else {
-                (2, u64::MAX)
+                (3, u64::MAX)
             };
             let n = (end - self.pos).min(bytes.len() as u64) as usize;
             self.hashers[section].write(&bytes[..n]);
@@ -154,7 +238,7 @@ impl Verifier {
         }
     }
 
-    fn sums(&self) -> [u64; 3] {
+    fn sums(&self) -> [u64; 4] {
         std::array::from_fn(|i| self.hashers[i].finish())
     }
 
@@ -165,15 +249,24 @@ impl Verifier {
             return SealCheck::default();
         }
         let sums = self.sums();
-        let ends = [self.head_end, self.pool_end, self.file_end];
-        let sections = [Section::Head, Section::Chunks, Section::Rest];
-        let mut mismatched: Vec<Section> = (0..3)
-            .filter(|&i| self.pos >= ends[i] && sums[i] != self.expected[i])
-            .map(|i| sections[i])
-            .collect();
-        if self.marker != SEAL_MAGIC && !mismatched.contains(&Section::Head) {
-            mismatched.insert(0, Section::Head);
-        }
+        let ends = [
+            HEADER_SIZE as u64,
+            self.meta_end,
+            self.pool_end,
+            self.file_end,
+        ];
+        let sections = [Section::Head, Section::Meta, Section::Chunks, Section::Rest];
+        let head_bad = self.marker != SEAL_MAGIC || sums[0] != self.expected[0];
+        // A header that fails its check says nothing trustworthy about where the other
+        // sections lie: it alone is named.
+        let mismatched = if head_bad {
+            vec![Section::Head]
+        } else {
+            (1..4)
+                .filter(|&i| self.pos >= ends[i] && sums[i] != self.expected[i])
+                .map(|i| sections[i])
+                .collect()
+        };
         SealCheck {
             sealed: true,
             mismatched,
