@@ -232,3 +232,62 @@ fn a_cut_recording_is_drawn_as_missing_after_its_last_record() {
     let pale = drawn["hatchPixels"].as_u64().unwrap();
     assert!(hatched > 10 * pale.max(50), "cut: {hatched}, whole: {pale}");
 }
+
+/// A thread whose records end where a cut dump ends is not stuck: the silence rules measure
+/// to the end of what survived, not to the trigger. The whole dump, where the silence is
+/// real, gives the finding.
+#[test]
+fn a_cut_dump_makes_no_thread_stuck_that_the_whole_dump_does_not_show() {
+    let dir = scratch();
+    let rec = recorder(dir.path(), "cutstuck", 4 << 20);
+    let d = dispatch(&rec);
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let waiter = {
+        let d = d.clone();
+        std::thread::Builder::new()
+            .name("waiter".into())
+            .spawn(move || {
+                tracing::dispatcher::with_default(&d, || {
+                    let _s = tracing::info_span!("waiting_for_the_writer").entered();
+                    tracing::info!("about to wait");
+                    entered_tx.send(()).unwrap();
+                    go_rx.recv().unwrap();
+                })
+            })
+            .unwrap()
+    };
+    entered_rx.recv().unwrap();
+    // Then another thread writes many chunks' worth, after the waiter's last record.
+    tracing::dispatcher::with_default(&d, || {
+        for i in 0..50_000u64 {
+            tracing::info!(i, word = "filler", "writing");
+        }
+    });
+    // The waiter stays silent well past the threshold before the dump is taken.
+    let silent_from = Instant::now();
+    while silent_from.elapsed() < Duration::from_millis(300) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let whole = rec.snapshot().unwrap();
+    go_tx.send(()).unwrap();
+    waiter.join().unwrap();
+    let bytes = std::fs::read(&whole).unwrap();
+    let cut = dir.path().join("cut.flightrec");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+
+    let check = |path: &Path, partial: bool| {
+        let mut args = vec!["check", "--stuck", "200", "--kind", "stuck"];
+        if partial {
+            args.push("--partial");
+        }
+        args.push(path.to_str().unwrap());
+        let out = flightrec(&args);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, text) = check(&whole, false);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("waiter wrote nothing"), "{text}");
+    let (code, text) = check(&cut, true);
+    assert_eq!(code, Some(0), "the cut dump made a thread stuck:\n{text}");
+}

@@ -26,6 +26,7 @@ mod operating;
 mod packaging;
 mod processes;
 mod readme;
+mod self_deadlock;
 mod stacks;
 mod stalls;
 mod stops;

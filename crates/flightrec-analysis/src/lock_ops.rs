@@ -42,7 +42,7 @@ pub fn lock_op(callsite: Option<&Callsite>, r: &Record) -> Option<(u32, LockOp)>
             })
     };
     let ns = get(lock::NS).unwrap_or(0);
-    let op = match get(lock::OP)? & ((1 << lock::OP_BITS) - 1) {
+    let op = match lock::operation(get(lock::OP)?) {
         lock::op::WAIT => LockOp::Wait { shared: false },
         lock::op::WAIT_SHARED => LockOp::Wait { shared: true },
         lock::op::ACQUIRED => LockOp::Acquired {
@@ -66,17 +66,17 @@ pub fn lock_op(callsite: Option<&Callsite>, r: &Record) -> Option<(u32, LockOp)>
     Some((r.callsite, op))
 }
 
-/// Where a lock event's acquisition was taken in the code: the `lock_site` callsite its
-/// `op` field names above the operation (recordings from before sites were recorded have none).
+/// Where in the code a lock event's `lock()` call is (for a wait or an acquisition): the
+/// `lock_site` callsite its `op` field names above the operation (recordings from before
+/// sites were recorded have none).
 pub fn acquisition_site(r: &Record) -> Option<u32> {
     r.fields
         .iter()
         .find(|f| f.index == lock::OP)
         .and_then(|f| match f.value {
-            Value::U64(v) => u32::try_from(v >> lock::OP_BITS).ok(),
+            Value::U64(v) => lock::site(v),
             _ => None,
         })
-        .filter(|&site| site != 0)
 }
 
 /// Every lock the recording describes, by id.

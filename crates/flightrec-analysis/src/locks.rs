@@ -378,10 +378,18 @@ pub fn is_task_lock(names: &Names<'_>, lock: u32) -> bool {
         .is_some_and(|k| k == flightrec_format::meta::lock::TOKIO_MUTEX)
 }
 
-/// Where `rec`'s data ends: its last record, or its trigger when later.
+/// Where `rec`'s data ends: its last record, or its trigger when later. In a recording that
+/// lost data (cut short, chunks lost or unreadable), what survived ends at its last record:
+/// the silence after it is the damage's, not the threads', and no rule may measure it.
 pub fn data_end(rec: &Recording) -> i64 {
     let last = rec.records.iter().map(|r| r.ts).max().unwrap_or(0);
-    last.max(rec.trigger.wall_ns)
+    let d = &rec.damage;
+    let lost = d.cut || d.missing_bytes > 0 || d.missing_chunks > 0 || d.bad_chunks > 0;
+    if lost {
+        last
+    } else {
+        last.max(rec.trigger.wall_ns)
+    }
 }
 
 /// Whether a thread's records in `rec` are all there: none dropped, no gap.
@@ -405,7 +413,28 @@ fn cycles(holds: &[Hold], waits: &[Wait]) -> Vec<Vec<CycleStep>> {
     let mut out: Vec<Vec<CycleStep>> = Vec::new();
     let mut threads: Vec<u32> = wait_of.keys().copied().collect();
     threads.sort_unstable();
+    // A cycle of one: a thread waiting for a lock it holds itself (a second `lock()` of a
+    // mutex whose guard still lives, a write asked while holding a read, a read asked
+    // while holding the write). It waits forever, whoever else holds the lock.
+    for &t in &threads {
+        let w = wait_of[&t];
+        let own = holds
+            .iter()
+            .any(|h| h.thread == t && h.lock == w.lock && !(h.shared && w.shared));
+        if own {
+            out.push(vec![CycleStep {
+                thread: t,
+                holds: w.lock,
+                waits_for: w.lock,
+                since: w.since,
+            }]);
+        }
+    }
+    let self_locked: Vec<u32> = out.iter().map(|c| c[0].thread).collect();
     for &start in &threads {
+        if self_locked.contains(&start) {
+            continue;
+        }
         let mut path: Vec<u32> = vec![start];
         let mut t = start;
         while let Some(h) = wait_of.get(&t).and_then(|w| blocker(w)) {
@@ -454,6 +483,13 @@ pub fn describe_deadlock(names: &Names<'_>, cycle: &[CycleStep]) -> String {
     let Some(first) = cycle.first() else {
         return String::new();
     };
+    if let [only] = cycle {
+        return format!(
+            "{} waits for {}, which it holds itself",
+            thread(only.thread),
+            lock(only.waits_for)
+        );
+    }
     let mut s = format!(
         "{} holds {} and waits for {}",
         thread(first.thread),
@@ -531,5 +567,37 @@ mod tests {
             record: 0,
         }];
         assert!(cycles(&holds, &waits).is_empty());
+    }
+
+    /// A thread waiting for a lock it holds is a cycle of one; a reader asking to read
+    /// again while it holds a read is not (two shared holds never block each other).
+    #[test]
+    fn a_thread_waiting_for_its_own_lock_is_a_cycle_of_one() {
+        let hold = |shared| Hold {
+            thread: 3,
+            lock: 10,
+            shared,
+            since: 100,
+            record: Some(0),
+        };
+        let wait = |shared| Wait {
+            thread: 3,
+            lock: 10,
+            shared,
+            since: 200,
+            record: 1,
+        };
+        for (held_shared, wait_shared, deadlock) in [
+            (false, false, true),
+            (true, false, true),
+            (false, true, true),
+            (true, true, false),
+        ] {
+            let found = cycles(&[hold(held_shared)], &[wait(wait_shared)]);
+            assert_eq!(found.len(), usize::from(deadlock), "{found:?}");
+            if deadlock {
+                assert_eq!(found[0][0].holds, found[0][0].waits_for);
+            }
+        }
     }
 }

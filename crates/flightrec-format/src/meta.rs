@@ -387,9 +387,10 @@ pub mod tokio_task {
 pub mod lock {
     pub const TARGET: &str = "flightrec::lock";
     pub const FIELDS: [&str; 2] = ["op", "ns"];
-    /// Indexes in `FIELDS`. `op`'s low 8 bits are the operation (`op::*`); above them, an
-    /// acquisition carries the callsite id of where the lock was taken (a
+    /// Indexes in `FIELDS`. `op`'s low 8 bits are the operation (`op::*`); above them, a
+    /// wait or an acquisition carries the callsite id of the `lock()` call (a
     /// [`super::lock_site`] callsite; 0, or nothing in older recordings, when unknown).
+    /// Read it with [`operation`] and [`site`], never by comparing the whole value.
     /// One field for both keeps the uncontended path's record as short as before.
     pub const OP: u8 = 0;
     pub const NS: u8 = 1;
@@ -412,6 +413,16 @@ pub mod lock {
         pub const WAIT_SHARED: u64 = 4;
         pub const ACQUIRED_SHARED: u64 = 5;
         pub const RELEASED_SHARED: u64 = 6;
+    }
+
+    /// The operation (`op::*`) an `op` field holds.
+    pub fn operation(op_field: u64) -> u64 {
+        op_field & ((1 << OP_BITS) - 1)
+    }
+
+    /// The `lock()` call's site an `op` field holds (a `lock_site` callsite id), if any.
+    pub fn site(op_field: u64) -> Option<u32> {
+        u32::try_from(op_field >> OP_BITS).ok().filter(|&s| s != 0)
     }
 
     /// Whether `callsite` is a recorded lock.

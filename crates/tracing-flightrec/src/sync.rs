@@ -181,7 +181,7 @@ impl<T: ?Sized> Mutex<T> {
             Err(TryLockError::Poisoned(p)) => (Err(p), None),
             Err(TryLockError::WouldBlock) => {
                 let start = clock::ticks();
-                self.meta.record(lock::op::WAIT, start, None, None);
+                self.meta.record(lock::op::WAIT, start, None, Some(at));
                 (self.inner.lock(), Some(start))
             }
         };
@@ -388,7 +388,8 @@ impl<T: ?Sized> RwLock<T> {
             Err(TryLockError::Poisoned(p)) => (Err(p), None),
             Err(TryLockError::WouldBlock) => {
                 let start = clock::ticks();
-                self.meta.record(lock::op::WAIT_SHARED, start, None, None);
+                self.meta
+                    .record(lock::op::WAIT_SHARED, start, None, Some(at));
                 (self.inner.read(), Some(start))
             }
         };
@@ -404,7 +405,7 @@ impl<T: ?Sized> RwLock<T> {
             Err(TryLockError::Poisoned(p)) => (Err(p), None),
             Err(TryLockError::WouldBlock) => {
                 let start = clock::ticks();
-                self.meta.record(lock::op::WAIT, start, None, None);
+                self.meta.record(lock::op::WAIT, start, None, Some(at));
                 (self.inner.write(), Some(start))
             }
         };
@@ -605,7 +606,7 @@ pub mod tokio {
                 Ok(g) => (g, None),
                 Err(_) => {
                     let start = clock::ticks();
-                    self.meta.record(lock::op::WAIT, start, None, None);
+                    self.meta.record(lock::op::WAIT, start, None, Some(at));
                     (self.inner.lock().await, Some(start))
                 }
             };

@@ -34,15 +34,15 @@ impl Context<'_> {
                         .find(|w| w.thread == step.thread)
                         .map(|w| w.record);
                     let label = self.names.lock_label(step.holds);
+                    let waits_why = if cycle.len() == 1 {
+                        "asks for it again, still holding it".to_string()
+                    } else {
+                        "waits for a lock another thread of the cycle holds".to_string()
+                    };
                     f.records.extend(
                         took.and_then(|i| self.evidence(i, format!("took {label}")))
                             .into_iter()
-                            .chain(waits.and_then(|i| {
-                                self.evidence(
-                                    i,
-                                    "waits for a lock another thread of the cycle holds",
-                                )
-                            })),
+                            .chain(waits.and_then(|i| self.evidence(i, waits_why))),
                     );
                 }
                 f.records.sort_by_key(|e| e.ts);
@@ -155,14 +155,27 @@ impl Context<'_> {
             .map(|w| {
                 let lock = self.names.lock_label(w.lock);
                 let thread = self.names.thread_label(w.thread);
-                // Who held it when the wait began.
-                let holder = locks.intervals.iter().find(|h| {
+                // Who held it when the wait began: another thread, else the waiter itself
+                // (a second `lock()` while its own guard lives).
+                let held_then = |h: &&LockInterval| {
                     !h.waiting
                         && h.lock == w.lock
-                        && h.thread != w.thread
                         && h.begin <= w.begin
                         && h.end >= w.begin
-                });
+                        && !(h.shared && w.shared)
+                };
+                let holder = locks
+                    .intervals
+                    .iter()
+                    .filter(held_then)
+                    .find(|h| h.thread != w.thread)
+                    .or_else(|| {
+                        locks
+                            .intervals
+                            .iter()
+                            .filter(held_then)
+                            .find(|h| h.thread == w.thread)
+                    });
                 let ns = (w.end - w.begin).max(0) as u64;
                 let mut f = self.finding(
                     Kind::LockWait,
@@ -171,16 +184,19 @@ impl Context<'_> {
                         "{thread} waited {}{} for {lock}{}",
                         duration(ns),
                         if w.open { " (still waiting)" } else { "" },
-                        holder.map_or(String::new(), |h| format!(
-                            ", held by {}",
-                            self.names.thread_label(h.thread)
-                        ))
+                        holder.map_or(String::new(), |h| if h.thread == w.thread {
+                            ", which it held itself".to_string()
+                        } else {
+                            format!(", held by {}", self.names.thread_label(h.thread))
+                        })
                     ),
                 );
                 f.locks.push(lock.clone());
                 f.threads.push(thread);
                 if let Some(h) = holder {
-                    f.threads.push(self.names.thread_label(h.thread));
+                    if h.thread != w.thread {
+                        f.threads.push(self.names.thread_label(h.thread));
+                    }
                     if let Some(i) = h.begin_record {
                         f.records.extend(self.evidence(i, format!("took {lock}")));
                     }

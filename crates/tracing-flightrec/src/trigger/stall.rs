@@ -248,9 +248,12 @@ fn open_spans(shared: &Shared, i: u64, buf: &mut [u8], locks: &HashSet<u32>) -> 
             }
             RecordKind::Event if locks.contains(&r.callsite) => {
                 let what = r.fields.iter().find(|f| f.index == OP).map(|f| &f.value);
-                match what {
-                    Some(Value::U64(op::WAIT | op::WAIT_SHARED)) => waiting_for = Some(r.callsite),
-                    Some(Value::U64(op::ACQUIRED | op::ACQUIRED_SHARED)) => waiting_for = None,
+                match what.map(|v| match v {
+                    Value::U64(v) => flightrec_format::meta::lock::operation(*v),
+                    _ => 0,
+                }) {
+                    Some(op::WAIT | op::WAIT_SHARED) => waiting_for = Some(r.callsite),
+                    Some(op::ACQUIRED | op::ACQUIRED_SHARED) => waiting_for = None,
                     _ => {}
                 }
             }

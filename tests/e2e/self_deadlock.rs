@@ -1,0 +1,141 @@
+//! The most common Rust deadlock: a `match` whose scrutinee reads through
+//! `state.lock().unwrap()` keeps that guard alive to the end of the `match`, and an arm that
+//! locks the same mutex again waits for itself forever. `check` names it a deadlock, at both
+//! `lock()` calls; the fixed twin (the value copied out first) gives no finding.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing_flightrec::sync::Mutex;
+
+use crate::helpers::*;
+
+type Store = Arc<Mutex<HashMap<String, u64>>>;
+
+/// The bug: the guard made in the scrutinee lives through the arms.
+fn get_or_insert_buggy(state: &Store, key: &str) -> u64 {
+    match state.lock().unwrap().get(key).copied() {
+        Some(v) => v,
+        None => {
+            let mut s = state.lock().unwrap();
+            s.insert(key.to_string(), 1);
+            1
+        }
+    }
+}
+
+/// The fix: the value is copied out, and the guard dropped, before the `match`.
+fn get_or_insert_fixed(state: &Store, key: &str) -> u64 {
+    let found = state.lock().unwrap().get(key).copied();
+    match found {
+        Some(v) => v,
+        None => {
+            let mut s = state.lock().unwrap();
+            s.insert(key.to_string(), 1);
+            1
+        }
+    }
+}
+
+/// A dump of `rec` taken once `ready` holds of what it recorded (polled, with a deadline).
+fn dump_when(
+    rec: &tracing_flightrec::Recorder,
+    ready: impl Fn(&Path) -> bool,
+) -> std::path::PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let dump = rec.snapshot().unwrap();
+        if ready(&dump) {
+            return dump;
+        }
+        std::fs::remove_file(&dump).unwrap();
+        assert!(Instant::now() < deadline, "the condition never held");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn waits_in(dump: &Path) -> usize {
+    let rec = flightrec_format::open(dump).unwrap();
+    let names = flightrec_analysis::Names::new(&rec);
+    rec.records
+        .iter()
+        .filter(|r| {
+            matches!(
+                names.lock_op(r),
+                Some((_, flightrec_analysis::lock_ops::LockOp::Wait { .. }))
+            )
+        })
+        .count()
+}
+
+#[test]
+fn a_double_lock_through_a_match_guard_is_a_deadlock_at_both_lock_calls() {
+    let dir = scratch();
+    let rec = recorder(dir.path(), "double_lock", 1 << 20);
+    let d = dispatch(&rec);
+    let state: Store = Arc::new(Mutex::new(HashMap::new()));
+    {
+        let (d, state) = (d.clone(), state.clone());
+        // Never returns: the thread waits for itself.
+        std::thread::Builder::new()
+            .name("handler".into())
+            .spawn(move || {
+                tracing::dispatcher::with_default(&d, || {
+                    let _s = tracing::info_span!("command", name = "GET", key = "k").entered();
+                    get_or_insert_buggy(&state, "k");
+                })
+            })
+            .unwrap();
+    }
+    let dump = dump_when(&rec, |d| waits_in(d) > 0);
+    let out = flightrec(&["check", dump.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let first_lock = line_of("match state.lock().unwrap().get(key).copied()");
+    let second_lock = line_of("let mut s = state.lock().unwrap();");
+    let deadlock = text
+        .split("\n\n")
+        .find(|p| p.contains("deadlock"))
+        .unwrap_or_else(|| panic!("no deadlock in:\n{text}"));
+    assert!(
+        deadlock.contains("handler waits for") && deadlock.contains("which it holds itself"),
+        "{deadlock}"
+    );
+    for line in [first_lock, second_lock] {
+        assert!(
+            deadlock.contains(&format!("self_deadlock.rs:{line}")),
+            "line {line} is not in:\n{deadlock}"
+        );
+    }
+}
+
+/// The line where `code` first appears in this file (in `get_or_insert_buggy`, which comes
+/// first).
+fn line_of(code: &str) -> u32 {
+    let src = include_str!("self_deadlock.rs");
+    src.lines().position(|l| l.contains(code)).unwrap() as u32 + 1
+}
+
+#[test]
+fn the_fixed_twin_under_many_threads_gives_no_finding() {
+    let dir = scratch();
+    let rec = recorder(dir.path(), "double_lock_fixed", 1 << 20);
+    let state: Store = Arc::new(Mutex::new(HashMap::new()));
+    on_threads(&dispatch(&rec), 4, "handler", move |t| {
+        for i in 0..200u64 {
+            let key = format!("k{}", (i + t as u64) % 7);
+            let _s = tracing::info_span!("command", name = "GET", key = key.as_str()).entered();
+            get_or_insert_fixed(&state, &key);
+        }
+    });
+    let dump = rec.snapshot().unwrap();
+    let out = flightrec(&["check", dump.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
