@@ -283,7 +283,10 @@ fn a_cut_dump_makes_no_thread_stuck_that_the_whole_dump_does_not_show() {
         }
         args.push(path.to_str().unwrap());
         let out = flightrec(&args);
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
     let (code, text) = check(&whole, false);
     assert_eq!(code, Some(1), "{text}");

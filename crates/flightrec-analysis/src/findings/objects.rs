@@ -14,8 +14,11 @@
 //!   with `Mutex::named("cache", …)`). Per-request data (`user=5`, `request_id`, `sku`)
 //!   is neither, however many threads log it inside or outside critical sections.
 //!
-//! A request is the unit a check-then-act happens in: the task a record belongs to, else
-//! its thread's outermost entered span. Records outside any span belong to no request.
+//! A request is the unit a failure is explained in: the task a record belongs to, else its
+//! thread's outermost entered span. Records outside any span belong to no request. A
+//! check-then-act happens within one *operation*, finer than a request: the act runs
+//! inside the innermost span the check ran in (a command's span, not the connection's span
+//! around many commands).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -477,6 +480,12 @@ impl<'r> Context<'r> {
                     continue;
                 };
                 let a = &touches.touches[list[prev]];
+                // One operation: the act happens inside the innermost span the check was
+                // made in. Two commands under one connection's span are two operations,
+                // however long the connection lives.
+                if !self.same_operation(a.record, b.record) {
+                    continue;
+                }
                 // One lock, two holds of it.
                 let split = a.holds.iter().find_map(|&(lock, h1, _)| {
                     b.holds
@@ -515,6 +524,16 @@ impl<'r> Context<'r> {
             }
         }
         out
+    }
+
+    /// Whether `act` belongs to the operation `check` was made in: it ran inside the
+    /// innermost span `check` ran in (the command, not the connection around commands).
+    fn same_operation(&self, check: usize, act: usize) -> bool {
+        let (c, a) = (&self.rec.records[check], &self.rec.records[act]);
+        match c.spans.last() {
+            Some(op) => a.spans.contains(op),
+            None => true,
+        }
     }
 
     /// Whether two records of one request are about the same thing: every field (other
@@ -574,8 +593,8 @@ impl<'r> Context<'r> {
         f
     }
 
-    /// Eraser's lockset: an object shared by threads or tasks whose touches, once shared,
-    /// hold no lock in common though some hold one.
+    /// Eraser's lockset, held to the owner's discipline: an object shared by threads or
+    /// tasks, one of which touches it only holding a lock, and another without that lock.
     pub(super) fn inconsistent_locking(&self, touches: &Touches<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
         for list in touches.by_key() {
@@ -602,21 +621,38 @@ impl<'r> Context<'r> {
                         .collect()
                 })
                 .collect();
-            let Some(locked) = locksets.iter().position(|s| !s.is_empty()) else {
+            // The owner's discipline: an actor whose every touch, once shared, held some
+            // lock. Without one, no lock is known to guard the object: a mention (a log
+            // line after the guard is dropped, made by every connection alike) is not an
+            // access against anyone's locking.
+            let actors: Vec<Actor> = shared.iter().map(|t| self.actor(t.record)).collect();
+            let discipline = |a: Actor| -> BTreeSet<u32> {
+                let mut own = (0..shared.len()).filter(|&n| actors[n] == a);
+                let Some(first) = own.next() else {
+                    return BTreeSet::new();
+                };
+                own.fold(locksets[first].clone(), |acc, n| {
+                    acc.intersection(&locksets[n]).copied().collect()
+                })
+            };
+            let mut disciplined = None;
+            for n in 0..shared.len() {
+                if disciplined.is_none() && !locksets[n].is_empty() {
+                    let d = discipline(actors[n]);
+                    if !d.is_empty() {
+                        disciplined = Some((n, d));
+                    }
+                }
+            }
+            let Some((locked, guard)) = disciplined else {
                 continue;
             };
-            let common = locksets.iter().skip(1).fold(locksets[0].clone(), |acc, s| {
-                acc.intersection(s).copied().collect()
-            });
-            if !common.is_empty() {
-                continue;
-            }
-            // Evidence: a locked touch, and a touch by another thread or task that held
-            // none of its locks (unlocked if there is one).
-            let locked_actor = self.actor(shared[locked].record);
-            let disjoint = |s: &BTreeSet<u32>| s.is_disjoint(&locksets[locked]);
+            // Evidence: a touch by the disciplined actor, and a touch by another thread or
+            // task that held none of its locks (unlocked if there is one).
+            let locked_actor = actors[locked];
+            let disjoint = |s: &BTreeSet<u32>| s.is_disjoint(&guard);
             let other = (0..shared.len())
-                .filter(|&n| self.actor(shared[n].record) != locked_actor)
+                .filter(|&n| actors[n] != locked_actor)
                 .filter(|&n| disjoint(&locksets[n]))
                 .min_by_key(|&n| !locksets[n].is_empty());
             let Some(other) = other else { continue };
