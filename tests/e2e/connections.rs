@@ -184,3 +184,40 @@ fn the_same_read_modify_write_in_one_hold_is_no_finding() {
     });
     assert_eq!(kinds(&dump), Vec::<String>::new());
 }
+
+/// Three test servers in one process, one after the other, each with its own state and
+/// mutex (made at one place), whose states happen to reuse one heap address: three
+/// objects, not one touched under three different locks.
+#[test]
+fn states_of_successive_servers_at_a_reused_address_are_different_objects() {
+    fn new_db() -> Db {
+        Arc::new(Mutex::named("db", HashMap::new()))
+    }
+    let dir = scratch();
+    let rec = recorder(dir.path(), "kv_suite", 4 << 20);
+    let d = dispatch(&rec);
+    // What `{:p}` of each server's state printed: the allocator gave each the same block.
+    let reused = "0x7f00dead1000";
+    for server in 0..3 {
+        let db = new_db();
+        let handles: Vec<_> = (0..2)
+            .map(|conn| {
+                let db = db.clone();
+                spawn_on(&d, &format!("s{server}-conn{conn}"), move || {
+                    let _conn = info_span!("connection", conn).entered();
+                    for _ in 0..3 {
+                        let _c = info_span!("command", name = "SET", key = "k").entered();
+                        let mut g = db.lock().unwrap();
+                        g.insert("k".into(), conn);
+                        info!(db = reused, key = "k", "set");
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
+    let dump = rec.snapshot().unwrap();
+    assert_eq!(kinds(&dump), Vec::<String>::new());
+}

@@ -84,11 +84,24 @@ struct Touch {
     task_lock: bool,
 }
 
+/// Whether locks `a` and `b` are two instances made at one place (one `Mutex::new` line run
+/// twice: two servers' states, one after the other).
+fn made_alike(names: &Names<'_>, a: u32, b: u32) -> bool {
+    let (Some(x), Some(y)) = (names.callsite(a), names.callsite(b)) else {
+        return false;
+    };
+    a != b && x.name == y.name && x.file == y.file && x.line == y.line
+}
+
 /// What the one pass over the records gathers for the object rules.
 pub(super) struct Touches<'r> {
     /// Names of the recorded thread locks: a field named like one carries its object.
     lock_names: HashSet<&'r str>,
-    keys: HashMap<String, u32>,
+    /// Per object name (`db=0x7f3a…`), its current life: the key its touches go under, and
+    /// the lock it was touched holding (`None` until a touch holds one). A name touched
+    /// under another instance of a lock made at the same place (a new server's state at a
+    /// reused address) is a new object.
+    lives: HashMap<String, (u32, Option<u32>)>,
     key_names: Vec<String>,
     touches: Vec<Touch>,
     /// Per thread, the locks whose first surviving record there is a release: until then
@@ -109,7 +122,7 @@ impl<'r> Touches<'r> {
             .collect();
         Touches {
             lock_names,
-            keys: HashMap::new(),
+            lives: HashMap::new(),
             key_names: Vec::new(),
             touches: Vec::new(),
             uncertain: HashMap::new(),
@@ -159,11 +172,6 @@ impl<'r> Touches<'r> {
                 _ => continue,
             };
             let name = format!("{field}={text}");
-            let next = self.key_names.len() as u32;
-            let key = *self.keys.entry(name.clone()).or_insert(next);
-            if key == next {
-                self.key_names.push(name);
-            }
             let mut task_lock = false;
             let holds: Vec<(u32, usize, bool)> = tracker
                 .held_by(r.thread)
@@ -173,6 +181,7 @@ impl<'r> Touches<'r> {
                     !task
                 })
                 .collect();
+            let key = self.life_of(names, name, &holds);
             self.touches.push(Touch {
                 record: i,
                 key,
@@ -180,6 +189,27 @@ impl<'r> Touches<'r> {
                 task_lock,
             });
         }
+    }
+
+    /// The key of object `name` touched holding `holds`: its current life's, or a new one's
+    /// when the touch holds another instance of the lock its life was touched under.
+    fn life_of(&mut self, names: &Names<'_>, name: String, holds: &[(u32, usize, bool)]) -> u32 {
+        let held = || holds.iter().map(|&(l, _, _)| l);
+        if let Some((key, lock)) = self.lives.get_mut(&name) {
+            let reborn = lock.is_some_and(|old| {
+                !held().any(|l| l == old) && held().any(|l| made_alike(names, old, l))
+            });
+            if !reborn {
+                if lock.is_none() {
+                    *lock = held().next();
+                }
+                return *key;
+            }
+        }
+        let key = self.key_names.len() as u32;
+        self.key_names.push(name.clone());
+        self.lives.insert(name, (key, held().next()));
+        key
     }
 
     /// The locks thread `thread` may have held at record `i` though no hold says so: its
