@@ -264,6 +264,15 @@ fn write_paragraph(path: &Path, f: &Finding, out: &mut impl Write) -> anyhow::Re
         }
         writeln!(out)?;
     }
+    if f.omitted > 0 {
+        writeln!(
+            out,
+            "    … and {} more touch{} of {} in between, not shown",
+            f.omitted,
+            if f.omitted == 1 { "" } else { "es" },
+            f.object.as_deref().unwrap_or("it")
+        )?;
+    }
     writeln!(out)?;
     Ok(())
 }
@@ -310,6 +319,7 @@ pub fn findings_json(found: &[Finding]) -> Json {
                     "record": e.record, "ts": e.ts, "thread": e.thread, "task": e.task,
                     "title": e.title, "place": e.place, "role": e.role,
                 })).collect::<Vec<_>>(),
+                "omitted_records": f.omitted,
             })
         })
         .collect()

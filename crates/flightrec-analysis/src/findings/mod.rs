@@ -133,6 +133,9 @@ pub struct Finding {
     pub processes: Vec<String>,
     /// The records that show it, in time order.
     pub records: Vec<Evidence>,
+    /// Records of the same story left out, only counted (other workers' touches of the
+    /// object between, which a reader need not see to follow what happened).
+    pub omitted: u64,
 }
 
 /// Thresholds of the kinds that are about time.
@@ -279,6 +282,7 @@ impl Context<'_> {
             tasks: Vec::new(),
             processes: Vec::new(),
             records: Vec::new(),
+            omitted: 0,
         }
     }
 }

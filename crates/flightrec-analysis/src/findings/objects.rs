@@ -33,6 +33,9 @@ use super::{Context, Finding, Kind, Severity, MAX_EVIDENCE, MAX_PER_KIND};
 /// Failures looked at most: a storm of warnings tells one story many times.
 const MAX_FAILURES: usize = 2_000;
 
+/// Foreign touches shown in an interleaving's evidence; the others are counted.
+const STORY_TOUCHES: usize = 3;
+
 /// Carriers looked back over at most, from a failure to its request's earlier touch.
 const MAX_LOOK_BACK: usize = 100_000;
 
@@ -462,26 +465,29 @@ impl<'r> Context<'r> {
             ),
         );
         f.object = Some(key.to_string());
-        // The foreign touches worth reading, latest first, as room allows: those of
-        // strangers (not another request like this one: the refresher, not a fellow
-        // worker), then those by code the request did not run, then the others.
+        // The foreign touches that tell the story, latest first: those of strangers (not
+        // another request like this one: the refresher, not a fellow worker) if any, else
+        // those by code the request did not run, else the latest. The rest are counted.
         let own = self.code_site(first);
-        let mut picked: Vec<usize> = Vec::new();
         let tiers: [&dyn Fn(usize) -> bool; 3] = [
             &|c| !self.is_peer(c, q),
             &|c| self.code_site(c) != own,
             &|_| true,
         ];
-        for tier in tiers {
-            for &c in foreign.iter().rev() {
-                if picked.len() >= MAX_EVIDENCE - 2 {
-                    break;
-                }
-                if tier(c) && !picked.contains(&c) {
-                    picked.push(c);
-                }
-            }
-        }
+        let picked: Vec<usize> = tiers
+            .iter()
+            .map(|tier| {
+                foreign
+                    .iter()
+                    .rev()
+                    .copied()
+                    .filter(|&c| tier(c))
+                    .take(STORY_TOUCHES.min(MAX_EVIDENCE - 2))
+                    .collect::<Vec<usize>>()
+            })
+            .find(|p| !p.is_empty())
+            .unwrap_or_default();
+        f.omitted = (foreign.len() - picked.len()) as u64;
         f.records
             .extend(self.evidence(first, format!("touched {key} first")));
         for c in picked {
