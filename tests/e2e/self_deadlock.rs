@@ -139,3 +139,56 @@ fn the_fixed_twin_under_many_threads_gives_no_finding() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Read, write, read: a thread holding a read asks for another while a writer waits. std's
+/// `RwLock` queues the second read behind the waiting writer, which waits for the first
+/// read: a deadlock of two threads and one lock.
+#[test]
+fn a_read_asked_again_behind_a_waiting_writer_is_a_deadlock() {
+    let dir = scratch();
+    let rec = recorder(dir.path(), "rwr", 1 << 20);
+    let d = dispatch(&rec);
+    let table = Arc::new(tracing_flightrec::sync::RwLock::named("table", 0u64));
+    let (read_tx, read_rx) = std::sync::mpsc::channel();
+    let (queued_tx, queued_rx) = std::sync::mpsc::channel::<()>();
+    {
+        let (d, table) = (d.clone(), table.clone());
+        std::thread::Builder::new()
+            .name("reader".into())
+            .spawn(move || {
+                tracing::dispatcher::with_default(&d, || {
+                    let first = table.read().unwrap();
+                    read_tx.send(()).unwrap();
+                    queued_rx.recv().unwrap();
+                    let again = table.read().unwrap(); // never: the writer is queued
+                    let _ = (*first, *again);
+                })
+            })
+            .unwrap();
+    }
+    read_rx.recv().unwrap();
+    {
+        let (d, table) = (d.clone(), table.clone());
+        std::thread::Builder::new()
+            .name("writer".into())
+            .spawn(move || {
+                tracing::dispatcher::with_default(&d, || {
+                    *table.write().unwrap() += 1; // never: the reader holds a read
+                })
+            })
+            .unwrap();
+    }
+    // The second read once the writer's wait is recorded; the dump once both are.
+    let _ = dump_when(&rec, |dump| waits_in(dump) >= 1);
+    queued_tx.send(()).unwrap();
+    let dump = dump_when(&rec, |dump| waits_in(dump) >= 2);
+    let out = flightrec(&["check", "--kind", "deadlock", dump.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "reader holds a read of `table` and asks for another, queued behind writer's write"
+        ),
+        "{text}"
+    );
+}

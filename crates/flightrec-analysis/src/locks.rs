@@ -47,10 +47,15 @@ pub struct Wait {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CycleStep {
     pub thread: u32,
+    /// What the previous thread of the cycle waits for: held by this one, or (`queued`)
+    /// asked for by its write, queued ahead of the previous thread's read.
     pub holds: u32,
     pub waits_for: u32,
     /// Since when it has waited.
     pub since: i64,
+    /// It does not hold `holds`: its waiting write is queued ahead of the previous
+    /// thread's read (the read-write-read deadlock of a writer-preferring `RwLock`).
+    pub queued: bool,
 }
 
 /// Per lock, over the whole recording: how often it was taken, waited for, and how long.
@@ -404,11 +409,21 @@ pub fn complete_thread(rec: &Recording, thread: u32) -> bool {
 /// waits for (exclusively, or any holder when it wants exclusive access).
 fn cycles(holds: &[Hold], waits: &[Wait]) -> Vec<Vec<CycleStep>> {
     let wait_of: HashMap<u32, &Wait> = waits.iter().map(|w| (w.thread, w)).collect();
-    // The thread a waiting thread waits on (the first blocking holder).
-    let blocker = |w: &Wait| {
+    // The thread a waiting thread waits on: the first blocking holder, else, for a read, a
+    // writer queued before it (std's `RwLock` lets no new reader past a waiting writer: the
+    // read-write-read deadlock). `true` when it is such a queued writer.
+    let blocker = |w: &Wait| -> Option<(u32, bool)> {
         holds
             .iter()
             .find(|h| h.lock == w.lock && h.thread != w.thread && !(h.shared && w.shared))
+            .map(|h| (h.thread, false))
+            .or_else(|| {
+                waits
+                    .iter()
+                    .filter(|v| w.shared && !v.shared && v.lock == w.lock && v.thread != w.thread)
+                    .find(|v| v.since <= w.since)
+                    .map(|v| (v.thread, true))
+            })
     };
     let mut out: Vec<Vec<CycleStep>> = Vec::new();
     let mut threads: Vec<u32> = wait_of.keys().copied().collect();
@@ -427,6 +442,7 @@ fn cycles(holds: &[Hold], waits: &[Wait]) -> Vec<Vec<CycleStep>> {
                 holds: w.lock,
                 waits_for: w.lock,
                 since: w.since,
+                queued: false,
             }]);
         }
     }
@@ -436,9 +452,11 @@ fn cycles(holds: &[Hold], waits: &[Wait]) -> Vec<Vec<CycleStep>> {
             continue;
         }
         let mut path: Vec<u32> = vec![start];
+        let mut queued: Vec<bool> = Vec::new();
         let mut t = start;
-        while let Some(h) = wait_of.get(&t).and_then(|w| blocker(w)) {
-            if h.thread == start {
+        while let Some((next, behind)) = wait_of.get(&t).and_then(|w| blocker(w)) {
+            queued.push(behind);
+            if next == start {
                 // A cycle back to `start`: record it once (found from its lowest thread).
                 if path.iter().all(|&p| p >= start) {
                     // Thread i waits for lock i, held by thread i + 1; so it holds what
@@ -452,6 +470,7 @@ fn cycles(holds: &[Hold], waits: &[Wait]) -> Vec<Vec<CycleStep>> {
                                 holds: wait_of[&path[(i + k - 1) % k]].lock,
                                 waits_for: w.lock,
                                 since: w.since,
+                                queued: queued[(i + k - 1) % k],
                             }
                         })
                         .collect();
@@ -465,11 +484,11 @@ fn cycles(holds: &[Hold], waits: &[Wait]) -> Vec<Vec<CycleStep>> {
                 }
                 break;
             }
-            if path.contains(&h.thread) || path.len() > threads.len() {
+            if path.contains(&next) || path.len() > threads.len() {
                 break;
             }
-            path.push(h.thread);
-            t = h.thread;
+            path.push(next);
+            t = next;
         }
     }
     out
@@ -489,6 +508,19 @@ pub fn describe_deadlock(names: &Names<'_>, cycle: &[CycleStep]) -> String {
             thread(only.thread),
             lock(only.waits_for)
         );
+    }
+    if let [a, b] = cycle {
+        if a.queued || b.queued {
+            let (reader, writer) = if b.queued { (a, b) } else { (b, a) };
+            return format!(
+                "{} holds a read of {} and asks for another, queued behind {}'s write, which \
+                 waits for {}'s read to end",
+                thread(reader.thread),
+                lock(reader.waits_for),
+                thread(writer.thread),
+                thread(reader.thread)
+            );
+        }
     }
     let mut s = format!(
         "{} holds {} and waits for {}",
@@ -567,6 +599,41 @@ mod tests {
             record: 0,
         }];
         assert!(cycles(&holds, &waits).is_empty());
+    }
+
+    /// Read, write, read: the reader's second read waits behind the queued writer, which
+    /// waits for the reader's first read. Without the writer, the second read is no wait
+    /// in a cycle.
+    #[test]
+    fn a_read_queued_behind_a_waiting_writer_closes_a_cycle() {
+        let holds = [Hold {
+            thread: 1,
+            lock: 10,
+            shared: true,
+            since: 100,
+            record: None,
+        }];
+        let writer = Wait {
+            thread: 2,
+            lock: 10,
+            shared: false,
+            since: 200,
+            record: 0,
+        };
+        let again = Wait {
+            thread: 1,
+            lock: 10,
+            shared: true,
+            since: 300,
+            record: 1,
+        };
+        let found = cycles(&holds, &[writer, again]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].iter().any(|s| s.queued), "{found:?}");
+        assert!(cycles(&holds, &[again]).is_empty());
+        // A writer that began to wait after the read did not block it.
+        let late = Wait { since: 400, ..writer };
+        assert!(cycles(&holds, &[late, again]).is_empty());
     }
 
     /// A thread waiting for a lock it holds is a cycle of one; a reader asking to read
