@@ -4,6 +4,7 @@
 mod alloc;
 mod cli;
 mod collectors;
+mod condvar;
 mod connections;
 mod contents;
 mod corrupt;

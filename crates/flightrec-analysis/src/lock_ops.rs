@@ -20,9 +20,25 @@ pub struct LockInfo {
 /// What one lock event says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockOp {
-    Wait { shared: bool },
-    Acquired { shared: bool, waited_ns: u64 },
-    Released { shared: bool, held_ns: u64 },
+    Wait {
+        shared: bool,
+    },
+    Acquired {
+        shared: bool,
+        waited_ns: u64,
+    },
+    Released {
+        shared: bool,
+        held_ns: u64,
+    },
+    /// A thread began to wait on a condvar.
+    CondWait,
+    /// Its condvar wait returned.
+    CondWoke,
+    /// A thread notified a condvar's waiters (one, or `all`).
+    Notify {
+        all: bool,
+    },
 }
 
 /// The lock event `r` is, if it is one (`callsite` is `r`'s callsite): the lock's id and
@@ -61,6 +77,10 @@ pub fn lock_op(callsite: Option<&Callsite>, r: &Record) -> Option<(u32, LockOp)>
             shared: true,
             held_ns: ns,
         },
+        lock::op::COND_WAIT => LockOp::CondWait,
+        lock::op::COND_WOKE => LockOp::CondWoke,
+        lock::op::NOTIFY_ONE => LockOp::Notify { all: false },
+        lock::op::NOTIFY_ALL => LockOp::Notify { all: true },
         _ => return None,
     };
     Some((r.callsite, op))
@@ -117,6 +137,10 @@ pub fn op_title(label: &str, op: LockOp) -> String {
         LockOp::Released { shared: s, held_ns } => {
             format!("let go of {label}{} after {}", shared(s), duration(held_ns))
         }
+        LockOp::CondWait => format!("waits on {label}"),
+        LockOp::CondWoke => format!("woke on {label}"),
+        LockOp::Notify { all: false } => format!("notified one waiter of {label}"),
+        LockOp::Notify { all: true } => format!("notified every waiter of {label}"),
     }
 }
 

@@ -303,6 +303,8 @@ impl LockTracker {
                 s.total_hold_ns += held_ns;
                 s.max_hold_ns = s.max_hold_ns.max(held_ns);
             }
+            // A condvar is no lock: what it does to its mutex is recorded as the mutex's.
+            LockOp::CondWait | LockOp::CondWoke | LockOp::Notify { .. } => {}
         }
     }
 
@@ -632,7 +634,10 @@ mod tests {
         assert!(found[0].iter().any(|s| s.queued), "{found:?}");
         assert!(cycles(&holds, &[again]).is_empty());
         // A writer that began to wait after the read did not block it.
-        let late = Wait { since: 400, ..writer };
+        let late = Wait {
+            since: 400,
+            ..writer
+        };
         assert!(cycles(&holds, &[late, again]).is_empty());
     }
 

@@ -400,6 +400,9 @@ pub mod lock {
     pub const MUTEX: &str = "Mutex";
     pub const RW_LOCK: &str = "RwLock";
     pub const TOKIO_MUTEX: &str = "tokio::Mutex";
+    /// A condition variable (`tracing_flightrec::sync::Condvar`): its events are the
+    /// `COND_*` and `NOTIFY_*` operations; the mutex it waits with records its own.
+    pub const CONDVAR: &str = "Condvar";
 
     /// What happened to a lock.
     pub mod op {
@@ -413,6 +416,14 @@ pub mod lock {
         pub const WAIT_SHARED: u64 = 4;
         pub const ACQUIRED_SHARED: u64 = 5;
         pub const RELEASED_SHARED: u64 = 6;
+        /// A thread began to wait on a condvar (its mutex released); the site is the
+        /// `wait` call's.
+        pub const COND_WAIT: u64 = 7;
+        /// Its wait returned (woken, timed out, or spuriously); `ns` is how long it waited.
+        pub const COND_WOKE: u64 = 8;
+        /// A thread notified one waiter, or all of them.
+        pub const NOTIFY_ONE: u64 = 9;
+        pub const NOTIFY_ALL: u64 = 10;
     }
 
     /// The operation (`op::*`) an `op` field holds.

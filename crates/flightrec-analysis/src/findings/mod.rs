@@ -47,11 +47,13 @@ pub enum Kind {
     BlockingPoll,
     LockWait,
     Stuck,
+    NoNotify,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Deadlock,
+        Kind::NoNotify,
         Kind::Interleaving,
         Kind::LockOrder,
         Kind::Atomicity,
@@ -71,6 +73,7 @@ impl Kind {
             Kind::BlockingPoll => "blocking_poll",
             Kind::LockWait => "lock_wait",
             Kind::Stuck => "stuck",
+            Kind::NoNotify => "no_notify",
         }
     }
 
@@ -211,6 +214,7 @@ pub fn findings_and_locks(
     out.extend(cx.blocking_polls(thresholds.blocking_poll_ns));
     out.extend(cx.lock_waits(&locks, thresholds.lock_wait_ns));
     out.extend(cx.stuck(end, thresholds.stuck_ns));
+    out.extend(cx.unnotified_waits(end, thresholds.stuck_ns));
     for f in &mut out {
         f.processes = cx.processes_of(f, processes);
     }

@@ -1,4 +1,5 @@
-//! The rules about time: polls that block their worker, and threads stuck inside a span.
+//! The rules about time: polls that block their worker, threads stuck inside a span, and
+//! condvar waits no notification followed.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -126,6 +127,69 @@ impl Context<'_> {
             }
             f.records.sort_by_key(|e| e.ts);
             f.records.dedup_by_key(|e| e.record);
+            out.push(f);
+            if out.len() >= MAX_PER_KIND {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Threads waiting on a condvar at the end of the data, inside a span (an operation
+    /// blocked, not an idle worker waiting for work), for longer than `threshold`, with no
+    /// notification of that condvar since their wait began: nothing will wake them. A
+    /// notification just before the wait found nobody waiting and was lost.
+    pub(super) fn unnotified_waits(&self, end: i64, threshold: u64) -> Vec<Finding> {
+        use crate::lock_ops::LockOp;
+        // Per thread, its open wait (condvar, record); per condvar, its notifications.
+        let mut waiting: BTreeMap<u32, (u32, usize)> = BTreeMap::new();
+        let mut notified: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, r) in self.rec.records.iter().enumerate() {
+            match self.names.lock_op(r) {
+                Some((cv, LockOp::CondWait)) => {
+                    waiting.insert(r.thread, (cv, i));
+                }
+                Some((_, LockOp::CondWoke)) => {
+                    waiting.remove(&r.thread);
+                }
+                Some((cv, LockOp::Notify { .. })) => notified.entry(cv).or_default().push(i),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for (thread, (cv, at)) in waiting {
+            let wait = &self.rec.records[at];
+            let notes = notified.get(&cv).map_or(&[][..], Vec::as_slice);
+            let after = notes.iter().any(|&n| n > at);
+            let waited = end.saturating_sub(wait.ts).max(0) as u64;
+            if after || wait.spans.is_empty() || waited <= threshold {
+                continue;
+            }
+            let label = self.names.thread_label(thread);
+            let cv_label = self.names.lock_label(cv);
+            let lost = notes.iter().rev().find(|&&n| n < at).copied();
+            let mut f = self.finding(
+                Kind::NoNotify,
+                Severity::Error,
+                format!(
+                    "{label} waits on {cv_label} for the last {} of the recording, and no \
+                     notify came after its wait began{}",
+                    duration(waited),
+                    if lost.is_some() {
+                        " (the last one came before it, found nobody waiting, and was lost)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+            f.threads.push(label);
+            f.locks.push(cv_label);
+            if let Some(n) = lost {
+                f.records
+                    .extend(self.evidence(n, "notified before anyone waited"));
+            }
+            f.records
+                .extend(self.evidence(at, "began to wait, and nothing notified after"));
             out.push(f);
             if out.len() >= MAX_PER_KIND {
                 break;

@@ -27,6 +27,9 @@ use flightrec_format::{Callsite, Level};
 use crate::ring::writer::with_current_writer;
 use crate::ring::{clock, Ring};
 
+mod condvar;
+pub use condvar::Condvar;
+
 /// What a lock knows of itself, and its callsite in the ring it last recorded into.
 struct LockMeta {
     /// The name given, or none for the default (its type and where it was made).
@@ -142,7 +145,9 @@ pub struct MutexGuard<'a, T: ?Sized + 'a> {
     lock: &'a Mutex<T>,
     /// When it was acquired, in ticks.
     since: u64,
-    inner: std::sync::MutexGuard<'a, T>,
+    /// Always `Some` while the guard is usable: [`Condvar::wait`] takes it out (to hand
+    /// std's condvar the std guard) only from a guard it consumes.
+    inner: Option<std::sync::MutexGuard<'a, T>>,
 }
 
 impl<T> Mutex<T> {
@@ -234,7 +239,7 @@ impl<T: ?Sized> Mutex<T> {
         MutexGuard {
             lock: self,
             since: now,
-            inner,
+            inner: Some(inner),
         }
     }
 
@@ -258,23 +263,30 @@ impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
         // Recorded before the std guard lets go (it drops after this), so the release is
-        // written before another thread can record its acquisition.
-        self.lock
-            .meta
-            .record(lock::op::RELEASED, clock::ticks(), Some(self.since), None);
+        // written before another thread can record its acquisition. A guard a condvar
+        // wait took apart recorded its own release.
+        if self.inner.is_some() {
+            self.lock
+                .meta
+                .record(lock::op::RELEASED, clock::ticks(), Some(self.since), None);
+        }
     }
 }
 
 impl<T: ?Sized> Deref for MutexGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.inner
+        self.inner
+            .as_deref()
+            .expect("a usable guard holds its std guard")
     }
 }
 
 impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        &mut self.inner
+        self.inner
+            .as_deref_mut()
+            .expect("a usable guard holds its std guard")
     }
 }
 
