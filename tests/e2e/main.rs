@@ -19,6 +19,7 @@ mod fleet;
 mod folding;
 mod helpers;
 mod hostile;
+mod kernels;
 mod kill_sweep;
 mod layer;
 mod lock_model;
