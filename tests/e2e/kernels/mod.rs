@@ -307,6 +307,7 @@ fn every_kernel_is_named_and_every_twin_is_silent() {
             failures.push(format!("{}: the correct twin got {twin:?}", k.name));
         }
     }
+    assert!(KERNELS.len() >= 30, "the corpus holds {} kernels", KERNELS.len());
     assert!(
         failures.is_empty(),
         "{} kernels:\n{}",
