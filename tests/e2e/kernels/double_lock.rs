@@ -208,7 +208,8 @@ pub(super) fn rwr_bug(s: &Spawner) {
         // writer): the second read is asked once one no longer does.
         while let Ok(g) = r1.try_read() {
             drop(g);
-            std::thread::yield_now();
+            // Polled gently: each try is two records, and the ring must keep the first read.
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         let again = r1.read().unwrap();
         let _ = (*first, *again);
@@ -475,7 +476,8 @@ pub(super) fn rwr_helper_bug(s: &Spawner) {
         read_tx.send(()).unwrap();
         while let Ok(g) = r1.try_read() {
             drop(g);
-            std::thread::yield_now();
+            // Polled gently: each try is two records, and the ring must keep the first read.
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         let _ = (*first, lookup(&r1));
     });

@@ -257,7 +257,7 @@ const KERNELS: &[Kernel] = &[
 /// kinds `check` named.
 fn run(program: fn(&Spawner), kind: &str, bug: bool) -> Vec<String> {
     let dir = scratch();
-    let rec = recorder(dir.path(), "kernel", 1 << 20);
+    let rec = recorder(dir.path(), "kernel", 4 << 20);
     let s = Spawner {
         d: dispatch(&rec),
         handles: Default::default(),
@@ -307,7 +307,11 @@ fn every_kernel_is_named_and_every_twin_is_silent() {
             failures.push(format!("{}: the correct twin got {twin:?}", k.name));
         }
     }
-    assert!(KERNELS.len() >= 30, "the corpus holds {} kernels", KERNELS.len());
+    assert!(
+        KERNELS.len() >= 30,
+        "the corpus holds {} kernels",
+        KERNELS.len()
+    );
     assert!(
         failures.is_empty(),
         "{} kernels:\n{}",
