@@ -221,3 +221,54 @@ fn states_of_successive_servers_at_a_reused_address_are_different_objects() {
     let dump = rec.snapshot().unwrap();
     assert_eq!(kinds(&dump), Vec::<String>::new());
 }
+
+/// The correct server under load: eight connections, each running a hundred commands (GET,
+/// SET, INCR in one hold), each command logging the state's address inside the lock and
+/// again after dropping its guard, every connection mentioning it as it closes, and keys
+/// shared between connections. `check` passes.
+#[test]
+fn a_correct_server_under_load_from_many_connections_passes_check() {
+    let dir = scratch();
+    let rec = recorder(dir.path(), "kv_load", 16 << 20);
+    let d = dispatch(&rec);
+    let db: Db = Arc::new(Mutex::named("db", HashMap::new()));
+    let addr = format!("{:p}", Arc::as_ptr(&db));
+    let conns: Vec<_> = (0..8u64)
+        .map(|c| {
+            let (db, addr) = (db.clone(), addr.clone());
+            spawn_on(&d, &format!("conn-{c}"), move || {
+                let _conn = info_span!("connection", peer = c).entered();
+                for i in 0..100u64 {
+                    let key = format!("k{}", (c * 7 + i) % 5);
+                    match i % 3 {
+                        0 => {
+                            get(&db, &addr, &key);
+                        }
+                        1 => {
+                            let _c =
+                                info_span!("command", name = "SET", key = key.as_str()).entered();
+                            let mut g = db.lock().unwrap();
+                            g.insert(key.clone(), i);
+                            info!(db = %addr, key = key.as_str(), "set");
+                            drop(g);
+                            info!(db = %addr, key = key.as_str(), "set done, lock released");
+                        }
+                        _ => incr(&db, &addr, &key, false, None),
+                    }
+                }
+                info!(db = %addr, "connection closed");
+            })
+        })
+        .collect();
+    for c in conns {
+        c.join().unwrap();
+    }
+    let dump = rec.snapshot().unwrap();
+    let out = flightrec(&["check", dump.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
