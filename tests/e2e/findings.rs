@@ -542,6 +542,18 @@ fn kept_recordings_of_a_passing_cargo_test_make_check_name_its_lock_order_invers
     assert!(rings_in(dir.path()).is_empty());
 }
 
+/// A correct key-value server's test suite (connection spans around command spans, the
+/// state's address logged inside and outside the lock, a key deleted between two GETs on
+/// purpose), kept with FLIGHTREC_KEEP: `check` passes.
+#[test]
+fn a_correct_servers_kept_test_suite_passes_check() {
+    let dir = scratch();
+    let dumps = cargo_test_keep_check(dir.path(), "kv_server", true);
+    assert_eq!(dumps.len(), 1, "{dumps:?}");
+    let (code, text) = check(&[dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+}
+
 /// A suite whose tests only call `test_recorder()` (no recorder of their own, no
 /// subscriber) is recorded whole under FLIGHTREC_KEEP: one dump for the test binary, in
 /// which `check` finds the inversion that two tests made together. Without FLIGHTREC_KEEP

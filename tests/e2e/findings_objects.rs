@@ -551,6 +551,10 @@ fn an_interleaving_tells_the_strangers_touch_before_fellow_requests_many_touches
     );
     assert_eq!(roles.first().unwrap().1, "touched cache=0x5555aaaa first");
     assert_eq!(roles.last().unwrap().1, "failed");
+    // The story only: the first touch, the stranger's, the failure; the fellow workers'
+    // 28 cache misses are a count.
+    assert_eq!(roles.len(), 3, "{roles:?}");
+    assert_eq!(found[0]["omitted_records"], 28, "{}", found[0]);
 }
 
 /// A task finding's evidence lanes are shown when it is picked, however many later records
