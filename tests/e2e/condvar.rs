@@ -71,8 +71,18 @@ fn check(dump: &std::path::Path) -> (Option<i32>, String) {
 
 /// The producer pushes a job and notifies; then the consumer, without checking the queue,
 /// waits: the notify is gone, and it waits forever.
+/// In a child process: its consumer stays blocked forever.
 #[test]
 fn a_notify_before_the_wait_is_a_lost_wakeup() {
+    run_in_child("condvar::a_notify_before_the_wait_is_a_lost_wakeup_child");
+}
+
+#[test]
+#[ignore = "child process of condvar::a_notify_before_the_wait_is_a_lost_wakeup"]
+fn a_notify_before_the_wait_is_a_lost_wakeup_child() {
+    if !in_child() {
+        return;
+    }
     let dir = scratch();
     let rec = recorder(dir.path(), "lost_wakeup", 1 << 20);
     let d = dispatch(&rec);

@@ -81,6 +81,41 @@ fn spawn_child(name: &str, env: &[(&str, &Path)], stdin: Stdio) -> std::process:
     c.spawn().expect("spawning a child")
 }
 
+/// Set in a child that runs a test whose threads block forever (a deadlock on purpose): the
+/// child process takes them with it when it ends.
+pub const IN_CHILD: &str = "FLIGHTREC_TEST_IN_CHILD";
+
+/// Runs the ignored test `name` in a child process (see `IN_CHILD`) and fails with its
+/// output when it fails. For tests that leave threads blocked forever: in this process they
+/// would take the stack-capture slots and `/proc` entries other tests count.
+pub fn run_in_child(name: &str) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(IN_CHILD, "1")
+        .output()
+        .expect("spawning a child");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.contains("1 passed"),
+        "{name} failed in its child process:\n{said}"
+    );
+}
+
+/// Whether this process is the child `run_in_child` started.
+pub fn in_child() -> bool {
+    std::env::var_os(IN_CHILD).is_some()
+}
+
 /// Reads the child's stdout until a line ends with `word`.
 pub fn wait_for(child: &mut std::process::Child, word: &str) {
     let out = child.stdout.as_mut().unwrap();

@@ -70,8 +70,20 @@ fn waits_in(dump: &Path) -> usize {
         .count()
 }
 
+/// In a child process: its handler thread stays blocked forever.
 #[test]
 fn a_double_lock_through_a_match_guard_is_a_deadlock_at_both_lock_calls() {
+    run_in_child(
+        "self_deadlock::a_double_lock_through_a_match_guard_is_a_deadlock_at_both_lock_calls_child",
+    );
+}
+
+#[test]
+#[ignore = "child process of self_deadlock::a_double_lock_through_a_match_guard_is_a_deadlock_at_both_lock_calls"]
+fn a_double_lock_through_a_match_guard_is_a_deadlock_at_both_lock_calls_child() {
+    if !in_child() {
+        return;
+    }
     let dir = scratch();
     let rec = recorder(dir.path(), "double_lock", 1 << 20);
     let d = dispatch(&rec);
@@ -143,8 +155,18 @@ fn the_fixed_twin_under_many_threads_gives_no_finding() {
 /// Read, write, read: a thread holding a read asks for another while a writer waits. std's
 /// `RwLock` queues the second read behind the waiting writer, which waits for the first
 /// read: a deadlock of two threads and one lock.
+/// In a child process: its reader and writer stay blocked forever.
 #[test]
 fn a_read_asked_again_behind_a_waiting_writer_is_a_deadlock() {
+    run_in_child("self_deadlock::a_read_asked_again_behind_a_waiting_writer_is_a_deadlock_child");
+}
+
+#[test]
+#[ignore = "child process of self_deadlock::a_read_asked_again_behind_a_waiting_writer_is_a_deadlock"]
+fn a_read_asked_again_behind_a_waiting_writer_is_a_deadlock_child() {
+    if !in_child() {
+        return;
+    }
     let dir = scratch();
     let rec = recorder(dir.path(), "rwr", 1 << 20);
     let d = dispatch(&rec);
