@@ -1,0 +1,154 @@
+//! Streaming a scanned image's records: one cursor per thread over its chunks, merged in
+//! time order (`Scan::records`).
+
+use std::sync::Arc;
+
+use super::*;
+
+impl<'a> Scan<'a> {
+    /// Each thread's activity, chunk by chunk, oldest first: `(thread index, chunks)`.
+    pub fn activity(&self) -> impl Iterator<Item = (u32, &[ChunkActivity])> {
+        self.runs
+            .iter()
+            .zip(&self.activity)
+            .map(|((index, _), a)| (*index, a.as_slice()))
+    }
+
+    /// The records in global time order (ties broken by thread index, then by the order
+    /// the thread wrote them), without context records. Each call starts from the
+    /// beginning.
+    pub fn records(&self) -> RecordStream<'a> {
+        let mut cursors: Vec<ThreadCursor<'a>> = self
+            .runs
+            .iter()
+            .map(|(index, chunks)| ThreadCursor {
+                image: self.image,
+                time: self.time,
+                thread: *index,
+                chunks: chunks.clone(),
+                chunk: 0,
+                pos: 0,
+                stack: Vec::new(),
+                shared: Arc::from(Vec::new()),
+                last_ts: i64::MIN,
+            })
+            .collect();
+        let mut pending = Vec::with_capacity(cursors.len());
+        let mut heap = std::collections::BinaryHeap::new();
+        for (slot, c) in cursors.iter_mut().enumerate() {
+            let next = c.next();
+            if let Some(r) = &next {
+                heap.push(std::cmp::Reverse((r.ts, r.thread, slot)));
+            }
+            pending.push(next);
+        }
+        RecordStream {
+            cursors,
+            pending,
+            heap,
+        }
+    }
+}
+
+/// Records in global time order: a merge of per-thread cursors. See `Scan::records`.
+pub struct RecordStream<'a> {
+    cursors: Vec<ThreadCursor<'a>>,
+    /// Each cursor's next record, waiting its turn.
+    pending: Vec<Option<Record>>,
+    /// (time, thread index, cursor slot) of every pending record.
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<(i64, u32, usize)>>,
+}
+
+impl Iterator for RecordStream<'_> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        let std::cmp::Reverse((_, _, slot)) = self.heap.pop()?;
+        let next = self.cursors[slot].next();
+        if let Some(r) = &next {
+            self.heap.push(std::cmp::Reverse((r.ts, r.thread, slot)));
+        }
+        std::mem::replace(&mut self.pending[slot], next)
+    }
+}
+
+/// Walks one thread's kept chunks, resolving times, parents and span stacks.
+struct ThreadCursor<'a> {
+    image: &'a [u8],
+    time: TimeBase,
+    thread: u32,
+    chunks: Vec<std::ops::Range<usize>>,
+    chunk: usize,
+    pos: usize,
+    /// Spans entered on the thread, outermost first.
+    stack: Vec<u64>,
+    /// `stack` as shared by the records written under it.
+    shared: Arc<[u64]>,
+    /// Times never step back within a thread, even if the clock did.
+    last_ts: i64,
+}
+
+impl Iterator for ThreadCursor<'_> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        loop {
+            let range = self.chunks.get(self.chunk)?.clone();
+            let payload = &self.image[range];
+            if self.pos >= payload.len() {
+                self.chunk += 1;
+                self.pos = 0;
+                continue;
+            }
+            // The scan parsed these bytes already: a failure here cannot happen, but ends
+            // the chunk rather than trusting that.
+            let Ok((r, n)) = parse_record(&payload[self.pos..]) else {
+                self.pos = payload.len();
+                continue;
+            };
+            self.pos += n;
+            if r.kind == RecordKind::Context {
+                self.stack.clear();
+                self.stack.extend(r.context.iter().map(|&(s, _)| s));
+                self.shared = Arc::from(self.stack.as_slice());
+                continue;
+            }
+            let ts = self.time.to_unix_ns(r.ticks).max(self.last_ts);
+            self.last_ts = ts;
+            let current = self.stack.last().copied();
+            let resolve = |p: u64| match p {
+                PARENT_CONTEXTUAL => current,
+                PARENT_ROOT => None,
+                id => Some(id),
+            };
+            let (parent, follows) = match r.kind {
+                RecordKind::Event | RecordKind::SpanNew => (resolve(r.other), None),
+                RecordKind::FollowsFrom => (None, Some(r.other)),
+                _ => (None, None),
+            };
+            if r.kind == RecordKind::Enter {
+                self.stack.push(r.span);
+                self.shared = Arc::from(self.stack.as_slice());
+            }
+            let record = Record {
+                ts,
+                thread: self.thread,
+                kind: r.kind,
+                callsite: r.callsite,
+                span: r.span,
+                parent,
+                follows,
+                fields: r.fields,
+                truncated: r.flags & FLAG_TRUNCATED != 0,
+                spans: self.shared.clone(),
+            };
+            if r.kind == RecordKind::Exit {
+                if let Some(pos) = self.stack.iter().rposition(|&s| s == r.span) {
+                    self.stack.remove(pos);
+                    self.shared = Arc::from(self.stack.as_slice());
+                }
+            }
+            return Some(record);
+        }
+    }
+}
