@@ -18,11 +18,9 @@ fn queue() -> Queue {
 
 /// Dumps `rec` once it holds a condvar wait begun at least `waited` before the dump.
 fn dump_after_wait(rec: &tracing_flightrec::Recorder, waited: Duration) -> std::path::PathBuf {
-    let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen: Option<Instant> = None;
-    loop {
-        let dump = rec.snapshot().unwrap();
-        let r = flightrec_format::open(&dump).unwrap();
+    dump_when(rec, |dump| {
+        let r = flightrec_format::open(dump).unwrap();
         let names = flightrec_analysis::Names::new(&r);
         let waiting = r.records.iter().any(|x| {
             matches!(
@@ -30,16 +28,8 @@ fn dump_after_wait(rec: &tracing_flightrec::Recorder, waited: Duration) -> std::
                 Some((_, flightrec_analysis::lock_ops::LockOp::CondWait))
             )
         });
-        if waiting {
-            let since = *seen.get_or_insert_with(Instant::now);
-            if since.elapsed() >= waited {
-                return dump;
-            }
-        }
-        std::fs::remove_file(&dump).unwrap();
-        assert!(Instant::now() < deadline, "no condvar wait was recorded");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        waiting && seen.get_or_insert_with(Instant::now).elapsed() >= waited
+    })
 }
 
 /// A producer thread pushes a job and notifies (its first record binds it to `d`'s ring,

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 
 use tracing::{info, info_span};
@@ -16,23 +16,6 @@ use tracing_flightrec::sync::Mutex;
 use crate::helpers::*;
 
 type Db = Arc<Mutex<HashMap<String, u64>>>;
-
-/// A turn handed from one thread to another, so each run interleaves the same way.
-fn turn() -> (Sender<()>, Receiver<()>) {
-    channel()
-}
-
-fn spawn_on(
-    d: &tracing::Dispatch,
-    name: &str,
-    f: impl FnOnce() + Send + 'static,
-) -> std::thread::JoinHandle<()> {
-    let d = d.clone();
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || tracing::dispatcher::with_default(&d, f))
-        .unwrap()
-}
 
 /// GET in one hold: the value read and logged under the lock.
 fn get(db: &Db, addr: &str, key: &str) -> Option<u64> {

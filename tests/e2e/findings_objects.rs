@@ -4,7 +4,6 @@
 //! program's interleaving is the same on every run.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 
 use serde_json::Value as Json;
@@ -13,24 +12,6 @@ use tracing_flightrec::sync::Mutex;
 
 use crate::findings::{check, findings_of};
 use crate::helpers::*;
-
-/// Spawns `f` on a thread named `name` recording into `d`.
-fn spawn_on(
-    d: &tracing::Dispatch,
-    name: &str,
-    f: impl FnOnce() + Send + 'static,
-) -> std::thread::JoinHandle<()> {
-    let d = d.clone();
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || tracing::dispatcher::with_default(&d, f))
-        .unwrap()
-}
-
-/// A turn handed from one thread to another.
-fn turn() -> (Sender<()>, Receiver<()>) {
-    channel()
-}
 
 /// All findings' kinds, for "nothing but ..." assertions.
 fn kinds(dump: &Path) -> Vec<String> {

@@ -400,3 +400,40 @@ pub fn recording_runtime(d: &Dispatch) -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// Spawns `f` on a thread named `name` recording into `d`.
+pub fn spawn_on(
+    d: &Dispatch,
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    let d = d.clone();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || tracing::dispatcher::with_default(&d, f))
+        .unwrap()
+}
+
+/// A turn handed from one thread to another, so a program interleaves the same way on
+/// every run.
+pub fn turn() -> (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>) {
+    std::sync::mpsc::channel()
+}
+
+/// A dump of `rec` taken once `ready` holds of what it recorded: polled, with a generous
+/// deadline.
+pub fn dump_when(rec: &Recorder, mut ready: impl FnMut(&Path) -> bool) -> PathBuf {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let dump = rec.snapshot().unwrap();
+        if ready(&dump) {
+            return dump;
+        }
+        std::fs::remove_file(&dump).unwrap();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the condition never held"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use tracing_flightrec::sync::Mutex;
 
@@ -36,23 +35,6 @@ fn get_or_insert_fixed(state: &Store, key: &str) -> u64 {
             s.insert(key.to_string(), 1);
             1
         }
-    }
-}
-
-/// A dump of `rec` taken once `ready` holds of what it recorded (polled, with a deadline).
-fn dump_when(
-    rec: &tracing_flightrec::Recorder,
-    ready: impl Fn(&Path) -> bool,
-) -> std::path::PathBuf {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let dump = rec.snapshot().unwrap();
-        if ready(&dump) {
-            return dump;
-        }
-        std::fs::remove_file(&dump).unwrap();
-        assert!(Instant::now() < deadline, "the condition never held");
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -23,6 +23,8 @@ use condvar::*;
 use double_lock::*;
 use order::*;
 
+pub(crate) use crate::helpers::turn;
+
 pub(crate) type Map = Mutex<HashMap<u64, u64>>;
 
 /// A kernel: its name, the kind its bug must be named, and the two programs (each runs on
@@ -62,11 +64,6 @@ fn name_of_thread() -> String {
 
 pub(crate) fn map() -> Arc<Map> {
     Arc::new(Mutex::named("map", HashMap::new()))
-}
-
-/// A turn from one thread to another.
-pub(crate) fn turn() -> (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>) {
-    std::sync::mpsc::channel()
 }
 
 const KERNELS: &[Kernel] = &[
