@@ -255,3 +255,53 @@ fn a_correct_server_under_load_from_many_connections_passes_check() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Two connections from one peer have one span label; a finding about both names two
+/// (`#1`, `#2`), never "by connection peer=…, and without it by connection peer=…".
+#[test]
+fn two_connections_from_one_peer_are_told_apart_in_a_finding() {
+    let dir = scratch();
+    let rec = recorder(dir.path(), "kv", 4 << 20);
+    let d = dispatch(&rec);
+    let db: Db = Arc::new(Mutex::named("db", HashMap::new()));
+    let addr = format!("{:p}", Arc::as_ptr(&db));
+    let (go_tx, go_rx) = turn();
+    let (done_tx, done_rx) = turn();
+    let (c, a) = (db.clone(), addr.clone());
+    let guarded = spawn_on(&d, "conn-1", move || {
+        let _conn = info_span!("connection", peer = "127.0.0.1").entered();
+        for n in 0..3u64 {
+            let mut g = c.lock().unwrap();
+            g.insert("k".into(), n);
+            info!(db = %a, n, "set");
+            drop(g);
+            if n == 0 {
+                go_tx.send(()).unwrap();
+                done_rx.recv().unwrap();
+            }
+        }
+    });
+    let a = addr.clone();
+    let unguarded = spawn_on(&d, "conn-2", move || {
+        let _conn = info_span!("connection", peer = "127.0.0.1").entered();
+        go_rx.recv().unwrap();
+        // The bug: the state read without its lock.
+        info!(db = %a, "peeked");
+        done_tx.send(()).unwrap();
+    });
+    guarded.join().unwrap();
+    unguarded.join().unwrap();
+    let dump = rec.snapshot().unwrap();
+    let info = info_json(&dump);
+    let found = info["findings"].as_array().unwrap();
+    let f = found
+        .iter()
+        .find(|f| f["kind"] == "inconsistent_locking")
+        .unwrap_or_else(|| panic!("no inconsistent_locking in {found:#?}"));
+    let title = f["title"].as_str().unwrap();
+    assert!(
+        title.contains("connection peer=127.0.0.1 #1")
+            && title.contains("connection peer=127.0.0.1 #2"),
+        "{title}"
+    );
+}

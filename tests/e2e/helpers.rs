@@ -237,6 +237,7 @@ pub fn info_json(path: &Path) -> Json {
 /// else a finding of a kind that does not depend on timing is a false alarm.
 const BUGS_BY_DESIGN: &[&str] = &[
     "connections::a_read_modify_write_split",
+    "connections::two_connections_from_one_peer",
     "findings::",
     "tables::",
     "findings_objects::",

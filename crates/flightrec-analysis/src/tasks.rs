@@ -422,6 +422,31 @@ impl Tasks {
         self.by_span.get(&span).copied()
     }
 
+    /// Every task's [`label`], in `list` order, told apart: tasks whose labels are equal
+    /// (two connections from one peer, two requests with the same fields) get `#1`, `#2`…
+    /// in start order, so a finding naming two of them names two.
+    pub fn labels(&self, names: &Names<'_>) -> Vec<String> {
+        let mut labels: Vec<String> = self.list.iter().map(|t| label(names, t)).collect();
+        let mut count: HashMap<&str, usize> = HashMap::default();
+        for l in &labels {
+            *count.entry(l.as_str()).or_default() += 1;
+        }
+        let shared: HashSet<String> = count
+            .into_iter()
+            .filter(|&(_, n)| n > 1)
+            .map(|(l, _)| l.to_owned())
+            .collect();
+        let mut seen: HashMap<String, usize> = HashMap::default();
+        for l in &mut labels {
+            if shared.contains(l.as_str()) {
+                let n = seen.entry(l.clone()).or_default();
+                *n += 1;
+                l.push_str(&format!(" #{n}"));
+            }
+        }
+        labels
+    }
+
     /// Position in `list` of the task record `i` (of the slice these tasks were made from)
     /// belongs to.
     pub fn of_record(&self, i: usize) -> Option<usize> {

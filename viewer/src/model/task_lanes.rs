@@ -13,10 +13,12 @@ pub(super) fn task_lanes(
 ) -> Vec<TaskLane> {
     let names = Names::new(rec);
     let rel = |t: i64| t.saturating_sub(origin);
+    let labels = tasks.labels(&names);
     tasks
         .list
         .iter()
-        .map(|t| {
+        .zip(labels)
+        .map(|(t, label)| {
             let mut workers: Vec<usize> = Vec::new();
             for p in &t.polls {
                 if let Some(&w) = lane_of.get(&p.thread) {
@@ -28,7 +30,7 @@ pub(super) fn task_lanes(
             let start = rel(t.start(&rec.records));
             TaskLane {
                 span: t.span,
-                label: flightrec_analysis::tasks::label(&names, t),
+                label,
                 name: names.span_name(t.span).to_owned(),
                 start,
                 end: t.closed.map_or(end, rel).max(start),

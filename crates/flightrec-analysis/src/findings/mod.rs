@@ -34,7 +34,7 @@ use flightrec_format::{Record, Recording};
 
 use crate::locks::{complete_thread, data_end, LockState, LockTracker};
 use crate::names::Names;
-use crate::tasks::{label as task_label, Tasks};
+use crate::tasks::Tasks;
 
 /// What kind of bug a finding is. The slugs are the contract (`info --json`, `check`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -204,7 +204,13 @@ pub fn findings_and_locks(
     }
     let end = data_end(rec);
     let locks = tracker.finish(end, |t| complete_thread(rec, t));
-    let cx = Context { rec, names, tasks };
+    let task_labels = tasks.labels(&names);
+    let cx = Context {
+        rec,
+        names,
+        tasks,
+        task_labels,
+    };
     let mut out = Vec::new();
     out.extend(cx.deadlocks(&locks));
     out.extend(cx.interleavings(&touches));
@@ -234,6 +240,8 @@ struct Context<'r> {
     rec: &'r Recording,
     names: Names<'r>,
     tasks: &'r Tasks,
+    /// Each task's label, told apart from its look-alikes (`Tasks::labels`).
+    task_labels: Vec<String>,
 }
 
 impl Context<'_> {
@@ -259,6 +267,11 @@ impl Context<'_> {
         out
     }
 
+    /// Task `t`'s label (its position in `tasks.list`).
+    fn task_label(&self, t: usize) -> String {
+        self.task_labels[t].clone()
+    }
+
     fn evidence(&self, record: usize, role: impl Into<String>) -> Option<Evidence> {
         let r: &Record = self.rec.records.get(record)?;
         Some(Evidence {
@@ -268,7 +281,7 @@ impl Context<'_> {
             task: self
                 .tasks
                 .of_record(record)
-                .map(|t| task_label(&self.names, &self.tasks.list[t])),
+                .map(|t| self.task_label(t)),
             title: self.names.title(r).into_owned(),
             place: self.names.place(r),
             role: role.into(),

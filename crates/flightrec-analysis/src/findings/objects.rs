@@ -26,7 +26,6 @@ use flightrec_format::{Level, Record, RecordKind, Value};
 
 use crate::locks::{is_task_lock, LockTracker};
 use crate::names::Names;
-use crate::tasks::label as task_label;
 
 use super::{Context, Finding, Kind, Severity, MAX_EVIDENCE, MAX_PER_KIND};
 
@@ -283,14 +282,14 @@ impl<'r> Context<'r> {
 
     fn actor_label(&self, a: Actor) -> String {
         match a {
-            Actor::Task(t) => task_label(&self.names, &self.tasks.list[t]),
+            Actor::Task(t) => self.task_label(t),
             Actor::Thread(t) => self.names.thread_label(t),
         }
     }
 
     fn request_label(&self, q: Request) -> String {
         match q {
-            Request::Task(t) => task_label(&self.names, &self.tasks.list[t]),
+            Request::Task(t) => self.task_label(t),
             Request::Entry { thread, span } => format!(
                 "{} in `{}`",
                 self.names.thread_label(thread),

@@ -7,7 +7,6 @@ use flightrec_format::RecordKind;
 
 use crate::lock_ops::duration;
 use crate::spans::{entries, Placement};
-use crate::tasks::label as task_label;
 
 use super::{Context, Finding, Kind, Severity, MAX_EVIDENCE, MAX_PER_KIND};
 
@@ -39,7 +38,7 @@ impl Context<'_> {
     pub(super) fn blocking_polls(&self, threshold: u64) -> Vec<Finding> {
         let workers = self.worker_threads();
         let mut out = Vec::new();
-        for task in &self.tasks.list {
+        for (t, task) in self.tasks.list.iter().enumerate() {
             for p in &task.polls {
                 let ns = p.end.saturating_sub(p.begin).max(0) as u64;
                 if !p.outermost
@@ -50,7 +49,7 @@ impl Context<'_> {
                 {
                     continue;
                 }
-                let label = task_label(&self.names, task);
+                let label = self.task_label(t);
                 let worker = self.names.thread_label(p.thread);
                 let mut f = self.finding(
                     Kind::BlockingPoll,
