@@ -8,6 +8,7 @@
 //! recording is checked once.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -251,8 +252,8 @@ const KERNELS: &[Kernel] = &[
 
 /// Runs `program` on a fresh recorder; for a bug, checks until `kind` is named (the
 /// threads are left blocked); for a twin, joins its threads and checks once. Returns the
-/// kinds `check` named.
-fn run(program: fn(&Spawner), kind: &str, bug: bool) -> Vec<String> {
+/// kinds `check` named and, for a bug, the places of its `kind` findings' records.
+fn run(program: fn(&Spawner), kind: &str, bug: bool) -> (Vec<String>, Vec<String>) {
     let dir = scratch();
     let rec = recorder(dir.path(), "kernel", 4 << 20);
     let s = Spawner {
@@ -280,13 +281,60 @@ fn run(program: fn(&Spawner), kind: &str, bug: bool) -> Vec<String> {
             .filter(|k| k != "stuck" && k != "lock_wait")
             .collect();
         if !bug || kinds.iter().any(|k| k == kind) || Instant::now() > deadline {
+            let report = String::from_utf8_lossy(&out.stdout);
+            let places = if bug {
+                places_of(&report, path, kind)
+            } else {
+                Vec::new()
+            };
             // Blocked threads keep the ring's mapping: removing its files harms nothing.
             drop(dir);
-            return kinds;
+            return (kinds, places);
         }
         std::fs::remove_file(&dump).unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The `file:line` of every record of the `kind` findings in `check`'s text `report` of
+/// `dump` (a paragraph per finding, its records indented, each ending `  at PLACE`).
+fn places_of(report: &str, dump: &str, kind: &str) -> Vec<String> {
+    let mut places = Vec::new();
+    let mut inside = false;
+    for line in report.lines() {
+        if let Some(rest) = line.strip_prefix(dump).and_then(|r| r.strip_prefix(": ")) {
+            inside = rest.split_whitespace().nth(1) == Some(&format!("{kind}:"));
+        } else if inside && line.starts_with("    ") {
+            if line.trim_start().starts_with('…') {
+                continue;
+            }
+            let place = line.rsplit_once("  at ").map_or("(no place)", |(_, p)| p);
+            places.push(place.to_string());
+        }
+    }
+    places
+}
+
+/// Whether `place` (`…/tests/e2e/kernels/FILE.rs:LINE`) is a line of the kernels that
+/// calls a lock or condvar operation: where a thread took, waited or notified, never where
+/// the lock was made.
+fn is_call_site(place: &str) -> bool {
+    let Some((file, line)) = place.rsplit_once(':') else {
+        return false;
+    };
+    let Some(rel) = file.split("tests/e2e/").nth(1) else {
+        return false;
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e").join(rel);
+    let (Ok(text), Ok(line)) = (std::fs::read_to_string(path), line.parse::<usize>()) else {
+        return false;
+    };
+    let Some(source) = text.lines().nth(line.saturating_sub(1)) else {
+        return false;
+    };
+    [".lock()", ".read()", ".write()", ".wait(", ".wait_while(", "notify_"]
+        .iter()
+        .any(|call| source.contains(call))
 }
 
 /// Every kernel's bug named with its kind, every twin silent. The table in the README's
@@ -305,11 +353,16 @@ fn every_kernel_is_named_and_every_twin_is_silent_child() {
     }
     let mut failures = Vec::new();
     for k in KERNELS {
-        let named = run(k.bug, k.kind, true);
+        let (named, places) = run(k.bug, k.kind, true);
         if !named.iter().any(|n| n == k.kind) {
             failures.push(format!("{}: bug named {named:?}, not {}", k.name, k.kind));
         }
-        let twin = run(k.fix, k.kind, false);
+        // Every record shown is placed where the thread called the lock or the condvar.
+        let wrong: Vec<&String> = places.iter().filter(|p| !is_call_site(p)).collect();
+        if places.is_empty() || !wrong.is_empty() {
+            failures.push(format!("{}: records placed at {wrong:?}", k.name));
+        }
+        let (twin, _) = run(k.fix, k.kind, false);
         if !twin.is_empty() {
             failures.push(format!("{}: the correct twin got {twin:?}", k.name));
         }
