@@ -60,7 +60,7 @@ enum Command {
     },
     /// Name the bugs recordings show (deadlocks, failures explained by an interleaving,
     /// lock-order inversions, atomicity breaks, inconsistent locking, blocking polls, long
-    /// lock waits, stuck threads, condvar waits no notify follows), each with the records
+    /// lock waits, stuck threads, condvar waits no notify follows, receives nothing will send to), each with the records
     /// that show it. A CI gate that fails closed. Exit status: 0 no finding; 1 findings; 2 an input cannot be read, is not a
     /// recording, or a directory holds none; 3 an input is damaged (cut short, unreadable
     /// chunks), unless --partial.
@@ -69,7 +69,8 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Report only this kind (repeatable): deadlock, interleaving, lock_order,
-        /// atomicity, inconsistent_locking, blocking_poll, lock_wait, stuck, no_notify.
+        /// atomicity, inconsistent_locking, blocking_poll, lock_wait, stuck, no_notify,
+        /// no_send.
         #[arg(long = "kind", value_parser = check::parse_kind)]
         kinds: Vec<flightrec_analysis::findings::Kind>,
         /// Never report this kind (repeatable).

@@ -2,6 +2,7 @@
 //! processes killed at random moments. One binary; shared helpers in `helpers`.
 
 mod alloc;
+mod channels;
 mod cli;
 mod collectors;
 mod condvar;

@@ -39,6 +39,14 @@ pub enum LockOp {
     Notify {
         all: bool,
     },
+    /// A thread found a channel empty and began to wait to receive.
+    RecvWait,
+    /// It received (after waiting `waited_ns`, 0 when a message was there).
+    Received {
+        waited_ns: u64,
+    },
+    /// A thread sent on a channel.
+    Sent,
 }
 
 /// The lock event `r` is, if it is one (`callsite` is `r`'s callsite): the lock's id and
@@ -81,6 +89,9 @@ pub fn lock_op(callsite: Option<&Callsite>, r: &Record) -> Option<(u32, LockOp)>
         lock::op::COND_WOKE => LockOp::CondWoke,
         lock::op::NOTIFY_ONE => LockOp::Notify { all: false },
         lock::op::NOTIFY_ALL => LockOp::Notify { all: true },
+        lock::op::RECV_WAIT => LockOp::RecvWait,
+        lock::op::RECEIVED => LockOp::Received { waited_ns: ns },
+        lock::op::SENT => LockOp::Sent,
         _ => return None,
     };
     Some((r.callsite, op))
@@ -141,6 +152,12 @@ pub fn op_title(label: &str, op: LockOp) -> String {
         LockOp::CondWoke => format!("woke on {label}"),
         LockOp::Notify { all: false } => format!("notified one waiter of {label}"),
         LockOp::Notify { all: true } => format!("notified every waiter of {label}"),
+        LockOp::RecvWait => format!("waits to receive on {label}"),
+        LockOp::Received { waited_ns } if waited_ns > 0 => {
+            format!("received on {label} after waiting {}", duration(waited_ns))
+        }
+        LockOp::Received { .. } => format!("received on {label}"),
+        LockOp::Sent => format!("sent on {label}"),
     }
 }
 

@@ -304,7 +304,12 @@ impl LockTracker {
                 s.max_hold_ns = s.max_hold_ns.max(held_ns);
             }
             // A condvar is no lock: what it does to its mutex is recorded as the mutex's.
-            LockOp::CondWait | LockOp::CondWoke | LockOp::Notify { .. } => {}
+            LockOp::CondWait
+            | LockOp::CondWoke
+            | LockOp::Notify { .. }
+            | LockOp::RecvWait
+            | LockOp::Received { .. }
+            | LockOp::Sent => {}
         }
     }
 

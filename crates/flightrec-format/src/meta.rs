@@ -403,6 +403,9 @@ pub mod lock {
     /// A condition variable (`tracing_flightrec::sync::Condvar`): its events are the
     /// `COND_*` and `NOTIFY_*` operations; the mutex it waits with records its own.
     pub const CONDVAR: &str = "Condvar";
+    /// A channel (`tracing_flightrec::sync::mpsc`): its events are the `RECV_WAIT`,
+    /// `RECEIVED` and `SENT` operations.
+    pub const CHANNEL: &str = "Channel";
 
     /// What happened to a lock.
     pub mod op {
@@ -424,6 +427,13 @@ pub mod lock {
         /// A thread notified one waiter, or all of them.
         pub const NOTIFY_ONE: u64 = 9;
         pub const NOTIFY_ALL: u64 = 10;
+        /// A thread found a channel empty and began to wait to receive; the site is the
+        /// `recv` call's.
+        pub const RECV_WAIT: u64 = 11;
+        /// It received a message; `ns` is how long it waited (absent: nothing to wait for).
+        pub const RECEIVED: u64 = 12;
+        /// A thread sent a message on a channel; the site is the `send` call's.
+        pub const SENT: u64 = 13;
     }
 
     /// The operation (`op::*`) an `op` field holds.

@@ -325,16 +325,25 @@ fn is_call_site(place: &str) -> bool {
     let Some(rel) = file.split("tests/e2e/").nth(1) else {
         return false;
     };
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e").join(rel);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/e2e")
+        .join(rel);
     let (Ok(text), Ok(line)) = (std::fs::read_to_string(path), line.parse::<usize>()) else {
         return false;
     };
     let Some(source) = text.lines().nth(line.saturating_sub(1)) else {
         return false;
     };
-    [".lock()", ".read()", ".write()", ".wait(", ".wait_while(", "notify_"]
-        .iter()
-        .any(|call| source.contains(call))
+    [
+        ".lock()",
+        ".read()",
+        ".write()",
+        ".wait(",
+        ".wait_while(",
+        "notify_",
+    ]
+    .iter()
+    .any(|call| source.contains(call))
 }
 
 /// Every kernel's bug named with its kind, every twin silent. The table in the README's

@@ -17,13 +17,16 @@
 //! - `lock_wait`: a wait for a lock longer than a threshold, with who held it.
 //! - `stuck`: a thread inside a span that wrote nothing for longer than a threshold
 //!   before the data ends.
+//! - `no_notify`: a condvar wait no notification followed before the end.
+//! - `no_send`: a receive on a recorded channel whose senders are all blocked.
 //!
 //! What an object is, for these rules, is said in [`objects`].
 //!
 //! What they cannot see: synchronisation that is not recorded (std's locks, atomics,
-//! channels) orders nothing here, and locks held by tasks across awaits (`tokio::Mutex`)
+//! std's channels) orders nothing here, and locks held by tasks across awaits (`tokio::Mutex`)
 //! are left out of the lock order and the locksets, which are about threads.
 
+mod channels;
 mod locking;
 pub mod objects;
 #[cfg(test)]
@@ -48,12 +51,14 @@ pub enum Kind {
     LockWait,
     Stuck,
     NoNotify,
+    NoSend,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Deadlock,
         Kind::NoNotify,
+        Kind::NoSend,
         Kind::Interleaving,
         Kind::LockOrder,
         Kind::Atomicity,
@@ -74,6 +79,7 @@ impl Kind {
             Kind::LockWait => "lock_wait",
             Kind::Stuck => "stuck",
             Kind::NoNotify => "no_notify",
+            Kind::NoSend => "no_send",
         }
     }
 
@@ -221,6 +227,7 @@ pub fn findings_and_locks(
     out.extend(cx.lock_waits(&locks, thresholds.lock_wait_ns));
     out.extend(cx.stuck(end, thresholds.stuck_ns));
     out.extend(cx.unnotified_waits(end, thresholds.stuck_ns));
+    out.extend(cx.unsent_receives(end, thresholds.stuck_ns));
     for f in &mut out {
         f.processes = cx.processes_of(f, processes);
     }
@@ -278,10 +285,7 @@ impl Context<'_> {
             record,
             ts: r.ts,
             thread: self.names.thread_label(r.thread),
-            task: self
-                .tasks
-                .of_record(record)
-                .map(|t| self.task_label(t)),
+            task: self.tasks.of_record(record).map(|t| self.task_label(t)),
             title: self.names.title(r).into_owned(),
             place: self.names.place(r),
             role: role.into(),

@@ -28,6 +28,7 @@ use crate::ring::writer::with_current_writer;
 use crate::ring::{clock, Ring};
 
 mod condvar;
+pub mod mpsc;
 pub use condvar::Condvar;
 
 /// What a lock knows of itself, and its callsite in the ring it last recorded into.
