@@ -14,7 +14,7 @@ use crate::findings::{check, findings_of};
 use crate::helpers::*;
 
 /// All findings' kinds, for "nothing but ..." assertions.
-fn kinds(dump: &Path) -> Vec<String> {
+pub(crate) fn kinds(dump: &Path) -> Vec<String> {
     info_json(dump)["findings"]
         .as_array()
         .unwrap()

@@ -20,6 +20,7 @@ mod fleet;
 mod folding;
 mod helpers;
 mod hostile;
+mod ids;
 mod kernels;
 mod kill_sweep;
 mod layer;

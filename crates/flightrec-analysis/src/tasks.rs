@@ -422,28 +422,10 @@ impl Tasks {
         self.by_span.get(&span).copied()
     }
 
-    /// Every task's [`label`], in `list` order, told apart: tasks whose labels are equal
-    /// (two connections from one peer, two requests with the same fields) get `#1`, `#2`…
-    /// in start order, so a finding naming two of them names two.
+    /// Every task's [`label`], in `list` order, told apart ([`tell_apart`]).
     pub fn labels(&self, names: &Names<'_>) -> Vec<String> {
         let mut labels: Vec<String> = self.list.iter().map(|t| label(names, t)).collect();
-        let mut count: HashMap<&str, usize> = HashMap::default();
-        for l in &labels {
-            *count.entry(l.as_str()).or_default() += 1;
-        }
-        let shared: HashSet<String> = count
-            .into_iter()
-            .filter(|&(_, n)| n > 1)
-            .map(|(l, _)| l.to_owned())
-            .collect();
-        let mut seen: HashMap<String, usize> = HashMap::default();
-        for l in &mut labels {
-            if shared.contains(l.as_str()) {
-                let n = seen.entry(l.clone()).or_default();
-                *n += 1;
-                l.push_str(&format!(" #{n}"));
-            }
-        }
+        tell_apart(&mut labels);
         labels
     }
 
@@ -546,6 +528,24 @@ pub fn label(names: &Names<'_>, task: &Task) -> String {
         }
     }
     s
+}
+
+/// Tells equal labels apart: labels that occur more than once (two connections from one
+/// peer, two requests with the same fields) get `#1`, `#2`… in order, so a finding or a
+/// lane naming two of them names two.
+pub fn tell_apart(labels: &mut [String]) {
+    let mut count: HashMap<String, usize> = HashMap::default();
+    for l in labels.iter() {
+        *count.entry(l.clone()).or_default() += 1;
+    }
+    let mut seen: HashMap<String, usize> = HashMap::default();
+    for l in labels.iter_mut() {
+        if count.get(l.as_str()).is_some_and(|&n| n > 1) {
+            let n = seen.entry(l.clone()).or_default();
+            *n += 1;
+            l.push_str(&format!(" #{n}"));
+        }
+    }
 }
 
 /// The span a tokio task runs: the first entered at depth 1 inside its polls.

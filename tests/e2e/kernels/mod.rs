@@ -16,13 +16,17 @@ use tracing_flightrec::sync::Mutex;
 
 use crate::helpers::*;
 
+mod channels;
 mod condvar;
 mod double_lock;
 mod order;
+mod rwr;
 
+use channels::*;
 use condvar::*;
 use double_lock::*;
 use order::*;
+use rwr::*;
 
 pub(crate) use crate::helpers::turn;
 
@@ -248,6 +252,36 @@ const KERNELS: &[Kernel] = &[
         bug: check_then_wait_bug,
         fix: check_then_wait_fix,
     },
+    Kernel {
+        name: "RWR: the first read a match scrutinee",
+        kind: "deadlock",
+        bug: rwr_match_bug,
+        fix: rwr_match_fix,
+    },
+    Kernel {
+        name: "RWR: a for over the first read",
+        kind: "deadlock",
+        bug: rwr_for_bug,
+        fix: rwr_for_fix,
+    },
+    Kernel {
+        name: "RWR: a closure reads under the first read",
+        kind: "deadlock",
+        bug: rwr_callback_bug,
+        fix: rwr_callback_fix,
+    },
+    Kernel {
+        name: "channel: a receive under the lock its sender needs",
+        kind: "no_send",
+        bug: recv_under_lock_bug,
+        fix: recv_under_lock_fix,
+    },
+    Kernel {
+        name: "channel: two threads each wait for the other's message",
+        kind: "no_send",
+        bug: each_waits_for_the_other_bug,
+        fix: each_waits_for_the_other_fix,
+    },
 ];
 
 /// Runs `program` on a fresh recorder; for a bug, checks until `kind` is named (the
@@ -341,6 +375,8 @@ fn is_call_site(place: &str) -> bool {
         ".wait(",
         ".wait_while(",
         "notify_",
+        ".send(",
+        ".recv()",
     ]
     .iter()
     .any(|call| source.contains(call))
@@ -377,7 +413,7 @@ fn every_kernel_is_named_and_every_twin_is_silent_child() {
         }
     }
     assert!(
-        KERNELS.len() >= 30,
+        KERNELS.len() >= 35,
         "the corpus holds {} kernels",
         KERNELS.len()
     );

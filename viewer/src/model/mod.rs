@@ -301,6 +301,15 @@ impl Model {
         locks: flightrec_analysis::LockState,
         stacks: Vec<flightrec_analysis::stacks::ThreadStack>,
     ) -> Model {
+        let mut task_lanes = task_lanes;
+        let mut labels: Vec<String> = task_lanes
+            .iter_mut()
+            .map(|t| std::mem::take(&mut t.label))
+            .collect();
+        flightrec_analysis::tasks::tell_apart(&mut labels);
+        for (t, l) in task_lanes.iter_mut().zip(labels) {
+            t.label = l;
+        }
         let by_name = by_name(&task_lanes);
         let lane_index = lanes
             .iter()

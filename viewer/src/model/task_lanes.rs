@@ -13,12 +13,10 @@ pub(super) fn task_lanes(
 ) -> Vec<TaskLane> {
     let names = Names::new(rec);
     let rel = |t: i64| t.saturating_sub(origin);
-    let labels = tasks.labels(&names);
     tasks
         .list
         .iter()
-        .zip(labels)
-        .map(|(t, label)| {
+        .map(|t| {
             let mut workers: Vec<usize> = Vec::new();
             for p in &t.polls {
                 if let Some(&w) = lane_of.get(&p.thread) {
@@ -30,7 +28,8 @@ pub(super) fn task_lanes(
             let start = rel(t.start(&rec.records));
             TaskLane {
                 span: t.span,
-                label,
+                // Told apart from look-alikes once all lanes are known (`Model::assemble`).
+                label: flightrec_analysis::tasks::label(&names, t),
                 name: names.span_name(t.span).to_owned(),
                 start,
                 end: t.closed.map_or(end, rel).max(start),

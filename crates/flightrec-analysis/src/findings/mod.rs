@@ -28,6 +28,7 @@
 
 mod channels;
 mod locking;
+mod lockset;
 pub mod objects;
 #[cfg(test)]
 mod tests;

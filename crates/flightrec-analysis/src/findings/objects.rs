@@ -1,4 +1,5 @@
-//! The object rules: `interleaving`, `atomicity` and `inconsistent_locking`.
+//! The object rules: `interleaving` and `atomicity`, and the touches they and
+//! `inconsistent_locking` (`lockset.rs`) read.
 //!
 //! A record *touches* an object when one of its fields carries it: the field's name and its
 //! value, as text (`cache=0x55d0c0a0`, `job=142.job`). Only events count, not lock events
@@ -11,8 +12,15 @@
 //! - for `atomicity` and `inconsistent_locking`, which need no failure, only a value the
 //!   recording shows to be an object: an address (`0x` and at least four hex digits, as
 //!   `{:p}` prints), or a value of a field named like a recorded lock (a `cache` field,
-//!   with `Mutex::named("cache", …)`). Per-request data (`user=5`, `request_id`, `sku`)
-//!   is neither, however many threads log it inside or outside critical sections.
+//!   with `Mutex::named("cache", …)`);
+//! - for `inconsistent_locking` also an *id*: an integer or text value of a field named as
+//!   an identity (`id`, `…_id`, `…Id`, `conn`, `connection`, `fd`, `session`, `handle`,
+//!   `slot`, `socket`). Ids coincide where addresses do not, so the lockset must show a
+//!   protocol: the owner touched it only under the guard, in at least two holds, and the
+//!   other thread or task never under it (`conn=7` checked out and in under the pool's
+//!   lock, used by a thread that never takes it). Per-request data (`user=5`, `sku`, a
+//!   `request_id` stored in one hold) stays silent, however many threads log it inside or
+//!   outside critical sections.
 //!
 //! A request is the unit a failure is explained in: the task a record belongs to, else its
 //! thread's outermost entered span. Records outside any span belong to no request. A
@@ -20,7 +28,7 @@
 //! inside the innermost span the check ran in (a command's span, not the connection's span
 //! around many commands).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use flightrec_format::{Level, Record, RecordKind, Value};
 
@@ -45,6 +53,29 @@ pub fn is_address(value: &str) -> bool {
         hex.len() >= 4 && hex.len() <= 16 && hex.bytes().all(|b| b.is_ascii_hexdigit())
     })
 }
+
+/// Whether a field's name says its values are identities (`conn_id`, `id`, `conn`, `fd`):
+/// an integer or text value of such a field is an object for `inconsistent_locking`, held
+/// to a stricter rule than an address (see the module's doc). Per-request
+/// data (`user`, `sku`, `key`) is not.
+pub fn is_id_field(field: &str) -> bool {
+    let last = field.rsplit(['.', '_']).next().unwrap_or(field);
+    ID_FIELD_NAMES.contains(&last.to_ascii_lowercase().as_str())
+        || last.len() > 2 && last.ends_with("Id")
+}
+
+/// Field names (or their last word) whose values are identities of things that live
+/// across requests: connections, file descriptors, sessions, handles, slots.
+const ID_FIELD_NAMES: [&str; 8] = [
+    "id",
+    "conn",
+    "connection",
+    "fd",
+    "session",
+    "handle",
+    "slot",
+    "socket",
+];
 
 /// A field value as a failure's candidate object: text and integers, not flags, floats or
 /// bytes.
@@ -76,14 +107,14 @@ const RECORDER_TARGETS: [&str; 4] = [
 
 /// One touch of an object (by the lock rules' definition) and the locks held at it.
 #[derive(Debug)]
-struct Touch {
-    record: usize,
-    key: u32,
+pub(super) struct Touch {
+    pub(super) record: usize,
+    pub(super) key: u32,
     /// (lock, the record that took the hold, shared), thread locks only.
-    holds: Box<[(u32, usize, bool)]>,
+    pub(super) holds: Box<[(u32, usize, bool)]>,
     /// The thread held a task's lock (`tokio::Mutex`) too: its lockset is not the
     /// thread's to tell.
-    task_lock: bool,
+    pub(super) task_lock: bool,
 }
 
 /// Whether locks `a` and `b` are two instances made at one place (one `Mutex::new` line run
@@ -104,8 +135,10 @@ pub(super) struct Touches<'r> {
     /// under another instance of a lock made at the same place (a new server's state at a
     /// reused address) is a new object.
     lives: HashMap<String, (u32, Option<u32>)>,
-    key_names: Vec<String>,
-    touches: Vec<Touch>,
+    pub(super) key_names: Vec<String>,
+    /// Per key: the object is an id (`is_id_field`), not an address or a lock's name.
+    pub(super) key_is_id: Vec<bool>,
+    pub(super) touches: Vec<Touch>,
     /// Per thread, the locks whose first surviving record there is a release: until then
     /// the thread may have held them (the taking was lost).
     uncertain: HashMap<u32, Vec<(u32, usize)>>,
@@ -126,6 +159,7 @@ impl<'r> Touches<'r> {
             lock_names,
             lives: HashMap::new(),
             key_names: Vec::new(),
+            key_is_id: Vec::new(),
             touches: Vec::new(),
             uncertain: HashMap::new(),
             seen_ops: HashSet::new(),
@@ -168,9 +202,17 @@ impl<'r> Touches<'r> {
             if field == "message" {
                 continue;
             }
-            let text = match &f.value {
-                Value::Str(s) | Value::Debug(s) if is_address(s) => s.as_str(),
-                _ if self.lock_names.contains(field.as_str()) => &f.value.to_text(),
+            let (text, id) = match &f.value {
+                Value::Str(s) | Value::Debug(s) if is_address(s) => (s.clone(), false),
+                _ if self.lock_names.contains(field.as_str()) => (f.value.to_text(), false),
+                Value::Str(s) | Value::Debug(s) if is_id_field(field) && !s.is_empty() => {
+                    (s.clone(), true)
+                }
+                Value::I64(_) | Value::U64(_) | Value::I128(_) | Value::U128(_)
+                    if is_id_field(field) =>
+                {
+                    (f.value.to_text(), true)
+                }
                 _ => continue,
             };
             let name = format!("{field}={text}");
@@ -183,7 +225,7 @@ impl<'r> Touches<'r> {
                     !task
                 })
                 .collect();
-            let key = self.life_of(names, name, &holds);
+            let key = self.life_of(names, name, &holds, id);
             self.touches.push(Touch {
                 record: i,
                 key,
@@ -195,7 +237,13 @@ impl<'r> Touches<'r> {
 
     /// The key of object `name` touched holding `holds`: its current life's, or a new one's
     /// when the touch holds another instance of the lock its life was touched under.
-    fn life_of(&mut self, names: &Names<'_>, name: String, holds: &[(u32, usize, bool)]) -> u32 {
+    fn life_of(
+        &mut self,
+        names: &Names<'_>,
+        name: String,
+        holds: &[(u32, usize, bool)],
+        id: bool,
+    ) -> u32 {
         let held = || holds.iter().map(|&(l, _, _)| l);
         if let Some((key, lock)) = self.lives.get_mut(&name) {
             let reborn = lock.is_some_and(|old| {
@@ -210,13 +258,14 @@ impl<'r> Touches<'r> {
         }
         let key = self.key_names.len() as u32;
         self.key_names.push(name.clone());
+        self.key_is_id.push(id);
         self.lives.insert(name, (key, held().next()));
         key
     }
 
     /// The locks thread `thread` may have held at record `i` though no hold says so: its
     /// first record of them is a release that came later.
-    fn maybe_held(&self, thread: u32, i: usize) -> impl Iterator<Item = u32> + '_ {
+    pub(super) fn maybe_held(&self, thread: u32, i: usize) -> impl Iterator<Item = u32> + '_ {
         self.uncertain
             .get(&thread)
             .into_iter()
@@ -226,7 +275,7 @@ impl<'r> Touches<'r> {
     }
 
     /// Touch positions per object, each in record order.
-    fn by_key(&self) -> Vec<Vec<usize>> {
+    pub(super) fn by_key(&self) -> Vec<Vec<usize>> {
         let mut by = vec![Vec::new(); self.key_names.len()];
         for (t, touch) in self.touches.iter().enumerate() {
             by[touch.key as usize].push(t);
@@ -256,7 +305,7 @@ enum Request {
 
 /// Who wrote a record: a task, or a thread outside tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Actor {
+pub(super) enum Actor {
     Task(usize),
     Thread(u32),
 }
@@ -273,14 +322,14 @@ impl<'r> Context<'r> {
         })
     }
 
-    fn actor(&self, i: usize) -> Actor {
+    pub(super) fn actor(&self, i: usize) -> Actor {
         match self.tasks.of_record(i) {
             Some(t) => Actor::Task(t),
             None => Actor::Thread(self.rec.records[i].thread),
         }
     }
 
-    fn actor_label(&self, a: Actor) -> String {
+    pub(super) fn actor_label(&self, a: Actor) -> String {
         match a {
             Actor::Task(t) => self.task_label(t),
             Actor::Thread(t) => self.names.thread_label(t),
@@ -319,7 +368,7 @@ impl<'r> Context<'r> {
     }
 
     /// Fills a finding's threads and tasks from its evidence.
-    fn people(&self, f: &mut Finding) {
+    pub(super) fn people(&self, f: &mut Finding) {
         for e in &f.records {
             if !f.threads.contains(&e.thread) {
                 f.threads.push(e.thread.clone());
@@ -505,6 +554,13 @@ impl<'r> Context<'r> {
         let mut out = Vec::new();
         let mut told: HashSet<(u32, u32)> = HashSet::new();
         for list in touches.by_key() {
+            // An id's check-then-act is not told: ids are objects for the lockset only.
+            if list
+                .first()
+                .is_some_and(|&t| touches.key_is_id[touches.touches[t].key as usize])
+            {
+                continue;
+            }
             let mut last: HashMap<Request, usize> = HashMap::new();
             for (n, &t) in list.iter().enumerate() {
                 let b = &touches.touches[t];
@@ -623,120 +679,6 @@ impl<'r> Context<'r> {
         }
         f.records
             .extend(self.evidence(act, format!("acted on {key} in a later hold of {label}")));
-        f.records.sort_by_key(|e| (e.ts, e.record));
-        self.people(&mut f);
-        f
-    }
-
-    /// Eraser's lockset, held to the owner's discipline: an object shared by threads or
-    /// tasks, one of which touches it only holding a lock, and another without that lock.
-    pub(super) fn inconsistent_locking(&self, touches: &Touches<'_>) -> Vec<Finding> {
-        let mut out = Vec::new();
-        for list in touches.by_key() {
-            let all: Vec<&Touch> = list.iter().map(|&t| &touches.touches[t]).collect();
-            if all.iter().any(|t| t.task_lock) {
-                continue;
-            }
-            let Some(first) = all.first() else { continue };
-            let owner = self.actor(first.record);
-            // Until a second thread or task touches it, the object is its creator's
-            // (initialisation needs no lock): the locksets count from then on.
-            let Some(from) = all.iter().position(|t| self.actor(t.record) != owner) else {
-                continue;
-            };
-            let shared = &all[from..];
-            let locksets: Vec<BTreeSet<u32>> = shared
-                .iter()
-                .map(|t| {
-                    let thread = self.rec.records[t.record].thread;
-                    t.holds
-                        .iter()
-                        .map(|&(l, _, _)| l)
-                        .chain(touches.maybe_held(thread, t.record))
-                        .collect()
-                })
-                .collect();
-            // The owner's discipline: an actor whose every touch, once shared, held some
-            // lock. Without one, no lock is known to guard the object: a mention (a log
-            // line after the guard is dropped, made by every connection alike) is not an
-            // access against anyone's locking.
-            let actors: Vec<Actor> = shared.iter().map(|t| self.actor(t.record)).collect();
-            let discipline = |a: Actor| -> BTreeSet<u32> {
-                let mut own = (0..shared.len()).filter(|&n| actors[n] == a);
-                let Some(first) = own.next() else {
-                    return BTreeSet::new();
-                };
-                own.fold(locksets[first].clone(), |acc, n| {
-                    acc.intersection(&locksets[n]).copied().collect()
-                })
-            };
-            let mut disciplined = None;
-            for n in 0..shared.len() {
-                if disciplined.is_none() && !locksets[n].is_empty() {
-                    let d = discipline(actors[n]);
-                    if !d.is_empty() {
-                        disciplined = Some((n, d));
-                    }
-                }
-            }
-            let Some((locked, guard)) = disciplined else {
-                continue;
-            };
-            // Evidence: a touch by the disciplined actor, and a touch by another thread or
-            // task that held none of its locks (unlocked if there is one).
-            let locked_actor = actors[locked];
-            let disjoint = |s: &BTreeSet<u32>| s.is_disjoint(&guard);
-            let other = (0..shared.len())
-                .filter(|&n| actors[n] != locked_actor)
-                .filter(|&n| disjoint(&locksets[n]))
-                .min_by_key(|&n| !locksets[n].is_empty());
-            let Some(other) = other else { continue };
-            let key = &touches.key_names[shared[locked].key as usize];
-            out.push(self.lockset_finding(
-                key,
-                (shared[locked].record, &locksets[locked]),
-                (shared[other].record, &locksets[other]),
-            ));
-            if out.len() >= MAX_PER_KIND {
-                break;
-            }
-        }
-        out
-    }
-
-    fn lockset_finding(
-        &self,
-        key: &str,
-        (locked, locks): (usize, &BTreeSet<u32>),
-        (other, other_locks): (usize, &BTreeSet<u32>),
-    ) -> Finding {
-        let labels = |s: &BTreeSet<u32>| -> Vec<String> {
-            s.iter().map(|&l| self.names.lock_label(l)).collect()
-        };
-        let held = labels(locks).join(" and ");
-        let other_who = self.actor_label(self.actor(other));
-        let mut f = self.finding(
-            Kind::InconsistentLocking,
-            Severity::Warning,
-            format!(
-                "{key} is touched holding {held} by {}, and without it by {other_who}: no \
-                 lock guards it everywhere",
-                self.actor_label(self.actor(locked))
-            ),
-        );
-        f.object = Some(key.to_string());
-        f.locks = labels(locks);
-        f.records
-            .extend(self.evidence(locked, format!("touched {key} holding {held}")));
-        let role = if other_locks.is_empty() {
-            format!("touched {key} holding no lock")
-        } else {
-            format!(
-                "touched {key} holding only {}",
-                labels(other_locks).join(" and ")
-            )
-        };
-        f.records.extend(self.evidence(other, role));
         f.records.sort_by_key(|e| (e.ts, e.record));
         self.people(&mut f);
         f
