@@ -211,12 +211,11 @@ pub fn findings_and_locks(
     }
     let end = data_end(rec);
     let locks = tracker.finish(end, |t| complete_thread(rec, t));
-    let task_labels = tasks.labels(&names);
     let cx = Context {
         rec,
         names,
         tasks,
-        task_labels,
+        task_labels: std::cell::OnceCell::new(),
     };
     let mut out = Vec::new();
     out.extend(cx.deadlocks(&locks));
@@ -248,8 +247,10 @@ struct Context<'r> {
     rec: &'r Recording,
     names: Names<'r>,
     tasks: &'r Tasks,
-    /// Each task's label, told apart from its look-alikes (`Tasks::labels`).
-    task_labels: Vec<String>,
+    /// Each task's label, told apart from its look-alikes (`Tasks::labels`): made when a
+    /// finding first names a task (a recording of millions of requests and no finding
+    /// labels none).
+    task_labels: std::cell::OnceCell<Vec<String>>,
 }
 
 impl Context<'_> {
@@ -277,7 +278,9 @@ impl Context<'_> {
 
     /// Task `t`'s label (its position in `tasks.list`).
     fn task_label(&self, t: usize) -> String {
-        self.task_labels[t].clone()
+        self.task_labels
+            .get_or_init(|| self.tasks.labels(&self.names))[t]
+            .clone()
     }
 
     fn evidence(&self, record: usize, role: impl Into<String>) -> Option<Evidence> {

@@ -60,7 +60,7 @@ pub fn is_address(value: &str) -> bool {
 /// data (`user`, `sku`, `key`) is not.
 pub fn is_id_field(field: &str) -> bool {
     let last = field.rsplit(['.', '_']).next().unwrap_or(field);
-    ID_FIELD_NAMES.contains(&last.to_ascii_lowercase().as_str())
+    ID_FIELD_NAMES.iter().any(|n| n.eq_ignore_ascii_case(last))
         || last.len() > 2 && last.ends_with("Id")
 }
 
@@ -136,6 +136,8 @@ pub(super) struct Touches<'r> {
     /// reused address) is a new object.
     lives: HashMap<String, (u32, Option<u32>)>,
     pub(super) key_names: Vec<String>,
+    /// Id fields (`is_id_field`) touched at least once holding a thread lock.
+    locked_id_fields: HashSet<String>,
     /// Per key: the object is an id (`is_id_field`), not an address or a lock's name.
     pub(super) key_is_id: Vec<bool>,
     pub(super) touches: Vec<Touch>,
@@ -160,6 +162,7 @@ impl<'r> Touches<'r> {
             lives: HashMap::new(),
             key_names: Vec::new(),
             key_is_id: Vec::new(),
+            locked_id_fields: HashSet::new(),
             touches: Vec::new(),
             uncertain: HashMap::new(),
             seen_ops: HashSet::new(),
@@ -195,6 +198,16 @@ impl<'r> Touches<'r> {
         if c.level >= Level::Warn && self.failures.len() < MAX_FAILURES {
             self.failures.push(i);
         }
+        // The thread's holds at this record, taken once for all its fields.
+        let mut task_lock = false;
+        let holds: Vec<(u32, usize, bool)> = tracker
+            .held_by(r.thread)
+            .filter(|&(l, _, _)| {
+                let task = is_task_lock(names, l);
+                task_lock |= task;
+                !task
+            })
+            .collect();
         for f in &r.fields {
             let Some(field) = c.fields.get(f.index as usize) else {
                 continue;
@@ -202,29 +215,33 @@ impl<'r> Touches<'r> {
             if field == "message" {
                 continue;
             }
-            let (text, id) = match &f.value {
-                Value::Str(s) | Value::Debug(s) if is_address(s) => (s.clone(), false),
-                _ if self.lock_names.contains(field.as_str()) => (f.value.to_text(), false),
-                Value::Str(s) | Value::Debug(s) if is_id_field(field) && !s.is_empty() => {
-                    (s.clone(), true)
-                }
+            let id = match &f.value {
+                Value::Str(s) | Value::Debug(s) if is_address(s) => false,
+                _ if self.lock_names.contains(field.as_str()) => false,
+                Value::Str(s) | Value::Debug(s) if !s.is_empty() && is_id_field(field) => true,
                 Value::I64(_) | Value::U64(_) | Value::I128(_) | Value::U128(_)
                     if is_id_field(field) =>
                 {
-                    (f.value.to_text(), true)
+                    true
                 }
                 _ => continue,
             };
-            let name = format!("{field}={text}");
-            let mut task_lock = false;
-            let holds: Vec<(u32, usize, bool)> = tracker
-                .held_by(r.thread)
-                .filter(|&(l, _, _)| {
-                    let task = is_task_lock(names, l);
-                    task_lock |= task;
-                    !task
-                })
-                .collect();
+            // An id counts from its first touch under a thread lock: until its field was
+            // ever touched holding one, nothing is kept (ids are logged everywhere).
+            if id && holds.is_empty() && !self.locked_id_fields.contains(field.as_str()) {
+                continue;
+            }
+            if id && !holds.is_empty() && !self.locked_id_fields.contains(field.as_str()) {
+                self.locked_id_fields.insert(field.clone());
+            }
+            let name = format!("{field}={}", f.value.to_text());
+            if id
+                && holds.is_empty()
+                && self.lives.get(&name).is_none_or(|(_, lock)| lock.is_none())
+            {
+                continue;
+            }
+            let holds = holds.clone();
             let key = self.life_of(names, name, &holds, id);
             self.touches.push(Touch {
                 record: i,
