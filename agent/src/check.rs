@@ -154,20 +154,31 @@ pub fn run(
                 continue;
             }
         };
-        let rec = match flightrec_format::open(&path) {
+        let mut progress = crate::progress::Reading::start(&path);
+        let read = flightrec_format::read_image(&path).and_then(|i| progress.decode(&i));
+        let rec = match read {
             Ok(r) => r,
             Err(e) => {
+                drop(progress);
                 checked.unreadable.push(format!("{}: {e}", path.display()));
                 continue;
             }
         };
-        if !checked.admit(&path, &rec) {
+        // Its warning, if damaged, is a line of its own, not drawn over.
+        let admitted = progress.suspend(|| checked.admit(&path, &rec));
+        progress.step("finding bugs");
+        let found: Vec<Finding> = if admitted {
+            findings(&rec, &opts.thresholds)
+                .into_iter()
+                .filter(|f| opts.wants(f.kind))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        drop(progress);
+        if !admitted {
             continue;
         }
-        let found: Vec<Finding> = findings(&rec, &opts.thresholds)
-            .into_iter()
-            .filter(|f| opts.wants(f.kind))
-            .collect();
         for f in &found {
             write_paragraph(&path, f, out)?;
         }

@@ -9,6 +9,7 @@ mod dump_names;
 mod export;
 mod info;
 mod output_file;
+mod progress;
 mod snapshot;
 mod tables;
 mod upload;
@@ -632,16 +633,19 @@ fn info_files(files: &[PathBuf], json: bool, out: &mut impl Write) -> anyhow::Re
         write!(out, "[")?;
     }
     for (i, file) in files.iter().enumerate() {
+        let mut progress = progress::Reading::start(file);
         let image = read(file)?;
         // The findings need the records in memory (tasks, spans and locks resolved);
         // everything else streams them once more.
-        let mut rec = image
-            .decode()
+        let mut rec = progress
+            .decode(&image)
             .with_context(|| format!("{}", file.display()))?;
+        progress.step("finding bugs");
         let found = flightrec_analysis::findings::findings(
             &rec,
             &flightrec_analysis::findings::Thresholds::default(),
         );
+        drop(progress);
         let records = std::mem::take(&mut rec.records);
         if i > 0 {
             writeln!(out, "{}", if json { "," } else { "" })?;

@@ -30,6 +30,7 @@ mod no_syscalls;
 mod operating;
 mod packaging;
 mod processes;
+mod progress;
 mod readme;
 mod self_deadlock;
 mod stacks;

@@ -36,6 +36,9 @@ pub struct Image {
     compression_error: Option<String>,
 }
 
+/// How many records [`Image::decode_counting`] decodes between two progress calls.
+pub const PROGRESS_EVERY: u64 = 1 << 16;
+
 impl Image {
     /// An image that is the file's bytes as they are.
     pub fn dense(bytes: Vec<u8>) -> Image {
@@ -70,6 +73,16 @@ impl Image {
 
     /// Decodes the image (see [`crate::decode()`]).
     pub fn decode(&self) -> Result<Recording, FormatError> {
+        self.decode_counting(|_, _| {})
+    }
+
+    /// [`Image::decode`], telling `progress(decoded, expected)` how far it is every
+    /// [`PROGRESS_EVERY`] records (for a reader's progress bar); `expected` is what the
+    /// threads' counts announce, which damage can make wrong.
+    pub fn decode_counting(
+        &self,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<Recording, FormatError> {
         let mut scan = self.scan()?;
         // Room for every record at once: growing by doubling would copy millions of
         // records and touch twice the memory. The count is bounded by what the bytes
@@ -81,7 +94,13 @@ impl Image {
             .fold(0u64, |n, t| n.saturating_add(t.records));
         let room = (counted as usize).min(self.bytes.len() / 8);
         let mut records = Vec::with_capacity(room);
-        records.extend(scan.records());
+        for r in scan.records() {
+            records.push(r);
+            if records.len() as u64 % PROGRESS_EVERY == 0 {
+                progress(records.len() as u64, counted);
+            }
+        }
+        progress(records.len() as u64, counted);
         scan.recording.records = records;
         Ok(scan.recording)
     }
