@@ -96,7 +96,7 @@ impl Image {
         let mut records = Vec::with_capacity(room);
         for r in scan.records() {
             records.push(r);
-            if records.len() as u64 % PROGRESS_EVERY == 0 {
+            if (records.len() as u64).is_multiple_of(PROGRESS_EVERY) {
                 progress(records.len() as u64, counted);
             }
         }
