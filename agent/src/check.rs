@@ -6,7 +6,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use flightrec_analysis::findings::{findings, findings_of_processes, Finding, Kind, Thresholds};
+use flightrec_analysis::findings::{Finding, Kind, Thresholds};
+use flightrec_analysis::Analysis;
 use flightrec_format::Recording;
 use serde_json::{json, Value as Json};
 
@@ -168,7 +169,8 @@ pub fn run(
         let admitted = progress.suspend(|| checked.admit(&path, &rec));
         progress.step("finding bugs");
         let found: Vec<Finding> = if admitted {
-            findings(&rec, &opts.thresholds)
+            Analysis::of(&rec, &opts.thresholds)
+                .findings
                 .into_iter()
                 .filter(|f| opts.wants(f.kind))
                 .collect()
@@ -216,7 +218,8 @@ fn run_merged(
         return Ok(checked);
     }
     let (merged, labels) = merge(recs);
-    let found: Vec<Finding> = findings_of_processes(&merged, &labels, &opts.thresholds)
+    let found: Vec<Finding> = Analysis::of_processes(&merged, &labels, &opts.thresholds)
+        .findings
         .into_iter()
         .filter(|f| opts.wants(f.kind))
         .collect();

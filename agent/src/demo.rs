@@ -76,12 +76,13 @@ pub fn run(opts: DemoOptions, out: &mut impl Write) -> anyhow::Result<()> {
     };
     writeln!(out, "Dump: {}\n", dump.display())?;
     let rec = flightrec_format::open(&dump).context("reading the dump back")?;
-    let found = flightrec_analysis::findings::findings(
+    let analysis = flightrec_analysis::Analysis::of(
         &rec,
         &flightrec_analysis::findings::Thresholds::default(),
     );
-    crate::info::run(&dump, &rec, rec.records.iter().cloned(), &found, false, out)?;
-    let culprit = print_interleaving(&found, out)?;
+    let found = &analysis.findings;
+    crate::info::run(&dump, &rec, &analysis, false, out)?;
+    let culprit = print_interleaving(found, out)?;
     let ring = recorder.ring_path().to_path_buf();
     drop(recorder);
     keep_only(&dir, &dump, &ring);

@@ -4,40 +4,24 @@
 use std::io::Write;
 use std::path::Path;
 
-use flightrec_analysis::locks::{describe_deadlock, locks, LockState, LockTracker};
-use flightrec_analysis::Names;
-use flightrec_format::{Record, Recording};
+use flightrec_analysis::locks::{describe_deadlock, locks, LockState};
+use flightrec_analysis::{Analysis, Names};
+use flightrec_format::Recording;
 use serde_json::{json, Value as Json};
 
 use crate::cat::format_ts;
 
-/// The header and per-thread counts of `rec`, and its locks from one pass over `records`.
+/// The header and per-thread counts of `rec`, and what `analysis` resolved of it.
 pub fn run(
     path: &Path,
     rec: &Recording,
-    records: impl Iterator<Item = Record>,
-    found: &[flightrec_analysis::findings::Finding],
+    analysis: &Analysis,
     as_json: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let names = Names::new(rec);
     let lock_list = locks(rec);
-    let mut tracker = (!lock_list.is_empty()).then(LockTracker::default);
-    let mut folded = Vec::new();
-    let mut last_ts = rec.trigger.wall_ns;
-    for r in records {
-        last_ts = last_ts.max(r.ts);
-        if let Some(t) = tracker.as_mut() {
-            t.observe(&names, &r);
-        }
-        folded.extend(flightrec_analysis::triggers::folded_trigger(&names, &r));
-    }
-    let lock_state = match tracker {
-        None => LockState::default(),
-        Some(t) => t.finish(last_ts, |thread| {
-            flightrec_analysis::locks::complete_thread(rec, thread)
-        }),
-    };
+    let (found, folded, lock_state) = (&analysis.findings, &analysis.folded, &analysis.locks);
     let p = &rec.process;
     let d = &rec.damage;
     // Counts from damaged chunk headers can be anything: saturate, never overflow.
@@ -96,7 +80,7 @@ pub fn run(
                 "compression_corrupt": d.compression_corrupt,
             },
             "threads": threads,
-            "locks": locks_json(&names, &lock_list, &lock_state),
+            "locks": locks_json(&names, &lock_list, lock_state),
             "stacks": stacks_json(&stacks),
         });
         serde_json::to_writer_pretty(&mut *out, &v)?;
@@ -127,7 +111,7 @@ pub fn run(
         }
         writeln!(out)?;
     }
-    for f in &folded {
+    for f in folded {
         writeln!(
             out,
             "also:        {} (at {}, folded into this dump)",
@@ -207,7 +191,7 @@ pub fn run(
             }
         )?;
     }
-    write_locks(rec, &names, &lock_list, &lock_state, out)?;
+    write_locks(rec, &names, &lock_list, lock_state, out)?;
     if !stacks.is_empty() {
         writeln!(out, "stacks:      {}", stacks.len())?;
         write!(out, "{}", flightrec_analysis::stacks::render(&stacks))?;

@@ -635,22 +635,21 @@ fn info_files(files: &[PathBuf], json: bool, out: &mut impl Write) -> anyhow::Re
     for (i, file) in files.iter().enumerate() {
         let mut progress = progress::Reading::start(file);
         let image = read(file)?;
-        // The findings need the records in memory (tasks, spans and locks resolved);
-        // everything else streams them once more.
-        let mut rec = progress
+        // The findings need the records in memory (tasks, spans and locks resolved).
+        let rec = progress
             .decode(&image)
             .with_context(|| format!("{}", file.display()))?;
+        drop(image);
         progress.step("finding bugs");
-        let found = flightrec_analysis::findings::findings(
+        let analysis = flightrec_analysis::Analysis::of(
             &rec,
             &flightrec_analysis::findings::Thresholds::default(),
         );
         drop(progress);
-        let records = std::mem::take(&mut rec.records);
         if i > 0 {
             writeln!(out, "{}", if json { "," } else { "" })?;
         }
-        info::run(file, &rec, records.into_iter(), &found, json, out)?;
+        info::run(file, &rec, &analysis, json, out)?;
     }
     if json && several {
         writeln!(out, "]")?;

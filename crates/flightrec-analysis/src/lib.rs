@@ -2,7 +2,9 @@
 //!
 //! The format crate decodes bytes into records; this crate says what those records amount
 //! to, with one rule for each question, so `cat`, both exporters, the viewer and the demo
-//! cannot disagree:
+//! cannot disagree. [`Analysis::of`] is the front door for a reader that wants it all (the
+//! tasks, the lock replay, the findings, the folded triggers), built in one pass over the
+//! records beside the tasks:
 //!
 //! * [`Names`]: callsite, field, thread and span names, and record titles.
 //! * [`spans`]: span entries reconstructed from a record stream, in two streaming passes
@@ -30,6 +32,7 @@
 
 #![forbid(unsafe_code)]
 
+mod analysis;
 pub mod findings;
 pub mod lock_ops;
 pub mod locks;
@@ -41,6 +44,7 @@ pub mod stacks;
 pub mod tasks;
 pub mod triggers;
 
+pub use analysis::Analysis;
 pub use lock_ops::{LockInfo, LockOp};
 pub use locks::{LockInterval, LockState, LockTracker};
 pub use names::{Names, TITLE_MAX_CHARS};

@@ -23,25 +23,53 @@ impl Model {
 
     /// The model of `rec`, its times relative to `origin` (ns since the Unix epoch).
     pub(super) fn at(mut rec: Recording, origin: i64) -> Model {
-        // The findings read the whole recording too: on another core, beside the model.
-        let (found, built) = std::thread::scope(|s| {
-            let found = s.spawn(|| {
-                flightrec_analysis::findings::findings(
-                    &rec,
-                    &flightrec_analysis::findings::Thresholds::default(),
-                )
-            });
+        // The analysis's pass over the records (the lock replay, the objects' touches) on
+        // another core, beside the model, which resolves the tasks from the span entries it
+        // draws; the findings then read both.
+        let (replay, built) = std::thread::scope(|s| {
+            let replay = s.spawn(|| flightrec_analysis::findings::Replay::of(&rec));
             let built = Model::build(&rec, origin);
-            (found.join().unwrap_or_default(), built)
+            (replay.join(), built)
         });
+        let replay = match replay {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
         let Built {
             end,
-            lanes,
+            mut lanes,
             tasks,
             task_lanes,
-            locks,
             stacks,
         } = built;
+        let analysis = flightrec_analysis::Analysis::from_parts(
+            tasks,
+            replay,
+            &[],
+            &flightrec_analysis::findings::Thresholds::default(),
+        );
+        let flightrec_analysis::Analysis {
+            tasks,
+            mut locks,
+            findings: found,
+            ..
+        } = analysis;
+        // The holds and waits, as intervals, go to their threads' lanes; the rest stays whole.
+        let lane_of: HashMap<u32, usize> = lanes
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.thread, i))
+            .collect();
+        for mut l in std::mem::take(&mut locks.intervals) {
+            if let Some(&lane) = lane_of.get(&l.thread) {
+                l.begin = l.begin.saturating_sub(origin);
+                l.end = l.end.saturating_sub(origin);
+                lanes[lane].locks.push(l);
+            }
+        }
+        for l in &mut lanes {
+            l.locks.sort_by_key(|x| (x.begin, x.end));
+        }
         let records = Records::one(std::mem::take(&mut rec.records));
         let mut m = Model::assemble(
             Header::of(rec),
@@ -178,25 +206,6 @@ impl Model {
                 .collect();
         }
         drop(all_entries);
-        // The one lock model: its intervals go to their threads' lanes, the rest stays whole.
-        let names = Names::new(rec);
-        let mut tracker = flightrec_analysis::LockTracker::with_intervals();
-        for r in &rec.records {
-            tracker.observe(&names, r);
-        }
-        let mut locks = tracker.finish(end + origin, |thread| {
-            flightrec_analysis::locks::complete_thread(rec, thread)
-        });
-        for mut l in std::mem::take(&mut locks.intervals) {
-            if let Some(&lane) = lane_of.get(&l.thread) {
-                l.begin = l.begin.saturating_sub(origin);
-                l.end = l.end.saturating_sub(origin);
-                lanes[lane].locks.push(l);
-            }
-        }
-        for l in &mut lanes {
-            l.locks.sort_by_key(|x| (x.begin, x.end));
-        }
         let task_lanes = task_lanes(rec, &tasks, &lane_of, origin, end);
         let stacks = flightrec_analysis::stacks::stacks(rec);
         Built {
@@ -204,7 +213,6 @@ impl Model {
             lanes,
             tasks,
             task_lanes,
-            locks,
             stacks,
         }
     }
@@ -216,6 +224,5 @@ struct Built {
     lanes: Vec<Lane>,
     tasks: Tasks,
     task_lanes: Vec<TaskLane>,
-    locks: flightrec_analysis::LockState,
     stacks: Vec<flightrec_analysis::stacks::ThreadStack>,
 }

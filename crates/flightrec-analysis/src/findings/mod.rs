@@ -200,17 +200,64 @@ pub fn findings_and_locks(
     processes: &[String],
     thresholds: &Thresholds,
 ) -> (Vec<Finding>, LockState) {
-    let names = Names::new(rec);
-    // One pass: the lock replay, and beside it what objects were touched under which
-    // holds (the replay's live state at each record).
-    let mut tracker = LockTracker::with_intervals();
-    let mut touches = objects::Touches::new(rec, &names);
-    for (i, r) in rec.records.iter().enumerate() {
-        tracker.observe(&names, r);
-        touches.observe(&names, &tracker, i, r);
+    let replay = Replay::of(rec);
+    let found = replay.findings(tasks, processes, thresholds);
+    (found, replay.locks)
+}
+
+/// The one pass over the records the rules read, which needs no tasks (so a reader can
+/// resolve the tasks beside it, on another core): the lock replay, with intervals; beside it
+/// what objects were touched under which holds (the replay's live state at each record);
+/// and the triggers that folded into the recording.
+pub struct Replay<'r> {
+    rec: &'r Recording,
+    pub locks: LockState,
+    touches: objects::Touches<'r>,
+    pub folded: Vec<crate::triggers::FoldedTrigger>,
+}
+
+impl<'r> Replay<'r> {
+    pub fn of(rec: &'r Recording) -> Replay<'r> {
+        let names = Names::new(rec);
+        let mut tracker = LockTracker::with_intervals();
+        let mut touches = objects::Touches::new(rec, &names);
+        let mut folded = Vec::new();
+        for (i, r) in rec.records.iter().enumerate() {
+            tracker.observe(&names, r);
+            touches.observe(&names, &tracker, i, r);
+            folded.extend(crate::triggers::folded_trigger(&names, r));
+        }
+        let locks = tracker.finish(data_end(rec), |t| complete_thread(rec, t));
+        Replay {
+            rec,
+            locks,
+            touches,
+            folded,
+        }
     }
+
+    /// The findings, given the recording's tasks (`processes` as in
+    /// [`findings_of_processes`]), worst first.
+    pub fn findings(
+        &self,
+        tasks: &Tasks,
+        processes: &[String],
+        thresholds: &Thresholds,
+    ) -> Vec<Finding> {
+        let (rec, locks, touches) = (self.rec, &self.locks, &self.touches);
+        rules(rec, tasks, (locks, touches), processes, thresholds)
+    }
+}
+
+fn rules(
+    rec: &Recording,
+    tasks: &Tasks,
+    (locks, touches): (&LockState, &objects::Touches<'_>),
+    processes: &[String],
+    thresholds: &Thresholds,
+) -> Vec<Finding> {
+    let names = Names::new(rec);
     let end = data_end(rec);
-    let locks = tracker.finish(end, |t| complete_thread(rec, t));
     let cx = Context {
         rec,
         names,
@@ -218,13 +265,13 @@ pub fn findings_and_locks(
         task_labels: std::cell::OnceCell::new(),
     };
     let mut out = Vec::new();
-    out.extend(cx.deadlocks(&locks));
-    out.extend(cx.interleavings(&touches));
-    out.extend(cx.lock_order(&locks));
-    out.extend(cx.atomicity(&touches));
-    out.extend(cx.inconsistent_locking(&touches));
+    out.extend(cx.deadlocks(locks));
+    out.extend(cx.interleavings(touches));
+    out.extend(cx.lock_order(locks));
+    out.extend(cx.atomicity(touches));
+    out.extend(cx.inconsistent_locking(touches));
     out.extend(cx.blocking_polls(thresholds.blocking_poll_ns));
-    out.extend(cx.lock_waits(&locks, thresholds.lock_wait_ns));
+    out.extend(cx.lock_waits(locks, thresholds.lock_wait_ns));
     out.extend(cx.stuck(end, thresholds.stuck_ns));
     out.extend(cx.unnotified_waits(end, thresholds.stuck_ns));
     out.extend(cx.unsent_receives(end, thresholds.stuck_ns));
@@ -239,7 +286,7 @@ pub fn findings_and_locks(
             f.records.first().map_or(i64::MAX, |e| e.ts),
         )
     });
-    (out, locks)
+    out
 }
 
 /// What every rule reads.

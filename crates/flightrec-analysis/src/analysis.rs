@@ -1,0 +1,70 @@
+//! The front door: what a recording means, resolved once for a reader that wants all of
+//! it (`info`, `check`, the viewer): its tasks, the lock replay and the findings, and the
+//! triggers that folded into it.
+//!
+//! It is built from two parts that need nothing of each other, made on two cores: the
+//! tasks ([`Tasks`], from the spans) and the [`Replay`] (the one pass over the records that
+//! replays the locks and notes object touches). The rules then read both.
+
+use flightrec_format::Recording;
+
+use crate::findings::{Finding, Replay, Thresholds};
+use crate::locks::LockState;
+use crate::tasks::Tasks;
+use crate::triggers::FoldedTrigger;
+
+/// A recording, resolved.
+pub struct Analysis {
+    pub tasks: Tasks,
+    /// Holds and waits as intervals, per-lock statistics, and the wait-for graph when the
+    /// data ends.
+    pub locks: LockState,
+    /// Worst first.
+    pub findings: Vec<Finding>,
+    /// The triggers that folded into the recording after its own, in record order.
+    pub folded: Vec<FoldedTrigger>,
+}
+
+impl Analysis {
+    /// The analysis of one process's recording.
+    pub fn of(rec: &Recording, thresholds: &Thresholds) -> Analysis {
+        Analysis::of_processes(rec, &[], thresholds)
+    }
+
+    /// The analysis of a merged recording, `processes[k]` naming recording `k`'s process
+    /// (see [`crate::findings::findings_of_processes`]).
+    pub fn of_processes(
+        rec: &Recording,
+        processes: &[String],
+        thresholds: &Thresholds,
+    ) -> Analysis {
+        let (tasks, replay) = std::thread::scope(|s| {
+            let tasks = s.spawn(|| Tasks::of(rec));
+            let replay = Replay::of(rec);
+            (tasks.join(), replay)
+        });
+        let tasks = match tasks {
+            Ok(t) => t,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        Analysis::from_parts(tasks, replay, processes, thresholds)
+    }
+
+    /// The analysis from its two parts, for a reader that resolved the tasks itself beside
+    /// other work (the viewer makes them from the span entries it draws).
+    pub fn from_parts(
+        tasks: Tasks,
+        replay: Replay<'_>,
+        processes: &[String],
+        thresholds: &Thresholds,
+    ) -> Analysis {
+        let findings = replay.findings(&tasks, processes, thresholds);
+        let Replay { locks, folded, .. } = replay;
+        Analysis {
+            tasks,
+            locks,
+            findings,
+            folded,
+        }
+    }
+}
