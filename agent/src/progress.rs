@@ -3,10 +3,11 @@
 //! Drawn only on a terminal (nothing when stderr is piped or redirected), and only for
 //! inputs big enough to take about a second: a small dump reads without a flicker.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// Input bytes from which a read takes about a second on a small machine (a dump of about
 /// 1 M records): below, nothing is drawn.
@@ -28,8 +29,12 @@ impl Reading {
         let big = std::env::var_os(ALWAYS).is_some()
             || std::fs::metadata(path).is_ok_and(|m| m.len() >= SHOW_FROM_BYTES);
         let bar = ProgressBar::new_spinner();
-        if !big {
-            bar.set_draw_target(ProgressDrawTarget::hidden());
+        if !big || !std::io::stderr().is_terminal() {
+            // Nothing to draw: no ticker thread either.
+            return Reading {
+                bar: ProgressBar::hidden(),
+                counting: true,
+            };
         }
         bar.set_style(
             ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
