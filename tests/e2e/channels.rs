@@ -173,3 +173,61 @@ fn a_receive_whose_sender_is_busy_is_no_finding() {
     w.join().unwrap();
     h.join().unwrap();
 }
+
+const STALL_CHILD_DIR: &str = "FLIGHTREC_CHANNELS_STALL_DIR";
+
+/// The handler-and-worker deadlock under the stall watchdog (the test's child process).
+#[test]
+#[ignore = "child process of channels::the_stall_watchdog_says_what_a_receive_waits_on"]
+fn stalled_receive_child() {
+    let Ok(dir) = std::env::var(STALL_CHILD_DIR) else {
+        return;
+    };
+    let rec = tracing_flightrec::Recorder::builder()
+        .dir(dir)
+        .service("stalled")
+        .capacity(1 << 20)
+        .snapshot_signal(None)
+        .stall_threshold(Some(Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    let d = dispatch(&rec);
+    let db = Arc::new(Mutex::named("db", 0));
+    let (tx, rx) = named_channel("replies");
+    let (go_tx, go_rx) = turn();
+    let _w = worker(&d, &db, tx, go_rx);
+    let _h = handler(&d, &db, rx, go_tx, true);
+    println!("ready");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// The watchdog's stall dump says the handler waits on the channel, and the worker for
+/// the lock.
+#[test]
+fn the_stall_watchdog_says_what_a_receive_waits_on() {
+    let dir = scratch();
+    let mut c = child(
+        "channels::stalled_receive_child",
+        &[(STALL_CHILD_DIR, dir.path())],
+    );
+    wait_for(&mut c, "ready");
+    let start = Instant::now();
+    let dump = loop {
+        if let Some(d) = dumps_in(dir.path())
+            .into_iter()
+            .find(|p| p.to_str().unwrap().ends_with("-stall.flightrec"))
+        {
+            break d;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no stall dump within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = c.kill();
+    let _ = c.wait();
+    let m = flightrec_format::open(&dump).unwrap().trigger.message;
+    assert!(m.contains("in request, waiting on `replies`"), "{m}");
+    assert!(m.contains("in jobs, waiting for `db`"), "{m}");
+}

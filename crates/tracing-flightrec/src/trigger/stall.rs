@@ -37,6 +37,9 @@ struct Stalled {
     spans: Vec<u32>,
     /// The recorded lock (its callsite) the thread began to wait for and has not got.
     waiting_for: Option<u32>,
+    /// The recorded condvar or channel (its callsite) the thread waits on, not woken nor
+    /// received yet: said, but not a stall by itself (an idle worker waits for work so).
+    waiting_on: Option<u32>,
 }
 
 /// Names from the meta log: threads, callsites, and which callsites are recorded locks.
@@ -233,6 +236,7 @@ fn open_spans(shared: &Shared, i: u64, buf: &mut [u8], locks: &HashSet<u32>) -> 
     let payload = &buf[CHUNK_HEADER_SIZE..CHUNK_HEADER_SIZE + view.committed_len as usize];
     let mut stack: Vec<(u64, u32)> = Vec::new();
     let mut waiting_for = None;
+    let mut waiting_on = None;
     let mut pos = 0;
     while pos < payload.len() {
         let Ok((r, n)) = parse_record(&payload[pos..]) else {
@@ -254,6 +258,8 @@ fn open_spans(shared: &Shared, i: u64, buf: &mut [u8], locks: &HashSet<u32>) -> 
                 }) {
                     Some(op::WAIT | op::WAIT_SHARED) => waiting_for = Some(r.callsite),
                     Some(op::ACQUIRED | op::ACQUIRED_SHARED) => waiting_for = None,
+                    Some(op::COND_WAIT | op::RECV_WAIT) => waiting_on = Some(r.callsite),
+                    Some(op::COND_WOKE | op::RECEIVED) => waiting_on = None,
                     _ => {}
                 }
             }
@@ -267,6 +273,7 @@ fn open_spans(shared: &Shared, i: u64, buf: &mut [u8], locks: &HashSet<u32>) -> 
         for_: Duration::ZERO,
         spans: stack.into_iter().map(|(_, c)| c).collect(),
         waiting_for,
+        waiting_on,
     })
 }
 
@@ -292,6 +299,9 @@ fn describe(names: &MetaNames, stalled: &[Stalled]) -> String {
             if let Some(l) = s.waiting_for {
                 let lock = names.callsites.get(&l).map_or("?", String::as_str);
                 part.push_str(&format!(", waiting for `{lock}`"));
+            } else if let Some(on) = s.waiting_on {
+                let what = names.callsites.get(&on).map_or("?", String::as_str);
+                part.push_str(&format!(", waiting on `{what}`"));
             }
             part
         })
