@@ -65,6 +65,21 @@ fn handler(
     })
 }
 
+/// The handler and its worker on `rec`'s dispatcher, sharing a `db` lock and a `replies`
+/// channel; `hold_while_receiving` is the handler's bug.
+fn serve(
+    rec: &tracing_flightrec::Recorder,
+    hold_while_receiving: bool,
+) -> (std::thread::JoinHandle<()>, std::thread::JoinHandle<()>) {
+    let d = dispatch(rec);
+    let db = Arc::new(Mutex::named("db", 0));
+    let (tx, rx) = named_channel("replies");
+    let (go_tx, go_rx) = turn();
+    let w = worker(&d, &db, tx, go_rx);
+    let h = handler(&d, &db, rx, go_tx, hold_while_receiving);
+    (w, h)
+}
+
 /// In a child process: its two threads stay blocked forever.
 #[test]
 fn a_receive_whose_sender_waits_for_the_receivers_lock_is_no_send() {
@@ -79,12 +94,7 @@ fn a_receive_whose_sender_waits_for_the_receivers_lock_is_no_send_child() {
     }
     let dir = scratch();
     let rec = recorder(dir.path(), "no_send", 1 << 20);
-    let d = dispatch(&rec);
-    let db = Arc::new(Mutex::named("db", 0));
-    let (tx, rx) = named_channel("replies");
-    let (go_tx, go_rx) = turn();
-    let _w = worker(&d, &db, tx, go_rx);
-    let _h = handler(&d, &db, rx, go_tx, true);
+    let _threads = serve(&rec, true);
     let dump = dump_when(&rec, |dump| check(dump).1.contains(" no_send: "));
     let (code, text) = check(&dump);
     assert_eq!(code, Some(1), "{text}");
@@ -123,12 +133,7 @@ fn a_receive_whose_sender_waits_for_the_receivers_lock_is_no_send_child() {
 fn the_handler_that_lets_go_before_receiving_gives_nothing() {
     let dir = scratch();
     let rec = recorder(dir.path(), "send_ok", 1 << 20);
-    let d = dispatch(&rec);
-    let db = Arc::new(Mutex::named("db", 0));
-    let (tx, rx) = named_channel("replies");
-    let (go_tx, go_rx) = turn();
-    let w = worker(&d, &db, tx, go_rx);
-    let h = handler(&d, &db, rx, go_tx, false);
+    let (w, h) = serve(&rec, false);
     w.join().unwrap();
     h.join().unwrap();
     let dump: PathBuf = rec.snapshot().unwrap();
@@ -183,20 +188,8 @@ fn stalled_receive_child() {
     let Ok(dir) = std::env::var(STALL_CHILD_DIR) else {
         return;
     };
-    let rec = tracing_flightrec::Recorder::builder()
-        .dir(dir)
-        .service("stalled")
-        .capacity(1 << 20)
-        .snapshot_signal(None)
-        .stall_threshold(Some(Duration::from_secs(1)))
-        .build()
-        .unwrap();
-    let d = dispatch(&rec);
-    let db = Arc::new(Mutex::named("db", 0));
-    let (tx, rx) = named_channel("replies");
-    let (go_tx, go_rx) = turn();
-    let _w = worker(&d, &db, tx, go_rx);
-    let _h = handler(&d, &db, rx, go_tx, true);
+    let rec = stall_recorder(dir, "stalled");
+    let _threads = serve(&rec, true);
     println!("ready");
     std::thread::sleep(Duration::from_secs(60));
 }
@@ -211,20 +204,7 @@ fn the_stall_watchdog_says_what_a_receive_waits_on() {
         &[(STALL_CHILD_DIR, dir.path())],
     );
     wait_for(&mut c, "ready");
-    let start = Instant::now();
-    let dump = loop {
-        if let Some(d) = dumps_in(dir.path())
-            .into_iter()
-            .find(|p| p.to_str().unwrap().ends_with("-stall.flightrec"))
-        {
-            break d;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no stall dump within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let dump = stall_dump_in(dir.path(), Duration::from_secs(60));
     let _ = c.kill();
     let _ = c.wait();
     let m = flightrec_format::open(&dump).unwrap().trigger.message;

@@ -439,3 +439,31 @@ pub fn dump_when(rec: &Recorder, mut ready: impl FnMut(&Path) -> bool) -> PathBu
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// A recorder for a child process whose threads block on purpose: 1 MiB, no snapshot
+/// signal, and a stall watchdog at 1 s.
+pub fn stall_recorder(dir: impl Into<PathBuf>, service: &str) -> Recorder {
+    tracing_flightrec::Recorder::builder()
+        .dir(dir.into())
+        .service(service)
+        .capacity(1 << 20)
+        .snapshot_signal(None)
+        .stall_threshold(Some(std::time::Duration::from_secs(1)))
+        .build()
+        .unwrap()
+}
+
+/// The stall watchdog's dump in `dir`, waited for at most `within`.
+pub fn stall_dump_in(dir: &Path, within: std::time::Duration) -> PathBuf {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(d) = dumps_in(dir)
+            .into_iter()
+            .find(|p| p.to_str().unwrap().ends_with("-stall.flightrec"))
+        {
+            return d;
+        }
+        assert!(start.elapsed() < within, "no stall dump within {within:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -2,7 +2,7 @@
 //! events on the timeline, and the std behaviour kept (poisoning, try_lock, RwLock sharing).
 
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flightrec_format::TriggerReason;
 
@@ -18,14 +18,7 @@ fn lock_order_deadlock_child() {
     let Ok(dir) = std::env::var(CHILD_DIR) else {
         return;
     };
-    let rec = tracing_flightrec::Recorder::builder()
-        .dir(dir)
-        .service("deadlock")
-        .capacity(1 << 20)
-        .snapshot_signal(None)
-        .stall_threshold(Some(Duration::from_secs(1)))
-        .build()
-        .unwrap();
+    let rec = stall_recorder(dir, "deadlock");
     let d = dispatch(&rec);
     let import_lock = Arc::new(tracing_flightrec::sync::Mutex::named("import_lock", 0u64));
     let logging_lock = Arc::new(tracing_flightrec::sync::Mutex::named(
@@ -80,20 +73,7 @@ fn a_lock_order_deadlock_is_named_from_the_stall_dump() {
         &[(CHILD_DIR, dir.path())],
     );
     wait_for(&mut c, "ready");
-    let start = Instant::now();
-    let dump = loop {
-        if let Some(d) = dumps_in(dir.path())
-            .into_iter()
-            .find(|p| p.to_str().unwrap().ends_with("-stall.flightrec"))
-        {
-            break d;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no stall dump within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let dump = stall_dump_in(dir.path(), Duration::from_secs(30));
     let _ = c.kill();
     let _ = c.wait();
     let rec = flightrec_format::open(&dump).unwrap();

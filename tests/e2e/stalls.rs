@@ -4,7 +4,7 @@
 //! span is not.
 
 use std::sync::{Arc, Barrier, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flightrec_format::TriggerReason;
 use tracing_subscriber::layer::Context;
@@ -39,14 +39,7 @@ fn deadlock_child() {
     let Ok(dir) = std::env::var(CHILD_DIR) else {
         return;
     };
-    let rec = tracing_flightrec::Recorder::builder()
-        .dir(dir)
-        .service("stall")
-        .capacity(1 << 20)
-        .snapshot_signal(None)
-        .stall_threshold(Some(Duration::from_secs(1)))
-        .build()
-        .unwrap();
+    let rec = stall_recorder(dir, "stall");
     let b = Arc::new(Mutex::new(()));
     let both_held = Arc::new(Barrier::new(2));
     let locking = LockingLayer {
@@ -110,20 +103,8 @@ fn a_deadlock_in_the_logging_pipeline_still_gets_a_stall_dump() {
     let dir = scratch();
     let mut c = child("stalls::deadlock_child", &[(CHILD_DIR, dir.path())]);
     wait_for(&mut c, "ready");
-    let start = Instant::now();
-    let dump = loop {
-        if let Some(d) = dumps_in(dir.path())
-            .into_iter()
-            .find(|p| p.to_str().unwrap().ends_with("-stall.flightrec"))
-        {
-            break d;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(3),
-            "no stall dump within threshold + 2 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    // Within the threshold and 2 s.
+    let dump = stall_dump_in(dir.path(), Duration::from_secs(3));
     std::thread::sleep(Duration::from_millis(300));
     let _ = c.kill();
     let _ = c.wait();
