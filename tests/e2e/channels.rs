@@ -104,7 +104,7 @@ fn a_receive_whose_sender_waits_for_the_receivers_lock_is_no_send_child() {
         .unwrap();
     assert!(
         para.contains("handler waits to receive on `replies`")
-            && para.contains("worker waits for `db`"),
+            && para.contains("worker waits for `db`, held by handler"),
         "{para}"
     );
     for role in [

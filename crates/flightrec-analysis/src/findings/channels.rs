@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::lock_ops::{duration, LockOp};
+use crate::locks::LockState;
 
 use super::{Context, Finding, Kind, Severity, MAX_EVIDENCE, MAX_PER_KIND};
 
@@ -22,7 +23,12 @@ impl Context<'_> {
     /// senders (the threads that sent on it) are all blocked at the end themselves, on a
     /// lock, a condvar or a channel. A channel whose senders are unknown (nothing sent in
     /// the recording) or one of which still runs gives no finding: it may yet send.
-    pub(super) fn unsent_receives(&self, end: i64, threshold: u64) -> Vec<Finding> {
+    pub(super) fn unsent_receives(
+        &self,
+        locks: &LockState,
+        end: i64,
+        threshold: u64,
+    ) -> Vec<Finding> {
         // Per thread, what it is blocked in; per channel, its sends (thread, record).
         let mut blocked: BTreeMap<u32, Blocked> = BTreeMap::new();
         let mut sends: BTreeMap<u32, Vec<(u32, usize)>> = BTreeMap::new();
@@ -75,8 +81,20 @@ impl Context<'_> {
                         LockOp::CondWait => "waits on",
                         _ => "waits for",
                     };
+                    // A lock's holders when the data ends: who keeps the sender waiting.
+                    let holders: Vec<String> = locks
+                        .holds
+                        .iter()
+                        .filter(|h| h.lock == s.on)
+                        .map(|h| self.names.thread_label(h.thread))
+                        .collect();
+                    let held = if holders.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", held by {}", holders.join(" and "))
+                    };
                     format!(
-                        "{} {what} {}",
+                        "{} {what} {}{held}",
                         self.names.thread_label(*t),
                         self.names.lock_label(s.on)
                     )

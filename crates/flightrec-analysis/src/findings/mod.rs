@@ -274,7 +274,7 @@ fn rules(
     out.extend(cx.lock_waits(locks, thresholds.lock_wait_ns));
     out.extend(cx.stuck(end, thresholds.stuck_ns));
     out.extend(cx.unnotified_waits(end, thresholds.stuck_ns));
-    out.extend(cx.unsent_receives(end, thresholds.stuck_ns));
+    out.extend(cx.unsent_receives(locks, end, thresholds.stuck_ns));
     for f in &mut out {
         f.processes = cx.processes_of(f, processes);
     }
