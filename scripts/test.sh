@@ -23,6 +23,13 @@ stress=0
 # Each step says when it starts (seconds since the script did), so a slow step shows.
 step() { printf '\n==> %s  [%ss]\n' "$*" "$SECONDS"; }
 
+# CI's disk can be small (a cold run once failed there with "No space left on device"). A
+# cold build gains nothing from incremental state, which doubles the size of what a workspace
+# crate leaves behind; and each side build's own target directory goes once its step is done.
+export CARGO_INCREMENTAL=0
+done_with() { rm -rf "$@"; }
+disk() { printf 'disk: target holds %s\n' "$(du -sh target | cut -f1)"; }
+
 root=0
 [[ $(id -u) -eq 0 ]] && root=1
 # Tests that cannot run here append `<test>\t<why>` to this file (tests/e2e/helpers.rs).
@@ -105,12 +112,17 @@ if ! wait "$msrv_check"; then
     echo "the libraries do not build with Rust $msrv, their rust-version" >&2
     exit 1
 fi
+done_with target/msrv
 
 step "minimal versions: the libraries build with the lowest versions they declare"
 scripts/check-minimal-versions.sh
+done_with target/minimal-versions
 
 step "unit and end-to-end tests"
 cargo test --workspace
+disk
+# The e2e tests' own small crates (a user's crate, a panic = "abort" program) built here.
+done_with target/keep-check target/panic-abort
 
 step "tokio task hooks: the \`tokio\` feature under --cfg tokio_unstable, and its message without"
 RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR=target/tokio cargo test -p tracing-flightrec --features tokio --lib tokio_tasks
@@ -123,9 +135,11 @@ elif ! grep -q "needs.*tokio_unstable\|only offers when built with \`--cfg tokio
     echo "$out" >&2
     exit 1
 fi
+done_with target/tokio
 
 step "loom: model-checking the chunk protocol"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p tracing-flightrec --lib --release
+done_with target/loom
 
 step "Miri: encoder and decoder over heap memory"
 if ! rustup toolchain list | grep -q '^nightly'; then
@@ -134,6 +148,7 @@ fi
 rustup component add --toolchain nightly miri rust-src
 cargo +nightly miri setup
 cargo +nightly miri test -p flightrec-format --lib
+done_with target/miri
 
 if (( stress )); then
     step "stress: 2000 SIGKILL runs"
@@ -151,6 +166,7 @@ if (( stress )); then
 fi
 
 step "all checks passed"
+disk
 # The last line says what did not run here, and why.
 if [[ -s $FLIGHTREC_NOT_RUN ]]; then
     echo "not run here (as $(id -un)), by reason:"
