@@ -7,9 +7,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use flightrec_analysis::findings::{Finding, Kind, Thresholds};
-use flightrec_analysis::Analysis;
+use flightrec_analysis::{Analysis, Report};
 use flightrec_format::Recording;
-use serde_json::{json, Value as Json};
+use serde::Serialize;
 
 use crate::cat::format_ts;
 
@@ -27,6 +27,8 @@ pub struct CheckOptions {
     /// A damaged input (cut short, bad chunks) is checked for what survives, with its
     /// damage warned about, instead of failing the gate.
     pub partial: bool,
+    /// One JSON document ([`CheckedJson`]) instead of paragraphs.
+    pub json: bool,
 }
 
 impl CheckOptions {
@@ -53,9 +55,72 @@ pub struct Checked {
     /// Inputs that were damaged (their damage is warned about on stderr as they are read);
     /// without `--partial` they fail the gate.
     pub damaged: usize,
+    /// What each recording's analysis says, for `--json`.
+    pub reports: Vec<CheckedRecording>,
+}
+
+/// One recording (or, with `--merge`, the recordings as one) in `check --json`.
+#[derive(Debug, Serialize)]
+pub struct CheckedRecording {
+    pub file: String,
+    /// Damaged, and checked for what survives.
+    pub damaged: bool,
+    /// The findings of the kinds asked for, then its locks and tasks.
+    #[serde(flatten)]
+    pub report: Report,
+}
+
+/// `check --json`'s document.
+#[derive(Debug, Serialize)]
+pub struct CheckedJson<'a> {
+    pub recordings: &'a [CheckedRecording],
+    /// The inputs that could not be read, each in one line.
+    pub unreadable: &'a [String],
+    /// The exit status.
+    pub status: u8,
 }
 
 impl Checked {
+    /// Counts `report`'s findings of the kinds asked for, and prints them as paragraphs
+    /// (or keeps the report for `--json`).
+    fn add(
+        &mut self,
+        path: &Path,
+        damaged: bool,
+        mut report: Report,
+        opts: &CheckOptions,
+        out: &mut impl Write,
+    ) -> anyhow::Result<()> {
+        report.findings.retain(|f| opts.wants(f.kind));
+        self.findings += report.findings.len();
+        if opts.json {
+            self.reports.push(CheckedRecording {
+                file: path.display().to_string(),
+                damaged,
+                report,
+            });
+        } else {
+            for f in &report.findings {
+                write_paragraph(path, f, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// With `--json`, the document.
+    fn finish(&self, opts: &CheckOptions, out: &mut impl Write) -> anyhow::Result<()> {
+        if opts.json {
+            let doc = CheckedJson {
+                recordings: &self.reports,
+                unreadable: &self.unreadable,
+                status: self.status(opts.partial),
+            };
+            serde_json::to_writer_pretty(&mut *out, &doc)?;
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+
     /// The exit status: 2 when something could not be read, else 3 when something was
     /// damaged (unless accepted), else 1 when something was found, else 0.
     pub fn status(&self, partial: bool) -> u8 {
@@ -168,24 +233,14 @@ pub fn run(
         // Its warning, if damaged, is a line of its own, not drawn over.
         let admitted = progress.suspend(|| checked.admit(&path, &rec));
         progress.step("finding bugs");
-        let found: Vec<Finding> = if admitted {
-            Analysis::of(&rec, &opts.thresholds)
-                .findings
-                .into_iter()
-                .filter(|f| opts.wants(f.kind))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let report = admitted.then(|| Report::of(&rec, &Analysis::of(&rec, &opts.thresholds)));
         drop(progress);
-        if !admitted {
+        let Some(report) = report else {
             continue;
-        }
-        for f in &found {
-            write_paragraph(&path, f, out)?;
-        }
-        checked.findings += found.len();
+        };
+        checked.add(&path, rec.damage.is_damaged(), report, opts, out)?;
     }
+    checked.finish(opts, out)?;
     Ok(checked)
 }
 
@@ -215,19 +270,16 @@ fn run_merged(
         }
     }
     if recs.is_empty() {
+        checked.finish(opts, out)?;
         return Ok(checked);
     }
+    let damaged = recs.iter().any(|r| r.damage.is_damaged());
     let (merged, labels) = merge(recs);
-    let found: Vec<Finding> = Analysis::of_processes(&merged, &labels, &opts.thresholds)
-        .findings
-        .into_iter()
-        .filter(|f| opts.wants(f.kind))
-        .collect();
+    let analysis = Analysis::of_processes(&merged, &labels, &opts.thresholds);
+    let report = Report::of(&merged, &analysis);
     let title = names.join(" + ");
-    for f in &found {
-        write_paragraph(Path::new(&title), f, out)?;
-    }
-    checked.findings = found.len();
+    checked.add(Path::new(&title), damaged, report, opts, out)?;
+    checked.finish(opts, out)?;
     Ok(checked)
 }
 
@@ -312,29 +364,4 @@ pub fn write_summary(found: &[Finding], out: &mut impl Write) -> anyhow::Result<
         )?;
     }
     Ok(())
-}
-
-/// The findings as `info --json` carries them.
-pub fn findings_json(found: &[Finding]) -> Json {
-    found
-        .iter()
-        .map(|f| {
-            json!({
-                "kind": f.kind.slug(),
-                "severity": f.severity.slug(),
-                "title": f.title,
-                "object": f.object,
-                "lock": f.locks.first(),
-                "locks": f.locks,
-                "threads": f.threads,
-                "tasks": f.tasks,
-                "processes": f.processes,
-                "records": f.records.iter().map(|e| json!({
-                    "record": e.record, "ts": e.ts, "thread": e.thread, "task": e.task,
-                    "title": e.title, "place": e.place, "role": e.role,
-                })).collect::<Vec<_>>(),
-                "omitted_records": f.omitted,
-            })
-        })
-        .collect()
 }

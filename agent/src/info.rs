@@ -39,6 +39,7 @@ pub fn run(
         .fold(0, |n, t| n.saturating_add(t.records));
     let stacks = flightrec_analysis::stacks::stacks(rec);
     if as_json {
+        let report = flightrec_analysis::Report::of(rec, analysis);
         let threads: Vec<_> = rec
             .threads
             .iter()
@@ -55,7 +56,7 @@ pub fn run(
         let v = json!({
             "file": path.display().to_string(),
             "kind": if rec.is_dump { "dump" } else { "ring" },
-            "findings": crate::check::findings_json(found),
+            "findings": report.findings,
             "service": p.service, "pid": p.pid, "host": p.host, "exe": p.exe, "args": p.args,
             "start_ts": rec.start_wall_ns,
             "trigger": {
@@ -80,7 +81,8 @@ pub fn run(
                 "compression_corrupt": d.compression_corrupt,
             },
             "threads": threads,
-            "locks": locks_json(&names, &lock_list, lock_state),
+            "locks": report.locks,
+            "tasks": report.tasks,
             "stacks": stacks_json(&stacks),
         });
         serde_json::to_writer_pretty(&mut *out, &v)?;
@@ -310,39 +312,4 @@ fn write_locks(
         )?;
     }
     Ok(())
-}
-
-fn locks_json(names: &Names<'_>, list: &[flightrec_analysis::LockInfo], state: &LockState) -> Json {
-    let thread = |t: u32| {
-        let (name, tid) = names.thread(t);
-        json!({"index": t, "name": name, "tid": tid})
-    };
-    json!({
-        "locks": list.iter().map(|l| {
-            let s = state.stats.get(&l.id).copied().unwrap_or_default();
-            json!({
-                "id": l.id, "name": l.name, "kind": l.kind, "place": l.place,
-                "acquisitions": s.acquisitions, "contended": s.contended,
-                "total_wait_ns": s.total_wait_ns, "max_wait_ns": s.max_wait_ns,
-                "total_hold_ns": s.total_hold_ns, "max_hold_ns": s.max_hold_ns,
-            })
-        }).collect::<Vec<_>>(),
-        "holds": state.holds.iter().map(|h| json!({
-            "thread": thread(h.thread), "lock": h.lock, "lock_name": names.lock_name(h.lock),
-            "shared": h.shared, "since": h.since,
-        })).collect::<Vec<_>>(),
-        "waits": state.waits.iter().map(|w| json!({
-            "thread": thread(w.thread), "lock": w.lock, "lock_name": names.lock_name(w.lock),
-            "shared": w.shared, "since": w.since,
-        })).collect::<Vec<_>>(),
-        "deadlocks": state.deadlocks.iter().map(|c| json!({
-            "description": describe_deadlock(names, c),
-            "cycle": c.iter().map(|s| json!({
-                "thread": thread(s.thread),
-                "holds": s.holds, "holds_name": names.lock_name(s.holds),
-                "waits_for": s.waits_for, "waits_for_name": names.lock_name(s.waits_for),
-                "since": s.since,
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })
 }

@@ -94,6 +94,11 @@ enum Command {
         /// printed) instead of exiting 3.
         #[arg(long)]
         partial: bool,
+        /// Print one JSON document instead of paragraphs: each recording's findings, locks
+        /// and tasks as `info --json` and the viewer have them, the inputs that could not
+        /// be read, and the exit status.
+        #[arg(long)]
+        json: bool,
     },
     /// Convert a dump (or ring file) for Perfetto UI or chrome://tracing, or into Parquet
     /// tables (docs/tables.md) for DuckDB, Spark, Trino/Athena or Polars. Output appears
@@ -294,6 +299,7 @@ fn main() -> ExitCode {
         stuck,
         merge,
         partial,
+        json,
     } = &cli.command
     {
         return check_command(
@@ -308,6 +314,7 @@ fn main() -> ExitCode {
                 },
                 merge: *merge,
                 partial: *partial,
+                json: *json,
             },
             &mut out,
         );

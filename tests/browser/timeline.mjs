@@ -423,10 +423,10 @@ try {
       await page.waitForFunction((i) => {
         const fv = window.flightrecView;
         const f = fv.meta().findings[i];
-        const last = f.records[f.records.length - 1].id;
+        const last = f.records[f.records.length - 1].record;
         const o = fv.object();
         return fv.marked().length === f.records.length && fv.selected()?.id === last &&
-          fv.mode() === f.view && (!f.object || (o && o.field === f.object.field && o.value === f.object.value));
+          fv.mode() === f.view && (!f.object || (o && `${o.field}=${o.value}` === f.object));
       }, i);
       await settle();
       result.picked.push(await page.evaluate((i) => {

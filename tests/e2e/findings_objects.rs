@@ -388,7 +388,7 @@ fn the_viewer_lists_the_findings_and_a_click_shows_each_ones_evidence() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| e["id"].as_u64().unwrap())
+            .map(|e| e["record"].as_u64().unwrap())
             .collect();
         assert_eq!(p["marked"], serde_json::json!(ids), "{p}");
         assert_eq!(p["selected"]["id"], *ids.last().unwrap(), "{p}");
@@ -396,14 +396,22 @@ fn the_viewer_lists_the_findings_and_a_click_shows_each_ones_evidence() {
             p["view"]["start"].as_f64().unwrap(),
             p["view"]["end"].as_f64().unwrap(),
         );
-        for e in f["records"].as_array().unwrap() {
+        for e in f["marks"].as_array().unwrap() {
             let t = e["t"].as_f64().unwrap();
             assert!(
                 start <= t && t <= end,
                 "record at {t} outside the view {start}..{end}: {p}"
             );
         }
-        assert_eq!(p["object"], f["object"], "{p}");
+        let object = &p["object"];
+        let shown = (!object.is_null()).then(|| {
+            format!(
+                "{}={}",
+                object["field"].as_str().unwrap(),
+                object["value"].as_str().unwrap()
+            )
+        });
+        assert_eq!(shown.as_deref(), f["object"].as_str(), "{p}");
     }
     assert_eq!(picked[0]["mode"], "threads");
     assert_eq!(
@@ -601,7 +609,7 @@ fn picking_a_task_finding_shows_its_evidence_lanes_whatever_the_objects_later_re
         .unwrap_or_else(|| panic!("{r}"));
     assert_eq!(p["mode"], "tasks", "{p}");
     let visible: Vec<&Json> = p["visibleTasks"].as_array().unwrap().iter().collect();
-    for e in p["finding"]["records"].as_array().unwrap() {
+    for e in p["finding"]["marks"].as_array().unwrap() {
         assert!(
             visible.contains(&&e["task"]),
             "evidence task {} not among the lanes on screen {visible:?}",

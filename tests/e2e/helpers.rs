@@ -243,6 +243,7 @@ const BUGS_BY_DESIGN: &[&str] = &[
     "tables::",
     "findings_objects::",
     "lock_model::",
+    "agreement::",
     "locks::",
     "cli::the_demo",
 ];

@@ -26,7 +26,7 @@ struct Use {
     lost: u8,
 }
 
-fn lock_callsite(id: u32, rw: bool, named: bool) -> Callsite {
+pub(crate) fn lock_callsite(id: u32, rw: bool, named: bool) -> Callsite {
     let kind = if rw { lock::RW_LOCK } else { lock::MUTEX };
     Callsite {
         id,

@@ -369,7 +369,7 @@ fn the_locks_behave_as_std_and_record_what_happens() {
         .unwrap_or_else(|| panic!("{locks:?}"));
     assert_eq!(config.kind, "RwLock");
     assert!(config.place.as_deref().unwrap().contains("locks.rs"));
-    let state = flightrec_analysis::LockState::of(&r);
+    let state = flightrec_analysis::Analysis::of(&r, &Default::default()).locks;
     assert!(state.holds.is_empty() && state.waits.is_empty());
     assert!(state.deadlocks.is_empty());
     let s = state.stats[&counter.id];
@@ -504,7 +504,7 @@ fn dumps_while_eight_threads_lock_at_full_speed() {
             })
             .count();
         stacks_seen += answered;
-        let state = flightrec_analysis::LockState::of(&r);
+        let state = flightrec_analysis::Analysis::of(&r, &Default::default()).locks;
         assert!(state.deadlocks.is_empty());
         // A thread whose records were all kept (none dropped while the dump's copy gate
         // was closed, no gap) holds at most the one lock it takes at a time.
@@ -561,7 +561,7 @@ fn a_lock_first_used_by_many_threads_at_once_is_registered_once() {
     let r = flightrec_format::open(&dump).unwrap();
     let all = flightrec_analysis::locks::locks(&r);
     assert_eq!(all.len(), LOCKS, "a lock registered twice");
-    let state = flightrec_analysis::LockState::of(&r);
+    let state = flightrec_analysis::Analysis::of(&r, &Default::default()).locks;
     for l in &all {
         assert_eq!(state.stats[&l.id].acquisitions, 8, "{}", l.name);
     }

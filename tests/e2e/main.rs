@@ -1,6 +1,7 @@
 //! End-to-end tests: real recorders, real ring files, the real `flightrec` binary, and child
 //! processes killed at random moments. One binary; shared helpers in `helpers`.
 
+mod agreement;
 mod alloc;
 mod channels;
 mod cli;

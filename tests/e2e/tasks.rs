@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 
 use flightrec_analysis::tasks::{task_of, Tasks};
+use flightrec_analysis::Analysis;
 use flightrec_format::{RecordKind, Value};
 use tracing::Instrument;
 
@@ -99,7 +100,7 @@ fn the_task_view_shows_each_request_with_its_polls_on_their_workers() {
     }
     let (_dir, dump) = requests_on_several_workers();
     let r = flightrec_format::open(&dump).unwrap();
-    let tasks = Tasks::of(&r);
+    let tasks = tasks_of(&r);
     let out = crate::viewer::drive(
         "tasks",
         &dump,
@@ -219,7 +220,7 @@ fn check_requests(dump: &std::path::Path) -> usize {
         .filter_map(|x| Some((field(x, "id")?, x.span)))
         .collect();
     assert_eq!(span_of.len(), REQUESTS as usize);
-    let found = Tasks::of(&r);
+    let found = tasks_of(&r);
     assert!(found.hop_threads() || found.list.iter().all(|t| t.workers().len() == 1));
     let thread_name = |index: u32| {
         r.threads
@@ -298,7 +299,7 @@ fn each_request_gets_a_track_of_its_polls_in_both_exports() {
     let (dir, dump) = run_requests();
     let r = flightrec_format::open(&dump).unwrap();
     let names = flightrec_analysis::Names::new(&r);
-    let tasks = Tasks::of(&r);
+    let tasks = tasks_of(&r);
     // What the reading layer says each request's track must hold.
     let mut expected: HashMap<String, Vec<(String, u64, u64)>> = HashMap::new();
     for t in tasks.list.iter().filter(|t| t.is_async) {
@@ -618,7 +619,7 @@ fn odd_lives_are_shown_as_they_happened() {
     drop(rt);
 
     let names = flightrec_analysis::Names::new(&r);
-    let tasks = Tasks::of(&r);
+    let tasks = tasks_of(&r);
     let kind_of = |t: &flightrec_analysis::Task| {
         t.fields
             .iter()
@@ -730,4 +731,9 @@ fn odd_lives_are_shown_as_they_happened() {
         "an open task lasts to the end of the data"
     );
     assert!(lane("first").end <= lane("second").start);
+}
+
+/// The reading layer's tasks of `r`.
+fn tasks_of(r: &flightrec_format::Recording) -> Tasks {
+    Analysis::of(r, &Default::default()).tasks
 }

@@ -51,17 +51,19 @@ export async function pickFinding(i) {
   if (f.view !== state.mode) await switchMode(f.view);
   const margin = Math.max((f.to - f.from) / 5, 20000);
   setView(f.from - margin, f.to + margin);
-  state.marked = f.records.map((r) => ({ id: r.id, t: r.t, lane: r.lane, task: r.task }));
-  if (f.object) {
-    await selectObject(f.object.field, f.object.value);
+  state.marked = f.marks.map((m) => ({ id: m.id, t: m.t, lane: m.lane, task: m.task }));
+  // Its object as every reader writes it: `field=value`.
+  const eq = f.object ? f.object.indexOf("=") : -1;
+  if (eq > 0) {
+    await selectObject(f.object.slice(0, eq), f.object.slice(eq + 1));
   } else {
     state.object = null;
     document.getElementById("object").hidden = true;
   }
   // The evidence's own lanes, whatever the object's record count (its list holds only its
   // newest records, which may all lie after the finding).
-  revealTasks(f.records.map((r) => r.task).filter((t) => t != null));
-  const last = f.records[f.records.length - 1];
+  revealTasks(f.marks.map((m) => m.task).filter((t) => t != null));
+  const last = f.marks[f.marks.length - 1];
   if (last) await showRecord(last.id);
   requestDraw();
 }

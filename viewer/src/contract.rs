@@ -87,6 +87,8 @@ pub struct Meta {
     pub tasks: TasksMeta,
     /// Lock-order cycles among `tracing_flightrec::sync` locks when the data ends.
     pub deadlocks: Vec<DeadlockOut>,
+    /// The locks as every reader gives them (`info --json`'s `locks`).
+    pub locks: flightrec_analysis::report::LocksReport,
     /// The bugs the recording shows (`flightrec check`'s findings), worst first.
     pub findings: Vec<FindingOut>,
     /// Several recordings opened together: their processes, in order (empty for one).
@@ -191,10 +193,10 @@ pub struct Window {
 pub struct TasksMeta {
     /// How many task lanes the task view has.
     pub count: usize,
-    /// Some task was polled on more than one thread: the page proposes the task view.
-    pub hop: bool,
-    /// Tasks recorded by the `tokio` feature.
-    pub tokio: usize,
+    /// The counts every reader gives (`info --json`'s `tasks`); `hop` (some task was
+    /// polled on more than one thread) makes the page propose the task view.
+    #[serde(flatten)]
+    pub report: flightrec_analysis::report::TasksReport,
 }
 
 /// `/api/dumps/{id}/tasks`: the task view's lanes, in the order asked for.
@@ -273,49 +275,32 @@ pub struct LockBarOut {
     pub open: bool,
 }
 
-/// A finding, and where the page goes to show it: the lanes (`view`), the stretch of time
-/// its evidence covers, its object and its records.
+/// A finding as every reader writes it (`check --json`, `info --json`), and where the page
+/// goes to show it: the lanes (`view`), the stretch of time its evidence covers, and where
+/// each of its records is drawn (`marks`, one per record of `records`, in order).
 #[derive(Debug, Serialize)]
 pub struct FindingOut {
-    /// Its kind's slug (`interleaving`, `lock_order`...).
-    pub kind: &'static str,
-    /// `error`, `warning` or `note`.
-    pub severity: &'static str,
-    pub title: String,
-    /// The object involved, split as the object trail asks for it.
-    pub object: Option<ObjectRef>,
-    pub locks: Vec<String>,
-    pub threads: Vec<String>,
-    pub tasks: Vec<String>,
+    #[serde(flatten)]
+    pub finding: flightrec_analysis::findings::Finding,
     /// `tasks` when its records belong to async tasks (they read best on task lanes),
     /// else `threads`.
     pub view: &'static str,
     /// Its first and last evidence (relative ns).
     pub from: i64,
     pub to: i64,
-    pub records: Vec<FindingRecordOut>,
+    pub marks: Vec<FindingMark>,
 }
 
-/// A field and value naming an object.
+/// Where one record of a finding's evidence is drawn.
 #[derive(Debug, Serialize)]
-pub struct ObjectRef {
-    pub field: String,
-    pub value: String,
-}
-
-/// One record of a finding's evidence.
-#[derive(Debug, Serialize)]
-pub struct FindingRecordOut {
+pub struct FindingMark {
+    /// The record's id (its `record`).
     pub id: usize,
+    /// Relative ns.
     pub t: i64,
     pub lane: Option<usize>,
     /// Its task (`TaskMetaOut::task`), if any.
     pub task: Option<usize>,
-    pub thread: String,
-    pub title: String,
-    /// What it shows ("failed", "took `ledger` while holding `audit`"...).
-    pub role: String,
-    pub place: Option<String>,
 }
 
 /// A deadlock found in the wait-for graph at the end of the data.

@@ -201,7 +201,7 @@ type Polls = Vec<(u64, u32, i64, i64)>;
 /// once (a span, not a real task) shows only what began while no other poll of it was open
 /// (every op has a time of its own, so only entries still open at the end end together).
 fn analysis_polls(rec: &Recording) -> Polls {
-    let tasks = flightrec_analysis::Tasks::of(rec);
+    let tasks = flightrec_analysis::Analysis::of(rec, &Default::default()).tasks;
     let mut out = Vec::new();
     for t in tasks.list.iter().filter(|t| t.is_async) {
         let mut open: Option<(i64, bool)> = None;

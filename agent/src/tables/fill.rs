@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 use std::io::BufWriter;
 
-use flightrec_analysis::findings::{findings_and_locks, Finding, Thresholds};
+use flightrec_analysis::findings::{Finding, Replay, Thresholds};
 use flightrec_analysis::tasks::task_of;
+use flightrec_analysis::Analysis;
 use flightrec_analysis::{Names, Placement, SpanPlan, Tasks, TokioIds};
 use flightrec_format::{Record, RecordKind, Recording, TriggerReason};
 use parquet::data_type::ByteArray;
@@ -147,13 +148,14 @@ pub fn write_all(
             let plan = SpanPlan::of_recording(rec);
             let entries = flightrec_analysis::entries_of_plan(&plan, &rec.records);
             let spans = write_spans(&mut c, &plan, &entries, open(f_spans, rec, id)?)?;
-            let tasks = Tasks::from_parts(&rec.records, &entries, &plan, Names::new(rec));
+            let tasks = Analysis::tasks_of_spans(rec, &entries, &plan);
             drop(entries);
-            let (found, locks) = findings_and_locks(rec, &tasks, &[], &Thresholds::default());
-            let task_rows = write_tasks(&mut c, &tasks, open(f_tasks, rec, id)?)?;
-            drop(tasks);
-            let lock_rows = write_locks(&mut c, &locks, open(f_locks, rec, id)?)?;
-            let finding_rows = write_findings(&mut c, &found, open(f_findings, rec, id)?)?;
+            let analysis =
+                Analysis::from_parts(tasks, Replay::of(rec), &[], &Thresholds::default());
+            let (found, locks) = (&analysis.findings, &analysis.locks);
+            let task_rows = write_tasks(&mut c, &analysis.tasks, open(f_tasks, rec, id)?)?;
+            let lock_rows = write_locks(&mut c, locks, open(f_locks, rec, id)?)?;
+            let finding_rows = write_findings(&mut c, found, open(f_findings, rec, id)?)?;
             let mut kinds: Vec<String> = found.iter().map(|f| f.kind.slug().to_string()).collect();
             kinds.sort();
             kinds.dedup();

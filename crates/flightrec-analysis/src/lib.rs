@@ -39,6 +39,7 @@ pub mod locks;
 pub mod merge;
 pub mod names;
 pub mod objects;
+pub mod report;
 pub mod spans;
 pub mod stacks;
 pub mod tasks;
@@ -46,9 +47,10 @@ pub mod triggers;
 
 pub use analysis::Analysis;
 pub use lock_ops::{LockInfo, LockOp};
-pub use locks::{LockInterval, LockState, LockTracker};
+pub use locks::{LockInterval, LockState};
 pub use names::{Names, TITLE_MAX_CHARS};
 pub use objects::{ObjectKey, Trail};
+pub use report::Report;
 pub use spans::{
     entries, entries_of_plan, initial_stack, merge_fields, Entry, Placement, SpanPlan, SpanWalker,
     Step, StepKind,

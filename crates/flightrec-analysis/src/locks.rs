@@ -130,7 +130,7 @@ pub struct LockInterval {
 ///   measured stands in;
 /// - what is still held or waited for at the end is open.
 #[derive(Debug, Default)]
-pub struct LockTracker {
+pub(crate) struct LockTracker {
     /// Per thread, the locks it holds (in the order taken).
     held: HashMap<u32, Vec<Hold>>,
     waiting: HashMap<u32, Wait>,
@@ -366,18 +366,6 @@ impl LockTracker {
             order: self.order,
             intervals,
         }
-    }
-}
-
-impl LockState {
-    /// The state of `rec`'s locks at the end of its data, without intervals.
-    pub fn of(rec: &Recording) -> LockState {
-        let names = Names::new(rec);
-        let mut t = LockTracker::default();
-        for r in &rec.records {
-            t.observe(&names, r);
-        }
-        t.finish(data_end(rec), |thread| complete_thread(rec, thread))
     }
 }
 

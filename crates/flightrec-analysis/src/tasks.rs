@@ -14,10 +14,10 @@
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use flightrec_format::meta::tokio_task;
-use flightrec_format::{FieldValue, Record, RecordKind, Recording, Value};
+use flightrec_format::{FieldValue, Record, RecordKind, Value};
 
 use crate::names::Names;
-use crate::spans::{entries_of_plan, merge_fields, Entry, Placement, SpanPlan};
+use crate::spans::{merge_fields, Entry, Placement, SpanPlan};
 
 /// One poll: the task's span entered on a thread, from `begin` to `end` (ns since the Unix
 /// epoch).
@@ -129,16 +129,9 @@ pub fn task_of(r: &Record) -> Option<u64> {
 }
 
 impl Tasks {
-    /// The tasks of `rec`.
-    pub fn of(rec: &Recording) -> Tasks {
-        let plan = SpanPlan::of_recording(rec);
-        let entries = entries_of_plan(&plan, &rec.records);
-        Tasks::from_parts(&rec.records, &entries, &plan, Names::new(rec))
-    }
-
     /// The tasks of `records`, from their span plan and the entries it placed, with `names`
-    /// from the same recording.
-    pub fn from_parts(
+    /// from the same recording. Readers get them from [`crate::Analysis`].
+    pub(crate) fn from_parts(
         records: &[Record],
         entries: &[Entry],
         plan: &SpanPlan,

@@ -273,7 +273,7 @@ mod tests {
         let (r, tasks) = loop {
             let dump = rec.snapshot().unwrap();
             let r = flightrec_format::open(&dump).unwrap();
-            let tasks = Tasks::of(&r);
+            let tasks = flightrec_analysis::Analysis::of(&r, &Default::default()).tasks;
             let closed = |id: u64| {
                 tasks
                     .list
@@ -357,7 +357,7 @@ mod tests {
             .find(|l| l.name == "total")
             .unwrap();
         assert_eq!(total.kind, "tokio::Mutex");
-        let state = flightrec_analysis::LockState::of(&r);
+        let state = flightrec_analysis::Analysis::of(&r, &Default::default()).locks;
         assert_eq!(state.stats[&total.id].acquisitions, REQUESTS * 4);
         assert!(state.holds.iter().all(|h| h.lock != total.id));
     }

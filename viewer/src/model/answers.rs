@@ -159,6 +159,7 @@ impl Model {
                 })
                 .collect(),
             deadlocks: self.deadlocks_out(),
+            locks: self.lock_report.clone(),
             findings: self.findings_out(),
             processes: self
                 .processes
@@ -186,8 +187,7 @@ impl Model {
             },
             tasks: TasksMeta {
                 count: self.task_lanes.len(),
-                hop: self.tasks.hop_threads(),
-                tokio: self.tasks.list.iter().filter(|t| t.tokio.is_some()).count(),
+                report: flightrec_analysis::report::TasksReport::of(&self.tasks),
             },
             targets,
             damaged: self.header.damage().is_damaged(),
@@ -219,22 +219,17 @@ impl Model {
         self.findings
             .iter()
             .map(|f| {
-                let records: Vec<FindingRecordOut> = f
+                let marks: Vec<FindingMark> = f
                     .records
                     .iter()
-                    .filter(|e| e.record < self.records.len())
-                    .map(|e| {
-                        let r = &self.records[e.record];
-                        FindingRecordOut {
-                            id: e.record,
-                            t: e.ts.saturating_sub(self.origin),
-                            lane: self.lane_of(r.thread),
-                            task: self.tasks.of_record(e.record),
-                            thread: e.thread.clone(),
-                            title: e.title.clone(),
-                            role: e.role.clone(),
-                            place: e.place.clone(),
-                        }
+                    .map(|e| FindingMark {
+                        id: e.record,
+                        t: e.ts.saturating_sub(self.origin),
+                        lane: self
+                            .records
+                            .get(e.record)
+                            .and_then(|r| self.lane_of(r.thread)),
+                        task: self.tasks.of_record(e.record),
                     })
                     .collect();
                 let on_tasks = f.records.iter().any(|e| {
@@ -243,23 +238,11 @@ impl Model {
                         .is_some_and(|t| self.tasks.list[t].is_async)
                 });
                 FindingOut {
-                    kind: f.kind.slug(),
-                    severity: f.severity.slug(),
-                    title: f.title.clone(),
-                    object: f.object.as_deref().and_then(|o| {
-                        let (field, value) = o.split_once('=')?;
-                        Some(ObjectRef {
-                            field: field.to_owned(),
-                            value: value.to_owned(),
-                        })
-                    }),
-                    locks: f.locks.clone(),
-                    threads: f.threads.clone(),
-                    tasks: f.tasks.clone(),
+                    finding: f.clone(),
                     view: if on_tasks { "tasks" } else { "threads" },
-                    from: records.first().map_or(0, |r| r.t),
-                    to: records.last().map_or(0, |r| r.t),
-                    records,
+                    from: marks.first().map_or(0, |r| r.t),
+                    to: marks.last().map_or(0, |r| r.t),
+                    marks,
                 }
             })
             .collect()

@@ -54,6 +54,7 @@ impl Model {
             findings: found,
             ..
         } = analysis;
+        let lock_report = flightrec_analysis::report::LocksReport::of(&rec, &locks);
         // The holds and waits, as intervals, go to their threads' lanes; the rest stays whole.
         let lane_of: HashMap<u32, usize> = lanes
             .iter()
@@ -83,6 +84,7 @@ impl Model {
             stacks,
         );
         m.findings = found;
+        m.lock_report = lock_report;
         m
     }
 
@@ -121,7 +123,7 @@ impl Model {
         let mut own: Vec<Vec<Bar>> = (0..lanes.len()).map(|_| Vec::new()).collect();
         let plan = SpanPlan::of_recording(rec);
         let all_entries = entries_of_plan(&plan, &rec.records);
-        let tasks = Tasks::from_parts(&rec.records, &all_entries, &plan, Names::new(rec));
+        let tasks = flightrec_analysis::Analysis::tasks_of_spans(rec, &all_entries, &plan);
         drop(plan);
         for &e in &all_entries {
             let Some(&lane) = lane_of.get(&e.thread) else {

@@ -161,6 +161,7 @@ impl Model {
         let mut stacks = Vec::new();
         let mut headers = Vec::new();
         let mut findings = Vec::new();
+        let mut lock_report = flightrec_analysis::report::LocksReport::default();
         for m in parts {
             let record_base = records.len();
             let lane_base = lanes.len();
@@ -180,8 +181,10 @@ impl Model {
                 locks: part_locks,
                 stacks: part_stacks,
                 findings: part_findings,
+                lock_report: part_lock_report,
                 ..
             } = m;
+            lock_report.extend(part_lock_report);
             for mut f in part_findings {
                 for e in &mut f.records {
                     e.record += record_base;
@@ -242,6 +245,7 @@ impl Model {
         // Worst first across the recordings too.
         findings.sort_by_key(|f| (std::cmp::Reverse(f.severity), f.kind));
         m.findings = findings;
+        m.lock_report = lock_report;
         m
     }
 }

@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 
 use crate::contract::{
-    BarFlags, BarOut, Constants, DeadlockOut, DeadlockStep, FieldOut, FindingOut, FindingRecordOut,
+    BarFlags, BarOut, Constants, DeadlockOut, DeadlockStep, FieldOut, FindingMark, FindingOut,
     LaneMeta, LaneWindow, LevelName, LockBarOut, LockDetails, LockParty, Meta, ObjectRecord,
-    ObjectRef, ObjectTrail, ProcessOut, RecordDetails, SearchHit, SearchHits, SpanDetails,
-    SpanEntryOut, SpanRef, StackOut, StuckLane, TaskList, TaskMetaOut, TasksMeta, TriggerMeta,
-    Window, WindowBar, WindowEvent,
+    ObjectTrail, ProcessOut, RecordDetails, SearchHit, SearchHits, SpanDetails, SpanEntryOut,
+    SpanRef, StackOut, StuckLane, TaskList, TaskMetaOut, TasksMeta, TriggerMeta, Window, WindowBar,
+    WindowEvent,
 };
 use flightrec_analysis::{
     entries_of_plan, merge_fields, Names, ObjectKey, Placement, SpanPlan, Tasks, Trail,
@@ -284,6 +284,9 @@ pub struct Model {
     /// evidence records are this model's record ids. For recordings opened together, each
     /// recording's own.
     pub findings: Vec<flightrec_analysis::findings::Finding>,
+    /// The locks as every reader gives them: statistics, and holds, waits and cycles when
+    /// the data ends (for recordings opened together, each one's in turn).
+    pub lock_report: flightrec_analysis::report::LocksReport,
 }
 
 impl Model {
@@ -331,6 +334,7 @@ impl Model {
             stacks,
             loading: false,
             findings: Vec::new(),
+            lock_report: flightrec_analysis::report::LocksReport::default(),
         }
     }
 

@@ -55,6 +55,13 @@ pub enum Kind {
     NoSend,
 }
 
+/// A kind is written as its slug.
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.slug())
+    }
+}
+
 impl Kind {
     pub const ALL: [Kind; 10] = [
         Kind::Deadlock,
@@ -101,6 +108,13 @@ pub enum Severity {
     Error,
 }
 
+/// A severity is written as its slug.
+impl serde::Serialize for Severity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.slug())
+    }
+}
+
 impl Severity {
     pub fn slug(self) -> &'static str {
         match self {
@@ -112,7 +126,7 @@ impl Severity {
 }
 
 /// A record that is evidence for a finding.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Evidence {
     /// Its position in the recording (what `cat --json` and the viewer number records by).
     pub record: usize,
@@ -127,8 +141,9 @@ pub struct Evidence {
     pub role: String,
 }
 
-/// One finding.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One finding, as every reader shows it: `check --json`, `info --json`, the viewer's meta
+/// and the findings table carry this type, serialised alike.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
     pub kind: Kind,
     pub severity: Severity,
@@ -145,6 +160,7 @@ pub struct Finding {
     pub records: Vec<Evidence>,
     /// Records of the same story left out, only counted (other workers' touches of the
     /// object between, which a reader need not see to follow what happened).
+    #[serde(rename = "omitted_records")]
     pub omitted: u64,
 }
 
@@ -188,21 +204,7 @@ pub fn findings_of_processes(
     processes: &[String],
     thresholds: &Thresholds,
 ) -> Vec<Finding> {
-    findings_and_locks(rec, &Tasks::of(rec), processes, thresholds).0
-}
-
-/// The findings of `rec`, given its tasks (for readers that resolved them already), and
-/// the lock replay the rules read, intervals included: one pass for readers that show
-/// both.
-pub fn findings_and_locks(
-    rec: &Recording,
-    tasks: &Tasks,
-    processes: &[String],
-    thresholds: &Thresholds,
-) -> (Vec<Finding>, LockState) {
-    let replay = Replay::of(rec);
-    let found = replay.findings(tasks, processes, thresholds);
-    (found, replay.locks)
+    crate::Analysis::of_processes(rec, processes, thresholds).findings
 }
 
 /// The one pass over the records the rules read, which needs no tasks (so a reader can

@@ -364,7 +364,8 @@ fn case(seed: u64, plant: Plant) -> (Vec<Kind>, bool, bool) {
     let img = record(&mut rng, acts, locks);
     let rec = flightrec_format::decode(&img).unwrap();
     assert!(!rec.damage.is_damaged(), "seed {seed}: {:?}", rec.damage);
-    let contended = crate::LockState::of(&rec)
+    let contended = crate::Analysis::of(&rec, &Thresholds::default())
+        .locks
         .stats
         .values()
         .any(|s| s.contended > 0);
