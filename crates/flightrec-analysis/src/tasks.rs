@@ -121,6 +121,9 @@ pub struct Tasks {
     /// For each record, its task's position in `list`.
     /// (`NO_TASK` for none: four bytes a record, not eight.)
     of_record: Vec<u32>,
+    /// The span entries nested on their thread (not out of nesting order) still open when
+    /// the data ends, tasks or not: where a stuck thread is stuck.
+    pub open_at_end: Vec<Entry>,
 }
 
 /// The task a record belongs to: the outermost span entered on its thread, if any.
@@ -137,23 +140,33 @@ impl Tasks {
         plan: &SpanPlan,
         names: Names<'_>,
     ) -> Tasks {
-        // Which spans are tasks: outermost somewhere, or created as roots and never entered.
+        // Which spans are tasks: outermost somewhere, or created as roots and never entered
+        // (a span on some record's stack was entered, and has an entry).
         let mut outermost: HashSet<u64> = HashSet::default();
         let mut entered: HashSet<u64> = HashSet::default();
         let mut created_root: Vec<u64> = Vec::new();
+        // A thread's outermost span changes far less often than it writes a record: each
+        // change is noted once, not once a record.
+        let mut first_on: HashMap<u32, u64> = HashMap::default();
         for r in records {
             if let Some(&first) = r.spans.first() {
-                outermost.insert(first);
-                entered.extend(r.spans.iter().copied());
+                if first_on.insert(r.thread, first) != Some(first) {
+                    outermost.insert(first);
+                }
             }
             if r.kind == RecordKind::SpanNew && r.parent.is_none() {
                 created_root.push(r.span);
             }
         }
         // Outermost on a thread as the placement rule sees it, too.
+        let mut open_at_end = Vec::new();
         for e in entries {
+            entered.insert(e.span);
             if e.placement == (Placement::Nested { depth: 0 }) {
                 outermost.insert(e.span);
+            }
+            if e.open_at_end && matches!(e.placement, Placement::Nested { .. }) {
+                open_at_end.push(*e);
             }
         }
         let mut candidates: Vec<u64> = outermost.iter().copied().collect();
@@ -180,6 +193,8 @@ impl Tasks {
         }
         // Records, creation, close, fields.
         let mut of_record: Vec<u32> = vec![NO_TASK; records.len()];
+        // Per thread, its outermost span and that span's task, looked up once a change.
+        let mut task_on: HashMap<u32, (u64, Option<usize>)> = HashMap::default();
         for (i, r) in records.iter().enumerate() {
             let own = match r.kind {
                 RecordKind::SpanNew | RecordKind::SpanRecord | RecordKind::Close => {
@@ -187,7 +202,17 @@ impl Tasks {
                 }
                 _ => None,
             };
-            let Some(t) = own.or_else(|| task_of(r).and_then(|s| by_span.get(&s).copied())) else {
+            let Some(t) = own.or_else(|| {
+                let s = task_of(r)?;
+                match task_on.get(&r.thread) {
+                    Some(&(on, t)) if on == s => t,
+                    _ => {
+                        let t = by_span.get(&s).copied();
+                        task_on.insert(r.thread, (s, t));
+                        t
+                    }
+                }
+            }) else {
                 continue;
             };
             of_record[i] = t as u32;
@@ -320,6 +345,7 @@ impl Tasks {
             list,
             by_span,
             of_record,
+            open_at_end,
         }
     }
 
@@ -341,6 +367,7 @@ impl Tasks {
         // For each task of `list`: its part and position there.
         let mut origin: Vec<(usize, u32)> = Vec::with_capacity(total);
         let mut of_records = Vec::new();
+        let mut open_at_end = Vec::new();
         // The list grows from the first part's, whose memory is kept (not copied).
         let mut list: Vec<Task> = Vec::new();
         for (k, part) in parts.into_iter().enumerate() {
@@ -359,6 +386,10 @@ impl Tasks {
                 origin.push((k, pos as u32));
             }
             of_records.push(part.of_record);
+            open_at_end.extend(part.open_at_end.into_iter().map(|mut e| {
+                e.enter_record = e.enter_record.map(|i| i + base as u64);
+                e
+            }));
         }
         let mut order: Vec<(i64, u64, usize)> = list
             .iter()
@@ -400,6 +431,7 @@ impl Tasks {
                 list,
                 by_span,
                 of_record,
+                open_at_end,
             },
             moved,
         )

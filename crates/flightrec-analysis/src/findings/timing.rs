@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashSet};
 use flightrec_format::RecordKind;
 
 use crate::lock_ops::duration;
-use crate::spans::{entries, Placement};
 
 use super::{Context, Finding, Kind, Severity, MAX_EVIDENCE, MAX_PER_KIND};
 
@@ -86,12 +85,9 @@ impl Context<'_> {
     }
 
     pub(super) fn stuck(&self, end: i64, threshold: u64) -> Vec<Finding> {
-        let open = entries(&self.rec.records, &self.rec.trigger)
-            .into_iter()
-            .filter(|e| e.open_at_end && matches!(e.placement, Placement::Nested { .. }));
         let mut by_thread: BTreeMap<u32, Vec<crate::spans::Entry>> = BTreeMap::new();
-        for e in open {
-            by_thread.entry(e.thread).or_default().push(e);
+        for e in &self.tasks.open_at_end {
+            by_thread.entry(e.thread).or_default().push(*e);
         }
         let mut out = Vec::new();
         for (thread, spans) in by_thread {
