@@ -193,12 +193,12 @@ proptest! {
         for l in listed {
             let id = l["id"].as_u64().unwrap();
             let page = model.lock(id as u32).expect("the viewer knows every lock info lists");
-            prop_assert_eq!(l["acquisitions"].as_u64(), Some(page.acquisitions), "{}", l);
-            prop_assert_eq!(l["contended"].as_u64(), Some(page.contended), "{}", l);
-            prop_assert_eq!(l["total_wait_ns"].as_u64(), Some(page.total_wait_ns), "{}", l);
-            prop_assert_eq!(l["max_wait_ns"].as_u64(), Some(page.max_wait_ns), "{}", l);
-            prop_assert_eq!(l["total_hold_ns"].as_u64(), Some(page.total_hold_ns), "{}", l);
-            prop_assert_eq!(l["max_hold_ns"].as_u64(), Some(page.max_hold_ns), "{}", l);
+            prop_assert_eq!(l["acquisitions"].as_u64(), Some(page.row.stats.acquisitions), "{}", l);
+            prop_assert_eq!(l["contended"].as_u64(), Some(page.row.stats.contended), "{}", l);
+            prop_assert_eq!(l["total_wait_ns"].as_u64(), Some(page.row.stats.total_wait_ns), "{}", l);
+            prop_assert_eq!(l["max_wait_ns"].as_u64(), Some(page.row.stats.max_wait_ns), "{}", l);
+            prop_assert_eq!(l["total_hold_ns"].as_u64(), Some(page.row.stats.total_hold_ns), "{}", l);
+            prop_assert_eq!(l["max_hold_ns"].as_u64(), Some(page.row.stats.max_hold_ns), "{}", l);
             prop_assert_eq!(
                 info_parties(&info["locks"]["holds"], id),
                 viewer_parties(&page.holders, model.origin)
@@ -268,7 +268,7 @@ fn the_generator_reaches_lost_waits_and_open_ends() {
     );
     let model = flightrec_viewer::Model::new(flightrec_format::open(&path).unwrap());
     let page = model.lock(10).unwrap();
-    assert_eq!(page.contended, 1);
+    assert_eq!(page.row.stats.contended, 1);
     // The lost wait is drawn all the same, from the writer's measure.
     assert_eq!(page.longest_waits.len(), 1);
     assert_eq!(page.longest_waits[0].ns, 800);

@@ -455,16 +455,9 @@ pub struct SearchHit {
 /// `/api/dumps/{id}/locks/{lock}`: a recorded lock's page.
 #[derive(Debug, Serialize)]
 pub struct LockDetails {
-    pub lock: u32,
-    pub name: String,
-    pub kind: String,
-    pub place: Option<String>,
-    pub acquisitions: u64,
-    pub contended: u64,
-    pub total_wait_ns: u64,
-    pub max_wait_ns: u64,
-    pub total_hold_ns: u64,
-    pub max_hold_ns: u64,
+    /// What it is and its statistics, as every reader gives them (`info --json`'s locks).
+    #[serde(flatten)]
+    pub row: flightrec_analysis::report::LockRow,
     /// Who holds it and who waits for it when the data ends.
     pub holders: Vec<LockParty>,
     pub waiters: Vec<LockParty>,

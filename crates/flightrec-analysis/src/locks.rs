@@ -59,7 +59,7 @@ pub struct CycleStep {
 }
 
 /// Per lock, over the whole recording: how often it was taken, waited for, and how long.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LockStats {
     pub acquisitions: u64,
     /// Acquisitions that had to wait.

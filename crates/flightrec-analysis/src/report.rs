@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::analysis::Analysis;
 use crate::findings::Finding;
 use crate::lock_ops::locks;
-use crate::locks::{describe_deadlock, LockState};
+use crate::locks::{describe_deadlock, LockState, LockStats};
 use crate::names::Names;
 use crate::tasks::Tasks;
 
@@ -62,12 +62,8 @@ pub struct LockRow {
     pub kind: String,
     /// Where it was made: `file:line`.
     pub place: Option<String>,
-    pub acquisitions: u64,
-    pub contended: u64,
-    pub total_wait_ns: u64,
-    pub max_wait_ns: u64,
-    pub total_hold_ns: u64,
-    pub max_hold_ns: u64,
+    #[serde(flatten)]
+    pub stats: LockStats,
 }
 
 /// A thread holding (or waiting for) a lock when the data ends.
@@ -129,20 +125,12 @@ impl LocksReport {
         LocksReport {
             locks: locks(rec)
                 .into_iter()
-                .map(|l| {
-                    let s = state.stats.get(&l.id).copied().unwrap_or_default();
-                    LockRow {
-                        id: l.id,
-                        name: l.name,
-                        kind: l.kind,
-                        place: l.place,
-                        acquisitions: s.acquisitions,
-                        contended: s.contended,
-                        total_wait_ns: s.total_wait_ns,
-                        max_wait_ns: s.max_wait_ns,
-                        total_hold_ns: s.total_hold_ns,
-                        max_hold_ns: s.max_hold_ns,
-                    }
+                .map(|l| LockRow {
+                    stats: state.stats.get(&l.id).copied().unwrap_or_default(),
+                    id: l.id,
+                    name: l.name,
+                    kind: l.kind,
+                    place: l.place,
                 })
                 .collect(),
             holds: state

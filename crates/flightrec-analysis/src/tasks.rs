@@ -142,7 +142,12 @@ impl Tasks {
     ) -> Tasks {
         // Which spans are tasks: outermost somewhere, or created as roots and never entered
         // (a span on some record's stack was entered, and has an entry).
+        // Candidates in the order they first show: about the order of their starts, so the
+        // passes below walk the list nearly in order (a big recording's list is hundreds of
+        // megabytes, and random visits to it cost a cache miss each) and the final sort by
+        // start has little to move.
         let mut outermost: HashSet<u64> = HashSet::default();
+        let mut candidates: Vec<u64> = Vec::new();
         let mut entered: HashSet<u64> = HashSet::default();
         let mut created_root: Vec<u64> = Vec::new();
         // A thread's outermost span changes far less often than it writes a record: each
@@ -150,8 +155,8 @@ impl Tasks {
         let mut first_on: HashMap<u32, u64> = HashMap::default();
         for r in records {
             if let Some(&first) = r.spans.first() {
-                if first_on.insert(r.thread, first) != Some(first) {
-                    outermost.insert(first);
+                if first_on.insert(r.thread, first) != Some(first) && outermost.insert(first) {
+                    candidates.push(first);
                 }
             }
             if r.kind == RecordKind::SpanNew && r.parent.is_none() {
@@ -162,14 +167,14 @@ impl Tasks {
         let mut open_at_end = Vec::new();
         for e in entries {
             entered.insert(e.span);
-            if e.placement == (Placement::Nested { depth: 0 }) {
-                outermost.insert(e.span);
+            if e.placement == (Placement::Nested { depth: 0 }) && outermost.insert(e.span) {
+                candidates.push(e.span);
             }
             if e.open_at_end && matches!(e.placement, Placement::Nested { .. }) {
                 open_at_end.push(*e);
             }
         }
-        let mut candidates: Vec<u64> = outermost.iter().copied().collect();
+        drop(outermost);
         candidates.extend(created_root.into_iter().filter(|s| !entered.contains(s)));
         let mut list: Vec<Task> = Vec::new();
         let mut by_span: HashMap<u64, usize> = HashMap::default();

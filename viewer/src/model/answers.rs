@@ -312,9 +312,8 @@ impl Model {
 
     /// A recorded lock's page: what it is, how it was used, who holds and waits for it.
     pub fn lock(&self, id: u32) -> Option<LockDetails> {
-        let info = self.header.locks().into_iter().find(|l| l.id == id)?;
         // Statistics, holders and waiters from the one lock model, as `info` reads them.
-        let stats = self.locks.stats.get(&id).copied().unwrap_or_default();
+        let row = self.lock_report.locks.iter().find(|l| l.id == id)?.clone();
         let mut holders = Vec::new();
         let mut waiters = Vec::new();
         let mut waits = Vec::new();
@@ -338,16 +337,7 @@ impl Model {
         waits.sort_by_key(|w| std::cmp::Reverse(w.ns));
         waits.truncate(20);
         Some(LockDetails {
-            lock: id,
-            name: info.name,
-            kind: info.kind,
-            place: info.place,
-            acquisitions: stats.acquisitions,
-            contended: stats.contended,
-            total_wait_ns: stats.total_wait_ns,
-            max_wait_ns: stats.max_wait_ns,
-            total_hold_ns: stats.total_hold_ns,
-            max_hold_ns: stats.max_hold_ns,
+            row,
             holders,
             waiters,
             longest_waits: waits,
