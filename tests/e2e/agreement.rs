@@ -3,8 +3,10 @@
 //! `info --json`, `check --json` and the viewer's meta give the same findings, the same
 //! locks and the same task counts, serialised alike.
 
-use flightrec_format::meta::{lock, Callsite, ThreadEntry};
-use flightrec_format::testing::{callsite, records_image, TestRecord, TestRecordKind, TestValue};
+use flightrec_format::meta::{lock, Callsite};
+use flightrec_format::testing::{
+    callsite, numbered_threads, records_image, TestRecord, TestRecordKind, TestValue,
+};
 use proptest::prelude::*;
 use serde_json::Value as Json;
 
@@ -105,19 +107,8 @@ fn recording(lock_kinds: &[bool], requests: &[Request], threads: usize) -> Vec<u
         put(at, REQUEST, TestRecordKind::Close(span));
         *now = at + 8;
     }
-    let threads: Vec<(ThreadEntry, Vec<TestRecord>)> = per
-        .into_iter()
-        .enumerate()
-        .map(|(t, (records, _, _))| {
-            let entry = ThreadEntry {
-                index: t as u32,
-                tid: 100 + t as u64,
-                name: format!("t{t}"),
-            };
-            (entry, records)
-        })
-        .collect();
-    records_image(&callsites, &threads)
+    let per_thread = per.into_iter().map(|(records, _, _)| records).collect();
+    records_image(&callsites, &numbered_threads(per_thread))
 }
 
 fn a_request(threads: usize, locks: usize) -> impl Strategy<Value = Request> {

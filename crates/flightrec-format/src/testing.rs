@@ -236,6 +236,22 @@ pub fn events_image(callsites: &[Callsite], threads: &[(ThreadEntry, Vec<TestEve
     records_image(callsites, &threads)
 }
 
+/// Each thread's records with its entry: thread `k` is named `t{k}`, with tid `100 + k`.
+pub fn numbered_threads(per_thread: Vec<Vec<TestRecord>>) -> Vec<(ThreadEntry, Vec<TestRecord>)> {
+    per_thread
+        .into_iter()
+        .enumerate()
+        .map(|(k, records)| {
+            let entry = ThreadEntry {
+                index: k as u32,
+                tid: 100 + k as u64,
+                name: format!("t{k}"),
+            };
+            (entry, records)
+        })
+        .collect()
+}
+
 /// A ring image holding `threads`' records (events and span lives), one chunk per thread,
 /// described by `callsites`. Each thread starts outside any span and its records must fit
 /// a 64 KiB chunk.

@@ -4,8 +4,10 @@
 //! finding at all. The same generator with one bug planted must give that bug's finding, so
 //! the silence is not the generator's.
 
-use flightrec_format::meta::{lock, ThreadEntry};
-use flightrec_format::testing::{callsite, records_image, TestRecord, TestRecordKind, TestValue};
+use flightrec_format::meta::lock;
+use flightrec_format::testing::{
+    callsite, numbered_threads, records_image, TestRecord, TestRecordKind, TestValue,
+};
 use flightrec_format::{Callsite, Level};
 
 use super::{findings, Kind, Thresholds};
@@ -341,19 +343,7 @@ fn record(rng: &mut Rng, acts: Vec<Vec<Act>>, locks: u32) -> Vec<u8> {
             next[t] += 1;
         }
     }
-    let threads: Vec<(ThreadEntry, Vec<TestRecord>)> = out
-        .into_iter()
-        .enumerate()
-        .map(|(t, records)| {
-            let entry = ThreadEntry {
-                index: t as u32,
-                tid: 100 + t as u64,
-                name: format!("t{t}"),
-            };
-            (entry, records)
-        })
-        .collect();
-    records_image(&callsites, &threads)
+    records_image(&callsites, &numbered_threads(out))
 }
 
 /// The kinds found in case `seed`, and whether its recording had contention (a thread
