@@ -241,10 +241,9 @@ fn check_requests(dump: &std::path::Path) -> usize {
         );
         assert_eq!(task.tokio, None);
         // Its records: exactly its own events, start, every step, done.
-        let events: Vec<&flightrec_format::Record> = task
-            .records
-            .iter()
-            .map(|&i| &r.records[i])
+        let events: Vec<&flightrec_format::Record> = records_of(&found, task)
+            .into_iter()
+            .map(|i| &r.records[i])
             .filter(|x| x.kind == RecordKind::Event)
             .collect();
         assert_eq!(events.len() as u64, STEPS + 2, "request {id}");
@@ -635,14 +634,14 @@ fn odd_lives_are_shown_as_they_happened() {
             .unwrap_or_else(|| panic!("no task {kind}"))
     };
     let events = |t: &flightrec_analysis::Task| {
-        t.records
-            .iter()
-            .filter(|&&i| r.records[i].kind == RecordKind::Event)
+        records_of(&tasks, t)
+            .into_iter()
+            .filter(|&i| r.records[i].kind == RecordKind::Event)
             .count()
     };
     // Each event of a task lies in one of its polls, and the task ends after its last poll.
     let well_formed = |t: &flightrec_analysis::Task| {
-        for &i in &t.records {
+        for i in records_of(&tasks, t) {
             let x = &r.records[i];
             if x.kind == RecordKind::Event {
                 assert!(
@@ -672,10 +671,9 @@ fn odd_lives_are_shown_as_they_happened() {
     assert!(panicked.polls.len() >= 2, "{:?}", panicked.polls);
     assert!(panicked.closed.is_some());
     assert_eq!(events(panicked), 2);
-    let event_polls: HashSet<i64> = panicked
-        .records
-        .iter()
-        .map(|&i| &r.records[i])
+    let event_polls: HashSet<i64> = records_of(&tasks, panicked)
+        .into_iter()
+        .map(|i| &r.records[i])
         .filter(|x| x.kind == RecordKind::Event)
         .map(|x| {
             panicked
@@ -736,4 +734,9 @@ fn odd_lives_are_shown_as_they_happened() {
 /// The reading layer's tasks of `r`.
 fn tasks_of(r: &flightrec_format::Recording) -> Tasks {
     Analysis::of(r, &Default::default()).tasks
+}
+
+/// The positions of `t`'s records among the recording's, as `tasks` has them.
+fn records_of(tasks: &Tasks, t: &flightrec_analysis::Task) -> Vec<usize> {
+    tasks.records_of(tasks.position(t.span).unwrap()).collect()
 }

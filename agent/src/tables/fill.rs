@@ -356,7 +356,7 @@ fn write_tasks(
     tasks: &Tasks,
     mut t: TableFile<Sink, TaskRows>,
 ) -> anyhow::Result<u64> {
-    for task in &tasks.list {
+    for (k, task) in tasks.list.iter().enumerate() {
         c.start(&mut t, |rows| [&mut rows.recording_id, &mut rows.process]);
         let rows = &mut t.rows;
         rows.task.push(task.span as i64);
@@ -378,7 +378,7 @@ fn write_tasks(
         rows.busy_ns.push(lens.clone().sum());
         rows.max_poll_ns.push(lens.max().unwrap_or(0));
         rows.workers.push(task.workers().len() as i32);
-        rows.records.push(task.records.len() as i64);
+        rows.records.push(tasks.records_of(k).len() as i64);
         t.row_done()?;
     }
     close(t)

@@ -73,8 +73,10 @@ pub struct Task {
     /// For a tokio task, the fields of the span it runs (the first entered inside its
     /// polls), for its label: `task 17 · connection peer=10.0.0.7`. Empty otherwise.
     pub runs_fields: Vec<FieldValue>,
-    /// Positions in the record slice of its records, in time order.
-    pub records: Vec<usize>,
+    /// When it began, as far as the recording shows: its creation, else its first poll or
+    /// record (ns since the Unix epoch; 0 when none is known). Its records are
+    /// [`Tasks::records_of`].
+    pub start: i64,
     /// Whether it is an async task (what the exporters give a track of its own): a tokio
     /// task, or a span entered more than once or on more than one thread. A root span
     /// entered once is an ordinary span of its thread. The rule is `SpanPlan::is_task`.
@@ -82,19 +84,9 @@ pub struct Task {
 }
 
 impl Task {
-    /// When it began, as far as the recording shows: its creation, else its first poll or
-    /// record.
-    pub fn start(&self, records: &[Record]) -> i64 {
-        let first_poll = self.polls.first().map(|p| p.begin);
-        let first_record = self.records.first().map(|&i| records[i].ts);
-        self.created
-            .or(first_poll.into_iter().chain(first_record).min())
-            .unwrap_or(0)
-    }
-
     /// When it ended: its close, else the end of the recording's data if it still ran.
-    pub fn end(&self, records: &[Record], data_end: i64) -> i64 {
-        self.closed.unwrap_or(data_end).max(self.start(records))
+    pub fn end(&self, data_end: i64) -> i64 {
+        self.closed.unwrap_or(data_end).max(self.start)
     }
 
     /// The threads that polled it, in order of first poll.
@@ -121,6 +113,11 @@ pub struct Tasks {
     /// For each record, its task's position in `list`.
     /// (`NO_TASK` for none: four bytes a record, not eight.)
     of_record: Vec<u32>,
+    /// Each task's records, in order, task after task: task `t`'s are
+    /// `record_list[record_starts[t]..record_starts[t + 1]]` (one list, not a vector a
+    /// task: a big recording has millions of tasks).
+    record_starts: Vec<u32>,
+    record_list: Vec<u32>,
     /// The span entries nested on their thread (not out of nesting order) still open when
     /// the data ends, tasks or not: where a stuck thread is stuck.
     pub open_at_end: Vec<Entry>,
@@ -192,12 +189,14 @@ impl Tasks {
                 polls: Vec::new(),
                 inner: Vec::new(),
                 runs_fields: Vec::new(),
-                records: Vec::new(),
+                start: 0,
                 is_async: plan.is_task(span),
             });
         }
         // Records, creation, close, fields.
         let mut of_record: Vec<u32> = vec![NO_TASK; records.len()];
+        // Each task's first record's time (`i64::MAX`: none yet), for its start.
+        let mut first_ts: Vec<i64> = vec![i64::MAX; list.len()];
         // Per thread, its outermost span and that span's task, looked up once a change.
         let mut task_on: HashMap<u32, (u64, Option<usize>)> = HashMap::default();
         for (i, r) in records.iter().enumerate() {
@@ -221,8 +220,8 @@ impl Tasks {
                 continue;
             };
             of_record[i] = t as u32;
+            first_ts[t] = first_ts[t].min(r.ts);
             let task = &mut list[t];
-            task.records.push(i);
             if r.span == task.span {
                 match r.kind {
                     RecordKind::SpanNew => {
@@ -290,8 +289,14 @@ impl Tasks {
                 open_at_end: e.open_at_end,
             });
         }
-        for task in &mut list {
+        for (task, first_record) in list.iter_mut().zip(first_ts) {
             task.polls.sort_by_key(|p| (p.begin, p.end));
+            let first_poll = task.polls.first().map(|p| p.begin);
+            let first_record = (first_record != i64::MAX).then_some(first_record);
+            task.start = task
+                .created
+                .or(first_poll.into_iter().chain(first_record).min())
+                .unwrap_or(0);
             let deepest = task
                 .inner
                 .iter()
@@ -333,7 +338,7 @@ impl Tasks {
         let mut order: Vec<(i64, u64, usize)> = list
             .iter()
             .enumerate()
-            .map(|(i, t)| (t.start(records), t.span, i))
+            .map(|(i, t)| (t.start, t.span, i))
             .collect();
         order.sort_unstable();
         let order: Vec<usize> = order.into_iter().map(|(_, _, i)| i).collect();
@@ -346,10 +351,13 @@ impl Tasks {
             *t = new_pos[*t as usize];
         }
         let by_span = list.iter().enumerate().map(|(i, t)| (t.span, i)).collect();
+        let (record_starts, record_list) = index_records(&of_record, list.len());
         Tasks {
             list,
             by_span,
             of_record,
+            record_starts,
+            record_list,
             open_at_end,
         }
     }
@@ -384,10 +392,7 @@ impl Tasks {
             } else {
                 list.extend(part.list);
             }
-            for (pos, task) in list[from..].iter_mut().enumerate() {
-                for i in &mut task.records {
-                    *i += base;
-                }
+            for pos in 0..list.len() - from {
                 origin.push((k, pos as u32));
             }
             of_records.push(part.of_record);
@@ -431,15 +436,26 @@ impl Tasks {
             }));
         }
         let by_span = list.iter().enumerate().map(|(i, t)| (t.span, i)).collect();
+        let (record_starts, record_list) = index_records(&of_record, list.len());
         (
             Tasks {
                 list,
                 by_span,
                 of_record,
+                record_starts,
+                record_list,
                 open_at_end,
             },
             moved,
         )
+    }
+
+    /// The positions of task `t`'s records (`t` its position in `list`), in order.
+    pub fn records_of(&self, t: usize) -> impl ExactSizeIterator<Item = usize> + '_ {
+        let (from, to) = (self.record_starts[t], self.record_starts[t + 1]);
+        self.record_list[from as usize..to as usize]
+            .iter()
+            .map(|&i| i as usize)
     }
 
     /// The task whose root span is `span`.
@@ -488,6 +504,25 @@ impl Tasks {
 
 /// Reorders `v` in place so that position `p` holds what was at `from[p]` (`from` is a
 /// permutation of `0..v.len()`), by following each cycle of the permutation with swaps.
+/// Each task's records from the record-to-task index: where each task's run starts in the
+/// list, then the list (a counting sort, records in order within a task).
+fn index_records(of_record: &[u32], tasks: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut starts = vec![0u32; tasks + 1];
+    for &t in of_record.iter().filter(|&&t| t != NO_TASK) {
+        starts[t as usize + 1] += 1;
+    }
+    for k in 1..starts.len() {
+        starts[k] += starts[k - 1];
+    }
+    let mut next = starts.clone();
+    let mut list = vec![0u32; starts[tasks] as usize];
+    for (i, &t) in of_record.iter().enumerate().filter(|(_, &t)| t != NO_TASK) {
+        list[next[t as usize] as usize] = i as u32;
+        next[t as usize] += 1;
+    }
+    (starts, list)
+}
+
 pub fn permute<T>(v: &mut [T], from: &[usize]) {
     debug_assert_eq!(v.len(), from.len());
     let mut placed = vec![false; v.len()];

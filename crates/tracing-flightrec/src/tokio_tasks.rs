@@ -184,7 +184,7 @@ mod tests {
     use std::collections::HashSet;
     use std::time::Duration;
 
-    use flightrec_analysis::{Names, Tasks, TokioIds};
+    use flightrec_analysis::{Names, TokioIds};
     use flightrec_format::RecordKind;
     use tracing::Instrument;
     use tracing_subscriber::prelude::*;
@@ -317,11 +317,10 @@ mod tests {
                 flightrec_analysis::tasks::label(&names, t),
                 format!("task {} · request id={n}", num(id))
             );
-            let steps = t
-                .records
-                .iter()
-                .filter(|&&i| r.records[i].kind == RecordKind::Event)
-                .filter(|&&i| names.lock_op(&r.records[i]).is_none())
+            let steps = tasks
+                .records_of(tasks.position(t.span).unwrap())
+                .filter(|&i| r.records[i].kind == RecordKind::Event)
+                .filter(|&i| names.lock_op(&r.records[i]).is_none())
                 .count();
             assert_eq!(steps, 4, "request {n}");
         }

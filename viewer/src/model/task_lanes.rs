@@ -25,7 +25,7 @@ pub(super) fn task_lanes(
                     }
                 }
             }
-            let start = rel(t.start(&rec.records));
+            let start = rel(t.start);
             TaskLane {
                 span: t.span,
                 // Told apart from look-alikes once all lanes are known (`Model::assemble`).
@@ -42,14 +42,17 @@ pub(super) fn task_lanes(
         .collect()
 }
 
-/// What task `t`'s lane draws. `lane_of`: the thread view's lane of each thread.
+/// What the lane of `tasks.list[k]` draws. `lane_of`: the thread view's lane of each
+/// thread.
 pub(super) fn task_lane_content(
     records: &Records,
     callsites: &HashMap<u32, flightrec_format::Callsite>,
-    t: &flightrec_analysis::Task,
+    tasks: &Tasks,
+    k: usize,
     lane_of: &dyn Fn(u32) -> Option<usize>,
     origin: i64,
 ) -> TaskLaneContent {
+    let t = &tasks.list[k];
     let rel = |t: i64| t.saturating_sub(origin);
     let mut depths: Vec<Vec<Bar>> = vec![Vec::new()];
     for p in &t.polls {
@@ -95,7 +98,7 @@ pub(super) fn task_lane_content(
         depths,
         ..TaskLaneContent::default()
     };
-    for &i in &t.records {
+    for i in tasks.records_of(k) {
         let r = &records[i];
         if matches!(r.kind, RecordKind::Event | RecordKind::FollowsFrom) {
             c.events.push(i as u32);

@@ -314,11 +314,11 @@ impl Model {
         let count = lanes.count.min(MAX_TASK_LANES_PER_WINDOW);
         let lanes = (first..(first + count).min(self.task_lanes.len()))
             .map(|pos| {
-                let task = &self.tasks.list[self.task_at(lanes.order, pos)];
                 let l = task_lane_content(
                     &self.records,
                     self.header.callsites(),
-                    task,
+                    &self.tasks,
+                    self.task_at(lanes.order, pos),
                     &lane_of,
                     self.origin,
                 );

@@ -62,7 +62,7 @@ impl Context<'_> {
                 );
                 f.threads.push(worker);
                 f.tasks.push(label);
-                let inside = task.records.iter().copied().filter(|&i| {
+                let inside = self.tasks.records_of(t).filter(|&i| {
                     let r = &self.rec.records[i];
                     r.thread == p.thread && r.ts >= p.begin && r.ts <= p.end
                 });
