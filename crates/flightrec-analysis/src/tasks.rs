@@ -48,11 +48,14 @@ pub struct Inner {
 }
 
 /// What the `tokio` feature recorded of a task.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TokioTask {
     pub id: u64,
     /// `file:line` of the spawn.
     pub spawned_at: Option<String>,
+    /// The fields of the span it runs (the first entered inside its polls), for its label:
+    /// `task 17 · connection peer=10.0.0.7`.
+    pub runs_fields: Vec<FieldValue>,
 }
 
 /// A request or task.
@@ -60,7 +63,8 @@ pub struct TokioTask {
 pub struct Task {
     /// Its root span.
     pub span: u64,
-    pub tokio: Option<TokioTask>,
+    /// (Boxed: most tasks of a big recording are not tokio's, and a task is small.)
+    pub tokio: Option<Box<TokioTask>>,
     /// The root span's fields, from its creation and later `record`s.
     pub fields: Vec<FieldValue>,
     /// When its span was created and closed (ns since the Unix epoch), when recorded.
@@ -70,9 +74,6 @@ pub struct Task {
     pub polls: Vec<Poll>,
     /// Spans entered inside its polls, in the order they ended.
     pub inner: Vec<Inner>,
-    /// For a tokio task, the fields of the span it runs (the first entered inside its
-    /// polls), for its label: `task 17 · connection peer=10.0.0.7`. Empty otherwise.
-    pub runs_fields: Vec<FieldValue>,
     /// When it began, as far as the recording shows: its creation, else its first poll or
     /// record (ns since the Unix epoch; 0 when none is known). Its records are
     /// [`Tasks::records_of`].
@@ -188,7 +189,6 @@ impl Tasks {
                 closed: None,
                 polls: Vec::new(),
                 inner: Vec::new(),
-                runs_fields: Vec::new(),
                 start: 0,
                 is_async: plan.is_task(span),
             });
@@ -314,7 +314,7 @@ impl Tasks {
                 .and_then(|c| names.callsite(c))
                 .is_some_and(tokio_task::is);
             if is_tokio {
-                task.tokio = Some(tokio_info(&task.fields));
+                task.tokio = Some(Box::new(tokio_info(&task.fields)));
             }
         }
         // The fields of the span each tokio task runs, wherever it was made (usually by the
@@ -329,7 +329,9 @@ impl Tasks {
             for r in records {
                 if matches!(r.kind, RecordKind::SpanNew | RecordKind::SpanRecord) {
                     if let Some(&k) = runs.get(&r.span) {
-                        merge_fields(&mut list[k].runs_fields, &r.fields);
+                        if let Some(tokio) = &mut list[k].tokio {
+                            merge_fields(&mut tokio.runs_fields, &r.fields);
+                        }
                     }
                 }
             }
@@ -556,7 +558,11 @@ fn tokio_info(fields: &[FieldValue]) -> TokioTask {
         (Some(file), None) => Some(file.value.to_text()),
         _ => None,
     };
-    TokioTask { id, spawned_at }
+    TokioTask {
+        id,
+        spawned_at,
+        runs_fields: Vec::new(),
+    }
 }
 
 /// A task's name from its root span alone: `task 17` for a tokio task, else the span's
@@ -582,13 +588,13 @@ pub fn task_name(names: &Names<'_>, callsite: Option<u32>, fields: &[FieldValue]
 /// runs, if any (`task 17 · request`).
 pub fn label(names: &Names<'_>, task: &Task) -> String {
     let mut s = task_name(names, names.span_callsite(task.span), &task.fields);
-    if task.tokio.is_some() {
+    if let Some(tokio) = &task.tokio {
         if let Some(runs) = runs_span(task) {
             s.push_str(" · ");
             s.push_str(&task_name(
                 names,
                 names.span_callsite(runs),
-                &task.runs_fields,
+                &tokio.runs_fields,
             ));
         }
     }
