@@ -1,21 +1,11 @@
 //! The channel rule, `no_send`: a receive nothing will end, because every thread that sent
 //! on the channel is blocked itself.
 
-use std::collections::BTreeMap;
-
 use crate::lock_ops::{duration, LockOp};
 use crate::locks::LockState;
 
+use super::waits::Waits;
 use super::{Context, Finding, Kind, Severity, MAX_EVIDENCE, MAX_PER_KIND};
-
-/// What a thread is blocked in at some point of the stream: the lock, condvar or channel,
-/// what it is doing there, and the record where it began.
-#[derive(Debug, Clone, Copy)]
-struct Blocked {
-    on: u32,
-    op: LockOp,
-    record: usize,
-}
 
 impl Context<'_> {
     /// Threads waiting to receive at the end of the data, inside a span, for longer than
@@ -26,29 +16,13 @@ impl Context<'_> {
     pub(super) fn unsent_receives(
         &self,
         locks: &LockState,
+        waits: &Waits,
         end: i64,
         threshold: u64,
     ) -> Vec<Finding> {
-        // Per thread, what it is blocked in; per channel, its sends (thread, record).
-        let mut blocked: BTreeMap<u32, Blocked> = BTreeMap::new();
-        let mut sends: BTreeMap<u32, Vec<(u32, usize)>> = BTreeMap::new();
-        for (i, r) in self.rec.records.iter().enumerate() {
-            let Some((on, op)) = self.names.lock_op(r) else {
-                continue;
-            };
-            match op {
-                LockOp::Wait { .. } | LockOp::CondWait | LockOp::RecvWait => {
-                    blocked.insert(r.thread, Blocked { on, op, record: i });
-                }
-                LockOp::Acquired { .. } | LockOp::CondWoke | LockOp::Received { .. } => {
-                    blocked.remove(&r.thread);
-                }
-                LockOp::Sent => sends.entry(on).or_default().push((r.thread, i)),
-                LockOp::Released { .. } | LockOp::Notify { .. } => {}
-            }
-        }
+        let (blocked, sends) = (&waits.blocked, &waits.sends);
         let mut out = Vec::new();
-        for (&thread, b) in &blocked {
+        for (&thread, b) in blocked {
             if b.op != LockOp::RecvWait {
                 continue;
             }

@@ -33,6 +33,7 @@ pub mod objects;
 #[cfg(test)]
 mod tests;
 mod timing;
+mod waits;
 
 use flightrec_format::{Record, Recording};
 
@@ -215,6 +216,7 @@ pub struct Replay<'r> {
     rec: &'r Recording,
     pub locks: LockState,
     touches: objects::Touches<'r>,
+    waits: waits::Waits,
     pub folded: Vec<crate::triggers::FoldedTrigger>,
 }
 
@@ -223,10 +225,14 @@ impl<'r> Replay<'r> {
         let names = Names::new(rec);
         let mut tracker = LockTracker::with_intervals();
         let mut touches = objects::Touches::new(rec, &names);
+        let mut waits = waits::Waits::default();
         let mut folded = Vec::new();
         for (i, r) in rec.records.iter().enumerate() {
             tracker.observe(&names, r);
             touches.observe(&names, &tracker, i, r);
+            if let Some(op) = names.lock_op(r) {
+                waits.observe(i, r.thread, op);
+            }
             folded.extend(crate::triggers::folded_trigger(&names, r));
         }
         let locks = tracker.finish(data_end(rec), |t| complete_thread(rec, t));
@@ -234,6 +240,7 @@ impl<'r> Replay<'r> {
             rec,
             locks,
             touches,
+            waits,
             folded,
         }
     }
@@ -246,15 +253,15 @@ impl<'r> Replay<'r> {
         processes: &[String],
         thresholds: &Thresholds,
     ) -> Vec<Finding> {
-        let (rec, locks, touches) = (self.rec, &self.locks, &self.touches);
-        rules(rec, tasks, (locks, touches), processes, thresholds)
+        let passed = (&self.locks, &self.touches, &self.waits);
+        rules(self.rec, tasks, passed, processes, thresholds)
     }
 }
 
 fn rules(
     rec: &Recording,
     tasks: &Tasks,
-    (locks, touches): (&LockState, &objects::Touches<'_>),
+    (locks, touches, waits): (&LockState, &objects::Touches<'_>, &waits::Waits),
     processes: &[String],
     thresholds: &Thresholds,
 ) -> Vec<Finding> {
@@ -275,8 +282,8 @@ fn rules(
     out.extend(cx.blocking_polls(thresholds.blocking_poll_ns));
     out.extend(cx.lock_waits(locks, thresholds.lock_wait_ns));
     out.extend(cx.stuck(end, thresholds.stuck_ns));
-    out.extend(cx.unnotified_waits(end, thresholds.stuck_ns));
-    out.extend(cx.unsent_receives(locks, end, thresholds.stuck_ns));
+    out.extend(cx.unnotified_waits(waits, end, thresholds.stuck_ns));
+    out.extend(cx.unsent_receives(locks, waits, end, thresholds.stuck_ns));
     for f in &mut out {
         f.processes = cx.processes_of(f, processes);
     }

@@ -7,6 +7,7 @@ use flightrec_format::RecordKind;
 
 use crate::lock_ops::duration;
 
+use super::waits::Waits;
 use super::{Context, Finding, Kind, Severity, MAX_EVIDENCE, MAX_PER_KIND};
 
 /// The names tokio gives its worker threads (older and newer releases).
@@ -134,27 +135,11 @@ impl Context<'_> {
     /// blocked, not an idle worker waiting for work), for longer than `threshold`, with no
     /// notification of that condvar since their wait began: nothing will wake them. A
     /// notification just before the wait found nobody waiting and was lost.
-    pub(super) fn unnotified_waits(&self, end: i64, threshold: u64) -> Vec<Finding> {
-        use crate::lock_ops::LockOp;
-        // Per thread, its open wait (condvar, record); per condvar, its notifications.
-        let mut waiting: BTreeMap<u32, (u32, usize)> = BTreeMap::new();
-        let mut notified: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-        for (i, r) in self.rec.records.iter().enumerate() {
-            match self.names.lock_op(r) {
-                Some((cv, LockOp::CondWait)) => {
-                    waiting.insert(r.thread, (cv, i));
-                }
-                Some((_, LockOp::CondWoke)) => {
-                    waiting.remove(&r.thread);
-                }
-                Some((cv, LockOp::Notify { .. })) => notified.entry(cv).or_default().push(i),
-                _ => {}
-            }
-        }
+    pub(super) fn unnotified_waits(&self, waits: &Waits, end: i64, threshold: u64) -> Vec<Finding> {
         let mut out = Vec::new();
-        for (thread, (cv, at)) in waiting {
+        for (&thread, &(cv, at)) in &waits.cond_waiting {
             let wait = &self.rec.records[at];
-            let notes = notified.get(&cv).map_or(&[][..], Vec::as_slice);
+            let notes = waits.notified.get(&cv).map_or(&[][..], Vec::as_slice);
             let after = notes.iter().any(|&n| n > at);
             let waited = end.saturating_sub(wait.ts).max(0) as u64;
             if after || wait.spans.is_empty() || waited <= threshold {
