@@ -11,7 +11,7 @@
 //! the replay on another core meanwhile, and joins the two with [`Analysis::from_parts`].
 //!
 //! **Architecture Invariant:** tasks are resolved and locks replayed here and nowhere
-//! else: no reader builds [`Tasks`] or drives a [`crate::LockTracker`] itself.
+//! else: no reader builds [`Tasks`] or drives a `LockTracker` itself.
 
 use flightrec_format::Recording;
 

@@ -2,8 +2,9 @@
 //!
 //! `tracing_flightrec::sync`'s locks record, as events of a callsite per lock (see
 //! `flightrec_format::meta::lock` and [`crate::lock_ops`]), when a thread begins to wait for
-//! a lock, when it gets it and when it lets it go. One streaming pass ([`LockTracker`])
-//! follows who holds what and who waits for what, and yields, in one [`LockState`]:
+//! a lock, when it gets it and when it lets it go. One streaming pass (`LockTracker`, run
+//! by [`crate::Analysis`] alone) follows who holds what and who waits for what, and yields,
+//! in one [`LockState`]:
 //! - per-lock statistics;
 //! - every hold and wait as an interval (when asked for);
 //! - at the end of the data, the wait-for graph: a thread waiting for a lock points at the
@@ -84,7 +85,8 @@ pub struct LockState {
     /// with the first time it was seen.
     pub order: Vec<OrderEdge>,
     /// Every hold and wait in the order they ended, those still open last (ending at the
-    /// data's end); empty unless made by [`LockTracker::with_intervals`].
+    /// data's end); empty unless made by `LockTracker::with_intervals` (as the analysis
+    /// makes it).
     pub intervals: Vec<LockInterval>,
 }
 
