@@ -84,7 +84,11 @@ fn start(dir: &Path, mode: &str) -> std::process::Child {
 
 /// `start`, with dumps going to `dump_dir` when given (else beside the ring).
 fn start_with(dir: &Path, mode: &str, dump_dir: Option<&Path>) -> std::process::Child {
-    let mut c = Command::new(std::env::current_exe().unwrap());
+    // Through `env --default-signal`: a test run under `nohup` ignores SIGHUP, and a child
+    // would inherit that, and never see the reload these services are sent.
+    let mut c = Command::new("env");
+    c.arg("--default-signal=HUP")
+        .arg(std::env::current_exe().unwrap());
     c.args([
         "stops::stopping_service",
         "--exact",
