@@ -81,26 +81,27 @@ pub struct CheckedJson<'a> {
 }
 
 impl Checked {
-    /// Counts `report`'s findings of the kinds asked for, and prints them as paragraphs
-    /// (or keeps the report for `--json`).
+    /// Counts `analysis`'s findings of the kinds asked for, and prints them as paragraphs;
+    /// for `--json`, keeps `rec`'s whole report instead (its locks and tasks too, which
+    /// paragraphs do not need).
     fn add(
         &mut self,
         path: &Path,
-        damaged: bool,
-        mut report: Report,
+        rec: &Recording,
+        mut analysis: Analysis,
         opts: &CheckOptions,
         out: &mut impl Write,
     ) -> anyhow::Result<()> {
-        report.findings.retain(|f| opts.wants(f.kind));
-        self.findings += report.findings.len();
+        analysis.findings.retain(|f| opts.wants(f.kind));
+        self.findings += analysis.findings.len();
         if opts.json {
             self.reports.push(CheckedRecording {
                 file: path.display().to_string(),
-                damaged,
-                report,
+                damaged: rec.damage.is_damaged(),
+                report: Report::of(rec, &analysis),
             });
         } else {
-            for f in &report.findings {
+            for f in &analysis.findings {
                 write_paragraph(path, f, out)?;
             }
         }
@@ -233,12 +234,12 @@ pub fn run(
         // Its warning, if damaged, is a line of its own, not drawn over.
         let admitted = progress.suspend(|| checked.admit(&path, &rec));
         progress.step("finding bugs");
-        let report = admitted.then(|| Report::of(&rec, &Analysis::of(&rec, &opts.thresholds)));
+        let analysis = admitted.then(|| Analysis::of(&rec, &opts.thresholds));
         drop(progress);
-        let Some(report) = report else {
+        let Some(analysis) = analysis else {
             continue;
         };
-        checked.add(&path, rec.damage.is_damaged(), report, opts, out)?;
+        checked.add(&path, &rec, analysis, opts, out)?;
     }
     checked.finish(opts, out)?;
     Ok(checked)
@@ -273,12 +274,10 @@ fn run_merged(
         checked.finish(opts, out)?;
         return Ok(checked);
     }
-    let damaged = recs.iter().any(|r| r.damage.is_damaged());
     let (merged, labels) = merge(recs);
     let analysis = Analysis::of_processes(&merged, &labels, &opts.thresholds);
-    let report = Report::of(&merged, &analysis);
     let title = names.join(" + ");
-    checked.add(Path::new(&title), damaged, report, opts, out)?;
+    checked.add(Path::new(&title), &merged, analysis, opts, out)?;
     checked.finish(opts, out)?;
     Ok(checked)
 }

@@ -233,6 +233,13 @@ pub fn info_json(path: &Path) -> Json {
     info
 }
 
+/// How many holds, waits and deadlocks `info --json` (or `check --json`) gives when the
+/// data ends.
+pub fn open_at_end(info: &Json) -> (usize, usize, usize) {
+    let count = |k: &str| info["locks"][k].as_array().map_or(0, Vec::len);
+    (count("holds"), count("waits"), count("deadlocks"))
+}
+
 /// Tests whose programs have a concurrency bug by design (by test-name prefix): everywhere
 /// else a finding of a kind that does not depend on timing is a false alarm.
 const BUGS_BY_DESIGN: &[&str] = &[
