@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write;
+use std::num::NonZeroU64;
 
 use flightrec_analysis::{Names, TokioIds};
 use flightrec_format::{Record, RecordKind, Recording, Scan, Value};
@@ -130,8 +131,12 @@ fn value_json(v: &Value) -> Json {
     match v {
         Value::I64(x) => json!(x),
         Value::U64(x) => json!(x),
-        Value::I128(x) => i64::try_from(*x).map_or_else(|_| json!(x.to_string()), |x| json!(x)),
-        Value::U128(x) => u64::try_from(*x).map_or_else(|_| json!(x.to_string()), |x| json!(x)),
+        Value::I128(x) => {
+            i64::try_from(x.get()).map_or_else(|_| json!(x.to_string()), |x| json!(x))
+        }
+        Value::U128(x) => {
+            u64::try_from(x.get()).map_or_else(|_| json!(x.to_string()), |x| json!(x))
+        }
         Value::F64(x) => {
             serde_json::Number::from_f64(*x).map_or_else(|| json!(x.to_string()), Json::Number)
         }
@@ -310,7 +315,7 @@ fn text_line(
             names.span_name(r.span),
             r.span
         );
-        if let Some(f) = r.follows {
+        if let Some(f) = r.follows.map(NonZeroU64::get) {
             let _ = write!(out, " follows {}#{f}", names.span_name(f));
         }
     }

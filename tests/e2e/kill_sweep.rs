@@ -116,7 +116,7 @@ fn one_kill(rng: &mut impl Rng) {
             panic!("an event with invented or missing fields: {r:?}");
         };
         assert_eq!(
-            pad,
+            &*pad,
             &PAD[..(seq % 64) as usize],
             "a field value that was never written"
         );

@@ -2,8 +2,9 @@
 //! ids unique across tracing's id reuse, composition with other layers and per-layer filters.
 
 use std::collections::HashSet;
+use std::num::NonZeroU64;
 
-use flightrec_format::{RecordKind, Value};
+use flightrec_format::{RecordKind, Value, Wide};
 use tracing_subscriber::prelude::*;
 
 use crate::helpers::*;
@@ -64,12 +65,12 @@ fn every_value_type_is_recorded_with_its_type() {
         ("message".to_string(), Value::Debug("all the types".into())),
         ("i".into(), Value::I64(-42)),
         ("u".into(), Value::U64(u64::MAX)),
-        ("wide".into(), Value::I128(i128::MIN)),
-        ("uwide".into(), Value::U128(u128::MAX)),
+        ("wide".into(), Value::I128(Wide(i128::MIN))),
+        ("uwide".into(), Value::U128(Wide(u128::MAX))),
         ("f".into(), Value::F64(2.5)),
         ("b".into(), Value::Bool(true)),
         ("s".into(), Value::Str("plain".into())),
-        ("bytes".into(), Value::Bytes(vec![0, 255])),
+        ("bytes".into(), Value::Bytes(vec![0, 255].into())),
         ("dbg".into(), Value::Debug("[1, 2]".into())),
         ("disp".into(), Value::Debug("shown".into())),
         (
@@ -114,11 +115,15 @@ fn spans_keep_unique_ids_parents_records_and_links() {
     let ids: HashSet<u64> = new.iter().map(|x| x.span).collect();
     assert_eq!(ids.len(), 1002, "span ids reused within the recording");
     let root = new[0].span;
-    assert_eq!(new[0].parent, None);
+    assert_eq!(new[0].parent.map(NonZeroU64::get), None);
     for child in &new[1..1001] {
-        assert_eq!(child.parent, Some(root));
+        assert_eq!(child.parent.map(NonZeroU64::get), Some(root));
     }
-    assert_eq!(new[1001].parent, None, "parent: None is a root");
+    assert_eq!(
+        new[1001].parent.map(NonZeroU64::get),
+        None,
+        "parent: None is a root"
+    );
     let rec_rec = r
         .records
         .iter()
@@ -139,7 +144,7 @@ fn spans_keep_unique_ids_parents_records_and_links() {
         .records
         .iter()
         .filter(|x| x.kind == RecordKind::FollowsFrom)
-        .all(|x| x.follows == Some(root)));
+        .all(|x| x.follows.map(NonZeroU64::get) == Some(root)));
     for kind in [RecordKind::Enter, RecordKind::Exit, RecordKind::Close] {
         assert_eq!(
             r.records.iter().filter(|x| x.kind == kind).count(),
@@ -154,14 +159,14 @@ fn spans_keep_unique_ids_parents_records_and_links() {
     assert_eq!(inside.len(), 1000);
     assert!(inside
         .iter()
-        .all(|x| x.spans[0] == root && x.parent == Some(x.spans[1])));
+        .all(|x| x.spans[0] == root && x.parent.map(NonZeroU64::get) == Some(x.spans[1])));
     let explicit = r
         .records
         .iter()
         .rev()
         .find(|x| x.kind == RecordKind::Event)
         .unwrap();
-    assert_eq!(explicit.parent, Some(new[1001].span));
+    assert_eq!(explicit.parent.map(NonZeroU64::get), Some(new[1001].span));
 }
 
 #[test]
@@ -187,7 +192,7 @@ fn composes_with_fmt_and_per_layer_filters() {
         .records
         .iter()
         .map(|x| match &fields_by_name(&r, x)[0].1 {
-            Value::Debug(s) | Value::Str(s) => s.clone(),
+            Value::Debug(s) | Value::Str(s) => s.to_string(),
             v => format!("{v:?}"),
         })
         .collect();

@@ -5,6 +5,7 @@
 //! both.
 
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use flightrec_format::{
@@ -117,12 +118,12 @@ fn recording(ops: &[Op], cut: &[usize]) -> Recording {
             },
             span,
             parent: None,
-            follows,
-            fields: vec![FieldValue {
+            follows: follows.and_then(NonZeroU64::new),
+            fields: Box::new([FieldValue {
                 index: 0,
                 value: Value::U64(ts as u64 % 7),
                 truncated: false,
-            }],
+            }]),
             truncated: false,
             spans,
         });

@@ -21,6 +21,7 @@ mod perfetto;
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::num::NonZeroU64;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -457,7 +458,7 @@ impl Walk<'_> {
 
     fn follows_from(&mut self, sink: &mut dyn Sink, r: &Record) -> anyhow::Result<()> {
         self.flows.clear();
-        if let Some(cause) = r.follows {
+        if let Some(cause) = r.follows.map(NonZeroU64::get) {
             let ids = self.plan.follow_links(cause);
             // The plan numbered this cause's drawable links in the order they were made.
             let made = self.links_made.entry(cause).or_insert(0);

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::num::NonZeroU64;
 
 use flightrec_format::{FieldValue, Recording, Value};
 use prost::Message;
@@ -337,11 +338,11 @@ impl<'r, 'o> PerfettoSink<'r, 'o> {
         match value {
             Value::I64(x) => a.int_value = Some(*x),
             Value::U64(x) => a.uint_value = Some(*x),
-            Value::I128(x) => match i64::try_from(*x) {
+            Value::I128(x) => match i64::try_from(x.get()) {
                 Ok(x) => a.int_value = Some(x),
                 Err(_) => a.string_value = Some(x.to_string()),
             },
-            Value::U128(x) => match u64::try_from(*x) {
+            Value::U128(x) => match u64::try_from(x.get()) {
                 Ok(x) => a.uint_value = Some(x),
                 Err(_) => a.string_value = Some(x.to_string()),
             },
@@ -536,7 +537,8 @@ impl Sink for PerfettoSink<'_, '_> {
                                 .iter()
                                 .map(|e| e.record.to_string())
                                 .collect::<Vec<_>>()
-                                .join(","),
+                                .join(",")
+                                .into(),
                         ),
                         &mut new,
                     ),
@@ -544,7 +546,7 @@ impl Sink for PerfettoSink<'_, '_> {
                 if let Some(o) = &f.object {
                     event.debug_annotations.push(self.annotation(
                         "object",
-                        &Value::Str(o.clone()),
+                        &Value::Str(o.as_str().into()),
                         &mut new,
                     ));
                 }
@@ -555,13 +557,13 @@ impl Sink for PerfettoSink<'_, '_> {
                 event.debug_annotations = self.annotations(r.callsite, &r.fields, &mut new);
                 if let Some(cs) = self.names.callsite(r.callsite) {
                     if let (Some(file), Some(line)) = (&cs.file, cs.line) {
-                        let at = Value::Str(format!("{file}:{line}"));
+                        let at = Value::Str(format!("{file}:{line}").into());
                         event
                             .debug_annotations
                             .push(self.annotation("source", &at, &mut new));
                     }
                 }
-                if let Some(f) = r.follows {
+                if let Some(f) = r.follows.map(NonZeroU64::get) {
                     event.debug_annotations.push(self.annotation(
                         "span_id",
                         &Value::U64(r.span),
@@ -580,7 +582,7 @@ impl Sink for PerfettoSink<'_, '_> {
                 event.name = Some(super::trigger_title(self.rec));
                 event.debug_annotations = vec![
                     self.annotation("reason", &Value::Str(t.reason.slug().into()), &mut new),
-                    self.annotation("message", &Value::Str(t.message.clone()), &mut new),
+                    self.annotation("message", &Value::Str(t.message.as_str().into()), &mut new),
                     self.annotation("tid", &Value::U64(t.tid), &mut new),
                     self.annotation("signal", &Value::U64(t.signal as u64), &mut new),
                 ];

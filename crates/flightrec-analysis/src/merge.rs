@@ -6,6 +6,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::num::NonZeroU64;
 
 use flightrec_format::{Record, Recording};
 
@@ -164,8 +165,8 @@ pub fn rename_into(k: usize, rec: &mut Recording, label: &str) {
         r.thread = thread_of(k, r.thread);
         r.callsite = callsite_of(k, r.callsite);
         r.span = span_of(k, r.span);
-        r.parent = r.parent.map(|p| span_of(k, p));
-        r.follows = r.follows.map(|f| span_of(k, f));
+        r.parent = r.parent.and_then(|p| NonZeroU64::new(span_of(k, p.get())));
+        r.follows = r.follows.and_then(|f| NonZeroU64::new(span_of(k, f.get())));
     }
 }
 
@@ -264,7 +265,7 @@ mod tests {
             span: 0,
             parent: None,
             follows: None,
-            fields: Vec::new(),
+            fields: Box::new([]),
             truncated: false,
             spans: Arc::from(&[][..]),
         }

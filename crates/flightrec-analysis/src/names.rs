@@ -1,6 +1,7 @@
 //! Names and titles: one rule each, whatever reads them.
 
 use std::borrow::Cow;
+use std::num::NonZeroU64;
 
 use flightrec_format::{Callsite, Record, RecordKind, Recording};
 
@@ -144,7 +145,7 @@ impl<'r> Names<'r> {
                 return Cow::Owned(format!(
                     "{} follows {}",
                     self.span_name(r.span),
-                    self.span_name(r.follows.unwrap_or(0))
+                    self.span_name(r.follows.map_or(0, NonZeroU64::get))
                 ))
             }
             RecordKind::Event => {}

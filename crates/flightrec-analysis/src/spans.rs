@@ -19,6 +19,7 @@
 //! Neither pass holds records: memory grows with the number of live spans.
 
 use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU64;
 
 use flightrec_format::meta::tokio_task;
 use flightrec_format::{FieldValue, Record, RecordKind, Recording, Trigger, TriggerReason};
@@ -175,7 +176,7 @@ impl SpanPlan {
                 }
             }
             RecordKind::FollowsFrom => {
-                if let Some(cause) = r.follows {
+                if let Some(cause) = r.follows.map(NonZeroU64::get) {
                     if self.spans.get(&cause).is_some_and(|s| s.enters > 0) {
                         self.follows
                             .entry(cause)
@@ -517,7 +518,7 @@ mod tests {
             span,
             parent: None,
             follows: None,
-            fields: Vec::new(),
+            fields: Box::new([]),
             truncated: false,
             spans: Arc::from(stack),
         }

@@ -35,7 +35,7 @@ pub fn folded_trigger(names: &Names<'_>, r: &Record) -> Option<FoldedTrigger> {
             .map(|f| &f.value)
     };
     let text = |name: &str| match field(name) {
-        Some(Value::Str(s)) => s.clone(),
+        Some(Value::Str(s)) => s.to_string(),
         Some(v) => v.to_text(),
         None => String::new(),
     };

@@ -28,7 +28,7 @@ pub use decode::{
 };
 pub use image::{read_image, Image};
 pub use meta::{Callsite, Level, ProcessInfo};
-pub use record::{FieldValue, RecordKind, Value};
+pub use record::{FieldValue, RecordKind, Value, Wide};
 pub use stacks::{CaptureOutcome, CaptureReason, LoadedModule, StackCapture};
 pub use trigger::{Ending, Trigger, TriggerReason, TRIGGER_FOLDED};
 

@@ -2,6 +2,7 @@
 //! spans, objects and search.
 
 use super::*;
+use std::num::NonZeroU64;
 
 impl Model {
     /// The process (its position among the merged ones) a thread belongs to.
@@ -392,7 +393,7 @@ impl Model {
         for r in self.records.iter() {
             match r.kind {
                 RecordKind::SpanNew if r.span == span => {
-                    s.parent = r.parent;
+                    s.parent = r.parent.map(NonZeroU64::get);
                     s.created_on = Some(r.thread);
                     merge_fields(&mut s.fields, &r.fields);
                     known = true;
@@ -402,7 +403,7 @@ impl Model {
                     known = true;
                 }
                 RecordKind::FollowsFrom => {
-                    if let Some(f) = r.follows {
+                    if let Some(f) = r.follows.map(NonZeroU64::get) {
                         if r.span == span {
                             s.follows.push(f);
                             known = true;

@@ -149,8 +149,9 @@ fn record(ts: i64, thread: u32, kind: RecordKind, span: u64, stack: &[u64]) -> R
                     truncated: false,
                 },
             ]
+            .into()
         } else {
-            Vec::new()
+            Box::new([])
         },
         truncated: false,
         spans: Arc::from(stack),

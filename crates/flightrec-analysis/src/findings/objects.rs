@@ -81,7 +81,7 @@ const ID_FIELD_NAMES: [&str; 8] = [
 /// bytes.
 fn candidate_text(v: &Value) -> Option<String> {
     match v {
-        Value::Str(s) | Value::Debug(s) if !s.is_empty() => Some(s.clone()),
+        Value::Str(s) | Value::Debug(s) if !s.is_empty() => Some(s.to_string()),
         Value::I64(_) | Value::U64(_) | Value::I128(_) | Value::U128(_) => Some(v.to_text()),
         _ => None,
     }

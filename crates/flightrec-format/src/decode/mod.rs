@@ -5,6 +5,7 @@
 //! can still be read.
 
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 pub use crate::damage::Damage;
@@ -96,11 +97,15 @@ pub struct Record {
     pub callsite: u32,
     /// The span this record is about, for span records; 0 otherwise.
     pub span: u64,
-    /// Parent of an event or new span, resolved against the thread's entered spans.
-    pub parent: Option<u64>,
+    /// Parent of an event or new span, resolved against the thread's entered spans. (Span
+    /// ids are never 0, as in `tracing`: the `Option` costs no room beside the id, and a
+    /// recording holds millions of records.)
+    pub parent: Option<NonZeroU64>,
     /// The span a `follows_from` record links to.
-    pub follows: Option<u64>,
-    pub fields: Vec<FieldValue>,
+    pub follows: Option<NonZeroU64>,
+    /// (A boxed slice: a record's fields never grow once decoded, and a `Vec`'s capacity
+    /// would cost each of millions of records another word.)
+    pub fields: Box<[FieldValue]>,
     pub truncated: bool,
     /// Spans entered on the writing thread at that moment, outermost first.
     pub spans: Arc<[u64]>,
@@ -610,7 +615,7 @@ mod tests {
             .find(|r| r.kind == RecordKind::Event)
             .unwrap();
         assert_eq!(ev.spans.as_ref(), &[1024]);
-        assert_eq!(ev.parent, Some(1024));
+        assert_eq!(ev.parent, NonZeroU64::new(1024));
         assert_eq!(ev.fields[1].value, Value::U64(0));
         assert!(rec.records.windows(2).all(|w| w[0].ts <= w[1].ts));
         assert_eq!(rec.callsites[&1].name, "ev");

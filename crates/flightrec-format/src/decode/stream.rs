@@ -115,15 +115,15 @@ impl Iterator for ThreadCursor<'_> {
             }
             let ts = self.time.to_unix_ns(r.ticks).max(self.last_ts);
             self.last_ts = ts;
-            let current = self.stack.last().copied();
+            let current = self.stack.last().copied().and_then(NonZeroU64::new);
             let resolve = |p: u64| match p {
                 PARENT_CONTEXTUAL => current,
                 PARENT_ROOT => None,
-                id => Some(id),
+                id => NonZeroU64::new(id),
             };
             let (parent, follows) = match r.kind {
                 RecordKind::Event | RecordKind::SpanNew => (resolve(r.other), None),
-                RecordKind::FollowsFrom => (None, Some(r.other)),
+                RecordKind::FollowsFrom => (None, NonZeroU64::new(r.other)),
                 _ => (None, None),
             };
             if r.kind == RecordKind::Enter {
@@ -138,7 +138,7 @@ impl Iterator for ThreadCursor<'_> {
                 span: r.span,
                 parent,
                 follows,
-                fields: r.fields,
+                fields: r.fields.into_boxed_slice(),
                 truncated: r.flags & FLAG_TRUNCATED != 0,
                 spans: self.shared.clone(),
             };

@@ -99,18 +99,51 @@ pub const MAX_VALUE_LEN: usize = 1024;
 pub use encode::{Encoder, TextWriter};
 
 /// A decoded field value.
+///
+/// 24 bytes, so a [`FieldValue`] is 32: a recording holds millions of them. Hence boxed
+/// text (a `String`'s capacity would be a third word) and [`Wide`] integers (`i128`'s
+/// 16-byte alignment would pad every value to 32 bytes).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     I64(i64),
     U64(u64),
-    I128(i128),
-    U128(u128),
+    I128(Wide<i128>),
+    U128(Wide<u128>),
     F64(f64),
     Bool(bool),
-    Str(String),
-    Debug(String),
-    Error(String),
-    Bytes(Vec<u8>),
+    Str(Box<str>),
+    Debug(Box<str>),
+    Error(Box<str>),
+    Bytes(Box<[u8]>),
+}
+
+/// A 128-bit integer kept at 8-byte alignment (see [`Value`]); [`Wide::get`] reads it.
+#[derive(Clone, Copy)]
+#[repr(C, packed(8))]
+pub struct Wide<T: Copy>(pub T);
+
+impl<T: Copy> Wide<T> {
+    pub fn get(self) -> T {
+        self.0
+    }
+}
+
+impl<T: Copy + PartialEq> PartialEq for Wide<T> {
+    fn eq(&self, other: &Wide<T>) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl<T: Copy + std::fmt::Debug> std::fmt::Debug for Wide<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl<T: Copy + std::fmt::Display> std::fmt::Display for Wide<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
 }
 
 impl Value {
@@ -123,7 +156,7 @@ impl Value {
             Value::U128(x) => x.to_string(),
             Value::F64(x) => x.to_string(),
             Value::Bool(x) => x.to_string(),
-            Value::Str(s) | Value::Debug(s) | Value::Error(s) => s.clone(),
+            Value::Str(s) | Value::Debug(s) | Value::Error(s) => s.to_string(),
             Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
         }
     }
@@ -311,18 +344,18 @@ impl<'b> Parser<'b> {
             let value = match t & !tag::TRUNCATED {
                 tag::I64 => Value::I64(self.u64()? as i64),
                 tag::U64 => Value::U64(self.u64()?),
-                tag::I128 => Value::I128(self.u128()? as i128),
-                tag::U128 => Value::U128(self.u128()?),
+                tag::I128 => Value::I128(Wide(self.u128()? as i128)),
+                tag::U128 => Value::U128(Wide(self.u128()?)),
                 tag::F64 => Value::F64(f64::from_bits(self.u64()?)),
                 tag::BOOL => match self.take(1)?[0] {
                     0 => Value::Bool(false),
                     1 => Value::Bool(true),
                     _ => return Err(RecordError::BadBody),
                 },
-                tag::STR => Value::Str(String::from_utf8_lossy(self.text()?).into_owned()),
-                tag::DEBUG => Value::Debug(String::from_utf8_lossy(self.text()?).into_owned()),
-                tag::ERROR => Value::Error(String::from_utf8_lossy(self.text()?).into_owned()),
-                tag::BYTES => Value::Bytes(self.text()?.to_vec()),
+                tag::STR => Value::Str(String::from_utf8_lossy(self.text()?).into()),
+                tag::DEBUG => Value::Debug(String::from_utf8_lossy(self.text()?).into()),
+                tag::ERROR => Value::Error(String::from_utf8_lossy(self.text()?).into()),
+                tag::BYTES => Value::Bytes(self.text()?.into()),
                 _ => return Err(RecordError::BadBody),
             };
             out.push(FieldValue {

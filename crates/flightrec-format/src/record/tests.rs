@@ -30,12 +30,12 @@ fn every_value_type_round_trips() {
         vec![
             Value::I64(-5),
             Value::U64(u64::MAX),
-            Value::I128(i128::MIN),
-            Value::U128(u128::MAX),
+            Value::I128(Wide(i128::MIN)),
+            Value::U128(Wide(u128::MAX)),
             Value::F64(1.5),
             Value::Bool(true),
             Value::Str("héllo".into()),
-            Value::Bytes(vec![0, 1, 255]),
+            Value::Bytes(vec![0, 1, 255].into()),
             Value::Debug("Some(42)".into()),
         ]
     );
