@@ -620,7 +620,7 @@ fn odd_lives_are_shown_as_they_happened() {
     let names = flightrec_analysis::Names::new(&r);
     let tasks = tasks_of(&r);
     let kind_of = |t: &flightrec_analysis::Task| {
-        t.fields
+        t.fields(&r.records)
             .iter()
             .find(|f| names.field_name(names.span_callsite(t.span).unwrap(), f.index) == "kind")
             .map(|f| f.value.to_text())

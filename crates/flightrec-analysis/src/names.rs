@@ -26,6 +26,11 @@ impl<'r> Names<'r> {
         Names { rec }
     }
 
+    /// The recording the names are read from.
+    pub fn recording(&self) -> &'r Recording {
+        self.rec
+    }
+
     pub fn callsite(&self, id: u32) -> Option<&'r Callsite> {
         self.rec.callsites.get(&id)
     }

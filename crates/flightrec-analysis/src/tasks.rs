@@ -58,6 +58,36 @@ pub struct TokioTask {
     pub runs_fields: Vec<FieldValue>,
 }
 
+/// Where a task's root-span fields are kept. Most tasks' are exactly their creation
+/// record's, read there: a copy for each of a million tasks would be over a hundred
+/// megabytes. A span `record`ed after its creation gets a merged copy of its own.
+#[derive(Debug, Clone, PartialEq)]
+enum FieldsAt {
+    None,
+    /// The position of its creation record.
+    Record(u32),
+    Merged(Box<[FieldValue]>),
+}
+
+impl FieldsAt {
+    /// Notes a record of the span's fields (its creation or a later `record`), at position
+    /// `i` of `records`.
+    fn note(&mut self, records: &[Record], i: usize) {
+        let new = &records[i].fields;
+        let mut merged = match std::mem::replace(self, FieldsAt::None) {
+            FieldsAt::None if records[i].kind == RecordKind::SpanNew => {
+                *self = FieldsAt::Record(i as u32);
+                return;
+            }
+            FieldsAt::None => Vec::new(),
+            FieldsAt::Record(k) => records[k as usize].fields.to_vec(),
+            FieldsAt::Merged(f) => f.into_vec(),
+        };
+        merge_fields(&mut merged, new);
+        *self = FieldsAt::Merged(merged.into_boxed_slice());
+    }
+}
+
 /// A request or task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
@@ -65,8 +95,8 @@ pub struct Task {
     pub span: u64,
     /// (Boxed: most tasks of a big recording are not tokio's, and a task is small.)
     pub tokio: Option<Box<TokioTask>>,
-    /// The root span's fields, from its creation and later `record`s.
-    pub fields: Vec<FieldValue>,
+    /// The root span's fields, from its creation and later `record`s: [`Task::fields`].
+    fields: FieldsAt,
     /// When its span was created and closed (ns since the Unix epoch), when recorded.
     pub created: Option<i64>,
     pub closed: Option<i64>,
@@ -85,6 +115,16 @@ pub struct Task {
 }
 
 impl Task {
+    /// The root span's fields, from its creation and later `record`s. `records` are those
+    /// of the recording the tasks were resolved from.
+    pub fn fields<'a>(&'a self, records: &'a [Record]) -> &'a [FieldValue] {
+        match &self.fields {
+            FieldsAt::None => &[],
+            FieldsAt::Record(i) => records.get(*i as usize).map_or(&[], |r| &r.fields),
+            FieldsAt::Merged(f) => f,
+        }
+    }
+
     /// When it ended: its close, else the end of the recording's data if it still ran.
     pub fn end(&self, data_end: i64) -> i64 {
         self.closed.unwrap_or(data_end).max(self.start)
@@ -184,7 +224,7 @@ impl Tasks {
             list.push(Task {
                 span,
                 tokio: None,
-                fields: Vec::new(),
+                fields: FieldsAt::None,
                 created: None,
                 closed: None,
                 polls: Vec::new(),
@@ -226,9 +266,9 @@ impl Tasks {
                 match r.kind {
                     RecordKind::SpanNew => {
                         task.created = Some(r.ts);
-                        merge_fields(&mut task.fields, &r.fields);
+                        task.fields.note(records, i);
                     }
-                    RecordKind::SpanRecord => merge_fields(&mut task.fields, &r.fields),
+                    RecordKind::SpanRecord => task.fields.note(records, i),
                     RecordKind::Close => task.closed = Some(r.ts),
                     _ => {}
                 }
@@ -314,7 +354,7 @@ impl Tasks {
                 .and_then(|c| names.callsite(c))
                 .is_some_and(tokio_task::is);
             if is_tokio {
-                task.tokio = Some(Box::new(tokio_info(&task.fields)));
+                task.tokio = Some(Box::new(tokio_info(task.fields(records))));
             }
         }
         // The fields of the span each tokio task runs, wherever it was made (usually by the
@@ -587,7 +627,8 @@ pub fn task_name(names: &Names<'_>, callsite: Option<u32>, fields: &[FieldValue]
 /// A task's one-line label: [`task_name`], and for a tokio task the name of the span it
 /// runs, if any (`task 17 · request`).
 pub fn label(names: &Names<'_>, task: &Task) -> String {
-    let mut s = task_name(names, names.span_callsite(task.span), &task.fields);
+    let fields = task.fields(&names.recording().records);
+    let mut s = task_name(names, names.span_callsite(task.span), fields);
     if let Some(tokio) = &task.tokio {
         if let Some(runs) = runs_span(task) {
             s.push_str(" · ");
