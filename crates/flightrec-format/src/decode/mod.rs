@@ -622,6 +622,61 @@ mod tests {
         assert_eq!(rec.span_callsites[&1025], 2);
     }
 
+    /// A connection span around request spans: every record written inside the connection
+    /// between requests shares one stack, however many requests came and went, and the
+    /// stacks still say what was entered.
+    #[test]
+    fn leaving_a_span_goes_back_to_its_parents_stack() {
+        use crate::testing::{callsite, numbered_threads, records_image};
+        use crate::testing::{TestRecord, TestRecordKind as K};
+        let at = |ticks, callsite, kind| TestRecord {
+            ticks,
+            callsite,
+            kind,
+        };
+        let ev = || K::Event {
+            parent: 0,
+            fields: Vec::new(),
+        };
+        let new = |span, parent| K::SpanNew {
+            span,
+            parent,
+            fields: Vec::new(),
+        };
+        let mut records = vec![at(1, 2, new(1, u64::MAX)), at(2, 2, K::Enter(1))];
+        for (k, request) in (10..13).enumerate() {
+            let t = 10 + 10 * k as u64;
+            records.extend([
+                at(t, 1, ev()),
+                at(t + 1, 3, new(request, 0)),
+                at(t + 2, 3, K::Enter(request)),
+                at(t + 3, 1, ev()),
+                at(t + 4, 3, K::Exit(request)),
+                at(t + 5, 1, ev()),
+            ]);
+        }
+        let callsites = [
+            callsite(1, false, "ev", &[]),
+            callsite(2, true, "connection", &[]),
+            callsite(3, true, "request", &[]),
+        ];
+        let rec = decode(&records_image(&callsites, &numbered_threads(vec![records]))).unwrap();
+        let events: Vec<&Record> = rec
+            .records
+            .iter()
+            .filter(|r| r.kind == RecordKind::Event)
+            .collect();
+        let (inside_requests, between): (Vec<&Record>, Vec<&Record>) =
+            events.iter().partition(|r| r.spans.len() == 2);
+        assert_eq!((inside_requests.len(), between.len()), (3, 6));
+        assert!(between.iter().all(|r| r.spans.as_ref() == [1]));
+        assert!(between
+            .iter()
+            .all(|r| Arc::ptr_eq(&r.spans, &between[0].spans)));
+        let stacks: Vec<&[u64]> = inside_requests.iter().map(|r| r.spans.as_ref()).collect();
+        assert_eq!(stacks, [[1, 10], [1, 11], [1, 12]]);
+    }
+
     /// Found by cargo-fuzz: a huge `thread_seq_start` overflowed the continuity check.
     #[test]
     fn hostile_thread_counters_do_not_overflow() {

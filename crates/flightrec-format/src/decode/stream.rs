@@ -29,7 +29,7 @@ impl<'a> Scan<'a> {
                 chunk: 0,
                 pos: 0,
                 stack: Vec::new(),
-                shared: Arc::from(Vec::new()),
+                shared: vec![Arc::from(Vec::new())],
                 last_ts: i64::MIN,
             })
             .collect();
@@ -82,8 +82,10 @@ struct ThreadCursor<'a> {
     pos: usize,
     /// Spans entered on the thread, outermost first.
     stack: Vec<u64>,
-    /// `stack` as shared by the records written under it.
-    shared: Arc<[u64]>,
+    /// `shared[d]` is `stack[..d]` as shared by the records written under it: leaving a
+    /// span goes back to its parent's, so a thread in and out of requests makes one
+    /// stack a request, not two (a recording keeps millions of records).
+    shared: Vec<Arc<[u64]>>,
     /// Times never step back within a thread, even if the clock did.
     last_ts: i64,
 }
@@ -108,9 +110,17 @@ impl Iterator for ThreadCursor<'_> {
             };
             self.pos += n;
             if r.kind == RecordKind::Context {
-                self.stack.clear();
-                self.stack.extend(r.context.iter().map(|&(s, _)| s));
-                self.shared = Arc::from(self.stack.as_slice());
+                // Usually the stack the thread's previous chunk ended with: kept as it is.
+                if !r
+                    .context
+                    .iter()
+                    .map(|&(s, _)| s)
+                    .eq(self.stack.iter().copied())
+                {
+                    self.stack.clear();
+                    self.stack.extend(r.context.iter().map(|&(s, _)| s));
+                    self.share_from(0);
+                }
                 continue;
             }
             let ts = self.time.to_unix_ns(r.ticks).max(self.last_ts);
@@ -128,7 +138,7 @@ impl Iterator for ThreadCursor<'_> {
             };
             if r.kind == RecordKind::Enter {
                 self.stack.push(r.span);
-                self.shared = Arc::from(self.stack.as_slice());
+                self.share_from(self.stack.len() - 1);
             }
             let record = Record {
                 ts,
@@ -140,15 +150,26 @@ impl Iterator for ThreadCursor<'_> {
                 follows,
                 fields: r.fields.into_boxed_slice(),
                 truncated: r.flags & FLAG_TRUNCATED != 0,
-                spans: self.shared.clone(),
+                spans: self.shared[self.stack.len()].clone(),
             };
             if r.kind == RecordKind::Exit {
                 if let Some(pos) = self.stack.iter().rposition(|&s| s == r.span) {
                     self.stack.remove(pos);
-                    self.shared = Arc::from(self.stack.as_slice());
+                    self.share_from(pos);
                 }
             }
             return Some(record);
+        }
+    }
+}
+
+impl ThreadCursor<'_> {
+    /// Makes `shared` match `stack` again after the stack changed from depth `d` on: the
+    /// shallower stacks are kept.
+    fn share_from(&mut self, d: usize) {
+        self.shared.truncate(d + 1);
+        for depth in d + 1..=self.stack.len() {
+            self.shared.push(Arc::from(&self.stack[..depth]));
         }
     }
 }
