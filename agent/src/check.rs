@@ -11,6 +11,7 @@ use flightrec_analysis::{Analysis, Report};
 use flightrec_format::Recording;
 use serde::Serialize;
 
+use crate::aside::Aside;
 use crate::cat::format_ts;
 
 /// Which findings `check` reports.
@@ -88,7 +89,7 @@ impl Checked {
         &mut self,
         path: &Path,
         rec: &Recording,
-        mut analysis: Analysis,
+        analysis: &mut Analysis,
         opts: &CheckOptions,
         out: &mut impl Write,
     ) -> anyhow::Result<()> {
@@ -98,7 +99,7 @@ impl Checked {
             self.reports.push(CheckedRecording {
                 file: path.display().to_string(),
                 damaged: rec.damage.is_damaged(),
-                report: Report::of(rec, &analysis),
+                report: Report::of(rec, analysis),
             });
         } else {
             for f in &analysis.findings {
@@ -213,6 +214,7 @@ pub fn run(
     if opts.merge {
         return run_merged(paths, opts, out);
     }
+    let mut aside = Aside::default();
     for input in inputs(paths) {
         let path = match input {
             Ok(p) => p,
@@ -221,6 +223,8 @@ pub fn run(
                 continue;
             }
         };
+        // The previous recording is freed before the next is read: one at a time.
+        aside.wait();
         let mut progress = crate::progress::Reading::start(&path);
         let read = flightrec_format::read_image(&path).and_then(|i| progress.decode(&i));
         let rec = match read {
@@ -236,10 +240,11 @@ pub fn run(
         progress.step("finding bugs");
         let analysis = admitted.then(|| Analysis::of(&rec, &opts.thresholds));
         drop(progress);
-        let Some(analysis) = analysis else {
+        let Some(mut analysis) = analysis else {
             continue;
         };
-        checked.add(&path, &rec, analysis, opts, out)?;
+        checked.add(&path, &rec, &mut analysis, opts, out)?;
+        aside.drop_later((rec, analysis));
     }
     checked.finish(opts, out)?;
     Ok(checked)
@@ -275,9 +280,10 @@ fn run_merged(
         return Ok(checked);
     }
     let (merged, labels) = merge(recs);
-    let analysis = Analysis::of_processes(&merged, &labels, &opts.thresholds);
+    let mut analysis = Analysis::of_processes(&merged, &labels, &opts.thresholds);
     let title = names.join(" + ");
-    checked.add(Path::new(&title), &merged, analysis, opts, out)?;
+    checked.add(Path::new(&title), &merged, &mut analysis, opts, out)?;
+    Aside::default().drop_later((merged, analysis));
     checked.finish(opts, out)?;
     Ok(checked)
 }

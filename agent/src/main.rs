@@ -1,6 +1,7 @@
 //! `flightrec`: read flight-recorder rings and dumps, and run the demo.
 #![forbid(unsafe_code)]
 
+mod aside;
 mod cat;
 mod check;
 mod demo;
@@ -639,7 +640,10 @@ fn info_files(files: &[PathBuf], json: bool, out: &mut impl Write) -> anyhow::Re
     if json && several {
         write!(out, "[")?;
     }
+    let mut aside = aside::Aside::default();
     for (i, file) in files.iter().enumerate() {
+        // The previous recording is freed before the next is read: one at a time.
+        aside.wait();
         let mut progress = progress::Reading::start(file);
         let image = read(file)?;
         // The findings need the records in memory (tasks, spans and locks resolved).
@@ -657,6 +661,7 @@ fn info_files(files: &[PathBuf], json: bool, out: &mut impl Write) -> anyhow::Re
             writeln!(out, "{}", if json { "," } else { "" })?;
         }
         info::run(file, &rec, &analysis, json, out)?;
+        aside.drop_later((rec, analysis));
     }
     if json && several {
         writeln!(out, "]")?;
