@@ -277,8 +277,23 @@ impl Tasks {
         // Polls, then the spans entered inside them (found by the poll that covers them on
         // their thread).
         let mut polls_by_thread: HashMap<u32, Vec<(i64, i64, usize)>> = HashMap::default();
-        for e in entries {
-            if let Some(&t) = by_span.get(&e.span) {
+        // Each entry's task, if it is a poll of one. Usually the task its enter record
+        // belongs to, found without a lookup: a million lookups in a map of a million tasks
+        // are a cache miss each.
+        let entry_task: Vec<u32> = entries
+            .iter()
+            .map(|e| {
+                let of_enter = e.enter_record.map_or(NO_TASK, |i| of_record[i as usize]);
+                if of_enter != NO_TASK && list[of_enter as usize].span == e.span {
+                    of_enter
+                } else {
+                    by_span.get(&e.span).map_or(NO_TASK, |&t| t as u32)
+                }
+            })
+            .collect();
+        for (e, &t) in entries.iter().zip(&entry_task) {
+            if t != NO_TASK {
+                let t = t as usize;
                 if list[t].polls.is_empty() {
                     // Most tasks of a big recording are a root span entered once: room for
                     // one poll, not the four a first push makes.
@@ -301,8 +316,8 @@ impl Tasks {
         for v in polls_by_thread.values_mut() {
             v.sort_unstable();
         }
-        for e in entries {
-            if by_span.contains_key(&e.span) {
+        for (e, &t) in entries.iter().zip(&entry_task) {
+            if t != NO_TASK {
                 continue;
             }
             let Some(polls) = polls_by_thread.get(&e.thread) else {
