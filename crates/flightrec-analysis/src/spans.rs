@@ -18,7 +18,7 @@
 //!
 //! Neither pass holds records: memory grows with the number of live spans.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::num::NonZeroU64;
 
 use flightrec_format::meta::tokio_task;
@@ -200,7 +200,7 @@ impl SpanPlan {
             self.start_ts = 0;
             self.end_ts = 0;
         }
-        self.stacks = HashMap::new();
+        self.stacks = HashMap::default();
         let live: Vec<u64> = self.outermost.iter().copied().collect();
         for span in live {
             self.settle_task(span);
@@ -305,9 +305,9 @@ impl<'p> SpanWalker<'p> {
     pub fn new(plan: &'p SpanPlan) -> SpanWalker<'p> {
         SpanWalker {
             plan,
-            stacks: HashMap::new(),
-            open_own: HashMap::new(),
-            entered: HashMap::new(),
+            stacks: HashMap::default(),
+            open_own: HashMap::default(),
+            entered: HashMap::default(),
             position: 0,
         }
     }
@@ -475,7 +475,7 @@ pub fn entries_of_plan(plan: &SpanPlan, records: &[Record]) -> Vec<Entry> {
     let mut walker = SpanWalker::new(plan);
     // Per (thread, placement, span): the open entries' begins and enter records.
     type Open = HashMap<(u32, Placement, u64), Vec<(i64, Option<u64>)>>;
-    let mut open: Open = HashMap::new();
+    let mut open: Open = HashMap::default();
     let mut done = Vec::new();
     let mut on_step = |s: Step| {
         let key = (s.thread, s.placement, s.span);
