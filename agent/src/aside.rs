@@ -12,9 +12,9 @@ use std::thread::JoinHandle;
 pub struct Aside(Option<JoinHandle<()>>);
 
 impl Aside {
-    /// Frees `value` on a thread of its own. Whatever was set aside before is freed first:
-    /// a reader that sets one recording aside before reading the next never holds more
-    /// than the two.
+    /// Frees `value` on a thread of its own, once whatever was set aside before is freed.
+    /// A reader that calls [`Aside::wait`] before reading its next recording holds one at
+    /// a time.
     pub fn drop_later<T: Send + 'static>(&mut self, value: T) {
         self.wait();
         // When no thread can be had, `spawn` drops the closure, and `value` with it, here.
