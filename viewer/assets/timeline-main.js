@@ -65,12 +65,17 @@ export function banner(meta) {
   const t = meta.trigger;
   const b = document.getElementById("banner");
   const deadlocks = (meta.deadlocks || []).map((d) => "deadlock: " + d.description);
-  const processes = (meta.processes || []).map((p) => `${p.label}: ${p.trigger || "no trigger"}`);
+  const several = (meta.processes || []).length > 1;
+  const processes = several ? meta.processes.map((p) => `${p.label}: ${p.trigger || "no trigger"}`) : [];
   processControls(meta);
   if (meta.several_hosts) {
     processes.push("from several hosts: aligned on their wall clocks, only as good as the hosts' clock sync");
   }
-  if (!t && !deadlocks.length && !processes.length) return;
+  if (!t && !deadlocks.length && !processes.length && !meta.loading) {
+    // Nothing to say (any more: a read's progress is over).
+    b.hidden = true;
+    return;
+  }
   const lines = processes.length ? processes : t ? [t.description] : [];
   if (t && t.thread) lines.push("thread: " + t.thread);
   for (const s of (t && t.stuck) || []) {
@@ -79,11 +84,25 @@ export function banner(meta) {
   }
   lines.push(...deadlocks);
   if (meta.loading) {
-    lines.push(`reading ${meta.processes.length} recordings: each lane shows where its thread was busy; the details follow when they are read`);
+    lines.push(readingLine(meta));
   }
   b.textContent = lines.join("\n");
   b.hidden = false;
   if (deadlocks.length || (t && ["panic", "crash", "stall"].includes(t.reason))) b.classList.add("bad");
+}
+
+/** What the banner says while recordings are read: how far, for a single one. */
+function readingLine(meta) {
+  const p = meta.progress;
+  if (!p) {
+    return `reading ${meta.processes.length} recordings: each lane shows where its thread was busy; the details follow when they are read`;
+  }
+  const meanwhile = "each lane shows where its thread was busy meanwhile";
+  if (p.records_expected && p.records_read >= p.records_expected) {
+    return `all ${p.records_read.toLocaleString("en")} records read, being arranged; ${meanwhile}`;
+  }
+  const of = p.records_expected ? ` of ${p.records_expected.toLocaleString("en")}` : "";
+  return `reading the records: ${p.records_read.toLocaleString("en")}${of} so far; ${meanwhile}`;
 }
 
 /** The dump id in the page's address: `1+2`, or with shifts, `1+2@-1500000`. */
@@ -151,9 +170,9 @@ function applyMeta(meta) {
   FLAGS.startsBeforeData = meta.constants.flags.starts_before_data;
   FLAGS.openAtEnd = meta.constants.flags.open_at_end;
   document.getElementById("title").textContent =
-    meta.processes.length
+    meta.processes.length > 1
       ? `${meta.processes.length} processes: ${meta.service} · ${meta.host} · ${meta.loading ? "reading" : meta.records} records · ${meta.lanes.length} threads`
-      : `${meta.service} · pid ${meta.pid} · ${meta.host} · ${meta.records} records · ${meta.lanes.length} threads` + actorsTitle(meta.tasks);
+      : `${meta.service} · pid ${meta.pid} · ${meta.host} · ${meta.loading ? "reading" : meta.records} records · ${meta.lanes.length} threads` + actorsTitle(meta.tasks);
   document.title = "flightrec: " + meta.service + " " + meta.pid;
   banner(meta);
   showFindings(meta, setMode);
@@ -174,7 +193,11 @@ async function awaitLoaded() {
       showBannerError("Cannot open these recordings: " + e.message);
       return;
     }
-    if (meta.loading) continue;
+    if (meta.loading) {
+      // A single recording's read says how far it is.
+      if (meta.progress) banner(meta);
+      continue;
+    }
     document.getElementById("banner").classList.remove("bad");
     applyMeta(meta);
     if (meta.tasks.hop && state.mode !== "tasks") {

@@ -130,6 +130,16 @@ async fn list_dumps(State(state): State<Arc<AppState>>) -> ApiResult {
 async fn meta(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult {
     let m = model_or_skeleton(&state, &id).await?;
     let mut v = m.meta();
+    if v.loading {
+        v.progress =
+            state
+                .library
+                .progress(&id)
+                .map(|(read, expected)| crate::contract::ReadProgressOut {
+                    records_read: read,
+                    records_expected: expected,
+                });
+    }
     if let Some(f) = state.library.file(id.parse().unwrap_or(usize::MAX)) {
         v.file = f.path.file_name().map(|n| n.to_string_lossy().into_owned());
         // As the file is now, when it is here (it may have been cut since it was found).

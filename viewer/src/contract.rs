@@ -66,12 +66,23 @@ pub struct LevelName {
     pub name: &'static str,
 }
 
+/// How far a read is: records decoded, of how many its threads announce (0 until the
+/// decoding has begun; damage can make it wrong).
+#[derive(Debug, Serialize)]
+pub struct ReadProgressOut {
+    pub records_read: u64,
+    pub records_expected: u64,
+}
+
 /// `/api/dumps/{id}/meta`: the page's first question.
 #[derive(Debug, Serialize)]
 pub struct Meta {
     /// Recordings opened together are still being read: lanes show only where each thread
     /// was active (from the chunks, not the records), and a later meta will have it all.
     pub loading: bool,
+    /// While `loading` a single recording: how far its read is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ReadProgressOut>,
     pub service: String,
     pub pid: u32,
     pub host: String,

@@ -65,6 +65,10 @@ pub struct Limits {
     /// What the cache of remote dumps holds: recordings opened together that are larger
     /// together are refused in one line instead of evicting each other.
     pub cache_bytes: u64,
+    /// A single recording larger than this on disk is first shown as its skeleton (where
+    /// each thread was busy, from its chunks), with how far its read is, while it is read:
+    /// a big one takes seconds.
+    pub skeleton_above_bytes: u64,
 }
 
 impl Default for Limits {
@@ -77,6 +81,7 @@ impl Default for Limits {
             read_wait: std::time::Duration::from_secs(30),
             header_read_timeout: std::time::Duration::from_secs(10),
             cache_bytes: 1 << 30,
+            skeleton_above_bytes: 8 << 20,
         }
     }
 }

@@ -82,6 +82,16 @@ struct Opening {
     started: AtomicBool,
     /// Why the full read failed: told to every later request instead of a skeleton.
     failed: Mutex<Option<LibraryError>>,
+    /// How far the full read of a single recording is: records decoded, and how many its
+    /// threads announce.
+    progress: Arc<ReadProgress>,
+}
+
+/// Records decoded so far by a read, of how many expected.
+#[derive(Default)]
+pub struct ReadProgress {
+    pub read: std::sync::atomic::AtomicU64,
+    pub expected: std::sync::atomic::AtomicU64,
 }
 
 /// Recordings opened together at most.
@@ -406,7 +416,7 @@ impl Library {
     /// at once, see `Model::skeleton`) while the full read goes on in the background.
     pub async fn model_or_skeleton(self: &Arc<Self>, id: &str) -> Result<Arc<Model>> {
         let set = self.parse_id(id)?;
-        if set.files.len() < 2 {
+        if set.files.len() < 2 && !self.is_big(&set) {
             return self.model(id).await;
         }
         let key = set.key();
@@ -454,6 +464,32 @@ impl Library {
             return Ok(m.clone());
         }
         Ok(skeleton)
+    }
+
+    /// A single recording big enough to be shown as its skeleton while it is read.
+    fn is_big(&self, set: &RecordingSet) -> bool {
+        match set.files.as_slice() {
+            [(id, _)] => self
+                .file(*id)
+                .is_some_and(|f| f.size > self.limits.skeleton_above_bytes),
+            _ => false,
+        }
+    }
+
+    /// How far the read of `id` is, while it is shown as its skeleton: records decoded and
+    /// expected (`None` when no read of it is under way).
+    pub fn progress(&self, id: &str) -> Option<(u64, u64)> {
+        let set = self.parse_id(id).ok()?;
+        if set.files.len() != 1 {
+            return None;
+        }
+        let key = set.key();
+        let openings = self.openings.lock().unwrap_or_else(|e| e.into_inner());
+        let p = &openings.get(&key)?.progress;
+        Some((
+            p.read.load(Ordering::Relaxed),
+            p.expected.load(Ordering::Relaxed),
+        ))
     }
 
     /// Recordings opened together from object storage must fit in the cache together, or
@@ -564,8 +600,21 @@ impl Library {
         let paths = self.local_paths(set).await?;
         if let [(_, 0)] = set.files.as_slice() {
             let path = paths[0].clone();
+            // Shown as its skeleton meanwhile: the page is told how far the read is.
+            let progress = {
+                let openings = self.openings.lock().unwrap_or_else(|e| e.into_inner());
+                openings.get(&set.key()).map(|o| o.progress.clone())
+            };
             return off_thread(move || {
-                flightrec_format::open(&path)
+                let decoded = flightrec_format::read_image(&path).and_then(|image| {
+                    image.decode_counting(|read, expected| {
+                        if let Some(p) = &progress {
+                            p.read.store(read, Ordering::Relaxed);
+                            p.expected.store(expected, Ordering::Relaxed);
+                        }
+                    })
+                });
+                decoded
                     .map(|rec| Arc::new(Model::new(rec)))
                     .map_err(|e| LibraryError::Unreadable(format!("{}: {e}", path.display())))
             })

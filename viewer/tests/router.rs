@@ -522,6 +522,69 @@ async fn recordings_opened_together_answer_first_with_their_skeleton_then_in_ful
     }
 }
 
+/// A single recording big enough answers first with its skeleton and how far its read is,
+/// then in full; a small one (the default limit) answers in full at once.
+#[tokio::test]
+async fn a_big_recording_answers_first_with_its_skeleton_and_its_reads_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a-1.flightrec-ring"),
+        flightrec_format::testing::sample_image(3),
+    )
+    .unwrap();
+    let small = router_for(dir.path(), Limits::default());
+    let id = id_of(&small, "a-1.flightrec-ring").await;
+    let (status, whole) = get_json(&small, &format!("/api/dumps/{id}/meta")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(whole["loading"], false, "{whole}");
+    assert!(whole.get("progress").is_none(), "{whole}");
+
+    let limits = Limits {
+        skeleton_above_bytes: 0,
+        ..Limits::default()
+    };
+    let big = router_for(dir.path(), limits);
+    let id = id_of(&big, "a-1.flightrec-ring").await;
+    // On this test's one-thread runtime the full read cannot have run yet.
+    let (status, first) = get_json(&big, &format!("/api/dumps/{id}/meta")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["loading"], true, "{first}");
+    assert_eq!(first["records"], 0);
+    assert_eq!(first["progress"]["records_read"], 0, "{first}");
+    // Named as the whole model will be: its own service, pid and threads.
+    for field in ["service", "pid", "origin", "end"] {
+        assert_eq!(first[field], whole[field], "{field}");
+    }
+    let threads = |m: &Json| {
+        m["lanes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["thread"].clone(), l["tid"].clone(), l["name"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(threads(&first), threads(&whole));
+    assert_eq!(first["processes"].as_array().map(Vec::len), Some(0));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let full = loop {
+        let (status, m) = get_json(&big, &format!("/api/dumps/{id}/meta")).await;
+        assert_eq!(status, StatusCode::OK);
+        if m["loading"] == false {
+            break m;
+        }
+        let p = &m["progress"];
+        let (read, expected) = (p["records_read"].as_u64(), p["records_expected"].as_u64());
+        assert!(read <= expected || expected == Some(0), "{m}");
+        assert!(std::time::Instant::now() < deadline, "still loading");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(full.get("progress").is_none(), "{full}");
+    assert_eq!(full["records"], whole["records"]);
+    assert_eq!(full["origin"], first["origin"]);
+    assert_eq!(full["end"], first["end"]);
+    assert_eq!(full["lanes"], whole["lanes"]);
+}
+
 #[tokio::test]
 async fn the_index_reports_a_files_size_as_it_is_when_asked() {
     let (dir, r) = fixture();

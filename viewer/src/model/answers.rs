@@ -131,6 +131,7 @@ impl Model {
         targets.dedup();
         Meta {
             loading: self.loading,
+            progress: None,
             service: p.service.clone(),
             pid: p.pid,
             host: p.host.clone(),

@@ -44,7 +44,8 @@ impl Model {
         Ok(m)
     }
 
-    /// What recordings opened together look like before they are read: their processes,
+    /// What recordings opened together (or one big recording) look like before they are
+    /// read: their processes,
     /// threads and trigger, and where each thread was active, chunk by chunk, from scans
     /// that decode no record (`flightrec_format::Scan::activity`). The page draws this at
     /// once and asks again until the real model is ready (`loading`).
@@ -59,11 +60,16 @@ impl Model {
         let heads: Vec<Recording> = scans.iter().map(|(r, _)| r.clone()).collect();
         let processes = merge::processes(&heads, shifts);
         drop(heads);
+        // A single recording read in the background keeps its own names and ids, as its
+        // whole model will.
+        let single = scans.len() == 1;
         let mut parts = Vec::new();
         for (k, (mut rec, activity)) in scans.into_iter().enumerate() {
             let shift = processes[k].shift_ns;
             merge::shift(&mut rec, shift);
-            merge::rename_into(k, &mut rec, &processes[k].label);
+            if !single {
+                merge::rename_into(k, &mut rec, &processes[k].label);
+            }
             rec.records.clear();
             // Where the records would start: the first thread's first, or the trigger.
             let first = rec.threads.iter().filter_map(|t| t.first_ts).min();
@@ -84,7 +90,11 @@ impl Model {
             let mut m = Model::at(rec, origin);
             m.end = end;
             for lane in &mut m.lanes {
-                let local = merge::local_thread(lane.thread);
+                let local = if single {
+                    lane.thread
+                } else {
+                    merge::local_thread(lane.thread)
+                };
                 if let Some((_, chunks)) = activity.iter().find(|(t, _)| *t == local) {
                     lane.activity = chunks
                         .iter()
@@ -101,6 +111,11 @@ impl Model {
                 }
             }
             parts.push(m);
+        }
+        if single {
+            let mut m = parts.pop().expect("one part");
+            m.loading = true;
+            return m;
         }
         let origin = parts.iter().map(|m| m.origin).min().unwrap_or(0);
         for m in &mut parts {
