@@ -114,6 +114,24 @@ try {
   result.origin = await page.evaluate(() => window.flightrecView.meta().origin);
 
   const settle = () => page.evaluate(() => window.flightrecView.settled());
+  // Clicks the drawn event `pick` chooses until the details of one titled `title` open, the
+  // condition asserted: on a loaded machine a redraw can move the event between reading
+  // where it is and the click. Returns the event clicked and the events drawn then.
+  const clickUntilDetails = async (title, pick) => {
+    const deadline = Date.now() + 90000;
+    for (;;) {
+      await settle();
+      const events = await page.evaluate(() => window.flightrecView.drawnEvents());
+      const target = pick(events);
+      if (!target) throw new Error(`no clickable drawn event titled ${title}`);
+      await page.mouse.click(target.x, target.y);
+      const opened = await page
+        .waitForFunction((t) => document.querySelector("#details h3")?.textContent === t, title, { timeout: 10000 })
+        .then(() => true, () => false);
+      if (opened) return { target, events };
+      if (Date.now() > deadline) throw new Error(`clicking ${title} never opened its details`);
+    }
+  };
   const timed = async (f) => {
     const s = Date.now();
     await f();
@@ -123,12 +141,9 @@ try {
   };
 
   if (mode === "interleave" || mode === "xss") {
-    const events = await page.evaluate(() => window.flightrecView.drawnEvents());
+    const { target, events } = await clickUntilDetails(
+      opts.clickTitle, (events) => events.find((e) => e.title === opts.clickTitle));
     result.drawnEvents = events.length;
-    const target = events.find((e) => e.title === opts.clickTitle);
-    if (!target) throw new Error(`no drawn event titled ${opts.clickTitle}`);
-    await page.mouse.click(target.x, target.y);
-    await page.waitForFunction((t) => document.querySelector("#details h3")?.textContent === t, opts.clickTitle);
     result.clicked = target.id;
     result.detailsTitle = await page.locator("#details h3").textContent();
     result.fields = await page.evaluate(() => {
@@ -190,13 +205,11 @@ try {
     result.proposalText = await page.locator("#proposal-text").textContent();
     if (opts.clickTitle) {
       // Select an object in the thread view first: the switch must keep it.
-      const events = await page.evaluate(() => window.flightrecView.drawnEvents());
-      // One the click lands on (the first drawn under the pointer is the one clicked).
-      const under = (c) => events.find((e) => Math.abs(e.x - c.x) <= 5 && Math.abs(e.y - c.y) <= 7);
-      const target = events.find((e) => e.title === opts.clickTitle && under(e) === e);
-      if (!target) throw new Error(`no clickable drawn event titled ${opts.clickTitle}`);
-      await page.mouse.click(target.x, target.y);
-      await page.waitForFunction((t) => document.querySelector("#details h3")?.textContent === t, opts.clickTitle);
+      await clickUntilDetails(opts.clickTitle, (events) => {
+        // One the click lands on (the first drawn under the pointer is the one clicked).
+        const under = (c) => events.find((e) => Math.abs(e.x - c.x) <= 5 && Math.abs(e.y - c.y) <= 7);
+        return events.find((e) => e.title === opts.clickTitle && under(e) === e);
+      });
       await page.locator(`#details button.value[data-field="${opts.field}"]`).click();
       await page.waitForFunction(() => window.flightrecView.object());
       result.selectedBefore = await page.evaluate(() => window.flightrecView.selected());

@@ -340,7 +340,10 @@ fn the_demo_opens_the_viewer_on_its_race_with_both_threads_in_view() {
 fn assert_layout(l: &Json) {
     let width = l["canvasWidth"].as_f64().unwrap();
     let labels = l["axisLabels"].as_array().unwrap();
-    assert!(labels.len() >= 3, "axis labels: {l}");
+    // Labels sit at round times about a third of the canvas apart: two or three fit,
+    // depending on where the view's ends fall between round times (the demo's race, which
+    // the view is opened on, takes longer or shorter from run to run).
+    assert!(labels.len() >= 2, "axis labels: {l}");
     let mut labels_inside = labels
         .iter()
         .chain(Some(&l["triggerLabel"]).filter(|t| !t.is_null()));
