@@ -22,11 +22,16 @@ fn collect_runs(path: &std::path::Path) -> HashMap<String, (u64, u64)> {
     let mut last_ts = i64::MIN;
     cat_json_each(path, |r| {
         assert_eq!(r["kind"], "event", "{r}");
-        let ts = r["ts"].as_i64().unwrap();
+        let ts = r["ts"].as_i64().unwrap_or_else(|| panic!("no time in {r}"));
         assert!(ts >= last_ts, "records out of time order");
         last_ts = ts;
-        let thread = r["thread"].as_str().unwrap().to_string();
-        let t = r["fields"]["t"].as_u64().unwrap();
+        let thread = r["thread"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no thread in {r}"))
+            .to_string();
+        let t = r["fields"]["t"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no field t in {r}"));
         assert_eq!(
             thread,
             format!("w{t}"),
@@ -34,7 +39,9 @@ fn collect_runs(path: &std::path::Path) -> HashMap<String, (u64, u64)> {
         );
         assert_eq!(r["fields"]["message"], "tick");
         assert_eq!(r["level"], "INFO");
-        let seq = r["fields"]["seq"].as_u64().unwrap();
+        let seq = r["fields"]["seq"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no field seq in {r}"));
         let run = runs.entry(thread).or_insert((seq, 0));
         assert_eq!(seq, run.0 + run.1, "a gap or a duplicate in {r}");
         run.1 += 1;
