@@ -214,8 +214,11 @@ impl Tasks {
         }
         drop(outermost);
         candidates.extend(created_root.into_iter().filter(|s| !entered.contains(s)));
-        let mut list: Vec<Task> = Vec::new();
-        let mut by_span: HashMap<u64, usize> = HashMap::default();
+        // Sized once: doubling a list of a million tasks would hold the old and the new
+        // list at once, and leave up to half the new one empty.
+        let mut list: Vec<Task> = Vec::with_capacity(candidates.len());
+        let mut by_span: HashMap<u64, usize> =
+            HashMap::with_capacity_and_hasher(candidates.len(), Default::default());
         for span in candidates {
             if by_span.contains_key(&span) {
                 continue;
@@ -291,6 +294,16 @@ impl Tasks {
                 }
             })
             .collect();
+        // Each thread's list sized once (a million polls on a few threads).
+        let mut polls_on: HashMap<u32, usize> = HashMap::default();
+        for (e, &t) in entries.iter().zip(&entry_task) {
+            if t != NO_TASK {
+                *polls_on.entry(e.thread).or_default() += 1;
+            }
+        }
+        for (thread, n) in polls_on {
+            polls_by_thread.insert(thread, Vec::with_capacity(n));
+        }
         for (e, &t) in entries.iter().zip(&entry_task) {
             if t != NO_TASK {
                 let t = t as usize;
