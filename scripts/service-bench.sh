@@ -6,9 +6,10 @@
 #
 #   scripts/service-bench.sh [OPTIONS]    options go to the driver (--help lists them)
 #
-# Three builds. The plain one serves most variants. flightrec's task hooks need
+# Four builds. The plain one serves most variants. flightrec's task hooks need
 # `--cfg tokio_unstable`; tokio-console's layer needs it too, with tokio's own `tracing`
-# instrumentation (which flightrec would otherwise record as well) and gRPC. Each is built in
+# instrumentation (which flightrec would otherwise record as well) and gRPC; dial9's runtime
+# hooks need it as well. Each is built in
 # a target directory of its own, leaving the workspace's default build without them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,9 @@ RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR=target/unstable \
     cargo build --release --quiet -p flightrec-service-bench --features hooks
 RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR=target/console \
     cargo build --release --quiet -p flightrec-service-bench --features console
+RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR=target/dial9 \
+    cargo build --release --quiet -p flightrec-service-bench --features dial9
 exec target/release/flightrec-service-bench \
     --hooks-bin target/unstable/release/flightrec-service-bench \
-    --console-bin target/console/release/flightrec-service-bench "$@"
+    --console-bin target/console/release/flightrec-service-bench \
+    --dial9-bin target/dial9/release/flightrec-service-bench "$@"

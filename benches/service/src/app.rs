@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io::BufRead as _;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -47,6 +47,7 @@ impl OrdersLock {
 
 struct AppState {
     orders: OrdersLock,
+    recording: Recording,
     /// Queries to the database task, each with where its answer goes.
     db: mpsc::Sender<(u64, oneshot::Sender<u64>)>,
 }
@@ -121,6 +122,45 @@ async fn cpu() -> Json<CpuTime> {
     Json(CpuTime::of_this_process())
 }
 
+/// Where a recording variant keeps what it records: flightrec's ring file (the driver reads
+/// it), or dial9's trace directory.
+#[derive(Clone, Debug, Default)]
+struct Recording {
+    ring: Option<PathBuf>,
+    trace_dir: Option<PathBuf>,
+}
+
+/// What `/recording` answers.
+#[derive(Serialize, serde::Deserialize, Clone, Debug, Default)]
+pub struct RecordingNow {
+    /// flightrec's ring file.
+    pub ring: Option<PathBuf>,
+    /// The bytes of dial9's trace files so far.
+    pub trace_bytes: Option<u64>,
+}
+
+async fn recording_now(State(app): State<Arc<AppState>>) -> Json<RecordingNow> {
+    Json(RecordingNow {
+        ring: app.recording.ring.clone(),
+        trace_bytes: app.recording.trace_dir.as_deref().map(bytes_under),
+    })
+}
+
+/// The bytes of the files under `dir`, in every subdirectory.
+fn bytes_under(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => bytes_under(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// The database stand-in: one task answering queries in turn, as a connection would.
 async fn database(mut queries: mpsc::Receiver<(u64, oneshot::Sender<u64>)>) {
     while let Some((product, answer)) = queries.recv().await {
@@ -133,6 +173,9 @@ async fn database(mut queries: mpsc::Receiver<(u64, oneshot::Sender<u64>)>) {
 struct Keep {
     _appender: Option<tracing_appender::non_blocking::WorkerGuard>,
     recorder: Option<tracing_flightrec::Recorder>,
+    #[cfg(all(feature = "dial9", tokio_unstable))]
+    dial9: Option<dial9::Recorder>,
+    recording: Recording,
 }
 
 /// tracing's fmt layer writing to a file through tracing-appender's non-blocking writer,
@@ -171,6 +214,7 @@ fn install(variant: Variant, dir: &Path) -> anyhow::Result<Keep> {
         Variant::Flightrec | Variant::FlightrecTokio => {
             let rec = recorder(dir)?;
             tracing_subscriber::registry().with(rec.layer()).init();
+            keep.recording.ring = Some(rec.ring_path().to_path_buf());
             keep.recorder = Some(rec);
         }
         Variant::FlightrecFmt => {
@@ -180,9 +224,12 @@ fn install(variant: Variant, dir: &Path) -> anyhow::Result<Keep> {
                 .with(rec.layer())
                 .with(fmt)
                 .init();
+            keep.recording.ring = Some(rec.ring_path().to_path_buf());
             keep.recorder = Some(rec);
         }
         Variant::Console => install_console()?,
+        // Not a subscriber: its hooks go on the runtime (`runtime`).
+        Variant::Dial9 => keep.recording.trace_dir = Some(dir.join("dial9")),
     }
     Ok(keep)
 }
@@ -203,7 +250,7 @@ fn install_console() -> anyhow::Result<()> {
     anyhow::bail!("the console variant needs the `console` feature and --cfg tokio_unstable (scripts/service-bench.sh builds it)")
 }
 
-fn runtime(variant: Variant, keep: &Keep) -> anyhow::Result<tokio::runtime::Runtime> {
+fn runtime(variant: Variant, keep: &mut Keep) -> anyhow::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder
         .worker_threads(2)
@@ -212,7 +259,45 @@ fn runtime(variant: Variant, keep: &Keep) -> anyhow::Result<tokio::runtime::Runt
     if variant == Variant::FlightrecTokio {
         record_tasks(keep, &mut builder)?;
     }
+    if variant == Variant::Dial9 {
+        return dial9_runtime(keep, builder);
+    }
     Ok(builder.build()?)
+}
+
+/// The runtime with dial9's hooks on it, writing to disk as its README sets it up, with a
+/// budget the run cannot fill (what it writes is measured from its files).
+#[cfg(all(feature = "dial9", tokio_unstable))]
+fn dial9_runtime(
+    keep: &mut Keep,
+    builder: tokio::runtime::Builder,
+) -> anyhow::Result<tokio::runtime::Runtime> {
+    use dial9::{Dial9HandleTokioExt as _, TokioAttachOptions};
+    let dir = keep
+        .recording
+        .trace_dir
+        .clone()
+        .context("the dial9 variant has a trace directory")?;
+    let writer = dial9::DiskBuffer::builder()
+        .base_path(&dir)
+        .max_total_size(4 << 30)
+        .build()
+        .context("starting dial9's writer")?;
+    let recorder = dial9::recorder(writer).build();
+    let runtime = recorder
+        .handle()
+        .attach_tokio_runtime(builder, TokioAttachOptions::default())
+        .context("attaching dial9 to the runtime")?;
+    keep.dial9 = Some(recorder);
+    Ok(runtime)
+}
+
+#[cfg(not(all(feature = "dial9", tokio_unstable)))]
+fn dial9_runtime(
+    _: &mut Keep,
+    _: tokio::runtime::Builder,
+) -> anyhow::Result<tokio::runtime::Runtime> {
+    anyhow::bail!("the dial9 variant needs the `dial9` feature and --cfg tokio_unstable (scripts/service-bench.sh builds it)")
 }
 
 #[cfg(all(feature = "hooks", tokio_unstable))]
@@ -238,21 +323,27 @@ pub fn serve(variant: Variant) -> anyhow::Result<()> {
         .tempdir_in("/dev/shm")
         .or_else(|_| tempfile::tempdir())
         .context("making the variant's directory")?;
-    let keep = install(variant, dir.path())?;
-    let rt = runtime(variant, &keep)?;
+    let mut keep = install(variant, dir.path())?;
+    let rt = runtime(variant, &mut keep)?;
     let orders = Orders::default();
     let orders = if keep.recorder.is_some() {
         OrdersLock::Recorded(tracing_flightrec::sync::Mutex::new(orders))
     } else {
         OrdersLock::Std(std::sync::Mutex::new(orders))
     };
+    let recording = keep.recording.clone();
     rt.block_on(async move {
         let (db, queries) = mpsc::channel(1024);
         tokio::spawn(database(queries));
         let app = Router::new()
             .route("/order/{id}", get(order))
             .route("/cpu", get(cpu))
-            .with_state(Arc::new(AppState { orders, db }));
+            .route("/recording", get(recording_now))
+            .with_state(Arc::new(AppState {
+                orders,
+                recording,
+                db,
+            }));
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         println!("listening {}", listener.local_addr()?);
         let (closed_tx, closed_rx) = oneshot::channel::<()>();

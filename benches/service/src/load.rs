@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use http_body_util::{BodyExt as _, Empty};
 use hyper::client::conn::http1::SendRequest;
 
-use crate::app::CpuTime;
+use crate::app::{CpuTime, RecordingNow};
 
 type Sender = SendRequest<Empty<bytes::Bytes>>;
 
@@ -43,6 +43,12 @@ impl Connection {
         let body = resp.into_body().collect().await?.to_bytes();
         anyhow::ensure!(status.is_success(), "GET {path}: {status}");
         Ok(body)
+    }
+
+    /// Where the server keeps what it records, and dial9's bytes so far.
+    pub async fn recording(&mut self) -> anyhow::Result<RecordingNow> {
+        let body = self.get("/recording").await?;
+        Ok(serde_json::from_slice(&body)?)
     }
 
     /// The server process's CPU time so far.

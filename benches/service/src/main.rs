@@ -8,6 +8,7 @@
 
 mod app;
 mod load;
+mod recorded;
 mod report;
 
 use std::io::BufRead as _;
@@ -18,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::recorded::RingLook;
 
 /// The subscribers compared, each in a server process of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -44,6 +47,8 @@ pub enum Variant {
     /// flightrec with tokio's task hooks recorded.
     #[value(name = "flightrec+tokio")]
     FlightrecTokio,
+    /// dial9, the Tokio flight recorder, its hooks on the runtime, writing to disk.
+    Dial9,
 }
 
 /// The builds the variants need.
@@ -54,6 +59,8 @@ enum Build {
     Hooks,
     /// `--cfg tokio_unstable --features console`.
     Console,
+    /// `--cfg tokio_unstable --features dial9`.
+    Dial9,
 }
 
 impl Variant {
@@ -67,6 +74,7 @@ impl Variant {
         match self {
             Variant::NoneUnstable | Variant::FlightrecTokio => Build::Hooks,
             Variant::Console => Build::Console,
+            Variant::Dial9 => Build::Dial9,
             _ => Build::Plain,
         }
     }
@@ -74,7 +82,7 @@ impl Variant {
     /// The variant this one is compared with.
     pub fn baseline(self) -> Variant {
         match self.build() {
-            Build::Hooks => Variant::NoneUnstable,
+            Build::Hooks | Build::Dial9 => Variant::NoneUnstable,
             _ => Variant::None,
         }
     }
@@ -101,7 +109,7 @@ pub struct RunOptions {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "none,registry,fmt,flightrec,flightrec+fmt,console,none-unstable,flightrec+tokio"
+        default_value = "none,registry,fmt,flightrec,flightrec+fmt,console,none-unstable,flightrec+tokio,dial9"
     )]
     variants: Vec<Variant>,
     /// This binary built with `--cfg tokio_unstable --features hooks`, which serves the
@@ -112,6 +120,10 @@ pub struct RunOptions {
     /// `console` variant.
     #[arg(long)]
     console_bin: Option<PathBuf>,
+    /// This binary built with `--cfg tokio_unstable --features dial9`, which serves the
+    /// `dial9` variant.
+    #[arg(long)]
+    dial9_bin: Option<PathBuf>,
     /// Rounds over all variants; each figure is the median of its rounds.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -138,6 +150,12 @@ pub struct Sample {
     pub p50_us: f64,
     pub p99_us: f64,
     pub p999_us: f64,
+    /// What the variant recorded per request at saturation, in bytes: flightrec's ring,
+    /// dial9's trace files (NaN for the others).
+    pub recorded_bytes_per_request: f64,
+    /// How far back flightrec's ring reached right after saturation, in seconds (NaN for
+    /// the others, and before the ring wrapped).
+    pub ring_reach_s: f64,
 }
 
 fn main() {
@@ -169,6 +187,7 @@ fn run(opts: RunOptions) -> anyhow::Result<()> {
                 Build::Plain => Some(this.clone()),
                 Build::Hooks => opts.hooks_bin.clone(),
                 Build::Console => opts.console_bin.clone(),
+                Build::Dial9 => opts.dial9_bin.clone(),
             };
             let bin = bin.with_context(|| {
                 format!(
@@ -262,11 +281,26 @@ async fn measure(
     // Warm-up: connections, the allocator, and every callsite registered.
     load::closed_loop(addr, opts.connections, Duration::from_secs(1)).await?;
 
+    // What it recorded is read outside the phases' CPU readings: the server is idle then.
+    let recording0 = control.recording().await?;
+    let ring0 = recording0.ring.as_deref().map(RingLook::of).transpose()?;
     let cpu0 = control.cpu().await?;
     let start = Instant::now();
     let done = load::closed_loop(addr, opts.connections, phase).await?;
     let elapsed = start.elapsed();
     let cpu1 = control.cpu().await?;
+    let recording1 = control.recording().await?;
+    let ring1 = recording1.ring.as_deref().map(RingLook::of).transpose()?;
+    let (recorded_bytes_per_request, ring_reach_s) = match (ring0, ring1) {
+        (Some(before), Some(after)) => (
+            after.bytes_per_request(&before, done),
+            after.reach_ns.map_or(f64::NAN, |ns| ns as f64 / 1e9),
+        ),
+        _ => match (recording0.trace_bytes, recording1.trace_bytes) {
+            (Some(a), Some(b)) => (b.saturating_sub(a) as f64 / done.max(1) as f64, f64::NAN),
+            _ => (f64::NAN, f64::NAN),
+        },
+    };
     let requests_per_s = done as f64 / elapsed.as_secs_f64();
     let rate = *rate.get_or_insert_with(|| (requests_per_s * 0.2 / 100.0).round().max(1.0) * 100.0);
 
@@ -288,5 +322,7 @@ async fn measure(
         p50_us: pct(0.50),
         p99_us: pct(0.99),
         p999_us: pct(0.999),
+        recorded_bytes_per_request,
+        ring_reach_s,
     })
 }

@@ -29,6 +29,8 @@ fn medians(samples: &[(Variant, Vec<Sample>)]) -> Vec<(Variant, Sample)> {
                     p50_us: m(|s| s.p50_us),
                     p99_us: m(|s| s.p99_us),
                     p999_us: m(|s| s.p999_us),
+                    recorded_bytes_per_request: m(|s| s.recorded_bytes_per_request),
+                    ring_reach_s: m(|s| s.ring_reach_s),
                 },
             )
         })
@@ -86,6 +88,16 @@ fn share_of_fmts(samples: &[(Variant, Vec<Sample>)], f: fn(&Sample) -> f64) -> O
     (!shares.is_empty()).then(|| median(shares))
 }
 
+/// `x` with `decimals`, or `-` when there is none (NaN: a variant that records nothing, or
+/// a ring that never wrapped).
+fn figure(x: f64, decimals: usize) -> String {
+    if x.is_finite() {
+        format!("{x:.decimals$}")
+    } else {
+        "-".into()
+    }
+}
+
 /// The markdown table, then the targets.
 pub fn table(samples: &[(Variant, Vec<Sample>)], rate: f64, how: &str) -> String {
     let med = medians(samples);
@@ -94,9 +106,9 @@ pub fn table(samples: &[(Variant, Vec<Sample>)], rate: f64, how: &str) -> String
     let _ = writeln!(out, "\nMachine: {}. {how}.\n", machine());
     let _ = writeln!(
         out,
-        "| variant | req/s at saturation | CPU µs/req at saturation | CPU µs/req at {rate:.0} req/s | p50 µs | p99 µs | p99.9 µs |"
+        "| variant | req/s at saturation | CPU µs/req at saturation | CPU µs/req at {rate:.0} req/s | p50 µs | p99 µs | p99.9 µs | recorded B/req | ring reaches back s |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (v, s) in &med {
         let vs = |f: fn(&Sample) -> f64| match paired(samples, *v, v.baseline(), f) {
             Some(r) if v.baseline() != *v => format!(" ({r:.2}×)"),
@@ -104,7 +116,7 @@ pub fn table(samples: &[(Variant, Vec<Sample>)], rate: f64, how: &str) -> String
         };
         let _ = writeln!(
             out,
-            "| {} | {:.0}{} | {:.1}{} | {:.1}{} | {:.0} | {:.0}{} | {:.0} |",
+            "| {} | {:.0}{} | {:.1}{} | {:.1}{} | {:.0} | {:.0}{} | {:.0} | {} | {} |",
             v.name(),
             s.requests_per_s,
             vs(|s| s.requests_per_s),
@@ -116,12 +128,17 @@ pub fn table(samples: &[(Variant, Vec<Sample>)], rate: f64, how: &str) -> String
             s.p99_us,
             vs(|s| s.p99_us),
             s.p999_us,
+            figure(s.recorded_bytes_per_request, 0),
+            figure(s.ring_reach_s, 2),
         );
     }
     let _ = writeln!(
         out,
         "\nFigures: medians over the rounds. ×: the median over rounds of each round's ratio to `none` \
-         (`flightrec+tokio`: to `none-unstable`, built as it is with --cfg tokio_unstable)."
+         (`flightrec+tokio` and `dial9`: to `none-unstable`, built as they are with --cfg tokio_unstable). \
+         Recorded B/req: at saturation, flightrec's records per request at its ring's bytes per \
+         record, dial9's trace files' growth per request. Ring reaches back: how many seconds of \
+         the busiest thread the default ring held right after saturation."
     );
     if let (Some(none), Some(fmt), Some(fr)) =
         (of(Variant::None), of(Variant::Fmt), of(Variant::Flightrec))
@@ -180,6 +197,8 @@ mod tests {
             p50_us: p99 / 2.0,
             p99_us: p99,
             p999_us: p99 * 2.0,
+            recorded_bytes_per_request: f64::NAN,
+            ring_reach_s: f64::NAN,
         }
     }
 
@@ -212,12 +231,19 @@ mod tests {
                 ],
             ),
             (Variant::NoneUnstable, vec![sample(5_000.0, 40.0, 100.0)]),
-            (Variant::FlightrecTokio, vec![sample(2_500.0, 80.0, 400.0)]),
+            (
+                Variant::FlightrecTokio,
+                vec![Sample {
+                    recorded_bytes_per_request: 640.4,
+                    ring_reach_s: 0.172,
+                    ..sample(2_500.0, 80.0, 400.0)
+                }],
+            ),
         ];
         let t = table(&samples, 4000.0, "test");
         // none's medians: 10 000 req/s, 21 µs, p99 200.
         assert!(
-            t.contains("| none | 10000 | 21.0 | 21.0 | 100 | 200 | 400 |"),
+            t.contains("| none | 10000 | 21.0 | 21.0 | 100 | 200 | 400 | - | - |"),
             "{t}"
         );
         // Paired by round, the round where the machine ran at half speed cancels out: the
@@ -232,6 +258,8 @@ mod tests {
             t.contains("| flightrec+tokio | 2500 (0.50×) | 80.0 (2.00×)"),
             "{t}"
         );
+        // What it recorded and how far back its ring reached; nothing for what records none.
+        assert!(t.contains("| 640 | 0.17 |\n"), "{t}");
         assert!(
             t.contains("- holds: CPU per request at saturation 1.050× none's"),
             "{t}"
