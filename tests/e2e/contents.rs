@@ -75,8 +75,8 @@ fn every_event_of_eight_threads_comes_back_once_in_order_with_exact_values() {
 #[test]
 fn a_wrapped_ring_keeps_each_threads_newest_run_and_counts_the_rest_exactly() {
     let dir = scratch();
-    // The events take about 83 MB; this ring holds about a tenth of them.
-    let rec = recorder(dir.path(), "acc2", 8 << 20);
+    // The events take about 40 MB (25 bytes each); this ring holds about a tenth of them.
+    let rec = recorder(dir.path(), "acc2", 4 << 20);
     on_threads(&dispatch(&rec), THREADS, "w", write_sequences);
     let runs = collect_runs(rec.ring_path());
     let info = info_json(rec.ring_path());

@@ -45,7 +45,7 @@ pub enum FormatError {
     NotARing,
     #[error("file is truncated: only {len} bytes, too short for a flightrec header")]
     Truncated { len: u64 },
-    #[error("unsupported format version {0} (this build reads version {v})", v = layout::FORMAT_VERSION)]
+    #[error("{}", unsupported_version(*.0))]
     UnsupportedVersion(u32),
     #[error("corrupt header: {0}")]
     BadHeader(&'static str),
@@ -227,4 +227,17 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// Reads and decodes a ring file or dump.
 pub fn open(path: &Path) -> Result<Recording, FormatError> {
     read_image(path)?.decode()
+}
+
+/// Why a file of another format version is refused, and where a version 1 file is read.
+fn unsupported_version(version: u32) -> String {
+    let reads = layout::FORMAT_VERSION;
+    if version == 1 {
+        format!(
+            "format version 1 (fixed-size records), which this build no longer reads (it reads \
+             version {reads}): read it with the flightrec that wrote it"
+        )
+    } else {
+        format!("unsupported format version {version} (this build reads version {reads})")
+    }
 }

@@ -2,7 +2,7 @@
 
 use crate::layout::{self, chunk, header, state, ClockAnchor, Geometry, CHUNK_HEADER_SIZE};
 use crate::meta::{Callsite, Level, MetaBuilder, ProcessInfo, ThreadEntry};
-use crate::record::{tag, Encoder, RecordKind};
+use crate::record::{tag, Encoder, RecordKind, Tail};
 
 /// A callsite for tests: level INFO, target "t", no file or line.
 pub fn callsite(id: u32, is_span: bool, name: &str, fields: &[&str]) -> Callsite {
@@ -83,30 +83,36 @@ pub fn sample_image(records_per_chunk: u64) -> Vec<u8> {
         let off = g.chunk_offset(c) as usize;
         let mut pos = 0;
         let payload = &mut b[off + CHUNK_HEADER_SIZE..off + 1024];
-        let mut ticks = 2000 + c as u64 * 1000;
+        let base_ticks = 2000 + c as u64 * 1000;
+        let mut ticks = base_ticks;
         let mut put = |kind, callsite, f: &dyn Fn(&mut Encoder)| {
-            let mut e = Encoder::new(&mut payload[pos..], kind, callsite, ticks, false);
+            let tail = Tail {
+                buf: &mut payload[pos..],
+                base_ticks,
+                truncate_to_fit: false,
+            };
+            let mut e = Encoder::new(tail, kind, callsite, ticks);
             f(&mut e);
             if let Some(n) = e.finish() {
                 pos += n;
             }
             ticks += 10;
         };
-        put(RecordKind::Context, 0, &|e| e.u16(0));
+        put(RecordKind::Context, 0, &|e| e.varint(0));
         put(RecordKind::SpanNew, 2, &|e| {
-            e.u64(1024 + c as u64);
-            e.u64(0);
+            e.id(1024 + c as u64);
+            e.id(0);
             e.field_i64(0, -1)
         });
-        put(RecordKind::Enter, 2, &|e| e.u64(1024 + c as u64));
+        put(RecordKind::Enter, 2, &|e| e.id(1024 + c as u64));
         for n in 0..records_per_chunk {
             put(RecordKind::Event, 1, &|e| {
-                e.u64(0);
+                e.id(0);
                 e.field_bytes(0, tag::STR, b"hello");
                 e.field_u64(1, n)
             });
         }
-        put(RecordKind::Exit, 2, &|e| e.u64(1024 + c as u64));
+        put(RecordKind::Exit, 2, &|e| e.id(1024 + c as u64));
         let seq_start = c as u64 * (records_per_chunk + 3);
         layout::put_u64(
             &mut b,
@@ -303,17 +309,21 @@ pub fn records_image(
         let first_ticks = records.first().map_or(0, |e| e.ticks);
         let payload = &mut b[off + CHUNK_HEADER_SIZE..off + CHUNK as usize];
         let mut pos = 0;
-        let mut e = Encoder::new(
-            &mut payload[pos..],
-            RecordKind::Context,
-            0,
-            first_ticks,
-            false,
-        );
-        e.u16(0);
+        let tail = Tail {
+            buf: &mut payload[pos..],
+            base_ticks: first_ticks,
+            truncate_to_fit: false,
+        };
+        let mut e = Encoder::new(tail, RecordKind::Context, 0, first_ticks);
+        e.varint(0);
         pos += e.finish().expect("a context record fits");
         for r in records {
-            pos += encode_test_record(&mut payload[pos..], r).expect("a thread's records fit");
+            let tail = Tail {
+                buf: &mut payload[pos..],
+                base_ticks: first_ticks,
+                truncate_to_fit: false,
+            };
+            pos += encode_test_record(tail, r).expect("a thread's records fit");
         }
         layout::put_u64(
             &mut b,
@@ -330,7 +340,7 @@ pub fn records_image(
     b
 }
 
-fn encode_test_record(buf: &mut [u8], r: &TestRecord) -> Option<usize> {
+fn encode_test_record(buf: Tail<'_>, r: &TestRecord) -> Option<usize> {
     let fields = |e: &mut Encoder, fields: &[(u8, TestValue)]| {
         for (i, v) in fields {
             match v {
@@ -341,8 +351,8 @@ fn encode_test_record(buf: &mut [u8], r: &TestRecord) -> Option<usize> {
     };
     let (kind, span) = match &r.kind {
         TestRecordKind::Event { parent, fields: f } => {
-            let mut e = Encoder::new(buf, RecordKind::Event, r.callsite, r.ticks, false);
-            e.u64(*parent);
+            let mut e = Encoder::new(buf, RecordKind::Event, r.callsite, r.ticks);
+            e.id(*parent);
             fields(&mut e, f);
             return e.finish();
         }
@@ -351,9 +361,9 @@ fn encode_test_record(buf: &mut [u8], r: &TestRecord) -> Option<usize> {
             parent,
             fields: f,
         } => {
-            let mut e = Encoder::new(buf, RecordKind::SpanNew, r.callsite, r.ticks, false);
-            e.u64(*span);
-            e.u64(*parent);
+            let mut e = Encoder::new(buf, RecordKind::SpanNew, r.callsite, r.ticks);
+            e.id(*span);
+            e.id(*parent);
             fields(&mut e, f);
             return e.finish();
         }
@@ -361,7 +371,7 @@ fn encode_test_record(buf: &mut [u8], r: &TestRecord) -> Option<usize> {
         TestRecordKind::Exit(s) => (RecordKind::Exit, *s),
         TestRecordKind::Close(s) => (RecordKind::Close, *s),
     };
-    let mut e = Encoder::new(buf, kind, r.callsite, r.ticks, false);
-    e.u64(span);
+    let mut e = Encoder::new(buf, kind, r.callsite, r.ticks);
+    e.id(span);
     e.finish()
 }

@@ -53,9 +53,9 @@ impl Shared {
         let ticks = clock::ticks();
         let description = t.describe();
         with_writer(&self.ring, |w| {
-            w.write(|buf, fit| {
-                let mut e = Encoder::new(buf, RecordKind::Event, self.trigger_folded, ticks, fit);
-                e.u64(PARENT_ROOT);
+            w.write(|tail| {
+                let mut e = Encoder::new(tail, RecordKind::Event, self.trigger_folded, ticks);
+                e.id(PARENT_ROOT);
                 e.field_bytes(
                     0,
                     flightrec_format::record::tag::STR,
@@ -81,9 +81,9 @@ impl Shared {
     pub(crate) fn record_dump_failure(&self, reason: &str, error: &str) {
         let ticks = clock::ticks();
         with_writer(&self.ring, |w| {
-            w.write(|buf, fit| {
-                let mut e = Encoder::new(buf, RecordKind::Event, self.dump_failed, ticks, fit);
-                e.u64(PARENT_ROOT);
+            w.write(|tail| {
+                let mut e = Encoder::new(tail, RecordKind::Event, self.dump_failed, ticks);
+                e.id(PARENT_ROOT);
                 e.field_bytes(0, flightrec_format::record::tag::STR, b"dump failed");
                 e.field_bytes(1, flightrec_format::record::tag::STR, error.as_bytes());
                 e.field_bytes(2, flightrec_format::record::tag::STR, reason.as_bytes());

@@ -77,10 +77,10 @@ impl Tasks {
         let callsite = self.callsite;
         let span = with_writer(&self.shared.ring, |w| {
             let span = w.next_span_id();
-            w.write(|buf, fit| {
-                let mut e = Encoder::new(buf, RecordKind::SpanNew, callsite, ticks, fit);
-                e.u64(span);
-                e.u64(PARENT_ROOT);
+            w.write(|tail| {
+                let mut e = Encoder::new(tail, RecordKind::SpanNew, callsite, ticks);
+                e.id(span);
+                e.id(PARENT_ROOT);
                 e.field_u64(0, task);
                 e.field_bytes(1, tag::STR, at.file().as_bytes());
                 e.field_u64(2, u64::from(at.line()));

@@ -367,11 +367,12 @@ fn scan_sealed<'a>(
             continue;
         }
         let payload = &c[CHUNK_HEADER_SIZE..CHUNK_HEADER_SIZE + committed];
+        let base_ticks = head.claim_ticks;
         let mut pos = 0;
         let (mut user_records, mut first_ticks, mut max_ticks) = (0u64, None, 0u64);
         let mut last_span = 0u64;
         while pos < payload.len() {
-            match parse_record_head(&payload[pos..]) {
+            match parse_record_head(&payload[pos..], base_ticks) {
                 Ok((r, n)) => {
                     pos += n;
                     if r.kind == RecordKind::Context {

@@ -96,6 +96,15 @@ impl Iterator for ThreadCursor<'_> {
     fn next(&mut self) -> Option<Record> {
         loop {
             let range = self.chunks.get(self.chunk)?.clone();
+            // The chunk's header sits just before its payload, in a dense image as in a
+            // sparse one; the scan read it already.
+            let base_ticks = range
+                .start
+                .checked_sub(CHUNK_HEADER_SIZE)
+                .and_then(|h| {
+                    crate::layout::get_u64(self.image, h + crate::layout::chunk::CLAIM_TICKS)
+                })
+                .unwrap_or(0);
             let payload = &self.image[range];
             if self.pos >= payload.len() {
                 self.chunk += 1;
@@ -104,7 +113,7 @@ impl Iterator for ThreadCursor<'_> {
             }
             // The scan parsed these bytes already: a failure here cannot happen, but ends
             // the chunk rather than trusting that.
-            let Ok((r, n)) = parse_record(&payload[self.pos..]) else {
+            let Ok((r, n)) = parse_record(&payload[self.pos..], base_ticks) else {
                 self.pos = payload.len();
                 continue;
             };

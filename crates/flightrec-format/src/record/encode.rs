@@ -1,7 +1,22 @@
 //! Encoding a record in place: the writer's side of the record format (see the module
 //! above), bounds-checked, never allocating, never calling `memmove` for short values.
 
-use super::{tag, RecordKind, FLAG_TRUNCATED, MAX_VALUE_LEN, RECORD_HEADER_SIZE};
+use super::{
+    tag, varint_len, zigzag, RecordKind, FLAG_TRUNCATED, MAX_VALUE_LEN, MAX_VARINT,
+    RECORD_HEADER_MAX,
+};
+
+/// Where a record is written: the free tail of a chunk, with what its time is stored
+/// against.
+pub struct Tail<'a> {
+    pub buf: &'a mut [u8],
+    /// The chunk's claim time (its header's `CLAIM_TICKS`): a record stores its time as
+    /// the difference from it.
+    pub base_ticks: u64,
+    /// Text values may be cut to fit: the tail is a whole empty chunk, so retrying
+    /// elsewhere cannot help.
+    pub truncate_to_fit: bool,
+}
 
 /// Writes one record into a caller-provided buffer (the free tail of a chunk).
 ///
@@ -18,33 +33,50 @@ pub struct Encoder<'a> {
 }
 
 impl<'a> Encoder<'a> {
-    /// Starts a record of `kind` in `buf`. `truncate_to_fit` says whether text values may be
-    /// cut to fit (used when `buf` is an empty chunk, so retrying elsewhere cannot help).
+    /// Starts a record of `kind` at the start of `tail`, written at `ticks`.
     #[inline]
-    pub fn new(
-        buf: &'a mut [u8],
-        kind: RecordKind,
-        callsite: u32,
-        ticks: u64,
-        truncate_to_fit: bool,
-    ) -> Encoder<'a> {
+    pub fn new(tail: Tail<'a>, kind: RecordKind, callsite: u32, ticks: u64) -> Encoder<'a> {
         let mut e = Encoder {
-            buf,
+            buf: tail.buf,
             pos: 0,
             overflowed: false,
             truncated: false,
-            truncate_to_fit,
+            truncate_to_fit: tail.truncate_to_fit,
         };
-        if e.buf.len() < RECORD_HEADER_SIZE {
+        if e.buf.len() < RECORD_HEADER_MAX {
             e.overflowed = true;
             return e;
         }
         e.buf[2] = kind as u8;
-        e.buf[3] = 0;
-        e.buf[4..8].copy_from_slice(&callsite.to_le_bytes());
-        e.buf[8..16].copy_from_slice(&ticks.to_le_bytes());
-        e.pos = RECORD_HEADER_SIZE;
+        e.pos = 3;
+        e.varint(u64::from(callsite));
+        e.varint(zigzag(ticks.wrapping_sub(tail.base_ticks) as i64));
         e
+    }
+
+    /// Writes `v` as a varint.
+    #[inline(always)]
+    pub fn varint(&mut self, mut v: u64) {
+        if self.overflowed {
+            return;
+        }
+        if self.buf.len() - self.pos < MAX_VARINT && self.buf.len() - self.pos < varint_len(v) {
+            self.overflowed = true;
+            return;
+        }
+        while v >= 0x80 {
+            self.buf[self.pos] = v as u8 | 0x80;
+            self.pos += 1;
+            v >>= 7;
+        }
+        self.buf[self.pos] = v as u8;
+        self.pos += 1;
+    }
+
+    /// Writes a span id, or a `PARENT_*`: plus one, so `PARENT_ROOT` takes one byte.
+    #[inline(always)]
+    pub fn id(&mut self, v: u64) {
+        self.varint(v.wrapping_add(1));
     }
 
     /// Writes a value of a size known at compile time: a fixed-size store, never a call to
@@ -78,21 +110,6 @@ impl<'a> Encoder<'a> {
                 false
             }
         }
-    }
-
-    #[inline]
-    pub fn u64(&mut self, v: u64) {
-        self.put_fixed(v.to_le_bytes());
-    }
-
-    #[inline]
-    pub fn u16(&mut self, v: u16) {
-        self.put_fixed(v.to_le_bytes());
-    }
-
-    #[inline]
-    pub fn u32(&mut self, v: u32) {
-        self.put_fixed(v.to_le_bytes());
     }
 
     fn field_head(&mut self, index: usize, tag: u8, value_len: usize) -> bool {
@@ -135,13 +152,32 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    /// Writes a varint field: index, tag and value, with one bounds check on the common
+    /// path.
+    #[inline(always)]
+    fn varint_field(&mut self, index: usize, tag: u8, v: u64) {
+        if index <= u8::MAX as usize
+            && !self.overflowed
+            && self.buf.len() - self.pos >= 2 + MAX_VARINT
+        {
+            self.buf[self.pos] = index as u8;
+            self.buf[self.pos + 1] = tag;
+            self.pos += 2;
+            self.varint(v);
+            return;
+        }
+        if self.field_head(index, tag, varint_len(v)) {
+            self.varint(v);
+        }
+    }
+
     #[inline]
     pub fn field_i64(&mut self, index: usize, v: i64) {
-        self.fixed(index, tag::I64, v.to_le_bytes());
+        self.varint_field(index, tag::I64, zigzag(v));
     }
     #[inline]
     pub fn field_u64(&mut self, index: usize, v: u64) {
-        self.fixed(index, tag::U64, v.to_le_bytes());
+        self.varint_field(index, tag::U64, v);
     }
     #[inline]
     pub fn field_i128(&mut self, index: usize, v: i128) {
@@ -177,7 +213,7 @@ impl<'a> Encoder<'a> {
             len = utf8_floor(v, len);
         }
         if self.field_head(index, tag, 2 + len) {
-            self.u16(len as u16);
+            self.put_fixed((len as u16).to_le_bytes());
             self.put(&v[..len]);
         }
     }
@@ -215,7 +251,7 @@ impl<'a> Encoder<'a> {
         }
         self.buf[0..2].copy_from_slice(&(self.pos as u16).to_le_bytes());
         if self.truncated {
-            self.buf[3] |= FLAG_TRUNCATED;
+            self.buf[2] |= FLAG_TRUNCATED << 4;
         }
         Some(self.pos)
     }

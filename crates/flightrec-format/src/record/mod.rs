@@ -2,25 +2,58 @@
 //! reader parses one without trusting it.
 //!
 //! ```text
-//! record  = len:u16 kind:u8 flags:u8 callsite:u32 ticks:u64 body
-//! body    = Event:       parent:u64 field*
-//!           SpanNew:     span:u64 parent:u64 field*
-//!           SpanRecord:  span:u64 field*
-//!           Enter/Exit/Close: span:u64
-//!           FollowsFrom: span:u64 follows:u64
-//!           Context:     depth:u16 (span:u64 callsite:u32)*   -- first record of a chunk
+//! record  = len:u16 kind_flags:u8 callsite:varint dticks:zigzag body
+//! body    = Event:       parent:id field*
+//!           SpanNew:     span:id parent:id field*
+//!           SpanRecord:  span:id field*
+//!           Enter/Exit/Close: span:id
+//!           FollowsFrom: span:id follows:id
+//!           Context:     depth:varint (span:id callsite:varint)*   -- first record of a chunk
 //! field   = index:u8 tag:u8 value
-//! value   = i64|u64|f64: 8 bytes; i128|u128: 16; bool: 1; str|debug|error|bytes: len:u16 bytes
+//! value   = i64: zigzag; u64: varint; f64: 8 bytes; i128|u128: 16; bool: 1;
+//!           str|debug|error|bytes: len:u16 bytes
+//! id      = varint of the span id (or `PARENT_*`) plus one, wrapping: `PARENT_ROOT` is 0
 //! ```
 //!
-//! `len` counts the whole record. Field indexes are positions in the callsite's field list,
-//! so names are stored once, in the meta log, and never per record.
+//! `len` counts the whole record. `kind_flags` holds the kind in its low four bits and the
+//! flags in its high four. A varint is LEB128 (seven bits a byte, low first, at most ten
+//! bytes); a zigzag is a varint of a signed value folded so small magnitudes stay small.
+//! `dticks` is the record's time less its chunk's claim time (the chunk header's
+//! `CLAIM_TICKS`): a record is read on its own, given its chunk, and a time a few
+//! milliseconds into a chunk takes three or four bytes, not eight. Field indexes are
+//! positions in the callsite's field list, so names are stored once, in the meta log, and
+//! never per record. (Format version 1 stored the header's fields, ids and integers at
+//! fixed sizes: 16 bytes of header, 8 a span id, 10 an integer field.)
 
-use crate::layout::{get_u16, get_u32, get_u64};
+use crate::layout::get_u16;
 
 mod encode;
 
-pub const RECORD_HEADER_SIZE: usize = 16;
+/// The shortest record: its length, kind and a one-byte callsite and time.
+pub const RECORD_HEADER_MIN: usize = 5;
+/// The longest header: length, kind, a five-byte callsite and a ten-byte time. A writer
+/// starts a record only where this much room is left.
+pub const RECORD_HEADER_MAX: usize = 18;
+/// The longest varint.
+pub const MAX_VARINT: usize = 10;
+
+/// `v` folded so that values near zero, either side, have small varints.
+#[inline(always)]
+pub fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// The inverse of [`zigzag`].
+#[inline(always)]
+pub fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// The bytes `v` takes as a varint.
+#[inline(always)]
+pub fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
 
 /// What a record says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,7 +129,7 @@ pub mod tag {
 /// are truncated and flagged, so one huge value cannot evict a thread's history.
 pub const MAX_VALUE_LEN: usize = 1024;
 
-pub use encode::{Encoder, TextWriter};
+pub use encode::{Encoder, Tail, TextWriter};
 
 /// A decoded field value.
 ///
@@ -214,73 +247,79 @@ pub enum RecordError {
     BadBody,
 }
 
-/// Parses the record at the start of `b`. Returns it and its length.
-pub fn parse_record(b: &[u8]) -> Result<(RawRecord, usize), RecordError> {
-    parse(b, true)
+/// Parses the record at the start of `b`, a chunk's payload from that record on, in a
+/// chunk claimed at `base_ticks` (its header's `CLAIM_TICKS`). Returns it and its length.
+pub fn parse_record(b: &[u8], base_ticks: u64) -> Result<(RawRecord, usize), RecordError> {
+    parse(b, base_ticks, true)
 }
 
 /// `parse_record` without the field values: the record is checked just as fully (it fails
 /// exactly where `parse_record` does), but `fields` is left empty and nothing is allocated
 /// for them. For passes that only measure and index (a scan walks every record of a
 /// recording before anything is shown).
-pub fn parse_record_head(b: &[u8]) -> Result<(RawRecord, usize), RecordError> {
-    parse(b, false)
+pub fn parse_record_head(b: &[u8], base_ticks: u64) -> Result<(RawRecord, usize), RecordError> {
+    parse(b, base_ticks, false)
 }
 
-fn parse(b: &[u8], keep_fields: bool) -> Result<(RawRecord, usize), RecordError> {
+fn parse(b: &[u8], base_ticks: u64, keep_fields: bool) -> Result<(RawRecord, usize), RecordError> {
     let len = get_u16(b, 0).ok_or(RecordError::BadLength)? as usize;
-    if len < RECORD_HEADER_SIZE || len > b.len() {
+    if len < RECORD_HEADER_MIN || len > b.len() {
         return Err(RecordError::BadLength);
     }
-    let kind = RecordKind::from_u8(b[2]).ok_or(RecordError::UnknownKind(b[2]))?;
+    let kind = RecordKind::from_u8(b[2] & 0x0F).ok_or(RecordError::UnknownKind(b[2] & 0x0F))?;
+    let mut p = Parser {
+        b: &b[3..len],
+        pos: 0,
+    };
+    let callsite = u32::try_from(p.varint()?).map_err(|_| RecordError::BadBody)?;
+    let ticks = base_ticks.wrapping_add(unzigzag(p.varint()?) as u64);
     let mut r = RawRecord {
         kind,
-        flags: b[3],
-        callsite: get_u32(b, 4).ok_or(RecordError::BadLength)?,
-        ticks: get_u64(b, 8).ok_or(RecordError::BadLength)?,
+        flags: b[2] >> 4,
+        callsite,
+        ticks,
         span: 0,
         other: 0,
         fields: Vec::new(),
         context: Vec::new(),
     };
-    let body = &b[RECORD_HEADER_SIZE..len];
-    let mut p = Parser { b: body, pos: 0 };
     match kind {
         RecordKind::Event => {
-            r.other = p.u64()?;
+            r.other = p.id()?;
             r.fields = p.fields(keep_fields)?;
         }
         RecordKind::SpanNew => {
-            r.span = p.u64()?;
-            r.other = p.u64()?;
+            r.span = p.id()?;
+            r.other = p.id()?;
             r.fields = p.fields(keep_fields)?;
         }
         RecordKind::SpanRecord => {
-            r.span = p.u64()?;
+            r.span = p.id()?;
             r.fields = p.fields(keep_fields)?;
         }
         RecordKind::Enter | RecordKind::Exit | RecordKind::Close => {
-            r.span = p.u64()?;
+            r.span = p.id()?;
         }
         RecordKind::FollowsFrom => {
-            r.span = p.u64()?;
-            r.other = p.u64()?;
+            r.span = p.id()?;
+            r.other = p.id()?;
         }
         RecordKind::Context => {
-            let depth = p.u16()? as usize;
-            // Each entry is 12 bytes; refuse a depth the body cannot hold before allocating.
-            if depth * 12 > body.len() {
+            let depth = u16::try_from(p.varint()?).map_err(|_| RecordError::BadBody)? as usize;
+            // Each entry takes two bytes at least; refuse a depth the body cannot hold
+            // before allocating.
+            if depth * 2 > p.b.len() - p.pos {
                 return Err(RecordError::BadBody);
             }
             r.context.reserve_exact(depth);
             for _ in 0..depth {
-                let span = p.u64()?;
-                let callsite = p.u32()?;
+                let span = p.id()?;
+                let callsite = u32::try_from(p.varint()?).map_err(|_| RecordError::BadBody)?;
                 r.context.push((span, callsite));
             }
         }
     }
-    if p.pos != body.len() {
+    if p.pos != p.b.len() {
         return Err(RecordError::BadBody);
     }
     Ok((r, len))
@@ -303,8 +342,26 @@ impl<'b> Parser<'b> {
     fn u16(&mut self) -> Result<u16, RecordError> {
         Ok(u16::from_le_bytes(self.take(2)?.try_into().unwrap()))
     }
-    fn u32(&mut self) -> Result<u32, RecordError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    /// A LEB128 varint; an overlong one (past ten bytes, or bits beyond 64) is refused.
+    fn varint(&mut self) -> Result<u64, RecordError> {
+        let mut v = 0u64;
+        let mut shift = 0;
+        loop {
+            let byte = *self.b.get(self.pos).ok_or(RecordError::BadBody)?;
+            self.pos += 1;
+            if shift == 63 && byte > 1 {
+                return Err(RecordError::BadBody);
+            }
+            v |= u64::from(byte & 0x7F) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+            shift += 7;
+        }
+    }
+    /// A span id or `PARENT_*`, stored plus one.
+    fn id(&mut self) -> Result<u64, RecordError> {
+        Ok(self.varint()?.wrapping_sub(1))
     }
     fn u64(&mut self) -> Result<u64, RecordError> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
@@ -327,7 +384,10 @@ impl<'b> Parser<'b> {
             let truncated = t & tag::TRUNCATED != 0;
             if !keep {
                 match t & !tag::TRUNCATED {
-                    tag::I64 | tag::U64 | tag::F64 => {
+                    tag::I64 | tag::U64 => {
+                        self.varint()?;
+                    }
+                    tag::F64 => {
                         self.take(8)?;
                     }
                     tag::I128 | tag::U128 => {
@@ -342,8 +402,8 @@ impl<'b> Parser<'b> {
                 continue;
             }
             let value = match t & !tag::TRUNCATED {
-                tag::I64 => Value::I64(self.u64()? as i64),
-                tag::U64 => Value::U64(self.u64()?),
+                tag::I64 => Value::I64(unzigzag(self.varint()?)),
+                tag::U64 => Value::U64(self.varint()?),
                 tag::I128 => Value::I128(Wide(self.u128()? as i128)),
                 tag::U128 => Value::U128(Wide(self.u128()?)),
                 tag::F64 => Value::F64(f64::from_bits(self.u64()?)),

@@ -107,9 +107,9 @@ pub(crate) fn span_op(
 ) {
     let ticks = clock::ticks();
     with_writer(&shared.ring, |w| {
-        w.write(|buf, fit| {
-            let mut e = Encoder::new(buf, kind, callsite, ticks, fit);
-            e.u64(span);
+        w.write(|tail| {
+            let mut e = Encoder::new(tail, kind, callsite, ticks);
+            e.id(span);
             e.finish()
         });
         after(w);
@@ -128,9 +128,9 @@ where
         let parent = self.parent_of(&ctx, event.is_contextual(), event.parent());
         let ticks = clock::ticks();
         with_writer(&self.shared.ring, |w| {
-            w.write(|buf, fit| {
-                let mut e = Encoder::new(buf, RecordKind::Event, callsite, ticks, fit);
-                e.u64(parent);
+            w.write(|tail| {
+                let mut e = Encoder::new(tail, RecordKind::Event, callsite, ticks);
+                e.id(parent);
                 event.record(&mut FieldEncoder { enc: &mut e });
                 e.finish()
             })
@@ -152,10 +152,10 @@ where
         let ticks = clock::ticks();
         let ours = with_writer(&self.shared.ring, |w| {
             let span = w.next_span_id();
-            w.write(|buf, fit| {
-                let mut e = Encoder::new(buf, RecordKind::SpanNew, callsite, ticks, fit);
-                e.u64(span);
-                e.u64(parent);
+            w.write(|tail| {
+                let mut e = Encoder::new(tail, RecordKind::SpanNew, callsite, ticks);
+                e.id(span);
+                e.id(parent);
                 attrs.record(&mut FieldEncoder { enc: &mut e });
                 e.finish()
             });
@@ -180,9 +180,9 @@ where
         };
         let ticks = clock::ticks();
         with_writer(&self.shared.ring, |w| {
-            w.write(|buf, fit| {
-                let mut e = Encoder::new(buf, RecordKind::SpanRecord, span.callsite, ticks, fit);
-                e.u64(span.id);
+            w.write(|tail| {
+                let mut e = Encoder::new(tail, RecordKind::SpanRecord, span.callsite, ticks);
+                e.id(span.id);
                 values.record(&mut FieldEncoder { enc: &mut e });
                 e.finish()
             })
@@ -196,10 +196,10 @@ where
         };
         let ticks = clock::ticks();
         with_writer(&self.shared.ring, |w| {
-            w.write(|buf, fit| {
-                let mut e = Encoder::new(buf, RecordKind::FollowsFrom, span.callsite, ticks, fit);
-                e.u64(span.id);
-                e.u64(cause.id);
+            w.write(|tail| {
+                let mut e = Encoder::new(tail, RecordKind::FollowsFrom, span.callsite, ticks);
+                e.id(span.id);
+                e.id(cause.id);
                 e.finish()
             })
         });
@@ -233,9 +233,9 @@ where
             };
             // Written out here: a helper shared with `span_op` cost 74 instructions more
             // per span life (callgrind, `hot_loop span`).
-            w.write(|buf, fit| {
-                let mut e = Encoder::new(buf, RecordKind::Exit, callsite, ticks, fit);
-                e.u64(span);
+            w.write(|tail| {
+                let mut e = Encoder::new(tail, RecordKind::Exit, callsite, ticks);
+                e.id(span);
                 e.finish()
             });
             w.pop_span(span);

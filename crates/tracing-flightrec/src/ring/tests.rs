@@ -18,9 +18,9 @@ fn ring(chunks: u64) -> Arc<Ring> {
 }
 
 fn event(w: &mut ThreadWriter, seq: u64) -> bool {
-    w.write(|buf, fit| {
-        let mut e = Encoder::new(buf, RecordKind::Event, 1, seq, fit);
-        e.u64(0);
+    w.write(|tail| {
+        let mut e = Encoder::new(tail, RecordKind::Event, 1, seq);
+        e.id(0);
         e.field_u64(0, seq);
         e.finish()
     })

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use flightrec_format::layout::{header, SPAN_ID_BLOCK};
 use flightrec_format::meta::{MetaBuilder, ThreadEntry};
-use flightrec_format::record::{Encoder, RecordKind};
+use flightrec_format::record::{Encoder, RecordKind, Tail};
 
 use super::protocol::{self, ChunkPool, Claimant, Claimed};
 use super::{clock, Ring};
@@ -35,6 +35,9 @@ pub(crate) struct ThreadWriter {
     previous: Option<Claimed>,
     /// Payload bytes written (and committed) in `chunk`.
     written: usize,
+    /// `chunk`'s claim time, as its header holds it: what its records' times are stored
+    /// against.
+    base_ticks: u64,
     /// Records this thread has attempted, written or dropped.
     attempted: u64,
     /// Records this thread could not write.
@@ -77,6 +80,7 @@ impl ThreadWriter {
             chunk: None,
             previous: None,
             written: 0,
+            base_ticks: 0,
             attempted: 0,
             dropped: 0,
             backoff: 0,
@@ -87,21 +91,23 @@ impl ThreadWriter {
         }
     }
 
-    /// Writes one record. `encode(buf, truncate_to_fit)` encodes it at the start of `buf`
-    /// and returns its length, or `None` if it does not fit. It may be called twice: once
-    /// for the current chunk and, if that is full, once for a fresh one (then with
+    /// Writes one record. `encode(tail)` encodes it at the start of the tail and returns
+    /// its length, or `None` if it does not fit. It may be called twice: once for the
+    /// current chunk and, if that is full, once for a fresh one (then with
     /// `truncate_to_fit`, since no other chunk could hold more).
     #[inline]
-    pub(crate) fn write(
-        &mut self,
-        mut encode: impl FnMut(&mut [u8], bool) -> Option<usize>,
-    ) -> bool {
+    pub(crate) fn write(&mut self, mut encode: impl FnMut(Tail<'_>) -> Option<usize>) -> bool {
         self.attempted += 1;
         if let Some(c) = self.chunk {
             // SAFETY: this thread owns chunk `c` (claimed, not retired), `written` is its
             // committed length, and no other slice of the chunk is alive.
-            let tail = unsafe { self.ring.payload_tail(c.index, self.written) };
-            if let Some(n) = encode(tail, false) {
+            let buf = unsafe { self.ring.payload_tail(c.index, self.written) };
+            let tail = Tail {
+                buf,
+                base_ticks: self.base_ticks,
+                truncate_to_fit: false,
+            };
+            if let Some(n) = encode(tail) {
                 self.written += n;
                 protocol::commit(self.ring.chunk(c.index), self.written as u32);
                 return true;
@@ -111,7 +117,7 @@ impl ThreadWriter {
     }
 
     #[cold]
-    fn write_slow(&mut self, mut encode: impl FnMut(&mut [u8], bool) -> Option<usize>) -> bool {
+    fn write_slow(&mut self, mut encode: impl FnMut(Tail<'_>) -> Option<usize>) -> bool {
         // `attempted` already counts this record; a fresh chunk starts with it, after any
         // records lost to re-entrant calls.
         self.fold_reentered();
@@ -120,8 +126,13 @@ impl ThreadWriter {
         }
         let c = self.chunk.expect("refill succeeded");
         // SAFETY: as in `write`: we own the freshly claimed chunk and hold no other slice.
-        let tail = unsafe { self.ring.payload_tail(c.index, self.written) };
-        match encode(tail, true) {
+        let buf = unsafe { self.ring.payload_tail(c.index, self.written) };
+        let tail = Tail {
+            buf,
+            base_ticks: self.base_ticks,
+            truncate_to_fit: true,
+        };
+        match encode(tail) {
             Some(n) => {
                 self.written += n;
                 protocol::commit(self.ring.chunk(c.index), self.written as u32);
@@ -174,17 +185,23 @@ impl ThreadWriter {
         }
         self.previous = self.chunk.replace(new);
         self.written = 0;
+        self.base_ticks = who.ticks;
         // The context record: which spans this thread is inside, so the chunk reads on its
         // own even after the thread's older chunks are overwritten.
         let kept = self.depth.min(MAX_STACK);
         let stack = self.stack;
         // SAFETY: we own the chunk just claimed and hold no other slice of it.
-        let tail = unsafe { self.ring.payload_tail(new.index, 0) };
-        let mut e = Encoder::new(tail, RecordKind::Context, 0, who.ticks, false);
-        e.u16(kept as u16);
+        let buf = unsafe { self.ring.payload_tail(new.index, 0) };
+        let tail = Tail {
+            buf,
+            base_ticks: who.ticks,
+            truncate_to_fit: false,
+        };
+        let mut e = Encoder::new(tail, RecordKind::Context, 0, who.ticks);
+        e.varint(kept as u64);
         for entered in &stack[..kept] {
-            e.u64(entered.span);
-            e.u32(entered.callsite);
+            e.id(entered.span);
+            e.varint(u64::from(entered.callsite));
         }
         if let Some(n) = e.finish() {
             self.written = n;

@@ -121,9 +121,9 @@ impl LockMeta {
             let callsite = self.callsite(&w.ring);
             let ns = since.map(|s| (now.wrapping_sub(s) as f64 * w.ring.ns_per_tick) as u64);
             let site = at.map_or(0, |at| crate::callsites::site_id(at, &w.ring));
-            w.write(|buf, fit| {
-                let mut e = Encoder::new(buf, RecordKind::Event, callsite, now, fit);
-                e.u64(PARENT_CONTEXTUAL);
+            w.write(|tail| {
+                let mut e = Encoder::new(tail, RecordKind::Event, callsite, now);
+                e.id(PARENT_CONTEXTUAL);
                 e.field_u64(lock::OP as usize, op | u64::from(site) << lock::OP_BITS);
                 if let Some(ns) = ns {
                     e.field_u64(lock::NS as usize, ns);

@@ -239,7 +239,7 @@ fn open_spans(shared: &Shared, i: u64, buf: &mut [u8], locks: &HashSet<u32>) -> 
     let mut waiting_on = None;
     let mut pos = 0;
     while pos < payload.len() {
-        let Ok((r, n)) = parse_record(&payload[pos..]) else {
+        let Ok((r, n)) = parse_record(&payload[pos..], view.claim_ticks) else {
             break;
         };
         match r.kind {
