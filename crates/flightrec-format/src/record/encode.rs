@@ -49,28 +49,52 @@ impl<'a> Encoder<'a> {
         }
         e.buf[2] = kind as u8;
         e.pos = 3;
-        e.varint(u64::from(callsite));
-        e.varint(zigzag(ticks.wrapping_sub(tail.base_ticks) as i64));
+        // Room for the longest header is checked above: no check a varint.
+        e.put_varint_in_room(u64::from(callsite));
+        e.put_varint_in_room(zigzag(ticks.wrapping_sub(tail.base_ticks) as i64));
         e
     }
 
-    /// Writes `v` as a varint.
+    /// Writes `v` as a varint where nine bytes of room are known to be left: one
+    /// eight-byte store and `n` of its bytes kept, no branch a byte.
     #[inline(always)]
-    pub fn varint(&mut self, mut v: u64) {
+    fn put_varint_in_room(&mut self, v: u64) {
+        let n = varint_len(v);
+        if n <= 8 {
+            let word = (v << n) | (1 << (n - 1));
+            self.buf[self.pos..self.pos + 8].copy_from_slice(&word.to_le_bytes());
+        } else {
+            self.buf[self.pos] = 0;
+            self.buf[self.pos + 1..self.pos + 9].copy_from_slice(&v.to_le_bytes());
+        }
+        self.pos += n;
+    }
+
+    /// Writes `v` as a varint (see the module above: its length in unary in the first
+    /// byte's low bits, then the value).
+    #[inline(always)]
+    pub fn varint(&mut self, v: u64) {
         if self.overflowed {
             return;
         }
-        if self.buf.len() - self.pos < MAX_VARINT && self.buf.len() - self.pos < varint_len(v) {
+        let room = self.buf.len() - self.pos;
+        if room >= MAX_VARINT {
+            self.put_varint_in_room(v);
+            return;
+        }
+        let n = varint_len(v);
+        if room < n {
             self.overflowed = true;
             return;
         }
-        while v >= 0x80 {
-            self.buf[self.pos] = v as u8 | 0x80;
-            self.pos += 1;
-            v >>= 7;
+        if n <= 8 {
+            let word = (v << n) | (1 << (n - 1));
+            self.buf[self.pos..self.pos + n].copy_from_slice(&word.to_le_bytes()[..n]);
+        } else {
+            self.buf[self.pos] = 0;
+            self.buf[self.pos + 1..self.pos + 9].copy_from_slice(&v.to_le_bytes());
         }
-        self.buf[self.pos] = v as u8;
-        self.pos += 1;
+        self.pos += n;
     }
 
     /// Writes a span id, or a `PARENT_*`: plus one, so `PARENT_ROOT` takes one byte.

@@ -16,8 +16,11 @@
 //! ```
 //!
 //! `len` counts the whole record. `kind_flags` holds the kind in its low four bits and the
-//! flags in its high four. A varint is LEB128 (seven bits a byte, low first, at most ten
-//! bytes); a zigzag is a varint of a signed value folded so small magnitudes stay small.
+//! flags in its high four. A varint is a prefix varint: its length `n` in unary in the low
+//! bits of its first byte (`n - 1` zeros, then a one), the value in the 7n bits above, little
+//! endian, for values under 2^56; a zero byte then eight bytes for the rest. A writer encodes
+//! one with an eight-byte store, with no branch a byte as LEB128 needs. A zigzag is a varint
+//! of a signed value folded so small magnitudes stay small.
 //! `dticks` is the record's time less its chunk's claim time (the chunk header's
 //! `CLAIM_TICKS`): a record is read on its own, given its chunk, and a time a few
 //! milliseconds into a chunk takes three or four bytes, not eight. Field indexes are
@@ -31,11 +34,11 @@ mod encode;
 
 /// The shortest record: its length, kind and a one-byte callsite and time.
 pub const RECORD_HEADER_MIN: usize = 5;
-/// The longest header: length, kind, a five-byte callsite and a ten-byte time. A writer
+/// The longest header: length, kind, a five-byte callsite and a nine-byte time. A writer
 /// starts a record only where this much room is left.
-pub const RECORD_HEADER_MAX: usize = 18;
+pub const RECORD_HEADER_MAX: usize = 17;
 /// The longest varint.
-pub const MAX_VARINT: usize = 10;
+pub const MAX_VARINT: usize = 9;
 
 /// `v` folded so that values near zero, either side, have small varints.
 #[inline(always)]
@@ -49,10 +52,15 @@ pub fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-/// The bytes `v` takes as a varint.
+/// The bytes `v` takes as a varint: one for every seven bits up to 56, then nine.
 #[inline(always)]
 pub fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+    let bits = 64 - (v | 1).leading_zeros() as usize;
+    if bits > 56 {
+        9
+    } else {
+        bits.div_ceil(7)
+    }
 }
 
 /// What a record says happened.
@@ -342,22 +350,19 @@ impl<'b> Parser<'b> {
     fn u16(&mut self) -> Result<u16, RecordError> {
         Ok(u16::from_le_bytes(self.take(2)?.try_into().unwrap()))
     }
-    /// A LEB128 varint; an overlong one (past ten bytes, or bits beyond 64) is refused.
+    /// A varint: `n - 1` zero bits then a one in the first byte's low bits give its length
+    /// `n` (up to 8 bytes, holding 7n bits); a zero first byte is followed by eight bytes.
     fn varint(&mut self) -> Result<u64, RecordError> {
-        let mut v = 0u64;
-        let mut shift = 0;
-        loop {
-            let byte = *self.b.get(self.pos).ok_or(RecordError::BadBody)?;
+        let first = *self.b.get(self.pos).ok_or(RecordError::BadBody)?;
+        if first == 0 {
             self.pos += 1;
-            if shift == 63 && byte > 1 {
-                return Err(RecordError::BadBody);
-            }
-            v |= u64::from(byte & 0x7F) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-            shift += 7;
+            return self.u64();
         }
+        let n = first.trailing_zeros() as usize + 1;
+        let bytes = self.take(n)?;
+        let mut word = [0u8; 8];
+        word[..n].copy_from_slice(bytes);
+        Ok(u64::from_le_bytes(word) >> n)
     }
     /// A span id or `PARENT_*`, stored plus one.
     fn id(&mut self) -> Result<u64, RecordError> {

@@ -122,10 +122,16 @@ fn garbage_is_an_error_not_a_panic() {
     b[0] = 16;
     b[2] = 15;
     assert_eq!(parse_record(&b, 0), Err(RecordError::UnknownKind(15)));
-    // An overlong varint (eleven bytes) for the callsite.
-    let mut b = [0x80u8; 16];
-    b[..3].copy_from_slice(&[16, 0, RecordKind::Enter as u8]);
+    // A callsite whose varint says eight bytes, in a record of eight bytes in all.
+    let b = [8, 0, RecordKind::Enter as u8, 0x80, 1, 1, 1, 1];
     assert_eq!(parse_record(&b, 0), Err(RecordError::BadBody));
+    // A callsite past 32 bits.
+    let mut b = [0u8; 16];
+    b[..4].copy_from_slice(&[14, 0, RecordKind::Enter as u8, 0]);
+    b[4..12].copy_from_slice(&u64::MAX.to_le_bytes());
+    b[12] = 1;
+    b[13] = 3;
+    assert_eq!(parse_record(&b[..14], 0), Err(RecordError::BadBody));
 }
 
 /// A record of every value type, for damaging.
