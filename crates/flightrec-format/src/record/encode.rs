@@ -55,19 +55,10 @@ impl<'a> Encoder<'a> {
         e
     }
 
-    /// Writes `v` as a varint where nine bytes of room are known to be left: one
-    /// eight-byte store and `n` of its bytes kept, no branch a byte.
+    /// Writes `v` as a varint where nine bytes of room are known to be left.
     #[inline(always)]
     fn put_varint_in_room(&mut self, v: u64) {
-        let n = varint_len(v);
-        if n <= 8 {
-            let word = (v << n) | (1 << (n - 1));
-            self.buf[self.pos..self.pos + 8].copy_from_slice(&word.to_le_bytes());
-        } else {
-            self.buf[self.pos] = 0;
-            self.buf[self.pos + 1..self.pos + 9].copy_from_slice(&v.to_le_bytes());
-        }
-        self.pos += n;
+        self.pos += store_varint(&mut self.buf[self.pos..], v);
     }
 
     /// Writes `v` as a varint (see the module above: its length in unary in the first
@@ -82,18 +73,14 @@ impl<'a> Encoder<'a> {
             self.put_varint_in_room(v);
             return;
         }
-        let n = varint_len(v);
+        // Near the end of the chunk: through a scratch buffer, as much as it takes.
+        let mut scratch = [0u8; MAX_VARINT];
+        let n = store_varint(&mut scratch, v);
         if room < n {
             self.overflowed = true;
             return;
         }
-        if n <= 8 {
-            let word = (v << n) | (1 << (n - 1));
-            self.buf[self.pos..self.pos + n].copy_from_slice(&word.to_le_bytes()[..n]);
-        } else {
-            self.buf[self.pos] = 0;
-            self.buf[self.pos + 1..self.pos + 9].copy_from_slice(&v.to_le_bytes());
-        }
+        self.buf[self.pos..self.pos + n].copy_from_slice(&scratch[..n]);
         self.pos += n;
     }
 
@@ -284,6 +271,21 @@ impl<'a> Encoder<'a> {
     pub fn overflowed(&self) -> bool {
         self.overflowed
     }
+}
+
+/// Stores `v` as a varint at the start of `dst`, which has nine bytes at least, and returns
+/// its length: one eight-byte store and the bytes the value takes kept, no branch a byte.
+#[inline(always)]
+fn store_varint(dst: &mut [u8], v: u64) -> usize {
+    let n = varint_len(v);
+    if n <= 8 {
+        let word = (v << n) | (1 << (n - 1));
+        dst[..8].copy_from_slice(&word.to_le_bytes());
+    } else {
+        dst[0] = 0;
+        dst[1..9].copy_from_slice(&v.to_le_bytes());
+    }
+    n
 }
 
 /// `dst.copy_from_slice(src)` for slices of equal length, without a call to `memmove` for

@@ -234,3 +234,31 @@ proptest::proptest! {
         proptest::prop_assert_eq!(values, vec![Value::I64(signed), Value::U64(unsigned)]);
     }
 }
+
+/// At a chunk's end, where less than a varint's longest is left, a record is written whole
+/// or not at all, however few bytes are left.
+#[test]
+fn near_the_end_of_a_chunk_a_record_fits_whole_or_not_at_all() {
+    let mut fitted = 0;
+    for room in 0..48 {
+        let mut buf = vec![0u8; room];
+        let mut e = Encoder::new(tail(&mut buf, false), RecordKind::Event, 300, BASE + 5);
+        e.id(1 << 40);
+        e.field_u64(0, 1 << 20);
+        e.field_i64(1, i64::MIN);
+        match e.finish() {
+            Some(len) => {
+                fitted += 1;
+                let (r, n) = parse_record(&buf[..len], BASE).unwrap();
+                assert_eq!(
+                    (n, r.callsite, r.ticks, r.other),
+                    (len, 300, BASE + 5, 1 << 40)
+                );
+                let values: Vec<Value> = r.fields.iter().map(|f| f.value.clone()).collect();
+                assert_eq!(values, vec![Value::U64(1 << 20), Value::I64(i64::MIN)]);
+            }
+            None => assert_eq!(fitted, 0, "a record fitted in fewer bytes than {room}"),
+        }
+    }
+    assert!(fitted > 0);
+}
