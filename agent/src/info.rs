@@ -49,7 +49,7 @@ pub fn run(
                     "overwritten": t.overwritten, "dropped": t.dropped,
                     "fully_overwritten": t.fully_overwritten,
                     "lost_to_damage": t.lost_to_damage, "gaps": t.gaps,
-                    "first_ts": t.first_ts, "last_ts": t.last_ts, "covers_ns": covers(t),
+                    "first_ts": t.first_ts, "last_ts": t.last_ts, "covers_ns": t.covers_ns(),
                 })
             })
             .collect();
@@ -185,7 +185,8 @@ pub fn run(
             t.dropped,
             span(t.first_ts),
             span(t.last_ts),
-            covers(t).map_or_else(|| "-".into(), flightrec_analysis::locks::duration),
+            t.covers_ns()
+                .map_or_else(|| "-".into(), flightrec_analysis::locks::duration),
             if t.gaps > 0 {
                 format!("  ({} gap{})", t.gaps, if t.gaps == 1 { "" } else { "s" })
             } else {
@@ -202,12 +203,6 @@ pub fn run(
         }
     }
     Ok(())
-}
-
-/// How much time a thread's surviving records span, in ns: how far back the ring reaches
-/// for it (what sizes a ring: bytes per record times records per second).
-fn covers(t: &flightrec_format::ThreadSummary) -> Option<u64> {
-    Some(t.last_ts?.saturating_sub(t.first_ts?).max(0) as u64)
 }
 
 /// How the process ended, as data: `how` is `unrecorded`, `closed` or `stopped`.

@@ -37,7 +37,7 @@ impl RingLook {
             reach_ns: threads
                 .iter()
                 .filter(|t| t.overwritten > 0)
-                .filter_map(|t| Some(t.last_ts?.saturating_sub(t.first_ts?).max(0) as u64))
+                .filter_map(|t| t.covers_ns())
                 .min(),
         })
     }

@@ -86,6 +86,14 @@ pub struct ThreadSummary {
     pub last_ts: Option<i64>,
 }
 
+impl ThreadSummary {
+    /// How much time the thread's surviving records span, in ns: how far back the ring
+    /// reaches for it (what sizes a ring: bytes per record times records per second).
+    pub fn covers_ns(&self) -> Option<u64> {
+        Some(self.last_ts?.saturating_sub(self.first_ts?).max(0) as u64)
+    }
+}
+
 /// A resolved record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {

@@ -28,6 +28,7 @@ impl<'a> Scan<'a> {
                 chunks: chunks.clone(),
                 chunk: 0,
                 pos: 0,
+                base_ticks: 0,
                 stack: Vec::new(),
                 shared: vec![Arc::from(Vec::new())],
                 last_ts: i64::MIN,
@@ -80,6 +81,9 @@ struct ThreadCursor<'a> {
     chunks: Vec<std::ops::Range<usize>>,
     chunk: usize,
     pos: usize,
+    /// The current chunk's claim time, what its records' times are stored against: read
+    /// from its header when the cursor enters it.
+    base_ticks: u64,
     /// Spans entered on the thread, outermost first.
     stack: Vec<u64>,
     /// `shared[d]` is `stack[..d]` as shared by the records written under it: leaving a
@@ -96,15 +100,17 @@ impl Iterator for ThreadCursor<'_> {
     fn next(&mut self) -> Option<Record> {
         loop {
             let range = self.chunks.get(self.chunk)?.clone();
-            // The chunk's header sits just before its payload, in a dense image as in a
-            // sparse one; the scan read it already.
-            let base_ticks = range
-                .start
-                .checked_sub(CHUNK_HEADER_SIZE)
-                .and_then(|h| {
-                    crate::layout::get_u64(self.image, h + crate::layout::chunk::CLAIM_TICKS)
-                })
-                .unwrap_or(0);
+            if self.pos == 0 {
+                // The chunk's header sits just before its payload, in a dense image as in a
+                // sparse one; the scan read it already.
+                self.base_ticks = range
+                    .start
+                    .checked_sub(CHUNK_HEADER_SIZE)
+                    .and_then(|h| {
+                        crate::layout::get_u64(self.image, h + crate::layout::chunk::CLAIM_TICKS)
+                    })
+                    .unwrap_or(0);
+            }
             let payload = &self.image[range];
             if self.pos >= payload.len() {
                 self.chunk += 1;
@@ -113,7 +119,7 @@ impl Iterator for ThreadCursor<'_> {
             }
             // The scan parsed these bytes already: a failure here cannot happen, but ends
             // the chunk rather than trusting that.
-            let Ok((r, n)) = parse_record(&payload[self.pos..], base_ticks) else {
+            let Ok((r, n)) = parse_record(&payload[self.pos..], self.base_ticks) else {
                 self.pos = payload.len();
                 continue;
             };

@@ -174,7 +174,7 @@ impl<'a> Encoder<'a> {
             self.buf[self.pos] = index as u8;
             self.buf[self.pos + 1] = tag;
             self.pos += 2;
-            self.varint(v);
+            self.put_varint_in_room(v);
             return;
         }
         if self.field_head(index, tag, varint_len(v)) {
