@@ -194,25 +194,33 @@ fn a_corrupted_record_is_dropped_not_misread() {
     }
 }
 
-/// Format version 1 (fixed-size records, before the compact encoding) is refused by every
-/// reader in one line that says what the file is and what reads it, never misread.
+/// Files of the older format versions (1: fixed-size records; 2: compact records with
+/// every message whole) are refused by every reader in one line that says what the file is
+/// and what reads it, never misread.
 #[test]
-fn a_version_1_file_is_refused_in_one_line_that_says_what_reads_it() {
+fn an_older_version_is_refused_in_one_line_that_says_what_reads_it() {
     let dir = scratch();
-    let mut b = samples().0.clone();
-    b[layout::header::VERSION..layout::header::VERSION + 4].copy_from_slice(&1u32.to_le_bytes());
-    let path = dir.path().join("old.flightrec-ring");
-    std::fs::write(&path, &b).unwrap();
-    let path = path.to_str().unwrap();
-    for args in [vec!["info", path], vec!["cat", path], vec!["check", path]] {
-        let out = flightrec(&args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} accepted a version 1 file");
-        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
-        assert!(
-            stderr.contains("format version 1") && stderr.contains("the flightrec that wrote it"),
-            "{args:?}: {stderr}"
-        );
+    for version in [1u32, 2] {
+        let mut b = samples().0.clone();
+        b[layout::header::VERSION..layout::header::VERSION + 4]
+            .copy_from_slice(&version.to_le_bytes());
+        let path = dir.path().join(format!("old-{version}.flightrec-ring"));
+        std::fs::write(&path, &b).unwrap();
+        let path = path.to_str().unwrap();
+        for args in [vec!["info", path], vec!["cat", path], vec!["check", path]] {
+            let out = flightrec(&args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success(),
+                "{args:?} accepted a version {version} file"
+            );
+            assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("format version {version} ("))
+                    && stderr.contains("the flightrec that wrote it"),
+                "{args:?}: {stderr}"
+            );
+        }
     }
 }
 

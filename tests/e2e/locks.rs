@@ -566,3 +566,41 @@ fn a_lock_first_used_by_many_threads_at_once_is_registered_once() {
         assert_eq!(state.stats[&l.id].acquisitions, 8, "{}", l.name);
     }
 }
+
+/// A thread records its lock events in the recorder of its own subscriber, and a thread
+/// with none records none: never into another recorder of the process (a test suite, or a
+/// service with two, builds many).
+#[test]
+fn a_thread_records_its_locks_only_in_its_own_subscribers_recorder() {
+    let dir = scratch();
+    let ours = recorder(dir.path(), "ours", 1 << 20);
+    let d = dispatch(&ours);
+    let lock = Arc::new(tracing_flightrec::sync::Mutex::named("shared_lock", 0u64));
+    let l = lock.clone();
+    std::thread::Builder::new()
+        .name("recorded".into())
+        .spawn(move || tracing::dispatcher::with_default(&d, || *l.lock().unwrap() += 1))
+        .unwrap()
+        .join()
+        .unwrap();
+    // Built after ours: the newest recorder of the process.
+    let newest = recorder(dir.path(), "newest", 1 << 20);
+    let l = lock.clone();
+    std::thread::Builder::new()
+        .name("unrecorded".into())
+        .spawn(move || *l.lock().unwrap() += 1)
+        .unwrap()
+        .join()
+        .unwrap();
+    let threads_with_locks = |path: &std::path::Path| {
+        let mut threads: Vec<String> = cat_json(path)
+            .into_iter()
+            .filter(|r| r["target"] == "flightrec::lock")
+            .map(|r| r["thread"].as_str().unwrap().to_string())
+            .collect();
+        threads.dedup();
+        threads
+    };
+    assert_eq!(threads_with_locks(ours.ring_path()), ["recorded"]);
+    assert!(threads_with_locks(newest.ring_path()).is_empty());
+}

@@ -13,7 +13,7 @@
 /// First eight bytes of every ring file and of every decompressed dump.
 pub const MAGIC: [u8; 8] = *b"FLTREC\0\x01";
 /// Bumped on any incompatible change to this module or to `record`.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The first bytes of a zstd frame; a dump starts with these.
 pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 

@@ -229,15 +229,19 @@ pub fn open(path: &Path) -> Result<Recording, FormatError> {
     read_image(path)?.decode()
 }
 
-/// Why a file of another format version is refused, and where a version 1 file is read.
+/// Why a file of another format version is refused, and where an older one is read.
 fn unsupported_version(version: u32) -> String {
     let reads = layout::FORMAT_VERSION;
-    if version == 1 {
-        format!(
-            "format version 1 (fixed-size records), which this build no longer reads (it reads \
+    let what = match version {
+        1 => Some("fixed-size records"),
+        2 => Some("whole messages in every event"),
+        _ => None,
+    };
+    match what {
+        Some(what) => format!(
+            "format version {version} ({what}), which this build no longer reads (it reads \
              version {reads}): read it with the flightrec that wrote it"
-        )
-    } else {
-        format!("unsupported format version {version} (this build reads version {reads})")
+        ),
+        None => format!("unsupported format version {version} (this build reads version {reads})"),
     }
 }

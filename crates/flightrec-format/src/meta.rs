@@ -16,6 +16,8 @@ use crate::layout::{get_u16, get_u32, get_u64};
 pub const KIND_PROCESS: u8 = 1;
 pub const KIND_CALLSITE: u8 = 2;
 pub const KIND_THREAD: u8 = 3;
+/// A callsite's message: the text its events' `tag::MESSAGE` fields stand for.
+pub const KIND_MESSAGE: u8 = 4;
 
 /// Verbosity, as tracing orders it (TRACE is the most verbose).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -87,6 +89,11 @@ pub enum MetaEntry {
     Process(ProcessInfo),
     Callsite(Callsite),
     Thread(ThreadEntry),
+    /// The message of callsite `callsite`, which its events need not store.
+    Message {
+        callsite: u32,
+        text: String,
+    },
 }
 
 /// Appends entries to a byte vector; the writer copies the bytes into the ring.
@@ -145,6 +152,15 @@ impl MetaBuilder {
         for f in &c.fields[..n] {
             self.str(f);
         }
+        self.end(s);
+    }
+
+    /// Callsite `callsite`'s message (at most `record::MAX_VALUE_LEN` bytes: what a record
+    /// holds).
+    pub fn message(&mut self, callsite: u32, text: &str) {
+        let s = self.begin(KIND_MESSAGE);
+        self.bytes.extend_from_slice(&callsite.to_le_bytes());
+        self.str(&text[..floor(text, crate::record::MAX_VALUE_LEN)]);
         self.end(s);
     }
 
@@ -259,6 +275,11 @@ fn parse_entry(b: &[u8], pos: usize) -> Option<(Option<MetaEntry>, usize)> {
             let tid = r.u64()?;
             let name = r.str()?;
             Some(MetaEntry::Thread(ThreadEntry { index, tid, name }))
+        }
+        KIND_MESSAGE => {
+            let callsite = r.u32()?;
+            let text = r.str()?;
+            Some(MetaEntry::Message { callsite, text })
         }
         _ => None,
     };

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use flightrec_format::meta::{Callsite, Level, MetaBuilder};
 use tracing_core::Metadata;
@@ -17,6 +17,8 @@ use crate::ring::Ring;
 
 const TABLE_SIZE: usize = 4096;
 const MAX_PROBES: usize = 32;
+/// Callsites (by id, the first this many) whose message can be kept once in the meta log.
+const MESSAGE_SLOTS: usize = 4096;
 
 pub(crate) struct CallsiteTable {
     /// Metadata address, 0 when empty. Written once (release) after `ids`.
@@ -24,6 +26,13 @@ pub(crate) struct CallsiteTable {
     ids: Box<[AtomicU32]>,
     /// Callsites that did not fit the table (ids come from `Ring::next_callsite`).
     slow: Mutex<HashMap<usize, u32>>,
+    /// `messages[id]`: the message callsite `id`'s events need not store (see
+    /// `record::tag::MESSAGE`), set once its meta log entry is written, so a record that
+    /// leaves its message out always comes after the entry that holds it.
+    messages: Box<[OnceLock<Box<[u8]>>]>,
+    /// Taken (without waiting) by the one writer that keeps a message; another writer
+    /// meanwhile stores its message whole.
+    keeping_message: Mutex<()>,
 }
 
 impl CallsiteTable {
@@ -32,6 +41,37 @@ impl CallsiteTable {
             keys: (0..TABLE_SIZE).map(|_| AtomicUsize::new(0)).collect(),
             ids: (0..TABLE_SIZE).map(|_| AtomicU32::new(0)).collect(),
             slow: Mutex::new(HashMap::new()),
+            messages: (0..MESSAGE_SLOTS).map(|_| OnceLock::new()).collect(),
+            keeping_message: Mutex::new(()),
+        }
+    }
+
+    /// Where callsite `id`'s message is kept, when it can be.
+    #[inline]
+    pub(crate) fn message(&self, id: u32) -> Option<&OnceLock<Box<[u8]>>> {
+        self.messages.get(id as usize)
+    }
+
+    /// Makes `text`, the first message an event of callsite `id` wrote whole, the
+    /// callsite's message: written to the meta log, then published, so later events of the
+    /// callsite with the same text store a mark instead. Once per callsite, and never
+    /// waiting: when another writer is at it, or the meta log has less than a quarter
+    /// free (callsites and threads need it more), the message stays unkept.
+    #[cold]
+    pub(crate) fn keep_message(&self, id: u32, text: &[u8], ring: &Ring) {
+        let (Some(slot), Ok(text)) = (self.message(id), std::str::from_utf8(text)) else {
+            return;
+        };
+        let Ok(_keeping) = self.keeping_message.try_lock() else {
+            return;
+        };
+        if slot.get().is_some() {
+            return;
+        }
+        let mut m = MetaBuilder::default();
+        m.message(id, text);
+        if ring.append_meta_leaving(&m.bytes, ring.geometry.meta_capacity / 4) {
+            let _ = slot.set(text.as_bytes().into());
         }
     }
 

@@ -412,7 +412,6 @@ impl Builder {
             announce,
         });
         crate::ring::stacks::watch(&shared.ring);
-        crate::ring::writer::set_default_ring(&shared.ring);
         if shared.keep_on_exit {
             crate::shared::keep_at_exit(&shared);
         }

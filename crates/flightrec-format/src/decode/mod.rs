@@ -170,6 +170,9 @@ pub struct Scan<'a> {
     /// Beside `runs`: each kept chunk's first and last record times (Unix ns) and its
     /// record count.
     activity: Vec<Vec<ChunkActivity>>,
+    /// Callsites' messages from the meta log, which their events' `tag::MESSAGE` fields
+    /// stand for.
+    messages: Arc<HashMap<u32, Box<str>>>,
     pub recording: Recording,
 }
 
@@ -318,6 +321,7 @@ fn scan_sealed<'a>(
         ..ProcessInfo::default()
     };
     let mut callsites = HashMap::new();
+    let mut messages: HashMap<u32, Box<str>> = HashMap::new();
     let mut thread_names: HashMap<u32, (u64, String)> = HashMap::new();
     for e in entries {
         match e {
@@ -327,6 +331,9 @@ fn scan_sealed<'a>(
             }
             MetaEntry::Thread(t) => {
                 thread_names.insert(t.index, (t.tid, t.name));
+            }
+            MetaEntry::Message { callsite, text } => {
+                messages.insert(callsite, text.into());
             }
         }
     }
@@ -534,6 +541,7 @@ fn scan_sealed<'a>(
         time,
         runs,
         activity,
+        messages: Arc::new(messages),
         recording: Recording {
             process,
             is_dump: h32(header::FLAGS) & FLAG_DUMP != 0,

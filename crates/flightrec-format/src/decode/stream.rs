@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::record::Value;
+
 use super::*;
 
 impl<'a> Scan<'a> {
@@ -12,6 +14,12 @@ impl<'a> Scan<'a> {
             .iter()
             .zip(&self.activity)
             .map(|((index, _), a)| (*index, a.as_slice()))
+    }
+
+    /// The messages callsites keep in the meta log (`(callsite, text)`), which their
+    /// events' records stand for with a mark (see `record::tag::MESSAGE`).
+    pub fn kept_messages(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.messages.iter().map(|(&c, t)| (c, &**t))
     }
 
     /// The records in global time order (ties broken by thread index, then by the order
@@ -24,6 +32,7 @@ impl<'a> Scan<'a> {
             .map(|(index, chunks)| ThreadCursor {
                 image: self.image,
                 time: self.time,
+                messages: self.messages.clone(),
                 thread: *index,
                 chunks: chunks.clone(),
                 chunk: 0,
@@ -77,6 +86,7 @@ impl Iterator for RecordStream<'_> {
 struct ThreadCursor<'a> {
     image: &'a [u8],
     time: TimeBase,
+    messages: Arc<HashMap<u32, Box<str>>>,
     thread: u32,
     chunks: Vec<std::ops::Range<usize>>,
     chunk: usize,
@@ -119,7 +129,7 @@ impl Iterator for ThreadCursor<'_> {
             }
             // The scan parsed these bytes already: a failure here cannot happen, but ends
             // the chunk rather than trusting that.
-            let Ok((r, n)) = parse_record(&payload[self.pos..], self.base_ticks) else {
+            let Ok((mut r, n)) = parse_record(&payload[self.pos..], self.base_ticks) else {
                 self.pos = payload.len();
                 continue;
             };
@@ -151,6 +161,19 @@ impl Iterator for ThreadCursor<'_> {
                 RecordKind::FollowsFrom => (None, NonZeroU64::new(r.other)),
                 _ => (None, None),
             };
+            if let Some((index, at)) = r.message {
+                // The callsite's message, as if stored whole. Missing only from a damaged
+                // meta log: an empty text, marked cut short.
+                let text = self.messages.get(&r.callsite);
+                r.fields.insert(
+                    usize::from(at).min(r.fields.len()),
+                    FieldValue {
+                        index,
+                        value: Value::Debug(text.cloned().unwrap_or_default()),
+                        truncated: text.is_none(),
+                    },
+                );
+            }
             if r.kind == RecordKind::Enter {
                 self.stack.push(r.span);
                 self.share_from(self.stack.len() - 1);

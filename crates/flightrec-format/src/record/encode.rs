@@ -123,6 +123,22 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    /// Writes a field's head where its room is known to be left: one byte for the first
+    /// fifteen indexes (`index << 4 | tag`), two for the rest.
+    #[inline(always)]
+    fn put_head_in_room(&mut self, index: usize, tag: u8) {
+        if index < usize::from(tag::WIDE_INDEX) {
+            self.buf[self.pos] = (index as u8) << 4 | tag;
+            self.pos += 1;
+        } else {
+            self.buf[self.pos] = tag::WIDE_INDEX << 4 | tag;
+            self.buf[self.pos + 1] = index as u8;
+            self.pos += 2;
+        }
+    }
+
+    /// Writes a field's head when the head and `value_len` bytes fit; otherwise marks the
+    /// record (see below) and returns false.
     fn field_head(&mut self, index: usize, tag: u8, value_len: usize) -> bool {
         if self.overflowed {
             return false;
@@ -131,7 +147,7 @@ impl<'a> Encoder<'a> {
             self.truncated = true;
             return false;
         }
-        if self.buf.len().saturating_sub(self.pos) < 2 + value_len {
+        if self.buf.len().saturating_sub(self.pos) < head_len(index) + value_len {
             // Fixed-size values are never cut; the record is marked and the field left out
             // when retrying elsewhere cannot help.
             if self.truncate_to_fit {
@@ -141,20 +157,19 @@ impl<'a> Encoder<'a> {
             }
             return false;
         }
-        self.put_fixed([index as u8, tag]);
+        self.put_head_in_room(index, tag);
         true
     }
 
-    /// Writes a fixed-size field: index, tag and value, with one bounds check on the
-    /// common path.
+    /// Writes a fixed-size field: head and value, with one bounds check on the common
+    /// path.
     #[inline(always)]
     fn fixed<const N: usize>(&mut self, index: usize, tag: u8, v: [u8; N]) {
-        if index <= u8::MAX as usize && !self.overflowed {
-            if let Some(dst) = self.buf.get_mut(self.pos..self.pos + 2 + N) {
-                dst[0] = index as u8;
-                dst[1] = tag;
-                dst[2..].copy_from_slice(&v);
-                self.pos += 2 + N;
+        if index < usize::from(tag::WIDE_INDEX) && !self.overflowed {
+            if let Some(dst) = self.buf.get_mut(self.pos..self.pos + 1 + N) {
+                dst[0] = (index as u8) << 4 | tag;
+                dst[1..].copy_from_slice(&v);
+                self.pos += 1 + N;
                 return;
             }
         }
@@ -163,17 +178,15 @@ impl<'a> Encoder<'a> {
         }
     }
 
-    /// Writes a varint field: index, tag and value, with one bounds check on the common
-    /// path.
+    /// Writes a varint field: head and value, with one bounds check on the common path.
     #[inline(always)]
     fn varint_field(&mut self, index: usize, tag: u8, v: u64) {
-        if index <= u8::MAX as usize
+        if index < usize::from(tag::WIDE_INDEX)
             && !self.overflowed
-            && self.buf.len() - self.pos >= 2 + MAX_VARINT
+            && self.buf.len() - self.pos > MAX_VARINT
         {
-            self.buf[self.pos] = index as u8;
-            self.buf[self.pos + 1] = tag;
-            self.pos += 2;
+            self.buf[self.pos] = (index as u8) << 4 | tag;
+            self.pos += 1;
             self.put_varint_in_room(v);
             return;
         }
@@ -207,37 +220,39 @@ impl<'a> Encoder<'a> {
         self.fixed(index, tag::BOOL, [v as u8]);
     }
 
-    /// Writes a length-prefixed text or byte value, cut at `MAX_VALUE_LEN` (and, when
-    /// truncating to fit, at the space left).
+    /// Writes a sized text or byte value, cut at `MAX_VALUE_LEN` (and, when truncating to
+    /// fit, at the space left).
     pub fn field_bytes(&mut self, index: usize, tag: u8, v: &[u8]) {
         let mut len = v.len().min(MAX_VALUE_LEN);
-        let room = self.buf.len().saturating_sub(self.pos + 4);
+        // Room for the head and the longest size this value can have (two bytes).
+        let room = self
+            .buf
+            .len()
+            .saturating_sub(self.pos + head_len(index) + TEXT_SIZE_MAX);
         if len > room && self.truncate_to_fit {
             len = room;
         }
-        let mut tag = tag;
-        if len < v.len() {
-            tag |= tag::TRUNCATED;
-            self.truncated = true;
-        }
-        if tag & !tag::TRUNCATED == tag::STR || tag & !tag::TRUNCATED == tag::DEBUG {
+        if tag == tag::STR || tag == tag::DEBUG {
             len = utf8_floor(v, len);
         }
-        if self.field_head(index, tag, 2 + len) {
-            self.put_fixed((len as u16).to_le_bytes());
+        let cut = len < v.len();
+        let size = (len as u64) << 1 | u64::from(cut);
+        if self.field_head(index, tag, varint_len(size) + len) {
+            self.truncated |= cut;
+            self.varint(size);
             self.put(&v[..len]);
         }
     }
 
     /// Starts a text value written piecewise (Debug/Display output); finish with
-    /// `end_text`. Returns the position of the length slot.
+    /// `TextWriter::end`. Its size takes two bytes, written once the length is known.
     #[inline]
     pub fn begin_text(&mut self, index: usize, tag: u8) -> Option<TextWriter<'_, 'a>> {
-        if !self.field_head(index, tag, 2) {
+        if !self.field_head(index, tag, TEXT_SIZE_MAX) {
             return None;
         }
-        let len_pos = self.pos;
-        self.put_fixed([0, 0]);
+        let size_pos = self.pos;
+        self.put_fixed([0; TEXT_SIZE_MAX]);
         let room = self.buf.len().saturating_sub(self.pos);
         let limit = if self.truncate_to_fit {
             room.min(MAX_VALUE_LEN)
@@ -246,11 +261,38 @@ impl<'a> Encoder<'a> {
         };
         Some(TextWriter {
             enc: self,
-            len_pos,
+            size_pos,
             written: 0,
             limit,
             cut: false,
         })
+    }
+
+    /// Writes an event's message, formatted in place. When its text is `known` (the
+    /// callsite's message, which the meta log holds), the field is taken back and a
+    /// `tag::MESSAGE` head alone stands for it. Returns the text when it was written whole
+    /// and is not `known`: the caller may make it the callsite's message.
+    pub fn field_message(
+        &mut self,
+        index: usize,
+        value: &dyn core::fmt::Debug,
+        known: Option<&[u8]>,
+    ) -> Option<&[u8]> {
+        let start = self.pos;
+        let mut w = self.begin_text(index, tag::DEBUG)?;
+        let _ = core::fmt::Write::write_fmt(&mut w, format_args!("{value:?}"));
+        let (text_at, cut) = (w.size_pos + TEXT_SIZE_MAX, w.cut);
+        w.end();
+        if self.overflowed || cut {
+            return None;
+        }
+        if known == Some(&self.buf[text_at..self.pos]) {
+            // The head was written at `start` already: its room is there.
+            self.pos = start;
+            self.put_head_in_room(index, tag::MESSAGE);
+            return None;
+        }
+        Some(&self.buf[text_at..self.pos])
     }
 
     /// Finishes the record: writes its length and flags. Returns the record's length, or
@@ -272,6 +314,20 @@ impl<'a> Encoder<'a> {
         self.overflowed
     }
 }
+
+/// The bytes a field's head takes.
+#[inline(always)]
+fn head_len(index: usize) -> usize {
+    if index < usize::from(tag::WIDE_INDEX) {
+        1
+    } else {
+        2
+    }
+}
+
+/// The longest size a text can have, as a varint: `MAX_VALUE_LEN << 1 | 1` takes two bytes.
+const TEXT_SIZE_MAX: usize = 2;
+const _: () = assert!(MAX_VALUE_LEN << 1 < 1 << 14);
 
 /// Stores `v` as a varint at the start of `dst`, which has nine bytes at least, and returns
 /// its length: one eight-byte store and the bytes the value takes kept, no branch a byte.
@@ -327,25 +383,26 @@ fn utf8_floor(v: &[u8], len: usize) -> usize {
 /// Display values are formatted in place, bounded, never through a heap buffer.
 pub struct TextWriter<'e, 'a> {
     enc: &'e mut Encoder<'a>,
-    len_pos: usize,
+    /// Where the text's two-byte size goes.
+    size_pos: usize,
     written: usize,
     limit: usize,
     cut: bool,
 }
 
 impl TextWriter<'_, '_> {
-    /// Writes the length (and truncation mark) of the text.
+    /// Writes the text's size: its length and whether it was cut short, as a two-byte
+    /// varint (whatever the length, so the text never moves).
     #[inline]
     pub fn end(self) {
-        let len = self.written as u16;
         if self.enc.overflowed {
             return;
         }
-        self.enc.buf[self.len_pos..self.len_pos + 2].copy_from_slice(&len.to_le_bytes());
-        if self.cut {
-            self.enc.buf[self.len_pos - 1] |= tag::TRUNCATED;
-            self.enc.truncated = true;
-        }
+        let size = (self.written as u16) << 1 | u16::from(self.cut);
+        let two_byte_varint = size << 2 | 0b10;
+        self.enc.buf[self.size_pos..self.size_pos + TEXT_SIZE_MAX]
+            .copy_from_slice(&two_byte_varint.to_le_bytes());
+        self.enc.truncated |= self.cut;
     }
 }
 

@@ -9,9 +9,12 @@
 //!           Enter/Exit/Close: span:id
 //!           FollowsFrom: span:id follows:id
 //!           Context:     depth:varint (span:id callsite:varint)*   -- first record of a chunk
-//! field   = index:u8 tag:u8 value
+//! field   = head value
+//! head    = index:4 tag:4 (one byte, index in the high half) when index < 15;
+//!           0xF tag:4 then index:u8 otherwise
 //! value   = i64: zigzag; u64: varint; f64: 8 bytes; i128|u128: 16; bool: 1;
-//!           str|debug|error|bytes: len:u16 bytes
+//!           str|debug|error|bytes: size:varint bytes   -- size = length << 1 | cut short
+//!           message: nothing -- the callsite's message, stored once in the meta log
 //! id      = varint of the span id (or `PARENT_*`) plus one, wrapping: `PARENT_ROOT` is 0
 //! ```
 //!
@@ -27,6 +30,14 @@
 //! positions in the callsite's field list, so names are stored once, in the meta log, and
 //! never per record. (Format version 1 stored the header's fields, ids and integers at
 //! fixed sizes: 16 bytes of header, 8 a span id, 10 an integer field.)
+//!
+//! A field head takes one byte for the first fifteen fields of a callsite, and a text's
+//! size one byte below 64 bytes (a text formatted piece by piece keeps two, written when
+//! its length is known). An event's message that is the same text as the first message
+//! its callsite wrote is a `message` head alone: the writer put that text in the meta log
+//! once (`meta::KIND_MESSAGE`), and a reader puts it back (see `RawRecord::message`). Most
+//! messages are literals, and were the largest part of an event. (Format version 2 gave a
+//! field head two bytes and a text two bytes of length, and stored every message whole.)
 
 use crate::layout::get_u16;
 
@@ -129,8 +140,10 @@ pub mod tag {
     pub const DEBUG: u8 = 8;
     pub const ERROR: u8 = 9;
     pub const BYTES: u8 = 10;
-    /// Or'ed into a tag when the value was cut short.
-    pub const TRUNCATED: u8 = 0x80;
+    /// An event's message that is its callsite's message, kept in the meta log: no value.
+    pub const MESSAGE: u8 = 11;
+    /// The high half of a one-byte head that says the index follows in a byte of its own.
+    pub const WIDE_INDEX: u8 = 0xF;
 }
 
 /// Longest text (str, Debug, error chain, bytes) stored for one field value; longer values
@@ -241,6 +254,9 @@ pub struct RawRecord {
     /// Parent (events, new spans), `follows` span (follows_from); see `PARENT_*`.
     pub other: u64,
     pub fields: Vec<FieldValue>,
+    /// An event whose message is its callsite's message (`tag::MESSAGE`): the field's
+    /// index, and how many of `fields` came before it, where a reader puts the text back.
+    pub message: Option<(u8, u16)>,
     /// `Context` records only: the entered spans, outermost first, with their callsites.
     pub context: Vec<(u64, u32)>,
 }
@@ -289,21 +305,22 @@ fn parse(b: &[u8], base_ticks: u64, keep_fields: bool) -> Result<(RawRecord, usi
         span: 0,
         other: 0,
         fields: Vec::new(),
+        message: None,
         context: Vec::new(),
     };
     match kind {
         RecordKind::Event => {
             r.other = p.id()?;
-            r.fields = p.fields(keep_fields)?;
+            r.fields = p.fields(keep_fields, Some(&mut r.message))?;
         }
         RecordKind::SpanNew => {
             r.span = p.id()?;
             r.other = p.id()?;
-            r.fields = p.fields(keep_fields)?;
+            r.fields = p.fields(keep_fields, None)?;
         }
         RecordKind::SpanRecord => {
             r.span = p.id()?;
-            r.fields = p.fields(keep_fields)?;
+            r.fields = p.fields(keep_fields, None)?;
         }
         RecordKind::Enter | RecordKind::Exit | RecordKind::Close => {
             r.span = p.id()?;
@@ -347,9 +364,6 @@ impl<'b> Parser<'b> {
         self.pos += n;
         Ok(s)
     }
-    fn u16(&mut self) -> Result<u16, RecordError> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().unwrap()))
-    }
     /// A varint: `n - 1` zero bits then a one in the first byte's low bits give its length
     /// `n` (up to 8 bytes, holding 7n bits); a zero first byte is followed by eight bytes.
     fn varint(&mut self) -> Result<u64, RecordError> {
@@ -374,21 +388,39 @@ impl<'b> Parser<'b> {
     fn u128(&mut self) -> Result<u128, RecordError> {
         Ok(u128::from_le_bytes(self.take(16)?.try_into().unwrap()))
     }
-    fn text(&mut self) -> Result<&'b [u8], RecordError> {
-        let n = self.u16()? as usize;
-        self.take(n)
+    /// A text's bytes and whether it was cut short.
+    fn text(&mut self) -> Result<(&'b [u8], bool), RecordError> {
+        let size = self.varint()?;
+        let n = usize::try_from(size >> 1).map_err(|_| RecordError::BadBody)?;
+        Ok((self.take(n)?, size & 1 != 0))
     }
 
     /// The field values to the end of the body; with `keep` false, only checked (the same
-    /// checks) and none returned.
-    fn fields(&mut self, keep: bool) -> Result<Vec<FieldValue>, RecordError> {
+    /// checks) and none returned. `message` is where an event notes its callsite's message
+    /// (`tag::MESSAGE`); other records have none.
+    fn fields(
+        &mut self,
+        keep: bool,
+        mut message: Option<&mut Option<(u8, u16)>>,
+    ) -> Result<Vec<FieldValue>, RecordError> {
         let mut out = Vec::new();
         while self.pos < self.b.len() {
-            let head = self.take(2)?;
-            let (index, t) = (head[0], head[1]);
-            let truncated = t & tag::TRUNCATED != 0;
+            let head = self.take(1)?[0];
+            let t = head & 0x0F;
+            let index = match head >> 4 {
+                tag::WIDE_INDEX => self.take(1)?[0],
+                i => i,
+            };
+            if t == tag::MESSAGE {
+                // One message a record, and only where a message can be.
+                match message.as_deref_mut() {
+                    Some(m @ None) => *m = Some((index, out.len() as u16)),
+                    _ => return Err(RecordError::BadBody),
+                }
+                continue;
+            }
             if !keep {
-                match t & !tag::TRUNCATED {
+                match t {
                     tag::I64 | tag::U64 => {
                         self.varint()?;
                     }
@@ -406,7 +438,13 @@ impl<'b> Parser<'b> {
                 }
                 continue;
             }
-            let value = match t & !tag::TRUNCATED {
+            let mut truncated = false;
+            let mut text = |p: &mut Self| -> Result<&'b [u8], RecordError> {
+                let (b, cut) = p.text()?;
+                truncated = cut;
+                Ok(b)
+            };
+            let value = match t {
                 tag::I64 => Value::I64(unzigzag(self.varint()?)),
                 tag::U64 => Value::U64(self.varint()?),
                 tag::I128 => Value::I128(Wide(self.u128()? as i128)),
@@ -417,10 +455,10 @@ impl<'b> Parser<'b> {
                     1 => Value::Bool(true),
                     _ => return Err(RecordError::BadBody),
                 },
-                tag::STR => Value::Str(String::from_utf8_lossy(self.text()?).into()),
-                tag::DEBUG => Value::Debug(String::from_utf8_lossy(self.text()?).into()),
-                tag::ERROR => Value::Error(String::from_utf8_lossy(self.text()?).into()),
-                tag::BYTES => Value::Bytes(self.text()?.into()),
+                tag::STR => Value::Str(String::from_utf8_lossy(text(self)?).into()),
+                tag::DEBUG => Value::Debug(String::from_utf8_lossy(text(self)?).into()),
+                tag::ERROR => Value::Error(String::from_utf8_lossy(text(self)?).into()),
+                tag::BYTES => Value::Bytes(text(self)?.into()),
                 _ => return Err(RecordError::BadBody),
             };
             out.push(FieldValue {

@@ -134,12 +134,15 @@ fn garbage_is_an_error_not_a_panic() {
     assert_eq!(parse_record(&b[..14], 0), Err(RecordError::BadBody));
 }
 
-/// A record of every value type, for damaging.
+/// A record of every value type, every head and size shape and a kept message, for
+/// damaging.
 fn every_type_record() -> Vec<u8> {
     let mut buf = [0u8; 512];
-    let mut e = Encoder::new(tail(&mut buf, false), RecordKind::SpanNew, 7, 123_456);
-    e.id(99);
+    let mut e = Encoder::new(tail(&mut buf, false), RecordKind::Event, 7, 123_456);
     e.id(PARENT_CONTEXTUAL);
+    let kept = e.field_message(9, &format_args!("kept"), Some(b"kept"));
+    assert!(kept.is_none());
+    e.field_bytes(40, tag::STR, &[b'x'; 100]);
     e.field_i64(0, -5);
     e.field_u64(1, u64::MAX);
     e.field_i128(2, i128::MIN);
@@ -233,6 +236,63 @@ proptest::proptest! {
         let values: Vec<Value> = r.fields.iter().map(|f| f.value.clone()).collect();
         proptest::prop_assert_eq!(values, vec![Value::I64(signed), Value::U64(unsigned)]);
     }
+}
+
+/// An event's message that is its callsite's (which the meta log holds) takes one byte; any
+/// other text is stored whole, and the encoder hands it back to be kept.
+#[test]
+fn a_message_its_callsite_keeps_is_a_one_byte_mark() {
+    let message = |known: Option<&[u8]>, index: usize| {
+        let mut buf = [0u8; 128];
+        let mut e = Encoder::new(tail(&mut buf, false), RecordKind::Event, 7, BASE + 3);
+        e.id(PARENT_CONTEXTUAL);
+        e.field_u64(0, 42);
+        let handed_back = e
+            .field_message(index, &format_args!("price {}", "loaded"), known)
+            .map(<[u8]>::to_vec);
+        e.field_bool(2, true);
+        let len = e.finish().unwrap();
+        let (r, n) = parse_record(&buf[..len], BASE).unwrap();
+        assert_eq!(n, len);
+        (len, handed_back, r)
+    };
+    // Nothing kept yet: stored whole (a one-byte head, a two-byte size, the text), and
+    // handed back.
+    let (whole, back, r) = message(None, 1);
+    assert_eq!(back.as_deref(), Some(&b"price loaded"[..]));
+    assert_eq!(r.message, None);
+    assert_eq!(r.fields[1].value, Value::Debug("price loaded".into()));
+    // The callsite's message: a head alone, which says where the text goes back.
+    let (marked, back, r) = message(Some(b"price loaded"), 1);
+    assert_eq!((back, r.message), (None, Some((1, 1))));
+    assert_eq!(whole - marked, 2 + "price loaded".len());
+    let indexes: Vec<u8> = r.fields.iter().map(|f| f.index).collect();
+    assert_eq!(indexes, [0, 2]);
+    // Another text: stored whole, not handed back as the callsite's (it has one).
+    let (len, back, r) = message(Some(b"price"), 1);
+    assert_eq!((len, r.message), (whole, None));
+    assert_eq!(back.as_deref(), Some(&b"price loaded"[..]));
+    // A field past the fifteenth takes a two-byte head, the mark too.
+    let (wide, _, r) = message(Some(b"price loaded"), 200);
+    assert_eq!((wide - marked, r.message), (1, Some((200, 1))));
+}
+
+/// A message mark is refused where no message can be: outside an event, or twice.
+#[test]
+fn a_message_mark_outside_an_event_or_twice_is_refused() {
+    let mut buf = [0u8; 64];
+    let mut e = Encoder::new(tail(&mut buf, false), RecordKind::SpanNew, 7, BASE);
+    e.id(5);
+    e.id(PARENT_CONTEXTUAL);
+    assert!(e.field_message(0, &format_args!("m"), Some(b"m")).is_none());
+    let len = e.finish().unwrap();
+    assert_eq!(parse_record(&buf[..len], BASE), Err(RecordError::BadBody));
+    let mut e = Encoder::new(tail(&mut buf, false), RecordKind::Event, 7, BASE);
+    e.id(PARENT_CONTEXTUAL);
+    assert!(e.field_message(0, &format_args!("m"), Some(b"m")).is_none());
+    assert!(e.field_message(1, &format_args!("m"), Some(b"m")).is_none());
+    let len = e.finish().unwrap();
+    assert_eq!(parse_record(&buf[..len], BASE), Err(RecordError::BadBody));
 }
 
 /// At a chunk's end, where less than a varint's longest is left, a record is written whole

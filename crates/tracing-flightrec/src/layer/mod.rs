@@ -131,7 +131,7 @@ where
             w.write(|tail| {
                 let mut e = Encoder::new(tail, RecordKind::Event, callsite, ticks);
                 e.id(parent);
-                event.record(&mut FieldEncoder { enc: &mut e });
+                event.record(&mut FieldEncoder::event(&mut e, callsite, &self.shared));
                 e.finish()
             })
         });
@@ -156,7 +156,7 @@ where
                 let mut e = Encoder::new(tail, RecordKind::SpanNew, callsite, ticks);
                 e.id(span);
                 e.id(parent);
-                attrs.record(&mut FieldEncoder { enc: &mut e });
+                attrs.record(&mut FieldEncoder::new(&mut e));
                 e.finish()
             });
             span
@@ -183,7 +183,7 @@ where
             w.write(|tail| {
                 let mut e = Encoder::new(tail, RecordKind::SpanRecord, span.callsite, ticks);
                 e.id(span.id);
-                values.record(&mut FieldEncoder { enc: &mut e });
+                values.record(&mut FieldEncoder::new(&mut e));
                 e.finish()
             })
         });

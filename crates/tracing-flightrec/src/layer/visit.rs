@@ -6,8 +6,31 @@ use core::fmt::Write;
 use flightrec_format::record::{tag, Encoder};
 use tracing_core::field::{Field, Visit};
 
+use crate::shared::Shared;
+
 pub(crate) struct FieldEncoder<'e, 'a> {
     pub(crate) enc: &'e mut Encoder<'a>,
+    /// An event's callsite, whose message may be kept once instead of in every record;
+    /// `None` for spans.
+    pub(crate) message_of: Option<(u32, &'e Shared)>,
+}
+
+impl<'e, 'a> FieldEncoder<'e, 'a> {
+    /// For a span's fields.
+    pub(crate) fn new(enc: &'e mut Encoder<'a>) -> Self {
+        FieldEncoder {
+            enc,
+            message_of: None,
+        }
+    }
+
+    /// For an event's fields: its message may stand for the callsite's.
+    pub(crate) fn event(enc: &'e mut Encoder<'a>, callsite: u32, shared: &'e Shared) -> Self {
+        FieldEncoder {
+            enc,
+            message_of: Some((callsite, shared)),
+        }
+    }
 }
 
 impl Visit for FieldEncoder<'_, '_> {
@@ -48,6 +71,16 @@ impl Visit for FieldEncoder<'_, '_> {
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn core::fmt::Debug) {
+        if let Some((callsite, shared)) = self.message_of.filter(|_| field.name() == "message") {
+            if let Some(slot) = shared.callsites.message(callsite) {
+                let known = slot.get().map(|t| &t[..]);
+                let written = self.enc.field_message(field.index(), value, known);
+                if let (Some(text), None) = (written, known) {
+                    shared.callsites.keep_message(callsite, text, &shared.ring);
+                }
+                return;
+            }
+        }
         if let Some(mut w) = self.enc.begin_text(field.index(), tag::DEBUG) {
             let _ = write!(w, "{value:?}");
             w.end();

@@ -282,9 +282,16 @@ impl Ring {
     /// full; the entries are then simply not recorded (records still decode, with generic
     /// names).
     pub(crate) fn append_meta(&self, bytes: &[u8]) -> bool {
+        self.append_meta_leaving(bytes, 0)
+    }
+
+    /// `append_meta`, unless it would leave less than `keep_free` bytes of the meta log
+    /// free: for entries that only save room in records, which must never take the room a
+    /// callsite or a thread needs.
+    pub(crate) fn append_meta_leaving(&self, bytes: &[u8], keep_free: u64) -> bool {
         let mut len = self.meta.lock().unwrap_or_else(|e| e.into_inner());
         let cap = self.geometry.meta_capacity;
-        if *len + bytes.len() as u64 > cap {
+        if *len + bytes.len() as u64 + keep_free > cap {
             return false;
         }
         let at = self.geometry.meta_offset + *len;

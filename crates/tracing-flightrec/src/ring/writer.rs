@@ -319,21 +319,14 @@ pub(crate) fn with_writer<R>(
         .flatten()
 }
 
-/// The ring that threads with no writer yet record lock events into: the last recorder's.
-static DEFAULT_RING: std::sync::RwLock<Option<std::sync::Weak<Ring>>> =
-    std::sync::RwLock::new(None);
-
-pub(crate) fn set_default_ring(ring: &Arc<Ring>) {
-    if let Ok(mut d) = DEFAULT_RING.write() {
-        *d = Some(Arc::downgrade(ring));
-    }
-}
-
 /// Runs `f` with this thread's writer, whichever ring it writes into; a thread with none is
-/// registered with the default ring. `None` when there is no recorder, or as in
-/// `with_writer`.
+/// registered with the ring `ring_for_new` names, and writes nothing when it names none.
+/// `None` then, or as in `with_writer`.
 #[inline]
-pub(crate) fn with_current_writer<R>(f: impl FnOnce(&mut ThreadWriter) -> R) -> Option<R> {
+pub(crate) fn with_current_writer<R>(
+    ring_for_new: impl FnOnce() -> Option<Arc<Ring>>,
+    f: impl FnOnce(&mut ThreadWriter) -> R,
+) -> Option<R> {
     WRITER
         .try_with(|cell| {
             let Ok(mut slot) = cell.try_borrow_mut() else {
@@ -341,18 +334,12 @@ pub(crate) fn with_current_writer<R>(f: impl FnOnce(&mut ThreadWriter) -> R) -> 
                 return None;
             };
             if slot.is_none() {
-                *slot = Some(register_with_default()?);
+                *slot = Some(register_thread(&ring_for_new()?));
             }
             Some(f(slot.as_mut()?))
         })
         .ok()
         .flatten()
-}
-
-#[cold]
-fn register_with_default() -> Option<ThreadWriter> {
-    let ring = DEFAULT_RING.read().ok()?.as_ref()?.upgrade()?;
-    Some(register_thread(&ring))
 }
 
 #[cold]

@@ -18,18 +18,31 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
+use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
 
 use flightrec_format::meta::lock;
 use flightrec_format::record::{Encoder, RecordKind, PARENT_CONTEXTUAL};
 use flightrec_format::{Callsite, Level};
 
+use crate::layer::FlightrecLayer;
 use crate::ring::writer::with_current_writer;
 use crate::ring::{clock, Ring};
 
 mod condvar;
 pub mod mpsc;
 pub use condvar::Condvar;
+
+/// The ring a thread that has not recorded yet records its lock events into: the one of
+/// the flightrec layer in the thread's current subscriber. A thread whose subscriber has
+/// none (no subscriber, or one that does not record) records no lock events: never into
+/// some other recorder of the process, which would mix one recorder's threads into
+/// another's recording (a test suite builds many).
+fn ring_of_current_subscriber() -> Option<Arc<Ring>> {
+    tracing_core::dispatcher::get_default(|d| {
+        d.downcast_ref::<FlightrecLayer>()
+            .map(|layer| layer.shared.ring.clone())
+    })
+}
 
 /// What a lock knows of itself, and its callsite in the ring it last recorded into.
 struct LockMeta {
@@ -117,7 +130,7 @@ impl LockMeta {
         since: Option<u64>,
         at: Option<&'static Location<'static>>,
     ) {
-        with_current_writer(|w| {
+        with_current_writer(ring_of_current_subscriber, |w| {
             let callsite = self.callsite(&w.ring);
             let ns = since.map(|s| (now.wrapping_sub(s) as f64 * w.ring.ns_per_tick) as u64);
             let site = at.map_or(0, |at| crate::callsites::site_id(at, &w.ring));

@@ -74,7 +74,7 @@ fn meta_names(shared: &Shared) -> MetaNames {
                 }
                 names.callsites.insert(c.id, c.name);
             }
-            MetaEntry::Process(_) => {}
+            MetaEntry::Process(_) | MetaEntry::Message { .. } => {}
         }
     }
     names
