@@ -222,7 +222,26 @@ impl<'a> Encoder<'a> {
 
     /// Writes a sized text or byte value, cut at `MAX_VALUE_LEN` (and, when truncating to
     /// fit, at the space left).
+    #[inline]
     pub fn field_bytes(&mut self, index: usize, tag: u8, v: &[u8]) {
+        // The common case, a short value of one of the first fifteen fields with room to
+        // spare: a one-byte head, a one-byte size, the bytes, one bounds check.
+        let n = v.len();
+        if index < usize::from(tag::WIDE_INDEX) && n < 64 && !self.overflowed {
+            if let Some(dst) = self.buf.get_mut(self.pos..self.pos + 2 + n) {
+                dst[0] = (index as u8) << 4 | tag;
+                // A one-byte varint of the size `n << 1` (not cut): `size << 1 | 1`.
+                dst[1] = (n as u8) << 2 | 1;
+                copy_short(&mut dst[2..], v);
+                self.pos += 2 + n;
+                return;
+            }
+        }
+        self.field_bytes_slow(index, tag, v);
+    }
+
+    #[inline(never)]
+    fn field_bytes_slow(&mut self, index: usize, tag: u8, v: &[u8]) {
         let mut len = v.len().min(MAX_VALUE_LEN);
         // Room for the head and the longest size this value can have (two bytes).
         let room = self
@@ -286,7 +305,7 @@ impl<'a> Encoder<'a> {
         if self.overflowed || cut {
             return None;
         }
-        if known == Some(&self.buf[text_at..self.pos]) {
+        if known.is_some_and(|k| same_bytes(k, &self.buf[text_at..self.pos])) {
             // The head was written at `start` already: its room is there.
             self.pos = start;
             self.put_head_in_room(index, tag::MESSAGE);
@@ -367,6 +386,31 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
         for (d, s) in dst.iter_mut().zip(src) {
             *d = *s;
         }
+    }
+}
+
+/// `a == b` without a call to `memcmp` for the short texts a message mostly is: as
+/// `copy_short`, two overlapping fixed-size loads a side cover any length between a size
+/// and twice it.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    fn word<const N: usize>(s: &[u8], at: usize) -> [u8; N] {
+        s[at..at + N].try_into().unwrap()
+    }
+    if n > 32 {
+        a == b
+    } else if n >= 16 {
+        word::<16>(a, 0) == word::<16>(b, 0) && word::<16>(a, n - 16) == word::<16>(b, n - 16)
+    } else if n >= 8 {
+        word::<8>(a, 0) == word::<8>(b, 0) && word::<8>(a, n - 8) == word::<8>(b, n - 8)
+    } else if n >= 4 {
+        word::<4>(a, 0) == word::<4>(b, 0) && word::<4>(a, n - 4) == word::<4>(b, n - 4)
+    } else {
+        a.iter().zip(b).all(|(x, y)| x == y)
     }
 }
 
