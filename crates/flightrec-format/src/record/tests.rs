@@ -322,3 +322,21 @@ fn near_the_end_of_a_chunk_a_record_fits_whole_or_not_at_all() {
     }
     assert!(fitted > 0);
 }
+
+/// A varint's length is one byte for every seven bits up to 56, then nine, at every
+/// boundary.
+#[test]
+fn varint_lengths_at_every_boundary() {
+    assert_eq!(varint_len(0), 1);
+    for n in 1..=8u32 {
+        let top = (1u64 << (7 * n)) - 1;
+        assert_eq!(varint_len(top), n as usize, "{top:#x}");
+        let next = top + 1;
+        assert_eq!(
+            varint_len(next),
+            if n == 8 { 9 } else { n as usize + 1 },
+            "{next:#x}"
+        );
+    }
+    assert_eq!(varint_len(u64::MAX), 9);
+}
