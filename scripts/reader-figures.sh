@@ -5,13 +5,13 @@
 #
 #   scripts/reader-figures.sh [RING_MIB] [RECORDS]
 #
-# RING_MIB (default 256) and RECORDS (default 20000000, what fills 256 MiB): the dump is made
+# RING_MIB (default 256) and RECORDS (default 24000000, what fills 256 MiB): the dump is made
 # by tracing-flightrec's `big_dump` example, four threads writing spans and events.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ring_mib=${1:-256}
-records=${2:-20000000}
+records=${2:-24000000}
 if [ ! -x /usr/bin/time ]; then
     echo "reader-figures: /usr/bin/time (GNU time) is needed to measure peak memory" >&2
     exit 2

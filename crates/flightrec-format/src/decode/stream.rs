@@ -161,18 +161,14 @@ impl Iterator for ThreadCursor<'_> {
                 RecordKind::FollowsFrom => (None, NonZeroU64::new(r.other)),
                 _ => (None, None),
             };
-            if let Some((index, at)) = r.message {
+            if let Some((_, at)) = r.message {
                 // The callsite's message, as if stored whole. Missing only from a damaged
                 // meta log: an empty text, marked cut short.
                 let text = self.messages.get(&r.callsite);
-                r.fields.insert(
-                    usize::from(at).min(r.fields.len()),
-                    FieldValue {
-                        index,
-                        value: Value::Debug(text.cloned().unwrap_or_default()),
-                        truncated: text.is_none(),
-                    },
-                );
+                if let Some(f) = r.fields.get_mut(usize::from(at)) {
+                    f.value = Value::Debug(text.cloned().unwrap_or_default());
+                    f.truncated = text.is_none();
+                }
             }
             if r.kind == RecordKind::Enter {
                 self.stack.push(r.span);

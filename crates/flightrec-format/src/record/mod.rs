@@ -255,7 +255,8 @@ pub struct RawRecord {
     pub other: u64,
     pub fields: Vec<FieldValue>,
     /// An event whose message is its callsite's message (`tag::MESSAGE`): the field's
-    /// index, and how many of `fields` came before it, where a reader puts the text back.
+    /// index, and its position in `fields`, where an empty text holds the place of the
+    /// callsite's message until a reader puts it there.
     pub message: Option<(u8, u16)>,
     /// `Context` records only: the entered spans, outermost first, with their callsites.
     pub context: Vec<(u64, u32)>,
@@ -404,6 +405,8 @@ impl<'b> Parser<'b> {
         mut message: Option<&mut Option<(u8, u16)>>,
     ) -> Result<Vec<FieldValue>, RecordError> {
         let mut out = Vec::new();
+        // Fields read so far, kept or not: a message's position means the same either way.
+        let mut seen: u16 = 0;
         while self.pos < self.b.len() {
             let head = self.take(1)?[0];
             let t = head & 0x0F;
@@ -411,11 +414,21 @@ impl<'b> Parser<'b> {
                 tag::WIDE_INDEX => self.take(1)?[0],
                 i => i,
             };
+            // At most one field a byte of a record under 64 KiB: never wraps.
+            seen = seen.wrapping_add(1);
             if t == tag::MESSAGE {
-                // One message a record, and only where a message can be.
+                // One message a record, and only where a message can be. Its place is held
+                // by an empty text, which the reader fills: the fields are never moved.
                 match message.as_deref_mut() {
-                    Some(m @ None) => *m = Some((index, out.len() as u16)),
+                    Some(m @ None) => *m = Some((index, seen - 1)),
                     _ => return Err(RecordError::BadBody),
+                }
+                if keep {
+                    out.push(FieldValue {
+                        index,
+                        value: Value::Debug(Box::default()),
+                        truncated: false,
+                    });
                 }
                 continue;
             }

@@ -140,9 +140,9 @@ fn every_type_record() -> Vec<u8> {
     let mut buf = [0u8; 512];
     let mut e = Encoder::new(tail(&mut buf, false), RecordKind::Event, 7, 123_456);
     e.id(PARENT_CONTEXTUAL);
+    e.field_bytes(40, tag::STR, &[b'x'; 100]);
     let kept = e.field_message(9, &format_args!("kept"), Some(b"kept"));
     assert!(kept.is_none());
-    e.field_bytes(40, tag::STR, &[b'x'; 100]);
     e.field_i64(0, -5);
     e.field_u64(1, u64::MAX);
     e.field_i128(2, i128::MIN);
@@ -267,7 +267,12 @@ fn a_message_its_callsite_keeps_is_a_one_byte_mark() {
     assert_eq!((back, r.message), (None, Some((1, 1))));
     assert_eq!(whole - marked, 2 + "price loaded".len());
     let indexes: Vec<u8> = r.fields.iter().map(|f| f.index).collect();
-    assert_eq!(indexes, [0, 2]);
+    assert_eq!(indexes, [0, 1, 2]);
+    assert_eq!(
+        r.fields[1].value,
+        Value::Debug("".into()),
+        "a place held, empty"
+    );
     // Another text: stored whole, not handed back as the callsite's (it has one).
     let (len, back, r) = message(Some(b"price"), 1);
     assert_eq!((len, r.message), (whole, None));
