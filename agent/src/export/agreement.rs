@@ -178,7 +178,7 @@ fn recording(ops: &[Op], cut: &[usize]) -> Recording {
         .collect(),
         threads,
         records,
-        span_callsites,
+        span_callsites: span_callsites.into_iter().collect(),
         damage: Damage::default(),
         modules: Vec::new(),
         stacks: Vec::new(),

@@ -213,15 +213,15 @@ pub fn combine(recs: Vec<Recording>, records: Vec<Record>) -> Recording {
         modules: Vec::new(),
         stacks: Vec::new(),
     };
-    // Room for every span at once: ten big recordings hold millions, and growing by
-    // doubling rehashes them all again each time.
-    merged
-        .span_callsites
-        .reserve(recs.iter().map(|r| r.span_callsites.len()).sum());
+    // Every recording's spans at once: sorted once, not once a recording.
+    let mut recs = recs;
+    merged.span_callsites = recs
+        .iter_mut()
+        .flat_map(|r| std::mem::take(&mut r.span_callsites))
+        .collect();
     for rec in recs {
         merged.callsites.extend(rec.callsites);
         merged.threads.extend(rec.threads);
-        merged.span_callsites.extend(rec.span_callsites);
     }
     merged
 }

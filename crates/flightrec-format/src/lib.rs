@@ -24,7 +24,8 @@ use std::io::Read;
 use std::path::Path;
 
 pub use decode::{
-    decode, scan, ChunkActivity, Damage, Record, RecordStream, Recording, Scan, ThreadSummary,
+    decode, scan, ChunkActivity, Damage, Record, RecordStream, Recording, Scan, SpanCallsites,
+    ThreadSummary,
 };
 pub use image::{read_image, Image};
 pub use meta::{Callsite, Level, ProcessInfo};

@@ -17,7 +17,7 @@ fn exercise(img: &[u8]) {
         let _ = m.record(i);
     }
     let mut spans: Vec<u64> = m.records.iter().map(|r| r.span).collect();
-    spans.extend(m.header.rec.span_callsites.keys());
+    spans.extend(m.header.rec.span_callsites.iter().map(|(s, _)| s));
     spans.sort_unstable();
     spans.dedup();
     for s in spans {

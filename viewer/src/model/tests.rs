@@ -204,7 +204,7 @@ fn recording() -> Recording {
         callsites: HashMap::from([(1, callsite(1, false, "ev")), (2, callsite(2, true, "s"))]),
         threads: vec![thread(0, "busy", 30_000), thread(1, "idle", 1)],
         records,
-        span_callsites: HashMap::from([(7, 2)]),
+        span_callsites: [(7, 2)].into_iter().collect(),
         damage: Damage::default(),
         modules: Vec::new(),
         stacks: Vec::new(),
@@ -232,7 +232,7 @@ fn two_requests() -> Recording {
     rec.trigger = Trigger::none();
     // Request 2's span has another name, "a", which groups before "s".
     rec.callsites.insert(3, callsite(3, true, "a"));
-    rec.span_callsites = HashMap::from([(1, 2), (2, 3)]);
+    rec.span_callsites = [(1, 2), (2, 3)].into_iter().collect();
     for t in &mut rec.threads {
         t.overwritten = 0;
     }

@@ -18,7 +18,9 @@ use crate::record::{PARENT_CONTEXTUAL, PARENT_ROOT};
 use crate::trigger::Trigger;
 use crate::FormatError;
 
+mod span_callsites;
 mod stream;
+pub use span_callsites::SpanCallsites;
 pub use stream::RecordStream;
 
 /// Everything a ring image holds, resolved: names, times, span stacks.
@@ -46,7 +48,7 @@ pub struct Recording {
     pub records: Vec<Record>,
     /// The callsite of every span id seen (in span records or chunk context records), so
     /// span stacks can be named even when a span's creation was overwritten.
-    pub span_callsites: HashMap<u64, u32>,
+    pub span_callsites: SpanCallsites,
     pub damage: Damage,
     /// The modules loaded in the process when it last recorded them (for stacks).
     pub modules: Vec<crate::stacks::LoadedModule>,
@@ -340,7 +342,9 @@ fn scan_sealed<'a>(
 
     // Chunks: validate each and measure what it holds; records are parsed again, lazily,
     // when streamed.
-    let mut span_callsites: HashMap<u64, u32> = HashMap::new();
+    // (span, callsite) as met, one a span's run of records in a chunk: sorted once, at
+    // the end.
+    let mut span_callsites: Vec<(u64, u32)> = Vec::new();
     let payload_cap = chunk_size as usize - CHUNK_HEADER_SIZE;
     let mut chunks: Vec<ChunkData> = Vec::new();
     let mut anchors: Vec<(u64, u64)> = Vec::new();
@@ -397,7 +401,7 @@ fn scan_sealed<'a>(
                     // A span's records come in runs (new, enter, exit, close): one insert
                     // per run, not per record.
                     if r.span != 0 && r.span != last_span {
-                        span_callsites.insert(r.span, r.callsite);
+                        span_callsites.push((r.span, r.callsite));
                         last_span = r.span;
                     }
                     user_records += 1;
@@ -559,7 +563,7 @@ fn scan_sealed<'a>(
             callsites,
             threads,
             records: Vec::new(),
-            span_callsites,
+            span_callsites: span_callsites.into_iter().collect(),
             damage,
             modules,
             stacks: captures
