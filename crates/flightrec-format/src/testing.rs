@@ -76,6 +76,8 @@ pub fn sample_image(records_per_chunk: u64) -> Vec<u8> {
         tid: 7,
         name: "main".into(),
     });
+    // Callsite 1's message: its odd events' records only mark it.
+    m.message(1, "hello");
     let mo = g.meta_offset as usize;
     b[mo..mo + m.bytes.len()].copy_from_slice(&m.bytes);
     layout::put_u64(&mut b, header::META_COMMITTED_LEN, m.bytes.len() as u64);
@@ -108,7 +110,11 @@ pub fn sample_image(records_per_chunk: u64) -> Vec<u8> {
         for n in 0..records_per_chunk {
             put(RecordKind::Event, 1, &|e| {
                 e.id(0);
-                e.field_bytes(0, tag::STR, b"hello");
+                if n % 2 == 1 {
+                    e.field_message(0, &format_args!("hello"), Some(b"hello"));
+                } else {
+                    e.field_bytes(0, tag::STR, b"hello");
+                }
                 e.field_u64(1, n)
             });
         }

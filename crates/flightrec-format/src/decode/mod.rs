@@ -638,6 +638,23 @@ mod tests {
         assert_eq!(ev.spans.as_ref(), &[1024]);
         assert_eq!(ev.parent, NonZeroU64::new(1024));
         assert_eq!(ev.fields[1].value, Value::U64(0));
+        // Every event reads "hello": stored whole, or (the odd ones) put back from the
+        // callsite's message the meta log keeps.
+        let messages: Vec<(&Value, bool)> = rec
+            .records
+            .iter()
+            .filter(|r| r.kind == RecordKind::Event)
+            .map(|r| (&r.fields[0].value, r.fields[0].truncated))
+            .collect();
+        assert_eq!(messages.len(), 6);
+        for (i, m) in messages.iter().enumerate() {
+            let hello = if i % 3 == 1 {
+                Value::Debug("hello".into())
+            } else {
+                Value::Str("hello".into())
+            };
+            assert_eq!(*m, (&hello, false), "event {i}");
+        }
         assert!(rec.records.windows(2).all(|w| w[0].ts <= w[1].ts));
         assert_eq!(rec.callsites[&1].name, "ev");
         assert_eq!(rec.span_callsites[&1025], 2);
