@@ -320,9 +320,6 @@ fn the_locks_behave_as_std_and_record_what_happens() {
         let (m2, held2, d2) = (m.clone(), held.clone(), d.clone());
         let t = std::thread::spawn(move || {
             tracing::dispatcher::with_default(&d2, || {
-                // Recording first ties this thread to this test's recorder (a thread with
-                // nothing recorded yet records locks into the last recorder built, which in
-                // a test binary may be another test's).
                 tracing::info!("holder");
                 let mut g = m2.lock().unwrap();
                 held2.wait();

@@ -53,13 +53,21 @@ fn bench(c: &mut Criterion) {
         .tempdir_in("/dev/shm")
         .or_else(|_| tempfile::tempdir())
         .unwrap();
-    // The lock's events go to the last recorder built (the threads record nothing else).
-    let _recorder = tracing_flightrec::Recorder::builder()
+    // A thread records its lock events into the recorder of its subscriber: the global
+    // one here, for every thread the bench starts.
+    let recorder = tracing_flightrec::Recorder::builder()
         .dir(dir.path())
         .service("bench-locks")
         .capacity(64 << 20)
         .build()
         .unwrap();
+    {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(recorder.layer()),
+        )
+        .expect("the bench sets the only global subscriber");
+    }
     let std_lock = std::sync::Mutex::new(0u64);
     let flightrec_lock = tracing_flightrec::sync::Mutex::named("bench", 0u64);
     let subjects: [(&str, &dyn Lock); 2] = [

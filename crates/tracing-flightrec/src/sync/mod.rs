@@ -11,7 +11,8 @@
 //!
 //! A lock is a callsite of its own in each recording (see `flightrec_format::meta::lock`),
 //! registered the first time it is used there. Its events go to the ring its thread records
-//! into; a thread that has recorded nothing yet records into the last recorder built.
+//! into; a thread that has recorded nothing yet records into the recorder whose layer is in
+//! its current subscriber, and a thread whose subscriber has none records no lock events.
 //! An uncontended lock and unlock costs two records: the acquisition and the release.
 
 use std::fmt;
