@@ -97,6 +97,8 @@ pub(crate) fn consistent_copy(ring: &Ring) -> (Vec<u8>, u32) {
         }
     }
     drop(gate);
+    // Entries appended while the chunks were copied: records in them may name them.
+    ring.copy_meta(&mut image);
     (image, given_up)
 }
 

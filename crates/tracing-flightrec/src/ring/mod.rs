@@ -260,14 +260,22 @@ impl Ring {
 
     /// Copies the header and the committed meta log into `dst` (at least the meta log's end).
     pub(crate) fn copy_header_and_meta(&self, dst: &mut [u8]) {
-        let meta_len = self
-            .header_word(header::META_COMMITTED_LEN)
-            .load(Ordering::Acquire);
-        let meta_len = meta_len.min(self.geometry.meta_capacity);
         for off in (0..HEADER_SIZE).step_by(8) {
             let v = self.header_word(off).load(Ordering::Relaxed);
             dst[off..off + 8].copy_from_slice(&v.to_le_bytes());
         }
+        self.copy_meta(dst);
+    }
+
+    /// Copies the committed meta log into `dst` (at least the meta log's end), and its
+    /// length into `dst`'s header. Copied again after a copy's chunks, it holds every entry
+    /// a copied record names: a writer appends an entry (a callsite, a thread, a kept
+    /// message) before any record that names it.
+    pub(crate) fn copy_meta(&self, dst: &mut [u8]) {
+        let meta_len = self
+            .header_word(header::META_COMMITTED_LEN)
+            .load(Ordering::Acquire);
+        let meta_len = meta_len.min(self.geometry.meta_capacity);
         let start = self.geometry.meta_offset as usize;
         // SAFETY: [start, start + meta_len) is within the meta log, which lies within the
         // mapping. Bytes below the committed length are never written again (the log is
