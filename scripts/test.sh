@@ -73,7 +73,9 @@ step "test tools: Perfetto's own protobuf classes, moto's S3-compatible server, 
 py=target/test-tools/python
 if ! "$py/bin/python" -c 'import perfetto.protos.perfetto.trace.perfetto_trace_pb2, moto, boto3, pyarrow, duckdb' 2>/dev/null \
     || [[ ! -x "$py/bin/moto_server" ]]; then
-    python3 -m venv "$py"
+    # From scratch: a venv left half-installed (a run stopped during pip) would keep its
+    # packages and never get their command-line scripts.
+    python3 -m venv --clear "$py"
     "$py/bin/pip" install --quiet --disable-pip-version-check 'perfetto==0.59.1' 'protobuf>=5' \
         'moto[server]==5.1.*' 'pyarrow==26.0.*' 'duckdb==2.0.*'
 fi

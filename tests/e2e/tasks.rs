@@ -457,9 +457,14 @@ fn the_async_demo_bites_and_opens_the_task_view_on_the_two_interleaved_requests(
     }
     let dir = scratch();
     let out = crate::viewer::drive("asyncdemo", dir.path(), serde_json::json!({}));
-    // Requests polled on several workers are tasks.
+    // The header counts the requests: as tasks when one of them was polled on several
+    // workers, which is the scheduler's choice (two requests interleave on one worker just
+    // as well, and the race can bite before any has moved).
     let header = out["header"].as_str().unwrap();
-    assert!(header.contains(" tasks"), "{header}");
+    assert!(
+        header.contains(" tasks") || header.contains(" requests"),
+        "{header}"
+    );
     let title = out["objectTitle"].as_str().unwrap();
     assert!(title.starts_with("lot = e"), "{title}");
     let records = out["objectRecords"].as_array().unwrap();

@@ -469,8 +469,10 @@ fn watch_collects_a_process_that_never_restarts() {
     .unwrap();
     let _ = watcher.kill();
     let _ = watcher.wait();
+    // Collected while watch runs, not left behind: a generous bound, since a loaded
+    // machine can take seconds to schedule the scan and write the dump.
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < Duration::from_secs(60),
         "watch took {:?}",
         start.elapsed()
     );
