@@ -10,8 +10,8 @@ const CHILD_DIR: &str = "FLIGHTREC_FOLDING_CHILD_DIR";
 
 /// Child: fills a 64 MiB ring with hard-to-compress records (so its dump takes a good
 /// fraction of a second to copy and compress), then thread `first` panics, and thread
-/// `second` panics as soon as it sees the first panic's dump being copied (the ring's copy
-/// gate closed), so that it arrives while that dump is under way.
+/// `second` panics as soon as it sees the first panic's dump under way
+/// (`Recorder::dump_under_way`), so that it arrives while that dump can still take it in.
 #[test]
 #[ignore = "child process of the folding test"]
 fn two_panics_child() {
@@ -45,47 +45,38 @@ fn two_panics_child() {
         })
         .unwrap()
         .join();
-    let ring_path = rec.ring_path().to_path_buf();
-    let spawn = |name: &str, wait: bool| {
-        let (d, ring_path) = (d.clone(), ring_path.clone());
-        std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || {
-                tracing::dispatcher::with_default(&d, || {
-                    tracing::info!("about to fail");
-                    if wait {
-                        wait_for_a_dump_under_way(&ring_path);
-                        panic!("the second failure");
-                    }
-                    panic!("the first failure");
+    std::thread::scope(|scope| {
+        let spawn = |name: &str, wait: bool| {
+            let (d, rec) = (d.clone(), &rec);
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn_scoped(scope, move || {
+                    tracing::dispatcher::with_default(&d, || {
+                        tracing::info!("about to fail");
+                        if wait {
+                            wait_for_a_dump_under_way(rec);
+                            panic!("the second failure");
+                        }
+                        panic!("the first failure");
+                    })
                 })
-            })
-            .unwrap()
-    };
-    let second = spawn("second", true);
-    let first = spawn("first", false);
-    assert!(first.join().is_err() && second.join().is_err());
+                .unwrap()
+        };
+        let second = spawn("second", true);
+        let first = spawn("first", false);
+        assert!(first.join().is_err() && second.join().is_err());
+    });
     println!("done");
 }
 
-/// Waits (60 s at most) until the ring's copy gate is closed: a dump of it is being copied,
-/// so a trigger now folds into that dump (its compression is still to come).
-fn wait_for_a_dump_under_way(ring: &std::path::Path) {
-    use std::os::unix::fs::FileExt;
-    let file = std::fs::File::open(ring).unwrap();
+/// Waits (60 s at most) until a dump is under way and would take a trigger in: from the
+/// first panic until that dump holds its last copy (its copy and its compression, a good
+/// fraction of a second for this ring), not only while its chunks are copied.
+fn wait_for_a_dump_under_way(rec: &tracing_flightrec::Recorder) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut word = [0u8; 8];
-    loop {
-        file.read_exact_at(
-            &mut word,
-            flightrec_format::layout::header::COPY_GATE as u64,
-        )
-        .unwrap();
-        if u64::from_le_bytes(word) != 0 {
-            return;
-        }
+    while !rec.dump_under_way() {
         assert!(Instant::now() < deadline, "no dump was ever under way");
-        std::hint::spin_loop();
+        std::thread::yield_now();
     }
 }
 

@@ -519,6 +519,13 @@ impl Recorder {
         )
     }
 
+    /// A dump is being copied or compressed now: a trigger that arrives meanwhile (a
+    /// panic, a snapshot) folds into it and gets its path rather than making a dump of
+    /// its own. False once the dump holds its last copy and is being written out.
+    pub fn dump_under_way(&self) -> bool {
+        self.shared.dumps.folds_now()
+    }
+
     /// Dumps made at start from rings left in the directory by processes that died
     /// without a word (SIGKILL, the OOM killer). `init()` logs them.
     pub fn collected(&self) -> &[PathBuf] {

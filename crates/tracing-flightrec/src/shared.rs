@@ -220,6 +220,14 @@ pub(crate) struct DumpQueue {
     done: std::sync::Condvar,
 }
 
+impl DumpQueue {
+    /// A dump is being copied or compressed, and a trigger arriving now folds into it.
+    pub(crate) fn folds_now(&self) -> bool {
+        let q = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        q.writer.is_some() && !q.sealed
+    }
+}
+
 #[derive(Default)]
 struct DumpQueueState {
     /// The thread writing a dump now.
