@@ -182,11 +182,11 @@ pub fn record_json(rec: &Recording, names: &Names<'_>, r: &Record) -> Json {
         "file": cs.and_then(|c| c.file.as_deref()),
         "line": cs.and_then(|c| c.line),
         "span": if is_span { json!(r.span) } else { Json::Null },
-        "parent": r.parent,
+        "parent": r.parent(),
         "fields": fields,
         "spans": &*r.spans,
     });
-    if let Some(f) = r.follows {
+    if let Some(f) = r.follows() {
         o["follows"] = json!(f);
     }
     if r.truncated {
@@ -315,7 +315,7 @@ fn text_line(
             names.span_name(r.span),
             r.span
         );
-        if let Some(f) = r.follows.map(NonZeroU64::get) {
+        if let Some(f) = r.follows().map(NonZeroU64::get) {
             let _ = write!(out, " follows {}#{f}", names.span_name(f));
         }
     }

@@ -115,12 +115,12 @@ fn spans_keep_unique_ids_parents_records_and_links() {
     let ids: HashSet<u64> = new.iter().map(|x| x.span).collect();
     assert_eq!(ids.len(), 1002, "span ids reused within the recording");
     let root = new[0].span;
-    assert_eq!(new[0].parent.map(NonZeroU64::get), None);
+    assert_eq!(new[0].parent().map(NonZeroU64::get), None);
     for child in &new[1..1001] {
-        assert_eq!(child.parent.map(NonZeroU64::get), Some(root));
+        assert_eq!(child.parent().map(NonZeroU64::get), Some(root));
     }
     assert_eq!(
-        new[1001].parent.map(NonZeroU64::get),
+        new[1001].parent().map(NonZeroU64::get),
         None,
         "parent: None is a root"
     );
@@ -144,7 +144,7 @@ fn spans_keep_unique_ids_parents_records_and_links() {
         .records
         .iter()
         .filter(|x| x.kind == RecordKind::FollowsFrom)
-        .all(|x| x.follows.map(NonZeroU64::get) == Some(root)));
+        .all(|x| x.follows().map(NonZeroU64::get) == Some(root)));
     for kind in [RecordKind::Enter, RecordKind::Exit, RecordKind::Close] {
         assert_eq!(
             r.records.iter().filter(|x| x.kind == kind).count(),
@@ -159,14 +159,14 @@ fn spans_keep_unique_ids_parents_records_and_links() {
     assert_eq!(inside.len(), 1000);
     assert!(inside
         .iter()
-        .all(|x| x.spans[0] == root && x.parent.map(NonZeroU64::get) == Some(x.spans[1])));
+        .all(|x| x.spans[0] == root && x.parent().map(NonZeroU64::get) == Some(x.spans[1])));
     let explicit = r
         .records
         .iter()
         .rev()
         .find(|x| x.kind == RecordKind::Event)
         .unwrap();
-    assert_eq!(explicit.parent.map(NonZeroU64::get), Some(new[1001].span));
+    assert_eq!(explicit.parent().map(NonZeroU64::get), Some(new[1001].span));
 }
 
 #[test]

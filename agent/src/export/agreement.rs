@@ -6,10 +6,10 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU64;
-use std::sync::Arc;
 
 use flightrec_format::{
-    Damage, FieldValue, ProcessInfo, Record, RecordKind, Recording, ThreadSummary, Trigger, Value,
+    Damage, FieldValue, ProcessInfo, Record, RecordKind, Recording, SpanStack, ThreadSummary,
+    Trigger, Value,
 };
 use proptest::prelude::*;
 use prost::Message;
@@ -102,7 +102,7 @@ fn recording(ops: &[Op], cut: &[usize]) -> Recording {
         if kind == RecordKind::Enter {
             stack.push(span);
         }
-        let spans: Arc<[u64]> = Arc::from(stack.as_slice());
+        let spans = SpanStack::from(stack.as_slice());
         if kind == RecordKind::Exit {
             if let Some(pos) = stack.iter().rposition(|&s| s == span) {
                 stack.remove(pos);
@@ -117,8 +117,7 @@ fn recording(ops: &[Op], cut: &[usize]) -> Recording {
                 _ => span_callsites.get(&span).copied().unwrap_or(2),
             },
             span,
-            parent: None,
-            follows: follows.and_then(NonZeroU64::new),
+            link: follows.and_then(NonZeroU64::new),
             fields: Box::new([FieldValue {
                 index: 0,
                 value: Value::U64(ts as u64 % 7),

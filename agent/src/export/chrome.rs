@@ -302,7 +302,7 @@ impl Sink for ChromeSink<'_, '_> {
                         args.insert("source".into(), json!(format!("{file}:{line}")));
                     }
                 }
-                if let Some(f) = r.follows {
+                if let Some(f) = r.follows() {
                     args.insert("span_id".into(), json!(r.span));
                     args.insert("follows".into(), json!(f));
                 }

@@ -458,7 +458,7 @@ impl Walk<'_> {
 
     fn follows_from(&mut self, sink: &mut dyn Sink, r: &Record) -> anyhow::Result<()> {
         self.flows.clear();
-        if let Some(cause) = r.follows.map(NonZeroU64::get) {
+        if let Some(cause) = r.follows().map(NonZeroU64::get) {
             let ids = self.plan.follow_links(cause);
             // The plan numbered this cause's drawable links in the order they were made.
             let made = self.links_made.entry(cause).or_insert(0);

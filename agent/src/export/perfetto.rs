@@ -563,7 +563,7 @@ impl Sink for PerfettoSink<'_, '_> {
                             .push(self.annotation("source", &at, &mut new));
                     }
                 }
-                if let Some(f) = r.follows.map(NonZeroU64::get) {
+                if let Some(f) = r.follows().map(NonZeroU64::get) {
                     event.debug_annotations.push(self.annotation(
                         "span_id",
                         &Value::U64(r.span),

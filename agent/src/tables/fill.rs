@@ -259,8 +259,8 @@ fn write_records(c: &mut Common<'_>, mut t: TableFile<Sink, RecordRows>) -> anyh
         rows.line.push_opt(cs.and_then(|c| c.line));
         let is_span = r.kind != RecordKind::Event;
         rows.span.push_opt(is_span.then_some(r.span as i64));
-        rows.parent.push_opt(r.parent.map(|p| p.get() as i64));
-        rows.follows.push_opt(r.follows.map(|f| f.get() as i64));
+        rows.parent.push_opt(r.parent().map(|p| p.get() as i64));
+        rows.follows.push_opt(r.follows().map(|f| f.get() as i64));
         rows.spans.push_list(r.spans.iter().map(|&s| s as i64));
         write_fields(c, r, rows);
         t.rows.truncated.push(r.truncated);

@@ -138,18 +138,17 @@ pub fn rename_into(k: usize, rec: &mut Recording, label: &str) {
         .collect();
     // The decoder shares one span stack among a thread's records while it does not change:
     // renamed, they share one again (per thread, the last stack seen and its renaming).
-    type Stack = std::sync::Arc<[u64]>;
+    type Stack = flightrec_format::SpanStack;
     let mut renamed: Vec<(u32, Stack, Stack)> = Vec::new();
     for r in &mut rec.records {
         if !r.spans.is_empty() {
             let at = renamed.iter().position(|(t, _, _)| *t == r.thread);
             match at {
-                Some(i) if std::sync::Arc::ptr_eq(&renamed[i].1, &r.spans) => {
+                Some(i) if Stack::ptr_eq(&renamed[i].1, &r.spans) => {
                     r.spans = renamed[i].2.clone();
                 }
                 _ => {
-                    let spans: std::sync::Arc<[u64]> =
-                        r.spans.iter().map(|&s| span_of(k, s)).collect();
+                    let spans: Stack = r.spans.iter().map(|&s| span_of(k, s)).collect();
                     let entry = (
                         r.thread,
                         std::mem::replace(&mut r.spans, spans.clone()),
@@ -165,8 +164,7 @@ pub fn rename_into(k: usize, rec: &mut Recording, label: &str) {
         r.thread = thread_of(k, r.thread);
         r.callsite = callsite_of(k, r.callsite);
         r.span = span_of(k, r.span);
-        r.parent = r.parent.and_then(|p| NonZeroU64::new(span_of(k, p.get())));
-        r.follows = r.follows.and_then(|f| NonZeroU64::new(span_of(k, f.get())));
+        r.link = r.link.and_then(|l| NonZeroU64::new(span_of(k, l.get())));
     }
 }
 
@@ -253,8 +251,7 @@ pub fn shift(rec: &mut Recording, ns: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flightrec_format::RecordKind;
-    use std::sync::Arc;
+    use flightrec_format::{RecordKind, SpanStack};
 
     fn rec(ts: i64) -> Record {
         Record {
@@ -263,11 +260,10 @@ mod tests {
             kind: RecordKind::Event,
             callsite: 1,
             span: 0,
-            parent: None,
-            follows: None,
+            link: None,
             fields: Box::new([]),
             truncated: false,
-            spans: Arc::from(&[][..]),
+            spans: SpanStack::default(),
         }
     }
 
@@ -327,9 +323,9 @@ mod tests {
                 let spans: Vec<u64> = a.spans.iter().map(|&s| span_of(2, s)).collect();
                 assert_eq!(&b.spans[..], &spans[..]);
             }
-            if !w[0].spans.is_empty() && Arc::ptr_eq(&w[0].spans, &w[1].spans) {
+            if !w[0].spans.is_empty() && SpanStack::ptr_eq(&w[0].spans, &w[1].spans) {
                 shared_before += 1;
-                assert!(Arc::ptr_eq(&v[0].spans, &v[1].spans));
+                assert!(SpanStack::ptr_eq(&v[0].spans, &v[1].spans));
             }
         }
         assert!(

@@ -150,7 +150,7 @@ impl<'r> Names<'r> {
                 return Cow::Owned(format!(
                     "{} follows {}",
                     self.span_name(r.span),
-                    self.span_name(r.follows.map_or(0, NonZeroU64::get))
+                    self.span_name(r.follows().map_or(0, NonZeroU64::get))
                 ))
             }
             RecordKind::Event => {}

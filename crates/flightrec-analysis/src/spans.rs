@@ -176,7 +176,7 @@ impl SpanPlan {
                 }
             }
             RecordKind::FollowsFrom => {
-                if let Some(cause) = r.follows.map(NonZeroU64::get) {
+                if let Some(cause) = r.follows().map(NonZeroU64::get) {
                     if self.spans.get(&cause).is_some_and(|s| s.enters > 0) {
                         self.follows
                             .entry(cause)
@@ -509,8 +509,7 @@ pub fn entries_of_plan(plan: &SpanPlan, records: &[Record]) -> Vec<Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flightrec_format::Trigger;
-    use std::sync::Arc;
+    use flightrec_format::{SpanStack, Trigger};
 
     fn rec(ts: i64, thread: u32, kind: RecordKind, span: u64, stack: &[u64]) -> Record {
         Record {
@@ -519,11 +518,10 @@ mod tests {
             kind,
             callsite: 1,
             span,
-            parent: None,
-            follows: None,
+            link: None,
             fields: Box::new([]),
             truncated: false,
-            spans: Arc::from(stack),
+            spans: SpanStack::from(stack),
         }
     }
 

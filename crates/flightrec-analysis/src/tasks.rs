@@ -197,7 +197,7 @@ impl Tasks {
                     candidates.push(first);
                 }
             }
-            if r.kind == RecordKind::SpanNew && r.parent.is_none() {
+            if r.kind == RecordKind::SpanNew && r.parent().is_none() {
                 created_root.push(r.span);
             }
         }

@@ -25,7 +25,7 @@ use std::path::Path;
 
 pub use decode::{
     decode, scan, ChunkActivity, Damage, Record, RecordStream, Recording, Scan, SpanCallsites,
-    ThreadSummary,
+    SpanStack, ThreadSummary,
 };
 pub use image::{read_image, Image};
 pub use meta::{Callsite, Level, ProcessInfo};

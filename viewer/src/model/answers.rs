@@ -379,7 +379,7 @@ impl Model {
             spans: r.spans.iter().map(|&s| self.span_ref(s)).collect(),
             truncated: r.truncated,
             span: (r.span != 0).then(|| r.span.to_string()),
-            follows: r.follows.map(|f| f.to_string()),
+            follows: r.follows().map(|f| f.to_string()),
         })
     }
 
@@ -394,7 +394,7 @@ impl Model {
         for r in self.records.iter() {
             match r.kind {
                 RecordKind::SpanNew if r.span == span => {
-                    s.parent = r.parent.map(NonZeroU64::get);
+                    s.parent = r.parent().map(NonZeroU64::get);
                     s.created_on = Some(r.thread);
                     merge_fields(&mut s.fields, &r.fields);
                     known = true;
@@ -404,7 +404,7 @@ impl Model {
                     known = true;
                 }
                 RecordKind::FollowsFrom => {
-                    if let Some(f) = r.follows.map(NonZeroU64::get) {
+                    if let Some(f) = r.follows().map(NonZeroU64::get) {
                         if r.span == span {
                             s.follows.push(f);
                             known = true;

@@ -1,7 +1,6 @@
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use flightrec_format::{Callsite, Damage, FieldValue, ProcessInfo, Record, RecordKind};
+use flightrec_format::{Callsite, Damage, FieldValue, ProcessInfo, Record, RecordKind, SpanStack};
 use flightrec_format::{Recording, ThreadSummary, Trigger, TriggerReason, Value};
 
 use super::*;
@@ -134,8 +133,7 @@ fn record(ts: i64, thread: u32, kind: RecordKind, span: u64, stack: &[u64]) -> R
         kind,
         callsite: if kind == RecordKind::Event { 1 } else { 2 },
         span,
-        parent: None,
-        follows: None,
+        link: None,
         fields: if kind == RecordKind::Event {
             vec![
                 FieldValue {
@@ -154,7 +152,7 @@ fn record(ts: i64, thread: u32, kind: RecordKind, span: u64, stack: &[u64]) -> R
             Box::new([])
         },
         truncated: false,
-        spans: Arc::from(stack),
+        spans: SpanStack::from(stack),
     }
 }
 

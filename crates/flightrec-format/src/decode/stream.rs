@@ -39,7 +39,7 @@ impl<'a> Scan<'a> {
                 pos: 0,
                 base_ticks: 0,
                 stack: Vec::new(),
-                shared: vec![Arc::from(Vec::new())],
+                shared: vec![SpanStack::default()],
                 last_ts: i64::MIN,
             })
             .collect();
@@ -99,7 +99,7 @@ struct ThreadCursor<'a> {
     /// `shared[d]` is `stack[..d]` as shared by the records written under it: leaving a
     /// span goes back to its parent's, so a thread in and out of requests makes one
     /// stack a request, not two (a recording keeps millions of records).
-    shared: Vec<Arc<[u64]>>,
+    shared: Vec<SpanStack>,
     /// Times never step back within a thread, even if the clock did.
     last_ts: i64,
 }
@@ -156,10 +156,10 @@ impl Iterator for ThreadCursor<'_> {
                 PARENT_ROOT => None,
                 id => NonZeroU64::new(id),
             };
-            let (parent, follows) = match r.kind {
-                RecordKind::Event | RecordKind::SpanNew => (resolve(r.other), None),
-                RecordKind::FollowsFrom => (None, NonZeroU64::new(r.other)),
-                _ => (None, None),
+            let link = match r.kind {
+                RecordKind::Event | RecordKind::SpanNew => resolve(r.other),
+                RecordKind::FollowsFrom => NonZeroU64::new(r.other),
+                _ => None,
             };
             if let Some((_, at)) = r.message {
                 // The callsite's message, as if stored whole. Missing only from a damaged
@@ -180,8 +180,7 @@ impl Iterator for ThreadCursor<'_> {
                 kind: r.kind,
                 callsite: r.callsite,
                 span: r.span,
-                parent,
-                follows,
+                link,
                 fields: r.fields.into_boxed_slice(),
                 truncated: r.flags & FLAG_TRUNCATED != 0,
                 spans: self.shared[self.stack.len()].clone(),
@@ -203,7 +202,7 @@ impl ThreadCursor<'_> {
     fn share_from(&mut self, d: usize) {
         self.shared.truncate(d + 1);
         for depth in d + 1..=self.stack.len() {
-            self.shared.push(Arc::from(&self.stack[..depth]));
+            self.shared.push(SpanStack::from(&self.stack[..depth]));
         }
     }
 }
