@@ -236,7 +236,7 @@ fn check_requests(dump: &std::path::Path) -> usize {
             .get(span)
             .unwrap_or_else(|| panic!("request {id} has no task"));
         assert!(
-            task.created.is_some() && task.closed.is_some(),
+            task.created().is_some() && task.closed().is_some(),
             "request {id}"
         );
         assert_eq!(task.tokio, None);
@@ -658,7 +658,7 @@ fn odd_lives_are_shown_as_they_happened() {
                 );
             }
         }
-        if let Some(closed) = t.closed {
+        if let Some(closed) = t.closed() {
             assert!(t.polls.iter().all(|p| p.end <= closed && !p.open_at_end));
         }
     };
@@ -669,12 +669,12 @@ fn odd_lives_are_shown_as_they_happened() {
     // second, short entry); closed at the drop, its one event in the first poll.
     let dropped = task("dropped");
     assert_eq!(dropped.polls.len(), 2, "{:?}", dropped.polls);
-    assert!(dropped.closed.is_some());
+    assert!(dropped.closed().is_some());
     assert_eq!(events(dropped), 1);
     // 2. Polled twice, the second ended by the unwinding, then dropped; closed.
     let panicked = task("panicked");
     assert!(panicked.polls.len() >= 2, "{:?}", panicked.polls);
-    assert!(panicked.closed.is_some());
+    assert!(panicked.closed().is_some());
     assert_eq!(events(panicked), 2);
     let event_polls: HashSet<i64> = records_of(&tasks, panicked)
         .into_iter()
@@ -703,7 +703,7 @@ fn odd_lives_are_shown_as_they_happened() {
     assert_eq!(events(moved), 2);
     // 4. Not closed; its life runs to the end of the data.
     let open = task("open");
-    assert_eq!(open.closed, None);
+    assert_eq!(open.closed(), None);
     assert_eq!(open.polls.len(), 1);
     assert_eq!(events(open), 1);
     // 5. Two spans, two tasks, each with its own event, whatever the registry's ids.

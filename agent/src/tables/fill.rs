@@ -371,8 +371,8 @@ fn write_tasks(
                 .map(text),
         );
         rows.is_async.push(task.is_async);
-        rows.created.push_opt(task.created);
-        rows.closed.push_opt(task.closed);
+        rows.created.push_opt(task.created());
+        rows.closed.push_opt(task.closed());
         rows.polls.push(task.polls.len() as i64);
         let lens = task.polls.iter().map(|p| p.end.saturating_sub(p.begin));
         rows.busy_ns.push(lens.clone().sum());

@@ -190,7 +190,7 @@ impl TasksReport {
             total: list.len(),
             async_tasks: list.iter().filter(|t| t.is_async).count(),
             tokio: list.iter().filter(|t| t.tokio.is_some()).count(),
-            open: list.iter().filter(|t| t.closed.is_none()).count(),
+            open: list.iter().filter(|t| t.closed().is_none()).count(),
             polls: list.iter().map(|t| t.polls.len()).sum(),
             hop: tasks.hop_threads(),
         }

@@ -12,6 +12,7 @@
 //! Its polls are that span's entries; the spans it enters nest inside them.
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use smallvec::SmallVec;
 
 use flightrec_format::meta::tokio_task;
 use flightrec_format::{FieldValue, Record, RecordKind, Value};
@@ -66,7 +67,8 @@ enum FieldsAt {
     None,
     /// The position of its creation record.
     Record(u32),
-    Merged(Box<[FieldValue]>),
+    /// (Boxed twice: one pointer wide, so a task's `FieldsAt` is two words, not three.)
+    Merged(Box<Box<[FieldValue]>>),
 }
 
 impl FieldsAt {
@@ -84,7 +86,7 @@ impl FieldsAt {
             FieldsAt::Merged(f) => f.into_vec(),
         };
         merge_fields(&mut merged, new);
-        *self = FieldsAt::Merged(merged.into_boxed_slice());
+        *self = FieldsAt::Merged(Box::new(merged.into_boxed_slice()));
     }
 }
 
@@ -97,11 +99,13 @@ pub struct Task {
     pub tokio: Option<Box<TokioTask>>,
     /// The root span's fields, from its creation and later `record`s: [`Task::fields`].
     fields: FieldsAt,
-    /// When its span was created and closed (ns since the Unix epoch), when recorded.
-    pub created: Option<i64>,
-    pub closed: Option<i64>,
-    /// Polls in time order.
-    pub polls: Vec<Poll>,
+    /// When its span was created and closed (ns since the Unix epoch), `NOT_RECORDED`
+    /// when not: [`Task::created`], [`Task::closed`]. (A recording of a busy service holds
+    /// millions of tasks: an `Option` would cost each of these two another word.)
+    created: i64,
+    closed: i64,
+    /// Polls in time order. Most tasks are polled once: that one is kept in place.
+    pub polls: SmallVec<[Poll; 1]>,
     /// Spans entered inside its polls, in the order they ended.
     pub inner: Vec<Inner>,
     /// When it began, as far as the recording shows: its creation, else its first poll or
@@ -114,7 +118,20 @@ pub struct Task {
     pub is_async: bool,
 }
 
+/// `Task::created` or `Task::closed` not in the recording.
+const NOT_RECORDED: i64 = i64::MIN;
+
 impl Task {
+    /// When its span was created (ns since the Unix epoch), when recorded.
+    pub fn created(&self) -> Option<i64> {
+        (self.created != NOT_RECORDED).then_some(self.created)
+    }
+
+    /// When its span was closed (ns since the Unix epoch), when recorded.
+    pub fn closed(&self) -> Option<i64> {
+        (self.closed != NOT_RECORDED).then_some(self.closed)
+    }
+
     /// The root span's fields, from its creation and later `record`s. `records` are those
     /// of the recording the tasks were resolved from.
     pub fn fields<'a>(&'a self, records: &'a [Record]) -> &'a [FieldValue] {
@@ -127,7 +144,7 @@ impl Task {
 
     /// When it ended: its close, else the end of the recording's data if it still ran.
     pub fn end(&self, data_end: i64) -> i64 {
-        self.closed.unwrap_or(data_end).max(self.start)
+        self.closed().unwrap_or(data_end).max(self.start)
     }
 
     /// The threads that polled it, in order of first poll.
@@ -228,9 +245,9 @@ impl Tasks {
                 span,
                 tokio: None,
                 fields: FieldsAt::None,
-                created: None,
-                closed: None,
-                polls: Vec::new(),
+                created: NOT_RECORDED,
+                closed: NOT_RECORDED,
+                polls: SmallVec::new(),
                 inner: Vec::new(),
                 start: 0,
                 is_async: plan.is_task(span),
@@ -268,11 +285,11 @@ impl Tasks {
             if r.span == task.span {
                 match r.kind {
                     RecordKind::SpanNew => {
-                        task.created = Some(r.ts);
+                        task.created = r.ts;
                         task.fields.note(records, i);
                     }
                     RecordKind::SpanRecord => task.fields.note(records, i),
-                    RecordKind::Close => task.closed = Some(r.ts),
+                    RecordKind::Close => task.closed = r.ts,
                     _ => {}
                 }
             }
@@ -307,11 +324,6 @@ impl Tasks {
         for (e, &t) in entries.iter().zip(&entry_task) {
             if t != NO_TASK {
                 let t = t as usize;
-                if list[t].polls.is_empty() {
-                    // Most tasks of a big recording are a root span entered once: room for
-                    // one poll, not the four a first push makes.
-                    list[t].polls.reserve_exact(1);
-                }
                 list[t].polls.push(Poll {
                     thread: e.thread,
                     begin: e.begin,
@@ -362,7 +374,7 @@ impl Tasks {
             let first_poll = task.polls.first().map(|p| p.begin);
             let first_record = (first_record != i64::MAX).then_some(first_record);
             task.start = task
-                .created
+                .created()
                 .or(first_poll.into_iter().chain(first_record).min())
                 .unwrap_or(0);
             let deepest = task
@@ -729,7 +741,24 @@ impl TokioIds {
 
 #[cfg(test)]
 mod tests {
-    use super::permute;
+    use super::{permute, Poll, SmallVec, Task};
+
+    /// A busy service's recording holds millions of tasks, most polled once: such a task
+    /// is one allocation-free struct (its poll in place), no bigger than this.
+    #[test]
+    fn a_task_polled_once_is_small_and_keeps_its_poll_in_place() {
+        assert_eq!(std::mem::size_of::<Task>(), 120);
+        let mut polls: SmallVec<[Poll; 1]> = SmallVec::new();
+        polls.push(Poll {
+            thread: 0,
+            begin: 1,
+            end: 2,
+            starts_before_data: false,
+            open_at_end: false,
+            outermost: true,
+        });
+        assert!(!polls.spilled());
+    }
 
     #[test]
     fn permuting_in_place_puts_at_each_position_what_was_at_its_source() {

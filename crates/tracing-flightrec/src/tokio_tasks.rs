@@ -278,7 +278,7 @@ mod tests {
                 tasks
                     .list
                     .iter()
-                    .any(|t| t.tokio.as_ref().is_some_and(|k| k.id == id) && t.closed.is_some())
+                    .any(|t| t.tokio.as_ref().is_some_and(|k| k.id == id) && t.closed().is_some())
             };
             let ended = closed(num(panicked_id)) && request_ids.iter().all(|&id| closed(num(id)));
             if ended || std::time::Instant::now() > deadline {
@@ -300,7 +300,7 @@ mod tests {
             let t = by_tokio(num(id));
             let at = t.tokio.as_ref().unwrap().spawned_at.clone().unwrap();
             assert!(at.starts_with(file!()), "{at}");
-            assert!(t.created.is_some() && t.closed.is_some());
+            assert!(t.created().is_some() && t.closed().is_some());
             assert!(t.polls.len() >= 5, "request {n}: {:?}", t.polls);
             for p in &t.polls {
                 let (name, _) = names.thread(p.thread);
@@ -327,15 +327,15 @@ mod tests {
         assert!(!workers.is_empty());
         // Aborted after one poll: closed, with its event.
         let aborted = by_tokio(num(aborted_id));
-        assert!(aborted.closed.is_some() && !aborted.polls.is_empty());
+        assert!(aborted.closed().is_some() && !aborted.polls.is_empty());
         // Panicked inside its second poll: that poll ended, and the task closed.
         let panicked = by_tokio(num(panicked_id));
-        assert!(panicked.closed.is_some(), "{panicked:?}");
+        assert!(panicked.closed().is_some(), "{panicked:?}");
         assert!(panicked.polls.len() >= 2, "{panicked:?}");
         assert!(panicked.polls.iter().all(|p| !p.open_at_end));
         // Never ends: created, polled, not closed.
         let pending = by_tokio(num(pending_id));
-        assert_eq!(pending.closed, None);
+        assert_eq!(pending.closed(), None);
         assert!(!pending.polls.is_empty());
         // The streaming rule (`cat`'s) gives each record the task the whole-recording rule
         // gives it.
