@@ -13,13 +13,15 @@ use crate::layout::{get_u32, get_u64, header, state, ChunkFields, CLOCK_MONOTONI
 use crate::layout::{CHUNK_HEADER_SIZE, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_CHUNK_SIZE};
 use crate::layout::{MAX_FILE_SIZE, MIN_CHUNK_SIZE};
 use crate::meta::{parse_meta, Callsite, MetaEntry, ProcessInfo};
-use crate::record::{parse_record, parse_record_head, FieldValue, RecordKind, FLAG_TRUNCATED};
+use crate::record::{parse_record, parse_record_head, RecordKind, FLAG_TRUNCATED};
 use crate::record::{PARENT_CONTEXTUAL, PARENT_ROOT};
 use crate::trigger::Trigger;
 use crate::FormatError;
 
+mod record;
 mod span_callsites;
 mod stream;
+pub use record::{Record, SpanStack};
 pub use span_callsites::SpanCallsites;
 pub use stream::RecordStream;
 
@@ -93,101 +95,6 @@ impl ThreadSummary {
     /// reaches for it (what sizes a ring: bytes per record times records per second).
     pub fn covers_ns(&self) -> Option<u64> {
         Some(self.last_ts?.saturating_sub(self.first_ts?).max(0) as u64)
-    }
-}
-
-/// A resolved record.
-///
-/// 64 bytes: a reader holds millions of them, so the parent and the `follows_from` span
-/// share one word (no record has both), and the span stack is one pointer wide.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Record {
-    /// Nanoseconds since the Unix epoch.
-    pub ts: i64,
-    /// Index of the writing thread (see `Recording::threads`).
-    pub thread: u32,
-    pub kind: RecordKind,
-    pub callsite: u32,
-    /// The span this record is about, for span records; 0 otherwise.
-    pub span: u64,
-    /// The other span the record names: the parent of an event or new span, resolved
-    /// against the thread's entered spans, or the span a `follows_from` record links to.
-    /// Read it through [`Record::parent`] and [`Record::follows`]. (Span ids are never 0,
-    /// as in `tracing`: the `Option` costs no room beside the id.)
-    pub link: Option<NonZeroU64>,
-    /// (A boxed slice: a record's fields never grow once decoded, and a `Vec`'s capacity
-    /// would cost each of millions of records another word.)
-    pub fields: Box<[FieldValue]>,
-    pub truncated: bool,
-    /// Spans entered on the writing thread at that moment, outermost first.
-    pub spans: SpanStack,
-}
-
-impl Record {
-    /// The parent of an event or a new span (`None`: a root, or another kind of record).
-    pub fn parent(&self) -> Option<NonZeroU64> {
-        match self.kind {
-            RecordKind::Event | RecordKind::SpanNew => self.link,
-            _ => None,
-        }
-    }
-
-    /// The span a `follows_from` record links to.
-    pub fn follows(&self) -> Option<NonZeroU64> {
-        match self.kind {
-            RecordKind::FollowsFrom => self.link,
-            _ => None,
-        }
-    }
-}
-
-/// The spans entered on a thread, outermost first, shared by every record written under
-/// them: one pointer wide (a slice's `Arc` is two), since millions of records carry one.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct SpanStack(Arc<Box<[u64]>>);
-
-impl std::ops::Deref for SpanStack {
-    type Target = [u64];
-
-    fn deref(&self) -> &[u64] {
-        &self.0
-    }
-}
-
-impl SpanStack {
-    /// `a` and `b` are one shared stack, not two equal ones.
-    pub fn ptr_eq(a: &SpanStack, b: &SpanStack) -> bool {
-        Arc::ptr_eq(&a.0, &b.0)
-    }
-}
-
-impl std::fmt::Debug for SpanStack {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
-impl From<&[u64]> for SpanStack {
-    fn from(spans: &[u64]) -> SpanStack {
-        SpanStack(Arc::new(spans.into()))
-    }
-}
-
-impl From<Vec<u64>> for SpanStack {
-    fn from(spans: Vec<u64>) -> SpanStack {
-        SpanStack(Arc::new(spans.into_boxed_slice()))
-    }
-}
-
-impl<const N: usize> From<[u64; N]> for SpanStack {
-    fn from(spans: [u64; N]) -> SpanStack {
-        SpanStack(Arc::new(Box::new(spans)))
-    }
-}
-
-impl FromIterator<u64> for SpanStack {
-    fn from_iter<I: IntoIterator<Item = u64>>(iter: I) -> SpanStack {
-        SpanStack(Arc::new(iter.into_iter().collect()))
     }
 }
 
@@ -689,41 +596,6 @@ mod tests {
     use super::*;
     use crate::testing::sample_image;
     use crate::Value;
-
-    /// A reader holds millions of records: each byte here is megabytes there.
-    #[test]
-    fn a_record_is_64_bytes_and_its_stack_one_pointer() {
-        assert_eq!(std::mem::size_of::<Record>(), 64);
-        assert_eq!(std::mem::size_of::<SpanStack>(), 8);
-    }
-
-    /// The one link word reads as a parent on events and new spans, as the followed span
-    /// on a `follows_from` record, and as neither on any other kind.
-    #[test]
-    fn the_link_reads_as_parent_or_follows_by_kind() {
-        let link = NonZeroU64::new(7);
-        let record = |kind| Record {
-            ts: 0,
-            thread: 0,
-            kind,
-            callsite: 1,
-            span: 3,
-            link,
-            fields: Box::new([]),
-            truncated: false,
-            spans: SpanStack::from([3]),
-        };
-        use RecordKind::*;
-        for kind in [Event, SpanNew, FollowsFrom, Enter, Exit, Close, SpanRecord] {
-            let r = record(kind);
-            let (parent, follows) = match kind {
-                Event | SpanNew => (link, None),
-                FollowsFrom => (None, link),
-                _ => (None, None),
-            };
-            assert_eq!((r.parent(), r.follows()), (parent, follows), "{kind:?}");
-        }
-    }
 
     #[test]
     fn a_hand_built_image_decodes_with_names_times_and_stacks() {
