@@ -2,7 +2,6 @@
 //! (a reader holds millions).
 
 use std::num::NonZeroU64;
-use std::sync::Arc;
 
 use crate::record::{FieldValue, RecordKind};
 
@@ -52,24 +51,40 @@ impl Record {
 }
 
 /// The spans entered on a thread, outermost first, shared by every record written under
-/// them: one pointer wide (a slice's `Arc` is two), since millions of records carry one.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct SpanStack(Arc<Box<[u64]>>);
+/// them: one pointer wide (a slice's `Arc` is two) and one allocation (its counts and its
+/// ids together), since millions of records carry one and a busy recording makes one for
+/// each request.
+#[derive(Clone)]
+pub struct SpanStack(triomphe::ThinArc<(), u64>);
+
+impl SpanStack {
+    /// `a` and `b` are one shared stack, not two equal ones.
+    pub fn ptr_eq(a: &SpanStack, b: &SpanStack) -> bool {
+        std::ptr::eq(&*a.0, &*b.0)
+    }
+}
+
+impl Default for SpanStack {
+    fn default() -> SpanStack {
+        SpanStack::from(&[][..])
+    }
+}
 
 impl std::ops::Deref for SpanStack {
     type Target = [u64];
 
     fn deref(&self) -> &[u64] {
-        &self.0
+        &self.0.slice
     }
 }
 
-impl SpanStack {
-    /// `a` and `b` are one shared stack, not two equal ones.
-    pub fn ptr_eq(a: &SpanStack, b: &SpanStack) -> bool {
-        Arc::ptr_eq(&a.0, &b.0)
+impl PartialEq for SpanStack {
+    fn eq(&self, other: &SpanStack) -> bool {
+        **self == **other
     }
 }
+
+impl Eq for SpanStack {}
 
 impl std::fmt::Debug for SpanStack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -79,25 +94,25 @@ impl std::fmt::Debug for SpanStack {
 
 impl From<&[u64]> for SpanStack {
     fn from(spans: &[u64]) -> SpanStack {
-        SpanStack(Arc::new(spans.into()))
+        SpanStack(triomphe::ThinArc::from_header_and_slice((), spans))
     }
 }
 
 impl From<Vec<u64>> for SpanStack {
     fn from(spans: Vec<u64>) -> SpanStack {
-        SpanStack(Arc::new(spans.into_boxed_slice()))
+        SpanStack::from(&spans[..])
     }
 }
 
 impl<const N: usize> From<[u64; N]> for SpanStack {
     fn from(spans: [u64; N]) -> SpanStack {
-        SpanStack(Arc::new(Box::new(spans)))
+        SpanStack::from(&spans[..])
     }
 }
 
 impl FromIterator<u64> for SpanStack {
     fn from_iter<I: IntoIterator<Item = u64>>(iter: I) -> SpanStack {
-        SpanStack(Arc::new(iter.into_iter().collect()))
+        SpanStack::from(iter.into_iter().collect::<Vec<u64>>())
     }
 }
 
@@ -110,6 +125,23 @@ mod tests {
     fn a_record_is_64_bytes_and_its_stack_one_pointer() {
         assert_eq!(std::mem::size_of::<Record>(), 64);
         assert_eq!(std::mem::size_of::<SpanStack>(), 8);
+    }
+
+    /// A clone is the same stack; an equal stack made apart is equal, not the same.
+    #[test]
+    fn a_shared_stack_is_told_from_an_equal_one() {
+        let a = SpanStack::from([1, 2, 3]);
+        let b = a.clone();
+        let c: SpanStack = [1u64, 2, 3].into_iter().collect();
+        assert!(SpanStack::ptr_eq(&a, &b));
+        assert!(!SpanStack::ptr_eq(&a, &c));
+        assert_eq!(a, c);
+        assert_eq!(&c[..], &[1, 2, 3]);
+        assert!(SpanStack::default().is_empty());
+        assert!(!SpanStack::ptr_eq(
+            &SpanStack::default(),
+            &SpanStack::default()
+        ));
     }
 
     /// The one link word reads as a parent on events and new spans, as the followed span
