@@ -33,7 +33,7 @@ pub(crate) fn consistent_copy(ring: &Ring) -> (Vec<u8>, u32) {
     let mut image = vec![0u8; g.file_size as usize];
     // Closed before the chunks are listed, so every chunk listed below is protected.
     let gate = CopyGate::close(ring);
-    ring.copy_header_and_meta(&mut image);
+    ring.copy_header(&mut image);
     put_u64(&mut image, header::COPY_GATE, 0);
     let mut order: Vec<(u64, u64)> = (0..ring.chunk_count())
         .filter_map(|i| {
@@ -97,7 +97,8 @@ pub(crate) fn consistent_copy(ring: &Ring) -> (Vec<u8>, u32) {
         }
     }
     drop(gate);
-    // Entries appended while the chunks were copied: records in them may name them.
+    // After the chunks, not before: entries appended while they were copied are named by
+    // records in them.
     ring.copy_meta(&mut image);
     (image, given_up)
 }

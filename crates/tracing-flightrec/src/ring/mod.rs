@@ -258,18 +258,18 @@ impl Ring {
         })
     }
 
-    /// Copies the header and the committed meta log into `dst` (at least the meta log's end).
-    pub(crate) fn copy_header_and_meta(&self, dst: &mut [u8]) {
+    /// Copies the header's words into `dst` (at least the header's size); `copy_meta`
+    /// then brings the meta log and its length.
+    pub(crate) fn copy_header(&self, dst: &mut [u8]) {
         for off in (0..HEADER_SIZE).step_by(8) {
             let v = self.header_word(off).load(Ordering::Relaxed);
             dst[off..off + 8].copy_from_slice(&v.to_le_bytes());
         }
-        self.copy_meta(dst);
     }
 
     /// Copies the committed meta log into `dst` (at least the meta log's end), and its
-    /// length into `dst`'s header. Copied again after a copy's chunks, it holds every entry
-    /// a copied record names: a writer appends an entry (a callsite, a thread, a kept
+    /// length into `dst`'s header. Copied after a copy's chunks, it holds every entry a
+    /// copied record names: a writer appends an entry (a callsite, a thread, a kept
     /// message) before any record that names it.
     pub(crate) fn copy_meta(&self, dst: &mut [u8]) {
         let meta_len = self

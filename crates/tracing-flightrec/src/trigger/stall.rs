@@ -53,7 +53,8 @@ struct MetaNames {
 fn meta_names(shared: &Shared) -> MetaNames {
     let g = shared.ring.geometry;
     let mut image = vec![0u8; (g.meta_offset + g.meta_capacity) as usize];
-    shared.ring.copy_header_and_meta(&mut image);
+    shared.ring.copy_header(&mut image);
+    shared.ring.copy_meta(&mut image);
     let meta_len = flightrec_format::layout::get_u64(
         &image,
         flightrec_format::layout::header::META_COMMITTED_LEN,
