@@ -20,6 +20,7 @@ mod findings_objects;
 mod fleet;
 mod folding;
 mod helpers;
+mod history;
 mod hostile;
 mod ids;
 mod kernels;

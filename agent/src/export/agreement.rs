@@ -179,6 +179,7 @@ fn recording(ops: &[Op], cut: &[usize]) -> Recording {
         records,
         span_callsites: span_callsites.into_iter().collect(),
         damage: Damage::default(),
+        history: Default::default(),
         modules: Vec::new(),
         stacks: Vec::new(),
     }

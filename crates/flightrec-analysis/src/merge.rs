@@ -208,6 +208,13 @@ pub fn combine(recs: Vec<Recording>, records: Vec<Record>) -> Recording {
             .find(|r| r.damage.is_damaged())
             .map(|r| r.damage.clone())
             .unwrap_or_default(),
+        history: recs.iter().fold(Default::default(), |sum, r| {
+            flightrec_format::history::HistoryCounts {
+                attached: sum.attached + r.history.attached,
+                archived: sum.archived + r.history.archived,
+                skipped: sum.skipped + r.history.skipped,
+            }
+        }),
         modules: Vec::new(),
         stacks: Vec::new(),
     };

@@ -130,6 +130,8 @@ impl Claim {
                 source,
             })?;
         let mut image = crate::image_from_bytes(raw)?;
+        // The history the process wrote beside its ring comes along, as one recording.
+        crate::history::extend_ring_file(&mut image, &crate::history::dir_of(&self.path));
         let rec = crate::decode(&image)?;
         let flags = layout::get_u32(&image, layout::header::FLAGS).unwrap_or(0);
         layout::put_u32(&mut image, layout::header::FLAGS, flags | layout::FLAG_DUMP);
@@ -155,7 +157,10 @@ impl Claim {
         std::fs::remove_file(&self.path).map_err(|source| CollectError::Remove {
             path: self.path.clone(),
             source,
-        })
+        })?;
+        // Its history went into the dump with it, if there was one to make.
+        let _ = std::fs::remove_dir_all(crate::history::dir_of(&self.path));
+        Ok(())
     }
 
     /// Marks the ring as collected (now), for a ring kept after its dump: no recorder,

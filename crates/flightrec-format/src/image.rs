@@ -193,6 +193,50 @@ impl Image {
     }
 }
 
+impl Image {
+    /// Adds the chunks of the history in `dir` ([`crate::history`]) to this image of a ring
+    /// file, after the ring's own, as more chunks of the same ring: every reader then reads
+    /// the ring and its history as one recording. A chunk the ring still holds is not added
+    /// twice (a chunk's sequence number names it), and the oldest are left out when the
+    /// whole would pass the largest image a reader accepts. A dump, or an image that was not
+    /// read whole as a ring, is left as it is. Returns how many chunks were added.
+    pub fn attach_history(&mut self, dir: &Path) -> u64 {
+        let Some(g) = SparseGeometry::of(&self.bytes) else {
+            return 0;
+        };
+        let flags = layout::get_u32(&self.bytes, header::FLAGS).unwrap_or(0);
+        let Image {
+            bytes,
+            kept,
+            logical_len,
+            ..
+        } = self;
+        let Some(kept) = kept.as_mut() else {
+            return 0;
+        };
+        if flags & layout::FLAG_DUMP != 0 || *logical_len < g.file_size || !dir.is_dir() {
+            return 0;
+        }
+        let size = g.chunk_size as u64;
+        let ring_seqs = (0..kept.len())
+            .filter_map(|k| {
+                let at = g.chunks_offset as usize + k * size as usize;
+                layout::get_u64(bytes, at + chunk::STATE).map(state::seq)
+            })
+            .collect();
+        let room = crate::history::room(g.file_size, size, g.chunk_count);
+        let mut next = g.chunk_count;
+        let added = crate::history::append_to_ring(dir, size as usize, &ring_seqs, room, |c| {
+            bytes.extend_from_slice(c);
+            kept.push(next);
+            next += 1;
+        });
+        crate::history::grow_header(bytes, added, size);
+        *logical_len += added * size;
+        added
+    }
+}
+
 /// Bytes read past what the image keeps: checked, then dropped.
 struct VerifyingSink<'v>(&'v mut Verifier);
 
@@ -278,7 +322,11 @@ pub fn read_image(path: &Path) -> Result<Image, FormatError> {
     } else {
         Box::new(std::fs::File::open(path).map_err(io)?)
     };
-    load(input, io)
+    let mut image = load(input, io)?;
+    if path.as_os_str() != "-" {
+        image.attach_history(&crate::history::dir_of(path));
+    }
+    Ok(image)
 }
 
 impl Image {

@@ -56,6 +56,15 @@ pub mod header {
     /// Bytes of the meta log that are complete. Updated with release ordering after the
     /// bytes; its own cache line.
     pub const META_COMMITTED_LEN: usize = 128;
+    /// The history on disk (`crate::history`): chunks the recorder's history thread wrote
+    /// there, and chunks it left out (its CPU budget spent, or the disk too slow or full
+    /// for it to keep up). 0 in rings without history and of older writers. On the meta
+    /// log length's line, which writers do not touch on their path.
+    pub const HISTORY_ARCHIVED: usize = 136;
+    pub const HISTORY_SKIPPED: usize = 144;
+    /// In an image read with its history ([`crate::Image::attach_history`]), how many of
+    /// its chunks came from the history; 0 in a file.
+    pub const HISTORY_ATTACHED: usize = 152;
     /// Monotonic chunk-claim counter: chunk `c % chunk_count` is tried by claim `c`, and a
     /// chunk claimed by claim `c` gets sequence number `c + 1`. Its own cache line.
     pub const CLAIM_CURSOR: usize = 192;

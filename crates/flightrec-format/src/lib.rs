@@ -9,6 +9,7 @@ pub mod collect;
 pub mod damage;
 pub mod decode;
 pub mod dump;
+pub mod history;
 pub mod image;
 pub mod layout;
 pub mod meta;

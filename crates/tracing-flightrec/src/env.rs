@@ -7,6 +7,7 @@
 //! | `FLIGHTREC_DIR` | where the ring goes (and dumps, unless `FLIGHTREC_DUMP_DIR`) | `Builder::from_env`, the default directories |
 //! | `FLIGHTREC_DUMP_DIR` | where dumps go | `Builder::from_env`, `default_dump_dir` |
 //! | `FLIGHTREC_CAPACITY` | the ring's size: bytes, or with a K/M/G suffix | `Builder::from_env` |
+//! | `FLIGHTREC_HISTORY` | history on disk beside the ring, at most this size: bytes, or with a K/M/G suffix; unset or `0`: none | `Builder::from_env` |
 //! | `FLIGHTREC_SIGNAL` | the snapshot signal: `USR1`, `USR2`, a number, or `off` | `Builder::from_env` |
 //! | `FLIGHTREC_KEEP_RING` | `1`: a clean exit keeps the ring | `Builder::from_env` |
 //! | `FLIGHTREC_KEEP` | `1`: a recording that ends cleanly is kept as a dump (trigger `exit`), for `flightrec check` | `Builder::build` |
@@ -30,6 +31,7 @@ pub(crate) struct Env {
     pub(crate) dir: Option<OsString>,
     pub(crate) dump_dir: Option<OsString>,
     pub(crate) capacity: Option<String>,
+    pub(crate) history: Option<String>,
     pub(crate) signal: Option<String>,
     pub(crate) keep_ring: bool,
     pub(crate) keep: bool,
@@ -56,6 +58,7 @@ impl Env {
             dir: os("FLIGHTREC_DIR"),
             dump_dir: os("FLIGHTREC_DUMP_DIR"),
             capacity: text("FLIGHTREC_CAPACITY"),
+            history: text("FLIGHTREC_HISTORY"),
             signal: text("FLIGHTREC_SIGNAL"),
             keep_ring: one("FLIGHTREC_KEEP_RING"),
             keep: one("FLIGHTREC_KEEP"),

@@ -19,6 +19,14 @@ pub enum Error {
     },
     #[error("invalid ring capacity {capacity} bytes: it must be between 256 KiB and 4 GiB")]
     Capacity { capacity: u64 },
+    #[error("invalid history size {bytes} bytes: it must be at least 1 MiB (or 0 for none)")]
+    HistorySize { bytes: u64 },
+    #[error("cannot start the history on disk in {path}: {source}")]
+    History {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("invalid chunk size {0}: it must be between 1 KiB and 64 KiB")]
     ChunkSize(u32),
     #[error("invalid {var}={value:?}: {why}")]

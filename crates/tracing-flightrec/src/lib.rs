@@ -43,6 +43,8 @@ mod env;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
+pub(crate) mod history;
+#[cfg(not(loom))]
 mod layer;
 #[cfg(not(loom))]
 mod recorder;
@@ -72,6 +74,8 @@ mod ring;
 
 #[cfg(not(loom))]
 pub use error::Error;
+#[cfg(not(loom))]
+pub use history::HistoryStatus;
 #[cfg(not(loom))]
 pub use layer::FlightrecLayer;
 #[cfg(not(loom))]

@@ -47,6 +47,8 @@ pub struct Builder {
     dir: Option<PathBuf>,
     dump_dir: Option<PathBuf>,
     capacity: Option<u64>,
+    /// History on disk, at most this many bytes; `None` or 0: none.
+    history: Option<u64>,
     chunk_size: Option<u32>,
     /// `None`: the default (SIGUSR1); `Some(None)`: no snapshot signal.
     snapshot_signal: Option<Option<i32>>,
@@ -104,6 +106,18 @@ impl Builder {
     /// Size of the ring file in bytes. Default 16 MiB.
     pub fn capacity(mut self, bytes: u64) -> Self {
         self.capacity = Some(bytes);
+        self
+    }
+
+    /// Keeps a history on disk beside the ring (`<ring file>.history`), at most `bytes`
+    /// of it (0: none, the default): each chunk the writers give up is compressed there in
+    /// the background, so a recording reaches back minutes where the ring holds seconds. A
+    /// dead process's ring is collected with it, and a reader of the ring file reads it
+    /// too. It takes at most 5% of the machine's CPU: when compressing falls behind, chunks
+    /// are left out and counted (`flightrec info`), never waited for. Also set by
+    /// `FLIGHTREC_HISTORY` (a size, such as `256M`) in `from_env`.
+    pub fn history(mut self, bytes: u64) -> Self {
+        self.history = Some(bytes);
         self
     }
 
@@ -245,6 +259,14 @@ impl Builder {
             })?;
             b = b.capacity(bytes);
         }
+        if let Some(h) = &env.history {
+            let bytes = parse_size(h).ok_or_else(|| Error::Env {
+                var: "FLIGHTREC_HISTORY",
+                value: h.clone(),
+                why: "expected a size such as 268435456, 256M or 1G (0 for none)".into(),
+            })?;
+            b = b.history(bytes);
+        }
         if let Some(v) = &env.signal {
             let sig = match v
                 .trim()
@@ -289,6 +311,10 @@ impl Builder {
         let capacity = self.capacity.unwrap_or(DEFAULT_CAPACITY);
         if !(MIN_CAPACITY..=flightrec_format::layout::MAX_FILE_SIZE).contains(&capacity) {
             return Err(Error::Capacity { capacity });
+        }
+        let history = self.history.filter(|&h| h != 0);
+        if let Some(bytes) = history.filter(|&h| h < crate::history::MIN_HISTORY) {
+            return Err(Error::HistorySize { bytes });
         }
         if let Some(c) = self.chunk_size {
             if !CHUNK_SIZES.contains(&c) {
@@ -455,10 +481,22 @@ impl Builder {
             ),
             None => None,
         };
+        let history = match history {
+            Some(bytes) => Some(
+                crate::history::History::start(shared.ring.clone(), bytes).map_err(|source| {
+                    Error::History {
+                        path: flightrec_format::history::dir_of(&shared.ring.path),
+                        source,
+                    }
+                })?,
+            ),
+            None => None,
+        };
         Ok(Recorder {
             shared,
             _dumper: dumper,
             _watchdog: watchdog,
+            _history: history,
             collected,
         })
     }
@@ -472,6 +510,8 @@ pub struct Recorder {
     _dumper: Option<Dumper>,
     /// Stops (and joins) the stall watchdog when the recorder goes.
     _watchdog: Option<Watchdog>,
+    /// Stops (and joins, after one last look at the ring) the history thread.
+    _history: Option<crate::history::History>,
     collected: Vec<PathBuf>,
 }
 
@@ -530,6 +570,12 @@ impl Recorder {
     /// without a word (SIGKILL, the OOM killer). `init()` logs them.
     pub fn collected(&self) -> &[PathBuf] {
         &self.collected
+    }
+
+    /// Where the history on disk stands (`None`: the recorder keeps none; see
+    /// `Builder::history`).
+    pub fn history_status(&self) -> Option<crate::history::HistoryStatus> {
+        self._history.as_ref().map(crate::history::History::status)
     }
 
     /// The ring file. It outlives the process: `flightrec cat` reads it directly.

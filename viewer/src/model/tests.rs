@@ -204,6 +204,7 @@ fn recording() -> Recording {
         records,
         span_callsites: [(7, 2)].into_iter().collect(),
         damage: Damage::default(),
+        history: Default::default(),
         modules: Vec::new(),
         stacks: Vec::new(),
     }

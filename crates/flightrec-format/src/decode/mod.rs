@@ -52,6 +52,8 @@ pub struct Recording {
     /// span stacks can be named even when a span's creation was overwritten.
     pub span_callsites: SpanCallsites,
     pub damage: Damage,
+    /// The history on disk read with the ring, and what its writer counted.
+    pub history: crate::history::HistoryCounts,
     /// The modules loaded in the process when it last recorded them (for stacks).
     pub modules: Vec<crate::stacks::LoadedModule>,
     /// Threads' registers and stacks captured for this dump (a crash, a stall, a snapshot
@@ -542,6 +544,11 @@ fn scan_sealed<'a>(
             records: Vec::new(),
             span_callsites: span_callsites.into_iter().collect(),
             damage,
+            history: crate::history::HistoryCounts {
+                attached: h(header::HISTORY_ATTACHED),
+                archived: h(header::HISTORY_ARCHIVED),
+                skipped: h(header::HISTORY_SKIPPED),
+            },
             modules,
             stacks: captures
                 .into_iter()

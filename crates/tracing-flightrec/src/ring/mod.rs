@@ -356,6 +356,7 @@ impl Ring {
         self.mark_closed();
         if self.remove_when_closed.load(Ordering::Relaxed) {
             let _ = std::fs::remove_file(&self.path);
+            crate::history::remove(&self.path);
         }
     }
 
