@@ -1,6 +1,6 @@
 //! History on disk: a ring read with its history holds what the ring alone lost, exactly
-//! once and in order; the history keeps to its size on disk, keeping the newest; a killed
-//! process's ring is collected with its history into one dump.
+//! once and in order; so does a snapshot; the history keeps to its size on disk, keeping
+//! the newest; a killed process's ring is collected with its history into one dump.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -114,6 +114,24 @@ fn a_ring_read_with_its_history_holds_every_event_once_and_in_order() {
     assert!(whole.history.attached > 0);
     assert_eq!(whole.history.archived, status.archived);
     assert!(whole.threads.iter().all(|t| t.gaps == 0));
+}
+
+#[test]
+fn a_snapshot_carries_the_history_and_its_counts() {
+    let dir = scratch();
+    let rec = quiet_builder(dir.path(), "snap", 1 << 20)
+        .history(16 << 20)
+        .build()
+        .unwrap();
+    let batches = 50;
+    write_numbered(&rec, batches, |_| {});
+    let dump = flightrec_format::open(&rec.snapshot().unwrap()).unwrap();
+    assert_run(&numbers(&dump), 0, batches * BATCH - 1, "the snapshot");
+    assert!(dump.history.attached > 0);
+    assert_eq!(dump.history.archived, rec.history_status().unwrap().archived);
+    // Read again from the ring file, with its history: the same events.
+    let ring = flightrec_format::open(&ring_of(dir.path())).unwrap();
+    assert_eq!(numbers(&ring), numbers(&dump));
 }
 
 #[test]

@@ -131,7 +131,8 @@ impl Claim {
             })?;
         let mut image = crate::image_from_bytes(raw)?;
         // The history the process wrote beside its ring comes along, as one recording.
-        crate::history::extend_ring_file(&mut image, &crate::history::dir_of(&self.path));
+        let history = crate::history::dir_of(&self.path);
+        crate::history::extend_ring_file(&mut image, &history, layout::MAX_FILE_SIZE);
         let rec = crate::decode(&image)?;
         let flags = layout::get_u32(&image, layout::header::FLAGS).unwrap_or(0);
         layout::put_u32(&mut image, layout::header::FLAGS, flags | layout::FLAG_DUMP);

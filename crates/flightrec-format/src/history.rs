@@ -208,9 +208,10 @@ pub(crate) fn grow_header(head: &mut [u8], added: u64, chunk_size: u64) {
 
 /// Adds the chunks of the history in `dir` to `image`, the whole bytes of a ring file, as
 /// [`crate::Image::attach_history`] does for the image a reader holds: for turning a ring
-/// and its history into one dump. Returns how many chunks were added; none when `image`
-/// is not a whole ring file (a dump, a cut file, a header that does not add up).
-pub fn extend_ring_file(image: &mut Vec<u8>, dir: &Path) -> u64 {
+/// and its history into one dump. At most `max_bytes` of chunks are added, the newest.
+/// Returns how many chunks were added; none when `image` is not a whole ring file (a dump,
+/// a cut file, a header that does not add up).
+pub fn extend_ring_file(image: &mut Vec<u8>, dir: &Path, max_bytes: u64) -> u64 {
     use crate::layout::header;
     let h64 = |off| layout::get_u64(image, off).unwrap_or(0);
     let h32 = |off| layout::get_u32(image, off).unwrap_or(0);
@@ -234,7 +235,7 @@ pub fn extend_ring_file(image: &mut Vec<u8>, dir: &Path) -> u64 {
         .map(layout::state::seq)
         .collect();
     let tail = image.split_off(pool_end as usize);
-    let room = room(file_size, size, count);
+    let room = room(file_size, size, count).min(max_bytes / size);
     let added = append_to_ring(dir, size as usize, &ring_seqs, room, |c| {
         image.extend_from_slice(c)
     });

@@ -42,6 +42,10 @@ const POLL: Duration = Duration::from_millis(10);
 /// zstd's level for history frames: its fastest levels still shrink records several times,
 /// and speed is what the budget buys.
 const LEVEL: i32 = 1;
+/// The most history (uncompressed) a dump the process writes itself carries, the newest:
+/// the dump is made in the process's memory. `flightrec collect` of a dead process's ring
+/// carries all of it.
+pub(crate) const MAX_IN_DUMP: u64 = 1 << 30;
 /// Smallest history the recorder accepts: a few segments of a few chunks.
 pub(crate) const MIN_HISTORY: u64 = 1 << 20;
 

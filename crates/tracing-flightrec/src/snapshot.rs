@@ -112,6 +112,13 @@ pub(crate) fn copy_compressed(
 ) -> Result<Vec<u8>, Error> {
     let (mut image, given_up) = consistent_copy(ring);
     crate::ring::stacks::copy_area(ring, &mut image, session.is_some());
+    // The history on disk comes along (the ring's stack area moves after it), up to a
+    // bound: this copy is held in the process that asked for the dump.
+    flightrec_format::history::extend_ring_file(
+        &mut image,
+        &flightrec_format::history::dir_of(&ring.path),
+        crate::history::MAX_IN_DUMP,
+    );
     let now = clock::anchor_now();
     put_u64(&mut image, header::DUMP_TICKS, now.ticks);
     put_u64(&mut image, header::DUMP_MONO_NS, now.mono_ns);
