@@ -66,6 +66,11 @@ pub fn run(
                 "description": rec.trigger.describe(),
             },
             "ending": ending_json(rec.ending),
+            "history": {
+                "attached_chunks": rec.history.attached,
+                "archived_chunks": rec.history.archived,
+                "skipped_chunks": rec.history.skipped,
+            },
             "folded_triggers": folded.iter().map(|f| json!({
                 "ts": f.ts, "tid": f.tid,
                 "reason": f.reason, "description": f.description,
@@ -136,13 +141,22 @@ pub fn run(
         _ => {}
     }
     writeln!(out)?;
+    let h = rec.history;
     writeln!(
         out,
         "ring:        {} chunks of {} KiB ({} bytes)",
-        rec.chunk_count,
+        u64::from(rec.chunk_count).saturating_sub(h.attached),
         rec.chunk_size / 1024,
         rec.file_size
+            .saturating_sub(h.attached * u64::from(rec.chunk_size))
     )?;
+    if h.attached > 0 || h.archived > 0 || h.skipped > 0 {
+        writeln!(
+            out,
+            "history:     {} chunks read from disk ({} written there, {} left out: budget, disk, or recycled first)",
+            h.attached, h.archived, h.skipped
+        )?;
+    }
     writeln!(
         out,
         "records:     {} present, {overwritten} overwritten, {dropped} dropped",

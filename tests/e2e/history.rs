@@ -125,8 +125,15 @@ fn a_snapshot_carries_the_history_and_its_counts() {
         .unwrap();
     let batches = 50;
     write_numbered(&rec, batches, |_| {});
-    let dump = flightrec_format::open(&rec.snapshot().unwrap()).unwrap();
+    let path = rec.snapshot().unwrap();
+    let dump = flightrec_format::open(&path).unwrap();
     assert_run(&numbers(&dump), 0, batches * BATCH - 1, "the snapshot");
+    let info = info_json(&path);
+    assert_eq!(info["history"]["attached_chunks"], dump.history.attached);
+    let text = flightrec(&["info", path.to_str().unwrap()]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    let line = format!("history:     {} chunks read from disk", dump.history.attached);
+    assert!(text.contains(&line), "{text}");
     assert!(dump.history.attached > 0);
     assert_eq!(dump.history.archived, rec.history_status().unwrap().archived);
     // Read again from the ring file, with its history: the same events.
