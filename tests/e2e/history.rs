@@ -132,10 +132,16 @@ fn a_snapshot_carries_the_history_and_its_counts() {
     assert_eq!(info["history"]["attached_chunks"], dump.history.attached);
     let text = flightrec(&["info", path.to_str().unwrap()]);
     let text = String::from_utf8(text.stdout).unwrap();
-    let line = format!("history:     {} chunks read from disk", dump.history.attached);
+    let line = format!(
+        "history:     {} chunks read from disk",
+        dump.history.attached
+    );
     assert!(text.contains(&line), "{text}");
     assert!(dump.history.attached > 0);
-    assert_eq!(dump.history.archived, rec.history_status().unwrap().archived);
+    assert_eq!(
+        dump.history.archived,
+        rec.history_status().unwrap().archived
+    );
     // Read again from the ring file, with its history: the same events.
     let ring = flightrec_format::open(&ring_of(dir.path())).unwrap();
     assert_eq!(numbers(&ring), numbers(&dump));

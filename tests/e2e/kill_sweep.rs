@@ -1,6 +1,7 @@
-//! Kill sweep: a child writing from four threads is SIGKILLed at random moments; every ring
-//! file it leaves behind must decode, and each thread's records must be a contiguous run of
-//! what it wrote, with nothing invented.
+//! Kill sweep: a child writing from four threads, with history on disk, is SIGKILLed at
+//! random moments; every ring file it leaves behind must decode with its history (a frame
+//! cut by the kill is dropped), and each thread's records must be a contiguous run of what
+//! it wrote, with nothing invented.
 //!
 //! `FLIGHTREC_KILL_RUNS=N` runs N kills instead of the default 200 (stress mode).
 
@@ -28,6 +29,7 @@ fn kill_sweep_child() {
         .service("killme")
         .capacity(1 << 20)
         .chunk_size(4096)
+        .history(4 << 20)
         .build()
         .unwrap();
     let d = dispatch(&rec);
@@ -50,6 +52,12 @@ fn kill_sweep_child() {
                 })
             })
             .unwrap();
+    }
+    // Killed only once the history holds something, so that every kill has one to read.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while rec.history_status().unwrap().archived == 0 {
+        assert!(std::time::Instant::now() < deadline, "the history wrote nothing");
+        std::thread::yield_now();
     }
     println!("ready");
     std::thread::sleep(Duration::from_secs(60));
@@ -95,7 +103,12 @@ fn one_kill(rng: &mut impl Rng) {
         std::env::temp_dir().join("flightrec-kill-last.ring"),
         &image,
     );
-    let rec = flightrec_format::decode(&image).expect("a killed process's ring decodes");
+    let rec = flightrec_format::open(&ring).expect("a killed process's ring decodes");
+    let history = flightrec_format::history::dir_of(&ring);
+    assert!(
+        flightrec_format::history::count_frames(&history) > 0,
+        "the history survives SIGKILL"
+    );
     assert!(
         !rec.damage.is_damaged(),
         "damage after SIGKILL: {:?}",

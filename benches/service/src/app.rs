@@ -193,10 +193,11 @@ where
         .with_filter(LevelFilter::INFO)
 }
 
-fn recorder(dir: &Path) -> anyhow::Result<tracing_flightrec::Recorder> {
+fn recorder(dir: &Path, history: u64) -> anyhow::Result<tracing_flightrec::Recorder> {
     tracing_flightrec::Recorder::builder()
         .service("service-bench")
         .dir(dir)
+        .history(history)
         .build()
         .context("starting the recorder")
 }
@@ -211,14 +212,18 @@ fn install(variant: Variant, dir: &Path) -> anyhow::Result<Keep> {
             let fmt = fmt_to_file(dir, &mut keep);
             tracing_subscriber::registry().with(fmt).init();
         }
-        Variant::Flightrec | Variant::FlightrecTokio => {
-            let rec = recorder(dir)?;
+        Variant::Flightrec | Variant::FlightrecTokio | Variant::FlightrecHistory => {
+            let history = match variant {
+                Variant::FlightrecHistory => crate::HISTORY_BYTES,
+                _ => 0,
+            };
+            let rec = recorder(dir, history)?;
             tracing_subscriber::registry().with(rec.layer()).init();
             keep.recording.ring = Some(rec.ring_path().to_path_buf());
             keep.recorder = Some(rec);
         }
         Variant::FlightrecFmt => {
-            let rec = recorder(dir)?;
+            let rec = recorder(dir, 0)?;
             let fmt = fmt_to_file(dir, &mut keep);
             tracing_subscriber::registry()
                 .with(rec.layer())

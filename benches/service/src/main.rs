@@ -35,6 +35,9 @@ pub enum Variant {
     Fmt,
     /// flightrec's layer alone (every level), its lock around the shared state.
     Flightrec,
+    /// flightrec with history on disk beside its ring (`HISTORY_BYTES` of it).
+    #[value(name = "flightrec+history")]
+    FlightrecHistory,
     /// flightrec and the fmt layer above, as the README composes them.
     #[value(name = "flightrec+fmt")]
     FlightrecFmt,
@@ -109,7 +112,7 @@ pub struct RunOptions {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "none,registry,fmt,flightrec,flightrec+fmt,console,none-unstable,flightrec+tokio,dial9"
+        default_value = "none,registry,fmt,flightrec,flightrec+history,flightrec+fmt,console,none-unstable,flightrec+tokio,dial9"
     )]
     variants: Vec<Variant>,
     /// This binary built with `--cfg tokio_unstable --features hooks`, which serves the
@@ -156,7 +159,14 @@ pub struct Sample {
     /// How far back flightrec's ring reached right after saturation, in seconds (NaN for
     /// the others, and before the ring wrapped).
     pub ring_reach_s: f64,
+    /// With history on disk: how many seconds `HISTORY_BYTES` of it holds at the rate it
+    /// grew at saturation, and the share of chunks it left out then (NaN for the others).
+    pub history_holds_s: f64,
+    pub history_skipped: f64,
 }
+
+/// The history on disk the `flightrec+history` variant keeps.
+pub const HISTORY_BYTES: u64 = 256 << 20;
 
 fn main() {
     let cli = Cli::parse();
@@ -301,6 +311,20 @@ async fn measure(
             _ => (f64::NAN, f64::NAN),
         },
     };
+    let (history_holds_s, history_skipped) = match (ring0, ring1) {
+        (Some(before), Some(after)) if after.history_archived > 0 => {
+            let grew = after
+                .history_disk_bytes
+                .saturating_sub(before.history_disk_bytes);
+            let archived = after.history_archived - before.history_archived;
+            let skipped = after.history_skipped - before.history_skipped;
+            (
+                HISTORY_BYTES as f64 / (grew as f64 / elapsed.as_secs_f64()),
+                skipped as f64 / (archived + skipped).max(1) as f64,
+            )
+        }
+        _ => (f64::NAN, f64::NAN),
+    };
     let requests_per_s = done as f64 / elapsed.as_secs_f64();
     let rate = *rate.get_or_insert_with(|| (requests_per_s * 0.2 / 100.0).round().max(1.0) * 100.0);
 
@@ -324,5 +348,7 @@ async fn measure(
         p999_us: pct(0.999),
         recorded_bytes_per_request,
         ring_reach_s,
+        history_holds_s,
+        history_skipped,
     })
 }

@@ -18,6 +18,11 @@ pub struct RingLook {
     /// How far back the ring reaches for its thread that reaches least far, among the
     /// threads whose oldest records were overwritten (ns); `None` before it wrapped.
     pub reach_ns: Option<u64>,
+    /// The history on disk beside the ring: its bytes, and the chunks its writer wrote there
+    /// and left out (0 without history).
+    pub history_disk_bytes: u64,
+    pub history_archived: u64,
+    pub history_skipped: u64,
 }
 
 impl RingLook {
@@ -39,6 +44,11 @@ impl RingLook {
                 .filter(|t| t.overwritten > 0)
                 .filter_map(|t| t.covers_ns())
                 .min(),
+            history_disk_bytes: flightrec_format::history::disk_bytes(
+                &flightrec_format::history::dir_of(path),
+            ),
+            history_archived: scan.recording.history.archived,
+            history_skipped: scan.recording.history.skipped,
         })
     }
 

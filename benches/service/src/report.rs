@@ -31,6 +31,8 @@ fn medians(samples: &[(Variant, Vec<Sample>)]) -> Vec<(Variant, Sample)> {
                     p999_us: m(|s| s.p999_us),
                     recorded_bytes_per_request: m(|s| s.recorded_bytes_per_request),
                     ring_reach_s: m(|s| s.ring_reach_s),
+                    history_holds_s: m(|s| s.history_holds_s),
+                    history_skipped: m(|s| s.history_skipped),
                 },
             )
         })
@@ -140,6 +142,19 @@ pub fn table(samples: &[(Variant, Vec<Sample>)], rate: f64, how: &str) -> String
          record, dial9's trace files' growth per request. Ring reaches back: how many seconds of \
          the busiest thread the default ring held right after saturation."
     );
+    for (v, s) in &med {
+        if s.history_holds_s.is_finite() {
+            let _ = writeln!(
+                out,
+                "\n`{}`: at saturation its history grew at a rate that {} MiB of disk holds for \
+                 {:.0} s; its CPU budget left out {:.1}% of the chunks.",
+                v.name(),
+                crate::HISTORY_BYTES >> 20,
+                s.history_holds_s,
+                100.0 * s.history_skipped
+            );
+        }
+    }
     if let (Some(none), Some(fmt), Some(fr)) =
         (of(Variant::None), of(Variant::Fmt), of(Variant::Flightrec))
     {
@@ -199,6 +214,8 @@ mod tests {
             p999_us: p99 * 2.0,
             recorded_bytes_per_request: f64::NAN,
             ring_reach_s: f64::NAN,
+            history_holds_s: f64::NAN,
+            history_skipped: f64::NAN,
         }
     }
 
@@ -230,6 +247,14 @@ mod tests {
                     sample(10_560.0, 22.05, 230.0),
                 ],
             ),
+            (
+                Variant::FlightrecHistory,
+                vec![Sample {
+                    history_holds_s: 95.4,
+                    history_skipped: 0.012,
+                    ..sample(9_000.0, 23.0, 120.0)
+                }],
+            ),
             (Variant::NoneUnstable, vec![sample(5_000.0, 40.0, 100.0)]),
             (
                 Variant::FlightrecTokio,
@@ -251,6 +276,10 @@ mod tests {
         // would say 1.05 only by luck; p99's median ratio is 1.15, its ratio of medians 1.15.
         assert!(
             t.contains("| flightrec | 9600 (0.96×) | 22.1 (1.05×)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("`flightrec+history`: at saturation its history grew at a rate that 256 MiB of disk holds for 95 s; its CPU budget left out 1.2% of the chunks."),
             "{t}"
         );
         // The task hooks against none-unstable, not none.

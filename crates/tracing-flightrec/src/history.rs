@@ -6,10 +6,15 @@
 //! Writers never wait for it. It copies chunks as a dump does without the gate (the
 //! seqlock check alone), so a chunk recycled before it got there is missing from the
 //! history, and counted. It keeps to a CPU budget: compressing and writing a chunk costs it
-//! the CPU time that took (its thread's clock), the budget refills at a share of the machine's cores, and when the
-//! budget is spent it leaves chunks out (counted, never waited for). Its memory is one
-//! chunk and a compressor whatever the disk does; a write that fails (a full disk) leaves
-//! its chunk out, and the segment it was writing is closed where its last whole frame ends.
+//! the CPU time that took (its thread's clock), it earns a share of the CPU time the rest
+//! of the process uses, and when the budget is spent it leaves chunks out (counted, never
+//! waited for). Its memory is one chunk and a compressor whatever the disk does; a write
+//! that fails (a full disk) leaves its chunk out, and the segment it was writing is closed
+//! where its last whole frame ends.
+//!
+//! A chunk left out is a hole in its thread's history, and a reader shows a thread from its
+//! newest hole on (as it does for a ring): what lies before is counted as lost, not shown
+//! out of sequence. A history that keeps up has no holes.
 //!
 //! **Architecture Invariant:** the history thread never blocks a writer and never grows
 //! with what is written: a chunk it cannot keep up with is left out and counted in the
@@ -21,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flightrec_format::history::{self as format, encode_frame, SEGMENT_MAGIC};
 use flightrec_format::layout::{header, state};
@@ -29,19 +34,25 @@ use flightrec_format::layout::{header, state};
 use crate::ring::protocol::ChunkPool;
 use crate::ring::{clock, Ring};
 
-/// The share of the machine's CPU the history may take, summed over its cores: at
-/// saturation every core works for the service, and this keeps the history's cost within
-/// that share of it.
+/// The share of the process's CPU time the history may add: it earns this much of every
+/// second the rest of the process runs, so at saturation it costs the service at most this
+/// share more per request, and an idle process's history costs next to nothing.
 pub(crate) const CPU_SHARE: f64 = 0.05;
-/// How long the budget may save up: what lets a burst of retired chunks through after a
+/// How much the budget may save up: what lets a burst of retired chunks through after a
 /// quiet spell.
-const BUDGET_BURST: Duration = Duration::from_millis(250);
+const BUDGET_BURST: Duration = Duration::from_millis(100);
 /// How often the history looks for retired chunks. A ring recycles its oldest chunk after
 /// it has been written through once, far longer than this at any load it can keep up with.
 const POLL: Duration = Duration::from_millis(10);
-/// zstd's level for history frames: its fastest levels still shrink records several times,
-/// and speed is what the budget buys.
+/// zstd's level for history frames while the budget lasts: a fast level, where records
+/// still shrink a little over two times.
 const LEVEL: i32 = 1;
+/// zstd's level once the budget is spent: next to a copy (over 4 GB/s, where `LEVEL` does
+/// about 0.3), so that a history a little short of CPU keeps every chunk, larger, rather
+/// than leave holes in it.
+const FAST_LEVEL: i32 = -1000;
+/// How far into debt the budget may go on `FAST_LEVEL` chunks before chunks are left out.
+const BUDGET_DEBT: Duration = Duration::from_millis(100);
 /// The most history (uncompressed) a dump the process writes itself carries, the newest:
 /// the dump is made in the process's memory. `flightrec collect` of a dead process's ring
 /// carries all of it.
@@ -84,21 +95,22 @@ impl History {
         std::fs::create_dir_all(&dir)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
-        let share =
-            CPU_SHARE * std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
         let passes = Arc::new(AtomicU64::new(0));
         let passed = passes.clone();
-        let mut archiver = Archiver::new(ring.clone(), dir, max_bytes, share)?;
+        let mut archiver = Archiver::new(ring.clone(), dir, max_bytes)?;
         let thread = std::thread::Builder::new()
             .name("flightrec-history".into())
-            .spawn(move || loop {
-                let last = stopping.load(Ordering::Acquire);
-                archiver.pass();
-                passed.fetch_add(1, Ordering::Release);
-                if last {
-                    break;
+            .spawn(move || {
+                crate::ring::lower_thread_priority();
+                loop {
+                    let last = stopping.load(Ordering::Acquire);
+                    archiver.pass();
+                    passed.fetch_add(1, Ordering::Release);
+                    if last {
+                        break;
+                    }
+                    std::thread::park_timeout(POLL);
                 }
-                std::thread::park_timeout(POLL);
             })?;
         Ok(History {
             ring,
@@ -147,6 +159,7 @@ struct Archiver {
     open: Option<Segment>,
     budget: Budget,
     z: zstd::bulk::Compressor<'static>,
+    z_fast: zstd::bulk::Compressor<'static>,
     buf: Vec<u8>,
     archived: u64,
     skipped: u64,
@@ -159,10 +172,14 @@ struct Segment {
 }
 
 impl Archiver {
-    fn new(ring: Arc<Ring>, dir: PathBuf, max_bytes: u64, share: f64) -> std::io::Result<Self> {
+    fn new(ring: Arc<Ring>, dir: PathBuf, max_bytes: u64) -> std::io::Result<Self> {
         let n = ring.chunk_count() as usize;
-        let mut z = zstd::bulk::Compressor::new(LEVEL)?;
-        z.include_checksum(true)?;
+        let compressor = |level| -> std::io::Result<zstd::bulk::Compressor<'static>> {
+            let mut z = zstd::bulk::Compressor::new(level)?;
+            z.include_checksum(true)?;
+            Ok(z)
+        };
+        let (z, z_fast) = (compressor(LEVEL)?, compressor(FAST_LEVEL)?);
         Ok(Archiver {
             buf: vec![0u8; ring.geometry.chunk_size as usize],
             ring,
@@ -173,8 +190,9 @@ impl Archiver {
             seen: vec![0; n],
             closed: VecDeque::new(),
             open: None,
-            budget: Budget::new(share, Instant::now()),
+            budget: Budget::new(CPU_SHARE),
             z,
+            z_fast,
             archived: 0,
             skipped: 0,
         })
@@ -202,16 +220,22 @@ impl Archiver {
             }
         }
         retired.sort_unstable();
+        self.budget
+            .earn(clock::process_cpu_ns(), clock::thread_cpu_ns());
         for (seq, i) in retired {
             self.handled[i] = seq;
-            if !self.budget.allows(Instant::now()) {
-                self.skipped += 1;
-                continue;
-            }
+            let fast = match self.budget.allows() {
+                Allowance::Full => false,
+                Allowance::Fast => true,
+                Allowance::None => {
+                    self.skipped += 1;
+                    continue;
+                }
+            };
             let started = clock::thread_cpu_ns();
-            let kept = self.keep(i as u64);
-            let took = clock::thread_cpu_ns().saturating_sub(started);
-            self.budget.spend(Duration::from_nanos(took));
+            let kept = self.keep(i as u64, fast);
+            self.budget
+                .spend(clock::thread_cpu_ns().saturating_sub(started));
             match kept {
                 true => self.archived += 1,
                 false => self.skipped += 1,
@@ -222,14 +246,15 @@ impl Archiver {
         word(header::HISTORY_SKIPPED).store(self.skipped, Ordering::Relaxed);
     }
 
-    /// Copies, compresses and appends chunk `index`; false when it was recycled under the
-    /// copy or could not be written.
-    fn keep(&mut self, index: u64) -> bool {
+    /// Copies, compresses (at `FAST_LEVEL` when `fast`) and appends chunk `index`; false
+    /// when it was recycled under the copy or could not be written.
+    fn keep(&mut self, index: u64, fast: bool) -> bool {
         let Ok(view) = self.ring.copy_chunk(index, &mut self.buf) else {
             return false;
         };
         view.write(&mut self.buf);
-        let Ok(frame) = encode_frame(&self.buf, &mut self.z) else {
+        let z = if fast { &mut self.z_fast } else { &mut self.z };
+        let Ok(frame) = encode_frame(&self.buf, z) else {
             return false;
         };
         self.append(&frame, state::seq(view.state)).is_ok()
@@ -288,34 +313,63 @@ impl Archiver {
     }
 }
 
-/// CPU time the history may spend, refilled at `share` seconds per second of wall time and
-/// saved up to `BUDGET_BURST`.
+/// What the budget lets a chunk cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Allowance {
+    /// Compressed at `LEVEL`.
+    Full,
+    /// Compressed at `FAST_LEVEL`: the budget is spent, not yet deep in debt.
+    Fast,
+    /// Left out.
+    None,
+}
+
+/// CPU time the history may spend, in ns: `share` of the CPU time the rest of the process
+/// used, saved up to `BUDGET_BURST`.
 struct Budget {
     share: f64,
-    /// Seconds available; negative after a chunk that cost more than was saved.
+    /// Nanoseconds available; negative after a chunk that cost more than was saved.
     left: f64,
-    refilled: Instant,
+    /// The process's and the history thread's CPU clocks when last earned on (`None`
+    /// before the first time).
+    clocks: Option<(u64, u64)>,
 }
 
 impl Budget {
-    fn new(share: f64, now: Instant) -> Budget {
+    fn new(share: f64) -> Budget {
         Budget {
             share,
-            left: BUDGET_BURST.as_secs_f64(),
-            refilled: now,
+            left: BUDGET_BURST.as_nanos() as f64,
+            clocks: None,
         }
     }
 
-    /// Whether a chunk may be spent on at `now`.
-    fn allows(&mut self, now: Instant) -> bool {
-        let earned = now.saturating_duration_since(self.refilled).as_secs_f64() * self.share;
-        self.left = (self.left + earned).min(BUDGET_BURST.as_secs_f64());
-        self.refilled = self.refilled.max(now);
-        self.left > 0.0
+    /// Earns the share of what the rest of the process ran since the last time, given
+    /// the process's and this thread's CPU clocks now.
+    fn earn(&mut self, process_ns: u64, own_ns: u64) {
+        if let Some((process, own)) = self.clocks {
+            let others = process_ns
+                .saturating_sub(process)
+                .saturating_sub(own_ns.saturating_sub(own));
+            self.left =
+                (self.left + others as f64 * self.share).min(BUDGET_BURST.as_nanos() as f64);
+        }
+        self.clocks = Some((process_ns, own_ns));
     }
 
-    fn spend(&mut self, took: Duration) {
-        self.left -= took.as_secs_f64();
+    /// What a chunk may cost now.
+    fn allows(&self) -> Allowance {
+        if self.left > 0.0 {
+            Allowance::Full
+        } else if self.left > -(BUDGET_DEBT.as_nanos() as f64) {
+            Allowance::Fast
+        } else {
+            Allowance::None
+        }
+    }
+
+    fn spend(&mut self, ns: u64) {
+        self.left -= ns as f64;
     }
 }
 
@@ -328,24 +382,35 @@ pub(crate) fn remove(ring: &Path) {
 mod tests {
     use super::*;
 
-    /// A history that spent more than it saved leaves chunks out until the share of the
-    /// time since has paid it back, and never saves more than a burst.
+    /// A history that spent more than it saved first compresses at the fast level, then,
+    /// deeper in debt, leaves chunks out, until the rest of the process has run long
+    /// enough for its share to pay the debt back; it never saves more than a burst.
     #[test]
-    fn the_budget_leaves_chunks_out_until_it_is_paid_back() {
-        let t0 = Instant::now();
-        let mut b = Budget::new(0.1, t0);
-        assert!(b.allows(t0));
-        b.spend(BUDGET_BURST + Duration::from_millis(50));
-        assert!(!b.allows(t0));
-        assert!(
-            !b.allows(t0 + Duration::from_millis(400)),
-            "40 ms of 50 paid back"
+    fn the_budget_is_a_share_of_what_the_rest_of_the_process_runs() {
+        let ms = 1_000_000u64;
+        let mut b = Budget::new(0.05);
+        b.earn(1_000 * ms, 10 * ms);
+        assert_eq!(b.allows(), Allowance::Full);
+        b.spend(BUDGET_BURST.as_nanos() as u64 + 5 * ms);
+        assert_eq!(b.allows(), Allowance::Fast);
+        b.spend(BUDGET_DEBT.as_nanos() as u64);
+        assert_eq!(b.allows(), Allowance::None, "105 ms in debt");
+        // 100 ms of process time, all of it the history's own: nothing earned.
+        b.earn(1_100 * ms, 110 * ms);
+        assert_eq!(b.allows(), Allowance::None);
+        // 80 ms of others' time earns 4 ms: still deeper than the debt allowed.
+        b.earn(1_180 * ms, 110 * ms);
+        assert_eq!(b.allows(), Allowance::None);
+        b.earn(1_210 * ms, 110 * ms);
+        assert_eq!(
+            b.allows(),
+            Allowance::Fast,
+            "110 ms of others' time earned 5.5 ms"
         );
-        assert!(b.allows(t0 + Duration::from_millis(600)), "60 ms paid back");
-        // A long quiet spell saves one burst, not more.
-        let later = t0 + Duration::from_secs(3600);
-        assert!(b.allows(later));
-        b.spend(BUDGET_BURST);
-        assert!(!b.allows(later));
+        // A long busy spell saves one burst, not more.
+        b.earn(100_000 * ms, 110 * ms);
+        assert_eq!(b.allows(), Allowance::Full);
+        b.spend(BUDGET_BURST.as_nanos() as u64);
+        assert_eq!(b.allows(), Allowance::Fast);
     }
 }

@@ -113,8 +113,8 @@ impl Builder {
     /// of it (0: none, the default): each chunk the writers give up is compressed there in
     /// the background, so a recording reaches back minutes where the ring holds seconds. A
     /// dead process's ring is collected with it, and a reader of the ring file reads it
-    /// too. It takes at most 5% of the machine's CPU: when compressing falls behind, chunks
-    /// are left out and counted (`flightrec info`), never waited for. Also set by
+    /// too. It adds at most 5% to the CPU the process uses: when compressing falls behind,
+    /// chunks are left out and counted (`flightrec info`), never waited for. Also set by
     /// `FLIGHTREC_HISTORY` (a size, such as `256M`) in `from_env`.
     pub fn history(mut self, bytes: u64) -> Self {
         self.history = Some(bytes);

@@ -37,16 +37,26 @@ pub(crate) fn mono_ns() -> u64 {
 }
 
 /// CPU time the calling thread has used, in ns (0 if it cannot be read): what the history
-/// thread's budget is kept in, so that time it spends preempted or waiting on the disk
+/// thread's spending is counted in, so that time it spends preempted or waiting on the disk
 /// costs it nothing.
 pub(crate) fn thread_cpu_ns() -> u64 {
+    cpu_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// CPU time the whole process has used, in ns (0 if it cannot be read): what the history
+/// thread's budget is a share of.
+pub(crate) fn process_cpu_ns() -> u64 {
+    cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn cpu_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid, writable timespec for the call's duration;
-    // CLOCK_THREAD_CPUTIME_ID is always supported on Linux; on failure `ts` stays zero.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration; the CPU-time
+    // clocks are always supported on Linux; on failure `ts` stays zero.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
     if rc != 0 {
         return 0;
     }

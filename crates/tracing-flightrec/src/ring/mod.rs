@@ -460,6 +460,19 @@ fn reserve(file: &File, len: u64) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Lowers the calling thread's scheduling priority to nice 10, best effort: for the
+/// recorder's background work (the history), which must not delay the service's threads
+/// when they want the CPU.
+pub(crate) fn lower_thread_priority() {
+    // SAFETY: gettid and setpriority take and return plain integers and touch no memory of
+    // ours. On Linux, PRIO_PROCESS with a thread id sets that thread's nice value alone; a
+    // failure (not permitted, say) leaves the priority as it was.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}
+
 /// Writes `line` to stderr with one `write(2)`, never through `std::io::stderr()`: its lock
 /// may be held by a thread that is stuck (the very stall being dumped), and a dump's
 /// thread must not wait on the application. Best effort: a closed or full stderr loses the
