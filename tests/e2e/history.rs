@@ -218,3 +218,46 @@ fn a_killed_process_is_collected_with_its_history_into_one_dump() {
         "ring and history went into the dump"
     );
 }
+
+/// A disk that fills up under the history: the chunks it cannot write are left out and
+/// counted, the recorder goes on, and ring and history still read as one recording that
+/// ends at the last event written.
+#[test]
+fn a_full_disk_leaves_chunks_out_counted_and_ring_and_history_read() {
+    if !crate::disk::is_root() {
+        crate::disk::skip("needs root to mount a small tmpfs");
+        return;
+    }
+    // The 1 MiB ring and its stack area take about 2.1 MiB; the history gets the rest.
+    let Some(fs) = crate::disk::SmallFs::mount("2560k") else {
+        crate::disk::skip("this environment does not allow mounting a tmpfs");
+        return;
+    };
+    let rec = quiet_builder(fs.path(), "full", 1 << 20)
+        .history(16 << 20)
+        .build()
+        .unwrap();
+    let batches = 100;
+    write_numbered(&rec, batches, |_| {});
+    let status = rec.history_status().unwrap();
+    assert!(status.archived > 0 && status.skipped > 0, "{status:?}");
+    let whole = flightrec_format::open(rec.ring_path()).unwrap();
+    assert!(!whole.damage.is_damaged(), "{:?}", whole.damage);
+    let got = numbers(&whole);
+    let first = got.first().copied().unwrap_or(u64::MAX);
+    assert_run(
+        &got,
+        first,
+        batches * BATCH - 1,
+        "ring and what history fitted",
+    );
+    // Room again: the history takes chunks again.
+    let segments =
+        flightrec_format::history::segments(&flightrec_format::history::dir_of(rec.ring_path()));
+    for s in &segments {
+        std::fs::remove_file(s).unwrap();
+    }
+    let before = rec.history_status().unwrap().archived;
+    write_numbered(&rec, 10, |_| {});
+    assert!(rec.history_status().unwrap().archived > before);
+}

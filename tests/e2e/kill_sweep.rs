@@ -56,7 +56,10 @@ fn kill_sweep_child() {
     // Killed only once the history holds something, so that every kill has one to read.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while rec.history_status().unwrap().archived == 0 {
-        assert!(std::time::Instant::now() < deadline, "the history wrote nothing");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the history wrote nothing"
+        );
         std::thread::yield_now();
     }
     println!("ready");

@@ -54,9 +54,9 @@ const FAST_LEVEL: i32 = -1000;
 /// How far into debt the budget may go on `FAST_LEVEL` chunks before chunks are left out.
 const BUDGET_DEBT: Duration = Duration::from_millis(100);
 /// The most history (uncompressed) a dump the process writes itself carries, the newest:
-/// the dump is made in the process's memory. `flightrec collect` of a dead process's ring
-/// carries all of it.
-pub(crate) const MAX_IN_DUMP: u64 = 1 << 30;
+/// the dump is made in the process's memory, and a reader of it holds what a reader of a
+/// 256 MiB ring holds. `flightrec collect` of a dead process's ring carries all of it.
+pub(crate) const MAX_IN_DUMP: u64 = 256 << 20;
 /// Smallest history the recorder accepts: a few segments of a few chunks.
 pub(crate) const MIN_HISTORY: u64 = 1 << 20;
 
