@@ -381,6 +381,90 @@ pub(crate) fn remove(ring: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ring::writer::ThreadWriter;
+    use flightrec_format::layout::Geometry;
+    use flightrec_format::record::{Encoder, RecordKind};
+    use flightrec_format::Value;
+
+    /// A heap ring of `chunks` chunks of 1 KiB.
+    fn ring(chunks: u64) -> Arc<Ring> {
+        let g = Geometry::for_capacity(4096 + (64 << 10) + chunks * 1024, Some(1024)).unwrap();
+        Arc::new(Ring::heap(g))
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("flightrec-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Events numbered `seqs`, each written whole (a writer never waits for the history).
+    fn write(w: &mut ThreadWriter, seqs: std::ops::Range<u64>) {
+        for seq in seqs {
+            assert!(w.write(|tail| {
+                let mut e = Encoder::new(tail, RecordKind::Event, 1, seq);
+                e.id(0);
+                e.field_u64(0, seq);
+                e.finish()
+            }));
+        }
+    }
+
+    /// The event numbers of the ring read with its history in `dir`, in record order.
+    fn read(ring: &Ring, dir: &Path) -> Vec<u64> {
+        let (mut image, _) = crate::snapshot::consistent_copy(ring);
+        format::extend_ring_file(&mut image, dir, u64::MAX);
+        let rec = flightrec_format::decode(&image).unwrap();
+        rec.records
+            .iter()
+            .map(|r| match r.fields[0].value {
+                Value::U64(v) => v,
+                ref v => panic!("{v:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_history_that_keeps_up_holds_every_record_once_in_order() {
+        let ring = ring(8);
+        let dir = temp_dir("history-keeps-up");
+        let mut a = Archiver::new(ring.clone(), dir.clone(), 1 << 20).unwrap();
+        let mut w = ThreadWriter::new(ring.clone(), 0, 1);
+        for b in 0..50 {
+            write(&mut w, b * 100..(b + 1) * 100);
+            a.pass();
+        }
+        assert_eq!((a.skipped, a.archived > 40), (0, true), "{}", a.archived);
+        assert_eq!(read(&ring, &dir), (0..5000).collect::<Vec<u64>>());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A history held up (a slow disk) while the writer wraps the ring many times: the
+    /// writer wrote every record without waiting, what was recycled before the history
+    /// looked again is left out and counted, the history's memory is still one chunk, and
+    /// the thread reads as a run from the hole to its newest record.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_history_held_up_leaves_out_what_was_recycled_and_counts_it() {
+        let ring = ring(8);
+        let dir = temp_dir("history-held-up");
+        let mut a = Archiver::new(ring.clone(), dir.clone(), 1 << 20).unwrap();
+        let mut w = ThreadWriter::new(ring.clone(), 0, 1);
+        write(&mut w, 0..300);
+        a.pass();
+        assert!(a.archived > 0);
+        assert_eq!(a.skipped, 0);
+        write(&mut w, 300..5000);
+        a.pass();
+        assert!(a.skipped > 0, "chunks recycled unseen are counted");
+        assert_eq!(a.buf.len(), 1024);
+        let got = read(&ring, &dir);
+        assert_eq!(got.last(), Some(&4999));
+        assert!(got.windows(2).all(|p| p[1] == p[0] + 1), "a run, no hole");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// A history that spent more than it saved first compresses at the fast level, then,
     /// deeper in debt, leaves chunks out, until the rest of the process has run long
