@@ -261,3 +261,24 @@ fn a_full_disk_leaves_chunks_out_counted_and_ring_and_history_read() {
     write_numbered(&rec, 10, |_| {});
     assert!(rec.history_status().unwrap().archived > before);
 }
+
+/// The page says, in its banner, how much of what it shows came from the history.
+#[test]
+fn the_viewer_says_what_came_from_the_history() {
+    if !crate::viewer::browser_available() {
+        return;
+    }
+    let dir = scratch();
+    let rec = quiet_builder(dir.path(), "viewed", 1 << 20)
+        .history(16 << 20)
+        .build()
+        .unwrap();
+    write_numbered(&rec, 50, |_| {});
+    let path = rec.snapshot().unwrap();
+    let attached = flightrec_format::open(&path).unwrap().history.attached;
+    assert!((1..1000).contains(&attached), "{attached} chunks");
+    let r = crate::viewer::drive("cut", &path, serde_json::json!({}));
+    let banner = r["banner"].as_str().unwrap();
+    let line = format!("history on disk: {attached} chunks read with the ring");
+    assert!(banner.contains(&line), "{banner}");
+}

@@ -71,7 +71,8 @@ export function banner(meta) {
   if (meta.several_hosts) {
     processes.push("from several hosts: aligned on their wall clocks, only as good as the hosts' clock sync");
   }
-  if (!t && !deadlocks.length && !processes.length && !meta.loading) {
+  const history = historyLine(meta.history);
+  if (!t && !deadlocks.length && !processes.length && !meta.loading && !history) {
     // Nothing to say (any more: a read's progress is over).
     b.hidden = true;
     return;
@@ -83,12 +84,22 @@ export function banner(meta) {
       (s.open_spans.length ? " inside " + s.open_spans.join(" › ") : ""));
   }
   lines.push(...deadlocks);
+  if (history) lines.push(history);
   if (meta.loading) {
     lines.push(readingLine(meta));
   }
   b.textContent = lines.join("\n");
   b.hidden = false;
   if (deadlocks.length || (t && ["panic", "crash", "stall"].includes(t.reason))) b.classList.add("bad");
+}
+
+/** What the banner says of the history on disk read with the ring (null: nothing to say). */
+function historyLine(h) {
+  if (!h || (!h.attached_chunks && !h.skipped_chunks)) return null;
+  const read = `history on disk: ${h.attached_chunks.toLocaleString("en")} chunks read with the ring`;
+  if (!h.skipped_chunks) return read;
+  return `${read}; ${h.skipped_chunks.toLocaleString("en")} left out (CPU budget, disk, or ` +
+    "recycled first): a thread is shown from its newest hole on";
 }
 
 /** What the banner says while recordings are read: how far, for a single one. */

@@ -109,12 +109,27 @@ pub struct Meta {
     pub several_hosts: bool,
     pub targets: Vec<String>,
     pub damaged: bool,
+    /// The history on disk read with the ring, and what it left out; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryOut>,
     pub constants: Constants,
     /// The file's name and size, when the server knows the file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+}
+
+/// A recording's history on disk (`Builder::history`), counted in chunks.
+#[derive(Debug, Serialize)]
+pub struct HistoryOut {
+    /// Read from disk with the ring.
+    pub attached_chunks: u64,
+    /// Written to disk by the recorder, and left out by it (its CPU budget, a failed
+    /// write, or recycled before it got there): a chunk left out is a hole, and a thread
+    /// reads from its newest hole on.
+    pub archived_chunks: u64,
+    pub skipped_chunks: u64,
 }
 
 #[derive(Debug, Serialize)]

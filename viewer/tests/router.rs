@@ -193,6 +193,7 @@ async fn meta_window_records_spans_object_and_search_answer_for_a_dump() {
 
     let (s, meta) = get_json(&r, &format!("/api/dumps/{id}/meta")).await;
     assert_eq!(s, StatusCode::OK);
+    assert!(meta.get("history").is_none(), "no history, nothing said");
     assert_eq!(meta["lanes"].as_array().unwrap().len(), 1);
     assert_eq!(meta["lanes"][0]["name"], "main");
     assert_eq!(meta["records"], 12);
@@ -289,6 +290,24 @@ async fn meta_window_records_spans_object_and_search_answer_for_a_dump() {
         .map(|h| h["t"].as_i64().unwrap())
         .collect();
     assert!(ts.windows(2).all(|w| w[0] <= w[1]), "hits in time order");
+}
+
+#[tokio::test]
+async fn a_recording_with_history_says_what_came_from_disk_and_what_was_left_out() {
+    use flightrec_format::layout::{header, put_u64};
+    let dir = tempfile::tempdir().unwrap();
+    let mut image = flightrec_format::testing::sample_image(3);
+    put_u64(&mut image, header::HISTORY_ARCHIVED, 7);
+    put_u64(&mut image, header::HISTORY_SKIPPED, 2);
+    std::fs::write(dir.path().join("app-1.flightrec-ring"), image).unwrap();
+    let r = router_for(dir.path(), Limits::default());
+    let id = id_of(&r, "app-1.flightrec-ring").await;
+    let (s, meta) = get_json(&r, &format!("/api/dumps/{id}/meta")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        meta["history"],
+        serde_json::json!({"attached_chunks": 0, "archived_chunks": 7, "skipped_chunks": 2})
+    );
 }
 
 #[tokio::test]

@@ -193,6 +193,14 @@ impl Model {
             },
             targets,
             damaged: self.header.damage().is_damaged(),
+            history: {
+                let h = self.header.history();
+                (h.attached > 0 || h.archived > 0 || h.skipped > 0).then_some(HistoryOut {
+                    attached_chunks: h.attached,
+                    archived_chunks: h.archived,
+                    skipped_chunks: h.skipped,
+                })
+            },
             constants: Constants {
                 flags: BarFlags {
                     starts_before_data: STARTS_BEFORE_DATA,

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 
 use crate::contract::{
     BarFlags, BarOut, Constants, DeadlockOut, DeadlockStep, FieldOut, FindingMark, FindingOut,
-    LaneMeta, LaneWindow, LevelName, LockBarOut, LockDetails, LockParty, Meta, ObjectRecord,
-    ObjectTrail, ProcessOut, RecordDetails, SearchHit, SearchHits, SpanDetails, SpanEntryOut,
-    SpanRef, StackOut, StuckLane, TaskList, TaskMetaOut, TasksMeta, TriggerMeta, Window, WindowBar,
-    WindowEvent,
+    HistoryOut, LaneMeta, LaneWindow, LevelName, LockBarOut, LockDetails, LockParty, Meta,
+    ObjectRecord, ObjectTrail, ProcessOut, RecordDetails, SearchHit, SearchHits, SpanDetails,
+    SpanEntryOut, SpanRef, StackOut, StuckLane, TaskList, TaskMetaOut, TasksMeta, TriggerMeta,
+    Window, WindowBar, WindowEvent,
 };
 use flightrec_analysis::{
     entries_of_plan, merge_fields, Names, ObjectKey, Placement, SpanPlan, Tasks, Trail,
@@ -231,6 +231,10 @@ impl Header {
 
     pub fn damage(&self) -> &flightrec_format::Damage {
         &self.rec.damage
+    }
+
+    pub fn history(&self) -> flightrec_format::history::HistoryCounts {
+        self.rec.history
     }
 
     pub fn callsites(&self) -> &HashMap<u32, flightrec_format::Callsite> {
