@@ -783,6 +783,24 @@ mod tests {
         assert_eq!(test_binary_name("-0123456789abcdef"), "-0123456789abcdef");
     }
 
+    /// `FLIGHTREC_HISTORY` sets the history's size; what does not parse is refused by
+    /// name, and a history too small to hold a segment or two by `build`, before anything
+    /// is created.
+    #[test]
+    fn the_history_size_comes_from_the_environment_and_is_checked() {
+        use super::{Builder, Error};
+        let env = |h: &str| crate::env::Env {
+            history: Some(h.into()),
+            ..crate::env::Env::default()
+        };
+        assert_eq!(Builder::from_vars(&env("256M")).unwrap().history, Some(256 << 20));
+        assert_eq!(Builder::from_vars(&env("0")).unwrap().history, Some(0));
+        let e = Builder::from_vars(&env("lots")).unwrap_err().to_string();
+        assert!(e.contains("FLIGHTREC_HISTORY") && e.contains("256M"), "{e}");
+        let e = Builder::default().history(1000).build().unwrap_err();
+        assert!(matches!(e, Error::HistorySize { bytes: 1000 }), "{e}");
+    }
+
     #[test]
     fn sizes_parse_with_suffixes() {
         assert_eq!(parse_size("4096"), Some(4096));
