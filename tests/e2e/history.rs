@@ -77,6 +77,14 @@ fn assert_run(got: &[u64], from: u64, to: u64, what: &str) {
     );
 }
 
+/// A recorder with a 1 MiB ring and 16 MiB of history in `dir`.
+fn with_history(dir: &Path, service: &str) -> Recorder {
+    quiet_builder(dir, service, 1 << 20)
+        .history(16 << 20)
+        .build()
+        .unwrap()
+}
+
 fn ring_of(dir: &Path) -> std::path::PathBuf {
     let rings = rings_in(dir);
     assert_eq!(rings.len(), 1, "one ring in {}", dir.display());
@@ -86,10 +94,7 @@ fn ring_of(dir: &Path) -> std::path::PathBuf {
 #[test]
 fn a_ring_read_with_its_history_holds_every_event_once_and_in_order() {
     let dir = scratch();
-    let rec = quiet_builder(dir.path(), "history", 1 << 20)
-        .history(16 << 20)
-        .build()
-        .unwrap();
+    let rec = with_history(dir.path(), "history");
     let batches = 100;
     write_numbered(&rec, batches, |_| {});
     let ring = ring_of(dir.path());
@@ -119,10 +124,7 @@ fn a_ring_read_with_its_history_holds_every_event_once_and_in_order() {
 #[test]
 fn a_snapshot_carries_the_history_and_its_counts() {
     let dir = scratch();
-    let rec = quiet_builder(dir.path(), "snap", 1 << 20)
-        .history(16 << 20)
-        .build()
-        .unwrap();
+    let rec = with_history(dir.path(), "snap");
     let batches = 50;
     write_numbered(&rec, batches, |_| {});
     let path = rec.snapshot().unwrap();
@@ -233,10 +235,7 @@ fn a_full_disk_leaves_chunks_out_counted_and_ring_and_history_read() {
         crate::disk::skip("this environment does not allow mounting a tmpfs");
         return;
     };
-    let rec = quiet_builder(fs.path(), "full", 1 << 20)
-        .history(16 << 20)
-        .build()
-        .unwrap();
+    let rec = with_history(fs.path(), "full");
     let batches = 100;
     write_numbered(&rec, batches, |_| {});
     let status = rec.history_status().unwrap();
@@ -269,10 +268,7 @@ fn the_viewer_says_what_came_from_the_history() {
         return;
     }
     let dir = scratch();
-    let rec = quiet_builder(dir.path(), "viewed", 1 << 20)
-        .history(16 << 20)
-        .build()
-        .unwrap();
+    let rec = with_history(dir.path(), "viewed");
     write_numbered(&rec, 50, |_| {});
     let path = rec.snapshot().unwrap();
     let attached = flightrec_format::open(&path).unwrap().history.attached;

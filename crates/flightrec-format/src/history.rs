@@ -43,15 +43,7 @@ pub fn segment_name(seq: u64) -> String {
 
 /// The segment files in `dir`, oldest first; none when it cannot be read.
 pub fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == SEGMENT_EXT))
-        .collect();
-    segs.sort();
-    segs
+    crate::collect::files_with_extension(dir, SEGMENT_EXT)
 }
 
 /// One chunk as a frame: its header and committed payload (`chunk` may be longer; what

@@ -793,7 +793,10 @@ mod tests {
             history: Some(h.into()),
             ..crate::env::Env::default()
         };
-        assert_eq!(Builder::from_vars(&env("256M")).unwrap().history, Some(256 << 20));
+        assert_eq!(
+            Builder::from_vars(&env("256M")).unwrap().history,
+            Some(256 << 20)
+        );
         assert_eq!(Builder::from_vars(&env("0")).unwrap().history, Some(0));
         let e = Builder::from_vars(&env("lots")).unwrap_err().to_string();
         assert!(e.contains("FLIGHTREC_HISTORY") && e.contains("256M"), "{e}");
