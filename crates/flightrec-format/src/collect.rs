@@ -213,21 +213,7 @@ pub fn collect_dead(
 
 /// The ring files (`*.flightrec-ring`) in `dir`; none when it cannot be read.
 pub fn rings_in(dir: &Path) -> Vec<PathBuf> {
-    files_with_extension(dir, "flightrec-ring")
-}
-
-/// The files in `dir` whose extension is `ext`, sorted by name; none when `dir` cannot be
-/// read.
-pub(crate) fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == ext))
-        .collect();
-    files.sort();
-    files
+    crate::history::files_with_extension(dir, "flightrec-ring")
 }
 
 fn zero_uncommitted(image: &mut [u8]) {

@@ -43,7 +43,21 @@ pub fn segment_name(seq: u64) -> String {
 
 /// The segment files in `dir`, oldest first; none when it cannot be read.
 pub fn segments(dir: &Path) -> Vec<PathBuf> {
-    crate::collect::files_with_extension(dir, SEGMENT_EXT)
+    files_with_extension(dir, SEGMENT_EXT)
+}
+
+/// The files in `dir` whose extension is `ext`, sorted by name; none when `dir` cannot be
+/// read. (Ring files are listed by it too.)
+pub(crate) fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    files.sort();
+    files
 }
 
 /// One chunk as a frame: its header and committed payload (`chunk` may be longer; what

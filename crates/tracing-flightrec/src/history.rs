@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -373,11 +373,6 @@ impl Budget {
     }
 }
 
-/// Removes the history of the ring file `ring`, if it has one.
-pub(crate) fn remove(ring: &Path) {
-    let _ = std::fs::remove_dir_all(format::dir_of(ring));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,6 +380,7 @@ mod tests {
     use flightrec_format::layout::Geometry;
     use flightrec_format::record::{Encoder, RecordKind};
     use flightrec_format::Value;
+    use std::path::Path;
 
     /// A heap ring of `chunks` chunks of 1 KiB.
     fn ring(chunks: u64) -> Arc<Ring> {

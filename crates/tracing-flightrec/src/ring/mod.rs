@@ -356,7 +356,8 @@ impl Ring {
         self.mark_closed();
         if self.remove_when_closed.load(Ordering::Relaxed) {
             let _ = std::fs::remove_file(&self.path);
-            crate::history::remove(&self.path);
+            // The history on disk beside it, if the recorder kept one, goes with it.
+            let _ = std::fs::remove_dir_all(flightrec_format::history::dir_of(&self.path));
         }
     }
 
