@@ -7,10 +7,11 @@
 //! seqlock check alone), so a chunk recycled before it got there is missing from the
 //! history, and counted. It keeps to a CPU budget: compressing and writing a chunk costs it
 //! the CPU time that took (its thread's clock), it earns a share of the CPU time the rest
-//! of the process uses, and when the budget is spent it leaves chunks out (counted, never
-//! waited for). Its memory is one chunk and a compressor whatever the disk does; a write
-//! that fails (a full disk) leaves its chunk out, and the segment it was writing is closed
-//! where its last whole frame ends.
+//! of the process uses; once the budget is spent it compresses at a near-copy level, and
+//! deeper in debt it leaves chunks out (counted, never waited for). Its memory is one
+//! chunk, two compressors and two words per chunk of the ring, whatever the disk does; a
+//! write that fails (a full disk) leaves its chunk out, and the segment it was writing is
+//! closed where its last whole frame ends.
 //!
 //! A chunk left out is a hole in its thread's history, and a reader shows a thread from its
 //! newest hole on (as it does for a ring): what lies before is counted as lost, not shown
