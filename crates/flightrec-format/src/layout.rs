@@ -65,6 +65,10 @@ pub mod header {
     /// In an image read with its history ([`crate::Image::attach_history`]), how many of
     /// its chunks came from the history; 0 in a file.
     pub const HISTORY_ATTACHED: usize = 152;
+    /// Chunks retired, counted by each writer after it retires one (u64): the history
+    /// thread looks at the chunks only when this moved. Written once a chunk, never on a
+    /// record's path.
+    pub const RETIRED_CHUNKS: usize = 160;
     /// Monotonic chunk-claim counter: chunk `c % chunk_count` is tried by claim `c`, and a
     /// chunk claimed by claim `c` gets sequence number `c + 1`. Its own cache line.
     pub const CLAIM_CURSOR: usize = 192;

@@ -164,6 +164,12 @@ struct Archiver {
     buf: Vec<u8>,
     archived: u64,
     skipped: u64,
+    /// `header::RETIRED_CHUNKS` when the chunks were last looked at: a look while it has
+    /// not moved has nothing to find, and costs one load instead of every chunk's header.
+    retired_seen: Option<u64>,
+    /// Looks that read the chunks' headers.
+    #[cfg(test)]
+    scans: u64,
 }
 
 struct Segment {
@@ -196,12 +202,29 @@ impl Archiver {
             z_fast,
             archived: 0,
             skipped: 0,
+            retired_seen: None,
+            #[cfg(test)]
+            scans: 0,
         })
     }
 
     /// One look at the ring: every chunk retired since the last look, oldest first, is
-    /// written or left out; then the counts go into the ring's header.
+    /// written or left out; then the counts go into the ring's header. Nothing retired
+    /// since the last look (an idle process): one load, nothing else.
     fn pass(&mut self) {
+        // Acquire: every retire counted here is visible in the chunk states read below.
+        let retired_now = self
+            .ring
+            .header_word(header::RETIRED_CHUNKS)
+            .load(Ordering::Acquire);
+        if self.retired_seen == Some(retired_now) {
+            return;
+        }
+        self.retired_seen = Some(retired_now);
+        #[cfg(test)]
+        {
+            self.scans += 1;
+        }
         let mut retired = Vec::new();
         for i in 0..self.handled.len() {
             let word = self.ring.chunk(i as u64).state.load(Ordering::Acquire);
@@ -435,6 +458,32 @@ mod tests {
         }
         assert_eq!((a.skipped, a.archived > 40), (0, true), "{}", a.archived);
         assert_eq!(read(&ring, &dir), (0..5000).collect::<Vec<u64>>());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// An idle process's history reads one word a look, not every chunk's header; the
+    /// next retired chunk is looked at and written.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn looks_while_nothing_retires_read_no_chunk() {
+        let ring = ring(8);
+        let dir = temp_dir("history-idle");
+        let mut a = Archiver::new(ring.clone(), dir.clone(), 1 << 20).unwrap();
+        let mut w = ThreadWriter::new(ring.clone(), 0, 1);
+        write(&mut w, 0..300);
+        a.pass();
+        let (scans, archived) = (a.scans, a.archived);
+        for _ in 0..10 {
+            a.pass();
+        }
+        write(&mut w, 300..310);
+        a.pass();
+        assert_eq!((a.scans, a.archived), (scans, archived), "nothing retired");
+        drop(w);
+        a.pass();
+        assert_eq!(a.scans, scans + 1);
+        assert_eq!(a.archived, archived + 2, "the exiting thread's two chunks");
+        assert_eq!(read(&ring, &dir), (0..310).collect::<Vec<u64>>());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -258,6 +258,13 @@ impl Ring {
         })
     }
 
+    /// Counts `n` chunks retired (`header::RETIRED_CHUNKS`), after their retire: release,
+    /// so a reader that sees the count also sees their `RETIRED` states.
+    pub(crate) fn count_retired(&self, n: u64) {
+        self.header_word(header::RETIRED_CHUNKS)
+            .fetch_add(n, Ordering::Release);
+    }
+
     /// Copies the header's words into `dst` (at least the header's size); `copy_meta`
     /// then brings the meta log and its length.
     pub(crate) fn copy_header(&self, dst: &mut [u8]) {

@@ -182,6 +182,7 @@ impl ThreadWriter {
         };
         if let Some(old) = self.previous.take() {
             protocol::retire(self.ring.chunk(old.index), old);
+            self.ring.count_retired(1);
         }
         self.previous = self.chunk.replace(new);
         self.written = 0;
@@ -280,6 +281,7 @@ impl Drop for ThreadWriter {
             .flatten()
         {
             protocol::retire(self.ring.chunk(c.index), c);
+            self.ring.count_retired(1);
         }
     }
 }
