@@ -445,13 +445,20 @@ mod tests {
             .collect()
     }
 
+    /// A heap ring of 8 chunks, its history in a fresh directory named after `name`, and
+    /// a writer.
+    fn setup(name: &str) -> (Arc<Ring>, PathBuf, Archiver, ThreadWriter) {
+        let ring = ring(8);
+        let dir = temp_dir(name);
+        let a = Archiver::new(ring.clone(), dir.clone(), 1 << 20).unwrap();
+        let w = ThreadWriter::new(ring.clone(), 0, 1);
+        (ring, dir, a, w)
+    }
+
     #[test]
     #[cfg_attr(miri, ignore)]
     fn a_history_that_keeps_up_holds_every_record_once_in_order() {
-        let ring = ring(8);
-        let dir = temp_dir("history-keeps-up");
-        let mut a = Archiver::new(ring.clone(), dir.clone(), 1 << 20).unwrap();
-        let mut w = ThreadWriter::new(ring.clone(), 0, 1);
+        let (ring, dir, mut a, mut w) = setup("history-keeps-up");
         for b in 0..50 {
             write(&mut w, b * 100..(b + 1) * 100);
             a.pass();
@@ -466,10 +473,7 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore)]
     fn looks_while_nothing_retires_read_no_chunk() {
-        let ring = ring(8);
-        let dir = temp_dir("history-idle");
-        let mut a = Archiver::new(ring.clone(), dir.clone(), 1 << 20).unwrap();
-        let mut w = ThreadWriter::new(ring.clone(), 0, 1);
+        let (ring, dir, mut a, mut w) = setup("history-idle");
         write(&mut w, 0..300);
         a.pass();
         let (scans, archived) = (a.scans, a.archived);
@@ -494,10 +498,7 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore)]
     fn a_history_held_up_leaves_out_what_was_recycled_and_counts_it() {
-        let ring = ring(8);
-        let dir = temp_dir("history-held-up");
-        let mut a = Archiver::new(ring.clone(), dir.clone(), 1 << 20).unwrap();
-        let mut w = ThreadWriter::new(ring.clone(), 0, 1);
+        let (ring, dir, mut a, mut w) = setup("history-held-up");
         write(&mut w, 0..300);
         a.pass();
         assert!(a.archived > 0);

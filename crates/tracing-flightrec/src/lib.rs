@@ -39,6 +39,8 @@
 #[cfg(not(loom))]
 mod callsites;
 #[cfg(not(loom))]
+mod defaults;
+#[cfg(not(loom))]
 mod env;
 #[cfg(not(loom))]
 mod error;
@@ -73,15 +75,15 @@ mod trigger;
 mod ring;
 
 #[cfg(not(loom))]
+pub use defaults::default_dump_dir;
+#[cfg(not(loom))]
 pub use error::Error;
 #[cfg(not(loom))]
 pub use history::HistoryStatus;
 #[cfg(not(loom))]
 pub use layer::FlightrecLayer;
 #[cfg(not(loom))]
-pub use recorder::{
-    default_dump_dir, init, test_recorder, Builder, Recorder, DEFAULT_CAPACITY, DEFAULT_STACK_SLOTS,
-};
+pub use recorder::{init, test_recorder, Builder, Recorder, DEFAULT_CAPACITY, DEFAULT_STACK_SLOTS};
 /// The signal flightrec sends a thread to capture its native stack (SIGRTMIN+5). A thread
 /// that blocks it is reported as not answering.
 #[cfg(not(loom))]

@@ -11,6 +11,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::callsites::CallsiteTable;
+use crate::defaults::{
+    default_service, dump_dir_in, hostname, parse_size, ring_dir_in, test_binary_name,
+};
 use crate::env::Env;
 use crate::error::Error;
 use crate::layer::FlightrecLayer;
@@ -251,21 +254,19 @@ impl Builder {
         if env.keep_ring {
             b = b.keep_ring(true);
         }
+        let size = |var: &'static str, value: &String, example: &str| {
+            parse_size(value).ok_or_else(|| Error::Env {
+                var,
+                value: value.clone(),
+                why: format!("expected a size such as {example}"),
+            })
+        };
         if let Some(c) = &env.capacity {
-            let bytes = parse_size(c).ok_or_else(|| Error::Env {
-                var: "FLIGHTREC_CAPACITY",
-                value: c.clone(),
-                why: "expected a size such as 16777216, 16M or 1G".into(),
-            })?;
-            b = b.capacity(bytes);
+            b = b.capacity(size("FLIGHTREC_CAPACITY", c, "16777216, 16M or 1G")?);
         }
         if let Some(h) = &env.history {
-            let bytes = parse_size(h).ok_or_else(|| Error::Env {
-                var: "FLIGHTREC_HISTORY",
-                value: h.clone(),
-                why: "expected a size such as 268435456, 256M or 1G (0 for none)".into(),
-            })?;
-            b = b.history(bytes);
+            let example = "268435456, 256M or 1G (0 for none)";
+            b = b.history(size("FLIGHTREC_HISTORY", h, example)?);
         }
         if let Some(v) = &env.signal {
             let sig = match v
@@ -684,105 +685,8 @@ fn env_filter(var: &'static str, value: Option<&str>, default: &str) -> Result<E
     }
 }
 
-fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last()? {
-        (i, 'k' | 'K') => (&s[..i], 1u64 << 10),
-        (i, 'm' | 'M') => (&s[..i], 1 << 20),
-        (i, 'g' | 'G') => (&s[..i], 1 << 30),
-        _ => (s, 1),
-    };
-    num.trim().parse::<u64>().ok()?.checked_mul(mult)
-}
-
-/// A test binary's name without the hash cargo appends (`transfers-1a2b3c4d5e6f7a8b` is
-/// `transfers`), so that its dumps are named after the test target.
-fn test_binary_name(exe: &str) -> String {
-    match exe.rsplit_once('-') {
-        Some((name, hash))
-            if !name.is_empty()
-                && hash.len() == 16
-                && hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
-        {
-            name.to_string()
-        }
-        _ => exe.to_string(),
-    }
-}
-
-fn default_service() -> String {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "service".into())
-}
-
-/// Who the default directories belong to: `$USER`, else the uid (`uid-1000`), so two
-/// users without `USER` set (a service, a container) never share one.
-fn user_suffix(env: &Env) -> String {
-    use std::os::unix::fs::MetadataExt;
-    match &env.user {
-        Some(u) => flightrec_format::dump::sanitize(u),
-        None => std::fs::metadata("/proc/self")
-            .map_or_else(|_| "user".into(), |m| format!("uid-{}", m.uid())),
-    }
-}
-
-/// Where the ring goes when nothing says otherwise: `$FLIGHTREC_DIR`, else
-/// `$XDG_RUNTIME_DIR/flightrec`, else `/dev/shm/flightrec-$USER`, else the temp directory.
-fn ring_dir_in(env: &Env) -> PathBuf {
-    if let Some(d) = &env.dir {
-        return d.into();
-    }
-    if let Some(d) = &env.xdg_runtime_dir {
-        return Path::new(d).join("flightrec");
-    }
-    let user = user_suffix(env);
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        return shm.join(format!("flightrec-{user}"));
-    }
-    std::env::temp_dir().join(format!("flightrec-{user}"))
-}
-
-/// Where dumps go when nothing says otherwise: `$FLIGHTREC_DUMP_DIR`, else
-/// `$FLIGHTREC_DIR`, else `$XDG_STATE_HOME/flightrec`, else `/var/tmp/flightrec-$USER`
-/// (persistent across reboots).
-pub fn default_dump_dir() -> PathBuf {
-    dump_dir_in(&Env::read())
-}
-
-fn dump_dir_in(env: &Env) -> PathBuf {
-    if let Some(d) = env.dump_dir.as_ref().or(env.dir.as_ref()) {
-        return d.into();
-    }
-    if let Some(d) = &env.xdg_state_home {
-        return Path::new(d).join("flightrec");
-    }
-    Path::new("/var/tmp").join(format!("flightrec-{}", user_suffix(env)))
-}
-
-fn hostname(env: &Env) -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .or_else(|| env.hostname.clone())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{parse_size, test_binary_name};
-
-    #[test]
-    fn a_test_binary_is_named_without_cargos_hash() {
-        assert_eq!(test_binary_name("transfers-1a2b3c4d5e6f7a8b"), "transfers");
-        assert_eq!(test_binary_name("my-app-0123456789abcdef"), "my-app");
-        assert_eq!(test_binary_name("my-app"), "my-app");
-        assert_eq!(test_binary_name("tool-0123"), "tool-0123");
-        assert_eq!(test_binary_name("-0123456789abcdef"), "-0123456789abcdef");
-    }
-
     /// `FLIGHTREC_HISTORY` sets the history's size; what does not parse is refused by
     /// name, and a history too small to hold a segment or two by `build`, before anything
     /// is created.
@@ -802,14 +706,5 @@ mod tests {
         assert!(e.contains("FLIGHTREC_HISTORY") && e.contains("256M"), "{e}");
         let e = Builder::default().history(1000).build().unwrap_err();
         assert!(matches!(e, Error::HistorySize { bytes: 1000 }), "{e}");
-    }
-
-    #[test]
-    fn sizes_parse_with_suffixes() {
-        assert_eq!(parse_size("4096"), Some(4096));
-        assert_eq!(parse_size("16M"), Some(16 << 20));
-        assert_eq!(parse_size("1g"), Some(1 << 30));
-        assert_eq!(parse_size("x"), None);
-        assert_eq!(parse_size(""), None);
     }
 }
