@@ -473,7 +473,9 @@ pub fn entries(records: &[Record], trigger: &Trigger) -> Vec<Entry> {
 /// The second pass alone, over the records `plan` was made from.
 pub fn entries_of_plan(plan: &SpanPlan, records: &[Record]) -> Vec<Entry> {
     let mut walker = SpanWalker::new(plan);
-    // Per (thread, placement, span): the open entries' begins and enter records.
+    // Per (thread, placement, span): the open entries' begins and enter records. A key
+    // leaves the map when its last open entry ends, so the map holds what is open (a
+    // handful), not every span the recording ever entered (millions).
     type Open = HashMap<(u32, Placement, u64), Vec<(i64, Option<u64>)>>;
     let mut open: Open = HashMap::default();
     let mut done = Vec::new();
@@ -482,7 +484,15 @@ pub fn entries_of_plan(plan: &SpanPlan, records: &[Record]) -> Vec<Entry> {
         match s.kind {
             StepKind::Begin => open.entry(key).or_default().push((s.ts, s.record)),
             StepKind::End => {
-                if let Some((begin, enter_record)) = open.get_mut(&key).and_then(Vec::pop) {
+                let std::collections::hash_map::Entry::Occupied(mut begins) = open.entry(key)
+                else {
+                    return;
+                };
+                let popped = begins.get_mut().pop();
+                if begins.get().is_empty() {
+                    begins.remove();
+                }
+                if let Some((begin, enter_record)) = popped {
                     done.push(Entry {
                         thread: s.thread,
                         placement: s.placement,

@@ -231,6 +231,9 @@ impl Tasks {
         }
         drop(outermost);
         candidates.extend(created_root.into_iter().filter(|s| !entered.contains(s)));
+        // Each of these sets and lists holds an entry a task (millions): freed as soon as
+        // they are done with, not at the end, where the build's peak is.
+        drop(entered);
         // Sized once: doubling a list of a million tasks would hold the old and the new
         // list at once, and leave up to half the new one empty.
         let mut list: Vec<Task> = Vec::with_capacity(candidates.len());
@@ -369,6 +372,7 @@ impl Tasks {
                 open_at_end: e.open_at_end,
             });
         }
+        drop((polls_by_thread, entry_task));
         for (task, first_record) in list.iter_mut().zip(first_ts) {
             task.polls.sort_by_key(|p| (p.begin, p.end));
             let first_poll = task.polls.first().map(|p| p.begin);
@@ -429,10 +433,17 @@ impl Tasks {
             new_pos[old] = pos as u32;
         }
         permute(&mut list, &order);
+        drop(order);
         for t in of_record.iter_mut().filter(|t| **t != NO_TASK) {
             *t = new_pos[*t as usize];
         }
-        let by_span = list.iter().enumerate().map(|(i, t)| (t.span, i)).collect();
+        drop(new_pos);
+        // The index moved in place: a second map beside it would be another entry a task.
+        for (i, t) in list.iter().enumerate() {
+            if let Some(pos) = by_span.get_mut(&t.span) {
+                *pos = i;
+            }
+        }
         let (record_starts, record_list) = index_records(&of_record, list.len());
         Tasks {
             list,
