@@ -118,11 +118,12 @@ fn recording(ops: &[Op], cut: &[usize]) -> Recording {
             },
             span,
             link: follows.and_then(NonZeroU64::new),
-            fields: Box::new([FieldValue {
+            fields: [FieldValue {
                 index: 0,
                 value: Value::U64(ts as u64 % 7),
                 truncated: false,
-            }]),
+            }]
+            .into(),
             truncated: false,
             spans,
         });

@@ -3,6 +3,7 @@
 //! recording's first timestamp, which `otherData` gives in ns since the Unix epoch: a
 //! double cannot hold epoch microseconds to the nanosecond.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -129,10 +130,16 @@ impl<'r, 'o> ChromeSink<'r, 'o> {
         }
     }
 
-    fn args(&self, callsite: u32, fields: &[FieldValue]) -> Map<String, Json> {
+    /// `fields`: a record's (`&Fields`, decoded as they are read) or a span's merged ones.
+    fn args(
+        &self,
+        callsite: u32,
+        fields: impl IntoIterator<Item = impl Borrow<FieldValue>>,
+    ) -> Map<String, Json> {
         fields
-            .iter()
+            .into_iter()
             .map(|f| {
+                let f = f.borrow();
                 (
                     self.names.field_name(callsite, f.index).into_owned(),
                     json!(f.value.to_text()),

@@ -5,6 +5,7 @@
 //! Perfetto's own definitions (protos/perfetto/trace/trace_packet.proto and
 //! track_event/*.proto). Perfetto's messages are proto2: repeated scalars are not packed.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::num::NonZeroU64;
@@ -356,12 +357,13 @@ impl<'r, 'o> PerfettoSink<'r, 'o> {
     fn annotations(
         &mut self,
         callsite: u32,
-        fields: &[FieldValue],
+        fields: impl IntoIterator<Item = impl Borrow<FieldValue>>,
         new: &mut InternedData,
     ) -> Vec<DebugAnnotation> {
         fields
-            .iter()
+            .into_iter()
             .map(|f| {
+                let f = f.borrow();
                 let name = self.names.field_name(callsite, f.index);
                 self.annotation(&name, &f.value, new)
             })

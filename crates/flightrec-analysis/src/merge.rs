@@ -268,7 +268,7 @@ mod tests {
             callsite: 1,
             span: 0,
             link: None,
-            fields: Box::new([]),
+            fields: Default::default(),
             truncated: false,
             spans: SpanStack::default(),
         }

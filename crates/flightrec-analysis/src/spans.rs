@@ -36,15 +36,16 @@ pub fn initial_stack(r: &Record) -> &[u64] {
 
 /// Merges a span's newly recorded field values into what is known of it: a later value of
 /// a field replaces the earlier one.
-pub fn merge_fields(into: &mut Vec<FieldValue>, new: &[FieldValue]) {
+pub fn merge_fields(into: &mut Vec<FieldValue>, new: impl IntoIterator<Item = FieldValue>) {
+    let new = new.into_iter();
     if into.is_empty() {
         // The common case, a span's creation: room for exactly its fields.
-        into.reserve_exact(new.len());
+        into.reserve_exact(new.size_hint().0);
     }
     for v in new {
         match into.iter_mut().find(|o| o.index == v.index) {
-            Some(o) => o.value = v.value.clone(),
-            None => into.push(v.clone()),
+            Some(o) => o.value = v.value,
+            None => into.push(v),
         }
     }
 }
@@ -529,7 +530,7 @@ mod tests {
             callsite: 1,
             span,
             link: None,
-            fields: Box::new([]),
+            fields: Default::default(),
             truncated: false,
             spans: SpanStack::from(stack),
         }

@@ -11,6 +11,8 @@
 //! in some record, or a root span never entered (a request created but not yet polled).
 //! Its polls are that span's entries; the spans it enters nest inside them.
 
+use std::borrow::Cow;
+
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use smallvec::SmallVec;
 
@@ -134,11 +136,15 @@ impl Task {
 
     /// The root span's fields, from its creation and later `record`s. `records` are those
     /// of the recording the tasks were resolved from.
-    pub fn fields<'a>(&'a self, records: &'a [Record]) -> &'a [FieldValue] {
+    pub fn fields<'a>(&'a self, records: &'a [Record]) -> Cow<'a, [FieldValue]> {
         match &self.fields {
-            FieldsAt::None => &[],
-            FieldsAt::Record(i) => records.get(*i as usize).map_or(&[], |r| &r.fields),
-            FieldsAt::Merged(f) => f,
+            FieldsAt::None => Cow::Borrowed(&[]),
+            FieldsAt::Record(i) => Cow::Owned(
+                records
+                    .get(*i as usize)
+                    .map_or(Vec::new(), |r| r.fields.to_vec()),
+            ),
+            FieldsAt::Merged(f) => Cow::Borrowed(f),
         }
     }
 
@@ -398,7 +404,7 @@ impl Tasks {
                 .and_then(|c| names.callsite(c))
                 .is_some_and(tokio_task::is);
             if is_tokio {
-                task.tokio = Some(Box::new(tokio_info(task.fields(records))));
+                task.tokio = Some(Box::new(tokio_info(&task.fields(records))));
             }
         }
         // The fields of the span each tokio task runs, wherever it was made (usually by the
@@ -679,7 +685,7 @@ pub fn task_name(names: &Names<'_>, callsite: Option<u32>, fields: &[FieldValue]
 /// runs, if any (`task 17 · request`).
 pub fn label(names: &Names<'_>, task: &Task) -> String {
     let fields = task.fields(&names.recording().records);
-    let mut s = task_name(names, names.span_callsite(task.span), fields);
+    let mut s = task_name(names, names.span_callsite(task.span), &fields);
     if let Some(tokio) = &task.tokio {
         if let Some(runs) = runs_span(task) {
             s.push_str(" · ");
@@ -734,7 +740,7 @@ impl TokioIds {
     /// account for the records that follow.
     pub fn observe(&mut self, names: &Names<'_>, r: &Record) -> Option<u64> {
         if r.kind == RecordKind::SpanNew && names.callsite(r.callsite).is_some_and(tokio_task::is) {
-            self.live.insert(r.span, tokio_info(&r.fields).id);
+            self.live.insert(r.span, tokio_info(&r.fields.to_vec()).id);
         }
         let task = match r.kind {
             RecordKind::SpanNew | RecordKind::Close if self.live.contains_key(&r.span) => {

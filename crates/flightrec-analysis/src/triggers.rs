@@ -32,7 +32,7 @@ pub fn folded_trigger(names: &Names<'_>, r: &Record) -> Option<FoldedTrigger> {
         r.fields
             .iter()
             .find(|f| names.field_name(r.callsite, f.index) == name)
-            .map(|f| &f.value)
+            .map(|f| f.value)
     };
     let text = |name: &str| match field(name) {
         Some(Value::Str(s)) => s.to_string(),
@@ -41,11 +41,11 @@ pub fn folded_trigger(names: &Names<'_>, r: &Record) -> Option<FoldedTrigger> {
     };
     Some(FoldedTrigger {
         ts: match field("at") {
-            Some(Value::I64(t)) if *t > 0 => *t,
+            Some(Value::I64(t)) if t > 0 => t,
             _ => r.ts,
         },
         tid: match field("tid") {
-            Some(Value::U64(t)) => *t,
+            Some(Value::U64(t)) => t,
             _ => 0,
         },
         reason: text("reason"),

@@ -438,7 +438,7 @@ mod tests {
         let rec = flightrec_format::decode(&image).unwrap();
         rec.records
             .iter()
-            .map(|r| match r.fields[0].value {
+            .map(|r| match r.fields.get(0).unwrap().value {
                 Value::U64(v) => v,
                 ref v => panic!("{v:?}"),
             })

@@ -149,7 +149,7 @@ fn record(ts: i64, thread: u32, kind: RecordKind, span: u64, stack: &[u64]) -> R
             ]
             .into()
         } else {
-            Box::new([])
+            Default::default()
         },
         truncated: false,
         spans: SpanStack::from(stack),
@@ -223,7 +223,9 @@ fn two_requests() -> Recording {
         let t = k as i64 * 100;
         records.push(record(t, thread, Enter, span, &[span]));
         let mut ev = record(t + 10, thread, Event, 0, &[span]);
-        ev.fields[1].value = Value::U64(5);
+        let mut fields = ev.fields.to_vec();
+        fields[1].value = Value::U64(5);
+        ev.fields = fields.into();
         records.push(ev);
         records.push(record(t + 20, thread, Exit, span, &[span]));
     }

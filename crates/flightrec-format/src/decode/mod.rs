@@ -13,7 +13,7 @@ use crate::layout::{get_u32, get_u64, header, state, ChunkFields, CLOCK_MONOTONI
 use crate::layout::{CHUNK_HEADER_SIZE, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_CHUNK_SIZE};
 use crate::layout::{MAX_FILE_SIZE, MIN_CHUNK_SIZE};
 use crate::meta::{parse_meta, Callsite, MetaEntry, ProcessInfo};
-use crate::record::{parse_record, parse_record_head, RecordKind, FLAG_TRUNCATED};
+use crate::record::{parse_record_head, RecordKind, FLAG_TRUNCATED};
 use crate::record::{PARENT_CONTEXTUAL, PARENT_ROOT};
 use crate::trigger::Trigger;
 use crate::FormatError;
@@ -621,14 +621,14 @@ mod tests {
             .unwrap();
         assert_eq!(ev.spans.as_ref(), &[1024]);
         assert_eq!(ev.parent(), NonZeroU64::new(1024));
-        assert_eq!(ev.fields[1].value, Value::U64(0));
+        assert_eq!(ev.fields.get(1).unwrap().value, Value::U64(0));
         // Every event reads "hello": stored whole, or (the odd ones) put back from the
         // callsite's message the meta log keeps.
-        let messages: Vec<(&Value, bool)> = rec
+        let messages: Vec<(Value, bool)> = rec
             .records
             .iter()
             .filter(|r| r.kind == RecordKind::Event)
-            .map(|r| (&r.fields[0].value, r.fields[0].truncated))
+            .map(|r| r.fields.get(0).map(|f| (f.value, f.truncated)).unwrap())
             .collect();
         assert_eq!(messages.len(), 6);
         for (i, m) in messages.iter().enumerate() {
@@ -637,7 +637,7 @@ mod tests {
             } else {
                 Value::Str("hello".into())
             };
-            assert_eq!(*m, (&hello, false), "event {i}");
+            assert_eq!(*m, (hello, false), "event {i}");
         }
         assert!(rec.records.windows(2).all(|w| w[0].ts <= w[1].ts));
         assert_eq!(rec.callsites[&1].name, "ev");

@@ -3,7 +3,7 @@
 
 use std::num::NonZeroU64;
 
-use crate::record::{FieldValue, RecordKind};
+use crate::record::{Fields, RecordKind};
 
 /// A resolved record.
 ///
@@ -24,9 +24,9 @@ pub struct Record {
     /// Read it through [`Record::parent`] and [`Record::follows`]. (Span ids are never 0,
     /// as in `tracing`: the `Option` costs no room beside the id.)
     pub link: Option<NonZeroU64>,
-    /// (A boxed slice: a record's fields never grow once decoded, and a `Vec`'s capacity
-    /// would cost each of millions of records another word.)
-    pub fields: Box<[FieldValue]>,
+    /// Its field values, kept encoded as the ring held them (a few bytes each, where
+    /// decoded values took 32 and an allocation each): read them with `fields.iter()`.
+    pub fields: Fields,
     pub truncated: bool,
     /// Spans entered on the writing thread at that moment, outermost first.
     pub spans: SpanStack,
@@ -156,7 +156,7 @@ mod tests {
             callsite: 1,
             span: 3,
             link,
-            fields: Box::new([]),
+            fields: Fields::default(),
             truncated: false,
             spans: SpanStack::from([3]),
         };

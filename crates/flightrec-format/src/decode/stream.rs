@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::record::Value;
+use crate::record::Fields;
 
 use super::*;
 
@@ -129,7 +129,8 @@ impl Iterator for ThreadCursor<'_> {
             }
             // The scan parsed these bytes already: a failure here cannot happen, but ends
             // the chunk rather than trusting that.
-            let Ok((mut r, n)) = parse_record(&payload[self.pos..], self.base_ticks) else {
+            let bytes = &payload[self.pos..];
+            let Ok((r, n)) = parse_record_head(bytes, self.base_ticks) else {
                 self.pos = payload.len();
                 continue;
             };
@@ -161,15 +162,12 @@ impl Iterator for ThreadCursor<'_> {
                 RecordKind::FollowsFrom => NonZeroU64::new(r.other),
                 _ => None,
             };
-            if let Some((_, at)) = r.message {
-                // The callsite's message, as if stored whole. Missing only from a damaged
-                // meta log: an empty text, marked cut short.
-                let text = self.messages.get(&r.callsite);
-                if let Some(f) = r.fields.get_mut(usize::from(at)) {
-                    f.value = Value::Debug(text.cloned().unwrap_or_default());
-                    f.truncated = text.is_none();
-                }
-            }
+            // The callsite's message, as if stored whole. Missing only from a damaged meta
+            // log: an empty text, marked cut short.
+            let message = r
+                .message
+                .map(|_| self.messages.get(&r.callsite).map(|t| &**t));
+            let fields = Fields::from_ring(&bytes[r.fields_at.min(n)..n], message);
             if r.kind == RecordKind::Enter {
                 self.stack.push(r.span);
                 self.share_from(self.stack.len() - 1);
@@ -181,7 +179,7 @@ impl Iterator for ThreadCursor<'_> {
                 callsite: r.callsite,
                 span: r.span,
                 link,
-                fields: r.fields.into_boxed_slice(),
+                fields,
                 truncated: r.flags & FLAG_TRUNCATED != 0,
                 spans: self.shared[self.stack.len()].clone(),
             };

@@ -42,6 +42,7 @@
 use crate::layout::get_u16;
 
 mod encode;
+mod fields;
 
 /// The shortest record: its length, kind and a one-byte callsite and time.
 pub const RECORD_HEADER_MIN: usize = 5;
@@ -151,6 +152,7 @@ pub mod tag {
 pub const MAX_VALUE_LEN: usize = 1024;
 
 pub use encode::{Encoder, Tail, TextWriter};
+pub use fields::{Fields, FieldsIter};
 
 /// A decoded field value.
 ///
@@ -258,6 +260,9 @@ pub struct RawRecord {
     /// index, and its position in `fields`, where an empty text holds the place of the
     /// callsite's message until a reader puts it there.
     pub message: Option<(u8, u16)>,
+    /// Where the field values start in the record's bytes (its length if it has none): a
+    /// reader keeps them as they are ([`Fields::from_ring`]).
+    pub fields_at: usize,
     /// `Context` records only: the entered spans, outermost first, with their callsites.
     pub context: Vec<(u64, u32)>,
 }
@@ -307,20 +312,24 @@ fn parse(b: &[u8], base_ticks: u64, keep_fields: bool) -> Result<(RawRecord, usi
         other: 0,
         fields: Vec::new(),
         message: None,
+        fields_at: len,
         context: Vec::new(),
     };
     match kind {
         RecordKind::Event => {
             r.other = p.id()?;
+            r.fields_at = 3 + p.pos;
             r.fields = p.fields(keep_fields, Some(&mut r.message))?;
         }
         RecordKind::SpanNew => {
             r.span = p.id()?;
             r.other = p.id()?;
+            r.fields_at = 3 + p.pos;
             r.fields = p.fields(keep_fields, None)?;
         }
         RecordKind::SpanRecord => {
             r.span = p.id()?;
+            r.fields_at = 3 + p.pos;
             r.fields = p.fields(keep_fields, None)?;
         }
         RecordKind::Enter | RecordKind::Exit | RecordKind::Close => {
@@ -408,12 +417,7 @@ impl<'b> Parser<'b> {
         // Fields read so far, kept or not: a message's position means the same either way.
         let mut seen: u16 = 0;
         while self.pos < self.b.len() {
-            let head = self.take(1)?[0];
-            let t = head & 0x0F;
-            let index = match head >> 4 {
-                tag::WIDE_INDEX => self.take(1)?[0],
-                i => i,
-            };
+            let (index, t) = self.head()?;
             // At most one field a byte of a record under 64 KiB: never wraps.
             seen = seen.wrapping_add(1);
             if t == tag::MESSAGE {
@@ -451,29 +455,7 @@ impl<'b> Parser<'b> {
                 }
                 continue;
             }
-            let mut truncated = false;
-            let mut text = |p: &mut Self| -> Result<&'b [u8], RecordError> {
-                let (b, cut) = p.text()?;
-                truncated = cut;
-                Ok(b)
-            };
-            let value = match t {
-                tag::I64 => Value::I64(unzigzag(self.varint()?)),
-                tag::U64 => Value::U64(self.varint()?),
-                tag::I128 => Value::I128(Wide(self.u128()? as i128)),
-                tag::U128 => Value::U128(Wide(self.u128()?)),
-                tag::F64 => Value::F64(f64::from_bits(self.u64()?)),
-                tag::BOOL => match self.take(1)?[0] {
-                    0 => Value::Bool(false),
-                    1 => Value::Bool(true),
-                    _ => return Err(RecordError::BadBody),
-                },
-                tag::STR => Value::Str(String::from_utf8_lossy(text(self)?).into()),
-                tag::DEBUG => Value::Debug(String::from_utf8_lossy(text(self)?).into()),
-                tag::ERROR => Value::Error(String::from_utf8_lossy(text(self)?).into()),
-                tag::BYTES => Value::Bytes(text(self)?.into()),
-                _ => return Err(RecordError::BadBody),
-            };
+            let (value, truncated) = self.value(t)?;
             out.push(FieldValue {
                 index,
                 value,
@@ -484,6 +466,44 @@ impl<'b> Parser<'b> {
         // not the spare room growing left (a one-field record would hold four).
         out.shrink_to_fit();
         Ok(out)
+    }
+
+    /// A field's head: its index and tag.
+    fn head(&mut self) -> Result<(u8, u8), RecordError> {
+        let head = self.take(1)?[0];
+        let index = match head >> 4 {
+            tag::WIDE_INDEX => self.take(1)?[0],
+            i => i,
+        };
+        Ok((index, head & 0x0F))
+    }
+
+    /// A value of tag `t` (not `tag::MESSAGE`), and whether it was cut short.
+    fn value(&mut self, t: u8) -> Result<(Value, bool), RecordError> {
+        let mut truncated = false;
+        let mut text = |p: &mut Self| -> Result<&'b [u8], RecordError> {
+            let (b, cut) = p.text()?;
+            truncated = cut;
+            Ok(b)
+        };
+        let value = match t {
+            tag::I64 => Value::I64(unzigzag(self.varint()?)),
+            tag::U64 => Value::U64(self.varint()?),
+            tag::I128 => Value::I128(Wide(self.u128()? as i128)),
+            tag::U128 => Value::U128(Wide(self.u128()?)),
+            tag::F64 => Value::F64(f64::from_bits(self.u64()?)),
+            tag::BOOL => match self.take(1)?[0] {
+                0 => Value::Bool(false),
+                1 => Value::Bool(true),
+                _ => return Err(RecordError::BadBody),
+            },
+            tag::STR => Value::Str(String::from_utf8_lossy(text(self)?).into()),
+            tag::DEBUG => Value::Debug(String::from_utf8_lossy(text(self)?).into()),
+            tag::ERROR => Value::Error(String::from_utf8_lossy(text(self)?).into()),
+            tag::BYTES => Value::Bytes(text(self)?.into()),
+            _ => return Err(RecordError::BadBody),
+        };
+        Ok((value, truncated))
     }
 }
 

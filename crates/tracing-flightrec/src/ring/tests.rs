@@ -32,7 +32,7 @@ fn seqs(image: &[u8], thread: u32) -> Vec<u64> {
         .records
         .iter()
         .filter(|r| r.thread == thread)
-        .map(|r| match r.fields[0].value {
+        .map(|r| match r.fields.get(0).unwrap().value {
             Value::U64(v) => v,
             ref v => panic!("{v:?}"),
         })
