@@ -21,7 +21,10 @@ impl Fields {
         let Some(text) = message else {
             return Fields(bytes.into());
         };
-        let mut out = Vec::with_capacity(bytes.len() + text.map_or(0, str::len) + 3);
+        // Exactly what the text adds (its head replaces the mark's, byte for byte): the
+        // boxed slice is then made without a reallocation.
+        let n = text.map_or(0, str::len);
+        let mut out = Vec::with_capacity(bytes.len() + varint_len((n as u64) << 1 | 1) + n);
         let mut p = Parser { b: bytes, pos: 0 };
         while p.pos < bytes.len() {
             let start = p.pos;
