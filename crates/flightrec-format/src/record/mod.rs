@@ -156,9 +156,10 @@ pub use fields::{Fields, FieldsIter};
 
 /// A decoded field value.
 ///
-/// 24 bytes, so a [`FieldValue`] is 32: a recording holds millions of them. Hence boxed
-/// text (a `String`'s capacity would be a third word) and [`Wide`] integers (`i128`'s
-/// 16-byte alignment would pad every value to 32 bytes).
+/// 24 bytes, so a [`FieldValue`] is 32: readers hold many at once (a span's merged fields,
+/// a table's column). Hence boxed text (a `String`'s capacity would be a third word) and
+/// [`Wide`] integers (`i128`'s 16-byte alignment would pad every value to 32 bytes). A
+/// record keeps its values encoded ([`Fields`]) and makes these as they are read.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     I64(i64),
