@@ -165,6 +165,8 @@ if (( stress )); then
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
     cargo run -q -p flightrec-format --example fuzz_seeds -- fuzz/corpus/decode
     (cd fuzz && cargo +nightly fuzz run decode corpus/decode -- -max_total_time=300 -max_len=16384)
+    step "stress: fuzzing the history's column layout for 2 minutes"
+    (cd fuzz && cargo +nightly fuzz run history_columns -- -max_total_time=120 -max_len=16384)
 fi
 
 step "all checks passed"

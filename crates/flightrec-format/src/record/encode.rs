@@ -351,7 +351,7 @@ const _: () = assert!(MAX_VALUE_LEN << 1 < 1 << 14);
 /// Stores `v` as a varint at the start of `dst`, which has nine bytes at least, and returns
 /// its length: one eight-byte store and the bytes the value takes kept, no branch a byte.
 #[inline(always)]
-fn store_varint(dst: &mut [u8], v: u64) -> usize {
+pub(crate) fn store_varint(dst: &mut [u8], v: u64) -> usize {
     let n = varint_len(v);
     if n <= 8 {
         let word = (v << n) | (1 << (n - 1));

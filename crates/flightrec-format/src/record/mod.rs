@@ -75,6 +75,33 @@ pub fn varint_len(v: u64) -> usize {
     }
 }
 
+/// The varint at the start of `b` and the bytes it takes; `None` when `b` ends inside it.
+/// `n - 1` zero bits then a one in the first byte's low bits give its length `n` (up to 8
+/// bytes, holding 7n bits); a zero first byte is followed by eight bytes.
+#[inline(always)]
+pub(crate) fn read_varint(b: &[u8]) -> Option<(u64, usize)> {
+    // Most varints are read from a record with eight bytes after them: one load, no copy.
+    if let Some(word) = b.get(..8) {
+        let word = u64::from_le_bytes(word.try_into().ok()?);
+        let n = (word as u8).trailing_zeros() as usize + 1;
+        if n < 8 {
+            return Some(((word & ((1 << (8 * n)) - 1)) >> n, n));
+        }
+        if n == 8 {
+            return Some((word >> 8, 8));
+        }
+    }
+    let first = *b.first()?;
+    if first == 0 {
+        let word = b.get(1..9)?;
+        return Some((u64::from_le_bytes(word.try_into().ok()?), 9));
+    }
+    let n = first.trailing_zeros() as usize + 1;
+    let mut word = [0u8; 8];
+    word[..n].copy_from_slice(b.get(..n)?);
+    Some((u64::from_le_bytes(word) >> n, n))
+}
+
 /// What a record says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -151,6 +178,7 @@ pub mod tag {
 /// are truncated and flagged, so one huge value cannot evict a thread's history.
 pub const MAX_VALUE_LEN: usize = 1024;
 
+pub(crate) use encode::store_varint;
 pub use encode::{Encoder, Tail, TextWriter};
 pub use fields::{Fields, FieldsIter};
 
@@ -375,19 +403,12 @@ impl<'b> Parser<'b> {
         self.pos += n;
         Ok(s)
     }
-    /// A varint: `n - 1` zero bits then a one in the first byte's low bits give its length
-    /// `n` (up to 8 bytes, holding 7n bits); a zero first byte is followed by eight bytes.
+    /// A varint (see [`read_varint`]).
     fn varint(&mut self) -> Result<u64, RecordError> {
-        let first = *self.b.get(self.pos).ok_or(RecordError::BadBody)?;
-        if first == 0 {
-            self.pos += 1;
-            return self.u64();
-        }
-        let n = first.trailing_zeros() as usize + 1;
-        let bytes = self.take(n)?;
-        let mut word = [0u8; 8];
-        word[..n].copy_from_slice(bytes);
-        Ok(u64::from_le_bytes(word) >> n)
+        let rest = self.b.get(self.pos..).ok_or(RecordError::BadBody)?;
+        let (v, n) = read_varint(rest).ok_or(RecordError::BadBody)?;
+        self.pos += n;
+        Ok(v)
     }
     /// A span id or `PARENT_*`, stored plus one.
     fn id(&mut self) -> Result<u64, RecordError> {
