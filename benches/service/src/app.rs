@@ -60,11 +60,13 @@ struct OrderReply {
     orders_so_far: u64,
 }
 
-/// What `/cpu` answers: the process's CPU time so far, user and system, from getrusage.
+/// What `/cpu` answers: the process's CPU time so far, user and system, from getrusage;
+/// and of that, what flightrec's history thread ran (0 without one).
 #[derive(Serialize, serde::Deserialize, Clone, Copy, Debug, Default)]
 pub struct CpuTime {
     pub user_us: u64,
     pub sys_us: u64,
+    pub history_us: u64,
 }
 
 impl CpuTime {
@@ -80,10 +82,29 @@ impl CpuTime {
             Ok(u) => CpuTime {
                 user_us: micros(u.user_time()),
                 sys_us: micros(u.system_time()),
+                history_us: history_thread_us(),
             },
             Err(_) => CpuTime::default(),
         }
     }
+}
+
+/// The CPU time this process's `flightrec-history` thread has run, from the scheduler's
+/// count in nanoseconds (`/proc/self/task/*/schedstat`; `stat`'s ticks are 10 ms).
+fn history_thread_us() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| "flightrec-history".starts_with(c.trim_end()))
+        })
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum::<u64>()
+        / 1000
 }
 
 async fn order(State(app): State<Arc<AppState>>, UrlPath(id): UrlPath<u64>) -> Json<OrderReply> {

@@ -163,6 +163,9 @@ pub struct Sample {
     /// grew at saturation, and the share of chunks it left out then (NaN for the others).
     pub history_holds_s: f64,
     pub history_skipped: f64,
+    /// The history thread's CPU time at saturation over the rest of the process's: what the
+    /// history adds to the CPU a request costs (its budget is 5%).
+    pub history_cpu_share: f64,
 }
 
 /// The history on disk the `flightrec+history` variant keeps.
@@ -350,5 +353,14 @@ async fn measure(
         ring_reach_s,
         history_holds_s,
         history_skipped,
+        history_cpu_share: match cpu1.history_us - cpu0.history_us {
+            0 => f64::NAN,
+            history => {
+                history as f64
+                    / (cpu1.total_us() - cpu0.total_us())
+                        .saturating_sub(history)
+                        .max(1) as f64
+            }
+        },
     })
 }

@@ -33,6 +33,7 @@ fn medians(samples: &[(Variant, Vec<Sample>)]) -> Vec<(Variant, Sample)> {
                     ring_reach_s: m(|s| s.ring_reach_s),
                     history_holds_s: m(|s| s.history_holds_s),
                     history_skipped: m(|s| s.history_skipped),
+                    history_cpu_share: m(|s| s.history_cpu_share),
                 },
             )
         })
@@ -147,11 +148,13 @@ pub fn table(samples: &[(Variant, Vec<Sample>)], rate: f64, how: &str) -> String
             let _ = writeln!(
                 out,
                 "\n`{}`: at saturation its history grew at a rate that {} MiB of disk holds for \
-                 {:.0} s; its CPU budget left out {:.1}% of the chunks.",
+                 {:.0} s; its CPU budget left out {:.1}% of the chunks; its thread added {:.1}% to \
+                 the CPU time of the rest of the process.",
                 v.name(),
                 crate::HISTORY_BYTES >> 20,
                 s.history_holds_s,
-                100.0 * s.history_skipped
+                100.0 * s.history_skipped,
+                100.0 * s.history_cpu_share
             );
         }
     }
@@ -216,6 +219,7 @@ mod tests {
             ring_reach_s: f64::NAN,
             history_holds_s: f64::NAN,
             history_skipped: f64::NAN,
+            history_cpu_share: f64::NAN,
         }
     }
 
@@ -252,6 +256,7 @@ mod tests {
                 vec![Sample {
                     history_holds_s: 95.4,
                     history_skipped: 0.012,
+                    history_cpu_share: 0.043,
                     ..sample(9_000.0, 23.0, 120.0)
                 }],
             ),
@@ -279,7 +284,7 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains("`flightrec+history`: at saturation its history grew at a rate that 256 MiB of disk holds for 95 s; its CPU budget left out 1.2% of the chunks."),
+            t.contains("`flightrec+history`: at saturation its history grew at a rate that 256 MiB of disk holds for 95 s; its CPU budget left out 1.2% of the chunks; its thread added 4.3% to the CPU time of the rest of the process."),
             "{t}"
         );
         // The task hooks against none-unstable, not none.

@@ -23,7 +23,7 @@
 //! are not the shortest (so would not come back the same), one cut short, or none at all.
 //! A chunk whose columns come out longer than itself is packed `PLAIN`.
 
-use super::super::layout::CHUNK_HEADER_SIZE;
+use crate::layout::CHUNK_HEADER_SIZE;
 use crate::record::{read_varint, store_varint, unzigzag, zigzag, MAX_VARINT};
 
 /// The chunk as it is follows.
@@ -47,7 +47,7 @@ pub struct Columns {
 }
 
 /// A column's bytes: `bytes[..len]`, and room after them (a chunk's columns are written
-/// word by word, without a `Vec`'s bookkeeping or a call a copy).
+/// word by word, without a `Vec`'s bookkeeping or a call for each copy).
 #[derive(Default)]
 struct Column {
     bytes: Vec<u8>,
