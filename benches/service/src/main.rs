@@ -163,6 +163,8 @@ pub struct Sample {
     /// grew at saturation, and the share of chunks it left out then (NaN for the others).
     pub history_holds_s: f64,
     pub history_skipped: f64,
+    /// The same as `history_holds_s`, at the fixed rate.
+    pub history_holds_s_fixed: f64,
     /// The history thread's CPU time at saturation over the rest of the process's: what the
     /// history adds to the CPU a request costs (its budget is 5%).
     pub history_cpu_share: f64,
@@ -316,13 +318,10 @@ async fn measure(
     };
     let (history_holds_s, history_skipped) = match (ring0, ring1) {
         (Some(before), Some(after)) if after.history_archived > 0 => {
-            let grew = after
-                .history_disk_bytes
-                .saturating_sub(before.history_disk_bytes);
             let archived = after.history_archived - before.history_archived;
             let skipped = after.history_skipped - before.history_skipped;
             (
-                HISTORY_BYTES as f64 / (grew as f64 / elapsed.as_secs_f64()),
+                before.history_holds_s(&after, elapsed),
                 skipped as f64 / (archived + skipped).max(1) as f64,
             )
         }
@@ -332,8 +331,20 @@ async fn measure(
     let rate = *rate.get_or_insert_with(|| (requests_per_s * 0.2 / 100.0).round().max(1.0) * 100.0);
 
     let cpu2 = control.cpu().await?;
+    let fixed_start = Instant::now();
     let mut latencies = load::open_loop(addr, opts.connections, rate, phase).await?;
+    let fixed_elapsed = fixed_start.elapsed();
     let cpu3 = control.cpu().await?;
+    let history_holds_s_fixed = match ring1.filter(|r| r.history_archived > 0) {
+        Some(before) => {
+            let after = control.recording().await?;
+            let after = after.ring.as_deref().map(RingLook::of).transpose()?;
+            after.map_or(f64::NAN, |after| {
+                before.history_holds_s(&after, fixed_elapsed)
+            })
+        }
+        None => f64::NAN,
+    };
     drop(control);
     drop(server);
 
@@ -353,6 +364,7 @@ async fn measure(
         ring_reach_s,
         history_holds_s,
         history_skipped,
+        history_holds_s_fixed,
         history_cpu_share: match cpu1.history_us - cpu0.history_us {
             0 => f64::NAN,
             history => {

@@ -52,6 +52,15 @@ impl RingLook {
         })
     }
 
+    /// How many seconds `HISTORY_BYTES` of history on disk holds at the rate it grew from
+    /// this look to `after`, `elapsed` apart.
+    pub fn history_holds_s(&self, after: &RingLook, elapsed: std::time::Duration) -> f64 {
+        let grew = after
+            .history_disk_bytes
+            .saturating_sub(self.history_disk_bytes);
+        crate::HISTORY_BYTES as f64 / (grew as f64 / elapsed.as_secs_f64())
+    }
+
     /// The ring's bytes per request over a phase that began at `before` and served
     /// `requests`: the records written per request at the ring's bytes per record.
     pub fn bytes_per_request(&self, before: &RingLook, requests: u64) -> f64 {

@@ -33,6 +33,7 @@ fn medians(samples: &[(Variant, Vec<Sample>)]) -> Vec<(Variant, Sample)> {
                     ring_reach_s: m(|s| s.ring_reach_s),
                     history_holds_s: m(|s| s.history_holds_s),
                     history_skipped: m(|s| s.history_skipped),
+                    history_holds_s_fixed: m(|s| s.history_holds_s_fixed),
                     history_cpu_share: m(|s| s.history_cpu_share),
                 },
             )
@@ -149,12 +150,14 @@ pub fn table(samples: &[(Variant, Vec<Sample>)], rate: f64, how: &str) -> String
                 out,
                 "\n`{}`: at saturation its history grew at a rate that {} MiB of disk holds for \
                  {:.0} s; its CPU budget left out {:.1}% of the chunks; its thread added {:.1}% to \
-                 the CPU time of the rest of the process.",
+                 the CPU time of the rest of the process. At {:.0} req/s the same disk holds {:.0} s.",
                 v.name(),
                 crate::HISTORY_BYTES >> 20,
                 s.history_holds_s,
                 100.0 * s.history_skipped,
-                100.0 * s.history_cpu_share
+                100.0 * s.history_cpu_share,
+                rate,
+                s.history_holds_s_fixed
             );
         }
     }
@@ -219,6 +222,7 @@ mod tests {
             ring_reach_s: f64::NAN,
             history_holds_s: f64::NAN,
             history_skipped: f64::NAN,
+            history_holds_s_fixed: f64::NAN,
             history_cpu_share: f64::NAN,
         }
     }
@@ -256,6 +260,7 @@ mod tests {
                 vec![Sample {
                     history_holds_s: 95.4,
                     history_skipped: 0.012,
+                    history_holds_s_fixed: 512.3,
                     history_cpu_share: 0.043,
                     ..sample(9_000.0, 23.0, 120.0)
                 }],
@@ -284,7 +289,7 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains("`flightrec+history`: at saturation its history grew at a rate that 256 MiB of disk holds for 95 s; its CPU budget left out 1.2% of the chunks; its thread added 4.3% to the CPU time of the rest of the process."),
+            t.contains("`flightrec+history`: at saturation its history grew at a rate that 256 MiB of disk holds for 95 s; its CPU budget left out 1.2% of the chunks; its thread added 4.3% to the CPU time of the rest of the process. At 4000 req/s the same disk holds 512 s."),
             "{t}"
         );
         // The task hooks against none-unstable, not none.

@@ -41,10 +41,10 @@ use crate::ring::{clock, Ring};
 /// share more per request, and an idle process's history costs next to nothing.
 pub(crate) const CPU_SHARE: f64 = 0.05;
 /// How much the budget may save up: what lets a burst of retired chunks through after a
-/// quiet spell (about 500 chunks of 16 KiB). Saved and debt together are what the history
-/// may run beyond its share at the start of a busy spell: 50 ms, a hundredth of a 2-core
-/// process's first 2.5 s at full load.
-const BUDGET_BURST: Duration = Duration::from_millis(25);
+/// quiet spell (a few hundred chunks of 16 KiB at `LEVEL`). Saved and debt together are
+/// what the history may run beyond its share at the start of a busy spell: 20 ms, under
+/// half a percent of a 2-core process's first 4 s at full load.
+const BUDGET_BURST: Duration = Duration::from_millis(10);
 /// How often the history looks for retired chunks. A ring recycles its oldest chunk after
 /// it has been written through once, far longer than this at any load it can keep up with.
 const POLL: Duration = Duration::from_millis(10);
@@ -58,8 +58,8 @@ const LEVEL: i32 = -1;
 /// than leave holes in it.
 const FAST_LEVEL: i32 = -1000;
 /// How far into debt the budget may go on `FAST_LEVEL` chunks before chunks are left out
-/// (at a few microseconds a chunk, several thousand chunks).
-const BUDGET_DEBT: Duration = Duration::from_millis(25);
+/// (at a few microseconds a chunk, a thousand chunks or more).
+const BUDGET_DEBT: Duration = Duration::from_millis(10);
 /// The most history (uncompressed) a dump the process writes itself carries, the newest:
 /// the dump is made in the process's memory, and a reader of it holds what a reader of a
 /// 256 MiB ring holds. `flightrec collect` of a dead process's ring carries all of it.
