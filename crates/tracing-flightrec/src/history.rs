@@ -9,8 +9,8 @@
 //! the CPU time that took (its thread's clock), it earns a share of the CPU time the rest
 //! of the process uses; once the budget is spent it compresses at a near-copy level, and
 //! deeper in debt it leaves chunks out (counted, never waited for). Its memory is one
-//! chunk, the columns of one, two compressors and two words per chunk of the ring, whatever
-//! the disk does; a
+//! chunk, the columns of one, two compressors and five words and a flag per chunk of the
+//! ring, whatever the disk does; a
 //! write that fails (a full disk) leaves its chunk out, and the segment it was writing is
 //! closed where its last whole frame ends.
 //!
