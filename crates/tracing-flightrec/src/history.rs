@@ -5,14 +5,13 @@
 //!
 //! Writers never wait for it. It copies chunks as a dump does without the gate (the
 //! seqlock check alone), so a chunk recycled before it got there is missing from the
-//! history, and counted. It keeps to a CPU budget: compressing and writing a chunk costs it
-//! the CPU time that took (its thread's clock), it earns a share of the CPU time the rest
+//! history, and counted. It keeps to a CPU budget: looking for retired chunks, compressing
+//! and writing one cost it the CPU time they took (its thread's clock), it earns a share of the CPU time the rest
 //! of the process uses; once the budget is spent it compresses at a near-copy level, and
 //! deeper in debt it leaves chunks out (counted, never waited for). Its memory is one
 //! chunk, the columns of one, two compressors and five words and a flag per chunk of the
-//! ring, whatever the disk does; a
-//! write that fails (a full disk) leaves its chunk out, and the segment it was writing is
-//! closed where its last whole frame ends.
+//! ring, whatever the disk does; a write that fails (a full disk) leaves its chunk out, and
+//! the segment it was writing is closed where its last whole frame ends.
 //!
 //! A chunk left out is a hole in its thread's history, and a reader shows a thread from its
 //! newest hole on (as it does for a ring): what lies before is counted as lost, not shown
@@ -54,8 +53,8 @@ const POLL: Duration = Duration::from_millis(10);
 /// cover, and a chunk out of budget shrinks not at all).
 const LEVEL: i32 = -1;
 /// zstd's level once the budget is spent, on chunks as they are: next to a copy (over
-/// 4 GB/s, where `LEVEL` and the columns together do about 0.4), so that a history a little short of CPU keeps every chunk, larger, rather
-/// than leave holes in it.
+/// 4 GB/s, where `LEVEL` and the columns together do about 0.4), so that a history a
+/// little short of CPU keeps every chunk, larger, rather than leave holes in it.
 const FAST_LEVEL: i32 = -1000;
 /// How far into debt the budget may go on `FAST_LEVEL` chunks before chunks are left out
 /// (at a few microseconds a chunk, a thousand chunks or more).
